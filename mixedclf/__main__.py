@@ -1,0 +1,3 @@
+from mixedclf.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""Typed options for a classify run; defaults come from configs/default.toml, then the command line."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mixedclf.errors import InputError
+
+CONFIG_DIR = Path(os.environ.get("MIXEDCLF_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+
+
+class ClassifyOptions(BaseModel):
+    input: Path
+    output: Path
+    input_format: str | None = None
+    output_format: str | None = None
+    text_field: str = "text"
+    id_field: str = "id"
+    model: str = "default"
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    mode: Literal["mixed", "gpu-only"] = "mixed"
+    clean: Literal["standard", "none"] = "standard"
+    cpu_workers: int | None = Field(default=None, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    max_batch_tokens: int = Field(default=8192, ge=1)
+    chunk_rows: int = Field(default=1024, ge=1)
+    all_scores: bool = False
+    keep_text: bool = False
+    dedup: bool = True
+    on_error: Literal["skip", "fail"] = "skip"
+    resume: bool = False
+    stage_timeout_cpu: float | None = Field(default=None, gt=0)
+    stage_timeout_gpu: float | None = Field(default=None, gt=0)
+    pricing: Path | None = None
+    profile: str = "reference"
+    requests_per_day: float | None = Field(default=None, gt=0)
+    report: Path | None = None
+
+
+def load_defaults(path: Path | None = None, section: str = "classify") -> dict[str, Any]:
+    path = path or DEFAULT_CONFIG
+    if not path.exists():
+        if path == DEFAULT_CONFIG:
+            return {}
+        raise InputError(f"{path}: config file not found")
+    try:
+        with open(path, "rb") as handle:
+            return dict(tomllib.load(handle).get(section, {}))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def build_options(cli_values: dict[str, Any], config: Path | None = None) -> ClassifyOptions:
+    """Config file values, overridden by every command-line value that was given (not None)."""
+    merged = load_defaults(config) | {k: v for k, v in cli_values.items() if v is not None}
+    try:
+        return ClassifyOptions(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"invalid option {where}: {first['msg']}") from exc

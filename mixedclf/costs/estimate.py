@@ -1,0 +1,624 @@
+"""`mixedclf estimate`: project serverless cost per day / month without running anything.
+
+Pure module (no torch, no pools). Formulas, assumptions and a worked example: docs/cost-model.md.
+
+Architectures compared, per request:
+
+* mixed: CPU worker (pre) -> GPU worker (inference) -> CPU worker (post): two hops.
+* GPU-only: one GPU worker runs pre + inference + post: no hop.
+
+Serverless extras, all "off" by default so the defaults reproduce the original design's table:
+
+* ``overhead_sec``: orchestration overhead per hop, paid by both sides of each hop.
+* ``cold_start_sec`` / ``cold_start_cpu_sec``: seconds billed each time a worker starts cold.
+* ``idle_timeout_cpu`` / ``idle_timeout_gpu``: a worker stays billed this long after its last request.
+  Requests arrive at random (a Poisson process) at rate lambda = requests_per_day / active seconds;
+  the gap G to the next request is Exp(lambda), so per request
+      expected idle seconds  = E[min(G, T)] = (1 - exp(-lambda T)) / lambda
+      expected cold starts   = P(G > T)     = exp(-lambda T)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mixedclf.costs.accounting import DAYS_PER_MONTH, SCHEMA_VERSION, clean
+from mixedclf.costs.fmt import fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
+from mixedclf.costs.pricing import CostInputError, PricingProfile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mixedclf.report import ClassifyReport
+
+#: The original design's per-request stage seconds.
+DEFAULT_PRE_SEC = 0.05
+DEFAULT_GPU_SEC = 0.2
+DEFAULT_POST_SEC = 0.03
+MIXED_HOPS = 2  # CPU -> GPU -> CPU
+
+
+def _version() -> str:
+    try:
+        from mixedclf import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+class EstimateInputs(BaseModel):
+    requests_per_day: float = Field(ge=0)
+    pre_sec: float = Field(default=DEFAULT_PRE_SEC, ge=0)
+    gpu_sec: float = Field(default=DEFAULT_GPU_SEC, ge=0)
+    post_sec: float = Field(default=DEFAULT_POST_SEC, ge=0)
+    overhead_sec: float = Field(default=0.0, ge=0)  # per hop, paid by each side
+    cold_start_sec: float = Field(default=0.0, ge=0)  # GPU worker (model load)
+    cold_start_cpu_sec: float | None = Field(default=None, ge=0)  # CPU worker; None = cold_start_sec
+    idle_timeout_cpu: float = Field(default=0.0, ge=0)
+    idle_timeout_gpu: float = Field(default=0.0, ge=0)
+    active_hours: float = Field(default=24.0, gt=0, le=24)
+    days_per_month: int = Field(default=DAYS_PER_MONTH, gt=0)
+    source: str = "defaults"  # "defaults", "options", or "report:PATH"
+
+    @model_validator(mode="after")
+    def _finite(self) -> "EstimateInputs":
+        for k, v in self.model_dump().items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{k} must be a finite number")
+        return self
+
+    @property
+    def cpu_cold_start(self) -> float:
+        return self.cold_start_sec if self.cold_start_cpu_sec is None else self.cold_start_cpu_sec
+
+    @property
+    def arrival_rate(self) -> float:
+        """lambda: requests per second during active hours."""
+        return self.requests_per_day / (self.active_hours * 3600.0)
+
+    @property
+    def extras_on(self) -> bool:
+        return any(
+            (self.overhead_sec, self.cold_start_sec, self.cpu_cold_start, self.idle_timeout_cpu, self.idle_timeout_gpu)
+        )
+
+
+class WorkerBill(BaseModel):
+    """Seconds one worker type is billed per request, and what they cost."""
+
+    worker: Literal["cpu", "gpu"]
+    rate: float
+    busy_s: float
+    overhead_s: float = 0.0
+    idle_s: float = 0.0  # includes the CPU worker's wait while the GPU works, when kept warm
+    cold_starts: float = 0.0  # expected cold starts per request
+    cold_start_s: float = 0.0  # cold_starts x cold-start seconds
+    billed_s: float = 0.0
+    cost: float = 0.0  # per request
+
+
+class EstimateLine(BaseModel):
+    """A per-request cost line (used by `check` for per-line diffs)."""
+
+    name: str
+    mixed: float  # $ per request
+    gpu_only: float  # $ per request
+
+
+class SweepRow(BaseModel):
+    requests_per_day: float
+    mixed_per_day: float
+    gpu_only_per_day: float
+    mixed_per_month: float
+    gpu_only_per_month: float
+    savings_per_month: float
+    savings_pct: float
+
+
+class EstimateNumbers(BaseModel):
+    mixed_cpu: WorkerBill
+    mixed_gpu: WorkerBill
+    gpu_only_gpu: WorkerBill
+    lines: list[EstimateLine]
+    mixed_per_request: float
+    gpu_only_per_request: float
+    mixed_per_1k: float
+    gpu_only_per_1k: float
+    mixed_per_day: float
+    mixed_per_month: float
+    gpu_only_per_day: float
+    gpu_only_per_month: float
+    savings_per_day: float
+    savings_per_month: float
+    savings_pct: float
+    mean_gap_s: float | None  # 1 / lambda
+
+
+class EstimateReport(BaseModel):
+    kind: Literal["estimate"] = "estimate"
+    schema_version: int = SCHEMA_VERSION
+    mixedclf_version: str = Field(default_factory=_version)
+    created_at: str = Field(default_factory=_now)
+    pricing: PricingProfile
+    inputs: EstimateInputs
+    # headline numbers (dollars), named as in the issue
+    mixed_per_day: float
+    mixed_per_month: float
+    gpu_only_per_day: float
+    gpu_only_per_month: float
+    savings_per_day: float
+    savings_per_month: float
+    savings_pct: float
+    mixed_per_request: float
+    gpu_only_per_request: float
+    mixed_per_1k: float
+    gpu_only_per_1k: float
+    mixed_cpu: WorkerBill
+    mixed_gpu: WorkerBill
+    gpu_only_gpu: WorkerBill
+    lines: list[EstimateLine]
+    mean_gap_s: float | None = None
+    break_even_overhead_sec: float | None = None
+    break_even_overhead_note: str = ""
+    break_even_requests_per_day: float | None = None
+    break_even_requests_note: str = ""
+    sweep: list[SweepRow] = []
+    model: str | None = None  # the classify report's model, with --from-report
+    source_report: str | None = None
+    notes: list[str] = []
+
+    @property
+    def gpu_seconds_per_1k(self) -> float:
+        return clean(self.mixed_gpu.billed_s * 1000.0)
+
+
+# ------------------------------------------------------------------------------- the arithmetic
+
+
+def idle_per_request(lam: float, timeout: float) -> float:
+    """E[min(G, T)] for G ~ Exp(lam): (1 - exp(-lam T)) / lam; T when lam == 0."""
+    if timeout <= 0:
+        return 0.0
+    if lam <= 0:
+        return timeout
+    return -math.expm1(-lam * timeout) / lam
+
+
+def cold_starts_per_request(lam: float, timeout: float) -> float:
+    """P(G > T) for G ~ Exp(lam): exp(-lam T)."""
+    if lam <= 0:
+        return 1.0
+    return math.exp(-lam * timeout)
+
+
+def compute(inputs: EstimateInputs, cpu_rate: float, gpu_rate: float) -> EstimateNumbers:
+    """All estimate numbers for one set of inputs (docs/cost-model.md, "Estimate")."""
+    i = inputs
+    lam = i.arrival_rate
+    o = i.overhead_sec
+    cs_gpu, cs_cpu = i.cold_start_sec, i.cpu_cold_start
+
+    # mixed, CPU worker: pre and post, one side of each of the two hops, the wait between them
+    wait = i.gpu_sec + 2 * o  # the CPU worker's gap between pre and post
+    wait_idle = min(wait, i.idle_timeout_cpu)
+    wait_cold = 1.0 if wait > i.idle_timeout_cpu else 0.0
+    cpu_idle = wait_idle + idle_per_request(lam, i.idle_timeout_cpu)
+    cpu_cold = cold_starts_per_request(lam, i.idle_timeout_cpu) + wait_cold
+    if cs_cpu == 0:
+        cpu_cold_s = 0.0
+    else:
+        cpu_cold_s = cpu_cold * cs_cpu
+    m_cpu = _bill("cpu", cpu_rate, i.pre_sec + i.post_sec, MIXED_HOPS * o, cpu_idle, cpu_cold, cpu_cold_s)
+
+    # mixed, GPU worker: inference, the other side of both hops
+    g_idle = idle_per_request(lam, i.idle_timeout_gpu)
+    g_cold = cold_starts_per_request(lam, i.idle_timeout_gpu)
+    g_cold_s = g_cold * cs_gpu if cs_gpu else 0.0
+    m_gpu = _bill("gpu", gpu_rate, i.gpu_sec, MIXED_HOPS * o, g_idle, g_cold, g_cold_s)
+
+    # GPU-only: one GPU worker, every stage, no hop
+    go = _bill("gpu", gpu_rate, i.pre_sec + i.gpu_sec + i.post_sec, 0.0, g_idle, g_cold, g_cold_s)
+
+    lines = [
+        EstimateLine(name="pre", mixed=clean(i.pre_sec * cpu_rate), gpu_only=clean(i.pre_sec * gpu_rate)),
+        EstimateLine(name="inference", mixed=clean(i.gpu_sec * gpu_rate), gpu_only=clean(i.gpu_sec * gpu_rate)),
+        EstimateLine(name="post", mixed=clean(i.post_sec * cpu_rate), gpu_only=clean(i.post_sec * gpu_rate)),
+        EstimateLine(name="hop overhead", mixed=clean(MIXED_HOPS * o * (cpu_rate + gpu_rate)), gpu_only=0.0),
+        EstimateLine(name="idle", mixed=clean(cpu_idle * cpu_rate + g_idle * gpu_rate), gpu_only=clean(g_idle * gpu_rate)),
+        EstimateLine(name="cold starts", mixed=clean(cpu_cold_s * cpu_rate + g_cold_s * gpu_rate), gpu_only=clean(g_cold_s * gpu_rate)),
+    ]
+
+    mixed_pr = m_cpu.cost + m_gpu.cost
+    go_pr = go.cost
+    r, days = i.requests_per_day, i.days_per_month
+    m_day, g_day = mixed_pr * r, go_pr * r
+    sav_month = (g_day - m_day) * days
+    return EstimateNumbers(
+        mixed_cpu=m_cpu,
+        mixed_gpu=m_gpu,
+        gpu_only_gpu=go,
+        lines=lines,
+        mixed_per_request=clean(mixed_pr),
+        gpu_only_per_request=clean(go_pr),
+        mixed_per_1k=clean(mixed_pr * 1000),
+        gpu_only_per_1k=clean(go_pr * 1000),
+        mixed_per_day=clean(m_day),
+        mixed_per_month=clean(m_day * days),
+        gpu_only_per_day=clean(g_day),
+        gpu_only_per_month=clean(g_day * days),
+        savings_per_day=clean(g_day - m_day),
+        savings_per_month=clean(sav_month),
+        savings_pct=clean((go_pr - mixed_pr) / go_pr * 100) if go_pr > 0 else 0.0,
+        mean_gap_s=clean(1.0 / lam) if lam > 0 else None,
+    )
+
+
+def _bill(worker, rate, busy, overhead, idle, cold, cold_s) -> WorkerBill:
+    billed = busy + overhead + idle + cold_s
+    return WorkerBill(
+        worker=worker,
+        rate=rate,
+        busy_s=clean(busy),
+        overhead_s=clean(overhead),
+        idle_s=clean(idle),
+        cold_starts=clean(cold),
+        cold_start_s=clean(cold_s),
+        billed_s=clean(billed),
+        cost=billed * rate,
+    )
+
+
+def _diff(inputs: EstimateInputs, c: float, g: float) -> float:
+    """mixed - GPU-only, $ per request (negative: mixed is cheaper)."""
+    n = compute(inputs, c, g)
+    return n.mixed_cpu.cost + n.mixed_gpu.cost - n.gpu_only_gpu.cost
+
+
+def _bisect(f: Callable[[float], float], lo: float, hi: float, *, log: bool = False, iters: int = 200) -> float:
+    """Root of a monotone f between lo and hi (f(lo), f(hi) of opposite signs)."""
+    flo = f(lo)
+    for _ in range(iters):
+        mid = math.sqrt(lo * hi) if log else (lo + hi) / 2
+        fm = f(mid)
+        if (fm < 0) == (flo < 0):
+            lo, flo = mid, fm
+        else:
+            hi = mid
+        if (hi - lo) <= 1e-12 * max(1.0, abs(hi)):
+            break
+    return (lo + hi) / 2 if not log else math.sqrt(lo * hi)
+
+
+def break_even_overhead(inputs: EstimateInputs, c: float, g: float) -> tuple[float | None, str]:
+    """The per-hop overhead at which mixed stops being cheaper (at inputs.requests_per_day)."""
+
+    def f(o: float) -> float:
+        return _diff(inputs.model_copy(update={"overhead_sec": o}), c, g)
+
+    if f(0.0) >= 0:
+        return None, "mixed is not cheaper even with zero hop overhead"
+    hi = 1.0
+    while f(hi) < 0:
+        hi *= 2
+        if hi > 1e9:
+            return None, "mixed stays cheaper at any hop overhead"
+    o = clean(_bisect(f, 0.0, hi))
+    return o, f"mixed stops being cheaper above {o * 1000:.1f} ms of overhead per hop"
+
+
+def break_even_requests(inputs: EstimateInputs, c: float, g: float) -> tuple[float | None, str]:
+    """The requests/day at which mixed and GPU-only cost the same (at inputs.overhead_sec).
+
+    mixed - GPU-only per request is non-increasing in the request rate (the GPU idle and cold-start
+    terms are the same on both sides; the CPU worker's idle and cold starts shrink as traffic grows),
+    so there is at most one crossing.
+    """
+
+    def f(r: float) -> float:
+        return _diff(inputs.model_copy(update={"requests_per_day": r}), c, g)
+
+    lo, hi = 1e-6, 1e15
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo < 0 and f_hi < 0:
+        return None, "mixed is cheaper at every request rate"
+    if f_lo >= 0 and f_hi >= 0:
+        return None, "mixed is not cheaper at any request rate"
+    if f_lo < 0:  # cannot happen with the model above; kept for safety
+        return None, "mixed is cheaper at low request rates only"
+    r = _bisect(f, lo, hi, log=True)
+    r = float(f"{r:.4g}")
+    return r, f"mixed is cheaper above {fmt_num(r)} requests/day"
+
+
+def parse_sweep(spec: str) -> tuple[float, float]:
+    """"1000:1000000" (also 1k:1M, 1_000:1,000,000) -> (1000.0, 1000000.0)."""
+
+    def num(s: str) -> float:
+        s = s.strip().lower().replace("_", "").replace(",", "")
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([km]?)", s)
+        if not m:
+            raise CostInputError(f"--sweep: {s!r} is not a number (use e.g. 1000:1000000 or 1k:1M)")
+        return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2)]
+
+    parts = spec.split(":")
+    if len(parts) != 2:
+        raise CostInputError(f"--sweep expects FROM:TO requests/day, got {spec!r}")
+    a, b = num(parts[0]), num(parts[1])
+    if a <= 0 or b <= a:
+        raise CostInputError(f"--sweep expects 0 < FROM < TO, got {spec!r}")
+    return a, b
+
+
+def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
+    """Log-spaced request rates from a to b, rounded to 3 significant digits (ends exact)."""
+    if points < 2:
+        raise CostInputError("--sweep-points must be 2 or more")
+    out = []
+    for k in range(points):
+        x = a * (b / a) ** (k / (points - 1))
+        out.append(a if k == 0 else b if k == points - 1 else float(f"{x:.3g}"))
+    return sorted(set(out))
+
+
+def sweep(inputs: EstimateInputs, c: float, g: float, rates: list[float]) -> list[SweepRow]:
+    rows = []
+    for r in rates:
+        n = compute(inputs.model_copy(update={"requests_per_day": r}), c, g)
+        rows.append(
+            SweepRow(
+                requests_per_day=r,
+                mixed_per_day=n.mixed_per_day,
+                gpu_only_per_day=n.gpu_only_per_day,
+                mixed_per_month=n.mixed_per_month,
+                gpu_only_per_month=n.gpu_only_per_month,
+                savings_per_month=n.savings_per_month,
+                savings_pct=n.savings_pct,
+            )
+        )
+    return rows
+
+
+def estimate(
+    inputs: EstimateInputs,
+    pricing: PricingProfile,
+    *,
+    sweep_range: tuple[float, float] | None = None,
+    sweep_count: int = 10,
+    model: str | None = None,
+    source_report: str | None = None,
+    notes: list[str] | None = None,
+) -> EstimateReport:
+    """Build an EstimateReport (the JSON of `mixedclf estimate`)."""
+    c, g = pricing.cpu_per_sec, pricing.gpu_per_sec
+    n = compute(inputs, c, g)
+    be_o, be_o_note = break_even_overhead(inputs, c, g)
+    be_r, be_r_note = break_even_requests(inputs, c, g)
+    rows = sweep(inputs, c, g, sweep_points(*sweep_range, sweep_count)) if sweep_range else []
+    notes = list(notes or [])
+    if c > g:
+        notes.append("the CPU rate is above the GPU rate in this profile: mixed cannot save money.")
+    fields = n.model_dump()
+    return EstimateReport(
+        pricing=pricing,
+        inputs=inputs,
+        **fields,
+        break_even_overhead_sec=be_o,
+        break_even_overhead_note=be_o_note,
+        break_even_requests_per_day=be_r,
+        break_even_requests_note=be_r_note,
+        sweep=rows,
+        model=model,
+        source_report=source_report,
+        notes=notes,
+    )
+
+
+def inputs_from_report(report: "ClassifyReport", **overrides: Any) -> tuple[EstimateInputs, list[str]]:
+    """Per-item stage seconds measured in a classify report (batched GPU time per item)."""
+    m = report.measurements
+    if m.items <= 0:
+        raise CostInputError("--from-report: the report classified no rows, so it has no per-item seconds")
+    pre = m.stage_busy("preprocess") / m.items
+    gpu = m.stage_busy("inference") / m.items
+    post = m.stage_busy("postprocess") / m.items
+    notes = [
+        f"per-request seconds measured over {m.items:,} rows ({report.mode} run on {report.device}): "
+        f"pre {pre:.6f} s, inference {gpu:.6f} s (batched), post {post:.6f} s; file read/write excluded."
+    ]
+    load = m.stage_busy("model_load")
+    if load > 0 and not overrides.get("cold_start_sec"):
+        notes.append(f"measured model load {load:.2f} s: pass --cold-start-sec {load:.2f} to count GPU cold starts.")
+    values = dict(pre_sec=clean(pre), gpu_sec=clean(gpu), post_sec=clean(post))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return EstimateInputs(**values), notes
+
+
+# ---------------------------------------------------------------------------------- renderings
+
+
+def _extras_line(r: EstimateReport) -> str | None:
+    i = r.inputs
+    if not i.extras_on:
+        return None
+    gap = f"mean gap between requests {r.mean_gap_s:,.2f} s" if r.mean_gap_s else "no requests"
+    return (
+        f"serverless extras: overhead {i.overhead_sec * 1000:.1f} ms/hop × {MIXED_HOPS} hops; "
+        f"cold start GPU {i.cold_start_sec:g} s, CPU {i.cpu_cold_start:g} s; "
+        f"idle timeout CPU {i.idle_timeout_cpu:g} s, GPU {i.idle_timeout_gpu:g} s; "
+        f"active {i.active_hours:g} h/day, {gap}. Per request: CPU idle {r.mixed_cpu.idle_s:.3f} s, "
+        f"GPU idle {r.mixed_gpu.idle_s:.3f} s, cold starts CPU {r.mixed_cpu.cold_starts:.3f}, "
+        f"GPU {r.mixed_gpu.cold_starts:.3f}."
+    )
+
+
+def _totals_rows(r: EstimateReport) -> list[list[str]]:
+    return [
+        ["per request", fmt_money(r.mixed_per_request), fmt_money(r.gpu_only_per_request),
+         fmt_money(r.gpu_only_per_request - r.mixed_per_request)],
+        ["per 1,000 requests", fmt_money(r.mixed_per_1k), fmt_money(r.gpu_only_per_1k),
+         fmt_money(r.gpu_only_per_1k - r.mixed_per_1k)],
+        ["per day", fmt_money(r.mixed_per_day, 2), fmt_money(r.gpu_only_per_day, 2), fmt_money(r.savings_per_day, 2)],
+        [f"per month ({r.inputs.days_per_month} days)", fmt_money(r.mixed_per_month, 2),
+         fmt_money(r.gpu_only_per_month, 2), fmt_money(r.savings_per_month, 2)],
+    ]
+
+
+def _line_rows(r: EstimateReport) -> list[list[str]]:
+    i = r.inputs
+    secs = {"pre": i.pre_sec, "inference": i.gpu_sec, "post": i.post_sec}
+    billed = {"pre": "CPU", "inference": "GPU", "post": "CPU", "hop overhead": "CPU+GPU", "idle": "CPU+GPU",
+              "cold starts": "CPU+GPU"}
+    rows = []
+    for ln in r.lines:
+        if ln.name not in secs and ln.mixed == 0 and ln.gpu_only == 0:
+            continue
+        rows.append([ln.name, billed.get(ln.name, ""), f"{secs[ln.name]:.4g}" if ln.name in secs else "",
+                     fmt_money(ln.mixed), fmt_money(ln.gpu_only)])
+    return rows
+
+
+def _header(r: EstimateReport) -> str:
+    p = r.pricing
+    src = f" · from {r.source_report}" if r.source_report else ""
+    return (
+        f"mixedclf estimate · {fmt_num(r.inputs.requests_per_day)} requests/day · pricing {p.name} "
+        f"(CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}){src}"
+    )
+
+
+def _sweep_rows(r: EstimateReport) -> list[list[str]]:
+    return [
+        [fmt_num(s.requests_per_day), fmt_money(s.mixed_per_month, 2), fmt_money(s.gpu_only_per_month, 2),
+         fmt_money(s.savings_per_month, 2), fmt_pct(s.savings_pct)]
+        for s in r.sweep
+    ]
+
+
+_SWEEP_HEADER = ["requests/day", "mixed / month", "GPU-only / month", "savings / month", "savings %"]
+
+
+def render_estimate(r: EstimateReport, console: Console) -> None:
+    console.print(f"[bold]{escape(_header(r))}[/bold]")
+    t = Table(title="Per request", title_justify="left")
+    for col, j in (("line", "left"), ("mixed billed at", "left"), ("seconds", "right"), ("mixed", "right"),
+                   ("GPU-only", "right")):
+        t.add_column(col, justify=j)  # type: ignore[arg-type]
+    for row in _line_rows(r):
+        t.add_row(*[escape(c) for c in row])
+    console.print(t)
+    t = Table(title="Mixed vs GPU-only", title_justify="left")
+    for col, j in (("", "left"), ("mixed", "right"), ("GPU-only", "right"), ("savings", "right")):
+        t.add_column(col, justify=j)  # type: ignore[arg-type]
+    for row in _totals_rows(r):
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"[bold]{escape(estimate_summary_line(r))}[/bold]")
+    extras = _extras_line(r)
+    if extras:
+        console.print(escape(extras))
+    console.print(f"break-even: {escape(r.break_even_overhead_note)}; {escape(r.break_even_requests_note)}.")
+    if r.sweep:
+        t = Table(title="Sweep over request rates", title_justify="left")
+        for col in _SWEEP_HEADER:
+            t.add_column(col, justify="right")
+        for row in _sweep_rows(r):
+            t.add_row(*row)
+        console.print(t)
+    for note in r.notes:
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    for a in _advice(r):
+        console.print(f"advice: {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+
+
+def _advice(r: EstimateReport) -> list:
+    try:
+        from mixedclf.costs.advice import advise
+
+        return advise(r)
+    except Exception:  # pragma: no cover - advice never breaks a rendering
+        return []
+
+
+def estimate_to_markdown(r: EstimateReport) -> str:
+    out = [f"## {_header(r)}", ""]
+    out += [md_table(["line", "mixed billed at", "seconds", "mixed", "GPU-only"], _line_rows(r),
+                     ["l", "l", "r", "r", "r"]), ""]
+    out += [md_table(["", "mixed", "GPU-only", "savings"], _totals_rows(r), ["l", "r", "r", "r"]), ""]
+    out += [f"**{estimate_summary_line(r)}**", ""]
+    extras = _extras_line(r)
+    if extras:
+        out += [extras, ""]
+    out += [f"Break-even: {r.break_even_overhead_note}; {r.break_even_requests_note}.", ""]
+    if r.sweep:
+        out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 5), ""]
+    out += [f"> note: {n}" for n in r.notes]
+    adv = _advice(r)
+    if adv:
+        out += ["", "### Advice", ""] + [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in adv]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def estimate_summary_line(r: EstimateReport) -> str:
+    return (
+        f"{fmt_num(r.inputs.requests_per_day)} requests/day: mixed {fmt_money(r.mixed_per_day, 2)}/day "
+        f"= {fmt_money(r.mixed_per_month, 2)}/month, GPU-only {fmt_money(r.gpu_only_per_day, 2)}/day "
+        f"= {fmt_money(r.gpu_only_per_month, 2)}/month, savings {fmt_money(r.savings_per_month, 2)}/month "
+        f"({fmt_pct(r.savings_pct)})"
+    )
+
+
+# ---------------------------------------------------------------------------------------- plot
+
+
+def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
+    """Draw mixed vs GPU-only cost/month against requests/day (needs matplotlib, imported lazily)."""
+    if not r.sweep:
+        raise CostInputError("--plot needs a sweep of request rates (use --sweep FROM:TO)")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CostInputError("--plot needs matplotlib: pip install 'mixedclf[plot]'") from None
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise CostInputError(f"--plot: unsupported image type {p.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    if not p.parent.exists():
+        raise CostInputError(f"--plot: folder does not exist: {p.parent}")
+    xs = [s.requests_per_day for s in r.sweep]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    try:
+        ax.plot(xs, [s.mixed_per_month for s in r.sweep], marker="o", label="mixed (CPU pre/post + GPU model)")
+        ax.plot(xs, [s.gpu_only_per_month for s in r.sweep], marker="s", label="GPU-only")
+        ax.set_xscale("log")
+        if all(s.mixed_per_month > 0 and s.gpu_only_per_month > 0 for s in r.sweep):
+            ax.set_yscale("log")
+        be = r.break_even_requests_per_day
+        if be is not None and xs[0] <= be <= xs[-1]:
+            ax.axvline(be, color="grey", linestyle="--", linewidth=1, label=f"break-even {fmt_num(be)}/day")
+        ax.set_xlabel("requests per day")
+        ax.set_ylabel(f"$ per month ({r.inputs.days_per_month} days)")
+        ax.set_title(f"mixedclf estimate · pricing {r.pricing.name}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(p)
+    finally:
+        plt.close(fig)
+    return p

@@ -1,0 +1,40 @@
+"""Number formatting shared by the renderings (rich tables, markdown, summary lines)."""
+
+from __future__ import annotations
+
+
+def fmt_money(x: float | None, digits: int | None = None) -> str:
+    """Dollars: 2 decimals from $1 (and for 0), 4 from $0.01, else 6 (or exactly ``digits``)."""
+    if x is None:
+        return "—"
+    if digits is None:
+        a = abs(x)
+        digits = 2 if a >= 1 or a == 0 else 4 if a >= 0.01 else 6
+    s = f"${abs(x):,.{digits}f}"
+    return f"-{s}" if x < 0 and float(f"{abs(x):.{digits}f}") != 0 else s
+
+
+def fmt_rate(x: float) -> str:
+    return f"${x:.6g}/s"
+
+
+def fmt_s(x: float) -> str:
+    return f"{x:,.3f}" if abs(x) < 1000 else f"{x:,.1f}"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}%"
+
+
+def fmt_num(x: float) -> str:
+    """Counts such as requests/day: integer with separators when whole, else 3 significant digits."""
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 100 else f"{x:,.3g}"
+
+
+def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
+    """A GitHub-flavoured markdown table; align items "l" or "r"."""
+    align = align or ["l"] * len(header)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)

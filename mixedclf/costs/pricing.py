@@ -1,0 +1,104 @@
+"""Pricing profiles: dollars per second per worker, read from configs/pricing.toml.
+
+Pure module: no torch, no pools. See docs/cost-model.md.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from mixedclf.errors import InputError
+
+#: configs/pricing.toml at the repository root (mixedclf/costs/pricing.py -> parents[2]).
+DEFAULT_PRICING_PATH = Path(__file__).resolve().parents[2] / "configs" / "pricing.toml"
+#: where an installed (non-editable) package may carry a copy of the profiles.
+_PACKAGED_PRICING_PATH = Path(__file__).resolve().parents[1] / "configs" / "pricing.toml"
+
+DEFAULT_PROFILE = "reference"
+
+
+class CostInputError(InputError, ValueError):
+    """A pricing file, profile, report or cost option cannot be used (exit code 2, one line)."""
+
+
+class PricingProfile(BaseModel):
+    """Per-second rates of one CPU worker and one GPU worker."""
+
+    name: str
+    description: str = ""
+    cpu_per_sec: float = Field(ge=0)
+    gpu_per_sec: float = Field(ge=0)
+    cpu_desc: str = ""
+    gpu_desc: str = ""
+    source: str = ""
+
+    @field_validator("cpu_per_sec", "gpu_per_sec")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("rate must be a finite number of dollars per second")
+        return value
+
+    def rate(self, billing: str) -> float:
+        """The rate for a billing class: "cpu" or "gpu"."""
+        if billing == "cpu":
+            return self.cpu_per_sec
+        if billing == "gpu":
+            return self.gpu_per_sec
+        raise CostInputError(f"unknown billing class {billing!r} (expected 'cpu' or 'gpu')")
+
+
+def _default_path() -> Path:
+    if DEFAULT_PRICING_PATH.is_file():
+        return DEFAULT_PRICING_PATH
+    if _PACKAGED_PRICING_PATH.is_file():
+        return _PACKAGED_PRICING_PATH
+    return DEFAULT_PRICING_PATH
+
+
+def read_profiles(path: Path | str | None = None) -> dict[str, dict]:
+    """Raw profile tables from a pricing TOML file, by name."""
+    p = Path(path) if path is not None else _default_path()
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise CostInputError(f"pricing file not found: {p}") from None
+    except IsADirectoryError:
+        raise CostInputError(f"pricing file is a directory: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CostInputError(f"pricing file {p} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise CostInputError(f"cannot read pricing file {p}: {exc.strerror or exc}") from None
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise CostInputError(f"pricing file {p} has no [profiles.NAME] tables")
+    return {str(k): v for k, v in profiles.items() if isinstance(v, dict)}
+
+
+def list_profiles(path: Path | str | None = None) -> list[str]:
+    return sorted(read_profiles(path))
+
+
+def load_pricing(path: Path | str | None = None, profile: str = DEFAULT_PROFILE) -> PricingProfile:
+    """Load one profile. Unknown profile or unreadable file -> CostInputError (one line)."""
+    profiles = read_profiles(path)
+    if profile not in profiles:
+        where = Path(path) if path is not None else _default_path()
+        raise CostInputError(
+            f"unknown pricing profile {profile!r} in {where}; available: {', '.join(sorted(profiles))}"
+        )
+    table = dict(profiles[profile])
+    table.pop("name", None)
+    try:
+        return PricingProfile(name=profile, **table)
+    except Exception as exc:  # pydantic.ValidationError -> one line
+        first = getattr(exc, "errors", lambda: [])()
+        detail = (
+            f"{'.'.join(str(x) for x in first[0]['loc'])}: {first[0]['msg']}" if first else str(exc)
+        )
+        raise CostInputError(f"pricing profile {profile!r} is invalid ({detail})") from None

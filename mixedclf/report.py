@@ -1,0 +1,447 @@
+"""Versioned run reports (pydantic) and their renderings: rich tables, markdown, one summary line.
+
+The JSON report is the source of truth; the table, the markdown and the PR comment are renderings
+of it (as in Infracost). Pure module: no torch, no pools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mixedclf.costs.accounting import (
+    SCHEMA_VERSION,
+    CostBreakdown,
+    CostTotals,
+    RunMeasurements,
+    price_run,
+)
+from mixedclf.costs.estimate import (
+    EstimateReport,
+    estimate_summary_line,
+    estimate_to_markdown,
+    render_estimate,
+)
+from mixedclf.costs.fmt import fmt_money, fmt_pct, fmt_rate, fmt_s, md_table
+from mixedclf.costs.pricing import CostInputError, PricingProfile
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ClassifyReport",
+    "EstimateReport",
+    "LabelAggregate",
+    "build_classify_report",
+    "fmt_money",
+    "load_report",
+    "render_report",
+    "report_to_markdown",
+    "summary_line",
+    "write_report",
+]
+
+
+def _version() -> str:
+    try:
+        from mixedclf import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover - namespace package without __init__
+        try:
+            from importlib.metadata import version
+
+            return version("mixedclf")
+        except Exception:
+            return "unknown"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class LabelAggregate(BaseModel):
+    label_counts: dict[str, int] = {}
+    mean_confidence: float = 0.0
+    bucket_counts: dict[str, int] = {}  # "high" (> 0.8), "medium" (> 0.5), "low"
+
+
+class ClassifyReport(BaseModel):
+    kind: Literal["classify"] = "classify"
+    schema_version: int = SCHEMA_VERSION
+    mixedclf_version: str = Field(default_factory=_version)
+    created_at: str = Field(default_factory=utc_now)
+    model: str
+    input_path: str
+    output_path: str
+    mode: Literal["mixed", "gpu-only"]
+    engine: str = "local"
+    device: str
+    rows_in: int
+    rows_out: int
+    rows_errored: int = 0
+    settings: dict[str, Any] = {}
+    pricing: PricingProfile
+    measurements: RunMeasurements
+    cost: CostBreakdown
+    aggregate: LabelAggregate = LabelAggregate()
+    extra: dict[str, Any] = {}
+
+
+AnyReport = ClassifyReport | EstimateReport
+
+
+def build_classify_report(**fields: Any) -> ClassifyReport:
+    """Build a ClassifyReport; ``cost`` is computed with price_run(measurements, pricing).
+
+    Optional ``requests_per_day`` (not stored as a field) adds per-day / per-month projections.
+    """
+    requests_per_day = fields.pop("requests_per_day", None)
+    fields.pop("cost", None)
+    measurements = fields.get("measurements")
+    pricing = fields.get("pricing")
+    if isinstance(measurements, dict):
+        measurements = RunMeasurements.model_validate(measurements)
+        fields["measurements"] = measurements
+    if isinstance(pricing, dict):
+        pricing = PricingProfile.model_validate(pricing)
+        fields["pricing"] = pricing
+    if measurements is None or pricing is None:
+        raise CostInputError("build_classify_report needs measurements and pricing")
+    fields.setdefault("mode", measurements.mode)
+    fields["cost"] = price_run(measurements, pricing, requests_per_day)
+    return ClassifyReport(**fields)
+
+
+def write_report(report: BaseModel, path: str | Path) -> Path:
+    """Write a report as indented JSON, atomically (temp file + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(report.model_dump_json(indent=2))
+            fh.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _first_error(exc: ValidationError) -> str:
+    errs = exc.errors()
+    if not errs:
+        return str(exc).splitlines()[0]
+    e = errs[0]
+    loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
+    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{loc}: {e.get('msg')}{more}"
+
+
+def parse_report(data: Any, source: str = "report") -> AnyReport:
+    """Validate already-decoded JSON as a classify or estimate report (dispatch on "kind")."""
+    if not isinstance(data, dict):
+        raise CostInputError(f"{source}: not a mixedclf report (expected a JSON object)")
+    kind = data.get("kind")
+    if kind not in ("classify", "estimate"):
+        raise CostInputError(f"{source}: not a mixedclf report (kind {kind!r}; expected 'classify' or 'estimate')")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CostInputError(
+            f"{source}: schema_version {version!r} is not supported (this mixedclf reads {SCHEMA_VERSION})"
+        )
+    model = ClassifyReport if kind == "classify" else EstimateReport
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CostInputError(f"{source}: invalid {kind} report ({_first_error(exc)})") from None
+
+
+def load_report(path: str | Path) -> AnyReport:
+    """Read a saved report. Missing, unreadable, wrong kind or schema -> CostInputError (one line)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CostInputError(f"report not found: {p}") from None
+    except IsADirectoryError:
+        raise CostInputError(f"report path is a directory: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CostInputError(f"cannot read report {p}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CostInputError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return parse_report(data, str(p))
+
+
+# ----------------------------------------------------------------------------------- formatting
+
+
+def _savings_pct_text(t: CostTotals) -> str:
+    return fmt_pct(t.savings_pct) if t.gpu_only > 0 else "—"
+
+
+def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
+    m = "mixed" + (" (counterfactual)" if cost.mixed_is == "counterfactual" else "")
+    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else "")
+    return m, g
+
+
+# -------------------------------------------------------------------------------- rich rendering
+
+
+def _stage_table(cost: CostBreakdown) -> Table:
+    t = Table(title="Per-stage cost (pay-per-use: busy seconds × rate)", title_justify="left")
+    for col, just in (
+        ("stage", "left"),
+        ("billed", "left"),
+        ("device", "left"),
+        ("workers", "right"),
+        ("items", "right"),
+        ("busy s", "right"),
+        ("wall s", "right"),
+        ("rate", "right"),
+        ("cost", "right"),
+        ("GPU-only", "right"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in cost.stages:
+        t.add_row(
+            escape(r.name),
+            r.billing.upper(),
+            escape(r.device),
+            str(r.workers),
+            f"{r.items:,}",
+            fmt_s(r.seconds),
+            fmt_s(r.wall_s),
+            fmt_rate(r.rate),
+            fmt_money(r.cost) if r.pay_per_use else "provisioned",
+            fmt_money(r.gpu_only_cost) if r.pay_per_use else "provisioned",
+        )
+    return t
+
+
+def _totals_table(cost: CostBreakdown) -> Table:
+    mixed_t, gpu_t = _column_titles(cost)
+    t = Table(title="Mixed vs GPU-only", title_justify="left")
+    t.add_column("billing")
+    t.add_column(mixed_t, justify="right")
+    t.add_column(gpu_t, justify="right")
+    t.add_column("savings", justify="right")
+    t.add_column("savings %", justify="right")
+    t.add_column("mixed / 1k", justify="right")
+    t.add_column("GPU-only / 1k", justify="right")
+    monthly = cost.requests_per_day is not None and cost.pay_per_use.mixed_per_month is not None
+    if monthly:
+        t.add_column(f"mixed / month @ {cost.requests_per_day:,.0f}/day", justify="right")
+        t.add_column("GPU-only / month", justify="right")
+    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
+        row = [
+            label,
+            fmt_money(tot.mixed),
+            fmt_money(tot.gpu_only),
+            fmt_money(tot.savings),
+            _savings_pct_text(tot),
+            fmt_money(tot.mixed_per_1k),
+            fmt_money(tot.gpu_only_per_1k),
+        ]
+        if monthly:
+            row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
+        t.add_row(*row)
+    return t
+
+
+def _labels_table(agg: LabelAggregate, rows: int) -> Table:
+    t = Table(title="Labels", title_justify="left")
+    t.add_column("label")
+    t.add_column("rows", justify="right")
+    t.add_column("share", justify="right")
+    total = sum(agg.label_counts.values()) or rows or 1
+    for label, n in sorted(agg.label_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        t.add_row(escape(str(label)), f"{n:,}", f"{n / total * 100:.1f}%")
+    return t
+
+
+def _utilization_line(cost: CostBreakdown, m: RunMeasurements) -> str:
+    parts = [
+        f"GPU utilization {cost.gpu_utilization * 100:.1f}% "
+        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / GPU held {fmt_s(m.gpu_held_s)} s)"
+    ]
+    if cost.cpu_pool_utilization is not None:
+        parts.append(
+            f"CPU pool utilization {cost.cpu_pool_utilization * 100:.1f}% "
+            f"({m.cpu_pool_workers} workers × {fmt_s(m.cpu_pool_held_s)} s)"
+        )
+    parts.append(f"throughput {cost.throughput:,.1f} rows/s")
+    return " · ".join(parts)
+
+
+def _buckets_text(agg: LabelAggregate) -> str:
+    order = ["high", "medium", "low"]
+    keys = order + sorted(k for k in agg.bucket_counts if k not in order)
+    return ", ".join(f"{k} {agg.bucket_counts[k]:,}" for k in keys if k in agg.bucket_counts)
+
+
+def _advice_for(report: ClassifyReport) -> list:
+    try:
+        from mixedclf.costs.advice import advise
+
+        return advise(report)
+    except Exception:  # advice is a hint; never let it break a report
+        return []
+
+
+def render_classify(report: ClassifyReport, console: Console, *, advice: bool = True) -> None:
+    cost = report.cost
+    p = report.pricing
+    console.print(
+        f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
+        f"device {escape(report.device)} · engine {escape(report.engine)}"
+    )
+    console.print(
+        f"rows {report.rows_in:,} in → {report.rows_out:,} out"
+        + (f" ({report.rows_errored:,} errored)" if report.rows_errored else "")
+        + f" in {report.measurements.wall_s:,.2f} s · pricing [bold]{escape(p.name)}[/bold] "
+        f"(CPU {fmt_rate(p.cpu_per_sec)} {escape(p.cpu_desc)}; GPU {fmt_rate(p.gpu_per_sec)} {escape(p.gpu_desc)})"
+    )
+    console.print(_stage_table(cost))
+    console.print(_totals_table(cost))
+    ppu = cost.pay_per_use
+    verdict = "saves" if ppu.savings >= 0 else "costs more by"
+    console.print(
+        f"[bold]mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)}[/bold] (pay-per-use): "
+        f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
+        f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}"
+    )
+    console.print(_utilization_line(cost, report.measurements))
+    if report.aggregate.label_counts:
+        console.print(_labels_table(report.aggregate, report.rows_out))
+    if report.aggregate.label_counts or report.aggregate.bucket_counts:
+        console.print(
+            f"mean confidence {report.aggregate.mean_confidence:.3f}; "
+            f"confidence buckets: {_buckets_text(report.aggregate) or '—'}"
+        )
+    for note in cost.notes:
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    if advice:
+        items = _advice_for(report)
+        if items:
+            console.print("[bold]Advice[/bold] (largest estimated saving first)")
+            for a in items:
+                console.print(f"  • {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+
+
+def render_report(report: AnyReport, console: Console, *, advice: bool = True) -> None:
+    """Print a classify or estimate report as rich tables."""
+    if isinstance(report, EstimateReport):
+        render_estimate(report, console)
+    else:
+        render_classify(report, console, advice=advice)
+
+
+# ----------------------------------------------------------------------------------- markdown
+
+
+def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
+    cost, p, m = report.cost, report.pricing, report.measurements
+    out = [
+        f"## mixedclf classify: {report.model}",
+        "",
+        f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
+        f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
+        "",
+        md_table(
+            ["stage", "billed", "device", "workers", "items", "busy s", "wall s", "rate", "cost", "GPU-only"],
+            [
+                [
+                    r.name,
+                    r.billing.upper(),
+                    f"`{r.device}`",
+                    str(r.workers),
+                    f"{r.items:,}",
+                    fmt_s(r.seconds),
+                    fmt_s(r.wall_s),
+                    fmt_rate(r.rate),
+                    fmt_money(r.cost) if r.pay_per_use else "provisioned",
+                    fmt_money(r.gpu_only_cost) if r.pay_per_use else "provisioned",
+                ]
+                for r in cost.stages
+            ],
+            ["l", "l", "l", "r", "r", "r", "r", "r", "r", "r"],
+        ),
+        "",
+    ]
+    mixed_t, gpu_t = _column_titles(cost)
+    header = ["billing", mixed_t, gpu_t, "savings", "savings %", "mixed / 1k", "GPU-only / 1k"]
+    monthly = cost.requests_per_day is not None and cost.pay_per_use.mixed_per_month is not None
+    if monthly:
+        header += [f"mixed / month @ {cost.requests_per_day:,.0f}/day", "GPU-only / month"]
+    rows = []
+    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
+        row = [
+            label,
+            fmt_money(tot.mixed),
+            fmt_money(tot.gpu_only),
+            fmt_money(tot.savings),
+            _savings_pct_text(tot),
+            fmt_money(tot.mixed_per_1k),
+            fmt_money(tot.gpu_only_per_1k),
+        ]
+        if monthly:
+            row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
+        rows.append(row)
+    out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
+    out += [_utilization_line(cost, m).replace(" · ", " · "), ""]
+    agg = report.aggregate
+    if agg.label_counts:
+        total = sum(agg.label_counts.values()) or 1
+        out += [
+            md_table(
+                ["label", "rows", "share"],
+                [
+                    [str(k), f"{v:,}", f"{v / total * 100:.1f}%"]
+                    for k, v in sorted(agg.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                ],
+                ["l", "r", "r"],
+            ),
+            "",
+            f"Mean confidence {agg.mean_confidence:.3f}; buckets: {_buckets_text(agg) or '—'}.",
+            "",
+        ]
+    for note in cost.notes:
+        out.append(f"> note: {note}")
+    if advice:
+        items = _advice_for(report)
+        if items:
+            out += ["", "### Advice", ""]
+            out += [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in items]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def report_to_markdown(report: AnyReport) -> str:
+    if isinstance(report, EstimateReport):
+        return estimate_to_markdown(report)
+    return classify_to_markdown(report)
+
+
+def summary_line(report: AnyReport) -> str:
+    """One line for --quiet / cron."""
+    if isinstance(report, EstimateReport):
+        return estimate_summary_line(report)
+    m, ppu = report.measurements, report.cost.pay_per_use
+    rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
+    err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
+    return (
+        f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s); "
+        f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} "
+        f"(savings {_savings_pct_text(ppu)}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
+    )

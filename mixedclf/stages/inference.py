@@ -1,0 +1,101 @@
+"""Device stage: micro-batches of token ids in, logits out. The only stage that touches the model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mixedclf.batching import plan_micro_batches
+from mixedclf.stages.preprocess import PreprocessedBatch
+
+
+@dataclass
+class InferenceStats:
+    batches: int = 0
+    rows: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    busy_s: float = 0.0
+    oom_splits: int = 0
+    first_start: float | None = None
+    last_end: float | None = None
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class InferenceRunner:
+    """Runs a loaded module on micro-batches planned by length; keeps the stage's timings."""
+
+    def __init__(self, module: nn.Module, device: torch.device, num_labels: int, pad_id: int = 0):
+        self.module = module
+        self.device = device
+        self.num_labels = num_labels
+        self.pad_id = pad_id
+        self.stats = InferenceStats()
+        # Pinned host memory lets the copy to the GPU run asynchronously.
+        self._pin = device.type == "cuda"
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        input_ids = torch.from_numpy(ids)
+        attention_mask = torch.from_numpy(mask)
+        if self._pin:
+            input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
+        input_ids = input_ids.to(self.device, non_blocking=True)
+        attention_mask = attention_mask.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            logits = self.module(input_ids=input_ids, attention_mask=attention_mask)
+        return logits.float().cpu().numpy()
+
+    def _forward_splitting(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Forward, halving the batch on CUDA out-of-memory until it fits (one row that cannot fit still fails)."""
+        try:
+            return self._forward(ids, mask)
+        except torch.cuda.OutOfMemoryError:
+            if len(ids) == 1:
+                raise
+            torch.cuda.empty_cache()
+            self.stats.oom_splits += 1
+            half = len(ids) // 2
+            return np.concatenate(
+                [self._forward_splitting(ids[:half], mask[:half]), self._forward_splitting(ids[half:], mask[half:])]
+            )
+
+    def logits(self, batch: PreprocessedBatch, batch_size: int, max_batch_tokens: int) -> np.ndarray:
+        """Logits (float32, rows in the batch's own order) for every row of a preprocessed batch."""
+        n = len(batch)
+        out = np.empty((n, self.num_labels), dtype=np.float32)
+        offsets = batch.offsets
+        for rows in plan_micro_batches(batch.lengths, batch_size, max_batch_tokens):
+            width = max(int(batch.lengths[rows].max()), 1)
+            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, r in enumerate(rows):
+                length = int(batch.lengths[r])
+                ids[j, :length] = batch.token_ids[offsets[r] : offsets[r] + length]
+                mask[j, :length] = 1
+            start = time.monotonic()
+            out[rows] = self._forward_splitting(ids, mask)
+            self._synchronize()
+            end = time.monotonic()
+            self._record(start, end, len(rows), int(batch.lengths[rows].sum()), ids.size)
+        return out
+
+    def _record(self, start: float, end: float, rows: int, real: int, padded: int) -> None:
+        s = self.stats
+        s.busy_s += end - start
+        s.first_start = start if s.first_start is None else s.first_start
+        s.last_end = end
+        s.batches += 1
+        s.rows += rows
+        s.real_tokens += real
+        s.padded_tokens += padded
+        s.batch_sizes.append(rows)

@@ -1,0 +1,134 @@
+"""CPU stage 1: normalize, clean, count and tokenize texts. Pure functions over batches.
+
+Nothing here imports torch: this module is what the CPU worker processes load, so they start fast and hold
+no model. Token ids leave as one flat int32 array plus lengths, which pickles in one copy instead of a
+Python object per token.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+URL_TOKEN = "[URL]"
+CLEAN_MODES = ("standard", "none")
+
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>|<!--.*?-->", re.DOTALL)
+_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"']+", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
+_ENDS_SENTENCE = re.compile(r"[.!?…]+[\W_]*$")
+# Control (Cc), format (Cf: zero-width, bidi marks), surrogates (Cs), private use (Co) and unassigned (Cn) code
+# points carry no meaning for a classifier; whitespace controls become spaces before this runs.
+_DROP_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_WHITESPACE_CONTROLS = {"\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"}
+
+
+def normalize_text(text: str) -> str:
+    """NFKC folds fullwidth forms, ligatures and compatibility characters into what the tokenizer knows."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def _drop_controls(text: str) -> str:
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _WHITESPACE_CONTROLS:
+            out.append(" ")
+        elif unicodedata.category(ch) not in _DROP_CATEGORIES:
+            out.append(ch)
+    return "".join(out)
+
+
+def clean_text(text: str) -> str:
+    """Standard cleaning: NFKC, tags out, entities decoded, URLs as one token, controls out, whitespace collapsed."""
+    text = normalize_text(text)
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = _URL.sub(f" {URL_TOKEN} ", text)
+    text = _drop_controls(text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def count_text(text: str) -> tuple[int, int, int]:
+    """(words, sentences, characters); a non-empty text without end punctuation is one sentence."""
+    words = len(_WORD.findall(text))
+    if not words:
+        return 0, 0, len(text)
+    sentences = len(_SENTENCE_END.findall(text))
+    if not _ENDS_SENTENCE.search(text):
+        sentences += 1  # a trailing clause without end punctuation still counts
+    return words, sentences, len(text)
+
+
+@dataclass
+class PreprocessedBatch:
+    """Output of the preprocess stage for one batch of texts, in input order."""
+
+    cleaned: list[str]
+    token_ids: np.ndarray  # int32, all rows' ids concatenated
+    lengths: np.ndarray  # int32, tokens per row (after truncation)
+    truncated: np.ndarray  # bool
+    word_count: np.ndarray  # int32
+    sentence_count: np.ndarray  # int32
+    char_count: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def row_ids(self, i: int) -> np.ndarray:
+        offsets = self.offsets
+        return self.token_ids[offsets[i] : offsets[i + 1]]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(self.lengths, dtype=np.int64)))
+
+
+def make_tokenizer(tokenizer_json: str, max_length: int):
+    """A tokenizers.Tokenizer from its JSON, truncating to max_length and never padding (the batcher pads)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    encodings = tokenizer.encode_batch(texts) if texts else []
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int32, count=len(encodings))
+    truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(encodings))
+    flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int32, count=int(lengths.sum()))
+    return flat, lengths, truncated
+
+
+def preprocess_texts(texts: list[str], tokenizer, clean: str = "standard") -> PreprocessedBatch:
+    """The whole CPU stage for a batch. With clean="none" texts reach the tokenizer untouched (counts still made)."""
+    cleaned = [clean_text(t) for t in texts] if clean == "standard" else list(texts)
+    counts = np.array([count_text(t) for t in cleaned], dtype=np.int32).reshape(-1, 3)
+    flat, lengths, truncated = tokenize(tokenizer, cleaned)
+    return PreprocessedBatch(cleaned, flat, lengths, truncated, counts[:, 0], counts[:, 1], counts[:, 2])
+
+
+def select_rows(batch: PreprocessedBatch, rows: np.ndarray) -> PreprocessedBatch:
+    """A batch of only the given rows, in the given order."""
+    offsets = batch.offsets
+    ids = [batch.token_ids[offsets[r] : offsets[r + 1]] for r in rows]
+    return PreprocessedBatch(
+        [batch.cleaned[r] for r in rows],
+        np.concatenate(ids).astype(np.int32) if ids else np.zeros(0, np.int32),
+        batch.lengths[rows],
+        batch.truncated[rows],
+        batch.word_count[rows],
+        batch.sentence_count[rows],
+        batch.char_count[rows],
+    )
