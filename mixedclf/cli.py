@@ -51,6 +51,8 @@ def classify(
     precision: Optional[str] = typer.Option(None, help="auto (fp16 on CUDA), fp32, fp16 or bf16."),
     mode: Optional[str] = typer.Option(None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process)."),
     clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
+    engine: Optional[str] = typer.Option(None, help="local (process pool, default) or ray (Ray Data)."),
+    ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to join [local]."),
     cpu_workers: Optional[int] = typer.Option(None, help="Preprocessing processes [from cores and device]."),
     torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
     batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [64]."),

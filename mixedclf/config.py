@@ -26,6 +26,8 @@ class ClassifyOptions(BaseModel):
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     mode: Literal["mixed", "gpu-only"] = "mixed"
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     clean: Literal["standard", "none"] = "standard"
     cpu_workers: int | None = Field(default=None, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)

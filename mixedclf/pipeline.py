@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from pathlib import Path
 from mixedclf.config import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.errors import InputError
-from mixedclf.report import ClassifyReport, LabelAggregate, build_classify_report
+from mixedclf.report import ClassifyReport, LabelAggregate, build_classify_report, write_report
 
 
 @dataclass
@@ -30,15 +29,18 @@ def _progress_bar(opts: ClassifyOptions):
     return tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True, desc="classify")
 
 
-def write_json_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.partial")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+def engine_class(name: str):
+    if name == "ray":
+        from mixedclf.engines.ray import RayEngine
 
-
-def classify_file(opts: ClassifyOptions, progress: bool = False, engine_factory=None) -> ClassifyResult:
-    """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report."""
+        return RayEngine
     from mixedclf.engines.local import LocalEngine
+
+    return LocalEngine
+
+
+def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResult:
+    """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report."""
 
     try:
         pricing = load_pricing(opts.pricing, opts.profile)
@@ -49,7 +51,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, engine_factory=
     bar = _progress_bar(opts) if progress else nullcontext()
     with bar:
         on_rows = bar.update if progress else None
-        engine = (engine_factory or LocalEngine)(opts, on_rows=on_rows)
+        engine = engine_class(opts.engine)(opts, on_rows=on_rows)
         run = engine.run()
     tally = run.tally
     report = build_classify_report(
@@ -57,7 +59,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, engine_factory=
         input_path=str(opts.input),
         output_path=str(opts.output),
         mode=opts.mode,
-        engine=getattr(engine, "name", "local"),
+        engine=opts.engine,
         device=run.device,
         rows_in=run.rows_in,
         rows_out=run.rows_out,
@@ -72,5 +74,5 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, engine_factory=
         requests_per_day=opts.requests_per_day,
     )
     if opts.report is not None:
-        write_json_atomically(opts.report, report.model_dump_json(indent=2))
+        write_report(report, opts.report)
     return ClassifyResult(report, opts.output, opts.output.with_name(opts.output.name + ".errors.jsonl"))

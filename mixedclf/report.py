@@ -31,7 +31,7 @@ from mixedclf.costs.estimate import (
     estimate_to_markdown,
     render_estimate,
 )
-from mixedclf.costs.fmt import fmt_money, fmt_pct, fmt_rate, fmt_s, md_table
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, money_digits, fmt_pct, fmt_rate, fmt_s, md_table
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 
 __all__ = [
@@ -199,69 +199,74 @@ def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
 # -------------------------------------------------------------------------------- rich rendering
 
 
+def _device_text(r) -> str:
+    return f"{r.device} ×{r.workers}" if r.workers > 1 else r.device
+
+
+def _rate_text(r) -> str:
+    return f"{r.billing.upper()} {r.rate:.6g}"
+
+
 def _stage_table(cost: CostBreakdown) -> Table:
-    t = Table(title="Per-stage cost (pay-per-use: busy seconds × rate)", title_justify="left")
-    for col, just in (
-        ("stage", "left"),
-        ("billed", "left"),
-        ("device", "left"),
-        ("workers", "right"),
-        ("items", "right"),
-        ("busy s", "right"),
-        ("wall s", "right"),
-        ("rate", "right"),
-        ("cost", "right"),
-        ("GPU-only", "right"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    t = Table(
+        title="Per stage (pay-per-use: busy seconds × rate; model load is in the provisioned totals)",
+        title_justify="left",
+        **TABLE_STYLE,
+    )
+    for col in ("stage", "device", "items", "busy s", "wall s", "$/s", "cost", "GPU-only"):
+        t.add_column(col, justify="left" if col in ("stage", "device", "$/s") else "right", no_wrap=True)
+    d = money_digits([x for r in cost.stages for x in (r.cost, r.gpu_only_cost)])
     for r in cost.stages:
         t.add_row(
             escape(r.name),
-            r.billing.upper(),
-            escape(r.device),
-            str(r.workers),
+            escape(_device_text(r)),
             f"{r.items:,}",
             fmt_s(r.seconds),
             fmt_s(r.wall_s),
-            fmt_rate(r.rate),
-            fmt_money(r.cost) if r.pay_per_use else "provisioned",
-            fmt_money(r.gpu_only_cost) if r.pay_per_use else "provisioned",
+            _rate_text(r),
+            fmt_money(r.cost, d) if r.pay_per_use else "—",
+            fmt_money(r.gpu_only_cost, d) if r.pay_per_use else "—",
         )
     return t
 
 
 def _totals_table(cost: CostBreakdown) -> Table:
     mixed_t, gpu_t = _column_titles(cost)
-    t = Table(title="Mixed vs GPU-only", title_justify="left")
-    t.add_column("billing")
-    t.add_column(mixed_t, justify="right")
-    t.add_column(gpu_t, justify="right")
-    t.add_column("savings", justify="right")
-    t.add_column("savings %", justify="right")
-    t.add_column("mixed / 1k", justify="right")
-    t.add_column("GPU-only / 1k", justify="right")
-    monthly = cost.requests_per_day is not None and cost.pay_per_use.mixed_per_month is not None
-    if monthly:
-        t.add_column(f"mixed / month @ {cost.requests_per_day:,.0f}/day", justify="right")
-        t.add_column("GPU-only / month", justify="right")
-    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
-        row = [
+    t = Table(title="Mixed vs GPU-only", title_justify="left", **TABLE_STYLE)
+    t.add_column("billing", no_wrap=True)
+    for col in (mixed_t, gpu_t, "savings", "%", "mixed /1k", "GPU-only /1k"):
+        t.add_column(col, justify="right")
+    tots = (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned))
+    d = money_digits([x for _, tot in tots for x in (tot.mixed, tot.gpu_only, tot.savings)])
+    d1k = money_digits([x for _, tot in tots for x in (tot.mixed_per_1k, tot.gpu_only_per_1k)])
+    for label, tot in tots:
+        t.add_row(
             label,
-            fmt_money(tot.mixed),
-            fmt_money(tot.gpu_only),
-            fmt_money(tot.savings),
+            fmt_money(tot.mixed, d),
+            fmt_money(tot.gpu_only, d),
+            fmt_money(tot.savings, d),
             _savings_pct_text(tot),
-            fmt_money(tot.mixed_per_1k),
-            fmt_money(tot.gpu_only_per_1k),
-        ]
-        if monthly:
-            row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
-        t.add_row(*row)
+            fmt_money(tot.mixed_per_1k, d1k),
+            fmt_money(tot.gpu_only_per_1k, d1k),
+        )
     return t
 
 
+def _projection_line(cost: CostBreakdown) -> str | None:
+    if cost.requests_per_day is None or cost.pay_per_use.mixed_per_month is None:
+        return None
+    parts = []
+    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
+        parts.append(
+            f"{label} mixed {fmt_money(tot.mixed_per_month, 2)} vs GPU-only {fmt_money(tot.gpu_only_per_month, 2)}"
+        )
+    return (
+        f"at {cost.requests_per_day:,.0f} rows/day ({cost.days_per_month}-day month): " + "; ".join(parts)
+    )
+
+
 def _labels_table(agg: LabelAggregate, rows: int) -> Table:
-    t = Table(title="Labels", title_justify="left")
+    t = Table(title="Labels", title_justify="left", **TABLE_STYLE)
     t.add_column("label")
     t.add_column("rows", justify="right")
     t.add_column("share", justify="right")
@@ -322,6 +327,9 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
         f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}"
     )
+    projection = _projection_line(cost)
+    if projection:
+        console.print(projection)
     console.print(_utilization_line(cost, report.measurements))
     if report.aggregate.label_counts:
         console.print(_labels_table(report.aggregate, report.rows_out))
@@ -343,7 +351,7 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
 def render_report(report: AnyReport, console: Console, *, advice: bool = True) -> None:
     """Print a classify or estimate report as rich tables."""
     if isinstance(report, EstimateReport):
-        render_estimate(report, console)
+        render_estimate(report, console, advice=advice)
     else:
         render_classify(report, console, advice=advice)
 
@@ -400,7 +408,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
             row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
         rows.append(row)
     out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
-    out += [_utilization_line(cost, m).replace(" · ", " · "), ""]
+    out += [_utilization_line(cost, m), ""]
     agg = report.aggregate
     if agg.label_counts:
         total = sum(agg.label_counts.values()) or 1
@@ -427,10 +435,10 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def report_to_markdown(report: AnyReport) -> str:
+def report_to_markdown(report: AnyReport, *, advice: bool = True) -> str:
     if isinstance(report, EstimateReport):
-        return estimate_to_markdown(report)
-    return classify_to_markdown(report)
+        return estimate_to_markdown(report, advice=advice)
+    return classify_to_markdown(report, advice=advice)
 
 
 def summary_line(report: AnyReport) -> str:

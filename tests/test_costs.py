@@ -184,7 +184,7 @@ def runs(draw):
                            cpu_pool_workers=workers)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(runs(), rate, rate)
 def test_costs_never_negative(run, c, g):
     cost = price_run(run, PricingProfile(name="p", cpu_per_sec=c, gpu_per_sec=g), requests_per_day=1000)
@@ -194,7 +194,7 @@ def test_costs_never_negative(run, c, g):
     assert all(math.isfinite(x) for x in (cost.pay_per_use.savings_pct, cost.provisioned.savings_pct))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(runs(), rate, rate, st.floats(min_value=0, max_value=0.01), st.floats(min_value=0, max_value=0.01),
        st.sampled_from(["model_load", "read", "preprocess", "inference", "postprocess", "write"]),
        st.floats(min_value=0, max_value=100))
@@ -212,10 +212,11 @@ def test_monotone_in_rates_and_seconds(run, c, g, dc, dg, name, ds):
             assert b.mixed >= a.mixed and b.gpu_only >= a.gpu_only
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(runs(), rate, rate)
 def test_pay_per_use_mixed_at_most_gpu_only_when_cpu_cheaper(run, c, g):
     c, g = min(c, g), max(c, g)
     cost = price_run(run, PricingProfile(name="p", cpu_per_sec=c, gpu_per_sec=g))
-    assert cost.pay_per_use.mixed <= cost.pay_per_use.gpu_only
-    assert cost.pay_per_use.savings >= 0
+    tol = 1e-11 * max(1.0, cost.pay_per_use.gpu_only)  # float rounding when the two rates are equal
+    assert cost.pay_per_use.mixed <= cost.pay_per_use.gpu_only + tol
+    assert cost.pay_per_use.savings >= -tol

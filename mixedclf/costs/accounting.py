@@ -17,6 +17,7 @@ Each is compared with the GPU-only counterfactual: the same stage seconds, all a
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -45,7 +46,11 @@ def per_1k(total: float, items: int | float) -> float:
 
 
 def pct(part: float, whole: float) -> float:
-    return clean(part / whole * 100.0) if whole > 0 else 0.0
+    """part / whole in percent; 0 when whole is 0; clamped to +-1e12 (rates near zero overflow)."""
+    if whole <= 0:
+        return 0.0
+    v = part / whole * 100.0
+    return clean(max(-1e12, min(1e12, v))) if not math.isnan(v) else 0.0
 
 
 # --------------------------------------------------------------------------------------- inputs

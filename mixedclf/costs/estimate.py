@@ -12,10 +12,12 @@ Serverless extras, all "off" by default so the defaults reproduce the original d
 * ``overhead_sec``: orchestration overhead per hop, paid by both sides of each hop.
 * ``cold_start_sec`` / ``cold_start_cpu_sec``: seconds billed each time a worker starts cold.
 * ``idle_timeout_cpu`` / ``idle_timeout_gpu``: a worker stays billed this long after its last request.
-  Requests arrive at random (a Poisson process) at rate lambda = requests_per_day / active seconds;
-  the gap G to the next request is Exp(lambda), so per request
-      expected idle seconds  = E[min(G, T)] = (1 - exp(-lambda T)) / lambda
-      expected cold starts   = P(G > T)     = exp(-lambda T)
+  Requests arrive at random (a Poisson process) at rate lambda = requests_per_day / active seconds
+  and a warm worker serves them in turn (busy D seconds each, utilization rho = lambda D). A fraction
+  (1 - rho) of requests leave the worker with nothing to do (M/G/1); the gap G to the next request is
+  then Exp(lambda), so per request
+      expected idle seconds  = (1 - rho) E[min(G, T)] = (1 - rho) (1 - exp(-lambda T)) / lambda
+      expected cold starts   = (1 - rho) P(G > T)     = (1 - rho) exp(-lambda T)
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mixedclf.costs.accounting import DAYS_PER_MONTH, SCHEMA_VERSION, clean
-from mixedclf.costs.fmt import fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
+from mixedclf.costs.accounting import DAYS_PER_MONTH, SCHEMA_VERSION, clean, pct
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -190,20 +192,20 @@ class EstimateReport(BaseModel):
 # ------------------------------------------------------------------------------- the arithmetic
 
 
-def idle_per_request(lam: float, timeout: float) -> float:
-    """E[min(G, T)] for G ~ Exp(lam): (1 - exp(-lam T)) / lam; T when lam == 0."""
+def idle_per_request(lam: float, timeout: float, busy: float = 0.0) -> float:
+    """(1 - rho) E[min(G, T)] for G ~ Exp(lam), rho = lam x busy (clamped to 1); T when lam == 0."""
     if timeout <= 0:
         return 0.0
     if lam <= 0:
         return timeout
-    return -math.expm1(-lam * timeout) / lam
+    return max(0.0, 1.0 - lam * busy) * -math.expm1(-lam * timeout) / lam
 
 
-def cold_starts_per_request(lam: float, timeout: float) -> float:
-    """P(G > T) for G ~ Exp(lam): exp(-lam T)."""
+def cold_starts_per_request(lam: float, timeout: float, busy: float = 0.0) -> float:
+    """(1 - rho) P(G > T) for G ~ Exp(lam), rho = lam x busy (clamped to 1); 1 when lam == 0."""
     if lam <= 0:
         return 1.0
-    return math.exp(-lam * timeout)
+    return max(0.0, 1.0 - lam * busy) * math.exp(-lam * timeout)
 
 
 def compute(inputs: EstimateInputs, cpu_rate: float, gpu_rate: float) -> EstimateNumbers:
@@ -213,62 +215,66 @@ def compute(inputs: EstimateInputs, cpu_rate: float, gpu_rate: float) -> Estimat
     o = i.overhead_sec
     cs_gpu, cs_cpu = i.cold_start_sec, i.cpu_cold_start
 
-    # mixed, CPU worker: pre and post, one side of each of the two hops, the wait between them
-    wait = i.gpu_sec + 2 * o  # the CPU worker's gap between pre and post
+    # mixed, CPU worker: pre and post, one side of each of the two hops, and the wait between them
+    cpu_busy = i.pre_sec + i.post_sec + MIXED_HOPS * o
+    wait = i.gpu_sec + 2 * o  # the CPU worker's gap between pre and post (GPU side of both hops + inference)
     wait_idle = min(wait, i.idle_timeout_cpu)
     wait_cold = 1.0 if wait > i.idle_timeout_cpu else 0.0
-    cpu_idle = wait_idle + idle_per_request(lam, i.idle_timeout_cpu)
-    cpu_cold = cold_starts_per_request(lam, i.idle_timeout_cpu) + wait_cold
-    if cs_cpu == 0:
-        cpu_cold_s = 0.0
-    else:
-        cpu_cold_s = cpu_cold * cs_cpu
-    m_cpu = _bill("cpu", cpu_rate, i.pre_sec + i.post_sec, MIXED_HOPS * o, cpu_idle, cpu_cold, cpu_cold_s)
+    cpu_idle = wait_idle + idle_per_request(lam, i.idle_timeout_cpu, cpu_busy)
+    cpu_cold = cold_starts_per_request(lam, i.idle_timeout_cpu, cpu_busy) + wait_cold
+    cpu_cold_s = cpu_cold * cs_cpu
+    m_cpu, m_cpu_cost = _bill("cpu", cpu_rate, i.pre_sec + i.post_sec, MIXED_HOPS * o, cpu_idle, cpu_cold, cpu_cold_s)
 
     # mixed, GPU worker: inference, the other side of both hops
-    g_idle = idle_per_request(lam, i.idle_timeout_gpu)
-    g_cold = cold_starts_per_request(lam, i.idle_timeout_gpu)
-    g_cold_s = g_cold * cs_gpu if cs_gpu else 0.0
-    m_gpu = _bill("gpu", gpu_rate, i.gpu_sec, MIXED_HOPS * o, g_idle, g_cold, g_cold_s)
+    gpu_busy = i.gpu_sec + MIXED_HOPS * o
+    g_idle = idle_per_request(lam, i.idle_timeout_gpu, gpu_busy)
+    g_cold = cold_starts_per_request(lam, i.idle_timeout_gpu, gpu_busy)
+    m_gpu, m_gpu_cost = _bill("gpu", gpu_rate, i.gpu_sec, MIXED_HOPS * o, g_idle, g_cold, g_cold * cs_gpu)
 
     # GPU-only: one GPU worker, every stage, no hop
-    go = _bill("gpu", gpu_rate, i.pre_sec + i.gpu_sec + i.post_sec, 0.0, g_idle, g_cold, g_cold_s)
+    go_busy = i.pre_sec + i.gpu_sec + i.post_sec
+    go_idle = idle_per_request(lam, i.idle_timeout_gpu, go_busy)
+    go_cold = cold_starts_per_request(lam, i.idle_timeout_gpu, go_busy)
+    go, go_cost = _bill("gpu", gpu_rate, go_busy, 0.0, go_idle, go_cold, go_cold * cs_gpu)
 
     lines = [
         EstimateLine(name="pre", mixed=clean(i.pre_sec * cpu_rate), gpu_only=clean(i.pre_sec * gpu_rate)),
         EstimateLine(name="inference", mixed=clean(i.gpu_sec * gpu_rate), gpu_only=clean(i.gpu_sec * gpu_rate)),
         EstimateLine(name="post", mixed=clean(i.post_sec * cpu_rate), gpu_only=clean(i.post_sec * gpu_rate)),
         EstimateLine(name="hop overhead", mixed=clean(MIXED_HOPS * o * (cpu_rate + gpu_rate)), gpu_only=0.0),
-        EstimateLine(name="idle", mixed=clean(cpu_idle * cpu_rate + g_idle * gpu_rate), gpu_only=clean(g_idle * gpu_rate)),
-        EstimateLine(name="cold starts", mixed=clean(cpu_cold_s * cpu_rate + g_cold_s * gpu_rate), gpu_only=clean(g_cold_s * gpu_rate)),
+        EstimateLine(name="idle", mixed=clean(m_cpu.idle_s * cpu_rate + m_gpu.idle_s * gpu_rate),
+                     gpu_only=clean(go.idle_s * gpu_rate)),
+        EstimateLine(name="cold starts", mixed=clean(m_cpu.cold_start_s * cpu_rate + m_gpu.cold_start_s * gpu_rate),
+                     gpu_only=clean(go.cold_start_s * gpu_rate)),
     ]
 
-    mixed_pr = m_cpu.cost + m_gpu.cost
-    go_pr = go.cost
+    mixed_pr = clean(m_cpu_cost + m_gpu_cost)
+    go_pr = clean(go_cost)
     r, days = i.requests_per_day, i.days_per_month
-    m_day, g_day = mixed_pr * r, go_pr * r
-    sav_month = (g_day - m_day) * days
+    m_day, g_day = clean(mixed_pr * r), clean(go_pr * r)
+    m_month, g_month = clean(m_day * days), clean(g_day * days)
     return EstimateNumbers(
         mixed_cpu=m_cpu,
         mixed_gpu=m_gpu,
         gpu_only_gpu=go,
         lines=lines,
-        mixed_per_request=clean(mixed_pr),
-        gpu_only_per_request=clean(go_pr),
+        mixed_per_request=mixed_pr,
+        gpu_only_per_request=go_pr,
         mixed_per_1k=clean(mixed_pr * 1000),
         gpu_only_per_1k=clean(go_pr * 1000),
-        mixed_per_day=clean(m_day),
-        mixed_per_month=clean(m_day * days),
-        gpu_only_per_day=clean(g_day),
-        gpu_only_per_month=clean(g_day * days),
+        mixed_per_day=m_day,
+        mixed_per_month=m_month,
+        gpu_only_per_day=g_day,
+        gpu_only_per_month=g_month,
         savings_per_day=clean(g_day - m_day),
-        savings_per_month=clean(sav_month),
-        savings_pct=clean((go_pr - mixed_pr) / go_pr * 100) if go_pr > 0 else 0.0,
+        savings_per_month=clean(g_month - m_month),
+        savings_pct=pct(go_pr - mixed_pr, go_pr),
         mean_gap_s=clean(1.0 / lam) if lam > 0 else None,
     )
 
 
-def _bill(worker, rate, busy, overhead, idle, cold, cold_s) -> WorkerBill:
+def _bill(worker, rate, busy, overhead, idle, cold, cold_s) -> tuple[WorkerBill, float]:
+    """The bill of one worker type per request, and its unrounded cost."""
     billed = busy + overhead + idle + cold_s
     return WorkerBill(
         worker=worker,
@@ -279,14 +285,14 @@ def _bill(worker, rate, busy, overhead, idle, cold, cold_s) -> WorkerBill:
         cold_starts=clean(cold),
         cold_start_s=clean(cold_s),
         billed_s=clean(billed),
-        cost=billed * rate,
-    )
+        cost=clean(billed * rate),
+    ), billed * rate
 
 
 def _diff(inputs: EstimateInputs, c: float, g: float) -> float:
     """mixed - GPU-only, $ per request (negative: mixed is cheaper)."""
     n = compute(inputs, c, g)
-    return n.mixed_cpu.cost + n.mixed_gpu.cost - n.gpu_only_gpu.cost
+    return n.mixed_per_request - n.gpu_only_per_request
 
 
 def _bisect(f: Callable[[float], float], lo: float, hi: float, *, log: bool = False, iters: int = 200) -> float:
@@ -324,25 +330,31 @@ def break_even_overhead(inputs: EstimateInputs, c: float, g: float) -> tuple[flo
 def break_even_requests(inputs: EstimateInputs, c: float, g: float) -> tuple[float | None, str]:
     """The requests/day at which mixed and GPU-only cost the same (at inputs.overhead_sec).
 
-    mixed - GPU-only per request is non-increasing in the request rate (the GPU idle and cold-start
-    terms are the same on both sides; the CPU worker's idle and cold starts shrink as traffic grows),
-    so there is at most one crossing.
+    Without idle timeouts and cold starts both costs are proportional to the rate, so there is no
+    crossing. With them, the difference is scanned on a log grid (1e-3 .. 1e12 requests/day) and
+    each sign change is refined by bisection; the first crossing is returned.
     """
 
     def f(r: float) -> float:
         return _diff(inputs.model_copy(update={"requests_per_day": r}), c, g)
 
-    lo, hi = 1e-6, 1e15
-    f_lo, f_hi = f(lo), f(hi)
-    if f_lo < 0 and f_hi < 0:
-        return None, "mixed is cheaper at every request rate"
-    if f_lo >= 0 and f_hi >= 0:
+    grid = [10 ** (k / 10) for k in range(-30, 121)]
+    vals = [f(r) for r in grid]
+    tol = 1e-15
+    crossings: list[tuple[float, str]] = []
+    for (r0, v0), (r1, v1) in zip(zip(grid, vals), zip(grid[1:], vals[1:])):
+        if (v0 >= -tol) != (v1 >= -tol):
+            r = float(f"{_bisect(f, r0, r1, log=True):.4g}")
+            crossings.append((r, "above" if v1 < -tol else "below"))
+    if not crossings:
+        if all(v < -tol for v in vals):
+            return None, "mixed is cheaper at every request rate"
         return None, "mixed is not cheaper at any request rate"
-    if f_lo < 0:  # cannot happen with the model above; kept for safety
-        return None, "mixed is cheaper at low request rates only"
-    r = _bisect(f, lo, hi, log=True)
-    r = float(f"{r:.4g}")
-    return r, f"mixed is cheaper above {fmt_num(r)} requests/day"
+    r, side = crossings[0]
+    note = f"mixed is cheaper {side} {fmt_num(r)} requests/day"
+    if len(crossings) > 1:
+        note += "; " + "; ".join(f"{s} {fmt_num(x)}" for x, s in crossings[1:])
+    return r, note
 
 
 def parse_sweep(spec: str) -> tuple[float, float]:
@@ -512,16 +524,16 @@ def _sweep_rows(r: EstimateReport) -> list[list[str]]:
 _SWEEP_HEADER = ["requests/day", "mixed / month", "GPU-only / month", "savings / month", "savings %"]
 
 
-def render_estimate(r: EstimateReport, console: Console) -> None:
+def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True) -> None:
     console.print(f"[bold]{escape(_header(r))}[/bold]")
-    t = Table(title="Per request", title_justify="left")
+    t = Table(title="Per request", title_justify="left", **TABLE_STYLE)
     for col, j in (("line", "left"), ("mixed billed at", "left"), ("seconds", "right"), ("mixed", "right"),
                    ("GPU-only", "right")):
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for row in _line_rows(r):
         t.add_row(*[escape(c) for c in row])
     console.print(t)
-    t = Table(title="Mixed vs GPU-only", title_justify="left")
+    t = Table(title="Mixed vs GPU-only", title_justify="left", **TABLE_STYLE)
     for col, j in (("", "left"), ("mixed", "right"), ("GPU-only", "right"), ("savings", "right")):
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for row in _totals_rows(r):
@@ -533,7 +545,7 @@ def render_estimate(r: EstimateReport, console: Console) -> None:
         console.print(escape(extras))
     console.print(f"break-even: {escape(r.break_even_overhead_note)}; {escape(r.break_even_requests_note)}.")
     if r.sweep:
-        t = Table(title="Sweep over request rates", title_justify="left")
+        t = Table(title="Sweep over request rates", title_justify="left", **TABLE_STYLE)
         for col in _SWEEP_HEADER:
             t.add_column(col, justify="right")
         for row in _sweep_rows(r):
@@ -541,7 +553,7 @@ def render_estimate(r: EstimateReport, console: Console) -> None:
         console.print(t)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
-    for a in _advice(r):
+    for a in _advice(r) if advice else []:
         console.print(f"advice: {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
 
 
@@ -554,7 +566,7 @@ def _advice(r: EstimateReport) -> list:
         return []
 
 
-def estimate_to_markdown(r: EstimateReport) -> str:
+def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
     out = [f"## {_header(r)}", ""]
     out += [md_table(["line", "mixed billed at", "seconds", "mixed", "GPU-only"], _line_rows(r),
                      ["l", "l", "r", "r", "r"]), ""]
@@ -567,7 +579,7 @@ def estimate_to_markdown(r: EstimateReport) -> str:
     if r.sweep:
         out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 5), ""]
     out += [f"> note: {n}" for n in r.notes]
-    adv = _advice(r)
+    adv = _advice(r) if advice else []
     if adv:
         out += ["", "### Advice", ""] + [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in adv]
     return "\n".join(out).rstrip() + "\n"
@@ -601,13 +613,17 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
         raise CostInputError(f"--plot: unsupported image type {p.suffix or '(none)'!r}; use .png, .svg or .pdf")
     if not p.parent.exists():
         raise CostInputError(f"--plot: folder does not exist: {p.parent}")
-    xs = [s.requests_per_day for s in r.sweep]
+    a, b = r.sweep[0].requests_per_day, r.sweep[-1].requests_per_day
+    curve = sweep(r.inputs, r.pricing.cpu_per_sec, r.pricing.gpu_per_sec, sweep_points(a, b, 80)) if b > a else r.sweep
+    xs = [s.requests_per_day for s in curve]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     try:
-        ax.plot(xs, [s.mixed_per_month for s in r.sweep], marker="o", label="mixed (CPU pre/post + GPU model)")
-        ax.plot(xs, [s.gpu_only_per_month for s in r.sweep], marker="s", label="GPU-only")
+        ax.plot(xs, [s.mixed_per_month for s in curve], label="mixed (CPU pre/post + GPU model)")
+        ax.plot(xs, [s.gpu_only_per_month for s in curve], label="GPU-only")
+        ax.scatter([s.requests_per_day for s in r.sweep], [s.mixed_per_month for s in r.sweep], s=12)
+        ax.scatter([s.requests_per_day for s in r.sweep], [s.gpu_only_per_month for s in r.sweep], s=12)
         ax.set_xscale("log")
-        if all(s.mixed_per_month > 0 and s.gpu_only_per_month > 0 for s in r.sweep):
+        if all(s.mixed_per_month > 0 and s.gpu_only_per_month > 0 for s in curve):
             ax.set_yscale("log")
         be = r.break_even_requests_per_day
         if be is not None and xs[0] <= be <= xs[-1]:

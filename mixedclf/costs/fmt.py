@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from rich import box
+
+#: Compact rich table style: 8 columns of costs fit in 80 terminal columns.
+TABLE_STYLE = dict(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
+
 
 def fmt_money(x: float | None, digits: int | None = None) -> str:
     """Dollars: 2 decimals from $1 (and for 0), 4 from $0.01, else 6 (or exactly ``digits``)."""
@@ -12,6 +17,16 @@ def fmt_money(x: float | None, digits: int | None = None) -> str:
         digits = 2 if a >= 1 or a == 0 else 4 if a >= 0.01 else 6
     s = f"${abs(x):,.{digits}f}"
     return f"-{s}" if x < 0 and float(f"{abs(x):.{digits}f}") != 0 else s
+
+
+def money_digits(values) -> int:
+    """One decimal count for a column of dollar amounts: enough for its smallest non-zero value."""
+    digits = 2
+    for x in values:
+        if x:
+            a = abs(x)
+            digits = max(digits, 2 if a >= 1 else 4 if a >= 0.01 else 6)
+    return digits
 
 
 def fmt_rate(x: float) -> str:

@@ -1,0 +1,300 @@
+"""Cost commands: `estimate`, `check`, `report show`, `report advice` (thin: parse, call, render).
+
+mixedclf/cli.py calls ``register(app)``. Errors are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
+
+FORMATS = ("table", "json", "markdown")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _one_line_errors(fn: Callable) -> Callable:
+    """CostInputError / a mixedclf error / an OS error -> 'error: ...' on stderr, exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except CostInputError as exc:
+            _fail(exc.one_line())
+        except ValidationError as exc:  # an option out of range
+            errs = exc.errors()
+            if errs:
+                loc = "--" + "-".join(str(x) for x in errs[0].get("loc", ())).replace("_", "-")
+                _fail(f"{loc}: {errs[0].get('msg')}")
+            _fail(str(exc).splitlines()[0])
+        except OSError as exc:
+            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+    return wrapper
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    if value not in allowed:
+        raise CostInputError(f"{option} must be one of: {', '.join(allowed)} (got {value!r})")
+    return value
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------- estimate
+
+
+def estimate_cmd(
+    requests_per_day: float = typer.Option(10_000, "--requests-per-day", "-n", help="Requests (texts) per day."),
+    pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [0.05]."),
+    gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [0.2]."),
+    post_sec: Optional[float] = typer.Option(None, "--post-sec", help="CPU seconds per request after the model [0.03]."),
+    from_report: Optional[Path] = typer.Option(
+        None, "--from-report", help="Take per-item stage seconds (and pricing) from a classify report."
+    ),
+    pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML [configs/pricing.toml]."),
+    profile: Optional[str] = typer.Option(None, "--profile", help=f"Pricing profile [{DEFAULT_PROFILE}]."),
+    overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides [off]."),
+    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Seconds billed per GPU worker cold start [off]."),
+    cold_start_cpu_sec: Optional[float] = typer.Option(
+        None, "--cold-start-cpu-sec", help="Seconds billed per CPU worker cold start [= --cold-start-sec]."
+    ),
+    idle_timeout_cpu: float = typer.Option(0.0, "--idle-timeout-cpu", help="CPU worker stays billed this long after a request [off]."),
+    idle_timeout_gpu: float = typer.Option(0.0, "--idle-timeout-gpu", help="GPU worker stays billed this long after a request [off]."),
+    active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive [24]."),
+    days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month [30]."),
+    sweep_spec: Optional[str] = typer.Option(None, "--sweep", help="Table over request rates, e.g. 1000:1000000."),
+    sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced) [10]."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw cost/month vs requests/day to FILE.png (matplotlib)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
+    report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),
+) -> None:
+    """Project mixed vs GPU-only serverless cost per day and month (no run needed)."""
+    _estimate(**locals())
+
+
+@_one_line_errors
+def _estimate(
+    requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, overhead_sec, cold_start_sec,
+    cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_gpu, active_hours, days_per_month, sweep_spec,
+    sweep_points, plot, fmt, report_out,
+) -> None:
+    from mixedclf.costs.estimate import EstimateInputs, estimate, inputs_from_report, parse_sweep, plot_sweep
+    from mixedclf.report import ClassifyReport, load_report, render_report, report_to_markdown, write_report
+
+    _choice(fmt, FORMATS, "--format")
+    extras = dict(
+        requests_per_day=requests_per_day,
+        overhead_sec=overhead_sec,
+        cold_start_sec=cold_start_sec,
+        cold_start_cpu_sec=cold_start_cpu_sec,
+        idle_timeout_cpu=idle_timeout_cpu,
+        idle_timeout_gpu=idle_timeout_gpu,
+        active_hours=active_hours,
+        days_per_month=days_per_month,
+    )
+    stage_secs = dict(pre_sec=pre_sec, gpu_sec=gpu_sec, post_sec=post_sec)
+    notes: list[str] = []
+    model = None
+    if from_report is not None:
+        src = load_report(from_report)
+        if not isinstance(src, ClassifyReport):
+            raise CostInputError(f"--from-report needs a classify report; {from_report} is an {src.kind} report")
+        inputs, notes = inputs_from_report(src, **extras, **stage_secs)
+        inputs = inputs.model_copy(update={"source": f"report:{from_report}"})
+        model = src.model
+        prof = src.pricing if pricing is None and profile is None else load_pricing(pricing, profile or DEFAULT_PROFILE)
+    else:
+        given = {k: v for k, v in stage_secs.items() if v is not None}
+        inputs = EstimateInputs(**extras, **given, source="options" if given else "defaults")
+        prof = load_pricing(pricing, profile or DEFAULT_PROFILE)
+    sweep_range = parse_sweep(sweep_spec) if sweep_spec else None
+    if plot is not None and sweep_range is None:
+        r = max(requests_per_day, 1.0)
+        sweep_range = (max(1.0, r / 100), r * 100)
+    rep = estimate(
+        inputs, prof, sweep_range=sweep_range, sweep_count=sweep_points, model=model,
+        source_report=str(from_report) if from_report else None, notes=notes,
+    )
+    if plot is not None:
+        plot_sweep(rep, plot)
+    if report_out is not None:
+        write_report(rep, report_out)
+    if fmt == "json":
+        _emit(rep.model_dump_json(indent=2))
+    elif fmt == "markdown":
+        _emit(report_to_markdown(rep))
+    else:
+        render_report(rep, _console())
+        if plot is not None:
+            typer.echo(f"plot written to {plot}")
+
+
+# ---------------------------------------------------------------------------------------- check
+
+
+def check_cmd(
+    current: Path = typer.Argument(..., help="The new report (classify or estimate JSON)."),
+    baseline: Path = typer.Option(..., "--baseline", "-b", help="The report to compare against."),
+    max_increase_pct: Optional[float] = typer.Option(None, "--max-increase-pct", help="Fail above this % increase."),
+    max_increase_abs: Optional[float] = typer.Option(
+        None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost)."
+    ),
+    budget_per_1k: Optional[float] = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this."),
+    warn_pct: Optional[float] = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase."),
+    metric: str = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput"),
+    basis: str = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | markdown | json"),
+    allow_mismatch: bool = typer.Option(
+        False, "--allow-mismatch", help="Compare reports of different models, modes, kinds or pricing profiles."
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE."),
+) -> None:
+    """Compare a report with a baseline: exit 0 within limits, 1 on a regression, 2 on unusable input."""
+    code = _check(**locals())
+    raise typer.Exit(code)
+
+
+@_one_line_errors
+def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k, warn_pct, metric, basis, fmt,
+           allow_mismatch, output) -> int:
+    from mixedclf.costs.check import (
+        BASES,
+        METRICS,
+        CheckLimits,
+        check_files,
+        check_to_json,
+        check_to_markdown,
+        render_check,
+    )
+
+    _choice(fmt, FORMATS, "--format")
+    _choice(metric, METRICS, "--metric")
+    _choice(basis, BASES, "--basis")
+    result = check_files(
+        current,
+        baseline,
+        metric=metric,
+        basis=basis,
+        allow_mismatch=allow_mismatch,
+        limits=CheckLimits(
+            max_increase_pct=max_increase_pct,
+            max_increase_abs=max_increase_abs,
+            budget_per_1k=budget_per_1k,
+            warn_pct=warn_pct,
+        ),
+    )
+    if fmt == "json":
+        text = check_to_json(result)
+        _emit(text)
+    elif fmt == "markdown":
+        text = check_to_markdown(result)
+        _emit(text)
+    else:
+        console = _console()
+        render_check(result, console)
+        text = None
+    if output is not None:
+        if text is None:
+            buf = Console(record=True, width=120, file=io.StringIO())
+            render_check(result, buf)
+            text = buf.export_text()
+        _write_text(output, text)
+    return result.exit_code
+
+
+# --------------------------------------------------------------------------------------- report
+
+report_app = typer.Typer(help="Saved reports: show, advice.", no_args_is_help=True, add_completion=False)
+
+
+@report_app.command("show")
+def report_show_cmd(
+    path: Path = typer.Argument(..., help="A classify or estimate report JSON."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
+    advice: bool = typer.Option(True, "--advice/--no-advice", help="Include cost advice (table and markdown)."),
+) -> None:
+    """Re-render a saved report."""
+    _report_show(path, fmt, advice)
+
+
+@_one_line_errors
+def _report_show(path: Path, fmt: str, advice: bool) -> None:
+    from mixedclf.report import load_report, render_report, report_to_markdown
+
+    _choice(fmt, FORMATS, "--format")
+    rep = load_report(path)
+    if fmt == "json":
+        _emit(rep.model_dump_json(indent=2))
+    elif fmt == "markdown":
+        _emit(report_to_markdown(rep, advice=advice))
+    else:
+        render_report(rep, _console(), advice=advice)
+
+
+@report_app.command("advice")
+def report_advice_cmd(
+    path: Path = typer.Argument(..., help="A classify or estimate report JSON."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
+    limit: int = typer.Option(4, "--limit", help="At most this many suggestions."),
+) -> None:
+    """The changes that would cut cost most, each with an estimated saving."""
+    _report_advice(path, fmt, limit)
+
+
+@_one_line_errors
+def _report_advice(path: Path, fmt: str, limit: int) -> None:
+    import json
+
+    from mixedclf.costs.advice import advise
+    from mixedclf.report import load_report
+
+    _choice(fmt, FORMATS, "--format")
+    items = advise(load_report(path), limit=limit)
+    if fmt == "json":
+        _emit(json.dumps([a.model_dump() for a in items], indent=2))
+        return
+    if not items:
+        _emit("no advice: nothing in this report points to a cheaper setup.")
+        return
+    for a in items:
+        line = f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" if fmt == "markdown" else (
+            f"• {a.title} — saves ~{a.saving_text()} ({a.basis})\n  {a.detail}")
+        _emit(line)
+
+
+# ------------------------------------------------------------------------------------- register
+
+
+def register(app: typer.Typer) -> None:
+    """Add `estimate`, `check` and the `report` group to the main typer app."""
+    app.command("estimate")(estimate_cmd)
+    app.command("check")(check_cmd)
+    app.add_typer(report_app, name="report")

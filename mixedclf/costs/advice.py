@@ -1,0 +1,276 @@
+"""Advice: from a report, the few changes that would cut cost most, each with an estimated saving.
+
+Answers the original design's operating questions from numbers: is the CPU pool sized right (GPU
+starved or pool idle), is the GPU idle timeout right, can repeated work be skipped (dedup), does
+a stage belong on the other device, is the mixed design worth it at this traffic.
+
+Pure module: no torch, no pools. Each rule is a plain function of the report; the estimated
+saving is what the same measurements would cost after the change (docs/cost-model.md, "Advice").
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from mixedclf.costs.fmt import fmt_money
+
+#: ``extra`` keys a classify report may carry for the dedup rule (fraction 0..1 of rows whose text
+#: repeats an earlier row, measured with dedup off). With ``settings["dedup"]`` true: no advice.
+DUPLICATE_KEYS = ("duplicate_fraction", "duplicate_rate")
+#: ``extra`` key: share of the padded tokens the device computed that were padding (0..1).
+PADDING_KEY = "padding_fraction"
+
+
+class Advice(BaseModel):
+    key: str  # stable id of the rule, for tests and tooling
+    title: str
+    detail: str
+    saving: float  # dollars, in the unit below
+    per: str  # "per 1,000 rows" | "per month"
+    basis: str  # "provisioned" | "pay-per-use" | "serverless"
+
+    def saving_text(self) -> str:
+        return f"{fmt_money(self.saving)} {self.per}"
+
+
+def advise(report, limit: int = 4) -> list[Advice]:
+    """Advice for a ClassifyReport or an EstimateReport, largest saving first."""
+    items = _advise_estimate(report) if report.kind == "estimate" else _advise_classify(report)
+    items = [a for a in items if a.saving > 0 and math.isfinite(a.saving)]
+    items.sort(key=lambda a: -a.saving)
+    return items[:limit]
+
+
+# ------------------------------------------------------------------------------------- classify
+
+
+def _advise_classify(report) -> list[Advice]:
+    m = report.measurements
+    cost = report.cost
+    n = m.items
+    if n <= 0:
+        return []
+    c, g = cost.cpu_per_sec, cost.gpu_per_sec
+    k = 1000.0 / n  # per run -> per 1,000 rows
+    per = "per 1,000 rows"
+    out: list[Advice] = []
+
+    load = m.stage_busy("model_load")
+    inf = m.stage_busy("inference")
+    pre = m.stage_busy("preprocess")
+    main = m.stage_busy("read") + m.stage_busy("postprocess") + m.stage_busy("write")
+    w, held_pool, held_gpu = m.cpu_pool_workers, m.cpu_pool_held_s, m.gpu_held_s
+    host = max(0.0, m.wall_s - held_gpu)
+    prov_now = cost.provisioned.mixed
+
+    if m.mode == "mixed" and w > 0 and inf > 0:
+        per_worker = pre / w
+        # A: the pool cannot keep up, the GPU waits (raise --cpu-workers)
+        if cost.gpu_utilization < 0.7 and per_worker > inf * 1.05:
+            w2 = max(w + 1, math.ceil(pre / inf))
+            gain = per_worker - max(inf, pre / w2)  # seconds the GPU stops waiting
+            g2 = max(load + inf, held_gpu - gain)
+            p2 = max(pre / w2, held_pool - gain)
+            saving = prov_now - (w2 * p2 * c + g2 * g + host * c)
+            out.append(
+                Advice(
+                    key="raise-cpu-workers",
+                    title=f"raise --cpu-workers from {w} to {w2}",
+                    detail=(
+                        f"GPU utilization is {cost.gpu_utilization:.0%}: {w} workers need {per_worker:.2f} s each "
+                        f"for {pre:.2f} s of preprocessing while inference needs {inf:.2f} s, so the GPU waits; "
+                        f"{w2} workers keep it fed (if the host has the cores)."
+                    ),
+                    saving=saving * k,
+                    per=per,
+                    basis="provisioned",
+                )
+            )
+        # B: the pool mostly waits on the GPU (lower --cpu-workers)
+        util = cost.cpu_pool_utilization
+        if util is not None and util < 0.5 and per_worker < inf:
+            w2 = max(1, math.ceil(pre / inf))
+            if w2 < w:
+                out.append(
+                    Advice(
+                        key="lower-cpu-workers",
+                        title=f"lower --cpu-workers from {w} to {w2}",
+                        detail=(
+                            f"the CPU pool is {util:.0%} busy ({pre:.2f} s of work over {w} × {held_pool:.2f} s held); "
+                            f"{w2} workers still keep up with {inf:.2f} s of inference."
+                        ),
+                        saving=(w - w2) * held_pool * c * k,
+                        per=per,
+                        basis="provisioned",
+                    )
+                )
+        # C: CPU work in the main process holds the GPU host
+        if main > 0.1 * held_gpu and cost.gpu_utilization < 0.9 and g > c:
+            movable = min(main, max(0.0, held_gpu - load - inf))
+            out.append(
+                Advice(
+                    key="move-main-process-work",
+                    title="move read/postprocess/write off the GPU host's critical path",
+                    detail=(
+                        f"{main:.2f} s of CPU work (read, postprocess, write) runs in the process that drives the GPU "
+                        f"({main / held_gpu:.0%} of the {held_gpu:.2f} s the GPU is held); overlapping it with "
+                        "inference (a writer thread, postprocess in the pool) frees the GPU sooner."
+                    ),
+                    saving=movable * (g - c) * k,
+                    per=per,
+                    basis="provisioned",
+                )
+            )
+        # D: model load dominates the GPU's held time
+        if held_gpu > 0 and load / held_gpu > 0.25:
+            out.append(
+                Advice(
+                    key="amortize-model-load",
+                    title="classify more rows per run (or keep a warm worker)",
+                    detail=(
+                        f"loading the model takes {load:.2f} s, {load / held_gpu:.0%} of the GPU's held time; "
+                        "twice the rows per run halves its cost per row."
+                    ),
+                    saving=load * g / 2 * k,
+                    per=per,
+                    basis="provisioned",
+                )
+            )
+
+    # E: repeated texts that deduplication would skip
+    dup = next((report.extra.get(key) for key in DUPLICATE_KEYS if key in report.extra), None)
+    dedup_on = bool(report.settings.get("dedup"))
+    if isinstance(dup, (int, float)) and 0.02 < dup <= 1 and not dedup_on:
+        rows = {r.name: r for r in cost.stages}
+        skip = sum(rows[s].cost for s in ("preprocess", "inference") if s in rows)
+        out.append(
+            Advice(
+                key="deduplicate",
+                title="skip repeated texts (deduplicate before preprocessing)",
+                detail=f"{dup:.0%} of rows repeat an earlier text; their preprocessing and inference can be skipped.",
+                saving=dup * skip * k,
+                per=per,
+                basis="pay-per-use",
+            )
+        )
+
+    # E2: padding the device computes for nothing
+    padding = report.extra.get(PADDING_KEY)
+    if isinstance(padding, (int, float)) and 0.2 < padding < 1:
+        inf_cost = sum(r.cost for r in cost.stages if r.name == "inference")
+        out.append(
+            Advice(
+                key="cut-padding",
+                title="cut padding: smaller --max-batch-tokens / --batch-size, or a larger --chunk-rows window",
+                detail=(
+                    f"{padding:.0%} of the tokens the device computed were padding; inference time grows with padded "
+                    "tokens, so tighter length-sorted batches cut it (upper bound shown)."
+                ),
+                saving=padding * inf_cost * k,
+                per=per,
+                basis="pay-per-use",
+            )
+        )
+
+    # F: a stage that would be cheaper on the other device
+    for s in cost.stages:
+        if s.pay_per_use and s.billing == "cpu" and c > g and s.seconds > 0:
+            out.append(
+                Advice(
+                    key=f"stage-to-gpu:{s.name}",
+                    title=f"run {s.name} on the GPU worker",
+                    detail=(
+                        f"in profile {cost.profile!r} a CPU second (${c:g}) costs more than a GPU second (${g:g}); "
+                        f"{s.seconds:.2f} s of {s.name} is cheaper on the GPU worker, even at the same speed."
+                    ),
+                    saving=s.seconds * (c - g) * k,
+                    per=per,
+                    basis="pay-per-use",
+                )
+            )
+
+    # G: a gpu-only run that the mixed design would make cheaper
+    if m.mode == "gpu-only" and cost.provisioned.savings > 0:
+        out.append(
+            Advice(
+                key="use-mixed",
+                title="run with --mode mixed",
+                detail=(
+                    f"this GPU-only run held the GPU {m.wall_s:.2f} s; with text work on CPU workers the GPU would be "
+                    f"needed for about {load + inf:.2f} s ({cost.provisioned.savings_pct:.0f}% cheaper, ideal overlap)."
+                ),
+                saving=cost.provisioned.savings * k,
+                per=per,
+                basis="provisioned",
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------- estimate
+
+
+def _advise_estimate(r) -> list[Advice]:
+    from mixedclf.costs.estimate import compute
+
+    i = r.inputs
+    c, g = r.pricing.cpu_per_sec, r.pricing.gpu_per_sec
+    gap = r.mean_gap_s
+    out: list[Advice] = []
+    per = "per month"
+
+    for worker, field in (("GPU", "idle_timeout_gpu"), ("CPU", "idle_timeout_cpu")):
+        t = getattr(i, field)
+        if gap is None or t <= 3 * gap:
+            continue
+        new = compute(i.model_copy(update={field: gap}), c, g)
+        saving = r.mixed_per_month - new.mixed_per_month
+        bill_now = r.mixed_gpu if worker == "GPU" else r.mixed_cpu
+        bill_new = new.mixed_gpu if worker == "GPU" else new.mixed_cpu
+        out.append(
+            Advice(
+                key=f"idle-timeout-{worker.lower()}",
+                title=f"shorten the {worker} idle timeout from {t:g} s to about {gap:.0f} s",
+                detail=(
+                    f"requests arrive every {gap:.1f} s on average, so a {t:g} s timeout keeps the {worker} worker "
+                    f"billed {bill_now.idle_s:.1f} s idle per request; at {gap:.0f} s it is {bill_new.idle_s:.1f} s, "
+                    f"with {bill_new.cold_starts:.2f} cold starts per request instead of {bill_now.cold_starts:.2f}."
+                ),
+                saving=saving,
+                per=per,
+                basis="serverless",
+            )
+        )
+
+    if r.savings_per_month < 0:
+        out.append(
+            Advice(
+                key="use-gpu-only",
+                title="serve GPU-only at this traffic",
+                detail=(
+                    f"at {i.requests_per_day:,.0f} requests/day the hops, idle CPU time and cold starts cost more "
+                    f"than moving pre/post off the GPU saves ({r.break_even_requests_note})."
+                ),
+                saving=-r.savings_per_month,
+                per=per,
+                basis="serverless",
+            )
+        )
+    if i.overhead_sec > 0 and r.savings_per_month > 0:
+        zero = compute(i.model_copy(update={"overhead_sec": 0.0}), c, g)
+        out.append(
+            Advice(
+                key="cut-hop-overhead",
+                title="cut the per-hop overhead (co-locate or batch the hand-offs)",
+                detail=(
+                    f"{i.overhead_sec * 1000:.0f} ms per hop, paid by both sides of two hops, costs "
+                    f"{fmt_money(r.mixed_per_month - zero.mixed_per_month, 2)} a month."
+                ),
+                saving=r.mixed_per_month - zero.mixed_per_month,
+                per=per,
+                basis="serverless",
+            )
+        )
+    return out

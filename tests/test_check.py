@@ -1,0 +1,199 @@
+"""`check`: the CI cost gate. Every exit code, every limit, every format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from mixedclf.cli_costs import register
+from mixedclf.costs import PricingProfile
+from mixedclf.costs.check import COMMENT_MARKER, CheckLimits, compare
+from mixedclf.costs.estimate import EstimateInputs, estimate
+from mixedclf.costs.examples import REFERENCE, classify_fields, mixed_run
+from mixedclf.report import build_classify_report, write_report
+
+
+@pytest.fixture(scope="module")
+def cli():
+    app = typer.Typer()
+    register(app)
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
+
+    return invoke
+
+
+def _classify(tmp_path, name, run=None, **over):
+    return write_report(build_classify_report(**classify_fields(run=run, **over)), tmp_path / name)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    base = _classify(tmp_path, "base.json")
+    # 10% more inference seconds: mixed cost per 1k rises from 2.545 to 2.695 m$ (+5.89%)
+    cur = _classify(tmp_path, "cur.json", run=mixed_run(inf=4.4))
+    return base, cur
+
+
+def test_identical_reports_exit_0(cli, pair):
+    base, _ = pair
+    res = cli("check", base, "--baseline", base, "--max-increase-pct", 0)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert "within limits" in res.stdout
+
+
+def test_within_limit_exit_0(cli, pair):
+    base, cur = pair
+    res = cli("check", cur, "--baseline", base, "--max-increase-pct", 10)
+    assert res.exit_code == 0
+    assert "+5.9%" in res.stdout
+
+
+def test_pct_regression_exit_1(cli, pair):
+    base, cur = pair
+    res = cli("check", cur, "--baseline", base, "--max-increase-pct", 5)
+    assert res.exit_code == 1
+    assert "regression" in res.stdout and "limit 5%" in res.stdout
+
+
+def test_abs_regression_exit_1(cli, pair):
+    base, cur = pair
+    # +$0.00015 per 1k rows
+    assert cli("check", cur, "--baseline", base, "--max-increase-abs", 0.0002).exit_code == 0
+    assert cli("check", cur, "--baseline", base, "--max-increase-abs", 0.0001).exit_code == 1
+
+
+def test_budget_exit_1(cli, pair):
+    base, cur = pair
+    assert cli("check", cur, "--baseline", base, "--budget-per-1k", 0.003).exit_code == 0
+    res = cli("check", cur, "--baseline", base, "--budget-per-1k", 0.002)
+    assert res.exit_code == 1 and "over the budget" in res.stdout
+
+
+def test_warn_only_exit_0(cli, pair):
+    base, cur = pair
+    res = cli("check", cur, "--baseline", base, "--warn-pct", 5, "--max-increase-pct", 10, "-f", "json")
+    assert res.exit_code == 0
+    d = json.loads(res.stdout)
+    assert d["status"] == "warn" and d["warnings"] and not d["violations"]
+
+
+def test_cheaper_is_fine(cli, pair):
+    base, cur = pair
+    res = cli("check", base, "--baseline", cur, "--max-increase-pct", 0, "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["change_pct"] < 0
+
+
+def test_metrics(cli, tmp_path, pair):
+    base, cur = pair
+    res = cli("check", cur, "--baseline", base, "--metric", "gpu_seconds_per_1k", "--max-increase-pct", 5, "-f", "json")
+    d = json.loads(res.stdout)
+    assert res.exit_code == 1 and d["change_pct"] == pytest.approx(10.0)
+    slow = _classify(tmp_path, "slow.json", run=mixed_run(wall=12.5))
+    res = cli("check", slow, "--baseline", base, "--metric", "throughput", "--max-increase-pct", 10)
+    assert res.exit_code == 1 and "fell 20.0%" in res.stdout
+    fast = _classify(tmp_path, "fast.json", run=mixed_run(wall=8.0))
+    assert cli("check", fast, "--baseline", base, "--metric", "throughput", "--max-increase-pct", 0).exit_code == 0
+    res = cli("check", cur, "--baseline", base, "--basis", "provisioned", "-f", "json")
+    assert json.loads(res.stdout)["basis"] == "provisioned"
+
+
+def test_markdown_is_a_pr_comment(cli, pair, tmp_path):
+    base, cur = pair
+    out = tmp_path / "comment.md"
+    res = cli("check", cur, "--baseline", base, "--max-increase-pct", 5, "--format", "markdown", "-o", out)
+    assert res.exit_code == 1
+    md = res.stdout
+    assert md.startswith(COMMENT_MARKER) and "❌ mixedclf cost check: cost regression" in md
+    assert "| **mixed total** | $ / 1k |" in md and "stage inference" in md
+    assert out.read_text() == md
+    ok = cli("check", base, "--baseline", base, "-f", "markdown").stdout
+    assert "✅" in ok and "no limit set" in ok
+    table_out = tmp_path / "t.txt"
+    assert cli("check", cur, "--baseline", base, "-o", table_out).exit_code == 0
+    assert "mixed total" in table_out.read_text()
+
+
+@pytest.mark.parametrize("which", ["current", "baseline"])
+def test_missing_file_exit_2(cli, pair, tmp_path, which):
+    base, cur = pair
+    args = (tmp_path / "nope.json", "--baseline", base) if which == "current" else (cur, "--baseline", tmp_path / "x.json")
+    res = cli("check", *args)
+    assert res.exit_code == 2 and res.stderr.startswith("error: report not found") and res.stderr.count("\n") == 1
+
+
+def test_unreadable_and_wrong_schema_exit_2(cli, pair, tmp_path):
+    base, _ = pair
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert cli("check", bad, "--baseline", base).exit_code == 2
+    old = tmp_path / "old.json"
+    data = json.loads(base.read_text())
+    data["schema_version"] = 0
+    old.write_text(json.dumps(data))
+    res = cli("check", base, "--baseline", old, "--allow-mismatch")
+    assert res.exit_code == 2 and "schema_version 0" in res.stderr
+
+
+def test_different_model_exit_2_unless_allowed(cli, tmp_path, pair):
+    base, _ = pair
+    other = _classify(tmp_path, "other.json", model="./my-model")
+    res = cli("check", other, "--baseline", base)
+    assert res.exit_code == 2 and "models differ" in res.stderr and "--allow-mismatch" in res.stderr
+    res = cli("check", other, "--baseline", base, "--allow-mismatch", "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["status"] == "warn"
+
+
+def test_different_pricing_exit_2_unless_allowed(cli, tmp_path, pair):
+    base, _ = pair
+    h100 = PricingProfile(name="runpod-h100-pro", cpu_per_sec=0.0002, gpu_per_sec=0.00116)
+    other = _classify(tmp_path, "h100.json", pricing=h100)
+    assert cli("check", other, "--baseline", base).exit_code == 2
+    assert cli("check", other, "--baseline", base, "--allow-mismatch").exit_code == 0
+    edited = _classify(tmp_path, "edited.json", pricing=REFERENCE.model_copy(update={"cpu_per_sec": 0.0003}))
+    res = cli("check", edited, "--baseline", base)
+    assert res.exit_code == 2 and "different rates" in res.stderr
+
+
+def test_different_mode_and_kind_exit_2(cli, tmp_path, pair):
+    from mixedclf.costs.examples import gpu_only_run
+
+    base, _ = pair
+    go = _classify(tmp_path, "go.json", run=gpu_only_run())
+    assert cli("check", go, "--baseline", base).exit_code == 2
+    est = write_report(estimate(EstimateInputs(requests_per_day=10_000), REFERENCE), tmp_path / "est.json")
+    res = cli("check", est, "--baseline", base)
+    assert res.exit_code == 2 and "kinds differ" in res.stderr
+    assert cli("check", est, "--baseline", base, "--allow-mismatch").exit_code == 0
+
+
+def test_bad_options_exit_2(cli, pair):
+    base, cur = pair
+    for args in (["--metric", "latency"], ["--format", "html"], ["--basis", "spot"], ["--max-increase-pct", "-1"]):
+        res = cli("check", cur, "--baseline", base, *args)
+        assert res.exit_code == 2 and res.stderr.startswith("error: "), args
+
+
+def test_estimate_reports(cli, tmp_path):
+    a = write_report(estimate(EstimateInputs(requests_per_day=10_000), REFERENCE), tmp_path / "a.json")
+    b = write_report(estimate(EstimateInputs(requests_per_day=10_000, gpu_sec=0.25), REFERENCE), tmp_path / "b.json")
+    res = cli("check", b, "--baseline", a, "--max-increase-pct", 20, "-f", "json")
+    d = json.loads(res.stdout)
+    # mixed per 1k: 0.316 -> 0.391 (+23.7%)
+    assert res.exit_code == 1 and d["change_pct"] == pytest.approx(23.734, abs=1e-3)
+    assert any(r["name"] == "inference" for r in d["rows"])
+    assert cli("check", b, "--baseline", a, "--max-increase-pct", 25).exit_code == 0
+    res = cli("check", b, "--baseline", a, "--metric", "throughput")
+    assert res.exit_code == 2 and "needs classify reports" in res.stderr
+
+
+def test_compare_zero_baseline():
+    base = build_classify_report(**classify_fields(run=mixed_run(items=0)))
+    cur = build_classify_report(**classify_fields())
+    r = compare(base, cur, limits=CheckLimits(max_increase_pct=1000))
+    assert r.exit_code == 1 and r.change_pct is None
+    assert compare(base, base, limits=CheckLimits(max_increase_pct=0)).exit_code == 0

@@ -1,0 +1,107 @@
+"""Advice: each rule fires on the numbers that call for it, with a positive saving, and only then."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from mixedclf.cli_costs import register
+from mixedclf.costs import PricingProfile
+from mixedclf.costs.advice import advise
+from mixedclf.costs.estimate import EstimateInputs, estimate
+from mixedclf.costs.examples import REFERENCE, classify_fields, gpu_only_run, mixed_run
+from mixedclf.report import build_classify_report, write_report
+
+
+def _keys(report):
+    return [a.key for a in advise(report, limit=10)]
+
+
+def _report(run=None, **over):
+    return build_classify_report(**classify_fields(run=run, **over))
+
+
+def test_balanced_run_gets_no_advice():
+    # pool keeps up (20 s / 4 workers = 5 s ~ 5 s inference), GPU busy, little main-process work
+    run = mixed_run(pre=20, inf=5.0, load=0.5, read=0.05, post=0.05, write=0.05, gpu_held=6.0, pool_held=6.0, wall=6.2)
+    assert _keys(_report(run)) == []
+
+
+def test_pool_too_small_raise_workers():
+    # 4 workers x 10 s of preprocessing each, inference 2 s: the GPU waits ~8 s
+    run = mixed_run(pre=40, inf=2.0, load=0.5, read=0.05, post=0.05, write=0.05, gpu_held=11.0, pool_held=11.0,
+                    wall=11.2)
+    adv = advise(_report(run), limit=10)
+    raise_ = next(a for a in adv if a.key == "raise-cpu-workers")
+    assert "from 4 to 20" in raise_.title and raise_.saving > 0 and raise_.basis == "provisioned"
+
+
+def test_pool_too_large_lower_workers():
+    run = mixed_run(pre=4, inf=5.0, load=0.5, read=0.05, post=0.05, write=0.05, gpu_held=6.0, pool_held=6.0,
+                    wall=6.2, workers=8)
+    adv = {a.key: a for a in advise(_report(run), limit=10)}
+    a = adv["lower-cpu-workers"]
+    assert "from 8 to 1" in a.title
+    assert a.saving == pytest.approx(7 * 6.0 * 0.0002 / 4)  # per 1,000 of 4,000 rows
+
+
+def test_main_process_work_and_model_load():
+    run = mixed_run(pre=8, inf=2.0, load=3.0, read=1.0, post=1.0, write=1.0, gpu_held=9.0, pool_held=8.0,
+                    wall=9.5)
+    keys = _keys(_report(run))
+    assert "move-main-process-work" in keys and "amortize-model-load" in keys
+
+
+def test_dedup_and_padding_from_extra():
+    keys = _keys(_report(extra={"duplicate_fraction": 0.3, "padding_fraction": 0.4}))
+    assert "deduplicate" in keys and "cut-padding" in keys
+    keys = _keys(_report(extra={"duplicate_fraction": 0.3}, settings={"dedup": True}))
+    assert "deduplicate" not in keys
+
+
+def test_cpu_dearer_than_gpu_moves_stages():
+    odd = PricingProfile(name="odd", cpu_per_sec=0.002, gpu_per_sec=0.0015)
+    keys = _keys(_report(pricing=odd))
+    assert "stage-to-gpu:preprocess" in keys
+
+
+def test_gpu_only_run_suggests_mixed():
+    assert "use-mixed" in _keys(_report(gpu_only_run()))
+
+
+def test_sorted_and_limited():
+    run = mixed_run(pre=8, inf=2.0, load=3.0, read=1.0, post=1.0, write=1.0, gpu_held=9.0, pool_held=8.0, wall=9.5)
+    adv = advise(_report(run, extra={"duplicate_fraction": 0.3, "padding_fraction": 0.5}), limit=2)
+    assert len(adv) == 2 and adv[0].saving >= adv[1].saving
+
+
+def test_estimate_advice():
+    long_idle = estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600), REFERENCE)
+    assert _keys(long_idle)[0] == "idle-timeout-gpu"
+    # a cold start longer than the mean gap: keeping warm is right, no idle advice
+    assert "idle-timeout-gpu" not in _keys(
+        estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, cold_start_sec=120), REFERENCE))
+    dear = estimate(EstimateInputs(requests_per_day=100, idle_timeout_cpu=60), REFERENCE)
+    assert "use-gpu-only" in _keys(dear)
+    hops = estimate(EstimateInputs(requests_per_day=10_000, overhead_sec=0.01), REFERENCE)
+    assert "cut-hop-overhead" in _keys(hops)
+    assert _keys(estimate(EstimateInputs(requests_per_day=10_000), REFERENCE)) == []
+
+
+def test_cli_report_show_and_advice(tmp_path):
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    p = write_report(_report(extra={"duplicate_fraction": 0.3}), tmp_path / "r.json")
+    for fmt, needle in (("table", "Mixed vs GPU-only"), ("markdown", "## mixedclf classify"), ("json", '"kind": "classify"')):
+        res = runner.invoke(app, ["report", "show", str(p), "--format", fmt])
+        assert res.exit_code == 0 and needle in res.stdout, (fmt, res.stderr)
+    res = runner.invoke(app, ["report", "show", str(p), "--no-advice"])
+    assert "Advice" not in res.stdout
+    res = runner.invoke(app, ["report", "advice", str(p)])
+    assert res.exit_code == 0 and "skip repeated texts" in res.stdout
+    res = runner.invoke(app, ["report", "advice", str(p), "-f", "json"])
+    assert '"key": "deduplicate"' in res.stdout
+    res = runner.invoke(app, ["report", "show", str(tmp_path / "missing.json")])
+    assert res.exit_code == 2 and res.stderr.startswith("error: report not found")

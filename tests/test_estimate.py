@@ -1,0 +1,347 @@
+"""`estimate`: the reference table to the cent, serverless extras, break-even, sweep, plot, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+
+import pytest
+import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mixedclf.cli_costs import register
+from mixedclf.costs import CostInputError, load_pricing
+from mixedclf.costs.estimate import (
+    EstimateInputs,
+    break_even_overhead,
+    break_even_requests,
+    cold_starts_per_request,
+    compute,
+    estimate,
+    idle_per_request,
+    inputs_from_report,
+    parse_sweep,
+    plot_sweep,
+    sweep_points,
+)
+from mixedclf.costs.examples import REFERENCE, classify_fields
+from mixedclf.report import build_classify_report, write_report
+
+C, G = 0.0002, 0.0015
+
+
+@pytest.fixture(scope="module")
+def cli():
+    app = typer.Typer()
+    register(app)
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
+
+    return invoke
+
+
+# ------------------------------------------------------------------------- the reference table
+
+
+def test_reference_table_to_the_cent():
+    r = estimate(EstimateInputs(requests_per_day=10_000), load_pricing())
+    assert (r.mixed_per_day, r.mixed_per_month) == (3.16, 94.80)
+    assert (r.gpu_only_per_day, r.gpu_only_per_month) == (4.20, 126.00)
+    assert r.savings_per_month == 31.20 and r.savings_per_day == 1.04
+    assert round(r.savings_pct, 2) == 24.76
+    assert r.mixed_per_request == 0.000316 and r.gpu_only_per_request == 0.00042
+
+
+def test_reference_json_names_are_numbers(cli):
+    res = cli("estimate", "--requests-per-day", 10000, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    want = dict(mixed_per_day=3.16, mixed_per_month=94.8, gpu_only_per_day=4.2, gpu_only_per_month=126.0,
+                savings_per_month=31.2)
+    for k, v in want.items():
+        assert isinstance(data[k], float) and data[k] == v, k
+    assert isinstance(data["savings_pct"], float) and abs(data["savings_pct"] - 24.7619) < 1e-3
+    assert data["kind"] == "estimate" and data["schema_version"] == 1
+
+
+def test_reference_table_text(cli):
+    res = cli("estimate")
+    assert res.exit_code == 0
+    for needle in ("$3.16", "$94.80", "$4.20", "$126.00", "$31.20", "24.8%", "30.6 ms"):
+        assert needle in res.stdout, needle
+    md = cli("estimate", "-f", "markdown").stdout
+    assert md.startswith("## mixedclf estimate") and "| per month (30 days) | $94.80 | $126.00 | $31.20 |" in md
+
+
+def test_stage_seconds_and_profiles(cli):
+    res = cli("estimate", "-n", 1000, "--pre-sec", 0.1, "--gpu-sec", 0.1, "--post-sec", 0, "--profile",
+              "runpod-h100-pro", "-f", "json")
+    d = json.loads(res.stdout)
+    assert d["mixed_per_day"] == pytest.approx(1000 * (0.1 * 0.0002 + 0.1 * 0.00116))
+    assert d["gpu_only_per_day"] == pytest.approx(1000 * 0.2 * 0.00116)
+    assert d["inputs"]["source"] == "options"
+
+
+# ------------------------------------------------------------------------- serverless extras
+
+
+def test_overhead_is_paid_by_both_sides_of_two_hops():
+    base = compute(EstimateInputs(requests_per_day=1000), C, G)
+    more = compute(EstimateInputs(requests_per_day=1000, overhead_sec=0.01), C, G)
+    assert more.mixed_per_request - base.mixed_per_request == pytest.approx(2 * 0.01 * (C + G))
+    assert more.gpu_only_per_request == base.gpu_only_per_request
+
+
+def test_break_even_overhead_closed_form():
+    i = EstimateInputs(requests_per_day=10_000)
+    o, note = break_even_overhead(i, C, G)
+    assert o == pytest.approx((0.05 + 0.03) * (G - C) / (2 * (C + G)), rel=1e-9)
+    assert "30.6 ms" in note
+    at = compute(i.model_copy(update={"overhead_sec": o}), C, G)
+    assert at.mixed_per_request == pytest.approx(at.gpu_only_per_request, rel=1e-9)
+    assert break_even_overhead(i, G, G)[0] is None  # same rates: hops can only cost
+
+
+def test_break_even_requests():
+    plain = EstimateInputs(requests_per_day=10_000)
+    assert break_even_requests(plain, C, G) == (None, "mixed is cheaper at every request rate")
+    assert break_even_requests(plain, G * 2, G)[0] is None
+    i = EstimateInputs(requests_per_day=10_000, idle_timeout_cpu=5, idle_timeout_gpu=30, cold_start_sec=10,
+                       cold_start_cpu_sec=1)
+    r, note = break_even_requests(i, C, G)
+    assert r is not None and "above" in note
+    lo = compute(i.model_copy(update={"requests_per_day": r * 0.8}), C, G)
+    hi = compute(i.model_copy(update={"requests_per_day": r * 1.25}), C, G)
+    assert lo.mixed_per_request > lo.gpu_only_per_request
+    assert hi.mixed_per_request < hi.gpu_only_per_request
+
+
+def test_idle_and_cold_formulas_limits():
+    assert idle_per_request(0.5, 0) == 0 and cold_starts_per_request(0.5, 0) == 1
+    assert idle_per_request(0.0, 7) == 7 and cold_starts_per_request(0.0, 7) == 1
+    assert idle_per_request(1e-9, 10) == pytest.approx(10, rel=1e-6)  # rare requests: billed the whole timeout
+    assert idle_per_request(1.0, 1e6) == pytest.approx(1.0)  # always warm: billed the whole gap
+    assert idle_per_request(10.0, 5, busy=0.2) == 0 and cold_starts_per_request(10.0, 5, busy=0.2) == 0
+
+
+def _simulate(lam, busy, timeout, n, seed):
+    """One warm worker, FIFO queue, Poisson arrivals: billed idle seconds and cold starts per request."""
+    rng = random.Random(seed)
+    t = free_at = 0.0
+    idle = 0.0
+    cold = 0
+    for k in range(n):
+        t += rng.expovariate(lam)
+        if k == 0:
+            cold += 1
+            start = t
+        elif t >= free_at:
+            gap = t - free_at
+            if gap > timeout:
+                cold += 1
+                idle += timeout
+            else:
+                idle += gap
+            start = t
+        else:
+            start = free_at
+        free_at = start + busy
+    idle += timeout
+    return idle / n, cold / n
+
+
+@pytest.mark.parametrize("lam,busy,timeout", [(0.5, 0.3, 2.0), (0.05, 0.28, 30.0), (2.0, 0.2, 0.5), (0.2, 0.0, 10.0)])
+def test_idle_model_matches_simulation(lam, busy, timeout):
+    sim_idle, sim_cold = _simulate(lam, busy, timeout, 40_000, seed=7)
+    assert idle_per_request(lam, timeout, busy) == pytest.approx(sim_idle, rel=0.03)
+    assert cold_starts_per_request(lam, timeout, busy) == pytest.approx(sim_cold, rel=0.04)
+
+
+def test_mixed_cpu_worker_matches_simulation():
+    """The mixed CPU worker serves pre, waits while the GPU works, then serves post."""
+    i = EstimateInputs(requests_per_day=0.1 * 86_400, overhead_sec=0.01, idle_timeout_cpu=1.0, idle_timeout_gpu=0)
+    n = compute(i, C, G).mixed_cpu
+    rng = random.Random(3)
+    t, visits = 0.0, []
+    for _ in range(40_000):
+        t += rng.expovariate(0.1)
+        visits.append((t, 0.05 + 0.01))  # pre + send
+        visits.append((t + 0.06 + 0.2 + 0.02, 0.01 + 0.03))  # after the GPU side: receive + post
+    visits.sort()
+    free_at, idle, cold = -math.inf, 0.0, 0
+    for start, dur in visits:
+        if start >= free_at:
+            gap = start - free_at
+            if gap > i.idle_timeout_cpu:
+                cold += 1
+                idle += i.idle_timeout_cpu if free_at > -math.inf else 0
+            else:
+                idle += gap
+            free_at = start + dur
+        else:
+            free_at += dur
+    reqs = len(visits) / 2
+    assert n.idle_s == pytest.approx(idle / reqs, rel=0.04)
+    assert n.cold_starts == pytest.approx(cold / reqs, rel=0.04)
+
+
+# ------------------------------------------------------------------------------ property tests
+
+rate = st.floats(min_value=0, max_value=0.01, allow_nan=False)
+sec = st.floats(min_value=0, max_value=5, allow_nan=False)
+inputs = st.builds(
+    EstimateInputs,
+    requests_per_day=st.floats(min_value=0, max_value=1e7),
+    pre_sec=sec, gpu_sec=sec, post_sec=sec,
+    overhead_sec=st.floats(min_value=0, max_value=1),
+    cold_start_sec=st.floats(min_value=0, max_value=60),
+    cold_start_cpu_sec=st.one_of(st.none(), st.floats(min_value=0, max_value=60)),
+    idle_timeout_cpu=st.floats(min_value=0, max_value=600),
+    idle_timeout_gpu=st.floats(min_value=0, max_value=600),
+    active_hours=st.floats(min_value=0.5, max_value=24),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs, rate, rate)
+def test_estimate_never_negative(i, c, g):
+    n = compute(i, c, g)
+    for v in (n.mixed_per_request, n.gpu_only_per_request, n.mixed_per_month, n.gpu_only_per_month,
+              n.mixed_cpu.idle_s, n.mixed_gpu.cold_starts, n.gpu_only_gpu.billed_s):
+        assert v >= 0 and math.isfinite(v)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs, rate, rate, st.floats(min_value=0, max_value=0.01), st.floats(min_value=0, max_value=0.01))
+def test_estimate_monotone_in_rates(i, c, g, dc, dg):
+    a, b = compute(i, c, g), compute(i, c + dc, g + dg)
+    assert b.mixed_per_month >= a.mixed_per_month and b.gpu_only_per_month >= a.gpu_only_per_month
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs, rate, rate, st.sampled_from(["pre_sec", "gpu_sec", "post_sec", "overhead_sec"]),
+       st.floats(min_value=0, max_value=2))
+def test_estimate_monotone_in_seconds(i, c, g, field, extra):
+    # With cold starts off, more seconds never cost less (with them, a longer request can absorb an
+    # arrival that would have started a cold worker: docs/cost-model.md).
+    i = i.model_copy(update={"cold_start_sec": 0.0, "cold_start_cpu_sec": 0.0})
+    a = compute(i, c, g)
+    b = compute(i.model_copy(update={field: getattr(i, field) + extra}), c, g)
+    tol = 1e-9 * max(1.0, a.mixed_per_month)
+    assert b.mixed_per_month >= a.mixed_per_month - tol
+    assert b.gpu_only_per_month >= a.gpu_only_per_month - tol
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(min_value=0, max_value=1e7), sec, sec, sec, rate, rate)
+def test_mixed_never_dearer_when_cpu_cheaper_and_no_overheads(r, pre, gpu, post, c, g):
+    c, g = min(c, g), max(c, g)
+    n = compute(EstimateInputs(requests_per_day=r, pre_sec=pre, gpu_sec=gpu, post_sec=post), c, g)
+    tol = 1e-11 * max(1.0, n.gpu_only_per_month)  # float rounding when the two rates are equal
+    assert n.mixed_per_month <= n.gpu_only_per_month + tol
+    assert n.savings_per_month >= -tol
+
+
+# ------------------------------------------------------------------------------ sweep and plot
+
+
+def test_parse_sweep():
+    assert parse_sweep("1000:1000000") == (1000.0, 1e6)
+    assert parse_sweep("1k:1M") == (1000.0, 1e6)
+    assert parse_sweep("1_000:2,000") == (1000.0, 2000.0)
+    for bad in ("1000", "a:b", "5:5", "0:10", "10:1"):
+        with pytest.raises(CostInputError):
+            parse_sweep(bad)
+    pts = sweep_points(1000, 1e6, 4)
+    assert pts == [1000, 10000, 100000, 1e6]
+
+
+def test_sweep_table(cli):
+    res = cli("estimate", "--sweep", "1000:1000000", "--sweep-points", 4, "-f", "json")
+    rows = json.loads(res.stdout)["sweep"]
+    assert [r["requests_per_day"] for r in rows] == [1000, 10000, 100000, 1000000]
+    assert rows[1]["mixed_per_month"] == 94.8 and rows[3]["gpu_only_per_month"] == 12600.0
+    table = cli("estimate", "--sweep", "1k:1M", "--sweep-points", 4).stdout
+    assert "Sweep over request rates" in table and "$12,600.00" in table
+
+
+def test_plot_writes_png(tmp_path, cli):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "cost.png"
+    # --plot without --sweep picks a range around --requests-per-day (100 .. 1,000,000 here)
+    res = cli("estimate", "--idle-timeout-cpu", 5, "--idle-timeout-gpu", 30, "--plot", out, "-f", "json")
+    assert res.exit_code == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sweep = json.loads(res.stdout)["sweep"]
+    assert sweep[0]["requests_per_day"] == 100 and sweep[-1]["requests_per_day"] == 1_000_000
+
+
+def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
+    r = estimate(EstimateInputs(requests_per_day=100), REFERENCE, sweep_range=(10, 1000))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(CostInputError, match=r"pip install 'mixedclf\[plot\]'"):
+        plot_sweep(r, tmp_path / "x.png")
+
+
+def test_plot_bad_suffix(tmp_path):
+    r = estimate(EstimateInputs(requests_per_day=100), REFERENCE, sweep_range=(10, 1000))
+    with pytest.raises(CostInputError, match="unsupported image type"):
+        plot_sweep(r, tmp_path / "x.txt")
+
+
+# ------------------------------------------------------------------------------- from a report
+
+
+def test_inputs_from_report():
+    rep = build_classify_report(**classify_fields())
+    i, notes = inputs_from_report(rep, requests_per_day=5000)
+    assert i.pre_sec == pytest.approx(20.0 / 4000) and i.gpu_sec == pytest.approx(4.0 / 4000)
+    assert i.post_sec == pytest.approx(0.4 / 4000) and i.requests_per_day == 5000
+    assert any("--cold-start-sec 1.50" in n for n in notes)
+
+
+def test_cli_from_report(tmp_path, cli):
+    pricing = load_pricing(profile="runpod-4090-pro")
+    rp = write_report(build_classify_report(**classify_fields(pricing=pricing)), tmp_path / "run.json")
+    d = json.loads(cli("estimate", "--from-report", rp, "-n", 100_000, "-f", "json").stdout)
+    assert d["pricing"]["name"] == "runpod-4090-pro"  # the report's own pricing
+    assert d["inputs"]["gpu_sec"] == pytest.approx(0.001) and d["model"] == "default"
+    assert d["mixed_per_day"] == pytest.approx(100_000 * (0.001 * 0.00031 + 0.0051 * 0.0002))
+    d2 = json.loads(cli("estimate", "--from-report", rp, "--profile", "reference", "-f", "json").stdout)
+    assert d2["pricing"]["name"] == "reference"
+    saved = tmp_path / "est.json"
+    assert cli("estimate", "--report", saved).exit_code == 0
+    res = cli("estimate", "--from-report", saved)
+    assert res.exit_code == 2 and "needs a classify report" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--sweep", "nope"], "--sweep"),
+        (["--format", "xml"], "--format must be one of"),
+        (["--requests-per-day", "-1"], "--requests-per-day"),
+        (["--active-hours", "30"], "--active-hours"),
+        (["--from-report", "/nonexistent/r.json"], "report not found"),
+        (["--pricing", "/nonexistent/p.toml"], "pricing file not found"),
+        (["--profile", "nope"], "available: reference"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(cli, args, needle):
+    res = cli("estimate", *args)
+    assert res.exit_code == 2
+    assert needle in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def test_estimate_advice_on_long_idle_timeout():
+    from mixedclf.costs.advice import advise
+
+    r = estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600), REFERENCE)
+    adv = advise(r)
+    assert adv and adv[0].key == "idle-timeout-gpu" and adv[0].saving > 0 and adv[0].per == "per month"
+

@@ -1,0 +1,129 @@
+"""Classify report: schema, JSON round trip, renderings, loading errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from mixedclf.costs import SCHEMA_VERSION, CostInputError
+from mixedclf.costs.examples import REFERENCE, classify_fields, gpu_only_run, mixed_run
+from mixedclf.report import (
+    ClassifyReport,
+    EstimateReport,
+    build_classify_report,
+    load_report,
+    render_report,
+    report_to_markdown,
+    summary_line,
+    write_report,
+)
+
+
+def _render(report, width=200) -> str:
+    buf = io.StringIO()
+    render_report(report, Console(file=buf, width=width, force_terminal=False, color_system=None))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def report() -> ClassifyReport:
+    return build_classify_report(**classify_fields(), requests_per_day=10_000)
+
+
+def test_build_computes_cost(report):
+    assert report.kind == "classify" and report.schema_version == SCHEMA_VERSION == 1
+    assert report.cost.pay_per_use.mixed == pytest.approx(20.9 * 0.0002 + 4.0 * 0.0015)
+    assert report.cost.pay_per_use.mixed_per_month is not None
+    assert report.mode == "mixed" and report.created_at.endswith("Z")
+    assert report.mixedclf_version
+
+
+def test_build_ignores_a_passed_cost_and_accepts_dicts():
+    f = classify_fields()
+    f["measurements"] = f["measurements"].model_dump()
+    f["pricing"] = f["pricing"].model_dump()
+    f["cost"] = "stale"
+    r = build_classify_report(**f)
+    assert r.cost.profile == "reference"
+    with pytest.raises(CostInputError):
+        build_classify_report(model="m")
+
+
+def test_json_round_trip(tmp_path, report):
+    p = write_report(report, tmp_path / "sub" / "report.json")
+    data = json.loads(p.read_text())
+    assert data["kind"] == "classify" and data["schema_version"] == 1
+    assert data["cost"]["pay_per_use"]["mixed"] == report.cost.pay_per_use.mixed
+    back = load_report(p)
+    assert isinstance(back, ClassifyReport)
+    assert back == report
+    assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_render_contains_totals(report):
+    out = _render(report)
+    cost = report.cost
+    for needle in ("preprocess", "inference", "model_load", "cuda:0", "$0.0002/s", "$0.0015/s",
+                   "pay-per-use", "provisioned", "GPU utilization 44.4%", "positive", "high 3,000",
+                   "72.7%", "$0.0102", "$0.0374"):
+        assert needle in out, needle
+    assert f"{cost.pay_per_use.savings_pct:.1f}%" in out
+
+
+def test_render_gpu_only_run_and_narrow_console():
+    r = build_classify_report(**classify_fields(run=gpu_only_run(), device="cuda:0"))
+    out = _render(r, width=60)
+    assert "counterfactual" in out and "gpu-only run" in out
+
+
+def test_markdown(report):
+    md = report_to_markdown(report)
+    assert md.startswith("## mixedclf classify: default")
+    assert "| preprocess | CPU |" in md and "| pay-per-use |" in md and "$0.0102" in md
+    assert "| positive | 2,100 | 52.5% |" in md
+
+
+def test_summary_line(report):
+    line = summary_line(report)
+    assert "\n" not in line
+    assert "4,000 rows" in line and "400.0 rows/s" in line and "$0.0102" in line and "$0.0374" in line
+    assert "72.7%" in line
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (None, "not found"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"kind": "other", "schema_version": 1}', "kind 'other'"),
+        ('{"kind": "classify", "schema_version": 99}', "schema_version 99"),
+        ('{"kind": "classify", "schema_version": 1, "model": "m"}', "invalid classify report"),
+    ],
+)
+def test_load_errors(tmp_path, content, match):
+    p = tmp_path / "r.json"
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(CostInputError, match=match) as e:
+        load_report(p)
+    assert "\n" not in str(e.value)
+
+
+def test_load_dispatches_estimate(tmp_path):
+    from mixedclf.costs.estimate import EstimateInputs, estimate
+
+    p = write_report(estimate(EstimateInputs(requests_per_day=10_000), REFERENCE), tmp_path / "e.json")
+    r = load_report(p)
+    assert isinstance(r, EstimateReport) and r.mixed_per_month == 94.8
+    assert "$94.80/month" in summary_line(r)
+    assert "$126.00" in _render(r) and "$126.00" in report_to_markdown(r)
+
+
+def test_mixed_run_example_is_consistent():
+    run = mixed_run()
+    assert run.stage_busy("preprocess") == 20.0 and run.busy_by_billing("gpu") == 4.0
+    assert run.busy_by_billing("gpu", include_load=True) == 5.5
