@@ -55,6 +55,7 @@ def build_module(spec: ModelSpec) -> nn.Module:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         if spec.kind == "hf":
             return _LogitsOnly(AutoModelForSequenceClassification.from_pretrained(spec.path, local_files_only=True))

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixedclf.stages.preprocess import (
+    URL_TOKEN,
+    clean_text,
+    count_text,
+    make_tokenizer,
+    normalize_text,
+    preprocess_texts,
+    select_rows,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from mixedclf.models.spec import resolve_model
+    from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+
+    spec = resolve_model(tiny_model)
+    return make_tokenizer(tokenizer_json_and_pad_id(spec)[0], 16)
+
+
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("<b>Great</b> phone &amp; case!", "Great phone & case!"),
+        ("see https://example.com/a?b=1 now", f"see {URL_TOKEN} now"),
+        ("visit www.example.org, ok", f"visit {URL_TOKEN} ok"),
+        ("ﬁne ＡＢＣ", "fine ABC"),  # ligature and fullwidth folded by NFKC
+        ("bell\x07 zero\u200bwidth", "bell zerowidth"),
+        ("  tabs\tand\n\nnewlines\r\n ", "tabs and newlines"),
+        ("a\x00b", "ab"),
+        ("1 &lt; 2", "1 < 2"),
+        ("<!-- hidden --> shown", "shown"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_clean_text(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+def test_clean_keeps_angle_brackets_that_are_not_tags():
+    assert clean_text("3 < 5 and 7 > 2") == "3 < 5 and 7 > 2"
+
+
+def test_normalize_is_nfkc():
+    assert normalize_text("Ⅻ ½") == "XII 1⁄2"
+
+
+@pytest.mark.parametrize(
+    "text, words, sentences",
+    [
+        ("One. Two! Three?", 3, 3),
+        ("no end punctuation", 3, 1),
+        ("First one. then a trailing clause", 6, 2),
+        ('He said "wow!" Then left.', 5, 2),
+        ("don't stop", 2, 1),
+        ("", 0, 0),
+        ("...", 0, 0),
+    ],
+)
+def test_count_text(text, words, sentences):
+    assert count_text(text) == (words, sentences, len(text))
+
+
+def test_preprocess_flags_truncation_and_keeps_order(tokenizer):
+    texts = ["good", "bad " * 40, "very good food"]
+    batch = preprocess_texts(texts, tokenizer)
+    assert batch.lengths.tolist()[0] == 3  # [CLS] good [SEP]
+    assert batch.lengths[1] == 16 and batch.truncated.tolist() == [False, True, False]
+    assert batch.token_ids.dtype == np.int32 and len(batch.token_ids) == batch.lengths.sum()
+    assert batch.row_ids(2).tolist()[0] == batch.row_ids(0).tolist()[0]  # both start with [CLS]
+    assert batch.word_count.tolist() == [1, 40, 3]
+
+
+def test_clean_none_passes_text_through(tokenizer):
+    raw = "<b>good</b>"
+    assert preprocess_texts([raw], tokenizer, clean="none").cleaned == [raw]
+    assert preprocess_texts([raw], tokenizer, clean="standard").cleaned == ["good"]
+
+
+def test_select_rows_matches_original(tokenizer):
+    batch = preprocess_texts(["good", "bad food here", "it was fine"], tokenizer)
+    picked = select_rows(batch, np.array([2, 0]))
+    assert picked.cleaned == ["it was fine", "good"]
+    assert picked.row_ids(0).tolist() == batch.row_ids(2).tolist()
+    assert picked.row_ids(1).tolist() == batch.row_ids(0).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_preprocess_never_raises_and_respects_the_limit(tokenizer, text):
+    batch = preprocess_texts([text], tokenizer)
+    assert len(batch) == 1
+    assert 2 <= batch.lengths[0] <= 16
+    cleaned = batch.cleaned[0]
+    assert cleaned == cleaned.strip() and "  " not in cleaned
+    assert all(ch.isprintable() for ch in cleaned)
