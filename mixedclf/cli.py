@@ -118,10 +118,11 @@ def models(
 
 
 def _register_subcommands() -> None:
-    from mixedclf import cli_costs, cli_train
+    from mixedclf import cli_costs, cli_serve, cli_train
 
     cli_costs.register(app)
     cli_train.register(app)
+    cli_serve.register(app)
 
 
 _register_subcommands()

@@ -7,7 +7,7 @@ import pytest
 from mixedclf.errors import InputError
 from mixedclf.io.formats import detect_format
 from mixedclf.io.readers import iter_chunks, text_problem
-from mixedclf.io.writers import ChunkWriter, temp_path_for
+from mixedclf.io.writers import ChunkWriter, parts_dir_for, temp_path_for
 
 
 def test_detect_format():
@@ -95,10 +95,11 @@ def test_writer_is_atomic(tmp_path, fmt):
     target = tmp_path / f"out.{fmt}"
     writer = ChunkWriter(target, fmt)
     writer.write(pa.table({"id": [1, 2], "label": ["a", "b"]}))
-    assert not target.exists() and temp_path_for(target).exists()
+    partial = parts_dir_for(target) if fmt == "parquet" else temp_path_for(target)
+    assert not target.exists() and partial.exists()
     writer.write(pa.table({"id": [3], "label": ["c"]}))
     writer.commit()
-    assert target.exists() and not temp_path_for(target).exists()
+    assert target.exists() and not partial.exists()
     if fmt == "parquet":
         assert pq.read_table(target).column("id").to_pylist() == [1, 2, 3]
 
@@ -110,3 +111,26 @@ def test_writer_abort_leaves_previous_output(tmp_path):
     writer.write(pa.table({"id": [1]}))
     writer.abort()
     assert target.read_text() == "old\n" and not temp_path_for(target).exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_writer_resumes_at_a_checkpointed_position(tmp_path, fmt):
+    target = tmp_path / f"out.{fmt}"
+    first = ChunkWriter(target, fmt)
+    first.write(pa.table({"id": [1, 2], "label": ["a", "b"]}))
+    first.flush()
+    position = first.position
+    first.write(pa.table({"id": [99], "label": ["lost"]}))  # written after the checkpoint: must vanish
+    first.suspend()
+    second = ChunkWriter(target, fmt, resume_at=position)
+    second.write(pa.table({"id": [3], "label": ["c"]}))
+    second.commit()
+    whole = tmp_path / f"whole.{fmt}"
+    once = ChunkWriter(whole, fmt)
+    once.write(pa.table({"id": [1, 2], "label": ["a", "b"]}))
+    once.write(pa.table({"id": [3], "label": ["c"]}))
+    once.commit()
+    if fmt == "parquet":
+        assert pq.read_table(target).equals(pq.read_table(whole))
+    else:
+        assert target.read_bytes() == whole.read_bytes()

@@ -1,6 +1,6 @@
 """The default engine: reader -> CPU process pool (preprocess) -> device loop (inference) -> writer thread
-(postprocess + write). While the device runs chunk k the pool prepares chunks k+1.., and the writer flushes
-chunk k-1. Queues are bounded, so memory stays flat whatever the input size.
+(postprocess + write + checkpoint). While the device runs chunk k the pool prepares chunks k+1.., and the
+writer flushes chunk k-1. Queues are bounded, so memory stays flat whatever the input size.
 
 `mode="gpu-only"` runs the baseline architecture for real: every stage, one after another, in this process.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -25,16 +25,18 @@ import pyarrow as pa
 
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.workers import init_worker, preprocess_task
-from mixedclf.errors import InputError, RowError, StageTimeout
+from mixedclf.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, RowError, StageTimeout
+from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import detect_format
-from mixedclf.io.readers import InputChunk, iter_chunks
+from mixedclf.io.readers import InputChunk, check_input, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog, check_writable
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.postprocess import LabelTally, label_columns
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts, select_rows
 
-# Rows whose cleaned text was seen recently reuse its logits instead of a second trip through the model.
-DEDUP_CACHE_ROWS = 200_000
+# Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
+OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
+                  "all_scores", "keep_text", "dedup", "on_error", "precision", "output_format", "input_format")
 
 
 @dataclass
@@ -58,10 +60,8 @@ class StageClock:
 
     def measurement(self) -> StageMeasurement:
         wall = (self.last - self.first) if self.first is not None else 0.0
-        return StageMeasurement(
-            name=self.name, billing=self.billing, device=self.device, items=self.items,
-            busy_s=self.busy_s, wall_s=wall, workers=self.workers,
-        )
+        return StageMeasurement(name=self.name, billing=self.billing, device=self.device, items=self.items,
+                                busy_s=self.busy_s, wall_s=wall, workers=self.workers)
 
 
 @dataclass
@@ -77,44 +77,92 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass
+class RunCounts:
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_errored: int = 0
+    chunks_done: int = 0
+    dedup_hits: int = 0
+    dedup_lookups: int = 0
+
+
 def default_cpu_workers(device_type: str) -> int:
     """On an accelerator every core but the one feeding it preprocesses; on a CPU the model needs the cores."""
     cores = os.cpu_count() or 1
     return max(1, cores - 1) if device_type in ("cuda", "mps") else max(1, cores // 4)
 
 
-class DedupCache:
-    """Logits keyed by cleaned text, least recently used out first."""
+def logits_with_dedup(prep: PreprocessedBatch, infer: Callable[[PreprocessedBatch], np.ndarray]) -> tuple[np.ndarray, int]:
+    """Logits for every row, computing each distinct cleaned text of the chunk once; also returns the hits.
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._logits: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.hits = 0
-        self.lookups = 0
+    The scope is one chunk on purpose: a row's logits then depend only on its own chunk, so a resumed run
+    writes the same bytes as an uninterrupted one.
+    """
+    first_of: dict[str, int] = {}
+    unique_rows, row_to_unique = [], np.empty(len(prep), dtype=np.int64)
+    for i, key in enumerate(prep.cleaned):
+        j = first_of.setdefault(key, len(unique_rows))
+        if j == len(unique_rows):
+            unique_rows.append(i)
+        row_to_unique[i] = j
+    if len(unique_rows) == len(prep):
+        return infer(prep), 0
+    unique_logits = infer(select_rows(prep, np.asarray(unique_rows, dtype=np.int64)))
+    return unique_logits[row_to_unique], len(prep) - len(unique_rows)
 
-    def logits_for(self, prep: PreprocessedBatch, infer: Callable[[PreprocessedBatch], np.ndarray]) -> np.ndarray:
-        keys = prep.cleaned
-        self.lookups += len(keys)
-        first_of: dict[str, int] = {}
-        todo = []
-        for i, key in enumerate(keys):
-            if key not in self._logits and key not in first_of:
-                first_of[key] = len(todo)
-                todo.append(i)
-        fresh = infer(select_rows(prep, np.asarray(todo, dtype=np.int64)) if len(todo) < len(keys) else prep) if todo else None
-        out = []
-        for key in keys:
-            if key in first_of:
-                out.append(fresh[first_of[key]])
-            else:
-                out.append(self._logits[key])
-                self._logits.move_to_end(key)
-        self.hits += len(keys) - len(todo)
-        for key, j in first_of.items():
-            self._logits[key] = fresh[j]
-        while len(self._logits) > self.capacity:
-            self._logits.popitem(last=False)
-        return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+def call_with_timeout(fn: Callable, timeout: float | None, what: str):
+    """Run fn in a daemon thread and give up after timeout seconds: a stuck device call fails the run
+    instead of hanging it (the thread cannot be killed, but being a daemon it does not keep the process)."""
+    if timeout is None:
+        return fn()
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="mixedclf-device")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise StageTimeout(f"{what} took longer than {timeout:g}s", hint="raise --stage-timeout-gpu")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the chunk in hand; a second signal stops it at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def raise_if_stopped(self, output) -> None:
+        if self.signum is not None:
+            code = EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+            name = "SIGTERM" if self.signum == signal.SIGTERM else "SIGINT"
+            raise Interrupted(f"stopped by {name}; completed chunks are saved: rerun with --resume to continue "
+                              f"into {output}", code)
 
 
 class LocalEngine:
@@ -122,20 +170,23 @@ class LocalEngine:
         self.opts = opts
         self.on_rows = on_rows or (lambda n: None)
         self.pool_restarts = 0
+        self.signals = StopSignals()
 
-    # --- set-up -------------------------------------------------------------------------------------------
-    def _validate_paths(self) -> tuple[str, str]:
+    def _check_paths(self) -> tuple[str, str]:
         o = self.opts
         in_fmt = detect_format(o.input, o.input_format, "input")
         out_fmt = detect_format(o.output, o.output_format, "output")
-        if not o.input.exists():
-            raise InputError(f"{o.input}: no such file", hint="check the input path")
+        check_input(o.input, in_fmt, o.text_field)
         if o.output.resolve() == o.input.resolve():
-            raise InputError(f"{o.output}: output is the input file", hint="write to another path")
+            raise InputError(f"{o.output}: the output is the input file", hint="write to another path")
         check_writable(o.output)
         return in_fmt, out_fmt
 
-    # --- run ------------------------------------------------------------------------------------------------
+    def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
+        settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
+        settings.update(input_format=in_fmt, output_format=out_fmt, model=str(spec.path))
+        return run_fingerprint(self.opts.input, settings)
+
     def run(self) -> RunResult:
         import torch  # deferred: `mixedclf estimate` and friends never pay for it
 
@@ -144,15 +195,17 @@ class LocalEngine:
         from mixedclf.stages.inference import InferenceRunner
 
         o = self.opts
-        in_fmt, out_fmt = self._validate_paths()
+        t_start = time.monotonic()
+        in_fmt, out_fmt = self._check_paths()
         spec = resolve_model(o.model)
         device = resolve_device(o.device)
         if o.torch_threads:
             torch.set_num_threads(o.torch_threads)
+        fingerprint = self._fingerprint(in_fmt, out_fmt, spec)
+        checkpoint = self._load_checkpoint(fingerprint)
         mixed = o.mode == "mixed"
         workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
-        cpu_billing = "cpu" if mixed else "gpu"
-        dev = str(device)
+        cpu_billing, dev = ("cpu" if mixed else "gpu"), str(device)
         clocks = {
             "read": StageClock("read", cpu_billing, "cpu"),
             "preprocess": StageClock("preprocess", cpu_billing, "cpu", workers=max(workers, 1)),
@@ -160,9 +213,9 @@ class LocalEngine:
             "postprocess": StageClock("postprocess", cpu_billing, "cpu"),
             "write": StageClock("write", cpu_billing, "cpu"),
         }
-        t_start = time.monotonic()
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-        pool = self._start_pool(workers, tokenizer_json, spec.max_length) if mixed else None
+        pool_args = (workers, tokenizer_json, spec.max_length)
+        pool = self._start_pool(*pool_args) if mixed else None  # workers start while the model loads
         pool_started = time.monotonic()
         try:
             load_start = time.monotonic()
@@ -170,11 +223,12 @@ class LocalEngine:
             load_end = time.monotonic()
             runner = InferenceRunner(module, device, len(spec.labels), pad_id)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
-            result = self._stream(in_fmt, out_fmt, spec, runner, pool, tokenizer, clocks, workers, tokenizer_json)
+            with self.signals:
+                tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
+                                             checkpoint, fingerprint)
         finally:
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-        pool_ended = time.monotonic()
+                self._pool.shutdown(wait=False, cancel_futures=True)
         t_end = time.monotonic()
 
         stats = runner.stats
@@ -182,12 +236,10 @@ class LocalEngine:
         stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
                                    busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1)]
         stages += [c.measurement() for c in clocks.values()]
-        tally, rows_in, rows_out, rows_errored, dedup = result
         measurements = RunMeasurements(
-            mode=o.mode, items=rows_out, stages=stages, wall_s=t_end - t_start,
+            mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
-            cpu_pool_held_s=(pool_ended - pool_started) if mixed else 0.0,
-            cpu_pool_workers=workers,
+            cpu_pool_held_s=(t_end - pool_started) if mixed else 0.0, cpu_pool_workers=workers,
         )
         settings = {
             "mode": o.mode, "device": dev, "precision": o.precision, "cpu_workers": workers,
@@ -200,80 +252,129 @@ class LocalEngine:
             "mean_batch_rows": (stats.rows / stats.batches) if stats.batches else 0.0,
             "padding_fraction": (1 - stats.real_tokens / stats.padded_tokens) if stats.padded_tokens else 0.0,
             "tokens": stats.real_tokens,
+            "device_busy_s": stats.busy_s,
             "truncated_rows": tally.truncated,
             "oom_splits": stats.oom_splits,
-            "device_busy_s": stats.busy_s,
             "pool_restarts": self.pool_restarts,
-            "dedup_hit_rate": (dedup.hits / dedup.lookups) if dedup and dedup.lookups else 0.0,
+            "dedup_hit_rate": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
+            "duplicate_ids": self.duplicate_ids,
+            "resumed_from_chunk": checkpoint.chunks_done if checkpoint else 0,
             "startup_s": (stats.first_start - t_start) if stats.first_start is not None else None,
         }
-        return RunResult(spec, dev, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
+        return RunResult(spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
+                         settings, extra)
+
+    def _load_checkpoint(self, fingerprint: str) -> Checkpoint | None:
+        output = self.opts.output
+        if not self.opts.resume:
+            checkpoint_path(output).unlink(missing_ok=True)
+            return None
+        checkpoint = Checkpoint.load(output)
+        if checkpoint is not None and checkpoint.fingerprint != fingerprint:
+            raise InputError(f"{checkpoint_path(output)} was made for another input file or other options",
+                             hint="rerun with the same input and options, or without --resume")
+        return checkpoint
 
     def _start_pool(self, workers: int, tokenizer_json: str, max_length: int) -> ProcessPoolExecutor:
         # spawn, not fork: the parent holds torch's thread pools, which a forked child would inherit broken.
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(tokenizer_json, max_length, self.opts.clean),
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker, initargs=(tokenizer_json, max_length, self.opts.clean),
         )
+        return self._pool
 
-    def _stream(self, in_fmt, out_fmt, spec, runner, pool, tokenizer, clocks, workers, tokenizer_json):
+    def _stream(self, in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks, checkpoint, fingerprint):
         o = self.opts
-        writer = ChunkWriter(o.output, out_fmt)
-        errors = ErrorLog(o.output)
-        tally = LabelTally()
-        dedup = DedupCache(DEDUP_CACHE_ROWS) if o.dedup else None
-        counts = {"in": 0, "out": 0, "errored": 0}
+        writer = ChunkWriter(o.output, out_fmt, resume_at=checkpoint.output_bytes if checkpoint else None)
+        errors = ErrorLog(o.output, resume_at=checkpoint.errors_bytes if checkpoint else None)
+        tally, counts = LabelTally(), RunCounts()
+        if checkpoint:
+            tally = LabelTally(**checkpoint.tally)
+            counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored, checkpoint.chunks_done)
+        self._id_hashes: list[np.ndarray] = []
         out_queue: queue.Queue = queue.Queue(maxsize=4)
         failure: list[BaseException] = []
 
         def write_loop() -> None:
             while (item := out_queue.get()) is not None:
                 if failure:
-                    continue  # drain so the producer never blocks after a failure
-                chunk, prep, logits = item
+                    continue  # keep draining so the producer never blocks after a failure
                 try:
-                    self._postprocess_and_write(chunk, prep, logits, spec, writer, errors, tally, clocks, counts)
+                    self._postprocess_and_write(*item, spec, writer, errors, tally, clocks, counts)
+                    self._save_checkpoint(writer, errors, tally, counts, fingerprint)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                     failure.append(exc)
 
         writer_thread = threading.Thread(target=write_loop, name="mixedclf-writer", daemon=True)
         writer_thread.start()
-        infer = lambda prep: runner.logits(prep, o.batch_size, o.max_batch_tokens)  # noqa: E731
-        clock = clocks["inference"]
+
+        def infer(prep: PreprocessedBatch) -> np.ndarray:
+            return runner.logits(prep, o.batch_size, o.max_batch_tokens)
+
+        completed = False
         try:
-            for chunk, prep in self._prepared_chunks(
-                in_fmt, pool, tokenizer, clocks, workers, tokenizer_json, spec.max_length
-            ):
+            for chunk, prep in self._prepared_chunks(in_fmt, pool, pool_args, tokenizer, clocks, counts.chunks_done):
                 if failure:
                     raise failure[0]
                 if chunk.problems and o.on_error == "fail":
                     p = chunk.problems[0]
-                    raise RowError(f"{o.input}: row {p.row}" + (f" (line {p.line})" if p.line else "")
-                                   + f": {p.reason}", hint="fix the row, or use --on-error skip")
+                    where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
+                    raise RowError(f"{o.input}: {where}: {p.reason}", hint="fix the row, or use --on-error skip")
                 start = time.monotonic()
-                logits = dedup.logits_for(prep, infer) if dedup else infer(prep)
-                clock.add(start, time.monotonic(), len(chunk.texts))
+                if o.dedup:
+                    logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
+                                                     f"inference on chunk {chunk.index}")
+                else:
+                    logits, hits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
+                                                     f"inference on chunk {chunk.index}"), 0
+                clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
+                counts.dedup_hits += hits
+                counts.dedup_lookups += len(chunk.texts)
                 self._put(out_queue, (chunk, prep, logits), writer_thread, failure)
+                if self.signals.signum is not None:
+                    break
             out_queue.put(None)
             writer_thread.join()
             if failure:
                 raise failure[0]
-            writer.commit(empty_schema=None)
+            self.signals.raise_if_stopped(o.output)
+            writer.commit()
             errors.commit()
-        except BaseException:
-            if writer_thread.is_alive():
+            checkpoint_path(o.output).unlink(missing_ok=True)
+            completed = True
+        except Interrupted:
+            writer.suspend()
+            errors.suspend()
+            raise
+        finally:
+            if not completed and writer_thread.is_alive():
                 failure.append(RuntimeError("aborted"))
                 try:
                     out_queue.put_nowait(None)
                 except queue.Full:
                     pass
                 writer_thread.join(timeout=30)
-            writer.abort()
-            errors.abort()
-            raise
-        return tally, counts["in"], counts["out"], counts["errored"], dedup
+            if not completed and self.signals.signum is None:
+                writer.abort()
+                errors.abort()
+                checkpoint_path(o.output).unlink(missing_ok=True)
+        self.duplicate_ids = self._count_duplicate_ids()
+        return tally, counts
+
+    def _save_checkpoint(self, writer, errors, tally, counts, fingerprint) -> None:
+        writer.flush()
+        errors.flush()
+        tally_state = {k: v for k, v in asdict(tally).items()}
+        Checkpoint(fingerprint=fingerprint, chunks_done=counts.chunks_done, rows_in=counts.rows_in,
+                   rows_out=counts.rows_out, rows_errored=counts.rows_errored, output_bytes=writer.position,
+                   errors_bytes=errors.position, tally=tally_state).save(self.opts.output)
+
+    def _count_duplicate_ids(self) -> int:
+        """Rows whose id repeats an earlier row's (kept and classified; reported so the user knows)."""
+        if not self._id_hashes:
+            return 0
+        hashes = np.concatenate(self._id_hashes)
+        return int(len(hashes) - len(np.unique(hashes)))
 
     @staticmethod
     def _put(out_queue, item, writer_thread, failure) -> None:
@@ -283,58 +384,61 @@ class LocalEngine:
                 return
             except queue.Full:
                 if failure or not writer_thread.is_alive():
-                    raise failure[0] if failure else RuntimeError("writer thread stopped")
+                    raise failure[0] if failure else RuntimeError("writer thread stopped") from None
 
-    def _prepared_chunks(self, in_fmt, pool, tokenizer, clocks, workers, tokenizer_json, max_length):
+    def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
         chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, o.chunk_rows)
-        read = clocks["read"]
-        pre = clocks["preprocess"]
+        read, pre = clocks["read"], clocks["preprocess"]
 
         def next_chunk() -> InputChunk | None:
-            start = time.monotonic()
-            chunk = next(chunks, None)
+            while True:
+                start = time.monotonic()
+                chunk = next(chunks, None)
+                if chunk is None or chunk.index >= skip_chunks:
+                    break  # chunks before the checkpoint are read past, not classified again
             if chunk is not None:
                 read.add(start, time.monotonic(), chunk.rows_in)
             return chunk
 
         if pool is None:
-            while (chunk := next_chunk()) is not None:
+            while self.signals.signum is None and (chunk := next_chunk()) is not None:
                 start = time.monotonic()
                 prep = preprocess_texts(chunk.texts, tokenizer, o.clean)
                 pre.add(start, time.monotonic(), len(chunk.texts))
                 yield chunk, prep
             return
 
-        in_flight: deque = deque()
-        ahead = max(2, 2 * workers)
+        in_flight: deque = deque()  # [chunk, future or None until submitted]
+        ahead = max(2, 2 * pool_args[0])
         exhausted = False
-        while True:
+        while self.signals.signum is None:
             while not exhausted and len(in_flight) < ahead:
                 chunk = next_chunk()
                 if chunk is None:
                     exhausted = True
                 else:
-                    in_flight.append([chunk, pool.submit(preprocess_task, chunk.texts)])
+                    in_flight.append([chunk, None])
             if not in_flight:
                 return
-            chunk, future = in_flight[0]
             try:
-                prep, start, end, _pid = future.result(timeout=o.stage_timeout_cpu)
+                for entry in in_flight:
+                    if entry[1] is None:
+                        entry[1] = pool.submit(preprocess_task, entry[0].texts)
+                prep, start, end, _pid = in_flight[0][1].result(timeout=o.stage_timeout_cpu)
             except FutureTimeout:
-                raise StageTimeout(
-                    f"preprocessing chunk {chunk.index} took longer than --stage-timeout-cpu {o.stage_timeout_cpu}s"
-                ) from None
+                raise StageTimeout(f"preprocessing chunk {in_flight[0][0].index} took longer than "
+                                   f"{o.stage_timeout_cpu:g}s", hint="raise --stage-timeout-cpu") from None
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): start a fresh pool and resubmit what was in flight.
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = self._start_pool(workers, tokenizer_json, max_length)
+                pool = self._start_pool(*pool_args)
                 self.pool_restarts += 1
                 for entry in in_flight:
-                    entry[1] = pool.submit(preprocess_task, entry[0].texts)
+                    entry[1] = None
                 continue
-            in_flight.popleft()
+            chunk, _ = in_flight.popleft()
             pre.add(start, end, len(chunk.texts))
             yield chunk, prep
 
@@ -350,12 +454,15 @@ class LocalEngine:
                 table = table.drop_columns([name])  # the classifier's columns win over same-named input columns
             table = table.append_column(name, values)
         tally.add(columns)
+        ids = table.column(o.id_field).to_pylist()
+        self._id_hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
         mid = time.monotonic()
         clocks["postprocess"].add(start, mid, table.num_rows)
         writer.write(table)
         errors.write([p.as_dict() for p in chunk.problems])
         clocks["write"].add(mid, time.monotonic(), table.num_rows)
-        counts["in"] += chunk.rows_in
-        counts["out"] += table.num_rows
-        counts["errored"] += len(chunk.problems)
+        counts.rows_in += chunk.rows_in
+        counts.rows_out += table.num_rows
+        counts.rows_errored += len(chunk.problems)
+        counts.chunks_done = chunk.index + 1
         self.on_rows(chunk.rows_in)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
@@ -14,6 +15,8 @@ def init_worker(tokenizer_json: str, max_length: int, clean: str) -> None:
     # One process is one worker: the tokenizer's own thread pool would only fight its siblings for cores.
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # Ctrl-C reaches the whole process group; the parent decides how to stop, so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _state["tokenizer"] = make_tokenizer(tokenizer_json, max_length)
     _state["clean"] = clean
 

@@ -8,6 +8,7 @@ rest of the file kept, which pyarrow's block reader cannot do.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -202,18 +203,12 @@ def _iter_arrow_batches(
 
 def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows: int) -> Iterator[InputChunk]:
     """Chunks of at most chunk_rows rows, in file order. File-level problems raise InputError at once."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file", hint="check the input path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty", hint="nothing to classify")
+    check_input(path, fmt, text_field)
     try:
         if fmt == "jsonl":
             yield from _iter_jsonl(path, text_field, id_field, chunk_rows)
         elif fmt == "parquet":
             source = pq.ParquetFile(path)
-            _check_columns(path, source.schema_arrow, text_field)
             yield from _iter_arrow_batches(
                 path, source.iter_batches(batch_size=chunk_rows), text_field, id_field, chunk_rows, line_offset=0
             )
@@ -228,7 +223,6 @@ def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows
 def _iter_csv(path: Path, text_field: str, id_field: str, chunk_rows: int) -> Iterator[InputChunk]:
     # Read the header alone first, so the text column can be typed as string (a column of numbers stays text).
     header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
-    _check_columns(path, pa.schema([pa.field(n, pa.string()) for n in header.names]), text_field)
     types = {text_field: pa.string()}
     if id_field in header.names:
         types[id_field] = header.field(id_field).type if not pa.types.is_null(header.field(id_field).type) else pa.string()
@@ -250,3 +244,23 @@ def count_rows_hint(path: Path, fmt: str) -> int | None:
         except (pa.ArrowInvalid, OSError):
             return None
     return None
+
+
+def check_input(path: Path, fmt: str, text_field: str) -> None:
+    """File-level checks that need no model: run before any expensive stage starts."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file", hint="check the input path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty", hint="nothing to classify")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable", hint="check permissions")
+    try:
+        if fmt == "parquet":
+            _check_columns(path, pq.read_schema(path), text_field)
+        elif fmt == "csv":
+            header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
+            _check_columns(path, pa.schema([pa.field(n, pa.string()) for n in header.names]), text_field)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc

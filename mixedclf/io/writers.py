@@ -1,10 +1,12 @@
-"""Write labelled chunks to JSONL, Parquet or CSV, atomically: a temporary file beside the target, renamed
-into place only when the run succeeds, so the final path never holds a half-written file."""
+"""Write labelled chunks to JSONL, Parquet or CSV, atomically: everything goes to a partial file (Parquet: a
+folder of per-chunk parts) beside the target, and only a finished run renames it into place, so the final
+path never holds a half-written file. The partial files are what a checkpoint points at for --resume."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,20 @@ import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError
 
+PARQUET_ROW_GROUP = 65_536
+
 
 def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.partial")
 
 
+def parts_dir_for(target: Path) -> Path:
+    return target.with_name(f".{target.name}.parts")
+
+
 def check_writable(target: Path) -> None:
     """Fail before any work when the output cannot be created (missing folder, no permission)."""
-    folder = target.parent if str(target.parent) else Path(".")
+    folder = target.parent
     if not folder.is_dir():
         raise InputError(f"{target}: folder {folder} does not exist", hint="create it or pick another -o path")
     if target.is_dir():
@@ -46,71 +54,99 @@ def _flatten_nested(table: pa.Table) -> pa.Table:
     return table
 
 
-class ChunkWriter:
-    """Appends tables to the temporary file; commit() renames it over the target."""
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Later chunks take the first chunk's columns and types (JSONL rows may differ from chunk to chunk)."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        col = table.column(f.name)
+        try:
+            columns.append(col if col.type.equals(f.type) else col.cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(
+                f"column {f.name!r} changes type from {f.type} to {col.type} part-way through the input",
+                hint="write JSONL output, or make the column's type consistent",
+            ) from exc
+    return pa.Table.from_arrays(columns, schema=schema)
 
-    def __init__(self, target: Path, fmt: str, append: bool = False):
+
+class ChunkWriter:
+    """Appends tables to the partial output; commit() makes it the target in one rename."""
+
+    def __init__(self, target: Path, fmt: str, resume_at: int | None = None):
+        """resume_at: keep that many bytes (JSONL/CSV) or parts (Parquet) of an earlier partial output."""
         self.target, self.fmt = target, fmt
         self.temp = temp_path_for(target)
+        self.parts = parts_dir_for(target)
         self.schema: pa.Schema | None = None
-        self._parquet: pq.ParquetWriter | None = None
         self._csv: pacsv.CSVWriter | None = None
         self._handle = None
         self.rows = 0
-        if fmt in ("jsonl", "csv"):
-            # Resume appends to the partial file it left; CSV then skips the header it already wrote.
-            self._handle = open(self.temp, "ab" if append else "wb")
-            self._csv_header_written = append and self.temp.stat().st_size > 0
+        if fmt == "parquet":
+            self._open_parts(resume_at)
+        else:
+            self._open_stream(resume_at)
 
-    def _conform(self, table: pa.Table) -> pa.Table:
-        """Later chunks take the first chunk's columns and types (JSONL rows may differ chunk to chunk)."""
-        if self.schema is None:
-            self.schema = table.schema
-            return table
-        if table.schema.equals(self.schema):
-            return table
-        columns = []
-        for f in self.schema:
-            if f.name in table.column_names:
-                col = table.column(f.name)
-                try:
-                    columns.append(col.cast(f.type) if not col.type.equals(f.type) else col)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise InputError(
-                        f"column {f.name!r} changes type from {f.type} to {col.type} part-way through the input",
-                        hint="write JSONL output, or make the column's type consistent",
-                    ) from exc
-            else:
-                columns.append(pa.nulls(table.num_rows, f.type))
-        return pa.Table.from_arrays(columns, schema=self.schema)
+    def _open_stream(self, resume_at: int | None) -> None:
+        if resume_at is None or not self.temp.exists():
+            self._handle = open(self.temp, "wb")
+            self._header_written = False
+            return
+        self._handle = open(self.temp, "r+b")
+        self._handle.truncate(resume_at)  # drop whatever was written after the checkpoint
+        self._handle.seek(resume_at)
+        self._header_written = resume_at > 0
+
+    def _open_parts(self, resume_at: int | None) -> None:
+        if resume_at is None:
+            shutil.rmtree(self.parts, ignore_errors=True)
+        self.parts.mkdir(exist_ok=True)
+        existing = sorted(self.parts.glob("part-*.parquet"))
+        for extra in existing[resume_at or 0 :]:
+            extra.unlink()
+        self.part_count = min(len(existing), resume_at or 0)
+        if self.part_count:
+            self.schema = pq.read_schema(existing[0])
+
+    @property
+    def position(self) -> int:
+        """What a checkpoint records: bytes written (JSONL/CSV) or parts written (Parquet)."""
+        return self.part_count if self.fmt == "parquet" else self._handle.tell()
 
     def write(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         if self.fmt == "jsonl":
-            lines = (json.dumps(row, ensure_ascii=False, default=_jsonable) for row in table.to_pylist())
-            self._handle.write(("\n".join(lines) + "\n").encode("utf-8") if table.num_rows else b"")
-        elif self.fmt == "parquet":
-            table = self._conform(table)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.temp, table.schema)
-            self._parquet.write_table(table)
-        else:
-            table = self._conform(_flatten_nested(table))
-            if self._csv is None:
-                options = pacsv.WriteOptions(include_header=not self._csv_header_written)
-                self._csv = pacsv.CSVWriter(self._handle, table.schema, write_options=options)
-            self._csv.write_table(table)
+            if table.num_rows:
+                lines = (json.dumps(row, ensure_ascii=False, default=_jsonable) for row in table.to_pylist())
+                self._handle.write(("\n".join(lines) + "\n").encode("utf-8"))
+            return
+        if self.fmt == "csv":
+            table = _flatten_nested(table)
+        if self.schema is None:
+            self.schema = table.schema
+        table = _conform(table, self.schema)
+        if self.fmt == "parquet":
+            part = self.parts / f"part-{self.part_count:06d}.parquet"
+            pq.write_table(table, part.with_suffix(".tmp"))
+            os.replace(part.with_suffix(".tmp"), part)
+            self.part_count += 1
+            return
+        if self._csv is None:
+            options = pacsv.WriteOptions(include_header=not self._header_written)
+            self._csv = pacsv.CSVWriter(self._handle, table.schema, write_options=options)
+        self._csv.write_table(table)
 
     def flush(self) -> None:
-        """Make everything written so far durable (a checkpoint can then point at it)."""
+        """Make everything written so far durable, so a checkpoint can point at it."""
         if self._handle is not None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
 
-    def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
+    def _close(self) -> None:
         if self._csv is not None:
             self._csv.close()
             self._csv = None
@@ -118,26 +154,56 @@ class ChunkWriter:
             self._handle.flush()
             self._handle.close()
 
+    def _merge_parts(self, empty_schema: pa.Schema | None) -> None:
+        parts = sorted(self.parts.glob("part-*.parquet"))
+        schema = self.schema or empty_schema or pa.schema([])
+        with pq.ParquetWriter(self.temp, schema) as out:
+            pending, rows = [], 0
+            for part in parts:
+                table = pq.read_table(part)
+                pending.append(table)
+                rows += table.num_rows
+                if rows >= PARQUET_ROW_GROUP:
+                    out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+                    pending, rows = [], 0
+            if pending:
+                out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+        shutil.rmtree(self.parts, ignore_errors=True)
+
     def commit(self, empty_schema: pa.Schema | None = None) -> None:
-        if self.fmt == "parquet" and self._parquet is None and self.schema is None:
-            # No valid row at all: still leave a readable file with the output's columns.
-            pq.write_table((empty_schema or pa.schema([])).empty_table(), self.temp)
-        self.close()
+        self._close()
+        if self.fmt == "parquet":
+            self._merge_parts(empty_schema)
         os.replace(self.temp, self.target)
 
+    def suspend(self) -> None:
+        """Stop writing but keep the partial output for --resume."""
+        self.flush()
+        self._close()
+
     def abort(self) -> None:
-        self.close()
+        self._close()
         self.temp.unlink(missing_ok=True)
+        shutil.rmtree(self.parts, ignore_errors=True)
 
 
 class ErrorLog:
-    """OUTPUT.errors.jsonl: one line per skipped row (line number, id, reason), written atomically too."""
+    """OUTPUT.errors.jsonl: one line per skipped row (row, line number, id, reason), atomic like the output."""
 
-    def __init__(self, output: Path, append: bool = False):
+    def __init__(self, output: Path, resume_at: int | None = None):
         self.target = output.with_name(output.name + ".errors.jsonl")
         self.temp = temp_path_for(self.target)
         self.rows = 0
-        self._handle = open(self.temp, "ab" if append else "wb")
+        if resume_at is None or not self.temp.exists():
+            self._handle = open(self.temp, "wb")
+        else:
+            self._handle = open(self.temp, "r+b")
+            self._handle.truncate(resume_at)
+            self._handle.seek(resume_at)
+
+    @property
+    def position(self) -> int:
+        return self._handle.tell()
 
     def write(self, problems: list[dict[str, Any]]) -> None:
         for problem in problems:
@@ -155,6 +221,10 @@ class ErrorLog:
         else:
             self.temp.unlink()
             self.target.unlink(missing_ok=True)  # a stale log from an earlier run must not mislead
+
+    def suspend(self) -> None:
+        self.flush()
+        self._handle.close()
 
     def abort(self) -> None:
         self._handle.close()

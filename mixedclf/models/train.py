@@ -407,7 +407,7 @@ def _finetune(
         started, loss_sum = time.perf_counter(), 0.0
         for batch in _batches(lengths, batch_size, generator):
             states, mask = _pad([cached[rows[j]] for j in batch])
-            loss = nn.functional.cross_entropy(model(states, mask), targets[batch])
+            loss = nn.functional.cross_entropy(model(states, mask), targets[torch.from_numpy(rows[batch])])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,53 @@
+"""Typed settings of `mixedclf serve`: what the command line fills in and `create_app` reads.
+
+Pure pydantic (no FastAPI, no torch), so the CLI can validate options before importing the server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ServeSettings(BaseModel):
+    """Every knob of the server. Field names match the command-line options (underscores become dashes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8888, ge=0, le=65535)
+    model: str = "default"
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    clean: Literal["standard", "none"] = "standard"
+    cpu_workers: int | None = Field(default=None, ge=1, description="preprocessing processes [from cores, device]")
+    torch_threads: int | None = Field(default=None, ge=1)
+    # Dynamic micro-batching on the device.
+    max_batch_size: int = Field(default=32, ge=1, description="most texts in one device batch")
+    max_wait_ms: float = Field(default=5.0, ge=0, description="longest a text waits for company before it runs")
+    max_batch_tokens: int = Field(default=8192, ge=1, description="most padded tokens in one forward pass")
+    max_queue: int = Field(default=1024, ge=1, description="most texts admitted and not yet answered")
+    # Validation limits, checked before any work is queued.
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_batch_texts: int = Field(default=256, ge=1)
+    # Per-stage timeouts (seconds) -> 504.
+    stage_timeout_cpu: float = Field(default=10.0, gt=0, description="preprocessing of one request")
+    stage_timeout_gpu: float = Field(default=30.0, gt=0, description="waiting for and running the device batch")
+    # Cost accounting.
+    pricing: Path | None = None
+    profile: str = "reference"
+    # Server behaviour.
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    access_log: bool = False
+    graceful_timeout_s: float = Field(default=10.0, gt=0, description="how long shutdown waits for requests")
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> "ServeSettings":
+        if self.max_queue < self.max_batch_texts:
+            raise ValueError(
+                f"max_queue ({self.max_queue}) must be at least max_batch_texts ({self.max_batch_texts}), "
+                "or the largest allowed batch request could never be admitted"
+            )
+        return self

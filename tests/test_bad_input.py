@@ -1,0 +1,131 @@
+"""Issue 5: every kind of bad input gets a clear error, and no row is lost without a trace."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from mixedclf.cli import app
+from mixedclf.report import load_report
+
+runner = CliRunner()
+
+
+def classify(tmp_path, source, model, *extra, out_name="out.jsonl"):
+    out = tmp_path / out_name
+    report = tmp_path / "report.json"
+    args = ["classify", str(source), "-o", str(out), "--model", str(model), "--mode", "gpu-only",
+            "--report", str(report), "-q", *map(str, extra)]
+    return runner.invoke(app, args), out, report
+
+
+def test_row_level_problems_are_skipped_logged_and_counted(tmp_path, tiny_model):
+    lines = [
+        b'\xef\xbb\xbf{"id": "bom", "text": "good food"}\r\n',  # BOM and CRLF: a fine row
+        b"{not json\n",
+        b"[1, 2, 3]\n",
+        b'{"id": "no-text", "body": "x"}\n',
+        b'{"id": "null", "text": null}\n',
+        b'{"id": "number", "text": 42}\n',
+        b'{"id": "list", "text": ["a"]}\n',
+        b'{"id": "object", "text": {"a": 1}}\n',
+        b'{"id": "empty", "text": ""}\n',
+        b'{"id": "blank", "text": "  \\t "}\n',
+        b'{"id": "utf8", "text": "caf\xe9"}\n',
+        b'{"id": "nul", "text": "bad\\u0000 food"}\n',
+        ('{"id": "huge", "text": "%s"}\n' % ("good " * 200_000)).encode(),
+        b'{"id": "last", "text": "awful"}\n',
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(lines))
+    result, out, report_path = classify(tmp_path, source, tiny_model)
+    assert result.exit_code == 3, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["bom", "nul", "huge", "last"]
+    huge = rows[2]
+    assert huge["truncated"] is True and huge["token_count"] == 64 and huge["word_count"] == 200_000
+    errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
+    assert [e["line"] for e in errors] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert {e["id"] for e in errors if e["id"]} >= {"no-text", "null", "number", "list", "object", "empty", "blank"}
+    report = load_report(report_path)
+    assert report.rows_in == 14 and report.rows_out == 4 and report.rows_errored == 10
+    assert report.rows_in == report.rows_out + report.rows_errored
+    assert "10 errored" in result.output
+
+
+def test_on_error_fail_stops_and_writes_nothing(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good"}\n{"text": null}\n')
+    result, out, _ = classify(tmp_path, source, tiny_model, "--on-error", "fail")
+    assert result.exit_code == 1
+    assert "row 1 (line 2): text is null" in result.output
+    assert not out.exists() and not (tmp_path / "out.jsonl.errors.jsonl").exists()
+
+
+def test_duplicate_ids_are_kept_and_reported(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i % 3, "text": f"good {i}"}) + "\n" for i in range(7)))
+    result, out, report = classify(tmp_path, source, tiny_model)
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 7
+    assert load_report(report).extra["duplicate_ids"] == 4
+
+
+def _text(path, text):
+    path.write_text(text)
+    return path
+
+
+def _write(path, table):
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    else:
+        pacsv.write_csv(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("empty.jsonl", lambda p: _text(p, ""), "the file is empty"),
+        ("notext.parquet", lambda p: _write(p, pa.table({"id": [1], "body": ["x"]})), "no column 'text'"),
+        ("numeric.parquet", lambda p: _write(p, pa.table({"id": [1], "text": [3.5]})), "not text"),
+        ("notext.csv", lambda p: _write(p, pa.table({"id": [1], "body": ["x"]})), "no column 'text'"),
+        ("data.txt", lambda p: _text(p, "hello"), "unsupported extension"),
+        ("missing.jsonl", lambda p: p, "no such file"),
+    ],
+)
+def test_file_level_problems_exit_2_before_loading_the_model(tmp_path, name, make, message):
+    source = make(tmp_path / name)
+    # A model folder that does not exist proves the input was checked first, before any expensive stage.
+    result, out, _ = classify(tmp_path, source, tmp_path / "no-model")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and str(source.name) in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_output_problems(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good"}\n')
+    result = runner.invoke(app, ["classify", str(source), "-o", str(source), "--model", str(tiny_model)])
+    assert result.exit_code == 2 and "output is the input" in result.output
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "nope" / "o.jsonl")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "o.xlsx")])
+    assert result.exit_code == 2 and "unsupported extension" in result.output
+    (tmp_path / "dir.jsonl").mkdir()
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "dir.jsonl")])
+    assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def test_bad_option_values_are_one_line(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good"}\n')
+    result, _, _ = classify(tmp_path, source, tiny_model, "--batch-size", "0")
+    assert result.exit_code == 2 and "batch_size" in result.output
+    result, _, _ = classify(tmp_path, source, tiny_model, "--profile", "nope")
+    assert result.exit_code == 2 and "nope" in result.output
