@@ -26,7 +26,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory):
-    return write_jsonl(tmp_path_factory.mktemp("big") / "big.jsonl", 6000, seed=1)
+    return write_jsonl(tmp_path_factory.mktemp("big") / "big.jsonl", 3000, seed=1)
 
 
 def test_a_killed_worker_is_replaced_and_no_row_is_lost(tmp_path, tiny_model, big_input):
@@ -43,9 +43,9 @@ def test_a_killed_worker_is_replaced_and_no_row_is_lost(tmp_path, tiny_model, bi
     engine = LocalEngine(opts, on_rows=kill_a_worker)
     result = engine.run()
     assert killed and engine.pool_restarts >= 1
-    assert result.rows_out == 6000
+    assert result.rows_out == 3000
     ids = [json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()]
-    assert ids == list(range(6000))
+    assert ids == list(range(3000))
 
 
 def test_device_out_of_memory_splits_the_batch(tiny_model, monkeypatch):

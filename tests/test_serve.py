@@ -1,8 +1,9 @@
 """mixedclf serve: the micro-batcher, the settings and CLI, and a real server over loopback HTTP.
 
-Servers are started by the tests themselves on 127.0.0.1 and a free port: `serve_in_subprocess` runs the
-server exactly as `mixedclf serve` does; `serve_in_thread` runs it in this process so a test can slow its
-device or its CPU pool down on purpose (timeouts, a full queue, graceful shutdown). Offline; CPU only.
+Servers are started by the tests themselves with uvicorn on 127.0.0.1 and a free port, in a thread of this
+process (`serve_in_thread`), so a test can also slow the device or the CPU pool down on purpose (timeouts, a
+full queue, graceful shutdown). tests/test_serve_load.py runs the server in a subprocess exactly as
+`mixedclf serve` does (and checks its graceful exit). Offline; CPU only.
 """
 
 from __future__ import annotations
@@ -236,18 +237,24 @@ def test_create_app_reports_a_missing_model_before_serving(tmp_path):
         create_app(ServeSettings(model=str(tmp_path / "nope")))
 
 
-# --- a real server in a subprocess ---------------------------------------------------------------------------
+# --- a real server (uvicorn on loopback, in a thread of this process) ---------------------------------------------
+def in_process_settings(tiny_model, **overrides) -> ServeSettings:
+    import torch
+
+    # torch_threads: keep this test process's own torch setting (the server would otherwise pick one).
+    base = dict(model=str(tiny_model), device="cpu", cpu_workers=1, torch_threads=torch.get_num_threads())
+    return ServeSettings(**(base | overrides))
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model):
-    from mixedclf.serve.testing import serve_in_subprocess
+    from mixedclf.serve.app import create_app
+    from mixedclf.serve.testing import serve_in_thread
 
-    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, max_text_chars=200,
-                             max_batch_texts=8, max_queue=256, log_level="info")
-    with serve_in_subprocess(settings) as running:
+    app = create_app(in_process_settings(tiny_model, max_text_chars=200, max_batch_texts=8, max_queue=256))
+    with serve_in_thread(app) as running:
         yield running
-    assert running.exit_code == 0, running.log()
-    log = running.log()
-    assert "mixedclf serve: stopped" in log and "Application shutdown complete" in log  # graceful
+    assert app.state.server.status == "stopping" and not app.state.server.batcher.running
 
 
 STAGE_HEADERS = ("x-stage-preprocess-ms", "x-stage-queue-ms", "x-stage-inference-ms", "x-stage-postprocess-ms")
@@ -405,8 +412,8 @@ def local_server(tiny_model):
     from mixedclf.serve.app import create_app
     from mixedclf.serve.testing import serve_in_thread
 
-    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, max_queue=3, max_batch_texts=3,
-                             max_wait_ms=1, stage_timeout_cpu=0.5, stage_timeout_gpu=0.5)
+    settings = in_process_settings(tiny_model, max_queue=3, max_batch_texts=3, max_wait_ms=1,
+                                   stage_timeout_cpu=0.5, stage_timeout_gpu=0.5)
     app = create_app(settings)
     with serve_in_thread(app) as running:
         yield running
@@ -469,7 +476,7 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_stops_the_pool(tiny_m
     from mixedclf.serve.app import create_app
     from mixedclf.serve.testing import serve_in_thread
 
-    app = create_app(ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1))
+    app = create_app(in_process_settings(tiny_model))
     state = app.state.server
     with serve_in_thread(app) as running:
         real = state.batcher.run_batch

@@ -2,7 +2,9 @@
 
 Shows what dynamic micro-batching is for: with many clients at once, texts share forward passes (mean device
 batch size above 1) and nothing fails. The server runs in its own process (as `mixedclf serve` does); the
-clients are asyncio tasks on one httpx.AsyncClient here. p50/p95 latency and throughput are printed.
+clients are asyncio tasks here, each with its own httpx.AsyncClient. p50/p95 latency and throughput are printed. On a
+2-core machine the httpx client itself spends about twice the server's CPU per request, so the numbers are a
+floor on what the server can do, not a benchmark of it (see docs/serve.md).
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _load(url: str, texts: list[str]) -> tuple[list[float], list[str], float]:
+    """Every client is its own httpx.AsyncClient with one keep-alive connection, as independent callers are
+    (one shared client with a 64-connection pool costs about twice the client CPU per request)."""
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, trust_env=False) as http:
 
-        async def one_client(c: int) -> None:
+    async def one_client(c: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as http:
             for i in range(REQUESTS_PER_CLIENT):
                 text = texts[(c * REQUESTS_PER_CLIENT + i) % len(texts)]
                 start = time.perf_counter()
@@ -55,16 +58,16 @@ async def _load(url: str, texts: list[str]) -> tuple[list[float], list[str], flo
                     errors.append(f"{type(exc).__name__}: {exc}")
                 latencies.append(time.perf_counter() - start)
 
-        start = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(one_client(c) for c in range(CLIENTS))), TIME_LIMIT_S)
-        return latencies, errors, time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(one_client(c) for c in range(CLIENTS))), TIME_LIMIT_S)
+    return latencies, errors, time.perf_counter() - start
 
 
 @pytest.mark.timeout(180)
 def test_64_concurrent_clients_zero_errors_and_batches_larger_than_one(tiny_model, capsys):
     texts = [json.loads(line)["text"] for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()]
     texts = [t for t in texts if t.strip()][:400]
-    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, log_level="warning")
+    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, log_level="info")
     with serve_in_subprocess(settings) as server:
         latencies, errors, wall = asyncio.run(_load(server.url, texts))
         with httpx.Client(base_url=server.url, trust_env=False) as http:
@@ -86,4 +89,7 @@ def test_64_concurrent_clients_zero_errors_and_batches_larger_than_one(tiny_mode
     assert len(latencies) == total
     assert mean_batch > 1.0
     assert health["device_batches"]["mean_batch_rows"] > 1.0
-    assert server.exit_code in (None, 0)
+    # SIGINT (what Ctrl-C or a process manager sends) stops it gracefully: lifespan shutdown ran, exit code 0.
+    log = server.log()
+    assert server.exit_code == 0, log[-3000:]
+    assert "mixedclf serve: stopped" in log and "Application shutdown complete" in log

