@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
         max_batch_size: Optional[int] = typer.Option(None, help="Most texts in one device batch (default 32)."),
         max_wait_ms: Optional[float] = typer.Option(None, help="Longest a text waits for company (default 5)."),
-        max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per forward (default 8192)."),
+        max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per forward (8192; CPU 2048)."),
         max_queue: Optional[int] = typer.Option(
             None, help="Most texts in flight; more get 503 + Retry-After (default 1024)."
         ),

@@ -158,7 +158,7 @@ def test_zero_items_and_zero_time_do_not_divide_by_zero():
 def test_inference_on_cpu_is_noted():
     run = mixed_run()
     run.stages[3] = stage("inference", "gpu", 4.0, device="cpu")
-    assert any("ran on cpu" in n for n in price_run(run, REFERENCE).notes)
+    assert any("inference ran on a CPU" in n for n in price_run(run, REFERENCE).notes)
 
 
 def test_measurements_reject_negative_seconds():

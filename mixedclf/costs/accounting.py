@@ -261,12 +261,13 @@ def price_run(
     prov_mixed = pool_ws * c + gpu_held * g + host_cpu * c
     prov_gpu_only = gpu_only_s * g
 
-    for s in run.stages:
-        if s.billing == "gpu" and s.name not in PROVISIONED_ONLY_STAGES and s.device == "cpu":
-            notes.append(
-                f"stage {s.name!r} ran on cpu but is billed at the GPU rate, as the mixed design "
-                "would run it on a GPU worker; its seconds are CPU seconds."
-            )
+    on_cpu_billed_gpu = [s.name for s in run.stages
+                         if s.billing == "gpu" and s.name not in PROVISIONED_ONLY_STAGES and s.device == "cpu"]
+    if on_cpu_billed_gpu:
+        notes.append(
+            f"stages {', '.join(on_cpu_billed_gpu)} ran on a CPU but are billed at the GPU rate, as the GPU-only "
+            "design runs them on the GPU worker; their seconds are this machine's seconds."
+        )
     if c > g:
         notes.append("the CPU rate is above the GPU rate in this profile: mixed cannot save money.")
 

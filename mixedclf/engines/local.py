@@ -256,7 +256,9 @@ class LocalEngine:
             "truncated_rows": tally.truncated,
             "oom_splits": stats.oom_splits,
             "pool_restarts": self.pool_restarts,
-            "dedup_hit_rate": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
+            # Share of rows repeating an earlier row of their chunk: skipped with --dedup, skippable without it.
+            "duplicate_fraction": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
+            "dedup_hit_rate": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups and o.dedup else 0.0,
             "duplicate_ids": self.duplicate_ids,
             "resumed_from_chunk": checkpoint.chunks_done if checkpoint else 0,
             "startup_s": (stats.first_start - t_start) if stats.first_start is not None else None,
@@ -325,8 +327,9 @@ class LocalEngine:
                     logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
                                                      f"inference on chunk {chunk.index}")
                 else:
-                    logits, hits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
-                                                     f"inference on chunk {chunk.index}"), 0
+                    logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
+                                               f"inference on chunk {chunk.index}")
+                    hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
                 clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
                 counts.dedup_hits += hits
                 counts.dedup_lookups += len(chunk.texts)

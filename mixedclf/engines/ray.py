@@ -41,7 +41,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.local import RunResult, StageClock
+from mixedclf.engines.local import RunResult, StageClock, logits_with_dedup
 from mixedclf.errors import InputError, MixedclfError, ModelError, RowError
 from mixedclf.io.formats import detect_format
 from mixedclf.io.readers import check_input, text_problem
@@ -60,7 +60,8 @@ WORDS = "__mixedclf_words"
 SENTENCES = "__mixedclf_sentences"
 CHARS = "__mixedclf_chars"
 LOGITS = "__mixedclf_logits"
-INTERNAL = (ROW, PROBLEM, TOKENS, LENGTH, TRUNCATED, WORDS, SENTENCES, CHARS, LOGITS)
+TEXT_KEY = "__mixedclf_text_key"  # 64-bit digest of the cleaned text: what dedup compares, without the text
+INTERNAL = (ROW, PROBLEM, TOKENS, LENGTH, TRUNCATED, WORDS, SENTENCES, CHARS, LOGITS, TEXT_KEY)
 
 # 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
 LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
@@ -68,6 +69,10 @@ LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
 # does not wait on the object store between batches.
 TASKS_IN_FLIGHT_PER_ACTOR = 4
 PROGRESS_POLL_S = 0.5
+# Heap each inference actor reserves. Besides being honest about the model's footprint, it keeps Ray Data from
+# fusing the preprocessing tasks into the inference actors (it fuses task->actor maps whose remote arguments
+# match), which would run the CPU stage inside the device's process, one batch after another.
+INFERENCE_ACTOR_MEMORY = 512 * 1024**2
 
 
 def _worker_name() -> str:
@@ -154,9 +159,10 @@ class _Preprocess:
     """CPU stage, as Ray tasks: validate each row (like the local reader), then `preprocess_texts`."""
 
     def __init__(self, tokenizer_json: str, max_length: int, clean: str, text_field: str, id_field: str,
-                 line_offset: int, on_error: str, input_name: str, keep_text: bool, collector) -> None:
+                 line_offset: int, on_error: str, input_name: str, keep_text: bool, dedup: bool,
+                 collector) -> None:
         self.tokenizer_json, self.max_length, self.clean = tokenizer_json, max_length, clean
-        self.keep_text = keep_text
+        self.keep_text, self.dedup = keep_text, dedup
         self.text_field, self.id_field, self.line_offset = text_field, id_field, line_offset
         self.on_error, self.input_name, self.collector = on_error, input_name, collector
 
@@ -206,6 +212,11 @@ class _Preprocess:
             (PROBLEM, pa.array(problems, pa.string())),
         ):
             out = out.append_column(name, array)
+        if self.dedup:
+            keys = np.zeros(n, dtype=np.int64)
+            keys[keep_idx] = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8)
+                                             .digest(), "little", signed=True) for t in prep.cleaned]
+            out = out.append_column(TEXT_KEY, pa.array(keys, pa.int64()))
         ray.get(self.collector.add.remote("preprocess", start, time.time(), len(keep), _worker_name(), rows_in=n))
         return out
 
@@ -218,7 +229,8 @@ class _Infer:
     """Device stage, one per actor: the model is loaded once in __init__, then `InferenceRunner.logits`."""
 
     def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
-                 batch_size: int, max_batch_tokens: int, collector) -> None:
+                 batch_size: int, max_batch_tokens: int, dedup: bool, collector) -> None:
+        start = time.time()  # the model-load stage includes importing torch, as a fresh GPU worker would
         import ray
         import torch
 
@@ -226,14 +238,13 @@ class _Infer:
         from mixedclf.stages.inference import InferenceRunner
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        start = time.time()
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.spec = resolve_model(model)
         self.device = resolve_device(device)
         module = load_model(self.spec, self.device, precision)
         self.runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.batch_size, self.max_batch_tokens, self.dedup = batch_size, max_batch_tokens, dedup
         self.collector = collector
         self.worker = _worker_name()
         self.device_name = str(self.device) if self.device.type != "cuda" else f"cuda:{torch.cuda.current_device()}"
@@ -249,25 +260,31 @@ class _Infer:
             tokens = tokens.take(pa.array(idx))
         lengths = _column_numpy(table, LENGTH)[idx].astype(np.int32)
         empty = np.zeros(0, np.int32)
-        prep = PreprocessedBatch([], tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
+        keys = _column_numpy(table, TEXT_KEY)[idx].tolist() if self.dedup else []
+        prep = PreprocessedBatch(keys, tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
                                  lengths, np.zeros(len(idx), bool), empty, empty, empty)
         before = self.runner.stats
         snapshot = (before.batches, before.rows, before.real_tokens, before.padded_tokens, before.oom_splits,
                     before.busy_s)
         start = time.time()
-        logits = self.runner.logits(prep, self.batch_size, self.max_batch_tokens) if len(idx) else None
+        logits, hits = None, 0
+        if len(idx):
+            infer = lambda p: self.runner.logits(p, self.batch_size, self.max_batch_tokens)  # noqa: E731
+            # The local engine's dedup, scoped to this batch as the local engine scopes it to a chunk.
+            logits, hits = logits_with_dedup(prep, infer) if self.dedup else (infer(prep), 0)
         end = time.time()
         labels = len(self.spec.labels)
         full = np.zeros((n, labels), dtype=np.float32)
         if logits is not None:
             full[idx] = logits
-        out = table.drop_columns([TOKENS]).append_column(
+        out = table.drop_columns([c for c in (TOKENS, TEXT_KEY) if c in table.column_names]).append_column(
             LOGITS, pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), pa.float32()), labels)
         )
         s = self.runner.stats
         stats = {"batches": s.batches - snapshot[0], "rows": s.rows - snapshot[1],
                  "real_tokens": s.real_tokens - snapshot[2], "padded_tokens": s.padded_tokens - snapshot[3],
-                 "oom_splits": s.oom_splits - snapshot[4], "device_busy_s": s.busy_s - snapshot[5]}
+                 "oom_splits": s.oom_splits - snapshot[4], "device_busy_s": s.busy_s - snapshot[5],
+                 "dedup_hits": hits, "dedup_lookups": len(idx)}
         ray.get(self.collector.add.remote("inference", start, end, len(idx), self.worker, rows_in=n,
                                           device=self.device_name, stats=stats))
         return out
@@ -415,9 +432,11 @@ class RayEngine:
             # Never a whole node: the node's read and write tasks need a CPU too, or they starve behind the actor.
             actor_cpus = max(1, min(spare, node_cpus - 1))
             actors = max(1, spare // actor_cpus)
+        # Ray's CPU counts are for scheduling. On a CPU the model runs on the CPU it left free too, as the local
+        # engine's model shares the cores with its pool: reading and tokenizing take ~1% of the model's time.
+        threads = o.torch_threads or (None if use_gpu else min(node_cpus, actor_cpus + 1))
         return {"use_gpu": use_gpu, "device": device, "gpus": gpus, "total_cpus": total_cpus, "nodes": len(nodes),
-                "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus,
-                "torch_threads": o.torch_threads or (None if use_gpu else actor_cpus)}
+                "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus, "torch_threads": threads}
 
     # --- the dataset --------------------------------------------------------------------------------------
     def _read(self, ray_data, fmt: str):
@@ -453,7 +472,7 @@ class RayEngine:
                             num_cpus=0, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
         ds = ds.map_batches(
             _Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
-                        o.on_error, str(o.input), o.keep_text, collector),
+                        o.on_error, str(o.input), o.keep_text, o.dedup, collector),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=1, batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
@@ -461,9 +480,9 @@ class RayEngine:
             fn_constructor_kwargs={"model": o.model, "device": plan["device"], "precision": o.precision,
                                    "torch_threads": plan["torch_threads"], "pad_id": pad_id,
                                    "batch_size": o.batch_size, "max_batch_tokens": o.max_batch_tokens,
-                                   "collector": collector},
+                                   "dedup": o.dedup, "collector": collector},
             compute=ActorPoolStrategy(size=plan["actors"], max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
-            num_gpus=1 if plan["use_gpu"] else None, num_cpus=plan["actor_cpus"],
+            num_gpus=1 if plan["use_gpu"] else None, num_cpus=plan["actor_cpus"], memory=INFERENCE_ACTOR_MEMORY,
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
@@ -532,7 +551,7 @@ class RayEngine:
             except Exception:  # noqa: BLE001 - statistics are best effort
                 summary = None
             merge_start = time.time()
-            tally, rows_in, rows_out, rows_errored, n_parts = self._merge(parts, out_fmt, snap)
+            tally, counts, n_parts = self._merge(parts, out_fmt, snap)
             merge_end = time.time()
         finally:
             stop.set()
@@ -546,8 +565,8 @@ class RayEngine:
             except Exception:  # noqa: BLE001
                 pass
         t_end = time.time()
-        return self._result(spec, plan, snap, summary, tally, rows_in, rows_out, rows_errored, n_parts,
-                            in_fmt, out_fmt, t_start, exec_start, exec_end, merge_start, merge_end, t_end)
+        return self._result(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
+                            exec_end, merge_start, merge_end, t_end)
 
     def _poll_progress(self, collector, stop: threading.Event) -> None:
         import ray
@@ -604,7 +623,7 @@ class RayEngine:
         writer = ChunkWriter(o.output, out_fmt)
         errors = ErrorLog(o.output)
         tally = LabelTally()
-        counts = {"in": 0, "out": 0, "errored": 0}
+        counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": []}
         try:
             if disjoint:
                 for _, _, f in ranges:
@@ -624,10 +643,12 @@ class RayEngine:
             writer.abort()
             errors.abort()
             raise
-        return tally, counts["in"], counts["out"], counts["errored"], len(files)
+        hashes = np.concatenate(counts["id_hashes"]) if counts["id_hashes"] else np.zeros(0, np.int64)
+        counts["duplicate_ids"] = int(len(hashes) - len(np.unique(hashes)))
+        return tally, counts, len(files)
 
-    @staticmethod
-    def _merge_table(table: pa.Table, writer: ChunkWriter, errors: ErrorLog, tally: LabelTally, counts) -> None:
+    def _merge_table(self, table: pa.Table, writer: ChunkWriter, errors: ErrorLog, tally: LabelTally,
+                     counts: dict) -> None:
         rows = table.column(ROW).to_numpy()
         if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):
             table = table.sort_by(ROW)
@@ -637,6 +658,8 @@ class RayEngine:
         if valid.num_rows:
             valid = valid.drop_columns([c for c in INTERNAL if c in valid.column_names])
             tally.add({k: valid.column(k).combine_chunks() for k in ("label", "confidence", "score", "truncated")})
+            ids = valid.column(self.opts.id_field).to_pylist()
+            counts["id_hashes"].append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
             writer.write(valid)
         if bad.num_rows:
             errors.write([json.loads(p) for p in bad.column(PROBLEM).to_pylist()])
@@ -645,9 +668,11 @@ class RayEngine:
         counts["errored"] += bad.num_rows
 
     # --- report ---------------------------------------------------------------------------------------------
-    def _result(self, spec, plan, snap, summary, tally, rows_in, rows_out, rows_errored, n_parts, in_fmt, out_fmt,
-                t_start, exec_start, exec_end, merge_start, merge_end, t_end) -> RunResult:
+    def _result(self, spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
+                exec_end, merge_start, merge_end, t_end) -> RunResult:
         o = self.opts
+        rows_in, rows_out, rows_errored = counts["in"], counts["out"], counts["errored"]
+        duplicate_ids = counts["duplicate_ids"]
         stages = snap["stages"]
         actors = snap["actors"]
         device = ", ".join(sorted({a["device"] for a in actors.values()})) or plan["device"]
@@ -701,7 +726,7 @@ class RayEngine:
             "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
             "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": o.chunk_rows, "clean": o.clean,
-            "dedup": False, "input_format": in_fmt, "output_format": out_fmt,
+            "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
             "engine": "ray", "ray_address": o.ray_address, "inference_workers": plan["actors"],
             "inference_worker_cpus": plan["actor_cpus"], "inference_worker_gpus": 1 if plan["use_gpu"] else 0,
         }
@@ -714,12 +739,22 @@ class RayEngine:
             "oom_splits": int(st.get("oom_splits", 0)),
             "device_busy_s": float(st.get("device_busy_s", 0.0)),
             "pool_restarts": 0,
-            "dedup_hit_rate": 0.0,
+            "duplicate_fraction": (st.get("dedup_hits", 0) / st["dedup_lookups"]) if st.get("dedup_lookups") else 0.0,
+            "dedup_hit_rate": (st.get("dedup_hits", 0) / st["dedup_lookups"]) if st.get("dedup_lookups") else 0.0,
+            "duplicate_ids": duplicate_ids,
+            "resumed_from_chunk": 0,
             "startup_s": (first_inference - t_start) if first_inference else None,
             "ray_nodes": plan["nodes"], "ray_cluster_cpus": plan["total_cpus"], "ray_cluster_gpus": plan["gpus"],
             "ray_parts": n_parts, "ray_merge_s": merge_s, "ray_execution_s": exec_end - exec_start,
             "ray_operators": [{k: op[k] for k in ("name", "tasks", "busy_s", "wall_s", "rows")} for op in ops],
             "inference_devices": sorted({a["device"] for a in actors.values()}),
+            # Seconds after the Ray job started: where its start-up time goes.
+            "ray_timeline": {
+                "model_load": [round(min(s for s, _ in loads) - exec_start, 3),
+                               round(max(e for _, e in loads) - exec_start, 3)] if loads else None,
+                **{k: [round(v["first"] - exec_start, 3), round(v["last"] - exec_start, 3)] for k, v in stages.items()},
+                "end": round(exec_end - exec_start, 3),
+            },
         }
         return RunResult(spec, device, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
 
@@ -751,9 +786,16 @@ def _sub_stage(name: str) -> str | None:
 def _operator_stats(summary) -> list[dict]:
     """Ray Data's per-operator statistics, fused operators split per stage when Ray measured them so."""
     out: list[dict] = []
-    if summary is None:
-        return out
-    for op in getattr(summary, "operators_stats", []) or []:
+    summaries, todo, seen = [], [summary], set()
+    while todo:  # the write's summary holds the upstream operators as parents
+        s = todo.pop()
+        if s is None or id(s) in seen:
+            continue
+        seen.add(id(s))
+        summaries.append(s)
+        todo += list(getattr(s, "parents", None) or [])
+    ops = [op for s in reversed(summaries) for op in (getattr(s, "operators_stats", None) or [])]
+    for op in ops:
         subs = op.operator_name.split("->")
         wall = op.wall_time.sum if op.wall_time else 0.0
         tasks = int(op.wall_time.count) if op.wall_time else 0

@@ -58,7 +58,7 @@ class LabeledData(NamedTuple):
     texts: list[str]
     labels: list[str]
     groups: list[str] | None
-    dropped: int  # rows skipped because their text or label was missing
+    dropped: int  # rows skipped because their text (or label, or group) was missing or blank
 
 
 def _read_table(path: Path, fmt: str, columns: list[str]):
@@ -123,6 +123,7 @@ def load_labeled(
         raise TrainingDataError(f"the text, label and group fields must differ (got {columns})")
     frame = _read_table(path, fmt, columns)
     keep = frame[text_field].notna() & frame[label_field].notna()
+    keep &= frame[text_field].astype(str).str.strip().str.len() > 0  # CSV readers turn a missing text into ""
     if group_field:
         keep &= frame[group_field].notna()
     dropped = int((~keep).sum())
@@ -254,24 +255,23 @@ def _top_stack(encoder: nn.Module, k: int) -> nn.Module:
     return top
 
 
-def _tokenize(encoder_dir: Path, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, as the preprocess stage makes them (tokenizer.json, truncation, no padding)."""
-    tokenizer_json = encoder_dir / "tokenizer.json"
-    if tokenizer_json.exists():
-        from mixedclf.stages.preprocess import make_tokenizer
+def _tokenize(encoder_dir: Path, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    """Token ids per text and the pad id, made exactly as the preprocess stage makes them at inference
+    (the fast tokenizer's JSON, truncation to max_length, no padding)."""
+    from mixedclf.models.spec import ModelSpec
+    from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+    from mixedclf.stages.preprocess import make_tokenizer
 
-        tokenizer = make_tokenizer(tokenizer_json.read_text(encoding="utf-8"), max_length)
-        return [e.ids for e in tokenizer.encode_batch(texts)]
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True)
-    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    spec = ModelSpec("train", "head", encoder_dir, encoder_dir, (), max_length)
+    tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
+    tokenizer = make_tokenizer(tokenizer_json, max_length)
+    return [e.ids for e in tokenizer.encode_batch(texts)], pad_id
 
 
-def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack variable-length rows ([len] ids or [len, hidden] states) with zero padding, plus the mask."""
+def _pad(rows: list[torch.Tensor], value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length rows ([len] ids or [len, hidden] states) with padding, plus the attention mask."""
     longest = max(r.shape[0] for r in rows)
-    out = rows[0].new_zeros((len(rows), longest, *rows[0].shape[1:]))
+    out = rows[0].new_full((len(rows), longest, *rows[0].shape[1:]), value)
     mask = torch.zeros((len(rows), longest), dtype=torch.long)
     for i, r in enumerate(rows):
         out[i, : r.shape[0]] = r
@@ -279,9 +279,14 @@ def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, mask
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the cached tensors later feed autograd
 def _encode(
-    encoder: nn.Module, ids: list[list[int]], k: int, batch_size: int, log: Callable[[str], None] | None
+    encoder: nn.Module,
+    ids: list[list[int]],
+    k: int,
+    batch_size: int,
+    log: Callable[[str], None] | None,
+    pad_id: int = 0,
 ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
     """Frozen pass in length-sorted batches: pooled last hidden states, and the states entering the top k layers."""
     n_layers = len(_layer_list(encoder)[1]) if k else 0
@@ -291,7 +296,7 @@ def _encode(
     started, shown = time.perf_counter(), 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        input_ids, mask = _pad([torch.tensor(ids[i], dtype=torch.long) for i in rows])
+        input_ids, mask = _pad([torch.tensor(ids[i], dtype=torch.long) for i in rows], pad_id)
         out = encoder(input_ids=input_ids, attention_mask=mask, output_hidden_states=bool(k))
         pooled[rows] = mean_pool(out.last_hidden_state, mask)
         if k:
@@ -526,7 +531,7 @@ def train_head(
             cleaned = {int(i): clean_text(texts[i]) for i in used}
         else:
             cleaned = {int(i): texts[i] for i in used}
-        ids_list = _tokenize(encoder_dir, [cleaned[int(i)] for i in used], max_length)
+        ids_list, pad_id = _tokenize(encoder_dir, [cleaned[int(i)] for i in used], max_length)
         position = {int(i): p for p, i in enumerate(used)}  # input row -> index into the encoded arrays
         tr = np.array([position[int(i)] for i in train_rows], dtype=np.int64)
         te = np.array([position[int(i)] for i in test_rows], dtype=np.int64)
@@ -539,7 +544,7 @@ def train_head(
             raise TrainingDataError(f"train_top_layers={train_top_layers} but the encoder has {len(layers)} layers")
 
         t0 = time.perf_counter()
-        pooled, cached = _encode(model, ids_list, train_top_layers, max(batch_size, 64), log)
+        pooled, cached = _encode(model, ids_list, train_top_layers, max(batch_size, 64), log, pad_id)
         encode_seconds = time.perf_counter() - t0
         say(f"encoded {len(ids_list)} texts in {encode_seconds:.1f}s")
         features = nn.functional.normalize(pooled, dim=-1) if normalize else pooled

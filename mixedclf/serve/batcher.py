@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
+
+log = logging.getLogger("uvicorn.error")
 
 
 class QueueFull(Exception):
@@ -329,10 +332,13 @@ class MicroBatcher:
         if wall > 0:
             rate = rows / wall
             self._rows_per_s = rate if self._rows_per_s == 0 else 0.8 * self._rows_per_s + 0.2 * rate
-        if self.observer is not None:
-            self.observer.batch_done(rows, len(batch), wall, outcome)
         for p, result in zip(batch, outcome.results):
             if not p.future.done():
                 p.future.set_result(
                     Delivery(result, start - p.enqueued, wall, outcome.busy_s, rows, len(batch), outcome.micro_batches)
                 )
+        if self.observer is not None:
+            try:
+                self.observer.batch_done(rows, len(batch), wall, outcome)
+            except Exception:  # noqa: BLE001 - metrics must never stop the collector
+                log.exception("mixedclf serve: recording a batch's metrics failed")

@@ -27,7 +27,9 @@ class ServeSettings(BaseModel):
     # Dynamic micro-batching on the device.
     max_batch_size: int = Field(default=32, ge=1, description="most texts in one device batch")
     max_wait_ms: float = Field(default=5.0, ge=0, description="longest a text waits for company before it runs")
-    max_batch_tokens: int = Field(default=8192, ge=1, description="most padded tokens in one forward pass")
+    max_batch_tokens: int | None = Field(
+        default=None, ge=1, description="most padded tokens in one forward pass [8192; 2048 on a CPU device]"
+    )
     max_queue: int = Field(default=1024, ge=1, description="most texts admitted and not yet answered")
     # Validation limits, checked before any work is queued.
     max_text_chars: int = Field(default=10_000, ge=1)
