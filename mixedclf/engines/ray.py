@@ -350,16 +350,18 @@ def _find_cause(exc: BaseException, kind: type) -> BaseException | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        cause = getattr(e, "cause", None)
         if isinstance(e, kind):
-            return e
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+            # Ray re-raises a task's error as a subclass of it whose text is a whole traceback: the original
+            # exception, with its own one-line message, is its `cause`.
+            return cause if isinstance(cause, kind) else e
+        todo += [cause, e.__cause__, e.__context__]
     return None
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class RayEngine:
@@ -519,8 +521,9 @@ class RayEngine:
         collector = ray.remote(num_cpus=0)(_Collector).remote()
         parts = o.output.resolve().parent / f".{o.output.name}.ray-{uuid.uuid4().hex[:8]}"
         ctx = DataContext.get_current()
-        saved = {name: getattr(ctx, name) for name in
-                 ("enable_progress_bars", "print_on_execution_start", "per_stage_map_timing") if hasattr(ctx, name)}
+        saved = {name: getattr(ctx, name) for name in ("enable_progress_bars", "print_on_execution_start",
+                                                       "per_stage_map_timing", "raise_original_map_exception")
+                 if hasattr(ctx, name)}
         saved_order = ctx.execution_options.preserve_order
         data_logger = logging.getLogger("ray.data")
         saved_level = data_logger.level
@@ -532,8 +535,10 @@ class RayEngine:
             if "print_on_execution_start" in saved:
                 ctx.print_on_execution_start = False
             if "per_stage_map_timing" in saved:
-                ctx.per_stage_map_timing = True
-            data_logger.setLevel(logging.WARNING)
+                ctx.per_stage_map_timing = True  # a fused operator's time split per stage
+            if "raise_original_map_exception" in saved:
+                ctx.raise_original_map_exception = True  # our errors (RowError) reach the driver as themselves
+            data_logger.setLevel(logging.ERROR)  # our own progress bar and report replace Ray Data's chatter
             ds = self._build(ray_data, in_fmt, spec, tokenizer_json, pad_id, plan, collector)
             poller.start()
             exec_start = time.time()
@@ -589,22 +594,19 @@ class RayEngine:
             self._reported = done
 
     def _user_error(self, exc: BaseException, fmt: str) -> BaseException:
+        """One clear line for what went wrong inside the Ray job (Ray wraps task errors several times)."""
         mine = _find_cause(exc, MixedclfError)
         if mine is not None:
             return mine
-        arrow = _find_cause(exc, pa.ArrowException)
-        if arrow is not None or _find_cause(exc, ValueError) is not None and "JSON" in str(exc):
-            hint = ("--engine local reads JSONL line by line and skips malformed rows" if fmt == "jsonl"
-                    else "check the file")
-            return InputError(f"{self.opts.input}: cannot read as {fmt} with Ray Data: {_first_line(arrow or exc)}",
-                              hint=hint)
         missing = _find_cause(exc, FileNotFoundError)
         if missing is not None:
             return InputError(f"{self.opts.input}: not found on a Ray worker: {_first_line(missing)}",
-                              hint="on a cluster, input and output must be on storage every node mounts at the same path")
-        model = _find_cause(exc, ModelError)
-        if model is not None:
-            return model
+                              hint="on a cluster, input and output must be on storage every node mounts at one path")
+        parse = _find_cause(exc, pa.ArrowInvalid) or _find_cause(exc, json.JSONDecodeError)
+        if parse is not None:
+            hint = ("the local engine reads JSONL line by line and skips malformed rows: --engine local"
+                    if fmt == "jsonl" else "check the file, or try --engine local")
+            return InputError(f"{self.opts.input}: Ray Data cannot read it as {fmt}: {_first_line(parse)}", hint=hint)
         return RuntimeError(f"the Ray job failed: {_first_line(exc)}")
 
     # --- merge ----------------------------------------------------------------------------------------------

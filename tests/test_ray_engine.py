@@ -1,0 +1,146 @@
+"""--engine ray: the same predictions, files and report shape as the local engine, on a Ray started here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import SAMPLE_JSONL, write_jsonl
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from mixedclf.config import ClassifyOptions  # noqa: E402
+from mixedclf.errors import InputError, RowError  # noqa: E402
+from mixedclf.pipeline import classify_file  # noqa: E402
+
+LIGHT = {"chunk_rows": 64, "batch_size": 16}  # several blocks, parts and micro-batches out of 300 rows
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A small Ray on this machine for the whole module: the engine joins it and must leave it running."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(num_cpus=2, object_store_memory=128 * 1024**2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run(engine: str, inp: Path, out: Path, model: Path, **kw):
+    opts = ClassifyOptions(input=inp, output=out, model=str(model), engine=engine, device="cpu", **{**LIGHT, **kw})
+    return classify_file(opts)
+
+
+def rows_of(path: Path) -> list[dict]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    if path.suffix == ".csv":
+        return pacsv.read_csv(path).to_pylist()
+    return pq.read_table(path).to_pylist()
+
+
+def assert_same_rows(local: list[dict], other: list[dict]) -> None:
+    assert len(local) == len(other)
+    for a, b in zip(local, other):
+        assert list(a) == list(b)  # same columns in the same order
+        assert a["id"] == b["id"] and a["label"] == b["label"], (a["id"], b["id"])
+        assert b["score"] == pytest.approx(a["score"], abs=1e-5)
+        assert {k: v for k, v in a.items() if not k.startswith("score")} == {
+            k: v for k, v in b.items() if not k.startswith("score")
+        }
+
+
+def test_sample_data_matches_local_row_for_row(local_ray, tiny_model, tmp_path):
+    local = run("local", SAMPLE_JSONL, tmp_path / "local.jsonl", tiny_model)
+    other = run("ray", SAMPLE_JSONL, tmp_path / "ray.jsonl", tiny_model)
+    assert ray.is_initialized()  # a Ray the engine did not start is left running
+
+    local_rows, ray_rows = rows_of(tmp_path / "local.jsonl"), rows_of(tmp_path / "ray.jsonl")
+    assert len(ray_rows) == 300
+    assert [r["id"] for r in ray_rows] == [f"r{i:04d}" for i in range(1, 301)]  # input order
+    assert_same_rows(local_rows, ray_rows)
+
+    # The report has the local engine's shape: same stages in the same order, same fields, same keys.
+    a, b = local.report, other.report
+    assert b.engine == "ray" and b.rows_in == a.rows_in == 300 and b.rows_out == 300 and b.rows_errored == 0
+    assert [s.name for s in b.measurements.stages] == [s.name for s in a.measurements.stages]
+    assert set(a.settings) <= set(b.settings)
+    assert set(a.extra) <= set(b.extra)
+    assert set(json.loads(a.model_dump_json())) == set(json.loads(b.model_dump_json()))
+    assert b.aggregate.label_counts == a.aggregate.label_counts
+    assert b.aggregate.mean_confidence == pytest.approx(a.aggregate.mean_confidence, abs=1e-6)
+    stages = {s.name: s for s in b.measurements.stages}
+    for name in ("preprocess", "inference", "postprocess"):
+        assert stages[name].items == 300 and stages[name].busy_s > 0 and stages[name].wall_s > 0
+    assert stages["read"].items == 300 and stages["write"].items == 300
+    assert stages["model_load"].busy_s > 0 and stages["inference"].device == "cpu"
+    assert b.extra["micro_batches"] >= 300 // LIGHT["batch_size"]
+    assert b.extra["ray_parts"] > 1  # several blocks really went through Ray
+    assert not list(tmp_path.glob(".*ray-*"))  # the parts folder is gone
+
+
+def _bad_rows_table() -> pa.Table:
+    base = [json.loads(line) for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()][:150]
+    texts = [r["text"] for r in base]
+    texts[3], texts[70], texts[149] = None, "   ", ""
+    return pa.table({"id": [r["id"] for r in base], "text": pa.array(texts, pa.string()),
+                     "stars": [r["stars"] for r in base]})
+
+
+def test_parquet_in_csv_out_with_invalid_rows(local_ray, tiny_model, tmp_path):
+    inp = tmp_path / "in.parquet"
+    pq.write_table(_bad_rows_table(), inp)
+    run("local", inp, tmp_path / "local.csv", tiny_model, all_scores=True, keep_text=True)
+    other = run("ray", inp, tmp_path / "ray.csv", tiny_model, all_scores=True, keep_text=True)
+
+    assert other.report.rows_in == 150 and other.report.rows_out == 147 and other.report.rows_errored == 3
+    assert_same_rows(rows_of(tmp_path / "local.csv"), rows_of(tmp_path / "ray.csv"))
+    local_errors = rows_of(tmp_path / "local.csv.errors.jsonl")
+    ray_errors = rows_of(tmp_path / "ray.csv.errors.jsonl")
+    assert ray_errors == local_errors and [e["row"] for e in ray_errors] == [3, 70, 149]
+
+
+def test_jsonl_to_parquet_without_id_column(local_ray, tiny_model, tmp_path):
+    texts = [json.loads(line)["text"] for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()][:40]
+    rows = [{"text": t, "n": i} for i, t in enumerate(texts)]
+    rows[5]["text"] = None
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    run("local", inp, tmp_path / "local.parquet", tiny_model, chunk_rows=16)
+    other = run("ray", inp, tmp_path / "ray.parquet", tiny_model, chunk_rows=16)
+    local_rows, ray_rows = rows_of(tmp_path / "local.parquet"), rows_of(tmp_path / "ray.parquet")
+    assert [r["id"] for r in ray_rows] == [i for i in range(40) if i != 5]  # row numbers stand in for ids
+    assert_same_rows(local_rows, ray_rows)
+    assert pq.read_schema(tmp_path / "ray.parquet") == pq.read_schema(tmp_path / "local.parquet")
+    assert rows_of(tmp_path / "ray.parquet.errors.jsonl") == rows_of(tmp_path / "local.parquet.errors.jsonl")
+    assert other.report.rows_errored == 1
+
+
+def test_clear_errors(local_ray, tiny_model, tmp_path):
+    with pytest.raises(InputError, match="gpu-only"):
+        run("ray", SAMPLE_JSONL, tmp_path / "x.jsonl", tiny_model, mode="gpu-only")
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": 1, "text": "fine"}\n{"id": 2, "text": \n', encoding="utf-8")
+    with pytest.raises(InputError, match="cannot read it as jsonl") as info:
+        run("ray", broken, tmp_path / "broken_out.jsonl", tiny_model)
+    assert "--engine local" in info.value.one_line()
+    assert not (tmp_path / "broken_out.jsonl").exists()
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "text": "good"}, {"id": "b", "text": ""}])
+    with pytest.raises(RowError, match="row 1"):
+        run("ray", bad, tmp_path / "bad_out.jsonl", tiny_model, on_error="fail")
+    assert not (tmp_path / "bad_out.jsonl").exists()
+    assert ray.is_initialized()
+    assert not [p for p in os.listdir(tmp_path) if ".ray-" in p]
