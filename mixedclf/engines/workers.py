@@ -21,8 +21,15 @@ def init_worker(tokenizer_json: str, max_length: int, clean: str) -> None:
     _state["clean"] = clean
 
 
-def preprocess_task(texts: list[str]) -> tuple[PreprocessedBatch, float, float, int]:
-    """(batch, start, end, pid): monotonic clock readings are comparable across processes on one machine."""
+def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[PreprocessedBatch, float, float, int]:
+    """(batch, start, end, pid): monotonic clock readings are comparable across processes on one machine.
+    `clean` overrides the pool's cleaning mode (the server tokenizes already-cleaned text with "none")."""
     start = time.monotonic()
-    batch = preprocess_texts(texts, _state["tokenizer"], _state["clean"])
+    batch = preprocess_texts(texts, _state["tokenizer"], clean or _state["clean"])
     return batch, start, time.monotonic(), os.getpid()
+
+
+def warm_task(_: int) -> int:
+    """Forces a worker to start and build its tokenizer before the first piece of work needs it."""
+    _state["tokenizer"].encode("warm up")
+    return os.getpid()

@@ -1,7 +1,7 @@
 """`mixedclf serve`: FastAPI app over the same stage functions as `classify`, with dynamic micro-batching.
 
 Modules: settings (options, pydantic), app (create_app / run_server), batcher (the micro-batcher), device
-(the device stage it runs), cpu_tasks (what the CPU workers run), metrics (Prometheus), testing (a server in a
+(the device stage it runs), metrics (Prometheus), testing (a server in a
 subprocess on a free loopback port, for tests and benchmarks). Importing this package stays light: FastAPI and
 torch load only with `mixedclf.serve.app`.
 """

@@ -13,7 +13,9 @@ the lifespan loads the model, starts the pool and the batcher, and stops them in
 
 from __future__ import annotations
 
+
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -34,10 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mixedclf import __version__
 from mixedclf.costs import load_pricing
-from mixedclf.engines.workers import init_worker, preprocess_task
+from mixedclf.engines.workers import init_worker, preprocess_task, warm_task
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.serve.batcher import Delivery, MicroBatcher, QueueFull, ShuttingDown
-from mixedclf.serve.cpu_tasks import tokenize_task, warm_task
 from mixedclf.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from mixedclf.serve.settings import ServeSettings
 from mixedclf.stages.postprocess import confidence_bucket, scores_from_logits
@@ -661,7 +662,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         async def work() -> JSONResponse:
             state.check_text(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"],
                              "cleaned_text")
-            outcome = await state.run_pipeline([job.cleaned_text], tokenize_task)
+            outcome = await state.run_pipeline([job.cleaned_text], functools.partial(preprocess_task, clean="none"))
             post_start = time.monotonic()
             row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
             headers = state.finish(outcome, post_start, request_start)
