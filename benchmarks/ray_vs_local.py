@@ -7,8 +7,9 @@ Three runs, one after another, on one input file:
   local       the default engine (process pool + device loop);
   ray cold    --engine ray starting its own local Ray (what `mixedclf classify --engine ray` pays on a laptop);
   ray warm    --engine ray joining a Ray already running (what a job on a standing cluster pays).
-Throughput is rows / end-to-end seconds of the classify call (model load, Ray start-up and the merge included).
-Predictions of the three runs are compared row for row.
+Throughput is rows / end-to-end seconds of the classify call (model load, Ray start-up and the merge included);
+"after start-up" counts from each run's first inference batch (the report's startup_s) to its end. Predictions
+of the three runs are compared row for row. Dedup is off unless --dedup: the input cycles the sample data.
 
 --model default uses mixedclf/assets/default_head when it exists; otherwise a random two-label head over the
 packaged all-MiniLM-L6-v2 encoder (same compute as the default model, labels meaningless). `tests-tiny` builds
@@ -72,7 +73,8 @@ def classify(engine: str, inp: Path, out: Path, model: str, args) -> tuple[float
     from mixedclf.pipeline import classify_file
 
     opts = ClassifyOptions(input=inp, output=out, model=model, engine=engine, device=args.device,
-                           cpu_workers=args.cpu_workers, chunk_rows=args.chunk_rows, batch_size=args.batch_size)
+                           cpu_workers=args.cpu_workers, chunk_rows=args.chunk_rows, batch_size=args.batch_size,
+                           dedup=args.dedup)
     start = time.perf_counter()
     result = classify_file(opts)
     return time.perf_counter() - start, json.loads(result.report.model_dump_json())
@@ -96,6 +98,10 @@ def main() -> None:
     parser.add_argument("--cpu-workers", type=int, default=None)
     parser.add_argument("--chunk-rows", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dedup", action="store_true",
+                        help="reuse predictions of repeated texts (off: the input repeats the sample data, and dedup "
+                             "would measure the cache, not the engines)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each engine; the median is shown")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -103,39 +109,52 @@ def main() -> None:
 
     import ray
 
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="mixedclf-ray-bench-") as tmp_name:
         tmp = Path(tmp_name)
         model, model_desc = resolve_model_arg(args.model, tmp)
         inp = make_input(tmp / "input.jsonl", args.rows)
         runs: dict[str, dict] = {}
 
-        seconds, report = classify("local", inp, tmp / "local.jsonl", model, args)
-        runs["local"] = {"seconds": seconds, "report": report, "out": tmp / "local.jsonl"}
-        seconds, report = classify("ray", inp, tmp / "ray_cold.jsonl", model, args)
-        runs["ray cold"] = {"seconds": seconds, "report": report, "out": tmp / "ray_cold.jsonl"}
+        def record(name: str, seconds: float, report: dict, out: Path) -> None:
+            run = runs.setdefault(name, {"all": [], "out": out})
+            run["all"].append((seconds, report))
 
-        ray_start = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        ray_start = time.perf_counter() - ray_start
-        try:
-            seconds, report = classify("ray", inp, tmp / "ray_warm.jsonl", model, args)
-            runs["ray warm"] = {"seconds": seconds, "report": report, "out": tmp / "ray_warm.jsonl"}
-        finally:
-            ray.shutdown()
+        ray_start = float("nan")
+        for _ in range(args.repeat):  # interleaved, so a noisy neighbour hurts every engine alike
+            record("local", *classify("local", inp, tmp / "local.jsonl", model, args), tmp / "local.jsonl")
+            record("ray cold", *classify("ray", inp, tmp / "ray_cold.jsonl", model, args), tmp / "ray_cold.jsonl")
+            began = time.perf_counter()
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
+            ray_start = time.perf_counter() - began
+            try:
+                record("ray warm", *classify("ray", inp, tmp / "ray_warm.jsonl", model, args), tmp / "ray_warm.jsonl")
+            finally:
+                ray.shutdown()
+        for run in runs.values():  # the median run by seconds
+            run["seconds"], run["report"] = sorted(run["all"], key=lambda x: x[0])[len(run["all"]) // 2]
 
         local_rows = read_rows(runs["local"]["out"])
-        print(f"model: {model_desc}; rows: {args.rows:,}; cores: {os.cpu_count()}; device: {runs['local']['report']['device']}")
-        print(f"{'run':<10} {'seconds':>8} {'texts/s':>9} {'vs local':>9}  {'startup s':>9}  same predictions")
+        print(f"model: {model_desc}; rows: {args.rows:,}; cores: {os.cpu_count()}; "
+              f"device: {runs['local']['report']['device']}; median of {args.repeat} run(s) each; "
+              f"load average before: {load_before}")
+        print(f"{'run':<10} {'seconds':>8} {'texts/s':>9} {'vs local':>9}  {'startup s':>9}  {'after start-up':>14}"
+              f"  same predictions")
         local_rate = args.rows / runs["local"]["seconds"]
-        numbers = {"rows": args.rows, "model": model_desc, "cores": os.cpu_count(), "ray_init_s": ray_start}
+        numbers = {"rows": args.rows, "model": model_desc, "cores": os.cpu_count(), "ray_init_s": ray_start,
+                   "repeat": args.repeat, "load_average_before": load_before,
+                   "all_seconds": {k: [round(x[0], 2) for x in v["all"]] for k, v in runs.items()}}
         for name, run in runs.items():
             rate = args.rows / run["seconds"]
-            startup = run["report"].get("extra", {}).get("startup_s")
+            startup = run["report"].get("extra", {}).get("startup_s") or 0.0
+            # texts/s from the first inference batch on: the engines' per-row cost without their fixed start-up
+            steady = args.rows / (run["seconds"] - startup) if run["seconds"] > startup else float("nan")
             same = same_predictions(local_rows, read_rows(run["out"]))
             print(f"{name:<10} {run['seconds']:>8.2f} {rate:>9.1f} {rate / local_rate:>8.2f}x  "
-                  f"{startup if startup is not None else float('nan'):>9.2f}  {'yes' if same else 'NO'}")
+                  f"{startup:>9.2f}  {steady:>9.1f} /s  {'yes' if same else 'NO'}")
             numbers[name] = {"seconds": run["seconds"], "texts_per_s": rate, "ratio_vs_local": rate / local_rate,
-                             "startup_s": startup, "same_predictions": same}
+                             "startup_s": startup, "texts_per_s_after_startup": steady, "same_predictions": same}
         print(f"ray cold / local texts/s ratio: {numbers['ray cold']['ratio_vs_local']:.2f}; "
               f"ray warm / local: {numbers['ray warm']['ratio_vs_local']:.2f} "
               f"(starting Ray by hand took {ray_start:.1f}s)")

@@ -113,18 +113,19 @@ def test_parquet_in_csv_out_with_invalid_rows(local_ray, tiny_model, tmp_path):
 
 
 def test_jsonl_to_parquet_without_id_column(local_ray, tiny_model, tmp_path):
-    texts = [json.loads(line)["text"] for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()][:40]
-    rows = [{"text": t, "n": i} for i, t in enumerate(texts)]
+    texts = [json.loads(line)["text"] for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()][:20] * 2
+    rows = [{"text": t, "n": i} for i, t in enumerate(texts)]  # each text twice: dedup has work to do
     rows[5]["text"] = None
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    run("local", inp, tmp_path / "local.parquet", tiny_model, chunk_rows=16)
-    other = run("ray", inp, tmp_path / "ray.parquet", tiny_model, chunk_rows=16)
+    run("local", inp, tmp_path / "local.parquet", tiny_model, chunk_rows=40)
+    other = run("ray", inp, tmp_path / "ray.parquet", tiny_model, chunk_rows=40)
     local_rows, ray_rows = rows_of(tmp_path / "local.parquet"), rows_of(tmp_path / "ray.parquet")
     assert [r["id"] for r in ray_rows] == [i for i in range(40) if i != 5]  # row numbers stand in for ids
     assert_same_rows(local_rows, ray_rows)
     assert pq.read_schema(tmp_path / "ray.parquet") == pq.read_schema(tmp_path / "local.parquet")
     assert rows_of(tmp_path / "ray.parquet.errors.jsonl") == rows_of(tmp_path / "local.parquet.errors.jsonl")
     assert other.report.rows_errored == 1
+    assert other.report.extra["dedup_hit_rate"] > 0
 
 
 def test_clear_errors(local_ray, tiny_model, tmp_path):

@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
+import re
 import shutil
 import socket
 import threading
@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -124,15 +125,24 @@ class _Collector:
 
 
 class _RowNumberer:
-    """Adds the input row number. One actor, blocks in input order (preserve_order): numbers are dense."""
+    """Adds the input row number. One actor, blocks in input order (preserve_order): numbers are dense.
 
-    def __init__(self) -> None:
+    It reports the rows it numbered, so the merge can prove the output holds each number exactly once (a
+    restarted numberer or a part written where the driver cannot see it fails the run instead of corrupting it).
+    """
+
+    def __init__(self, collector) -> None:
         self.next = 0
+        self.collector = collector
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        import ray
+
+        start = time.time()
         n = table.num_rows
         table = table.append_column(ROW, pa.array(np.arange(self.next, self.next + n, dtype=np.int64)))
         self.next += n
+        ray.get(self.collector.add.remote("number", start, time.time(), n, _worker_name(), rows_in=n))
         return table
 
 
@@ -259,10 +269,10 @@ class _Infer:
         if len(idx) < n:
             tokens = tokens.take(pa.array(idx))
         lengths = _column_numpy(table, LENGTH)[idx].astype(np.int32)
-        empty = np.zeros(0, np.int32)
-        keys = _column_numpy(table, TEXT_KEY)[idx].tolist() if self.dedup else []
+        zeros = np.zeros(len(idx), np.int32)  # counts are not needed here; select_rows wants full-length arrays
+        keys = _column_numpy(table, TEXT_KEY)[idx].tolist() if self.dedup else [None] * len(idx)
         prep = PreprocessedBatch(keys, tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-                                 lengths, np.zeros(len(idx), bool), empty, empty, empty)
+                                 lengths, np.zeros(len(idx), bool), zeros, zeros, zeros)
         before = self.runner.stats
         snapshot = (before.batches, before.rows, before.real_tokens, before.padded_tokens, before.oom_splits,
                     before.busy_s)
@@ -359,9 +369,36 @@ def _find_cause(exc: BaseException, kind: type) -> BaseException | None:
     return None
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind Ray's wrappers."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(nxt, BaseException):
+            break
+        exc = nxt
+    return exc
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    lines = [_ANSI.sub("", ln).strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a HOST:PORT nobody answers (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", ray://..., or something ray.init knows better
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+                         hint="start its head with `ray start --head` and pass HEAD_IP:6379") from None
 
 
 class RayEngine:
@@ -399,15 +436,29 @@ class RayEngine:
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "logging_level": logging.WARNING, "configure_logging": True}
+                                  "logging_level": logging.ERROR, "configure_logging": True}
         address = self.opts.ray_address or None
         if address is None:
             kwargs["num_cpus"] = os.cpu_count() or 1
+        else:
+            _check_reachable(address)
+        # Ray's C++ core logs notices on stderr that are not errors of this run (real failures reach us as
+        # exceptions); a user who wants them sets RAY_BACKEND_LOG_LEVEL.
+        quiet_backend = "RAY_BACKEND_LOG_LEVEL" not in os.environ
+        if quiet_backend:
+            os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise InputError(f"cannot join the Ray cluster at {address}: {_first_line(exc)}",
-                             hint="start it with `ray start --head`, or leave --ray-address unset") from exc
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            hint = "start it with `ray start --head`, or leave --ray-address unset"
+            if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                hint = ("if the cluster uses token authentication (Ray's default), export RAY_AUTH_MODE=token "
+                        "with the head's ~/.ray/auth_token copied here or its value in RAY_AUTH_TOKEN")
+            raise InputError(f"cannot start or join {where}: {_first_line(exc)}", hint=hint) from exc
+        finally:
+            if quiet_backend:
+                os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
         return True
 
     def _plan(self) -> dict[str, Any]:
@@ -470,7 +521,8 @@ class RayEngine:
         o = self.opts
         rows = o.chunk_rows
         ds = self._read(ray_data, fmt)
-        ds = ds.map_batches(_RowNumberer, compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
+        ds = ds.map_batches(_RowNumberer, fn_constructor_kwargs={"collector": collector},
+                            compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
                             num_cpus=0, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
         ds = ds.map_batches(
             _Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
@@ -538,7 +590,8 @@ class RayEngine:
                 ctx.per_stage_map_timing = True  # a fused operator's time split per stage
             if "raise_original_map_exception" in saved:
                 ctx.raise_original_map_exception = True  # our errors (RowError) reach the driver as themselves
-            data_logger.setLevel(logging.ERROR)  # our own progress bar and report replace Ray Data's chatter
+            # Our progress bar, report and one-line errors replace Ray Data's own messages and tracebacks.
+            data_logger.setLevel(logging.CRITICAL)
             ds = self._build(ray_data, in_fmt, spec, tokenizer_json, pad_id, plan, collector)
             poller.start()
             exec_start = time.time()
@@ -607,7 +660,9 @@ class RayEngine:
             hint = ("the local engine reads JSONL line by line and skips malformed rows: --engine local"
                     if fmt == "jsonl" else "check the file, or try --engine local")
             return InputError(f"{self.opts.input}: Ray Data cannot read it as {fmt}: {_first_line(parse)}", hint=hint)
-        return RuntimeError(f"the Ray job failed: {_first_line(exc)}")
+        root = _root_cause(exc)
+        return MixedclfError(f"the Ray job failed: {type(root).__name__}: {_first_line(root)}",
+                             hint="Ray's own logs are under /tmp/ray/session_latest/logs on each node")
 
     # --- merge ----------------------------------------------------------------------------------------------
     def _merge(self, parts: Path, out_fmt: str, snap: dict):
@@ -621,11 +676,11 @@ class RayEngine:
                 ranges.append((int(rows.min()), int(rows.max()), f))
         ranges.sort(key=lambda r: r[0])
         disjoint = all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
-        expected = snap["stages"].get("preprocess", {}).get("rows_in", 0)
+        expected = snap["stages"].get("number", {}).get("rows_in", 0)
         writer = ChunkWriter(o.output, out_fmt)
         errors = ErrorLog(o.output)
         tally = LabelTally()
-        counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": []}
+        counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": [], "next_row": 0}
         try:
             if disjoint:
                 for _, _, f in ranges:
@@ -635,7 +690,7 @@ class RayEngine:
                 table = pa.concat_tables([pq.read_table(f) for _, _, f in ranges], promote_options="default")
                 self._merge_table(table, writer, errors, tally, counts)
             if counts["in"] != expected:
-                raise InputError(
+                raise MixedclfError(
                     f"the Ray job wrote {counts['in']:,} of {expected:,} rows where this machine can see them",
                     hint="on a cluster, put the output on storage every node mounts at the same path",
                 )
@@ -654,9 +709,16 @@ class RayEngine:
         rows = table.column(ROW).to_numpy()
         if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):
             table = table.sort_by(ROW)
+            rows = table.column(ROW).to_numpy()
+        # Every row number exactly once, in order: 0, 1, 2, ... across all parts.
+        if len(rows) and not (rows[0] == counts["next_row"] and rows[-1] == counts["next_row"] + len(rows) - 1
+                              and np.all(np.diff(rows) == 1)):
+            raise MixedclfError("the Ray job's output has missing or repeated rows (a Ray worker was restarted "
+                                "part-way?); nothing was written", hint="rerun the job")
+        counts["next_row"] += len(rows)
         problems = table.column(PROBLEM)
-        valid = table.filter(pc_is_null(problems))
-        bad = table.filter(pc_is_valid(problems))
+        valid = table.filter(pc.is_null(problems))
+        bad = table.filter(pc.is_valid(problems))
         if valid.num_rows:
             valid = valid.drop_columns([c for c in INTERNAL if c in valid.column_names])
             tally.add({k: valid.column(k).combine_chunks() for k in ("label", "confidence", "score", "truncated")})
@@ -689,18 +751,16 @@ class RayEngine:
             return c.measurement()
 
         loads = [(a["load_start"], a["load_end"]) for a in actors.values()]
-        load = StageMeasurement(
-            name="model_load", billing="gpu", device=device, items=0,
-            busy_s=sum(e - s for s, e in loads), wall_s=(max(e for _, e in loads) - min(s for s, _ in loads)) if loads else 0.0,
-            workers=max(1, len(loads)),
-        )
+        load_wall = (max(e for _, e in loads) - min(b for b, _ in loads)) if loads else 0.0
+        load = StageMeasurement(name="model_load", billing="gpu", device=device, items=0,
+                                busy_s=sum(e - b for b, e in loads), wall_s=load_wall, workers=max(1, len(loads)))
         read_busy = sum(op["busy_s"] for op in ops if op["stage"] == "read")
         read_first = min((op["first"] for op in ops if op["stage"] == "read" and op["first"]), default=None)
         read_last = max((op["last"] for op in ops if op["stage"] == "read" and op["last"]), default=None)
         read = StageMeasurement(
             name="read", billing="cpu", device="cpu", items=rows_in, busy_s=read_busy,
             wall_s=(read_last - read_first) if read_first and read_last else read_busy,
-            workers=max(1, max((op["tasks"] for op in ops if op["stage"] == "read"), default=1)),
+            workers=1,  # Ray Data reads one file with one task (it splits the output, not the reading)
         )
         write_busy = sum(op["busy_s"] for op in ops if op["stage"] == "write")
         write_first = min((op["first"] for op in ops if op["stage"] == "write" and op["first"]), default=None)
@@ -711,9 +771,12 @@ class RayEngine:
             wall_s=((write_last - write_first) if write_first and write_last else write_busy) + merge_s, workers=1,
         )
         cpu_workers = plan["cpu_workers"]
-        pre = clock("preprocess", "cpu", "cpu", max(1, min(cpu_workers, len(stages.get("preprocess", {}).get("workers", [])) or 1)))
+        def processes(stage: str) -> int:  # distinct worker processes that ran the stage
+            return max(1, len(stages.get(stage, {}).get("workers", [])))
+
+        pre = clock("preprocess", "cpu", "cpu", min(cpu_workers, processes("preprocess")))
         inf = clock("inference", "gpu", device, max(1, len(actors)))
-        post = clock("postprocess", "cpu", "cpu", max(1, len(stages.get("postprocess", {}).get("workers", [])) or 1))
+        post = clock("postprocess", "cpu", "cpu", processes("postprocess"))
         measurements = RunMeasurements(
             mode="mixed", items=rows_out, stages=[load, read, pre, inf, post, write], wall_s=t_end - t_start,
             gpu_held_s=sum(max(0.0, (a["last_end"] or a["load_end"]) - a["load_start"]) for a in actors.values()),
@@ -724,6 +787,7 @@ class RayEngine:
             for key, value in a["stats"].items():
                 st[key] = st.get(key, 0) + value
         first_inference = stages.get("inference", {}).get("first")
+        dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
         settings = {
             "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
             "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
@@ -735,14 +799,14 @@ class RayEngine:
         extra = {
             "micro_batches": int(st.get("batches", 0)),
             "mean_batch_rows": (st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
-            "padding_fraction": (1 - st.get("real_tokens", 0) / st["padded_tokens"]) if st.get("padded_tokens") else 0.0,
+            "padding_fraction": 1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
             "tokens": int(st.get("real_tokens", 0)),
             "truncated_rows": tally.truncated,
             "oom_splits": int(st.get("oom_splits", 0)),
             "device_busy_s": float(st.get("device_busy_s", 0.0)),
             "pool_restarts": 0,
-            "duplicate_fraction": (st.get("dedup_hits", 0) / st["dedup_lookups"]) if st.get("dedup_lookups") else 0.0,
-            "dedup_hit_rate": (st.get("dedup_hits", 0) / st["dedup_lookups"]) if st.get("dedup_lookups") else 0.0,
+            "duplicate_fraction": dedup_rate,
+            "dedup_hit_rate": dedup_rate,
             "duplicate_ids": duplicate_ids,
             "resumed_from_chunk": 0,
             "startup_s": (first_inference - t_start) if first_inference else None,
@@ -759,18 +823,6 @@ class RayEngine:
             },
         }
         return RunResult(spec, device, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
-
-
-def pc_is_null(array):
-    import pyarrow.compute as pc
-
-    return pc.is_null(array)
-
-
-def pc_is_valid(array):
-    import pyarrow.compute as pc
-
-    return pc.is_valid(array)
 
 
 _OWN_STAGES = ("_Preprocess", "_Infer", "_Postprocess")

@@ -313,32 +313,55 @@ def _encode(
 # ------------------------------------------------------------------------------------------------ fitting
 
 
+class _StandardizedHead(nn.Module):
+    """A linear head over features standardized with fixed (frozen-encoder) statistics.
+
+    Training in standardized space keeps the head's weights O(1), so AdamW moves it at a useful rate while the
+    encoder layers shift the features; `folded()` turns it into the plain Linear that PooledClassifier holds.
+    """
+
+    def __init__(self, mean: torch.Tensor, scale: torch.Tensor, num_labels: int):
+        super().__init__()
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("scale", scale.clone())
+        self.linear = nn.Linear(mean.shape[0], num_labels)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x - self.mean) / self.scale)
+
+    @torch.no_grad()
+    def folded(self) -> nn.Linear:
+        head = nn.Linear(self.mean.shape[0], self.linear.out_features)
+        weight = self.linear.weight / self.scale
+        head.weight.copy_(weight)
+        head.bias.copy_(self.linear.bias - weight @ self.mean)
+        return head
+
+
 def _fit_linear(
     features: torch.Tensor, targets: torch.Tensor, num_labels: int, l2: float, max_iter: int = 500
-) -> nn.Linear:
+) -> _StandardizedHead:
     """Multinomial logistic regression, L2-penalized, solved with full-batch L-BFGS (deterministic)."""
-    mean = features.mean(0)
-    scale = features.std(0).clamp(min=1e-6)
-    x = (features - mean) / scale  # standardized for conditioning; folded back into the weights below
-    weight = torch.zeros((num_labels, x.shape[1]), requires_grad=True)
-    bias = torch.zeros(num_labels, requires_grad=True)
+    std = features.std(0)
+    # Floor the scale: a (near-)constant dimension of the frozen features must not be blown up, or the top layer's
+    # first updates, which do move it, would swing the logits.
+    head = _StandardizedHead(features.mean(0), std.clamp(min=max(1e-6, 0.1 * float(std.median()))), num_labels)
+    x = (features - head.mean) / head.scale
+    params = list(head.linear.parameters())
     optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
+        params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
         history_size=20, line_search_fn="strong_wolfe",
     )
 
     def closure():
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(x @ weight.T + bias, targets) + l2 * weight.pow(2).sum()
+        loss = nn.functional.cross_entropy(head.linear(x), targets) + l2 * head.linear.weight.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    head = nn.Linear(x.shape[1], num_labels)
-    with torch.no_grad():
-        w = weight.detach() / scale
-        head.weight.copy_(w)
-        head.bias.copy_(bias.detach() - w @ mean)
     return head
 
 
@@ -355,7 +378,7 @@ def _batches(lengths: list[int], batch_size: int, generator: torch.Generator) ->
 
 
 class _TopModel(nn.Module):
-    def __init__(self, top: nn.Module, head: nn.Linear, normalize: bool):
+    def __init__(self, top: nn.Module, head: nn.Module, normalize: bool):
         super().__init__()
         self.top, self.head, self.normalize = top, head, normalize
 
@@ -392,6 +415,7 @@ def _finetune(
     batch_size: int,
     seed: int,
     log: Callable[[str], None] | None,
+    dropout: bool = True,
 ) -> None:
     generator = torch.Generator().manual_seed(seed)
     lengths = [cached[i].shape[0] for i in rows]
@@ -407,7 +431,7 @@ def _finetune(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
     )
-    model.train()
+    model.train(dropout)  # eval mode = no dropout; gradients flow either way
     for epoch in range(epochs):
         started, loss_sum = time.perf_counter(), 0.0
         for batch in _batches(lengths, batch_size, generator):
@@ -549,7 +573,8 @@ def train_head(
         say(f"encoded {len(ids_list)} texts in {encode_seconds:.1f}s")
         features = nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
-        head = _fit_linear(features[tr], y[tr], len(names), l2)
+        fitted = _fit_linear(features[tr], y[tr], len(names), l2)
+        head = fitted.folded()
         with torch.no_grad():
             base_test = head(features[te]).argmax(-1)
             base_train = head(features[tr]).argmax(-1)
@@ -559,7 +584,7 @@ def train_head(
         tensors: dict[str, torch.Tensor] = {}
         trained_layers: list[int] = []
         if train_top_layers:
-            top_model = _TopModel(_top_stack(model, train_top_layers), head, normalize)
+            top_model = _TopModel(_top_stack(model, train_top_layers), fitted, normalize)
             _finetune(
                 top_model, cached, tr, y, epochs=epochs, lr=lr, head_lr=head_lr, weight_decay=weight_decay,
                 batch_size=batch_size, seed=seed, log=log,
@@ -572,6 +597,8 @@ def train_head(
                         stored = tensor.detach().to(overlay_dtype).contiguous()
                         tensors[f"encoder.{prefix}.{first + j}.{name}"] = stored
                         tensor.copy_(stored.to(tensor.dtype))
+                head = fitted.folded()  # evaluate the folded head too: it is what is saved
+                top_model.head = head
             test_pred = _predict_top(top_model, cached, te, batch_size * 2)
             train_pred = _predict_top(top_model, cached, tr, batch_size * 2)
         else:
