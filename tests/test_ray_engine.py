@@ -145,3 +145,28 @@ def test_clear_errors(local_ray, tiny_model, tmp_path):
     assert not (tmp_path / "bad_out.jsonl").exists()
     assert ray.is_initialized()
     assert not [p for p in os.listdir(tmp_path) if ".ray-" in p]
+
+
+def test_unreachable_cluster_fails_fast():
+    from mixedclf.engines.ray import _check_reachable
+
+    with pytest.raises(InputError, match="cannot reach the Ray cluster"):
+        _check_reachable("127.0.0.1:1", timeout=2)
+    _check_reachable("auto")  # left to ray.init
+
+
+def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
+    from mixedclf.engines.ray import size_pools
+
+    def node(cpus):
+        return {"Resources": {"CPU": cpus}}
+
+    laptop = size_pools({"CPU": 2}, [node(2)])
+    assert (laptop["actors"], laptop["actor_cpus"], laptop["cpu_workers"], laptop["use_gpu"]) == (1, 1, 1, False)
+    gpu_box = size_pools({"CPU": 16, "GPU": 2}, [node(16)])
+    assert (gpu_box["actors"], gpu_box["actor_cpus"], gpu_box["cpu_workers"], gpu_box["use_gpu"]) == (2, 1, 14, True)
+    cpu_cluster = size_pools({"CPU": 24}, [node(8)] * 3)
+    assert cpu_cluster["actor_cpus"] <= 7  # never a whole node
+    assert cpu_cluster["actors"] * cpu_cluster["actor_cpus"] + cpu_cluster["cpu_workers"] < 24
+    assert size_pools({"CPU": 16, "GPU": 1}, [node(16)], device="cpu")["use_gpu"] is False
+    assert size_pools({"CPU": 1}, [node(1)])["actor_cpus"] == 0.5

@@ -401,6 +401,43 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                          hint="start its head with `ray start --head` and pass HEAD_IP:6379") from None
 
 
+def size_pools(resources: dict, nodes: list[dict], device: str = "auto", cpu_workers: int | None = None,
+               torch_threads: int | None = None) -> dict[str, Any]:
+    """Pool sizes from what the cluster has (ray.cluster_resources(), alive ray.nodes()); docs/ray.md explains.
+
+    GPUs: one inference actor per GPU (num_gpus=1 and one CPU to feed it); every other CPU preprocesses.
+    CPU only: a quarter of the CPUs preprocess (the model needs the rest, as in the local engine); inference
+    actors hold the rest, at most a node's CPUs minus one each, so every node keeps a CPU for its read and
+    write tasks (an actor holding every CPU starves them, and the pipeline stalls).
+    """
+    total_cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    node_cpus = max([int(n.get("Resources", {}).get("CPU", 0)) for n in nodes] or [total_cpus]) or 1
+    if device == "cuda" and gpus == 0:
+        raise ModelError("--device cuda was asked for but the Ray cluster has no GPU",
+                         hint="use --device auto or cpu, or add a GPU node")
+    use_gpu = gpus > 0 and device in ("auto", "cuda")
+    if use_gpu:
+        actors, actor_cpus, device = gpus, 1.0, "cuda"
+        cpu_workers = cpu_workers or max(1, total_cpus - actors)
+    else:
+        device = "cpu" if device in ("auto", "cuda") else device
+        cpu_workers = cpu_workers or max(1, total_cpus // 4)
+        spare = max(1, total_cpus - cpu_workers)
+        actor_cpus = float(max(1, min(spare, node_cpus - 1)))
+        actors = max(1, int(spare // actor_cpus))
+    task_cpus = 1.0
+    if node_cpus < 2:  # a one-CPU node: halves, or the actor and the tasks could never run side by side
+        actor_cpus, task_cpus = 0.5, 0.5
+        actors = actors if use_gpu else 1
+    # Ray's CPU counts are for scheduling. On a CPU the model also runs on the CPU it leaves free, as the local
+    # engine's model shares the cores with its pool: reading and tokenizing take ~1% of the model's time.
+    threads = torch_threads or (None if use_gpu else max(1, min(node_cpus, int(actor_cpus) + 1)))
+    return {"use_gpu": use_gpu, "device": device, "gpus": gpus, "total_cpus": total_cpus, "nodes": len(nodes),
+            "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus, "task_cpus": task_cpus,
+            "torch_threads": threads}
+
+
 class RayEngine:
     """Runs a classify job on a Ray cluster (or a Ray it starts on this machine); returns the local RunResult."""
 
@@ -462,34 +499,11 @@ class RayEngine:
         return True
 
     def _plan(self) -> dict[str, Any]:
-        """Pool sizes from what the cluster has (see the module docstring and docs/ray.md)."""
         import ray
 
         o = self.opts
-        res = ray.cluster_resources()
-        total_cpus = max(1, int(res.get("CPU", 1)))
-        gpus = int(res.get("GPU", 0))
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        node_cpus = max([int(n.get("Resources", {}).get("CPU", 0)) for n in nodes] or [total_cpus]) or 1
-        if o.device == "cuda" and gpus == 0:
-            raise ModelError("--device cuda was asked for but the Ray cluster has no GPU",
-                             hint="use --device auto or cpu, or add a GPU node")
-        use_gpu = gpus > 0 and o.device in ("auto", "cuda")
-        if use_gpu:
-            actors, actor_cpus, device = gpus, 1, "cuda"
-            cpu_workers = o.cpu_workers or max(1, total_cpus - actors)
-        else:
-            device = "cpu" if o.device in ("auto", "cuda") else o.device
-            cpu_workers = o.cpu_workers or max(1, total_cpus // 4)
-            spare = max(1, total_cpus - cpu_workers)
-            # Never a whole node: the node's read and write tasks need a CPU too, or they starve behind the actor.
-            actor_cpus = max(1, min(spare, node_cpus - 1))
-            actors = max(1, spare // actor_cpus)
-        # Ray's CPU counts are for scheduling. On a CPU the model runs on the CPU it left free too, as the local
-        # engine's model shares the cores with its pool: reading and tokenizing take ~1% of the model's time.
-        threads = o.torch_threads or (None if use_gpu else min(node_cpus, actor_cpus + 1))
-        return {"use_gpu": use_gpu, "device": device, "gpus": gpus, "total_cpus": total_cpus, "nodes": len(nodes),
-                "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus, "torch_threads": threads}
+        return size_pools(ray.cluster_resources(), [n for n in ray.nodes() if n.get("Alive")], o.device,
+                          o.cpu_workers, o.torch_threads)
 
     # --- the dataset --------------------------------------------------------------------------------------
     def _read(self, ray_data, fmt: str):
@@ -527,7 +541,8 @@ class RayEngine:
         ds = ds.map_batches(
             _Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
                         o.on_error, str(o.input), o.keep_text, o.dedup, collector),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=1, batch_size=rows, batch_format="pyarrow",
+            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=rows,
+            batch_format="pyarrow",
         )
         ds = ds.map_batches(
             _Infer,
@@ -541,7 +556,8 @@ class RayEngine:
         )
         ds = ds.map_batches(
             _Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=1, batch_size=None, batch_format="pyarrow",
+            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
+            batch_format="pyarrow",
         )
         return ds
 

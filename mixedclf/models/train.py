@@ -486,8 +486,8 @@ def train_head(
     encoder: str | Path = PACKAGED_ENCODER,
     train_top_layers: int = 0,
     epochs: int = 3,
-    lr: float = 1e-4,
-    head_lr: float | None = None,
+    lr: float = 3e-4,
+    head_lr: float = 1e-3,
     weight_decay: float = 0.01,
     l2: float = 1e-3,
     batch_size: int = 32,
@@ -504,7 +504,7 @@ def train_head(
 ) -> TrainResult:
     """Fit a head (and optionally the top `train_top_layers` encoder layers) and write it to `out_dir`.
 
-    `epochs`, `lr` (top layers), `head_lr` (default 10 x lr), `weight_decay` and `batch_size` drive the
+    `epochs`, `lr` (top layers), `head_lr`, `weight_decay` and `batch_size` drive the
     fine-tuning; the linear head alone (train_top_layers=0, and the baseline) is fit to convergence with
     L-BFGS and L2 penalty `l2`. The held-out split (`test_fraction`, whole `groups` when given) is drawn
     before `max_train_rows` subsamples the training rows, so the test set is never shrunk.
@@ -523,7 +523,6 @@ def train_head(
         raise TrainingDataError(f"training needs at least two labels; found {names}")
     if train_top_layers < 0 or epochs < 0 or batch_size < 1:
         raise TrainingDataError("train_top_layers and epochs must be >= 0 and batch_size >= 1")
-    head_lr = 10 * lr if head_lr is None else head_lr
     encoder_dir = _resolve_encoder(encoder)
 
     with _torch_settings(num_threads, seed):
