@@ -93,7 +93,9 @@ def _predict_like_inference(out_dir: Path, texts: list[str]) -> list[str]:
 
 def _train(tiny_encoder: Path, out_dir: Path, **kwargs):
     texts, labels, groups = synthetic()
-    options = dict(groups=groups, encoder=tiny_encoder, epochs=3, lr=1e-3, batch_size=8, seed=0, test_fraction=0.25)
+    # one thread: the tiny model is all small ops, which two threads on a busy 2-core machine make slow
+    options = dict(groups=groups, encoder=tiny_encoder, epochs=3, lr=1e-3, batch_size=8, seed=0, test_fraction=0.25,
+                   num_threads=1)
     options.update(kwargs)
     return texts, labels, groups, train_head(texts, labels, out_dir, **options)
 

@@ -8,14 +8,15 @@ What is written is a head folder that `resolve_model` / `build_module` load:
                        overlay on the packaged encoder's weights
 
 How it trains, cheaply on a CPU:
-1. Texts are cleaned with the same `clean_text` inference uses, and tokenized with the encoder's
-   tokenizer.json exactly as the preprocess stage does (truncation to max_length, no padding).
+1. Texts are cleaned with the same `clean_text` inference uses, and tokenized with the encoder's fast
+   tokenizer exactly as the preprocess stage does (truncation to max_length, no padding).
 2. A held-out split is drawn, by group (e.g. movie) when groups are given, else by row; seeded.
 3. One pass of the frozen encoder over every text, in length-sorted batches, caches the mean-pooled output
    (for the linear head) and, with train_top_layers=k, the hidden states that enter the top k layers.
 4. Baseline: a linear head on the frozen pooled output, fit to convergence (L-BFGS, L2-regularized).
 5. With k > 0: the top k layers plus the head (warm-started from the baseline) are fine-tuned with AdamW on
    the cached hidden states, so an epoch costs k/num_layers of an encoder pass forward and backward.
+   The cache holds texts x tokens x hidden float32 values (~0.5 GB for 12,800 short reviews on MiniLM).
 6. Held-out accuracy is measured on exactly the weights that are saved (after the float16 round trip).
 
 Deterministic for a given seed, data and thread count (torch.set_num_threads(num_threads) while it runs).
@@ -563,8 +564,9 @@ def train_head(
 
         model = AutoModel.from_pretrained(encoder_dir, local_files_only=True, add_pooling_layer=False).eval()
         prefix, layers = _layer_list(model) if train_top_layers else ("", [])
-        if train_top_layers > len(layers) and train_top_layers:
+        if train_top_layers > len(layers):
             raise TrainingDataError(f"train_top_layers={train_top_layers} but the encoder has {len(layers)} layers")
+        top = _top_stack(model, train_top_layers) if train_top_layers else None  # fails before the long pass
 
         t0 = time.perf_counter()
         pooled, cached = _encode(model, ids_list, train_top_layers, max(batch_size, 64), log, pad_id)
@@ -583,7 +585,7 @@ def train_head(
         tensors: dict[str, torch.Tensor] = {}
         trained_layers: list[int] = []
         if train_top_layers:
-            top_model = _TopModel(_top_stack(model, train_top_layers), fitted, normalize)
+            top_model = _TopModel(top, fitted, normalize)
             _finetune(
                 top_model, cached, tr, y, epochs=epochs, lr=lr, head_lr=head_lr, weight_decay=weight_decay,
                 batch_size=batch_size, seed=seed, log=log,
