@@ -28,7 +28,7 @@ def build_tiny_classifier(folder: Path, labels=("NEGATIVE", "POSITIVE"), seed: i
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(_WORDS)) + list("abcdefghijklmnopqrstuvwxyz")
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64)  # positional: transformers 5 ignores vocab_file=
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     config = BertConfig(

@@ -99,3 +99,9 @@ def test_preprocess_never_raises_and_respects_the_limit(tokenizer, text):
     cleaned = batch.cleaned[0]
     assert cleaned == cleaned.strip() and "  " not in cleaned
     assert all(ch.isprintable() for ch in cleaned)
+
+
+def test_tiny_model_tokenizer_knows_its_words(tokenizer):
+    """Guards the fixture itself: a tokenizer that maps every word to [UNK] would make other tests hollow."""
+    ids = tokenizer.encode("good food").ids
+    assert len(set(ids[1:-1])) == 2 and 1 not in ids  # 1 is [UNK]
