@@ -33,7 +33,7 @@ class ClassifyOptions(BaseModel):
     torch_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
     max_batch_tokens: int = Field(default=8192, ge=1)
-    chunk_rows: int = Field(default=1024, ge=1)
+    chunk_rows: int = Field(default=4096, ge=1)
     all_scores: bool = False
     keep_text: bool = False
     dedup: bool = True
