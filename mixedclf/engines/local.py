@@ -27,9 +27,9 @@ from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.workers import init_worker, preprocess_task
 from mixedclf.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
-from mixedclf.io.formats import detect_format
-from mixedclf.io.readers import InputChunk, check_input, iter_chunks
-from mixedclf.io.writers import ChunkWriter, ErrorLog, check_writable
+from mixedclf.io.formats import check_paths
+from mixedclf.io.readers import InputChunk, iter_chunks
+from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.postprocess import LabelTally, label_columns
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts, select_rows
@@ -172,16 +172,6 @@ class LocalEngine:
         self.pool_restarts = 0
         self.signals = StopSignals()
 
-    def _check_paths(self) -> tuple[str, str]:
-        o = self.opts
-        in_fmt = detect_format(o.input, o.input_format, "input")
-        out_fmt = detect_format(o.output, o.output_format, "output")
-        check_input(o.input, in_fmt, o.text_field)
-        if o.output.resolve() == o.input.resolve():
-            raise InputError(f"{o.output}: the output is the input file", hint="write to another path")
-        check_writable(o.output)
-        return in_fmt, out_fmt
-
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
         settings.update(input_format=in_fmt, output_format=out_fmt, model=str(spec.path))
@@ -196,7 +186,7 @@ class LocalEngine:
 
         o = self.opts
         t_start = time.monotonic()
-        in_fmt, out_fmt = self._check_paths()
+        in_fmt, out_fmt = check_paths(o)
         spec = resolve_model(o.model)
         device = resolve_device(o.device)
         if o.torch_threads:
@@ -367,10 +357,9 @@ class LocalEngine:
     def _save_checkpoint(self, writer, errors, tally, counts, fingerprint) -> None:
         writer.flush()
         errors.flush()
-        tally_state = {k: v for k, v in asdict(tally).items()}
         Checkpoint(fingerprint=fingerprint, chunks_done=counts.chunks_done, rows_in=counts.rows_in,
                    rows_out=counts.rows_out, rows_errored=counts.rows_errored, output_bytes=writer.position,
-                   errors_bytes=errors.position, tally=tally_state).save(self.opts.output)
+                   errors_bytes=errors.position, tally=asdict(tally)).save(self.opts.output)
 
     def _count_duplicate_ids(self) -> int:
         """Rows whose id repeats an earlier row's (kept and classified; reported so the user knows)."""

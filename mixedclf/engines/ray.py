@@ -44,9 +44,9 @@ import pyarrow.parquet as pq
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.local import RunResult, StageClock, logits_with_dedup
 from mixedclf.errors import InputError, MixedclfError, ModelError, RowError
-from mixedclf.io.formats import detect_format
-from mixedclf.io.readers import check_input, text_problem
-from mixedclf.io.writers import ChunkWriter, ErrorLog, check_writable
+from mixedclf.io.formats import check_paths
+from mixedclf.io.readers import text_problem
+from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.postprocess import LabelTally, label_columns
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
@@ -452,13 +452,7 @@ class RayEngine:
             raise InputError("--mode gpu-only runs every stage in one process", hint="use it with --engine local")
         if o.resume:
             raise InputError("--resume is not supported with --engine ray", hint="rerun the job, or use --engine local")
-        in_fmt = detect_format(o.input, o.input_format, "input")
-        out_fmt = detect_format(o.output, o.output_format, "output")
-        check_input(o.input, in_fmt, o.text_field)  # the local engine's file-level checks, before any work
-        if o.output.resolve() == o.input.resolve():
-            raise InputError(f"{o.output}: the output is the input file", hint="write to another path")
-        check_writable(o.output)
-        return in_fmt, out_fmt
+        return check_paths(o)  # the local engine's file-level checks, before any work
 
     def _csv_header(self) -> pa.Schema:
         try:
@@ -710,7 +704,7 @@ class RayEngine:
                     f"the Ray job wrote {counts['in']:,} of {expected:,} rows where this machine can see them",
                     hint="on a cluster, put the output on storage every node mounts at the same path",
                 )
-            writer.commit(empty_schema=None)
+            writer.commit()
             errors.commit()
         except BaseException:
             writer.abort()

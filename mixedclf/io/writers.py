@@ -154,9 +154,9 @@ class ChunkWriter:
             self._handle.flush()
             self._handle.close()
 
-    def _merge_parts(self, empty_schema: pa.Schema | None) -> None:
+    def _merge_parts(self) -> None:
         parts = sorted(self.parts.glob("part-*.parquet"))
-        schema = self.schema or empty_schema or pa.schema([])
+        schema = self.schema or pa.schema([])  # no valid row at all: still a readable (empty) file
         with pq.ParquetWriter(self.temp, schema) as out:
             pending, rows = [], 0
             for part in parts:
@@ -170,10 +170,10 @@ class ChunkWriter:
                 out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
         shutil.rmtree(self.parts, ignore_errors=True)
 
-    def commit(self, empty_schema: pa.Schema | None = None) -> None:
+    def commit(self) -> None:
         self._close()
         if self.fmt == "parquet":
-            self._merge_parts(empty_schema)
+            self._merge_parts()
         os.replace(self.temp, self.target)
 
     def suspend(self) -> None:
