@@ -105,8 +105,8 @@ def main() -> None:
     if not args.skip_pipeline:
         results["pipeline"] = bench_pipeline(model_dir, texts, device)
         print(f"1 transformers pipeline      {results['pipeline']:9.1f} texts/s", flush=True)
-    results["forward_limit"] = bench_forward_limit(model_dir, texts, device)
-    print(f"2 forward limit (sorted)     {results['forward_limit']:9.1f} texts/s", flush=True)
+    first_limit = bench_forward_limit(model_dir, texts, device)
+    print(f"2 forward limit (sorted)     {first_limit:9.1f} texts/s", flush=True)
     for key, mode in (("mixedclf", "mixed"), ("gpu_only", "gpu-only")):
         run = bench_mixedclf(str(model_dir), source, work / f"{key}.jsonl", mode, device, args.cpu_workers)
         results[key] = run
@@ -116,6 +116,12 @@ def main() -> None:
     default = bench_mixedclf("default", source, work / "default.jsonl", "mixed", device, args.cpu_workers)
     results["mixedclf_default_model"] = default
     print(f"  mixedclf, --model default  {default['texts_per_s']:9.1f} texts/s (same encoder, trained head)")
+    # The limit is measured again after the other runs and the faster of the two kept: the first run of a
+    # process is often the slower (allocator, CPU clocks), and the ratio must not flatter mixedclf.
+    second_limit = bench_forward_limit(model_dir, texts, device)
+    results["forward_limit_runs"] = [first_limit, second_limit]
+    results["forward_limit"] = max(first_limit, second_limit)
+    print(f"2 forward limit, again       {second_limit:9.1f} texts/s (the faster run is the limit)", flush=True)
 
     e2e = results["mixedclf"]["texts_per_s"]
     ratios = {"3/2": e2e / results["forward_limit"], "3/4": e2e / results["gpu_only"]["texts_per_s"],

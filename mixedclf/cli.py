@@ -57,7 +57,7 @@ def classify(
     torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
     batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [64]."),
     max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [8192]."),
-    chunk_rows: Optional[int] = typer.Option(None, help="Rows per chunk, the window sorted by length [4096]."),
+    chunk_rows: Optional[int] = typer.Option(None, help="Rows per chunk, the window sorted by length [16384; 1024 with --engine ray]."),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
     dedup: Optional[bool] = typer.Option(None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts."),

@@ -33,7 +33,7 @@ class ClassifyOptions(BaseModel):
     torch_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=64, ge=1)
     max_batch_tokens: int = Field(default=8192, ge=1)
-    chunk_rows: int = Field(default=4096, ge=1)
+    chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_rows_for)
     all_scores: bool = False
     keep_text: bool = False
     dedup: bool = True
@@ -45,6 +45,16 @@ class ClassifyOptions(BaseModel):
     profile: str = "reference"
     requests_per_day: float | None = Field(default=None, gt=0)
     report: Path | None = None
+
+
+# Rows per chunk when not set. Locally a chunk is the window sorted by length, so bigger means less padding
+# (5,000 review texts: 1,024-row windows pad 13.7%, 4,096 6.6%, one 5,000 window 3.0%); on Ray it is also the unit
+# handed to one inference actor, so smaller keeps every actor busy.
+DEFAULT_CHUNK_ROWS = {"local": 16384, "ray": 1024}
+
+
+def chunk_rows_for(opts: ClassifyOptions) -> int:
+    return opts.chunk_rows or DEFAULT_CHUNK_ROWS[opts.engine]
 
 
 def load_defaults(path: Path | None = None, section: str = "classify") -> dict[str, Any]:

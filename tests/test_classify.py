@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mixedclf.cli import app
+from mixedclf.config import DEFAULT_CHUNK_ROWS, build_options, chunk_rows_for
 from mixedclf.report import load_report
 
 from conftest import SAMPLE_JSONL, write_jsonl
@@ -67,6 +68,27 @@ def test_mixed_and_gpu_only_give_identical_predictions_and_both_reports(tmp_path
         else:
             assert all(s.billing == "gpu" for s in saved.measurements.stages)
     assert outputs["mixed"] == outputs["gpu-only"]
+
+
+def test_chunks_split_across_workers_give_the_same_output(tmp_path, tiny_model, sample_rows):
+    # 1,200 rows in one chunk, two workers: the chunk is preprocessed as two slices and joined again.
+    rows = [{**row, "id": i} for i, row in enumerate((sample_rows * 4)[:1200])]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = {}
+    for mode, workers in (("mixed", "2"), ("gpu-only", "1")):
+        out = tmp_path / f"{mode}.jsonl"
+        result = run_cli("classify", source, "-o", out, "--model", tiny_model, "--mode", mode, "--cpu-workers",
+                         workers, "--no-dedup", "--quiet")
+        assert result.exit_code == 0, result.output
+        outputs[mode] = read_rows(out)
+    assert len(outputs["mixed"]) == 1200 and outputs["mixed"] == outputs["gpu-only"]
+
+
+def test_chunk_rows_default_depends_on_the_engine(tmp_path):
+    opts = {"input": tmp_path / "in.jsonl", "output": tmp_path / "out.jsonl"}
+    assert chunk_rows_for(build_options(opts)) == DEFAULT_CHUNK_ROWS["local"]
+    assert chunk_rows_for(build_options({**opts, "engine": "ray"})) == DEFAULT_CHUNK_ROWS["ray"]
+    assert chunk_rows_for(build_options({**opts, "engine": "ray", "chunk_rows": 77})) == 77
 
 
 def test_matches_transformers_pipeline_with_clean_none(tmp_path, tiny_model, sample_rows):

@@ -6,12 +6,14 @@ from hypothesis import strategies as st
 from mixedclf.stages.preprocess import (
     URL_TOKEN,
     clean_text,
+    concat_batches,
     count_text,
     make_tokenizer,
     normalize_text,
     preprocess_texts,
     select_rows,
 )
+from mixedclf.engines.local import slices
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,19 @@ def test_select_rows_matches_original(tokenizer):
     assert picked.cleaned == ["it was fine", "good"]
     assert picked.row_ids(0).tolist() == batch.row_ids(2).tolist()
     assert picked.row_ids(1).tolist() == batch.row_ids(0).tolist()
+
+
+def test_a_chunk_cut_into_slices_preprocesses_to_the_same_batch(tokenizer):
+    texts = [f"text {i} " + "good " * (i % 7) for i in range(11)]
+    parts = slices(texts, workers=3, min_rows=2)
+    assert len(parts) == 3 and [t for part in parts for t in part] == texts
+    assert slices(texts, workers=8, min_rows=5) == [texts[:6], texts[6:]]  # no slice under min_rows
+    assert slices(texts, workers=1) == [texts]
+    whole = preprocess_texts(texts, tokenizer)
+    joined = concat_batches([preprocess_texts(part, tokenizer) for part in parts])
+    assert joined.cleaned == whole.cleaned
+    for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count"):
+        assert np.array_equal(getattr(joined, name), getattr(whole, name)), name
 
 
 @settings(max_examples=150, deadline=None)

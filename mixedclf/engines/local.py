@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.workers import init_worker, preprocess_task
 from mixedclf.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, RowError, StageTimeout
@@ -32,7 +33,8 @@ from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts, select_rows
+from mixedclf.stages.preprocess import (PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts,
+                                       select_rows)
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
@@ -91,6 +93,13 @@ def default_cpu_workers(device_type: str) -> int:
     """On an accelerator every core but the one feeding it preprocesses; on a CPU the model needs the cores."""
     cores = os.cpu_count() or 1
     return max(1, cores - 1) if device_type in ("cuda", "mps") else max(1, cores // 4)
+
+
+def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str]]:
+    """A chunk's texts cut into one piece per worker (none under min_rows), so a chunk is ready sooner."""
+    pieces = max(1, min(workers, len(texts) // min_rows))
+    size = -(-len(texts) // pieces)
+    return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]
 
 
 def logits_with_dedup(prep: PreprocessedBatch, infer: Callable[[PreprocessedBatch], np.ndarray]) -> tuple[np.ndarray, int]:
@@ -174,7 +183,8 @@ class LocalEngine:
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
-        settings.update(input_format=in_fmt, output_format=out_fmt, model=str(spec.path))
+        settings.update(chunk_rows=chunk_rows_for(self.opts), input_format=in_fmt, output_format=out_fmt,
+                        model=str(spec.path))
         return run_fingerprint(self.opts.input, settings)
 
     def run(self) -> RunResult:
@@ -234,7 +244,7 @@ class LocalEngine:
         settings = {
             "mode": o.mode, "device": dev, "precision": o.precision, "cpu_workers": workers,
             "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
-            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": o.chunk_rows, "clean": o.clean,
+            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
         }
         extra = {
@@ -381,7 +391,7 @@ class LocalEngine:
     def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
-        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, o.chunk_rows)
+        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o))
         read, pre = clocks["read"], clocks["preprocess"]
 
         def next_chunk() -> InputChunk | None:
@@ -402,11 +412,11 @@ class LocalEngine:
                 yield chunk, prep
             return
 
-        in_flight: deque = deque()  # [chunk, future or None until submitted]
-        ahead = max(2, 2 * pool_args[0])
+        in_flight: deque = deque()  # [chunk, futures of its slices, or None until submitted]
+        workers = pool_args[0]
         exhausted = False
         while self.signals.signum is None:
-            while not exhausted and len(in_flight) < ahead:
+            while not exhausted and len(in_flight) < 2:
                 chunk = next_chunk()
                 if chunk is None:
                     exhausted = True
@@ -417,8 +427,8 @@ class LocalEngine:
             try:
                 for entry in in_flight:
                     if entry[1] is None:
-                        entry[1] = pool.submit(preprocess_task, entry[0].texts)
-                prep, start, end, _pid = in_flight[0][1].result(timeout=o.stage_timeout_cpu)
+                        entry[1] = [pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
+                results = [future.result(timeout=o.stage_timeout_cpu) for future in in_flight[0][1]]
             except FutureTimeout:
                 raise StageTimeout(f"preprocessing chunk {in_flight[0][0].index} took longer than "
                                    f"{o.stage_timeout_cpu:g}s", hint="raise --stage-timeout-cpu") from None
@@ -431,8 +441,9 @@ class LocalEngine:
                     entry[1] = None
                 continue
             chunk, _ = in_flight.popleft()
-            pre.add(start, end, len(chunk.texts))
-            yield chunk, prep
+            for part, start, end, _pid in results:
+                pre.add(start, end, len(part))
+            yield chunk, concat_batches([r[0] for r in results])
 
     def _postprocess_and_write(self, chunk, prep, logits, spec, writer, errors, tally, clocks, counts) -> None:
         o = self.opts

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.local import RunResult, StageClock, logits_with_dedup
 from mixedclf.errors import InputError, MixedclfError, ModelError, RowError
@@ -527,7 +528,7 @@ class RayEngine:
         from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
         o = self.opts
-        rows = o.chunk_rows
+        rows = chunk_rows_for(o)
         ds = self._read(ray_data, fmt)
         ds = ds.map_batches(_RowNumberer, fn_constructor_kwargs={"collector": collector},
                             compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
@@ -801,7 +802,7 @@ class RayEngine:
         settings = {
             "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
             "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
-            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": o.chunk_rows, "clean": o.clean,
+            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
             "engine": "ray", "ray_address": o.ray_address, "inference_workers": plan["actors"],
             "inference_worker_cpus": plan["actor_cpus"], "inference_worker_gpus": 1 if plan["use_gpu"] else 0,

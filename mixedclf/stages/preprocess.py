@@ -8,6 +8,7 @@ Python object per token.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -104,10 +105,13 @@ def make_tokenizer(tokenizer_json: str, max_length: int):
 
 
 def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    encodings = tokenizer.encode_batch(texts) if texts else []
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int32, count=len(encodings))
+    # encode_batch_fast (tokenizers >= 0.20) skips character offsets, which nothing here needs: ~40% less time.
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    encodings = encode(texts) if texts else []
+    ids = [e.ids for e in encodings]  # each .ids access builds a new list: take it once
+    lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))
     truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(encodings))
-    flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int32, count=int(lengths.sum()))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
     return flat, lengths, truncated
 
 
@@ -117,6 +121,17 @@ def preprocess_texts(texts: list[str], tokenizer, clean: str = "standard") -> Pr
     counts = np.array([count_text(t) for t in cleaned], dtype=np.int32).reshape(-1, 3)
     flat, lengths, truncated = tokenize(tokenizer, cleaned)
     return PreprocessedBatch(cleaned, flat, lengths, truncated, counts[:, 0], counts[:, 1], counts[:, 2])
+
+
+def concat_batches(batches: list[PreprocessedBatch]) -> PreprocessedBatch:
+    """One batch holding the rows of several, in order (slices of a chunk preprocessed by different workers)."""
+    if len(batches) == 1:
+        return batches[0]
+    return PreprocessedBatch(
+        [text for b in batches for text in b.cleaned],
+        *(np.concatenate([getattr(b, name) for b in batches])
+          for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count")),
+    )
 
 
 def select_rows(batch: PreprocessedBatch, rows: np.ndarray) -> PreprocessedBatch:
