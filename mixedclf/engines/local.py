@@ -7,7 +7,6 @@ writer flushes chunk k-1. Queues are bounded, so memory stays flat whatever the 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
 import signal
@@ -25,7 +24,8 @@ import pyarrow as pa
 
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.workers import init_worker, preprocess_task
+from mixedclf.engines.pool import start_worker_pool
+from mixedclf.engines.workers import preprocess_task
 from mixedclf.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
@@ -278,11 +278,7 @@ class LocalEngine:
         return checkpoint
 
     def _start_pool(self, workers: int, tokenizer_json: str, max_length: int) -> ProcessPoolExecutor:
-        # spawn, not fork: the parent holds torch's thread pools, which a forked child would inherit broken.
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker, initargs=(tokenizer_json, max_length, self.opts.clean),
-        )
+        self._pool, _ready = start_worker_pool(workers, tokenizer_json, max_length, self.opts.clean)
         return self._pool
 
     def _stream(self, in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks, checkpoint, fingerprint):

@@ -11,13 +11,14 @@ from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, prepro
 _state: dict = {}
 
 
-def init_worker(tokenizer_json: str, max_length: int, clean: str) -> None:
+def init_worker(tokenizer_path: str, max_length: int, clean: str) -> None:
     # One process is one worker: the tokenizer's own thread pool would only fight its siblings for cores.
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     # Ctrl-C reaches the whole process group; the parent decides how to stop, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _state["tokenizer"] = make_tokenizer(tokenizer_json, max_length)
+    with open(tokenizer_path, encoding="utf-8") as handle:
+        _state["tokenizer"] = make_tokenizer(handle.read(), max_length)
     _state["clean"] = clean
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
 import os
 import time
 import uuid
@@ -36,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mixedclf import __version__
 from mixedclf.costs import load_pricing
-from mixedclf.engines.workers import init_worker, preprocess_task, warm_task
+from mixedclf.engines.pool import start_worker_pool
+from mixedclf.engines.workers import preprocess_task
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.serve.batcher import Delivery, MicroBatcher, QueueFull, ShuttingDown
 from mixedclf.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
@@ -260,14 +260,8 @@ class ServerState:
         self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
-    def _start_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: this process holds torch's thread pools, which a forked child would inherit broken.
-        return ProcessPoolExecutor(
-            max_workers=self.cpu_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(self._tokenizer_json, self.spec.max_length, self.settings.clean),
-        )
+    def _start_pool(self) -> tuple[ProcessPoolExecutor, list]:
+        return start_worker_pool(self.cpu_workers, self._tokenizer_json, self.spec.max_length, self.settings.clean)
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
@@ -284,12 +278,11 @@ class ServerState:
         torch.set_num_threads(self.torch_threads)
         try:
             self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
-            self.pool = self._start_pool()
-            warm = [loop.run_in_executor(self.pool, warm_task, i) for i in range(self.cpu_workers)]
+            self.pool, ready = self._start_pool()
             module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision)
             runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
             stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
-            await asyncio.gather(*warm)
+            await asyncio.gather(*map(asyncio.wrap_future, ready))
             sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
             await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
             self.batcher = MicroBatcher(
@@ -339,7 +332,7 @@ class ServerState:
                     raise ServeError(500, "the CPU worker pool failed twice on this request", "error") from None
                 if self.pool is pool:
                     pool.shutdown(wait=False, cancel_futures=True)
-                    self.pool = self._start_pool()
+                    self.pool, _ready = self._start_pool()
                     self.pool_restarts += 1
                     log.warning("mixedclf serve: a CPU worker died; pool restarted")
         raise AssertionError("unreachable")

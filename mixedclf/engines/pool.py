@@ -1,0 +1,40 @@
+"""The CPU worker pool, shared by the local engine and the server: spawned processes that start at once."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from mixedclf.engines.workers import init_worker, warm_task
+
+
+def tokenizer_file(tokenizer_json: str) -> Path:
+    """The tokenizer JSON saved once under the temp folder, named by its content.
+
+    Workers get this path, not the JSON itself: a spawned worker's start-up arguments go through a pipe, and
+    ones larger than the pipe's buffer (a BERT vocabulary is ~700 kB) block the parent until the child has
+    imported everything, which starts the workers one after another instead of all at once.
+    """
+    digest = hashlib.sha1(tokenizer_json.encode("utf-8")).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"mixedclf-tokenizer-{digest}.json"
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(tokenizer_json, encoding="utf-8")
+        partial.replace(path)  # atomic: a concurrent run never reads half a file
+    return path
+
+
+def start_worker_pool(workers: int, tokenizer_json: str, max_length: int, clean: str
+                      ) -> tuple[ProcessPoolExecutor, list[Future]]:
+    """(pool, futures that finish when each worker is up). The executor spawns a process per submitted task,
+    not at construction, so one warm-up task per worker starts them all now (while the model loads)."""
+    # spawn, not fork: the parent holds torch's thread pools, which a forked child would inherit broken.
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker, initargs=(str(tokenizer_file(tokenizer_json)), max_length, clean),
+    )
+    return pool, [pool.submit(warm_task, i) for i in range(workers)]
