@@ -106,7 +106,8 @@ def _estimate(
     cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_gpu, active_hours, days_per_month, sweep_spec,
     sweep_points, plot, fmt, report_out,
 ) -> None:
-    from mixedclf.costs.estimate import EstimateInputs, estimate, inputs_from_report, parse_sweep, plot_sweep
+    from mixedclf.costs.estimate import EstimateInputs, estimate, inputs_from_report
+    from mixedclf.costs.sweep import parse_sweep, plot_sweep
     from mixedclf.report import ClassifyReport, load_report, render_report, report_to_markdown, write_report
 
     _choice(fmt, FORMATS, "--format")

@@ -47,6 +47,31 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "tiny-bert")
 
 
+@pytest.fixture(scope="module")
+def cli():
+    """The cost commands (`estimate`, `check`, `report`) on a bare typer app: cli(*args) -> the CliRunner result."""
+    import typer
+    from typer.testing import CliRunner
+
+    from mixedclf.cli_costs import register
+
+    app = typer.Typer()
+    register(app)
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
+
+    return invoke
+
+
+def write_classify_report(path: Path, run=None, **over) -> Path:
+    """A classify report of the example run (mixedclf.costs.examples; `run` and `over` replace parts), at path."""
+    from mixedclf.costs.examples import classify_fields
+    from mixedclf.report import build_classify_report, write_report
+
+    return write_report(build_classify_report(**classify_fields(run=run, **over)), path)
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -5,37 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from mixedclf.cli_costs import register
 from mixedclf.costs import PricingProfile
 from mixedclf.costs.check import COMMENT_MARKER, CheckLimits, compare
 from mixedclf.costs.estimate import EstimateInputs, estimate
 from mixedclf.costs.examples import REFERENCE, classify_fields, mixed_run
 from mixedclf.report import build_classify_report, write_report
 
-
-@pytest.fixture(scope="module")
-def cli():
-    app = typer.Typer()
-    register(app)
-
-    def invoke(*args):
-        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
-
-    return invoke
-
-
-def _classify(tmp_path, name, run=None, **over):
-    return write_report(build_classify_report(**classify_fields(run=run, **over)), tmp_path / name)
+from conftest import write_classify_report
 
 
 @pytest.fixture
 def pair(tmp_path):
-    base = _classify(tmp_path, "base.json")
+    base = write_classify_report(tmp_path / "base.json")
     # 10% more inference seconds: mixed cost per 1k rises from 2.545 to 2.695 m$ (+5.89%)
-    cur = _classify(tmp_path, "cur.json", run=mixed_run(inf=4.4))
+    cur = write_classify_report(tmp_path / "cur.json", run=mixed_run(inf=4.4))
     return base, cur
 
 
@@ -93,10 +77,10 @@ def test_metrics(cli, tmp_path, pair):
     res = cli("check", cur, "--baseline", base, "--metric", "gpu_seconds_per_1k", "--max-increase-pct", 5, "-f", "json")
     d = json.loads(res.stdout)
     assert res.exit_code == 1 and d["change_pct"] == pytest.approx(10.0)
-    slow = _classify(tmp_path, "slow.json", run=mixed_run(wall=12.5))
+    slow = write_classify_report(tmp_path / "slow.json", run=mixed_run(wall=12.5))
     res = cli("check", slow, "--baseline", base, "--metric", "throughput", "--max-increase-pct", 10)
     assert res.exit_code == 1 and "fell 20.0%" in res.stdout
-    fast = _classify(tmp_path, "fast.json", run=mixed_run(wall=8.0))
+    fast = write_classify_report(tmp_path / "fast.json", run=mixed_run(wall=8.0))
     assert cli("check", fast, "--baseline", base, "--metric", "throughput", "--max-increase-pct", 0).exit_code == 0
     res = cli("check", cur, "--baseline", base, "--basis", "provisioned", "-f", "json")
     assert json.loads(res.stdout)["basis"] == "provisioned"
@@ -141,7 +125,7 @@ def test_unreadable_and_wrong_schema_exit_2(cli, pair, tmp_path):
 
 def test_different_model_exit_2_unless_allowed(cli, tmp_path, pair):
     base, _ = pair
-    other = _classify(tmp_path, "other.json", model="./my-model")
+    other = write_classify_report(tmp_path / "other.json", model="./my-model")
     res = cli("check", other, "--baseline", base)
     assert res.exit_code == 2 and "models differ" in res.stderr and "--allow-mismatch" in res.stderr
     res = cli("check", other, "--baseline", base, "--allow-mismatch", "-f", "json")
@@ -151,10 +135,11 @@ def test_different_model_exit_2_unless_allowed(cli, tmp_path, pair):
 def test_different_pricing_exit_2_unless_allowed(cli, tmp_path, pair):
     base, _ = pair
     h100 = PricingProfile(name="runpod-h100-pro", cpu_per_sec=0.0002, gpu_per_sec=0.00116)
-    other = _classify(tmp_path, "h100.json", pricing=h100)
+    other = write_classify_report(tmp_path / "h100.json", pricing=h100)
     assert cli("check", other, "--baseline", base).exit_code == 2
     assert cli("check", other, "--baseline", base, "--allow-mismatch").exit_code == 0
-    edited = _classify(tmp_path, "edited.json", pricing=REFERENCE.model_copy(update={"cpu_per_sec": 0.0003}))
+    edited_pricing = REFERENCE.model_copy(update={"cpu_per_sec": 0.0003})
+    edited = write_classify_report(tmp_path / "edited.json", pricing=edited_pricing)
     res = cli("check", edited, "--baseline", base)
     assert res.exit_code == 2 and "different rates" in res.stderr
 
@@ -163,7 +148,7 @@ def test_different_mode_and_kind_exit_2(cli, tmp_path, pair):
     from mixedclf.costs.examples import gpu_only_run
 
     base, _ = pair
-    go = _classify(tmp_path, "go.json", run=gpu_only_run())
+    go = write_classify_report(tmp_path / "go.json", run=gpu_only_run())
     assert cli("check", go, "--baseline", base).exit_code == 2
     est = write_report(estimate(EstimateInputs(requests_per_day=10_000), REFERENCE), tmp_path / "est.json")
     res = cli("check", est, "--baseline", base)

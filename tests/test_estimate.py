@@ -8,41 +8,26 @@ import random
 import sys
 
 import pytest
-import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from mixedclf.cli_costs import register
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.costs.estimate import (
     EstimateInputs,
     break_even_overhead,
     break_even_requests,
-    cold_starts_per_request,
     compute,
     estimate,
-    idle_per_request,
     inputs_from_report,
-    parse_sweep,
-    plot_sweep,
-    sweep_points,
 )
 from mixedclf.costs.examples import REFERENCE, classify_fields
-from mixedclf.report import build_classify_report, write_report
+from mixedclf.costs.serverless import cold_starts_per_request, idle_per_request
+from mixedclf.costs.sweep import parse_sweep, plot_sweep, sweep_points
+from mixedclf.report import build_classify_report
+
+from conftest import write_classify_report
 
 C, G = 0.0002, 0.0015
-
-
-@pytest.fixture(scope="module")
-def cli():
-    app = typer.Typer()
-    register(app)
-
-    def invoke(*args):
-        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
-
-    return invoke
 
 
 # ------------------------------------------------------------------------- the reference table
@@ -307,7 +292,7 @@ def test_inputs_from_report():
 
 def test_cli_from_report(tmp_path, cli):
     pricing = load_pricing(profile="runpod-4090-pro")
-    rp = write_report(build_classify_report(**classify_fields(pricing=pricing)), tmp_path / "run.json")
+    rp = write_classify_report(tmp_path / "run.json", pricing=pricing)
     d = json.loads(cli("estimate", "--from-report", rp, "-n", 100_000, "-f", "json").stdout)
     assert d["pricing"]["name"] == "runpod-4090-pro"  # the report's own pricing
     assert d["inputs"]["gpu_sec"] == pytest.approx(0.001) and d["model"] == "default"

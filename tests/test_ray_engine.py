@@ -156,7 +156,7 @@ def test_unreachable_cluster_fails_fast():
 
 
 def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
-    from mixedclf.engines.ray import size_pools
+    from mixedclf.engines.ray_sizing import size_pools
 
     def node(cpus):
         return {"Resources": {"CPU": cpus}}

@@ -13,12 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mixedclf.models.train import (  # noqa: E402
-    TrainingDataError,
-    load_labeled,
-    split_indices,
-    train_head,
-)
+from mixedclf.models.train import train_head  # noqa: E402
+from mixedclf.models.train_data import TrainingDataError, load_labeled, split_indices  # noqa: E402
 
 POSITIVE = ["good", "great", "love", "wonderful", "excellent"]
 NEGATIVE = ["bad", "awful", "hate", "terrible", "boring"]

@@ -11,21 +11,16 @@ Serverless extras, all "off" by default so the defaults reproduce the original d
 
 * ``overhead_sec``: orchestration overhead per hop, paid by both sides of each hop.
 * ``cold_start_sec`` / ``cold_start_cpu_sec``: seconds billed each time a worker starts cold.
-* ``idle_timeout_cpu`` / ``idle_timeout_gpu``: a worker stays billed this long after its last request.
-  Requests arrive at random (a Poisson process) at rate lambda = requests_per_day / active seconds
-  and a warm worker serves them in turn (busy D seconds each, utilization rho = lambda D). A fraction
-  (1 - rho) of requests leave the worker with nothing to do (M/G/1); the gap G to the next request is
-  then Exp(lambda), so per request
-      expected idle seconds  = (1 - rho) E[min(G, T)] = (1 - rho) (1 - exp(-lambda T)) / lambda
-      expected cold starts   = (1 - rho) P(G > T)     = (1 - rho) exp(-lambda T)
+* ``idle_timeout_cpu`` / ``idle_timeout_gpu``: a worker stays billed this long after its last request;
+  the expected idle seconds and cold starts per request are in mixedclf.costs.serverless.
+
+Sweeps over request rates and the --plot image: mixedclf.costs.sweep.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -36,6 +31,7 @@ from rich.table import Table
 from mixedclf.costs.accounting import DAYS_PER_MONTH, SCHEMA_VERSION, clean, pct
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
 from mixedclf.costs.pricing import CostInputError, PricingProfile
+from mixedclf.costs.serverless import cold_starts_per_request, idle_per_request
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.report import ClassifyReport
@@ -192,22 +188,6 @@ class EstimateReport(BaseModel):
 # ------------------------------------------------------------------------------- the arithmetic
 
 
-def idle_per_request(lam: float, timeout: float, busy: float = 0.0) -> float:
-    """(1 - rho) E[min(G, T)] for G ~ Exp(lam), rho = lam x busy (clamped to 1); T when lam == 0."""
-    if timeout <= 0:
-        return 0.0
-    if lam <= 0:
-        return timeout
-    return max(0.0, 1.0 - lam * busy) * -math.expm1(-lam * timeout) / lam
-
-
-def cold_starts_per_request(lam: float, timeout: float, busy: float = 0.0) -> float:
-    """(1 - rho) P(G > T) for G ~ Exp(lam), rho = lam x busy (clamped to 1); 1 when lam == 0."""
-    if lam <= 0:
-        return 1.0
-    return max(0.0, 1.0 - lam * busy) * math.exp(-lam * timeout)
-
-
 def compute(inputs: EstimateInputs, cpu_rate: float, gpu_rate: float) -> EstimateNumbers:
     """All estimate numbers for one set of inputs (docs/cost-model.md, "Estimate")."""
     i = inputs
@@ -357,54 +337,6 @@ def break_even_requests(inputs: EstimateInputs, c: float, g: float) -> tuple[flo
     return r, note
 
 
-def parse_sweep(spec: str) -> tuple[float, float]:
-    """"1000:1000000" (also 1k:1M, 1_000:1,000,000) -> (1000.0, 1000000.0)."""
-
-    def num(s: str) -> float:
-        s = s.strip().lower().replace("_", "").replace(",", "")
-        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([km]?)", s)
-        if not m:
-            raise CostInputError(f"--sweep: {s!r} is not a number (use e.g. 1000:1000000 or 1k:1M)")
-        return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2)]
-
-    parts = spec.split(":")
-    if len(parts) != 2:
-        raise CostInputError(f"--sweep expects FROM:TO requests/day, got {spec!r}")
-    a, b = num(parts[0]), num(parts[1])
-    if a <= 0 or b <= a:
-        raise CostInputError(f"--sweep expects 0 < FROM < TO, got {spec!r}")
-    return a, b
-
-
-def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
-    """Log-spaced request rates from a to b, rounded to 3 significant digits (ends exact)."""
-    if points < 2:
-        raise CostInputError("--sweep-points must be 2 or more")
-    out = []
-    for k in range(points):
-        x = a * (b / a) ** (k / (points - 1))
-        out.append(a if k == 0 else b if k == points - 1 else float(f"{x:.3g}"))
-    return sorted(set(out))
-
-
-def sweep(inputs: EstimateInputs, c: float, g: float, rates: list[float]) -> list[SweepRow]:
-    rows = []
-    for r in rates:
-        n = compute(inputs.model_copy(update={"requests_per_day": r}), c, g)
-        rows.append(
-            SweepRow(
-                requests_per_day=r,
-                mixed_per_day=n.mixed_per_day,
-                gpu_only_per_day=n.gpu_only_per_day,
-                mixed_per_month=n.mixed_per_month,
-                gpu_only_per_month=n.gpu_only_per_month,
-                savings_per_month=n.savings_per_month,
-                savings_pct=n.savings_pct,
-            )
-        )
-    return rows
-
-
 def estimate(
     inputs: EstimateInputs,
     pricing: PricingProfile,
@@ -416,6 +348,8 @@ def estimate(
     notes: list[str] | None = None,
 ) -> EstimateReport:
     """Build an EstimateReport (the JSON of `mixedclf estimate`)."""
+    from mixedclf.costs.sweep import sweep, sweep_points  # not at the top: sweep imports compute from here
+
     c, g = pricing.cpu_per_sec, pricing.gpu_per_sec
     n = compute(inputs, c, g)
     be_o, be_o_note = break_even_overhead(inputs, c, g)
@@ -592,49 +526,3 @@ def estimate_summary_line(r: EstimateReport) -> str:
         f"= {fmt_money(r.gpu_only_per_month, 2)}/month, savings {fmt_money(r.savings_per_month, 2)}/month "
         f"({fmt_pct(r.savings_pct)})"
     )
-
-
-# ---------------------------------------------------------------------------------------- plot
-
-
-def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
-    """Draw mixed vs GPU-only cost/month against requests/day (needs matplotlib, imported lazily)."""
-    if not r.sweep:
-        raise CostInputError("--plot needs a sweep of request rates (use --sweep FROM:TO)")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CostInputError("--plot needs matplotlib: pip install 'mixedclf[plot]'") from None
-    p = Path(path)
-    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise CostInputError(f"--plot: unsupported image type {p.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    if not p.parent.exists():
-        raise CostInputError(f"--plot: folder does not exist: {p.parent}")
-    a, b = r.sweep[0].requests_per_day, r.sweep[-1].requests_per_day
-    curve = sweep(r.inputs, r.pricing.cpu_per_sec, r.pricing.gpu_per_sec, sweep_points(a, b, 80)) if b > a else r.sweep
-    xs = [s.requests_per_day for s in curve]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    try:
-        ax.plot(xs, [s.mixed_per_month for s in curve], label="mixed (CPU pre/post + GPU model)")
-        ax.plot(xs, [s.gpu_only_per_month for s in curve], label="GPU-only")
-        ax.scatter([s.requests_per_day for s in r.sweep], [s.mixed_per_month for s in r.sweep], s=12)
-        ax.scatter([s.requests_per_day for s in r.sweep], [s.gpu_only_per_month for s in r.sweep], s=12)
-        ax.set_xscale("log")
-        if all(s.mixed_per_month > 0 and s.gpu_only_per_month > 0 for s in curve):
-            ax.set_yscale("log")
-        be = r.break_even_requests_per_day
-        if be is not None and xs[0] <= be <= xs[-1]:
-            ax.axvline(be, color="grey", linestyle="--", linewidth=1, label=f"break-even {fmt_num(be)}/day")
-        ax.set_xlabel("requests per day")
-        ax.set_ylabel(f"$ per month ({r.inputs.days_per_month} days)")
-        ax.set_title(f"mixedclf estimate · pricing {r.pricing.name}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(p)
-    finally:
-        plt.close(fig)
-    return p

@@ -18,11 +18,13 @@ StageMeasurements as the local engine's, so the cost report has the same shape.
 Sizing (see docs/ray.md): with GPUs, one inference actor per GPU (`num_gpus=1`, one CPU to feed it) and every
 other CPU preprocesses; without, one CPU inference actor holding the CPUs the preprocessing pool leaves, never a
 whole node, so read and write tasks always find a CPU.
+
+The parts live beside this module: ray_stages (the stage callables and their collector), ray_sizing (pool sizes),
+ray_merge (the ordered merge of the parts) and ray_stats (Ray Data's operator statistics for the report).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,38 +34,21 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.local import RunResult, StageClock, logits_with_dedup
-from mixedclf.errors import InputError, MixedclfError, ModelError, RowError
+from mixedclf.engines.local import RunResult, StageClock
+from mixedclf.engines.ray_merge import merge_parts
+from mixedclf.engines.ray_sizing import size_pools
+from mixedclf.engines.ray_stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer
+from mixedclf.engines.ray_stats import operator_stats
+from mixedclf.errors import InputError, MixedclfError
 from mixedclf.io.formats import check_paths
-from mixedclf.io.readers import text_problem
-from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
-from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
-
-# Internal columns: prefixed so they never collide with a user's columns; none reaches the output.
-ROW = "__mixedclf_row"
-PROBLEM = "__mixedclf_problem"
-TOKENS = "__mixedclf_tokens"
-LENGTH = "__mixedclf_length"
-TRUNCATED = "__mixedclf_truncated"
-WORDS = "__mixedclf_words"
-SENTENCES = "__mixedclf_sentences"
-CHARS = "__mixedclf_chars"
-LOGITS = "__mixedclf_logits"
-TEXT_KEY = "__mixedclf_text_key"  # 64-bit digest of the cleaned text: what dedup compares, without the text
-INTERNAL = (ROW, PROBLEM, TOKENS, LENGTH, TRUNCATED, WORDS, SENTENCES, CHARS, LOGITS, TEXT_KEY)
 
 # 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
 LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
@@ -75,282 +60,6 @@ PROGRESS_POLL_S = 0.5
 # fusing the preprocessing tasks into the inference actors (it fuses task->actor maps whose remote arguments
 # match), which would run the CPU stage inside the device's process, one batch after another.
 INFERENCE_ACTOR_MEMORY = 512 * 1024**2
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-# ------------------------------------------------------------------------------------------ stage callables
-
-
-class _Collector:
-    """Per-stage clocks fed by the stage callables (wall clock: comparable across processes and nodes)."""
-
-    def __init__(self) -> None:
-        self.stages: dict[str, dict[str, Any]] = {}
-        self.actors: dict[str, dict[str, Any]] = {}
-        self.rows_done = 0
-
-    def add(self, stage: str, start: float, end: float, items: int, worker: str, rows_in: int = 0,
-            device: str | None = None, stats: dict | None = None) -> None:
-        s = self.stages.setdefault(stage, {"items": 0, "busy_s": 0.0, "first": start, "last": end,
-                                           "workers": set(), "devices": set(), "rows_in": 0, "calls": 0})
-        s["items"] += items
-        s["rows_in"] += rows_in
-        s["busy_s"] += end - start
-        s["first"] = min(s["first"], start)
-        s["last"] = max(s["last"], end)
-        s["workers"].add(worker)
-        s["calls"] += 1
-        if device:
-            s["devices"].add(device)
-        if stats is not None:
-            a = self.actors[worker]
-            a["last_end"] = max(a["last_end"] or end, end)
-            for key, value in stats.items():
-                a["stats"][key] = a["stats"].get(key, 0) + value
-        if stage == "postprocess":
-            self.rows_done += rows_in
-
-    def loaded(self, worker: str, device: str, start: float, end: float) -> None:
-        self.actors[worker] = {"device": device, "load_start": start, "load_end": end, "last_end": None, "stats": {}}
-
-    def progress(self) -> int:
-        return self.rows_done
-
-    def snapshot(self) -> dict:
-        stages = {k: {**v, "workers": sorted(v["workers"]), "devices": sorted(v["devices"])}
-                  for k, v in self.stages.items()}
-        return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done}
-
-
-class _RowNumberer:
-    """Adds the input row number. One actor, blocks in input order (preserve_order): numbers are dense.
-
-    It reports the rows it numbered, so the merge can prove the output holds each number exactly once (a
-    restarted numberer or a part written where the driver cannot see it fails the run instead of corrupting it).
-    """
-
-    def __init__(self, collector) -> None:
-        self.next = 0
-        self.collector = collector
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
-        start = time.time()
-        n = table.num_rows
-        table = table.append_column(ROW, pa.array(np.arange(self.next, self.next + n, dtype=np.int64)))
-        self.next += n
-        ray.get(self.collector.add.remote("number", start, time.time(), n, _worker_name(), rows_in=n))
-        return table
-
-
-_TOKENIZERS: dict[str, Any] = {}
-
-
-def _cached_tokenizer(tokenizer_json: str, max_length: int):
-    """One tokenizer per worker process: Ray reuses task workers, so it is built once, not once per task."""
-    key = hashlib.sha1(tokenizer_json.encode("utf-8")).hexdigest() + f":{max_length}"
-    tokenizer = _TOKENIZERS.get(key)
-    if tokenizer is None:
-        # One worker is one core: the tokenizer's own thread pool would only fight its siblings.
-        os.environ["RAYON_NUM_THREADS"] = "1"
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        tokenizer = _TOKENIZERS[key] = make_tokenizer(tokenizer_json, max_length)
-    return tokenizer
-
-
-def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).combine_chunks().to_numpy(zero_copy_only=False)
-
-
-class _Preprocess:
-    """CPU stage, as Ray tasks: validate each row (like the local reader), then `preprocess_texts`."""
-
-    def __init__(self, tokenizer_json: str, max_length: int, clean: str, text_field: str, id_field: str,
-                 line_offset: int, on_error: str, input_name: str, keep_text: bool, dedup: bool,
-                 collector) -> None:
-        self.tokenizer_json, self.max_length, self.clean = tokenizer_json, max_length, clean
-        self.keep_text, self.dedup = keep_text, dedup
-        self.text_field, self.id_field, self.line_offset = text_field, id_field, line_offset
-        self.on_error, self.input_name, self.collector = on_error, input_name, collector
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
-        start = time.time()
-        tokenizer = _cached_tokenizer(self.tokenizer_json, self.max_length)
-        n = table.num_rows
-        rows = _column_numpy(table, ROW)
-        has_text = self.text_field in table.column_names
-        values = table.column(self.text_field).to_pylist() if has_text else [None] * n
-        ids = table.column(self.id_field).to_pylist() if self.id_field in table.column_names else None
-        texts, keep, problems = [], [], [None] * n
-        for i, value in enumerate(values):
-            reason = text_problem(value) if has_text else f"missing text field {self.text_field!r}"
-            if reason is None:
-                texts.append(value)
-                keep.append(i)
-                continue
-            row = int(rows[i])
-            problem = {"row": row, "line": row + self.line_offset, "id": ids[i] if ids is not None else row,
-                       "reason": reason}
-            if self.on_error == "fail":
-                raise RowError(f"{self.input_name}: row {row} (line {problem['line']}): {reason}",
-                               hint="fix the row, or use --on-error skip")
-            problems[i] = json.dumps(problem, ensure_ascii=False, default=str)
-        prep = preprocess_texts(texts, tokenizer, self.clean)
-        keep_idx = np.asarray(keep, dtype=np.int64)
-
-        def spread(values: np.ndarray, dtype, fill=0) -> np.ndarray:
-            out = np.full(n, fill, dtype=dtype)
-            out[keep_idx] = values
-            return out
-
-        lengths = spread(prep.lengths, np.int32)
-        offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64))).astype(np.int32)
-        tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(prep.token_ids, pa.int32()))
-        out = table.drop_columns([self.text_field]) if has_text and not self.keep_text else table
-        for name, array in (
-            (TOKENS, tokens),
-            (LENGTH, pa.array(lengths, pa.int32())),
-            (TRUNCATED, pa.array(spread(prep.truncated, bool, False), pa.bool_())),
-            (WORDS, pa.array(spread(prep.word_count, np.int32), pa.int32())),
-            (SENTENCES, pa.array(spread(prep.sentence_count, np.int32), pa.int32())),
-            (CHARS, pa.array(spread(prep.char_count, np.int32), pa.int32())),
-            (PROBLEM, pa.array(problems, pa.string())),
-        ):
-            out = out.append_column(name, array)
-        if self.dedup:
-            keys = np.zeros(n, dtype=np.int64)
-            keys[keep_idx] = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8)
-                                             .digest(), "little", signed=True) for t in prep.cleaned]
-            out = out.append_column(TEXT_KEY, pa.array(keys, pa.int64()))
-        ray.get(self.collector.add.remote("preprocess", start, time.time(), len(keep), _worker_name(), rows_in=n))
-        return out
-
-
-def _valid_rows(table: pa.Table) -> np.ndarray:
-    return np.flatnonzero(_column_numpy(table, PROBLEM) == None)  # noqa: E711 - elementwise on an object array
-
-
-class _Infer:
-    """Device stage, one per actor: the model is loaded once in __init__, then `InferenceRunner.logits`."""
-
-    def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
-                 batch_size: int, max_batch_tokens: int, dedup: bool, collector) -> None:
-        start = time.time()  # the model-load stage includes importing torch, as a fresh GPU worker would
-        import ray
-        import torch
-
-        from mixedclf.models.loading import load_model, resolve_device
-        from mixedclf.stages.inference import InferenceRunner
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
-        self.spec = resolve_model(model)
-        self.device = resolve_device(device)
-        module = load_model(self.spec, self.device, precision)
-        self.runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-        self.batch_size, self.max_batch_tokens, self.dedup = batch_size, max_batch_tokens, dedup
-        self.collector = collector
-        self.worker = _worker_name()
-        self.device_name = str(self.device) if self.device.type != "cuda" else f"cuda:{torch.cuda.current_device()}"
-        ray.get(collector.loaded.remote(self.worker, self.device_name, start, time.time()))
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
-        n = table.num_rows
-        idx = _valid_rows(table)
-        tokens = table.column(TOKENS).combine_chunks()
-        if len(idx) < n:
-            tokens = tokens.take(pa.array(idx))
-        lengths = _column_numpy(table, LENGTH)[idx].astype(np.int32)
-        zeros = np.zeros(len(idx), np.int32)  # counts are not needed here; select_rows wants full-length arrays
-        keys = _column_numpy(table, TEXT_KEY)[idx].tolist() if self.dedup else [None] * len(idx)
-        prep = PreprocessedBatch(keys, tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-                                 lengths, np.zeros(len(idx), bool), zeros, zeros, zeros)
-        before = self.runner.stats
-        snapshot = (before.batches, before.rows, before.real_tokens, before.padded_tokens, before.oom_splits,
-                    before.busy_s)
-        start = time.time()
-        logits, hits = None, 0
-        if len(idx):
-            infer = lambda p: self.runner.logits(p, self.batch_size, self.max_batch_tokens)  # noqa: E731
-            # The local engine's dedup, scoped to this batch as the local engine scopes it to a chunk.
-            logits, hits = logits_with_dedup(prep, infer) if self.dedup else (infer(prep), 0)
-        end = time.time()
-        labels = len(self.spec.labels)
-        full = np.zeros((n, labels), dtype=np.float32)
-        if logits is not None:
-            full[idx] = logits
-        out = table.drop_columns([c for c in (TOKENS, TEXT_KEY) if c in table.column_names]).append_column(
-            LOGITS, pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), pa.float32()), labels)
-        )
-        s = self.runner.stats
-        stats = {"batches": s.batches - snapshot[0], "rows": s.rows - snapshot[1],
-                 "real_tokens": s.real_tokens - snapshot[2], "padded_tokens": s.padded_tokens - snapshot[3],
-                 "oom_splits": s.oom_splits - snapshot[4], "device_busy_s": s.busy_s - snapshot[5],
-                 "dedup_hits": hits, "dedup_lookups": len(idx)}
-        ray.get(self.collector.add.remote("inference", start, end, len(idx), self.worker, rows_in=n,
-                                          device=self.device_name, stats=stats))
-        return out
-
-
-class _Postprocess:
-    """CPU stage, as Ray tasks: `label_columns`, then the output row as the local engine builds it."""
-
-    def __init__(self, spec: ModelSpec, text_field: str, id_field: str, keep_text: bool, all_scores: bool,
-                 collector) -> None:
-        self.spec, self.text_field, self.id_field = spec, text_field, id_field
-        self.keep_text, self.all_scores, self.collector = keep_text, all_scores, collector
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        import ray
-
-        start = time.time()
-        n = table.num_rows
-        idx = _valid_rows(table)
-        bad = np.setdiff1d(np.arange(n), idx)
-        labels = len(self.spec.labels)
-        logits = np.asarray(table.column(LOGITS).combine_chunks().flatten().to_numpy(zero_copy_only=False))
-        logits = logits.reshape(n, labels)[idx]
-        empty = np.zeros(0, np.int32)
-        prep = PreprocessedBatch(
-            [], empty, _column_numpy(table, LENGTH)[idx], _column_numpy(table, TRUNCATED)[idx].astype(bool),
-            _column_numpy(table, WORDS)[idx], _column_numpy(table, SENTENCES)[idx], _column_numpy(table, CHARS)[idx],
-        )
-        columns = label_columns(logits, self.spec.labels, self.spec.activation, prep, self.spec.name,
-                                self.all_scores)
-        valid = table.take(pa.array(idx)) if len(idx) < n else table
-        rows = _column_numpy(valid, ROW)
-        # As the local reader: id column first (the row number when the input has none), then every other
-        # input column but the text, then the text (--keep-text), then the classifier's columns.
-        names = [c for c in valid.column_names if c not in INTERNAL and c not in (self.text_field, self.id_field)]
-        id_column = (valid.column(self.id_field) if self.id_field in valid.column_names
-                     else pa.array(rows, pa.int64()))
-        out = pa.table([id_column] + [valid.column(c) for c in names], names=[self.id_field] + names)
-        if self.keep_text:
-            out = out.append_column(self.text_field, valid.column(self.text_field).cast(pa.string()))
-        for name, values in columns.items():
-            if name in out.column_names:
-                out = out.drop_columns([name])  # the classifier's columns win over same-named input columns
-            out = out.append_column(name, values)
-        out = out.append_column(ROW, pa.array(rows, pa.int64()))
-        out = out.append_column(PROBLEM, pa.nulls(len(idx), pa.string()))
-        if len(bad):
-            invalid = pa.table({ROW: pa.array(_column_numpy(table, ROW)[bad], pa.int64()),
-                                PROBLEM: table.column(PROBLEM).take(pa.array(bad))})
-            out = pa.concat_tables([out, invalid], promote_options="default")
-        ray.get(self.collector.add.remote("postprocess", start, time.time(), len(idx), _worker_name(), rows_in=n))
-        return out
-
-
-# -------------------------------------------------------------------------------------------------- engine
 
 
 def _find_cause(exc: BaseException, kind: type) -> BaseException | None:
@@ -400,43 +109,6 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise InputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
                          hint="start its head with `ray start --head` and pass HEAD_IP:6379") from None
-
-
-def size_pools(resources: dict, nodes: list[dict], device: str = "auto", cpu_workers: int | None = None,
-               torch_threads: int | None = None) -> dict[str, Any]:
-    """Pool sizes from what the cluster has (ray.cluster_resources(), alive ray.nodes()); docs/ray.md explains.
-
-    GPUs: one inference actor per GPU (num_gpus=1 and one CPU to feed it); every other CPU preprocesses.
-    CPU only: a quarter of the CPUs preprocess (the model needs the rest, as in the local engine); inference
-    actors hold the rest, at most a node's CPUs minus one each, so every node keeps a CPU for its read and
-    write tasks (an actor holding every CPU starves them, and the pipeline stalls).
-    """
-    total_cpus = max(1, int(resources.get("CPU", 1)))
-    gpus = int(resources.get("GPU", 0))
-    node_cpus = max([int(n.get("Resources", {}).get("CPU", 0)) for n in nodes] or [total_cpus]) or 1
-    if device == "cuda" and gpus == 0:
-        raise ModelError("--device cuda was asked for but the Ray cluster has no GPU",
-                         hint="use --device auto or cpu, or add a GPU node")
-    use_gpu = gpus > 0 and device in ("auto", "cuda")
-    if use_gpu:
-        actors, actor_cpus, device = gpus, 1.0, "cuda"
-        cpu_workers = cpu_workers or max(1, total_cpus - actors)
-    else:
-        device = "cpu" if device in ("auto", "cuda") else device
-        cpu_workers = cpu_workers or max(1, total_cpus // 4)
-        spare = max(1, total_cpus - cpu_workers)
-        actor_cpus = float(max(1, min(spare, node_cpus - 1)))
-        actors = max(1, int(spare // actor_cpus))
-    task_cpus = 1.0
-    if node_cpus < 2:  # a one-CPU node: halves, or the actor and the tasks could never run side by side
-        actor_cpus, task_cpus = 0.5, 0.5
-        actors = actors if use_gpu else 1
-    # Ray's CPU counts are for scheduling. On a CPU the model also runs on the CPU it leaves free, as the local
-    # engine's model shares the cores with its pool: reading and tokenizing take ~1% of the model's time.
-    threads = torch_threads or (None if use_gpu else max(1, min(node_cpus, int(actor_cpus) + 1)))
-    return {"use_gpu": use_gpu, "device": device, "gpus": gpus, "total_cpus": total_cpus, "nodes": len(nodes),
-            "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus, "task_cpus": task_cpus,
-            "torch_threads": threads}
 
 
 class RayEngine:
@@ -620,7 +292,8 @@ class RayEngine:
             except Exception:  # noqa: BLE001 - statistics are best effort
                 summary = None
             merge_start = time.time()
-            tally, counts, n_parts = self._merge(parts, out_fmt, snap)
+            tally, counts, n_parts = merge_parts(parts, o.output, out_fmt, o.id_field,
+                                                 snap["stages"].get("number", {}).get("rows_in", 0))
             merge_end = time.time()
         finally:
             stop.set()
@@ -675,72 +348,6 @@ class RayEngine:
         return MixedclfError(f"the Ray job failed: {type(root).__name__}: {_first_line(root)}",
                              hint="Ray's own logs are under /tmp/ray/session_latest/logs on each node")
 
-    # --- merge ----------------------------------------------------------------------------------------------
-    def _merge(self, parts: Path, out_fmt: str, snap: dict):
-        """Parts in row order -> OUTPUT (atomically) + OUTPUT.errors.jsonl; returns the tally and counts."""
-        o = self.opts
-        files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
-        ranges = []
-        for f in files:
-            rows = pq.read_table(f, columns=[ROW]).column(ROW).to_numpy()
-            if len(rows):
-                ranges.append((int(rows.min()), int(rows.max()), f))
-        ranges.sort(key=lambda r: r[0])
-        disjoint = all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
-        expected = snap["stages"].get("number", {}).get("rows_in", 0)
-        writer = ChunkWriter(o.output, out_fmt)
-        errors = ErrorLog(o.output)
-        tally = LabelTally()
-        counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": [], "next_row": 0}
-        try:
-            if disjoint:
-                for _, _, f in ranges:
-                    self._merge_table(pq.read_table(f), writer, errors, tally, counts)
-            elif ranges:
-                # Parts overlap (never seen with preserve_order): sort everything at once.
-                table = pa.concat_tables([pq.read_table(f) for _, _, f in ranges], promote_options="default")
-                self._merge_table(table, writer, errors, tally, counts)
-            if counts["in"] != expected:
-                raise MixedclfError(
-                    f"the Ray job wrote {counts['in']:,} of {expected:,} rows where this machine can see them",
-                    hint="on a cluster, put the output on storage every node mounts at the same path",
-                )
-            writer.commit()
-            errors.commit()
-        except BaseException:
-            writer.abort()
-            errors.abort()
-            raise
-        hashes = np.concatenate(counts["id_hashes"]) if counts["id_hashes"] else np.zeros(0, np.int64)
-        counts["duplicate_ids"] = int(len(hashes) - len(np.unique(hashes)))
-        return tally, counts, len(files)
-
-    def _merge_table(self, table: pa.Table, writer: ChunkWriter, errors: ErrorLog, tally: LabelTally,
-                     counts: dict) -> None:
-        rows = table.column(ROW).to_numpy()
-        if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):
-            table = table.sort_by(ROW)
-            rows = table.column(ROW).to_numpy()
-        # Every row number exactly once, in order: 0, 1, 2, ... across all parts.
-        if len(rows) and not (rows[0] == counts["next_row"] and rows[-1] == counts["next_row"] + len(rows) - 1
-                              and np.all(np.diff(rows) == 1)):
-            raise MixedclfError("the Ray job's output has missing or repeated rows (a Ray worker was restarted "
-                                "part-way?); nothing was written", hint="rerun the job")
-        counts["next_row"] += len(rows)
-        problems = table.column(PROBLEM)
-        valid = table.filter(pc.is_null(problems))
-        bad = table.filter(pc.is_valid(problems))
-        if valid.num_rows:
-            valid = valid.drop_columns([c for c in INTERNAL if c in valid.column_names])
-            tally.add({k: valid.column(k).combine_chunks() for k in ("label", "confidence", "score", "truncated")})
-            ids = valid.column(self.opts.id_field).to_pylist()
-            counts["id_hashes"].append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
-            writer.write(valid)
-        if bad.num_rows:
-            errors.write([json.loads(p) for p in bad.column(PROBLEM).to_pylist()])
-        counts["in"] += table.num_rows
-        counts["out"] += valid.num_rows
-        counts["errored"] += bad.num_rows
 
     # --- report ---------------------------------------------------------------------------------------------
     def _result(self, spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
@@ -751,7 +358,7 @@ class RayEngine:
         stages = snap["stages"]
         actors = snap["actors"]
         device = ", ".join(sorted({a["device"] for a in actors.values()})) or plan["device"]
-        ops = _operator_stats(summary)
+        ops = operator_stats(summary)
 
         def clock(name: str, billing: str, dev: str, workers: int) -> StageMeasurement:
             s = stages.get(name)
@@ -834,49 +441,3 @@ class RayEngine:
             },
         }
         return RunResult(spec, device, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
-
-
-_OWN_STAGES = ("_Preprocess", "_Infer", "_Postprocess")
-
-
-def _sub_stage(name: str) -> str | None:
-    """Which report stage a Ray Data (sub-)operator belongs to; None for those the callables time themselves."""
-    if name.startswith("Read") or "_RowNumberer" in name or name.startswith("SplitBlocks"):
-        return "read"
-    if name.startswith("Write"):
-        return "write"
-    return None
-
-
-def _operator_stats(summary) -> list[dict]:
-    """Ray Data's per-operator statistics, fused operators split per stage when Ray measured them so."""
-    out: list[dict] = []
-    summaries, todo, seen = [], [summary], set()
-    while todo:  # the write's summary holds the upstream operators as parents
-        s = todo.pop()
-        if s is None or id(s) in seen:
-            continue
-        seen.add(id(s))
-        summaries.append(s)
-        todo += list(getattr(s, "parents", None) or [])
-    ops = [op for s in reversed(summaries) for op in (getattr(s, "operators_stats", None) or [])]
-    for op in ops:
-        subs = op.operator_name.split("->")
-        wall = op.wall_time.sum if op.wall_time else 0.0
-        tasks = int(op.wall_time.count) if op.wall_time else 0
-        rows = int(op.output_num_rows.sum) if op.output_num_rows else 0
-        per_stage = op.stage_time if getattr(op, "stage_time", None) and len(op.stage_time) == len(subs) else None
-        first, last = op.earliest_start_time, op.latest_end_time
-        for i, sub in enumerate(subs):
-            stage = _sub_stage(sub)
-            if per_stage is not None:
-                busy = float(per_stage[i].sum)
-            elif len(subs) == 1:
-                busy = float(wall)
-            else:
-                # Fused without a split: Ray's part of the time goes to the Ray stage, ours is timed by the callable.
-                busy = float(wall) if stage is not None and not any(s in op.operator_name for s in _OWN_STAGES) else 0.0
-            out.append({"name": sub, "op": op.operator_name, "stage": stage, "tasks": tasks, "busy_s": busy,
-                        "wall_s": (last - first) if first and last else 0.0, "first": first, "last": last,
-                        "rows": rows})
-    return out

@@ -1,0 +1,87 @@
+"""The Ray engine's last step, on the driver: the Parquet parts, merged in row order into OUTPUT (atomically)
+and OUTPUT.errors.jsonl, exactly as the local engine writes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mixedclf.engines.ray_stages import INTERNAL, PROBLEM, ROW
+from mixedclf.errors import MixedclfError
+from mixedclf.io.writers import ChunkWriter, ErrorLog
+from mixedclf.stages.postprocess import LabelTally
+
+
+def merge_parts(parts: Path, output: Path, out_fmt: str, id_field: str, expected_rows: int):
+    """Parts in row order -> OUTPUT (atomically) + OUTPUT.errors.jsonl; returns the tally and counts.
+
+    `expected_rows` is how many rows the numberer numbered: the merge fails the run unless it finds every one.
+    """
+    files = sorted(parts.glob("*.parquet")) if parts.is_dir() else []
+    ranges = []
+    for f in files:
+        rows = pq.read_table(f, columns=[ROW]).column(ROW).to_numpy()
+        if len(rows):
+            ranges.append((int(rows.min()), int(rows.max()), f))
+    ranges.sort(key=lambda r: r[0])
+    disjoint = all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    writer = ChunkWriter(output, out_fmt)
+    errors = ErrorLog(output)
+    tally = LabelTally()
+    counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": [], "next_row": 0}
+    try:
+        if disjoint:
+            for _, _, f in ranges:
+                _merge_table(pq.read_table(f), id_field, writer, errors, tally, counts)
+        elif ranges:
+            # Parts overlap (never seen with preserve_order): sort everything at once.
+            table = pa.concat_tables([pq.read_table(f) for _, _, f in ranges], promote_options="default")
+            _merge_table(table, id_field, writer, errors, tally, counts)
+        if counts["in"] != expected_rows:
+            raise MixedclfError(
+                f"the Ray job wrote {counts['in']:,} of {expected_rows:,} rows where this machine can see them",
+                hint="on a cluster, put the output on storage every node mounts at the same path",
+            )
+        writer.commit()
+        errors.commit()
+    except BaseException:
+        writer.abort()
+        errors.abort()
+        raise
+    hashes = np.concatenate(counts["id_hashes"]) if counts["id_hashes"] else np.zeros(0, np.int64)
+    counts["duplicate_ids"] = int(len(hashes) - len(np.unique(hashes)))
+    return tally, counts, len(files)
+
+
+def _merge_table(table: pa.Table, id_field: str, writer: ChunkWriter, errors: ErrorLog, tally: LabelTally,
+                 counts: dict) -> None:
+    rows = table.column(ROW).to_numpy()
+    if len(rows) > 1 and not np.all(rows[1:] > rows[:-1]):
+        table = table.sort_by(ROW)
+        rows = table.column(ROW).to_numpy()
+    # Every row number exactly once, in order: 0, 1, 2, ... across all parts.
+    if len(rows) and not (rows[0] == counts["next_row"] and rows[-1] == counts["next_row"] + len(rows) - 1
+                          and np.all(np.diff(rows) == 1)):
+        raise MixedclfError("the Ray job's output has missing or repeated rows (a Ray worker was restarted "
+                            "part-way?); nothing was written", hint="rerun the job")
+    counts["next_row"] += len(rows)
+    problems = table.column(PROBLEM)
+    valid = table.filter(pc.is_null(problems))
+    bad = table.filter(pc.is_valid(problems))
+    if valid.num_rows:
+        valid = valid.drop_columns([c for c in INTERNAL if c in valid.column_names])
+        tally.add({k: valid.column(k).combine_chunks() for k in ("label", "confidence", "score", "truncated")})
+        ids = valid.column(id_field).to_pylist()
+        counts["id_hashes"].append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
+        writer.write(valid)
+    if bad.num_rows:
+        errors.write([json.loads(p) for p in bad.column(PROBLEM).to_pylist()])
+    counts["in"] += table.num_rows
+    counts["out"] += valid.num_rows
+    counts["errored"] += bad.num_rows

@@ -1,0 +1,294 @@
+"""The state of one `mixedclf serve` app: model, CPU pool, micro-batcher, metrics, and its lifespan.
+
+`ServerState` is built by `create_app` (mixedclf.serve.app) and started by its `lifespan`: load the model,
+start the CPU worker pool and the batcher, and stop them in reverse on shutdown. Between the two it runs the
+pipeline's stages for the routes (preprocess on the pool with a timeout and one pool restart, inference through
+the batcher with a timeout), accounts each request's cost, validates texts, and reports health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from fastapi import FastAPI
+
+from mixedclf import __version__
+from mixedclf.engines.pool import start_worker_pool
+from mixedclf.engines.workers import preprocess_task
+from mixedclf.models.spec import ModelSpec
+from mixedclf.serve.batcher import Delivery, MicroBatcher, QueueFull, ShuttingDown
+from mixedclf.serve.errors import ServeError, invalid
+from mixedclf.serve.metrics import ServeMetrics
+from mixedclf.serve.settings import ServeSettings
+from mixedclf.stages.preprocess import PreprocessedBatch
+
+log = logging.getLogger("uvicorn.error")
+
+
+@dataclass
+class PipelineOutcome:
+    prep: PreprocessedBatch
+    logits: np.ndarray
+    delivery: Delivery
+    timings_ms: dict[str, float]
+    cost_usd: float
+    gpu_only_cost_usd: float
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def default_torch_threads(device_type: str, cpu_workers: int) -> int:
+    """On a CPU device the model shares the cores with the pool and the event loop: give it what they leave.
+
+    torch's default (one thread per core) makes its OpenMP threads spin against the CPU workers; on a
+    2-core machine that turned a 4 ms forward pass of a tiny model into 40-60 ms. On an accelerator the
+    host threads only launch kernels, and torch's own default stands.
+    """
+    import torch
+
+    if device_type != "cpu":
+        return torch.get_num_threads()
+    return max(1, (os.cpu_count() or 1) - cpu_workers - 1)
+
+
+def default_max_batch_tokens(device_type: str) -> int:
+    """On a CPU every padded token costs its full price, so a smaller budget splits a batch into length-sorted
+    forward passes with little padding (measured: about 30% less server CPU per request with MiniLM-L6 on a
+    2-core machine); an accelerator computes padding in parallel and prefers one big pass."""
+    return 2048 if device_type == "cpu" else 8192
+
+
+class ServerState:
+    """Model, pool, batcher and metrics of one app; built by create_app, started by the lifespan."""
+
+    def __init__(self, settings: ServeSettings, spec: ModelSpec, device, pricing):
+        self.settings = settings
+        self.spec = spec
+        self.device = device
+        self.pricing = pricing
+        self.metrics = ServeMetrics(pricing.cpu_per_sec, pricing.gpu_per_sec)
+        if settings.cpu_workers:
+            self.cpu_workers = settings.cpu_workers
+        else:
+            from mixedclf.engines.local import default_cpu_workers
+
+            self.cpu_workers = default_cpu_workers(device.type)
+        self.torch_threads = settings.torch_threads or default_torch_threads(device.type, self.cpu_workers)
+        self.max_batch_tokens = settings.max_batch_tokens or default_max_batch_tokens(device.type)
+        self.pool: ProcessPoolExecutor | None = None
+        self.batcher: MicroBatcher | None = None
+        self.pool_restarts = 0
+        self.status = "starting"
+        self.started_at = time.time()
+        self._tokenizer_json = ""
+        self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+    def _start_pool(self) -> tuple[ProcessPoolExecutor, list]:
+        return start_worker_pool(self.cpu_workers, self._tokenizer_json, self.spec.max_length, self.settings.clean)
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI):
+        import torch
+
+        from mixedclf.models.loading import load_model
+        from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+        from mixedclf.serve.device import DeviceStage
+        from mixedclf.stages.inference import InferenceRunner
+
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        torch.set_num_threads(self.torch_threads)
+        try:
+            self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
+            self.pool, ready = self._start_pool()
+            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision)
+            runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
+            stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
+            await asyncio.gather(*map(asyncio.wrap_future, ready))
+            sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
+            await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
+            self.batcher = MicroBatcher(
+                stage.run_batch,
+                max_batch_size=s.max_batch_size,
+                max_wait_ms=s.max_wait_ms,
+                max_queue=s.max_queue,
+                observer=self.metrics,
+            )
+            await self.batcher.start()
+            self.status = "ok"
+            log.info(
+                "mixedclf serve: model %s (%s) on %s (%d torch thread(s)), %d CPU worker(s), batches of <= %d "
+                "texts / %.1f ms; ready in %.1f s",
+                self.spec.name, ", ".join(self.spec.labels), self.device, self.torch_threads, self.cpu_workers,
+                s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
+            )
+            yield
+        finally:
+            self.status = "stopping"
+            if self.batcher is not None:
+                await self.batcher.stop(s.graceful_timeout_s)
+            if self.pool is not None:
+                await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+            log.info("mixedclf serve: stopped")
+
+    # --- stages ---------------------------------------------------------------------------------------------
+    async def preprocess(self, texts: list[str], task: Callable) -> tuple[PreprocessedBatch, float]:
+        """Runs on the CPU pool; returns the batch and the worker's busy seconds. 504 past the timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.stage_timeout_cpu
+        for attempt in (1, 2):
+            pool = self.pool
+            try:
+                prep, start, end, _pid = await asyncio.wait_for(
+                    loop.run_in_executor(pool, task, texts), timeout
+                )
+                return prep, end - start
+            except (asyncio.TimeoutError, TimeoutError):
+                raise ServeError(
+                    504, f"the preprocess stage took longer than {timeout:g} s (--stage-timeout-cpu)",
+                    "timeout_preprocess",
+                ) from None
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): one fresh pool for everyone, then retry once.
+                if attempt == 2:
+                    raise ServeError(500, "the CPU worker pool failed twice on this request", "error") from None
+                if self.pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool, _ready = self._start_pool()
+                    self.pool_restarts += 1
+                    log.warning("mixedclf serve: a CPU worker died; pool restarted")
+        raise AssertionError("unreachable")
+
+    async def infer(self, prep: PreprocessedBatch) -> Delivery:
+        timeout = self.settings.stage_timeout_gpu
+        try:
+            return await asyncio.wait_for(self.batcher.submit(prep, len(prep)), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ServeError(
+                504, f"the inference stage (queue + device) took longer than {timeout:g} s (--stage-timeout-gpu)",
+                "timeout_inference",
+            ) from None
+
+    async def run_pipeline(self, texts: list[str], task: Callable = preprocess_task) -> PipelineOutcome:
+        """Admit, preprocess on the pool, batch on the device; the caller postprocesses."""
+        if self.batcher is None or self.status != "ok":
+            raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
+        try:
+            with self.batcher.admit(len(texts)):
+                t0 = time.monotonic()
+                prep, cpu_busy = await self.preprocess(texts, task)
+                t1 = time.monotonic()
+                delivery = await self.infer(prep)
+                t2 = time.monotonic()
+        except QueueFull as exc:
+            raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
+        except ShuttingDown as exc:
+            raise ServeError(503, str(exc), "shutting_down", {"Retry-After": "1"}) from None
+        except ServeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a device failure: one line for the client, the trace in the log
+            log.exception("mixedclf serve: inference failed")
+            raise ServeError(500, f"inference failed: {type(exc).__name__}: {exc}", "error") from None
+        share = delivery.result
+        m = self.metrics
+        m.stage("preprocess", t1 - t0)
+        m.stage("queue", delivery.queue_s)
+        m.stage("inference", delivery.batch_s)
+        m.bill("preprocess", "cpu", cpu_busy)
+        timings = {
+            "preprocess": _ms(t1 - t0),
+            "queue": _ms(delivery.queue_s),
+            "inference": _ms(delivery.batch_s),
+            "postprocess": 0.0,
+            "total": _ms(t2 - t0),
+        }
+        cost = cpu_busy * self.pricing.cpu_per_sec + share.busy_s * self.pricing.gpu_per_sec
+        gpu_only = (cpu_busy + share.busy_s) * self.pricing.gpu_per_sec
+        return PipelineOutcome(prep, share.logits, delivery, timings, cost, gpu_only)
+
+    def finish(self, outcome: PipelineOutcome, post_start: float, request_start: float) -> dict[str, str]:
+        """Bill the postprocess stage, complete the timings, and make the response headers."""
+        post = time.monotonic() - post_start
+        self.metrics.stage("postprocess", post)
+        self.metrics.bill("postprocess", "cpu", post)
+        outcome.cost_usd += post * self.pricing.cpu_per_sec
+        outcome.gpu_only_cost_usd += post * self.pricing.gpu_per_sec
+        t = outcome.timings_ms
+        t["postprocess"] = _ms(post)
+        t["total"] = _ms(time.monotonic() - request_start)
+        return {
+            "X-Stage-Preprocess-Ms": f"{t['preprocess']:.3f}",
+            "X-Stage-Queue-Ms": f"{t['queue']:.3f}",
+            "X-Stage-Inference-Ms": f"{t['inference']:.3f}",
+            "X-Stage-Postprocess-Ms": f"{t['postprocess']:.3f}",
+            "X-Total-Ms": f"{t['total']:.3f}",
+            "X-Batch-Size": str(outcome.delivery.batch_rows),
+            "X-Cost-USD": f"{outcome.cost_usd:.8g}",
+            "X-Cost-GPU-Only-USD": f"{outcome.gpu_only_cost_usd:.8g}",
+        }
+
+    # --- validation -----------------------------------------------------------------------------------------
+    def check_text(self, text: str, loc: list, name: str = "text") -> None:
+        limit = self.settings.max_text_chars
+        if not text.strip():
+            raise invalid(loc, f"{name} is empty: give at least one non-blank character")
+        if len(text) > limit:
+            raise invalid(loc, f"{name} is {len(text):,} characters long; the limit is {limit:,} (--max-text-chars)")
+
+    def check_texts(self, texts: list[str]) -> None:
+        limit = self.settings.max_batch_texts
+        if not texts:
+            raise invalid(["texts"], "texts is empty: give at least one text")
+        if len(texts) > limit:
+            raise invalid(["texts"], f"texts holds {len(texts):,} texts; the limit is {limit:,} (--max-batch-texts)")
+        for i, text in enumerate(texts):
+            self.check_text(text, ["texts", i], f"texts[{i}]")
+
+    def model_info(self) -> dict:
+        return {
+            "name": self.spec.name,
+            "kind": self.spec.kind,
+            "labels": list(self.spec.labels),
+            "max_length": self.spec.max_length,
+            "device": str(self.device),
+        }
+
+    def health(self) -> dict:
+        b = self.batcher
+        return {
+            "status": self.status,
+            "version": __version__,
+            "model": self.model_info(),
+            "cpu_workers": self.cpu_workers,
+            "torch_threads": self.torch_threads,
+            "pool_restarts": self.pool_restarts,
+            "pricing_profile": self.pricing.name,
+            "settings": {
+                "max_batch_size": self.settings.max_batch_size,
+                "max_batch_tokens": self.max_batch_tokens,
+                "max_wait_ms": self.settings.max_wait_ms,
+                "max_queue": self.settings.max_queue,
+                "max_text_chars": self.settings.max_text_chars,
+                "max_batch_texts": self.settings.max_batch_texts,
+            },
+            "queue": {
+                "requests": b.queued_requests if b else 0,
+                "texts": b.queued_rows if b else 0,
+                "inflight_texts": b.inflight_rows if b else 0,
+            },
+            "device_batches": b.stats.as_dict() if b else {},
+            "uptime_s": round(time.time() - self.started_at, 3),
+        }
