@@ -102,7 +102,8 @@ def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str
     return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]
 
 
-def logits_with_dedup(prep: PreprocessedBatch, infer: Callable[[PreprocessedBatch], np.ndarray]) -> tuple[np.ndarray, int]:
+def logits_with_dedup(prep: PreprocessedBatch,
+                      infer: Callable[[PreprocessedBatch], np.ndarray]) -> tuple[np.ndarray, int]:
     """Logits for every row, computing each distinct cleaned text of the chunk once; also returns the hits.
 
     The scope is one chunk on purpose: a row's logits then depend only on its own chunk, so a resumed run
@@ -179,6 +180,7 @@ class LocalEngine:
         self.opts = opts
         self.on_rows = on_rows or (lambda n: None)
         self.pool_restarts = 0
+        self.pool_released: float | None = None
         self.signals = StopSignals()
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
@@ -239,7 +241,7 @@ class LocalEngine:
         measurements = RunMeasurements(
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
-            cpu_pool_held_s=(t_end - pool_started) if mixed else 0.0, cpu_pool_workers=workers,
+            cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0, cpu_pool_workers=workers,
         )
         settings = {
             "mode": o.mode, "device": dev, "precision": o.precision, "cpu_workers": workers,
@@ -290,7 +292,7 @@ class LocalEngine:
             tally = LabelTally(**checkpoint.tally)
             counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored, checkpoint.chunks_done)
         self._id_hashes: list[np.ndarray] = []
-        out_queue: queue.Queue = queue.Queue(maxsize=4)
+        out_queue: queue.Queue = queue.Queue(maxsize=2)  # the writer needs little slack; each chunk is 16k rows
         failure: list[BaseException] = []
 
         def write_loop() -> None:
@@ -419,6 +421,10 @@ class LocalEngine:
                 else:
                     in_flight.append([chunk, None])
             if not in_flight:
+                # Every chunk is preprocessed: let the workers go now, so their memory is not held while
+                # the last chunks are classified and the output is assembled.
+                pool.shutdown(wait=True)
+                self.pool_released = time.monotonic()
                 return
             try:
                 for entry in in_flight:
