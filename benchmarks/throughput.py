@@ -6,8 +6,8 @@
 4. mixedclf classify --mode gpu-only (every stage in one process).
 
 Prints texts/s for each and the ratios 3/1, 3/2, 3/4; writes a JSON. Usage:
-    python benchmarks/throughput.py [--n 5000] [--repeat 3] [--source datagen|rotten|FILE] [--device auto]
-                                    [--cpu-workers N] [--skip-pipeline]
+    python benchmarks/throughput.py [--n 5000] [--repeat 3] [--precision auto|fp32|fp16|bf16]
+                                    [--source datagen|rotten|FILE] [--device auto] [--cpu-workers N] [--skip-pipeline]
 """
 
 from __future__ import annotations
@@ -21,25 +21,22 @@ from pathlib import Path
 from common import ROOT, hf_classifier_from_default_encoder, load_texts, machine
 
 
-def bench_pipeline(model_dir: Path, texts: list[str], device: str) -> float:
-    import torch
+def bench_pipeline(model_dir: Path, texts: list[str], device: str, dtype) -> float:
     from transformers import pipeline
 
     dev = 0 if device == "cuda" else "cpu"
-    kwargs = {"dtype": torch.float16} if device == "cuda" else {}
-    clf = pipeline("text-classification", model=str(model_dir), device=dev, **kwargs)
+    clf = pipeline("text-classification", model=str(model_dir), device=dev, dtype=dtype)
     clf(texts[:64], batch_size=64, truncation=True)  # warm-up
     start = time.perf_counter()
     clf(texts, batch_size=64, truncation=True)
     return len(texts) / (time.perf_counter() - start)
 
 
-def bench_forward_limit(model_dir: Path, texts: list[str], device: str) -> float:
+def bench_forward_limit(model_dir: Path, texts: list[str], device: str, dtype) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dtype = torch.float16 if device == "cuda" else torch.float32
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=dtype).to(device).eval()
     ids = tokenizer(texts, truncation=True, max_length=256)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -60,12 +57,13 @@ def bench_forward_limit(model_dir: Path, texts: list[str], device: str) -> float
     return len(texts) / (time.perf_counter() - start)
 
 
-def bench_mixedclf(model: str, source: Path, out: Path, mode: str, device: str, cpu_workers: int | None) -> dict:
+def bench_mixedclf(model: str, source: Path, out: Path, mode: str, device: str, cpu_workers: int | None,
+                   precision: str) -> dict:
     from mixedclf.config import build_options
     from mixedclf.pipeline import classify_file
 
     opts = build_options({"input": source, "output": out, "model": model, "mode": mode, "device": device,
-                          "cpu_workers": cpu_workers})
+                          "cpu_workers": cpu_workers, "precision": precision})
     start = time.perf_counter()
     report = classify_file(opts).report
     wall = time.perf_counter() - start
@@ -91,11 +89,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "out" / "throughput.json")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out method 1 (slowest)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each method keeps its fastest")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                        help="one dtype for all four methods; auto = what mixedclf picks on this device")
     args = parser.parse_args()
 
     import torch
 
+    from mixedclf.models.loading import precision_name
+
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = precision_name(torch.device(device), args.precision)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     texts = load_texts(args.source, args.n)
     work = Path(tempfile.mkdtemp(prefix="mixedclf-bench-"))
     model_dir = hf_classifier_from_default_encoder(ROOT / ".cache" / "mixedclf" / "minilm-hf-classifier")
@@ -103,15 +107,16 @@ def main() -> None:
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
 
     results: dict = {"machine": machine(), "n": len(texts), "source": args.source, "device": device,
-                     "repeat": args.repeat}
-    print(f"machine: {results['machine']}\ntexts: {len(texts)} from {args.source}, device {device}", flush=True)
+                     "precision": precision, "repeat": args.repeat}
+    print(f"machine: {results['machine']}\ntexts: {len(texts)} from {args.source}, device {device}, {precision}",
+          flush=True)
 
     def mixedclf_run(mode: str, model: str = str(model_dir)) -> dict:
-        return bench_mixedclf(model, source, work / "out.jsonl", mode, device, args.cpu_workers)
+        return bench_mixedclf(model, source, work / "out.jsonl", mode, device, args.cpu_workers, precision)
 
     methods = {
-        "pipeline": ("1 transformers pipeline", lambda: bench_pipeline(model_dir, texts, device)),
-        "forward_limit": ("2 forward limit (sorted)", lambda: bench_forward_limit(model_dir, texts, device)),
+        "pipeline": ("1 transformers pipeline", lambda: bench_pipeline(model_dir, texts, device, dtype)),
+        "forward_limit": ("2 forward limit (sorted)", lambda: bench_forward_limit(model_dir, texts, device, dtype)),
         "mixedclf": ("3 mixedclf --mode mixed", lambda: mixedclf_run("mixed")),
         "gpu_only": ("4 mixedclf --mode gpu-only", lambda: mixedclf_run("gpu-only")),
     }

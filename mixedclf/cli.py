@@ -48,7 +48,7 @@ def classify(
     id_field: Optional[str] = typer.Option(None, help="Column holding the row id; row number when absent [id]."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' or a local model folder."),
     device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [auto]."),
-    precision: Optional[str] = typer.Option(None, help="auto (fp16 on CUDA), fp32, fp16 or bf16."),
+    precision: Optional[str] = typer.Option(None, help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16, or int8 (CPU only: dynamic quantization)."),
     mode: Optional[str] = typer.Option(None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process)."),
     clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
     engine: Optional[str] = typer.Option(None, help="local (process pool, default) or ray (Ray Data)."),

@@ -24,7 +24,7 @@ class ClassifyOptions(BaseModel):
     id_field: str = "id"
     model: str = "default"
     device: str = "auto"
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
     mode: Literal["mixed", "gpu-only"] = "mixed"
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None

@@ -98,7 +98,7 @@ def test_matches_transformers_pipeline_with_clean_none(tmp_path, tiny_model, sam
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
     out = tmp_path / "out.jsonl"
     result = run_cli("classify", source, "-o", out, "--model", tiny_model, "--clean", "none", "--mode", "gpu-only",
-                     "--batch-size", "16", "--no-dedup", "-q")
+                     "--batch-size", "16", "--no-dedup", "--precision", "fp32", "-q")
     assert result.exit_code == 0, result.output
     ours = read_rows(out)
     reference = pipeline("text-classification", model=str(tiny_model), device="cpu")(texts, batch_size=1, truncation=True)

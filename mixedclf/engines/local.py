@@ -192,7 +192,7 @@ class LocalEngine:
     def run(self) -> RunResult:
         import torch  # deferred: `mixedclf estimate` and friends never pay for it
 
-        from mixedclf.models.loading import load_model, resolve_device
+        from mixedclf.models.loading import load_model, precision_name, resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
         from mixedclf.stages.inference import InferenceRunner
 
@@ -244,7 +244,7 @@ class LocalEngine:
             cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0, cpu_pool_workers=workers,
         )
         settings = {
-            "mode": o.mode, "device": dev, "precision": o.precision, "cpu_workers": workers,
+            "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision), "cpu_workers": workers,
             "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -40,12 +41,33 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelError(f"unknown device {device!r}", hint="use auto, cuda, mps or cpu") from exc
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this processor computes bf16 in hardware (AVX-512 BF16 or AMX); without it bf16 is emulated, slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def default_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """Half precision on CUDA (the model math is where the GPU second is spent); fp32 elsewhere."""
+    """auto: fp16 on CUDA; bf16 on a CPU that computes it in hardware; fp32 elsewhere.
+
+    The model math is where the device second goes. On the default model's held-out set bf16 on an AVX-512
+    BF16 CPU ran 1.63x faster than fp32 with the same accuracy (81.2%), and fp16 is the norm on GPUs.
+    """
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision != "auto":
         return table[precision]
-    return torch.float16 if device.type == "cuda" else torch.float32
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else torch.float32
+
+
+def precision_name(device: torch.device, precision: str = "auto") -> str:
+    """What `precision` means on this device: fp32, fp16, bf16 or int8 (reports show this, not "auto")."""
+    if precision == "int8":
+        return precision
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[default_dtype(device, precision)]
 
 
 def build_module(spec: ModelSpec) -> nn.Module:
@@ -83,4 +105,27 @@ def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:
 
 def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto") -> nn.Module:
     module = build_module(spec).eval()
+    if precision == "int8":
+        return quantize_int8(module, device)
     return module.to(device=device, dtype=default_dtype(device, precision))
+
+
+def quantize_int8(module: nn.Module, device: torch.device) -> nn.Module:
+    """Dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch).
+
+    CPU only: these kernels exist for x86 and ARM processors, not for accelerators. On a 2-core x86 machine
+    with AVX-512 VNNI it ran all-MiniLM-L6-v2 2.3-2.5x faster than fp32 (benchmarks/precision.py measures the
+    speed and the accuracy change side by side).
+    """
+    if device.type != "cpu":
+        raise ModelError(f"--precision int8 runs on the CPU only, not on {device.type}",
+                         hint="use --precision fp16 or bf16 on an accelerator")
+    with warnings.catch_warnings():
+        # torch marks torch.ao quantization deprecated in favour of torchao; the pinned torch 2.13 still has it.
+        warnings.filterwarnings("ignore", message=".*deprecated.*")
+        try:
+            from torch.ao.quantization import quantize_dynamic
+        except ImportError as exc:
+            raise ModelError("this torch build has no torch.ao dynamic quantization",
+                             hint="use --precision bf16") from exc
+        return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)

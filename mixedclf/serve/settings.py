@@ -20,7 +20,7 @@ class ServeSettings(BaseModel):
     port: int = Field(default=8888, ge=0, le=65535)
     model: str = "default"
     device: str = "auto"
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
     clean: Literal["standard", "none"] = "standard"
     cpu_workers: int | None = Field(default=None, ge=1, description="preprocessing processes [from cores, device]")
     torch_threads: int | None = Field(default=None, ge=1)
