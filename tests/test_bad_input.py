@@ -56,6 +56,17 @@ def test_row_level_problems_are_skipped_logged_and_counted(tmp_path, tiny_model)
     assert "10 errored" in result.output
 
 
+def test_a_chunk_of_only_bad_rows_passes_through_the_worker_pool(tmp_path, tiny_model):
+    rows = ['{"id": "a", "text": "good"}', "{oops", '{"id": "b", "text": ""}', '{"id": "c", "text": "bad"}']
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["classify", str(source), "-o", str(out), "--model", str(tiny_model), "--mode",
+                                 "mixed", "--cpu-workers", "1", "--chunk-rows", "1", "-q"])
+    assert result.exit_code == 3, result.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "c"]
+
+
 def test_on_error_fail_stops_and_writes_nothing(tmp_path, tiny_model):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "good"}\n{"text": null}\n')

@@ -98,6 +98,7 @@ def test_a_chunk_cut_into_slices_preprocesses_to_the_same_batch(tokenizer):
     assert len(parts) == 3 and [t for part in parts for t in part] == texts
     assert slices(texts, workers=8, min_rows=5) == [texts[:6], texts[6:]]  # no slice under min_rows
     assert slices(texts, workers=1) == [texts]
+    assert slices([], workers=4) == [[]]  # a chunk whose rows were all rejected still goes through
     whole = preprocess_texts(texts, tokenizer)
     joined = concat_batches([preprocess_texts(part, tokenizer) for part in parts])
     assert joined.cleaned == whole.cleaned

@@ -98,8 +98,8 @@ def default_cpu_workers(device_type: str) -> int:
 def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str]]:
     """A chunk's texts cut into one piece per worker (none under min_rows), so a chunk is ready sooner."""
     pieces = max(1, min(workers, len(texts) // min_rows))
-    size = -(-len(texts) // pieces)
-    return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]
+    size = max(1, -(-len(texts) // pieces))
+    return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]  # a chunk of only bad rows: []
 
 
 def logits_with_dedup(prep: PreprocessedBatch,
