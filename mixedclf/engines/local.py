@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -413,6 +413,9 @@ class LocalEngine:
         in_flight: deque = deque()  # [chunk, futures of its slices, or None until submitted]
         workers = pool_args[0]
         exhausted = False
+        # Until the first chunk is ready the device has nothing to do, so this process preprocesses a share of
+        # it beside the workers (which may still be starting): the first batch reaches the device sooner.
+        share_first = True
         while self.signals.signum is None:
             while not exhausted and len(in_flight) < 2:
                 chunk = next_chunk()
@@ -429,7 +432,13 @@ class LocalEngine:
             try:
                 for entry in in_flight:
                     if entry[1] is None:
-                        entry[1] = [pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
+                        parts = slices(entry[0].texts, workers + share_first)
+                        own = parts.pop() if share_first else None
+                        entry[1] = [pool.submit(preprocess_task, part) for part in parts]
+                        if share_first:
+                            tokenizer = make_tokenizer(pool_args[1], pool_args[2])
+                            entry[1].append(self._preprocess_here(own, tokenizer))
+                            share_first = False
                 results = [future.result(timeout=o.stage_timeout_cpu) for future in in_flight[0][1]]
             except FutureTimeout:
                 raise StageTimeout(f"preprocessing chunk {in_flight[0][0].index} took longer than "
@@ -446,6 +455,13 @@ class LocalEngine:
             for part, start, end, _pid in results:
                 pre.add(start, end, len(part))
             yield chunk, concat_batches([r[0] for r in results])
+
+    def _preprocess_here(self, texts: list[str], tokenizer) -> Future:
+        """preprocess_task's result, computed in this process, as an already finished future."""
+        done: Future = Future()
+        start = time.monotonic()
+        done.set_result((preprocess_texts(texts, tokenizer, self.opts.clean), start, time.monotonic(), os.getpid()))
+        return done
 
     def _postprocess_and_write(self, chunk, prep, logits, spec, writer, errors, tally, clocks, counts) -> None:
         o = self.opts
