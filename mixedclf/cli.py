@@ -48,7 +48,9 @@ def classify(
     id_field: Optional[str] = typer.Option(None, help="Column holding the row id; row number when absent [id]."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' or a local model folder."),
     device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [auto]."),
-    precision: Optional[str] = typer.Option(None, help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16, or int8 (CPU only: dynamic quantization)."),
+    precision: Optional[str] = typer.Option(
+        None, help="auto (fp16 on CUDA, bf16 on a CPU with hardware bf16, else fp32), fp32, fp16, bf16, int8 (CPU)."
+    ),
     mode: Optional[str] = typer.Option(None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process)."),
     clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
     engine: Optional[str] = typer.Option(None, help="local (process pool, default) or ray (Ray Data)."),
@@ -57,7 +59,9 @@ def classify(
     torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
     batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [64]."),
     max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [8192]."),
-    chunk_rows: Optional[int] = typer.Option(None, help="Rows per chunk, the window sorted by length [16384; 1024 with --engine ray]."),
+    chunk_rows: Optional[int] = typer.Option(
+        None, help="Rows per chunk, the window sorted by length [16384; 1024 with --engine ray]."
+    ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
     dedup: Optional[bool] = typer.Option(None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts."),

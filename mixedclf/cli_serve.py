@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
         port: Optional[int] = typer.Option(None, help="Port to listen on (default 8888)."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' or a local model folder."),
         device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu (default auto)."),
-        precision: Optional[str] = typer.Option(None, help="auto (fp16 on CUDA), fp32, fp16, bf16, or int8 (CPU only)."),
+        precision: Optional[str] = typer.Option(
+            None, help="auto (fp16 on CUDA, bf16 on a CPU with hardware bf16, else fp32), fp32, fp16, bf16, int8."
+        ),
         clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
         cpu_workers: Optional[int] = typer.Option(None, help="Preprocessing processes (default from the cores)."),
         torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),

@@ -241,11 +241,12 @@ class LocalEngine:
         measurements = RunMeasurements(
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
-            cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0, cpu_pool_workers=workers,
+            cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0,
+            cpu_pool_workers=workers,
         )
         settings = {
-            "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision), "cpu_workers": workers,
-            "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
+            "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision),
+            "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
         }
