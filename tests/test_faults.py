@@ -19,7 +19,6 @@ from mixedclf.config import build_options
 from mixedclf.datagen import write_jsonl
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io.checkpoint import checkpoint_path
-from mixedclf.pipeline import classify_file
 
 runner = CliRunner()
 

@@ -218,7 +218,6 @@ def compare(
     else:
         worse_pct = math.inf if worse > 0 else 0.0
 
-    unit = _UNITS[metric]
     label = _LABELS[metric]
     direction = "fell" if metric == "throughput" else "rose"
     eps = 1e-9
