@@ -93,7 +93,7 @@ def classify(
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
-    from mixedclf.report import render_report, summary_line
+    from mixedclf.report_render import render_report, summary_line
 
     if quiet:
         out.print(summary_line(result.report), highlight=False, soft_wrap=True)

@@ -108,7 +108,8 @@ def _estimate(
 ) -> None:
     from mixedclf.costs.estimate import EstimateInputs, estimate, inputs_from_report
     from mixedclf.costs.sweep import parse_sweep, plot_sweep
-    from mixedclf.report import ClassifyReport, load_report, render_report, report_to_markdown, write_report
+    from mixedclf.report import ClassifyReport, load_report, write_report
+    from mixedclf.report_render import render_report, report_to_markdown
 
     _choice(fmt, FORMATS, "--format")
     extras = dict(
@@ -248,7 +249,8 @@ def report_show_cmd(
 
 @_one_line_errors
 def _report_show(path: Path, fmt: str, advice: bool) -> None:
-    from mixedclf.report import load_report, render_report, report_to_markdown
+    from mixedclf.report import load_report
+    from mixedclf.report_render import render_report, report_to_markdown
 
     _choice(fmt, FORMATS, "--format")
     rep = load_report(path)

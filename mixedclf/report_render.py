@@ -1,0 +1,281 @@
+"""Renderings of a run report: rich tables for the terminal, markdown for PR comments, one summary line."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
+from mixedclf.costs.estimate import EstimateReport, estimate_summary_line, estimate_to_markdown, render_estimate
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits
+from mixedclf.report import AnyReport, ClassifyReport, LabelAggregate
+
+
+def _savings_pct_text(t: CostTotals) -> str:
+    return fmt_pct(t.savings_pct) if t.gpu_only > 0 else "—"
+
+
+def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
+    m = "mixed" + (" (counterfactual)" if cost.mixed_is == "counterfactual" else "")
+    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else "")
+    return m, g
+
+
+# -------------------------------------------------------------------------------- rich rendering
+
+
+def _device_text(r) -> str:
+    return f"{r.device} ×{r.workers}" if r.workers > 1 else r.device
+
+
+def _rate_text(r) -> str:
+    return f"{r.billing.upper()} {r.rate:.6g}"
+
+
+def _stage_table(cost: CostBreakdown) -> Table:
+    t = Table(
+        title="Per stage (pay-per-use: busy seconds × rate; model load is in the provisioned totals)",
+        title_justify="left",
+        **TABLE_STYLE,
+    )
+    for col in ("stage", "device", "items", "busy s", "wall s", "$/s", "cost", "GPU-only"):
+        t.add_column(col, justify="left" if col in ("stage", "device", "$/s") else "right", no_wrap=True)
+    d = money_digits([x for r in cost.stages for x in (r.cost, r.gpu_only_cost)])
+    for r in cost.stages:
+        t.add_row(
+            escape(r.name),
+            escape(_device_text(r)),
+            f"{r.items:,}",
+            fmt_s(r.seconds),
+            fmt_s(r.wall_s),
+            _rate_text(r),
+            fmt_money(r.cost, d) if r.pay_per_use else "—",
+            fmt_money(r.gpu_only_cost, d) if r.pay_per_use else "—",
+        )
+    return t
+
+
+def _totals_table(cost: CostBreakdown) -> Table:
+    mixed_t, gpu_t = _column_titles(cost)
+    t = Table(title="Mixed vs GPU-only", title_justify="left", **TABLE_STYLE)
+    t.add_column("billing", no_wrap=True)
+    for col in (mixed_t, gpu_t, "savings", "%", "mixed /1k", "GPU-only /1k"):
+        t.add_column(col, justify="right")
+    tots = (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned))
+    d = money_digits([x for _, tot in tots for x in (tot.mixed, tot.gpu_only, tot.savings)])
+    d1k = money_digits([x for _, tot in tots for x in (tot.mixed_per_1k, tot.gpu_only_per_1k)])
+    for label, tot in tots:
+        t.add_row(
+            label,
+            fmt_money(tot.mixed, d),
+            fmt_money(tot.gpu_only, d),
+            fmt_money(tot.savings, d),
+            _savings_pct_text(tot),
+            fmt_money(tot.mixed_per_1k, d1k),
+            fmt_money(tot.gpu_only_per_1k, d1k),
+        )
+    return t
+
+
+def _projection_line(cost: CostBreakdown) -> str | None:
+    if cost.requests_per_day is None or cost.pay_per_use.mixed_per_month is None:
+        return None
+    parts = []
+    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
+        parts.append(
+            f"{label} mixed {fmt_money(tot.mixed_per_month, 2)} vs GPU-only {fmt_money(tot.gpu_only_per_month, 2)}"
+        )
+    return (
+        f"at {cost.requests_per_day:,.0f} rows/day ({cost.days_per_month}-day month): " + "; ".join(parts)
+    )
+
+
+def _labels_table(agg: LabelAggregate, rows: int) -> Table:
+    t = Table(title="Labels", title_justify="left", **TABLE_STYLE)
+    t.add_column("label")
+    t.add_column("rows", justify="right")
+    t.add_column("share", justify="right")
+    total = sum(agg.label_counts.values()) or rows or 1
+    for label, n in sorted(agg.label_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        t.add_row(escape(str(label)), f"{n:,}", f"{n / total * 100:.1f}%")
+    return t
+
+
+def _utilization_line(cost: CostBreakdown, m: RunMeasurements) -> str:
+    parts = [
+        f"GPU utilization {cost.gpu_utilization * 100:.1f}% "
+        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / GPU held {fmt_s(m.gpu_held_s)} s)"
+    ]
+    if cost.cpu_pool_utilization is not None:
+        parts.append(
+            f"CPU pool utilization {cost.cpu_pool_utilization * 100:.1f}% "
+            f"({m.cpu_pool_workers} workers × {fmt_s(m.cpu_pool_held_s)} s)"
+        )
+    parts.append(f"throughput {cost.throughput:,.1f} rows/s")
+    return " · ".join(parts)
+
+
+def _buckets_text(agg: LabelAggregate) -> str:
+    order = ["high", "medium", "low"]
+    keys = order + sorted(k for k in agg.bucket_counts if k not in order)
+    return ", ".join(f"{k} {agg.bucket_counts[k]:,}" for k in keys if k in agg.bucket_counts)
+
+
+def _advice_for(report: ClassifyReport) -> list:
+    try:
+        from mixedclf.costs.advice import advise
+
+        return advise(report)
+    except Exception:  # advice is a hint; never let it break a report
+        return []
+
+
+def render_classify(report: ClassifyReport, console: Console, *, advice: bool = True) -> None:
+    cost = report.cost
+    p = report.pricing
+    console.print(
+        f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
+        f"device {escape(report.device)} · engine {escape(report.engine)}"
+    )
+    console.print(
+        f"rows {report.rows_in:,} in → {report.rows_out:,} out"
+        + (f" ({report.rows_errored:,} errored)" if report.rows_errored else "")
+        + f" in {report.measurements.wall_s:,.2f} s · pricing [bold]{escape(p.name)}[/bold] "
+        f"(CPU {fmt_rate(p.cpu_per_sec)} {escape(p.cpu_desc)}; GPU {fmt_rate(p.gpu_per_sec)} {escape(p.gpu_desc)})"
+    )
+    console.print(_stage_table(cost))
+    console.print(_totals_table(cost))
+    ppu = cost.pay_per_use
+    verdict = "saves" if ppu.savings >= 0 else "costs more by"
+    console.print(
+        f"[bold]mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)}[/bold] (pay-per-use): "
+        f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
+        f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}"
+    )
+    projection = _projection_line(cost)
+    if projection:
+        console.print(projection)
+    console.print(_utilization_line(cost, report.measurements))
+    if report.aggregate.label_counts:
+        console.print(_labels_table(report.aggregate, report.rows_out))
+    if report.aggregate.label_counts or report.aggregate.bucket_counts:
+        console.print(
+            f"mean confidence {report.aggregate.mean_confidence:.3f}; "
+            f"confidence buckets: {_buckets_text(report.aggregate) or '—'}"
+        )
+    for note in cost.notes:
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    if advice:
+        items = _advice_for(report)
+        if items:
+            console.print("[bold]Advice[/bold] (largest estimated saving first)")
+            for a in items:
+                console.print(f"  • {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+
+
+def render_report(report: AnyReport, console: Console, *, advice: bool = True) -> None:
+    """Print a classify or estimate report as rich tables."""
+    if isinstance(report, EstimateReport):
+        render_estimate(report, console, advice=advice)
+    else:
+        render_classify(report, console, advice=advice)
+
+
+# ----------------------------------------------------------------------------------- markdown
+
+
+def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
+    cost, p, m = report.cost, report.pricing, report.measurements
+    out = [
+        f"## mixedclf classify: {report.model}",
+        "",
+        f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
+        f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
+        "",
+        md_table(
+            ["stage", "billed", "device", "workers", "items", "busy s", "wall s", "rate", "cost", "GPU-only"],
+            [
+                [
+                    r.name,
+                    r.billing.upper(),
+                    f"`{r.device}`",
+                    str(r.workers),
+                    f"{r.items:,}",
+                    fmt_s(r.seconds),
+                    fmt_s(r.wall_s),
+                    fmt_rate(r.rate),
+                    fmt_money(r.cost) if r.pay_per_use else "provisioned",
+                    fmt_money(r.gpu_only_cost) if r.pay_per_use else "provisioned",
+                ]
+                for r in cost.stages
+            ],
+            ["l", "l", "l", "r", "r", "r", "r", "r", "r", "r"],
+        ),
+        "",
+    ]
+    mixed_t, gpu_t = _column_titles(cost)
+    header = ["billing", mixed_t, gpu_t, "savings", "savings %", "mixed / 1k", "GPU-only / 1k"]
+    monthly = cost.requests_per_day is not None and cost.pay_per_use.mixed_per_month is not None
+    if monthly:
+        header += [f"mixed / month @ {cost.requests_per_day:,.0f}/day", "GPU-only / month"]
+    rows = []
+    for label, tot in (("pay-per-use", cost.pay_per_use), ("provisioned", cost.provisioned)):
+        row = [
+            label,
+            fmt_money(tot.mixed),
+            fmt_money(tot.gpu_only),
+            fmt_money(tot.savings),
+            _savings_pct_text(tot),
+            fmt_money(tot.mixed_per_1k),
+            fmt_money(tot.gpu_only_per_1k),
+        ]
+        if monthly:
+            row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
+        rows.append(row)
+    out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
+    out += [_utilization_line(cost, m), ""]
+    agg = report.aggregate
+    if agg.label_counts:
+        total = sum(agg.label_counts.values()) or 1
+        out += [
+            md_table(
+                ["label", "rows", "share"],
+                [
+                    [str(k), f"{v:,}", f"{v / total * 100:.1f}%"]
+                    for k, v in sorted(agg.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                ],
+                ["l", "r", "r"],
+            ),
+            "",
+            f"Mean confidence {agg.mean_confidence:.3f}; buckets: {_buckets_text(agg) or '—'}.",
+            "",
+        ]
+    for note in cost.notes:
+        out.append(f"> note: {note}")
+    if advice:
+        items = _advice_for(report)
+        if items:
+            out += ["", "### Advice", ""]
+            out += [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in items]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def report_to_markdown(report: AnyReport, *, advice: bool = True) -> str:
+    if isinstance(report, EstimateReport):
+        return estimate_to_markdown(report, advice=advice)
+    return classify_to_markdown(report, advice=advice)
+
+
+def summary_line(report: AnyReport) -> str:
+    """One line for --quiet / cron."""
+    if isinstance(report, EstimateReport):
+        return estimate_summary_line(report)
+    m, ppu = report.measurements, report.cost.pay_per_use
+    rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
+    err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
+    return (
+        f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s); "
+        f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} "
+        f"(savings {_savings_pct_text(ppu)}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
+    )
