@@ -13,7 +13,7 @@ from mixedclf.stages.preprocess import (
     preprocess_texts,
     select_rows,
 )
-from mixedclf.engines.local import slices
+from mixedclf.engines.pool import slices
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
@@ -24,155 +23,29 @@ import pyarrow as pa
 
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.pool import start_worker_pool
+from mixedclf.engines.control import StopSignals, call_with_timeout
+from mixedclf.engines.measure import RunCounts, RunResult, StageClock
+from mixedclf.engines.pool import slices, start_worker_pool
 from mixedclf.engines.workers import preprocess_task
-from mixedclf.errors import EXIT_SIGINT, EXIT_SIGTERM, InputError, Interrupted, RowError, StageTimeout
+from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
 from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
+from mixedclf.stages.dedup import logits_with_dedup
 from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import (PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts,
-                                       select_rows)
+from mixedclf.stages.preprocess import PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
                   "all_scores", "keep_text", "dedup", "on_error", "precision", "output_format", "input_format")
 
 
-@dataclass
-class StageClock:
-    """Busy seconds and the first-start / last-end window of one stage."""
-
-    name: str
-    billing: str
-    device: str
-    workers: int = 1
-    items: int = 0
-    busy_s: float = 0.0
-    first: float | None = None
-    last: float | None = None
-
-    def add(self, start: float, end: float, items: int) -> None:
-        self.busy_s += end - start
-        self.items += items
-        self.first = start if self.first is None else min(self.first, start)
-        self.last = end if self.last is None else max(self.last, end)
-
-    def measurement(self) -> StageMeasurement:
-        wall = (self.last - self.first) if self.first is not None else 0.0
-        return StageMeasurement(name=self.name, billing=self.billing, device=self.device, items=self.items,
-                                busy_s=self.busy_s, wall_s=wall, workers=self.workers)
-
-
-@dataclass
-class RunResult:
-    spec: ModelSpec
-    device: str
-    measurements: RunMeasurements
-    tally: LabelTally
-    rows_in: int
-    rows_out: int
-    rows_errored: int
-    settings: dict
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class RunCounts:
-    rows_in: int = 0
-    rows_out: int = 0
-    rows_errored: int = 0
-    chunks_done: int = 0
-    dedup_hits: int = 0
-    dedup_lookups: int = 0
-
-
 def default_cpu_workers(device_type: str) -> int:
     """On an accelerator every core but the one feeding it preprocesses; on a CPU the model needs the cores."""
     cores = os.cpu_count() or 1
     return max(1, cores - 1) if device_type in ("cuda", "mps") else max(1, cores // 4)
-
-
-def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str]]:
-    """A chunk's texts cut into one piece per worker (none under min_rows), so a chunk is ready sooner."""
-    pieces = max(1, min(workers, len(texts) // min_rows))
-    size = max(1, -(-len(texts) // pieces))
-    return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]  # a chunk of only bad rows: []
-
-
-def logits_with_dedup(prep: PreprocessedBatch,
-                      infer: Callable[[PreprocessedBatch], np.ndarray]) -> tuple[np.ndarray, int]:
-    """Logits for every row, computing each distinct cleaned text of the chunk once; also returns the hits.
-
-    The scope is one chunk on purpose: a row's logits then depend only on its own chunk, so a resumed run
-    writes the same bytes as an uninterrupted one.
-    """
-    first_of: dict[str, int] = {}
-    unique_rows, row_to_unique = [], np.empty(len(prep), dtype=np.int64)
-    for i, key in enumerate(prep.cleaned):
-        j = first_of.setdefault(key, len(unique_rows))
-        if j == len(unique_rows):
-            unique_rows.append(i)
-        row_to_unique[i] = j
-    if len(unique_rows) == len(prep):
-        return infer(prep), 0
-    unique_logits = infer(select_rows(prep, np.asarray(unique_rows, dtype=np.int64)))
-    return unique_logits[row_to_unique], len(prep) - len(unique_rows)
-
-
-def call_with_timeout(fn: Callable, timeout: float | None, what: str):
-    """Run fn in a daemon thread and give up after timeout seconds: a stuck device call fails the run
-    instead of hanging it (the thread cannot be killed, but being a daemon it does not keep the process)."""
-    if timeout is None:
-        return fn()
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True, name="mixedclf-device")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise StageTimeout(f"{what} took longer than {timeout:g}s", hint="raise --stage-timeout-gpu")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-class StopSignals:
-    """SIGINT/SIGTERM ask the run to stop after the chunk in hand; a second signal stops it at once."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict = {}
-
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def raise_if_stopped(self, output) -> None:
-        if self.signum is not None:
-            code = EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
-            name = "SIGTERM" if self.signum == signal.SIGTERM else "SIGINT"
-            raise Interrupted(f"stopped by {name}; completed chunks are saved: rerun with --resume to continue "
-                              f"into {output}", code)
 
 
 class LocalEngine:

@@ -38,3 +38,10 @@ def start_worker_pool(workers: int, tokenizer_json: str, max_length: int, clean:
         initializer=init_worker, initargs=(str(tokenizer_file(tokenizer_json)), max_length, clean),
     )
     return pool, [pool.submit(warm_task, i) for i in range(workers)]
+
+
+def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str]]:
+    """A chunk's texts cut into one piece per worker (none under min_rows), so a chunk is ready sooner."""
+    pieces = max(1, min(workers, len(texts) // min_rows))
+    size = max(1, -(-len(texts) // pieces))
+    return [texts[i : i + size] for i in range(0, len(texts), size)] or [texts]  # a chunk of only bad rows: []

@@ -41,7 +41,7 @@ import pyarrow.csv as pacsv
 
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.local import RunResult, StageClock
+from mixedclf.engines.measure import RunResult, StageClock
 from mixedclf.engines.ray_merge import merge_parts
 from mixedclf.engines.ray_sizing import size_pools
 from mixedclf.engines.ray_stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mixedclf.engines.local import logits_with_dedup
 from mixedclf.errors import RowError
 from mixedclf.io.readers import text_problem
 from mixedclf.models.spec import ModelSpec, resolve_model
+from mixedclf.stages.dedup import logits_with_dedup
 from mixedclf.stages.postprocess import label_columns
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
 
