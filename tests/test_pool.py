@@ -13,6 +13,7 @@ def test_tokenizer_file_is_named_by_content(tmp_path):
     first, again, other = tokenizer_file('{"a": 1}'), tokenizer_file('{"a": 1}'), tokenizer_file('{"a": 2}')
     assert first == again != other
     assert first.read_text(encoding="utf-8") == '{"a": 1}'
+    assert first.parent.stat().st_mode & 0o077 == 0  # a folder only this user can read or write
 
 
 def test_pool_workers_start_at_once_and_preprocess_like_the_parent(tiny_model):

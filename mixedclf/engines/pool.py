@@ -13,18 +13,23 @@ from mixedclf.engines.workers import init_worker, warm_task
 
 
 def tokenizer_file(tokenizer_json: str) -> Path:
-    """The tokenizer JSON saved once under the temp folder, named by its content.
+    """The tokenizer JSON written to this user's private temp folder, named by its content.
 
     Workers get this path, not the JSON itself: a spawned worker's start-up arguments go through a pipe, and
     ones larger than the pipe's buffer (a BERT vocabulary is ~700 kB) block the parent until the child has
     imported everything, which starts the workers one after another instead of all at once.
     """
+    # A folder of this user's only (mode 0700): nobody else can plant a file under the name workers will read.
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"mixedclf-{uid if uid is not None else 'user'}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if uid is not None and folder.stat().st_uid != uid:
+        folder = Path(tempfile.mkdtemp(prefix="mixedclf-"))  # someone else made that name: use a fresh one
     digest = hashlib.sha1(tokenizer_json.encode("utf-8")).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"mixedclf-tokenizer-{digest}.json"
-    if not path.exists():
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(tokenizer_json, encoding="utf-8")
-        partial.replace(path)  # atomic: a concurrent run never reads half a file
+    path = folder / f"tokenizer-{digest}.json"
+    partial = folder / f".{path.name}.{os.getpid()}"
+    partial.write_text(tokenizer_json, encoding="utf-8")
+    partial.replace(path)  # atomic: a concurrent run never reads half a file
     return path
 
 
