@@ -7,7 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
-from mixedclf.costs.estimate import EstimateReport, estimate_summary_line, estimate_to_markdown, render_estimate
+from mixedclf.costs.estimate import EstimateReport
+from mixedclf.costs.estimate_render import estimate_summary_line, estimate_to_markdown, render_estimate
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits
 from mixedclf.report import AnyReport, ClassifyReport, LabelAggregate
 

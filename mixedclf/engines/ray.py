@@ -25,10 +25,8 @@ ray_merge (the ordered merge of the parts) and ray_stats (Ray Data's operator st
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import shutil
 import socket
 import threading
@@ -42,11 +40,12 @@ import pyarrow.csv as pacsv
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.measure import RunResult, StageClock
+from mixedclf.engines.ray_errors import first_line, user_error
 from mixedclf.engines.ray_merge import merge_parts
 from mixedclf.engines.ray_sizing import size_pools
 from mixedclf.engines.ray_stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer
 from mixedclf.engines.ray_stats import operator_stats
-from mixedclf.errors import InputError, MixedclfError
+from mixedclf.errors import InputError
 from mixedclf.io.formats import check_paths
 from mixedclf.models.spec import ModelSpec, resolve_model
 
@@ -60,43 +59,6 @@ PROGRESS_POLL_S = 0.5
 # fusing the preprocessing tasks into the inference actors (it fuses task->actor maps whose remote arguments
 # match), which would run the CPU stage inside the device's process, one batch after another.
 INFERENCE_ACTOR_MEMORY = 512 * 1024**2
-
-
-def _find_cause(exc: BaseException, kind: type) -> BaseException | None:
-    """The first exception of `kind` in a chain of Ray wrappers (RayTaskError.cause, __cause__, __context__)."""
-    seen, todo = set(), [exc]
-    while todo:
-        e = todo.pop(0)
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        cause = getattr(e, "cause", None)
-        if isinstance(e, kind):
-            # Ray re-raises a task's error as a subclass of it whose text is a whole traceback: the original
-            # exception, with its own one-line message, is its `cause`.
-            return cause if isinstance(cause, kind) else e
-        todo += [cause, e.__cause__, e.__context__]
-    return None
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception behind Ray's wrappers."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nxt = getattr(exc, "cause", None) or exc.__cause__
-        if not isinstance(nxt, BaseException):
-            break
-        exc = nxt
-    return exc
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [_ANSI.sub("", ln).strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -131,7 +93,7 @@ class RayEngine:
         try:
             return pacsv.open_csv(self.opts.input, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{self.opts.input}: cannot read as csv: {_first_line(exc)}") from exc
+            raise InputError(f"{self.opts.input}: cannot read as csv: {first_line(exc)}") from exc
 
     def _connect(self) -> bool:
         """Join the cluster (or start a local Ray); True when this call started it, so it is ours to stop."""
@@ -159,7 +121,7 @@ class RayEngine:
             if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                 hint = ("if the cluster uses token authentication (Ray's default), export RAY_AUTH_MODE=token "
                         "with the head's ~/.ray/auth_token copied here or its value in RAY_AUTH_TOKEN")
-            raise InputError(f"cannot start or join {where}: {_first_line(exc)}", hint=hint) from exc
+            raise InputError(f"cannot start or join {where}: {first_line(exc)}", hint=hint) from exc
         finally:
             if quiet_backend:
                 os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
@@ -281,7 +243,7 @@ class RayEngine:
             try:
                 ds.write_parquet(str(parts))
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
-                raise self._user_error(exc, in_fmt) from None
+                raise user_error(exc, self.opts.input, in_fmt) from None
             exec_end = time.time()
             stop.set()
             poller.join(timeout=5)
@@ -329,25 +291,6 @@ class RayEngine:
         if done > reported:
             self.on_rows(done - reported)
             self._reported = done
-
-    def _user_error(self, exc: BaseException, fmt: str) -> BaseException:
-        """One clear line for what went wrong inside the Ray job (Ray wraps task errors several times)."""
-        mine = _find_cause(exc, MixedclfError)
-        if mine is not None:
-            return mine
-        missing = _find_cause(exc, FileNotFoundError)
-        if missing is not None:
-            return InputError(f"{self.opts.input}: not found on a Ray worker: {_first_line(missing)}",
-                              hint="on a cluster, input and output must be on storage every node mounts at one path")
-        parse = _find_cause(exc, pa.ArrowInvalid) or _find_cause(exc, json.JSONDecodeError)
-        if parse is not None:
-            hint = ("the local engine reads JSONL line by line and skips malformed rows: --engine local"
-                    if fmt == "jsonl" else "check the file, or try --engine local")
-            return InputError(f"{self.opts.input}: Ray Data cannot read it as {fmt}: {_first_line(parse)}", hint=hint)
-        root = _root_cause(exc)
-        return MixedclfError(f"the Ray job failed: {type(root).__name__}: {_first_line(root)}",
-                             hint="Ray's own logs are under /tmp/ray/session_latest/logs on each node")
-
 
     # --- report ---------------------------------------------------------------------------------------------
     def _result(self, spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
