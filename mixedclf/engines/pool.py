@@ -13,7 +13,7 @@ from mixedclf.engines.workers import init_worker, warm_task
 
 
 def tokenizer_file(tokenizer_json: str) -> Path:
-    """The tokenizer JSON written to this user's private temp folder, named by its content.
+    """The tokenizer JSON saved once in this user's private temp folder, named by its content.
 
     Workers get this path, not the JSON itself: a spawned worker's start-up arguments go through a pipe, and
     ones larger than the pipe's buffer (a BERT vocabulary is ~700 kB) block the parent until the child has
@@ -27,9 +27,10 @@ def tokenizer_file(tokenizer_json: str) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="mixedclf-"))  # someone else made that name: use a fresh one
     digest = hashlib.sha1(tokenizer_json.encode("utf-8")).hexdigest()[:16]
     path = folder / f"tokenizer-{digest}.json"
-    partial = folder / f".{path.name}.{os.getpid()}"
-    partial.write_text(tokenizer_json, encoding="utf-8")
-    partial.replace(path)  # atomic: a concurrent run never reads half a file
+    if not path.exists():
+        partial = folder / f".{path.name}.{os.getpid()}"
+        partial.write_text(tokenizer_json, encoding="utf-8")
+        partial.replace(path)  # atomic: a concurrent run never reads half a file
     return path
 
 

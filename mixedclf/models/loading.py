@@ -104,22 +104,22 @@ def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:
 
 
 def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto") -> nn.Module:
+    if precision == "int8" and device.type != "cpu":  # refused before the weights are read
+        raise ModelError(f"--precision int8 runs on the CPU only, not on {device.type}",
+                         hint="use --precision fp16 or bf16 on an accelerator")
     module = build_module(spec).eval()
     if precision == "int8":
-        return quantize_int8(module, device)
+        return quantize_int8(module)
     return module.to(device=device, dtype=default_dtype(device, precision))
 
 
-def quantize_int8(module: nn.Module, device: torch.device) -> nn.Module:
+def quantize_int8(module: nn.Module) -> nn.Module:
     """Dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch).
 
     CPU only: these kernels exist for x86 and ARM processors, not for accelerators. On a 2-core x86 machine
     with AVX-512 VNNI it ran all-MiniLM-L6-v2 2.3-2.5x faster than fp32 in a forward-only loop, 2.15x end to end
     with 1.3 points less held-out accuracy (benchmarks/precision.py measures speed and accuracy side by side).
     """
-    if device.type != "cpu":
-        raise ModelError(f"--precision int8 runs on the CPU only, not on {device.type}",
-                         hint="use --precision fp16 or bf16 on an accelerator")
     with warnings.catch_warnings():
         # torch marks torch.ao quantization deprecated in favour of torchao; the pinned torch 2.13 still has it.
         warnings.filterwarnings("ignore", message=".*deprecated.*")
