@@ -48,21 +48,12 @@ def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
 
 
 def sweep(inputs: EstimateInputs, c: float, g: float, rates: list[float]) -> list[SweepRow]:
-    rows = []
-    for r in rates:
-        n = compute(inputs.model_copy(update={"requests_per_day": r}), c, g)
-        rows.append(
-            SweepRow(
-                requests_per_day=r,
-                mixed_per_day=n.mixed_per_day,
-                gpu_only_per_day=n.gpu_only_per_day,
-                mixed_per_month=n.mixed_per_month,
-                gpu_only_per_month=n.gpu_only_per_month,
-                savings_per_month=n.savings_per_month,
-                savings_pct=n.savings_pct,
-            )
-        )
-    return rows
+    totals = set(SweepRow.model_fields) - {"requests_per_day"}  # the per-day / per-month figures of compute()
+    return [
+        SweepRow(requests_per_day=r,
+                 **compute(inputs.model_copy(update={"requests_per_day": r}), c, g).model_dump(include=totals))
+        for r in rates
+    ]
 
 
 # ---------------------------------------------------------------------------------------- plot
