@@ -1,6 +1,7 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Everything they need is installed from here.
+# `make test PYTHON=python3.13` builds its own .venv-python3.13 beside the default .venv.
 PYTHON ?= python3
-VENV ?= .venv
+VENV ?= .venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 # The CPU build of torch lies on these machines; installing it first stops pip from pulling a CUDA build.
 TORCH_VERSION ?= 2.13.0
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench bench-memory bench-precision default-head clean
+.PHONY: install demo test test-wheel bench bench-memory bench-precision default-head clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) test-wheel
+
+# The built wheel, installed in a fresh venv outside the checkout, runs estimate, classify and check.
+test-wheel: install
+	PYTHON=$(PYTHON) BUILDER=$(BIN)/python TORCH_VERSION=$(TORCH_VERSION) bash scripts/check_wheel.sh
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py

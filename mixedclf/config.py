@@ -1,18 +1,17 @@
-"""Typed options for a classify run; defaults come from configs/default.toml, then the command line."""
+"""Typed options for a classify run; defaults come from the packaged configs/default.toml, then the command line."""
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from mixedclf.defaults import packaged_config
 from mixedclf.errors import InputError
 
-CONFIG_DIR = Path(os.environ.get("MIXEDCLF_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
-DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+DEFAULT_CONFIG = packaged_config("default.toml")
 
 
 class ClassifyOptions(BaseModel):

@@ -26,8 +26,8 @@ from mixedclf.costs.examples import REFERENCE, gpu_only_run, mixed_run, stage
 # ------------------------------------------------------------------------------------ pricing
 
 
-def test_default_pricing_file_is_repo_configs():
-    assert DEFAULT_PRICING_PATH == Path(__file__).resolve().parents[1] / "configs" / "pricing.toml"
+def test_default_pricing_file_ships_inside_the_package():
+    assert DEFAULT_PRICING_PATH == Path(__file__).resolve().parents[1] / "mixedclf" / "configs" / "pricing.toml"
     assert DEFAULT_PRICING_PATH.is_file()
 
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from mixedclf.defaults import packaged_config
 from mixedclf.errors import InputError
 
-#: configs/pricing.toml at the repository root (mixedclf/costs/pricing.py -> parents[2]).
-DEFAULT_PRICING_PATH = Path(__file__).resolve().parents[2] / "configs" / "pricing.toml"
-#: where an installed (non-editable) package may carry a copy of the profiles.
-_PACKAGED_PRICING_PATH = Path(__file__).resolve().parents[1] / "configs" / "pricing.toml"
+DEFAULT_PRICING_PATH = packaged_config("pricing.toml")
 
 DEFAULT_PROFILE = "reference"
 
@@ -52,17 +50,9 @@ class PricingProfile(BaseModel):
         raise CostInputError(f"unknown billing class {billing!r} (expected 'cpu' or 'gpu')")
 
 
-def _default_path() -> Path:
-    if DEFAULT_PRICING_PATH.is_file():
-        return DEFAULT_PRICING_PATH
-    if _PACKAGED_PRICING_PATH.is_file():
-        return _PACKAGED_PRICING_PATH
-    return DEFAULT_PRICING_PATH
-
-
 def read_profiles(path: Path | str | None = None) -> dict[str, dict]:
     """Raw profile tables from a pricing TOML file, by name."""
-    p = Path(path) if path is not None else _default_path()
+    p = Path(path) if path is not None else DEFAULT_PRICING_PATH
     try:
         with p.open("rb") as fh:
             data = tomllib.load(fh)
@@ -88,7 +78,7 @@ def load_pricing(path: Path | str | None = None, profile: str = DEFAULT_PROFILE)
     """Load one profile. Unknown profile or unreadable file -> CostInputError (one line)."""
     profiles = read_profiles(path)
     if profile not in profiles:
-        where = Path(path) if path is not None else _default_path()
+        where = Path(path) if path is not None else DEFAULT_PRICING_PATH
         raise CostInputError(
             f"unknown pricing profile {profile!r} in {where}; available: {', '.join(sorted(profiles))}"
         )
