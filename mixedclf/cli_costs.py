@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -293,6 +294,52 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
         _emit(line)
 
 
+# ------------------------------------------------------------------------------------- plan
+
+
+def plan_cmd(
+    rows: Optional[int] = typer.Option(None, "--rows", help="Rows the job must classify."),
+    requests_per_day: Optional[float] = typer.Option(
+        None, "--requests-per-day", help="Instead of --rows: a day's requests, due within --deadline."),
+    deadline: str = typer.Option("24h", "--deadline", help="When the job must be done: 90m, 2h, 1d, or seconds."),
+    from_report: list[str] = typer.Option(
+        [], "--from-report", help="PROFILE=REPORT.json, a classify report measured on that profile's device class "
+                                  "(repeat once per class; classes without one are listed as unmeasured)."),
+    pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML (default: the packaged catalogue)."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Rank the catalogue's hardware by the cost of classifying ROWS before a deadline, from measured throughput."""
+    _plan(rows, requests_per_day, deadline, from_report, pricing, fmt)
+
+
+@_one_line_errors
+def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
+    from mixedclf.costs.plan import make_plan, measured_throughput, parse_duration
+    from mixedclf.costs.pricing import list_profiles
+    from mixedclf.report import ClassifyReport, load_report
+    from mixedclf.render.plan import plan_table
+
+    _choice(fmt, ("table", "json"), "--format")
+    if (rows is None) == (requests_per_day is None):
+        raise CostInputError("give exactly one of --rows and --requests-per-day")
+    total = rows if rows is not None else math.ceil(requests_per_day)
+    measured = {}
+    for item in from_report:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise CostInputError(f"--from-report {item!r}: expected PROFILE=REPORT.json")
+        report = load_report(path)
+        if not isinstance(report, ClassifyReport):
+            raise CostInputError(f"{path}: an estimate report has no measured throughput; give a classify report")
+        measured[name] = measured_throughput(report, path)
+    profiles = {name: load_pricing(pricing, name) for name in list_profiles(pricing)}
+    plan = make_plan(profiles, measured, total, parse_duration(deadline))
+    if fmt == "json":
+        _emit(plan.model_dump_json(indent=2))
+    else:
+        _console().print(plan_table(plan))
+
+
 # ------------------------------------------------------------------------------------- register
 
 
@@ -300,4 +347,5 @@ def register(app: typer.Typer) -> None:
     """Add `estimate`, `check` and the `report` group to the main typer app."""
     app.command("estimate")(estimate_cmd)
     app.command("check")(check_cmd)
+    app.command("plan")(plan_cmd)
     app.add_typer(report_app, name="report")
