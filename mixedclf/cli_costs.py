@@ -114,7 +114,7 @@ def estimate_cmd(
     ),
     arrivals: str = typer.Option("poisson", "--arrivals", help="Runpod: poisson | even arrivals [poisson]."),
     seed: int = typer.Option(0, "--seed", help="Runpod: seed of the simulated arrivals [0]."),
-    sim_requests: int = typer.Option(20_000, "--sim-requests", help="Runpod: most requests simulated [20000]."),
+    sim_requests: int = typer.Option(10_000, "--sim-requests", help="Runpod: most requests per simulated pass [10000]."),
     spend_limit: float = typer.Option(80.0, "--spend-limit", help="Runpod: account spend limit, $/hour [80]."),
     active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive [24]."),
     days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month [30]."),

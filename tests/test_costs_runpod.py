@@ -85,6 +85,18 @@ def test_simulation_matches_closed_forms_where_exact(lam, busy, timeout):
     assert idle == pytest.approx(idle_per_request(lam, timeout, busy), rel=0.02)
 
 
+@pytest.mark.parametrize("hours,billed", [(24, 86400), (8, 8 * 3600 + 10 + 300)])
+def test_always_warm_worker_matches_closed_form(hours, billed):
+    """A worker that never reaches its idle timeout is billed every active second; with requests over 8 hours a
+    day it also pays, once a day, the morning's cold start and the evening's idle tail."""
+    i = EstimateInputs(requests_per_day=20_000, active_hours=hours, idle_timeout_gpu=300, cold_start_sec=10,
+                       gpu_workers=(0, 1), orchestrator_workers=0)
+    go = runpod_bill(i, REFERENCE, break_even=False).gpu_only[0]
+    assert go.per_day / 0.0015 == pytest.approx(billed, rel=0.01)
+    if hours == 24:
+        assert go.per_day == 129.6  # exactly one worker, all day
+
+
 def test_queueing_delay_matches_pollaczek_khinchine():
     """At the cap (one worker) requests queue; M/D/1 mean wait = rho D / (2 (1 - rho))."""
     d, lam = 1.0, 0.3
@@ -160,8 +172,10 @@ def test_design_deployment_mixed_is_not_cheaper():
     r = estimate(EstimateInputs(**DESIGN), REFERENCE)
     rp = r.runpod
     assert [e.idle_timeout_s for e in rp.mixed] == [180, 300, 3] and rp.orchestrator_workers == 1
-    assert (round(rp.mixed_per_day, 2), round(rp.gpu_only_per_day, 2)) == (172.44, 130.03)
-    assert (round(rp.mixed_per_month, 2), round(rp.gpu_only_per_month, 2)) == (5173.19, 3901.05)
+    assert (round(rp.mixed_per_day, 2), round(rp.gpu_only_per_day, 2)) == (171.97, 129.60)
+    assert (round(rp.mixed_per_month, 2), round(rp.gpu_only_per_month, 2)) == (5159.24, 3888.00)
+    # a 180 s / 300 s idle timeout with a request every 8.64 s: pre and inference never stop (86,400 s a day)
+    assert [round(e.per_day, 2) for e in rp.mixed] == [17.28, 129.60, 7.81] and rp.orchestrator_per_day == 17.28
     assert rp.savings_per_day < 0 and r.savings_per_month < 0
     assert r.ideal.savings_per_month == 31.2  # the ideal arithmetic says the opposite
 

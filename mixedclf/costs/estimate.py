@@ -80,7 +80,7 @@ class EstimateInputs(BaseModel):
     orchestrator_workers: int = Field(default=1, ge=0)  # always-on CPU workers in front of the mixed stages
     arrivals: Arrivals = "poisson"
     seed: int = 0
-    sim_requests: int = Field(default=20_000, ge=100, le=2_000_000)
+    sim_requests: int = Field(default=10_000, ge=100, le=1_000_000)  # per simulated pass
     spend_limit_per_hour: float = Field(default=DEFAULT_SPEND_LIMIT_PER_HOUR, gt=0)
     active_hours: float = Field(default=24.0, gt=0, le=24)
     days_per_month: int = Field(default=DAYS_PER_MONTH, gt=0)

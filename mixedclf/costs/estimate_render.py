@@ -19,7 +19,8 @@ def _runpod_settings(r: EstimateReport) -> str:
         f"GPU {i.cold_start_sec:g} s, CPU {i.cold_start_cpu_sec or 0:g} s; workers GPU {i.gpu_workers[0]}:"
         f"{i.gpu_workers[1]}, CPU {i.cpu_workers[0]}:{i.cpu_workers[1]} (min:max); orchestrator {i.orchestrator_workers} "
         f"always-on; {rp.arrivals} arrivals over {i.active_hours:g} h/day ({gap}), seed {rp.seed}, "
-        f"{rp.simulated_requests:,} requests simulated; every worker run rounded up to the whole second."
+        f"{rp.simulated_requests:,} requests a pass (cost = two passes minus one); every worker run rounded up to "
+        "the whole second."
     )
 
 

@@ -27,7 +27,7 @@ DAY_S = 86400.0
 DEFAULT_SPEND_LIMIT_PER_HOUR = 80.0
 #: The fewest requests simulated (low rates span many days), and the fewest for sweeps and break-even scans.
 MIN_SIM_REQUESTS = 2000
-SCAN_SIM_REQUESTS = 2000
+SCAN_SIM_REQUESTS = 2000  # per pass (each simulation runs one pass and two passes: three in all)
 
 
 class EndpointBill(BaseModel):
@@ -48,6 +48,7 @@ class EndpointBill(BaseModel):
     run_s_per_request: float  # flex worker seconds per request, unrounded
     billed_s_per_request: float  # the same, each run rounded up to the whole second
     idle_s_per_request: float  # billed flex seconds that neither start a worker nor execute a request
+    day_edge_billed_s: int = 0  # billed seconds a day of the morning's first start and the evening's last idle
     flex_per_day: float
     active_per_day: float
     per_day: float
@@ -106,49 +107,64 @@ def endpoint_specs(i: "EstimateInputs") -> tuple[list[tuple[str, str, EndpointSp
 
 
 def sim_size(requests_per_day: float, cap: int) -> int:
-    """Requests to simulate: a day's worth, at least MIN_SIM_REQUESTS (low rates span many days), at most cap."""
+    """Requests per simulated pass: a day's worth, at least MIN_SIM_REQUESTS (low rates span many days), at most
+    cap."""
     return max(1, min(cap, max(MIN_SIM_REQUESTS, math.ceil(requests_per_day))))
 
 
-def _bill(name: str, worker: str, spec: EndpointSpec, run: EndpointRun, i: "EstimateInputs",
+def _bill(name: str, worker: str, spec: EndpointSpec, one: EndpointRun, two: EndpointRun, i: "EstimateInputs",
           flex_rate: float, active_rate: float) -> EndpointBill:
-    n = max(run.requests, 1)
+    """One endpoint's bill from two simulations of the same arrival pattern: once, and twice back to back.
+
+    Their difference is what one more pass costs with the workers already in their usual state, free of the
+    simulation's own edges (the first cold start, the last idle tail). Those edges are real once a day when
+    requests stop overnight (active hours < 24) and a pass is shorter than a day: then they are added per day.
+    """
+    n = max(one.requests, 1)
     r = i.requests_per_day
+    runs = max(0, two.runs - one.runs)
+    run_s = max(0.0, two.run_seconds - one.run_seconds)
+    billed = max(0, two.billed_seconds - one.billed_seconds)
+    busy = max(0.0, two.busy_flex_seconds - one.busy_flex_seconds)
+    edges = 0
+    if i.active_hours < 24 and r > 0 and n / i.arrival_rate < i.active_hours * 3600.0:
+        edges = max(0, 2 * one.billed_seconds - two.billed_seconds)
     lam = i.arrival_rate
     load = lam * spec.exec_s
-    starting = run.runs * spec.cold_start_s
-    idle = max(0.0, run.run_seconds - starting - run.busy_flex_seconds)
-    flex_day = run.billed_seconds / n * r * flex_rate
+    idle = max(0.0, run_s - runs * spec.cold_start_s - busy)
+    flex_day = (billed / n * r + edges) * flex_rate
     active_day = spec.min_workers * DAY_S * active_rate
+    delays = two.queue_delays[one.requests:]
     return EndpointBill(
         name=name, worker=worker, exec_s=clean(spec.exec_s), cold_start_s=spec.cold_start_s,  # type: ignore[arg-type]
         idle_timeout_s=spec.idle_timeout_s, min_workers=spec.min_workers, max_workers=spec.max_workers,
         flex_rate=flex_rate, active_rate=active_rate, load_workers=clean(load),
         saturated=load >= spec.max_workers and r > 0,
-        runs_per_request=clean(run.runs / n), run_s_per_request=clean(run.run_seconds / n),
-        billed_s_per_request=clean(run.billed_seconds / n), idle_s_per_request=clean(idle / n),
-        flex_per_day=clean(flex_day), active_per_day=clean(active_day), per_day=clean(flex_day + active_day),
-        mean_queue_s=clean(sum(run.queue_delays) / n), p95_queue_s=clean(percentile(run.queue_delays, 95)),
-        max_queue_s=clean(max(run.queue_delays, default=0.0)),
-        cold_start_waits_per_request=clean(run.cold_waits / n), capped_per_request=clean(run.cap_waits / n),
-        peak_workers=run.peak_workers,
+        runs_per_request=clean(runs / n), run_s_per_request=clean(run_s / n),
+        billed_s_per_request=clean(billed / n), idle_s_per_request=clean(idle / n),
+        day_edge_billed_s=edges, flex_per_day=clean(flex_day), active_per_day=clean(active_day),
+        per_day=clean(flex_day + active_day), mean_queue_s=clean(sum(delays) / n),
+        p95_queue_s=clean(percentile(delays, 95)), max_queue_s=clean(max(delays, default=0.0)),
+        cold_start_waits_per_request=clean(max(0, two.cold_waits - one.cold_waits) / n),
+        capped_per_request=clean(max(0, two.cap_waits - one.cap_waits) / n), peak_workers=two.peak_workers,
     )
 
 
 def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> tuple[list[EndpointBill], list[EndpointBill], int]:
     mixed, go = endpoint_specs(i)
     n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    arrivals = arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed)
-    bills = []
-    stage_in = arrivals
-    for name, worker, spec in mixed:
-        run = simulate_endpoint(stage_in, spec)
-        bills.append(_bill(name, worker, spec, run, i, p.rate(worker), p.active_rate(worker)))
-        stage_in = sorted(run.departures)
-    name, worker, spec = go
-    run = simulate_endpoint(arrivals, spec)
-    go_bill = _bill(name, worker, spec, run, i, p.rate(worker), p.active_rate(worker))
-    return bills, [go_bill], n
+    passes = {k: arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=k) for k in (1, 2)}
+
+    def run(pipeline: list[tuple[str, str, EndpointSpec]]) -> list[EndpointBill]:
+        stage_in = dict(passes)
+        bills = []
+        for name, worker, spec in pipeline:
+            runs = {k: simulate_endpoint(stage_in[k], spec) for k in (1, 2)}
+            bills.append(_bill(name, worker, spec, runs[1], runs[2], i, p.rate(worker), p.active_rate(worker)))
+            stage_in = {k: sorted(runs[k].departures) for k in (1, 2)}
+        return bills
+
+    return run(mixed), run([go]), n
 
 
 def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS) -> tuple[float, float]:

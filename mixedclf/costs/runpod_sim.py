@@ -139,8 +139,9 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
 
 
 def arrival_times(requests_per_day: float, active_hours: float, n: int, mode: Arrivals = "poisson",
-                  seed: int = 0) -> list[float]:
-    """n request arrival times (seconds, sorted) at `requests_per_day` spread over `active_hours` of each day.
+                  seed: int = 0, repeat: int = 1) -> list[float]:
+    """n request arrival times (seconds, sorted) at `requests_per_day` spread over `active_hours` of each day,
+    the whole pattern repeated `repeat` times back to back.
 
     poisson: a Poisson process conditioned on n arrivals (n uniform points over the active time they span), so
     the per-request cost carries no noise from how many requests happened to arrive. even: one request every
@@ -150,12 +151,13 @@ def arrival_times(requests_per_day: float, active_hours: float, n: int, mode: Ar
         return []
     active_s = active_hours * 3600.0
     lam = requests_per_day / active_s
+    span = n / lam
     if mode == "even":
         taus = [(k + 0.5) / lam for k in range(n)]
     else:
-        span = n / lam
         rng = random.Random(seed)
         taus = sorted(rng.random() * span for _ in range(n))
+    taus = [tau + k * span for k in range(repeat) for tau in taus]
     if active_s >= 86400.0:
         return taus
     return [(tau // active_s) * 86400.0 + tau % active_s for tau in taus]

@@ -104,7 +104,7 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
     if not p.parent.exists():
         raise CostInputError(f"--plot: folder does not exist: {p.parent}")
     a, b = r.sweep[0].requests_per_day, r.sweep[-1].requests_per_day
-    curve = sweep(r.inputs, r.pricing, sweep_points(a, b, 40)) if b > a else r.sweep
+    curve = sweep(r.inputs, r.pricing, sweep_points(a, b, 30)) if b > a else r.sweep
     xs = [s.requests_per_day for s in curve]
     lines = {
         "ideal: mixed": [s.ideal_mixed_per_month for s in curve],
