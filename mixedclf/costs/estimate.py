@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from mixedclf.costs.accounting import DAYS_PER_MONTH, SCHEMA_VERSION, clean, pct
-from mixedclf.costs.fmt import fmt_num
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 from mixedclf.costs.runpod import DEFAULT_SPEND_LIMIT_PER_HOUR, RunpodBill, runpod_bill
 from mixedclf.costs.runpod_sim import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_WORKERS, DEFAULT_MIN_WORKERS, Arrivals
