@@ -72,6 +72,22 @@ def _write_text(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------- estimate
 
 
+def _workers(spec: str | None, option: str) -> tuple[int, int] | None:
+    """"MIN:MAX" (or one number N, meaning 0:N) -> (min, max)."""
+    if spec is None:
+        return None
+    parts = spec.split(":")
+    try:
+        nums = [int(x.strip()) for x in parts]
+    except ValueError:
+        raise CostInputError(f"{option} expects MIN:MAX workers, e.g. 0:3, got {spec!r}") from None
+    if len(nums) == 1:
+        nums = [0, nums[0]]
+    if len(nums) != 2 or not 0 <= nums[0] <= nums[1] or nums[1] < 1:
+        raise CostInputError(f"{option} expects MIN:MAX with 0 <= MIN <= MAX and MAX >= 1, got {spec!r}")
+    return nums[0], nums[1]
+
+
 def estimate_cmd(
     requests_per_day: float = typer.Option(10_000, "--requests-per-day", "-n", help="Requests (texts) per day."),
     pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [0.05]."),
@@ -82,13 +98,25 @@ def estimate_cmd(
     ),
     pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML [configs/pricing.toml]."),
     profile: Optional[str] = typer.Option(None, "--profile", help=f"Pricing profile [{DEFAULT_PROFILE}]."),
+    billing: str = typer.Option("ideal", "--billing", help="Headline billing model: ideal | runpod [ideal]."),
     overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides [off]."),
-    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Seconds billed per GPU worker cold start [off]."),
+    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Runpod: seconds a GPU worker takes to start [0]."),
     cold_start_cpu_sec: Optional[float] = typer.Option(
-        None, "--cold-start-cpu-sec", help="Seconds billed per CPU worker cold start [= --cold-start-sec]."
+        None, "--cold-start-cpu-sec", help="Runpod: seconds a CPU worker takes to start [0]."
     ),
-    idle_timeout_cpu: float = typer.Option(0.0, "--idle-timeout-cpu", help="CPU worker stays billed this long after a request [off]."),
-    idle_timeout_gpu: float = typer.Option(0.0, "--idle-timeout-gpu", help="GPU worker stays billed this long after a request [off]."),
+    idle_timeout_cpu: Optional[float] = typer.Option(None, "--idle-timeout-cpu", help="Runpod: idle timeout of both CPU endpoints [5]."),
+    idle_timeout_pre: Optional[float] = typer.Option(None, "--idle-timeout-pre", help="Runpod: idle timeout of the pre endpoint [5]."),
+    idle_timeout_gpu: Optional[float] = typer.Option(None, "--idle-timeout-gpu", help="Runpod: idle timeout of the GPU endpoint [5]."),
+    idle_timeout_post: Optional[float] = typer.Option(None, "--idle-timeout-post", help="Runpod: idle timeout of the post endpoint [5]."),
+    gpu_workers: Optional[str] = typer.Option(None, "--gpu-workers", help="Runpod: GPU endpoint workers MIN:MAX [0:3]."),
+    cpu_workers: Optional[str] = typer.Option(None, "--cpu-workers", help="Runpod: each CPU endpoint's workers MIN:MAX [0:3]."),
+    orchestrator_workers: int = typer.Option(
+        1, "--orchestrator-workers", help="Runpod: always-on CPU workers in front of the mixed stages (0: the client calls them) [1]."
+    ),
+    arrivals: str = typer.Option("poisson", "--arrivals", help="Runpod: poisson | even arrivals [poisson]."),
+    seed: int = typer.Option(0, "--seed", help="Runpod: seed of the simulated arrivals [0]."),
+    sim_requests: int = typer.Option(10_000, "--sim-requests", help="Runpod: most requests per simulated pass [10000]."),
+    spend_limit: float = typer.Option(80.0, "--spend-limit", help="Runpod: account spend limit, $/hour [80]."),
     active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive [24]."),
     days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month [30]."),
     sweep_spec: Optional[str] = typer.Option(None, "--sweep", help="Table over request rates, e.g. 1000:1000000."),
@@ -97,32 +125,46 @@ def estimate_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
     report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),
 ) -> None:
-    """Project mixed vs GPU-only serverless cost per day and month (no run needed)."""
+    """Project mixed vs GPU-only serverless cost per day and month (no run needed), ideal and as Runpod bills it."""
     _estimate(**locals())
 
 
 @_one_line_errors
 def _estimate(
-    requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, overhead_sec, cold_start_sec,
-    cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_gpu, active_hours, days_per_month, sweep_spec,
-    sweep_points, plot, fmt, report_out,
+    requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, billing, overhead_sec, cold_start_sec,
+    cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post, gpu_workers,
+    cpu_workers, orchestrator_workers, arrivals, seed, sim_requests, spend_limit, active_hours, days_per_month,
+    sweep_spec, sweep_points, plot, fmt, report_out,
 ) -> None:
-    from mixedclf.costs.estimate import EstimateInputs, estimate, inputs_from_report
+    from mixedclf.costs.estimate import BILLINGS, EstimateInputs, estimate, inputs_from_report
     from mixedclf.costs.sweep import parse_sweep, plot_sweep
     from mixedclf.report import ClassifyReport, load_report, write_report
     from mixedclf.report_render import render_report, report_to_markdown
 
     _choice(fmt, FORMATS, "--format")
+    _choice(billing, BILLINGS, "--billing")
+    _choice(arrivals, ("poisson", "even"), "--arrivals")
     extras = dict(
         requests_per_day=requests_per_day,
+        billing=billing,
         overhead_sec=overhead_sec,
         cold_start_sec=cold_start_sec,
         cold_start_cpu_sec=cold_start_cpu_sec,
         idle_timeout_cpu=idle_timeout_cpu,
+        idle_timeout_pre=idle_timeout_pre,
         idle_timeout_gpu=idle_timeout_gpu,
+        idle_timeout_post=idle_timeout_post,
+        gpu_workers=_workers(gpu_workers, "--gpu-workers"),
+        cpu_workers=_workers(cpu_workers, "--cpu-workers"),
+        orchestrator_workers=orchestrator_workers,
+        arrivals=arrivals,
+        seed=seed,
+        sim_requests=sim_requests,
+        spend_limit_per_hour=spend_limit,
         active_hours=active_hours,
         days_per_month=days_per_month,
     )
+    extras = {k: v for k, v in extras.items() if v is not None}
     stage_secs = dict(pre_sec=pre_sec, gpu_sec=gpu_sec, post_sec=post_sec)
     notes: list[str] = []
     model = None

@@ -39,13 +39,19 @@ def test_reference_profile_rates():
 
 
 @pytest.mark.parametrize(
-    "name,gpu", [("runpod-4090-pro", 0.00031), ("runpod-h100-pro", 0.00116), ("runpod-h200-pro", 0.00155)]
+    "name,flex,active",
+    [("runpod-4090-pro", 0.00031, 0.00021), ("runpod-l4", 0.00019, 0.00013), ("runpod-l40s", 0.00053, 0.00037),
+     ("runpod-a100", 0.00076, 0.00060), ("runpod-h100-pro", 0.00116, 0.00093), ("runpod-h200-pro", 0.00155, 0.00124),
+     ("runpod-b200", 0.00240, 0.00190)],
 )
-def test_runpod_profiles(name, gpu):
+def test_runpod_profiles(name, flex, active):
+    """Runpod's published serverless flex / active per-second rates, with their source and read date."""
     p = load_pricing(profile=name)
-    assert p.gpu_per_sec == gpu
-    assert p.cpu_per_sec == 0.0002
-    assert "user-set" in p.description and p.source.startswith("https://www.runpod.io/pricing")
+    assert (p.gpu_per_sec, p.gpu_active_per_sec, p.active_rate("gpu")) == (flex, active, active)
+    assert p.source == "https://docs.runpod.io/serverless/pricing" and p.read_on.isoformat() == "2026-11-30"
+    # no Runpod CPU price was found: the CPU rate says where it comes from
+    assert p.cpu_per_sec == 0.0002 and p.active_rate("cpu") == 0.0002 and "not found" in p.cpu_source
+    assert not p.illustrative
 
 
 def test_unknown_profile_lists_available():

@@ -29,7 +29,7 @@ class Advice(BaseModel):
     detail: str
     saving: float  # dollars, in the unit below
     per: str  # "per 1,000 rows" | "per month"
-    basis: str  # "provisioned" | "pay-per-use" | "serverless"
+    basis: str  # "provisioned" | "pay-per-use" | "runpod"
 
     def saving_text(self) -> str:
         return f"{fmt_money(self.saving)} {self.per}"
@@ -213,64 +213,87 @@ def _advise_classify(report) -> list[Advice]:
 
 
 def _advise_estimate(r) -> list[Advice]:
-    from mixedclf.costs.estimate import compute
+    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
+    from mixedclf.costs.runpod import runpod_bill, totals
 
-    i = r.inputs
-    c, g = r.pricing.cpu_per_sec, r.pricing.gpu_per_sec
+    i, p = r.inputs, r.pricing
+    rp = r.runpod or runpod_bill(i, p, break_even=False)
+    days = i.days_per_month
     gap = r.mean_gap_s
     out: list[Advice] = []
     per = "per month"
 
-    for worker, field in (("GPU", "idle_timeout_gpu"), ("CPU", "idle_timeout_cpu")):
-        t = getattr(i, field)
+    def mixed_month(**update) -> float:
+        return totals(i.model_copy(update=update), p, cap=i.sim_requests)[0] * days
+
+    now = rp.mixed_per_month
+    stages = (("pre", "idle_timeout_pre", i.idle_pre, 0), ("GPU", "idle_timeout_gpu", i.idle_gpu, 1),
+              ("post", "idle_timeout_post", i.idle_post, 2))
+    for name, field, t, k in stages:
         if gap is None or t <= 3 * gap:
             continue
-        new = compute(i.model_copy(update={field: gap}), c, g)
-        saving = r.mixed_per_month - new.mixed_per_month
-        bill_now = r.mixed_gpu if worker == "GPU" else r.mixed_cpu
-        bill_new = new.mixed_gpu if worker == "GPU" else new.mixed_cpu
+        new_t = float(max(1, round(gap)))
+        alt = runpod_bill(i.model_copy(update={field: new_t}), p, break_even=False)
+        saving = now - alt.mixed_per_month
+        was, then = rp.mixed[k], alt.mixed[k]
         out.append(
             Advice(
-                key=f"idle-timeout-{worker.lower()}",
-                title=f"shorten the {worker} idle timeout from {t:g} s to about {gap:.0f} s",
+                key=f"idle-timeout-{name.lower()}",
+                title=f"shorten the {name} endpoint's idle timeout from {t:g} s to about {new_t:g} s",
                 detail=(
-                    f"requests arrive every {gap:.1f} s on average, so a {t:g} s timeout keeps the {worker} worker "
-                    f"billed {bill_now.idle_s:.1f} s idle per request; at {gap:.0f} s it is {bill_new.idle_s:.1f} s, "
-                    f"with {bill_new.cold_starts:.2f} cold starts per request instead of {bill_now.cold_starts:.2f}."
+                    f"requests arrive every {gap:.1f} s on average, so a {t:g} s idle timeout keeps the {name} worker "
+                    f"running, and billed, {was.billed_s_per_request:.1f} s per request; at {new_t:g} s it is "
+                    f"{then.billed_s_per_request:.1f} s with {then.runs_per_request:.2f} cold starts per request, and "
+                    f"requests wait {then.mean_queue_s:.2f} s on average for a worker (now {was.mean_queue_s:.2f} s)."
                 ),
                 saving=saving,
                 per=per,
-                basis="serverless",
+                basis="runpod",
             )
         )
 
-    if r.savings_per_month < 0:
+    if rp.orchestrator_workers and rp.orchestrator_per_day > 0:
+        out.append(
+            Advice(
+                key="drop-orchestrator",
+                title="call the three endpoints from the client (no always-on orchestrator)",
+                detail=(
+                    f"{rp.orchestrator_workers} always-on orchestrator worker(s) cost "
+                    f"{fmt_money(rp.orchestrator_per_day, 2)} a day whatever the traffic."
+                ),
+                saving=rp.orchestrator_per_day * days,
+                per=per,
+                basis="runpod",
+            )
+        )
+
+    if rp.savings_per_month < 0:
         out.append(
             Advice(
                 key="use-gpu-only",
                 title="serve GPU-only at this traffic",
                 detail=(
-                    f"at {i.requests_per_day:,.0f} requests/day the hops, idle CPU time and cold starts cost more "
-                    f"than moving pre/post off the GPU saves ({r.break_even_requests_note})."
+                    f"at {i.requests_per_day:,.0f} requests/day Runpod would bill the mixed design's three endpoints "
+                    f"more than one GPU endpoint ({rp.break_even_requests_note or 'no break-even computed'})."
                 ),
-                saving=-r.savings_per_month,
+                saving=-rp.savings_per_month,
                 per=per,
-                basis="serverless",
+                basis="runpod",
             )
         )
-    if i.overhead_sec > 0 and r.savings_per_month > 0:
-        zero = compute(i.model_copy(update={"overhead_sec": 0.0}), c, g)
+    if i.overhead_sec > 0:
+        saving = now - mixed_month(overhead_sec=0.0)
         out.append(
             Advice(
                 key="cut-hop-overhead",
                 title="cut the per-hop overhead (co-locate or batch the hand-offs)",
                 detail=(
                     f"{i.overhead_sec * 1000:.0f} ms per hop, paid by both sides of two hops, costs "
-                    f"{fmt_money(r.mixed_per_month - zero.mixed_per_month, 2)} a month."
+                    f"{fmt_money(saving, 2)} a month under Runpod billing."
                 ),
-                saving=r.mixed_per_month - zero.mixed_per_month,
+                saving=saving,
                 per=per,
-                basis="serverless",
+                basis="runpod",
             )
         )
     return out

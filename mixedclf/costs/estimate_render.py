@@ -6,22 +6,62 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mixedclf.costs.estimate import MIXED_HOPS, EstimateReport
+from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
 
 
-def _extras_line(r: EstimateReport) -> str | None:
-    i = r.inputs
-    if not i.extras_on:
-        return None
-    gap = f"mean gap between requests {r.mean_gap_s:,.2f} s" if r.mean_gap_s else "no requests"
+def _runpod_settings(r: EstimateReport) -> str:
+    i, rp = r.inputs, r.runpod
+    assert rp is not None
+    gap = f"mean gap {r.mean_gap_s:,.2f} s" if r.mean_gap_s else "no requests"
     return (
-        f"serverless extras: overhead {i.overhead_sec * 1000:.1f} ms/hop × {MIXED_HOPS} hops; "
-        f"cold start GPU {i.cold_start_sec:g} s, CPU {i.cpu_cold_start:g} s; "
-        f"idle timeout CPU {i.idle_timeout_cpu:g} s, GPU {i.idle_timeout_gpu:g} s; "
-        f"active {i.active_hours:g} h/day, {gap}. Per request: CPU idle {r.mixed_cpu.idle_s:.3f} s, "
-        f"GPU idle {r.mixed_gpu.idle_s:.3f} s, cold starts CPU {r.mixed_cpu.cold_starts:.3f}, "
-        f"GPU {r.mixed_gpu.cold_starts:.3f}."
+        f"Runpod model: idle timeout pre {i.idle_pre:g} s, GPU {i.idle_gpu:g} s, post {i.idle_post:g} s; cold start "
+        f"GPU {i.cold_start_sec:g} s, CPU {i.cold_start_cpu_sec or 0:g} s; workers GPU {i.gpu_workers[0]}:"
+        f"{i.gpu_workers[1]}, CPU {i.cpu_workers[0]}:{i.cpu_workers[1]} (min:max); orchestrator {i.orchestrator_workers} "
+        f"always-on; {rp.arrivals} arrivals over {i.active_hours:g} h/day ({gap}), seed {rp.seed}, "
+        f"{rp.simulated_requests:,} requests a pass (cost = two passes minus one); every worker run rounded up to "
+        "the whole second."
+    )
+
+
+def _runpod_rows(r: EstimateReport) -> list[list[str]]:
+    rp = r.runpod
+    assert rp is not None
+    rows = []
+    for arch, bills in (("mixed", rp.mixed), ("GPU-only", rp.gpu_only)):
+        for e in bills:
+            rows.append([
+                f"{arch} ({e.worker.upper()})" if e.name == "gpu-only" else f"{arch} {e.name} ({e.worker.upper()})", f"{e.exec_s:.4g}", f"{e.min_workers}:{e.max_workers}",
+                f"{e.runs_per_request:.3f}", f"{e.billed_s_per_request:.3f}", f"{e.mean_queue_s:.3f}",
+                fmt_money(e.per_day, 2),
+            ])
+    if rp.orchestrator_workers:
+        rows.append(["mixed orchestrator (CPU)", "", f"{rp.orchestrator_workers} on", "", "", "",
+                     fmt_money(rp.orchestrator_per_day, 2)])
+    return rows
+
+
+_RUNPOD_HEADER = ["endpoint", "exec s", "workers", "runs/req", "billed s/req", "wait s", "$/day"]
+
+
+def _runpod_totals(r: EstimateReport) -> list[list[str]]:
+    rp = r.runpod
+    assert rp is not None
+    return [
+        ["per day", fmt_money(rp.mixed_per_day, 2), fmt_money(rp.gpu_only_per_day, 2), fmt_money(rp.savings_per_day, 2)],
+        [f"per month ({r.inputs.days_per_month} days)", fmt_money(rp.mixed_per_month, 2),
+         fmt_money(rp.gpu_only_per_month, 2), fmt_money(rp.savings_per_month, 2)],
+    ]
+
+
+def runpod_summary_line(r: EstimateReport) -> str:
+    rp = r.runpod
+    assert rp is not None
+    verdict = "mixed is cheaper" if rp.savings_per_day > 0 else "mixed is NOT cheaper than GPU-only"
+    return (
+        f"Runpod would bill: mixed {fmt_money(rp.mixed_per_day, 2)}/day = {fmt_money(rp.mixed_per_month, 2)}/month, "
+        f"GPU-only {fmt_money(rp.gpu_only_per_day, 2)}/day = {fmt_money(rp.gpu_only_per_month, 2)}/month: "
+        f"{verdict} ({fmt_pct(rp.savings_pct)})"
     )
 
 
@@ -40,8 +80,7 @@ def _totals_rows(r: EstimateReport) -> list[list[str]]:
 def _line_rows(r: EstimateReport) -> list[list[str]]:
     i = r.inputs
     secs = {"pre": i.pre_sec, "inference": i.gpu_sec, "post": i.post_sec}
-    billed = {"pre": "CPU", "inference": "GPU", "post": "CPU", "hop overhead": "CPU+GPU", "idle": "CPU+GPU",
-              "cold starts": "CPU+GPU"}
+    billed = {"pre": "CPU", "inference": "GPU", "post": "CPU", "hop overhead": "CPU+GPU"}
     rows = []
     for ln in r.lines:
         if ln.name not in secs and ln.mixed == 0 and ln.gpu_only == 0:
@@ -55,49 +94,50 @@ def _header(r: EstimateReport) -> str:
     p = r.pricing
     src = f" · from {r.source_report}" if r.source_report else ""
     return (
-        f"mixedclf estimate · {fmt_num(r.inputs.requests_per_day)} requests/day · pricing {p.name} "
+        f"mixedclf estimate · {fmt_num(r.inputs.requests_per_day)} requests/day · billing {r.billing} · "
+        f"pricing {p.name} "
         f"(CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}){src}"
     )
 
 
 def _sweep_rows(r: EstimateReport) -> list[list[str]]:
     return [
-        [fmt_num(s.requests_per_day), fmt_money(s.mixed_per_month, 2), fmt_money(s.gpu_only_per_month, 2),
-         fmt_money(s.savings_per_month, 2), fmt_pct(s.savings_pct)]
+        [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
+         fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2), fmt_pct(s.savings_pct)]
         for s in r.sweep
     ]
 
 
-_SWEEP_HEADER = ["requests/day", "mixed / month", "GPU-only / month", "savings / month", "savings %"]
+_SWEEP_HEADER = ["requests/day", "ideal mixed / month", "ideal GPU-only / month", "Runpod mixed / month",
+                 "Runpod GPU-only / month", "savings % (headline)"]
+
+
+def _table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int = 1) -> None:
+    t = Table(title=title, title_justify="left", **TABLE_STYLE)
+    for k, col in enumerate(header):
+        t.add_column(col, justify="left" if k < left else "right")
+    for row in rows:
+        t.add_row(*[escape(c) for c in row])
+    console.print(t)
 
 
 def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True) -> None:
     console.print(f"[bold]{escape(_header(r))}[/bold]")
-    t = Table(title="Per request", title_justify="left", **TABLE_STYLE)
-    for col, j in (("line", "left"), ("mixed billed at", "left"), ("seconds", "right"), ("mixed", "right"),
-                   ("GPU-only", "right")):
-        t.add_column(col, justify=j)  # type: ignore[arg-type]
-    for row in _line_rows(r):
-        t.add_row(*[escape(c) for c in row])
-    console.print(t)
-    t = Table(title="Mixed vs GPU-only", title_justify="left", **TABLE_STYLE)
-    for col, j in (("", "left"), ("mixed", "right"), ("GPU-only", "right"), ("savings", "right")):
-        t.add_column(col, justify=j)  # type: ignore[arg-type]
-    for row in _totals_rows(r):
-        t.add_row(*row)
-    console.print(t)
+    _table(console, "Per request (ideal: busy seconds x rate)", ["line", "mixed billed at", "seconds", "mixed",
+                                                                  "GPU-only"], _line_rows(r), left=2)
+    _table(console, f"Mixed vs GPU-only ({r.billing})", ["", "mixed", "GPU-only", "savings"], _totals_rows(r))
     console.print(f"[bold]{escape(estimate_summary_line(r))}[/bold]")
-    extras = _extras_line(r)
-    if extras:
-        console.print(escape(extras))
     console.print(f"break-even: {escape(r.break_even_overhead_note)}; {escape(r.break_even_requests_note)}.")
+    if r.runpod is not None:
+        _table(console, "What Runpod would bill (same inputs)", _RUNPOD_HEADER, _runpod_rows(r))
+        _table(console, "", ["Runpod", "mixed", "GPU-only", "savings"], _runpod_totals(r))
+        console.print(f"[bold]{escape(runpod_summary_line(r))}[/bold]")
+        console.print(escape(_runpod_settings(r)))
+        console.print(f"break-even: {escape(r.runpod.break_even_requests_note)}.")
+        for w in r.runpod.warnings:
+            console.print(f"[yellow]warning: {escape(w)}[/yellow]")
     if r.sweep:
-        t = Table(title="Sweep over request rates", title_justify="left", **TABLE_STYLE)
-        for col in _SWEEP_HEADER:
-            t.add_column(col, justify="right")
-        for row in _sweep_rows(r):
-            t.add_row(*row)
-        console.print(t)
+        _table(console, "Sweep over request rates (both billing models)", _SWEEP_HEADER, _sweep_rows(r), left=0)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
@@ -119,12 +159,16 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
                      ["l", "l", "r", "r", "r"]), ""]
     out += [md_table(["", "mixed", "GPU-only", "savings"], _totals_rows(r), ["l", "r", "r", "r"]), ""]
     out += [f"**{estimate_summary_line(r)}**", ""]
-    extras = _extras_line(r)
-    if extras:
-        out += [extras, ""]
     out += [f"Break-even: {r.break_even_overhead_note}; {r.break_even_requests_note}.", ""]
+    if r.runpod is not None:
+        out += ["### What Runpod would bill (same inputs)", ""]
+        out += [md_table(_RUNPOD_HEADER, _runpod_rows(r), ["l"] + ["r"] * 6), ""]
+        out += [md_table(["Runpod", "mixed", "GPU-only", "savings"], _runpod_totals(r), ["l", "r", "r", "r"]), ""]
+        out += [f"**{runpod_summary_line(r)}**", "", _runpod_settings(r), ""]
+        out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
+        out += [f"> warning: {w}" for w in r.runpod.warnings] + ([""] if r.runpod.warnings else [])
     if r.sweep:
-        out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 5), ""]
+        out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 6), ""]
     out += [f"> note: {n}" for n in r.notes]
     adv = _advice(r) if advice else []
     if adv:
@@ -134,7 +178,7 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
 
 def estimate_summary_line(r: EstimateReport) -> str:
     return (
-        f"{fmt_num(r.inputs.requests_per_day)} requests/day: mixed {fmt_money(r.mixed_per_day, 2)}/day "
+        f"{fmt_num(r.inputs.requests_per_day)} requests/day ({r.billing} billing): mixed {fmt_money(r.mixed_per_day, 2)}/day "
         f"= {fmt_money(r.mixed_per_month, 2)}/month, GPU-only {fmt_money(r.gpu_only_per_day, 2)}/day "
         f"= {fmt_money(r.gpu_only_per_month, 2)}/month, savings {fmt_money(r.savings_per_month, 2)}/month "
         f"({fmt_pct(r.savings_pct)})"

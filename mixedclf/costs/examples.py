@@ -17,6 +17,7 @@ REFERENCE = PricingProfile(
     cpu_desc="2 vCPU, 8 GB",
     gpu_desc="RTX 4090 class",
     source="original mixed CPU/GPU pipeline design",
+    illustrative=True,
 )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -17,6 +18,8 @@ from mixedclf.errors import InputError
 DEFAULT_PRICING_PATH = packaged_config("pricing.toml")
 
 DEFAULT_PROFILE = "reference"
+#: A price read longer ago than this is flagged: cloud price lists change.
+STALE_AFTER_DAYS = 180
 
 
 class CostInputError(InputError, ValueError):
@@ -24,22 +27,51 @@ class CostInputError(InputError, ValueError):
 
 
 class PricingProfile(BaseModel):
-    """Per-second rates of one CPU worker and one GPU worker."""
+    """Per-second rates of one CPU worker and one GPU worker, with where and when they were read.
+
+    ``cpu_per_sec`` / ``gpu_per_sec`` are the flex (scale-to-zero) rates; ``*_active_per_sec`` the rates of
+    always-on (active, min) workers, the flex rate when a price list has none.
+    """
 
     name: str
     description: str = ""
     cpu_per_sec: float = Field(ge=0)
     gpu_per_sec: float = Field(ge=0)
+    cpu_active_per_sec: float | None = Field(default=None, ge=0)
+    gpu_active_per_sec: float | None = Field(default=None, ge=0)
     cpu_desc: str = ""
     gpu_desc: str = ""
-    source: str = ""
+    source: str = ""  # where the GPU rates (and the CPU rate, unless cpu_source says otherwise) were read
+    cpu_source: str = ""
+    read_on: date | None = None  # the day the source was read
+    illustrative: bool = False  # made-up rates for a worked design, not a price list: never stale
 
-    @field_validator("cpu_per_sec", "gpu_per_sec")
+    @field_validator("cpu_per_sec", "gpu_per_sec", "cpu_active_per_sec", "gpu_active_per_sec")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
             raise ValueError("rate must be a finite number of dollars per second")
         return value
+
+    def active_rate(self, billing: str) -> float:
+        """The always-on rate for a billing class: the active rate, or the flex rate when there is none."""
+        flex = self.rate(billing)
+        active = self.cpu_active_per_sec if billing == "cpu" else self.gpu_active_per_sec
+        return flex if active is None else active
+
+    def staleness(self, today: date | None = None) -> str | None:
+        """A one-line warning when these rates may be out of date, else None."""
+        if self.illustrative:
+            return None
+        if self.read_on is None:
+            return f"pricing profile {self.name!r} has no read_on date: its rates may be out of date"
+        age = ((today or date.today()) - self.read_on).days
+        if age > STALE_AFTER_DAYS:
+            return (
+                f"pricing profile {self.name!r} was read on {self.read_on.isoformat()}, {age} days ago "
+                f"(over {STALE_AFTER_DAYS}): check {self.source or 'its source'} for current rates"
+            )
+        return None
 
     def rate(self, billing: str) -> float:
         """The rate for a billing class: "cpu" or "gpu"."""

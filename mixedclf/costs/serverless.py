@@ -1,4 +1,8 @@
-"""Serverless extras of `mixedclf estimate`: idle seconds and cold starts a worker is billed per request.
+"""Closed forms for one serverless worker: idle seconds and cold starts per request.
+
+Exact for one worker with no cold start serving Poisson arrivals first come first served (M/G/1), unrounded:
+the runpod billing model (mixedclf.costs.runpod_sim) is checked against them there (tests/test_costs_runpod.py)
+and simulates everything they leave out (cold starts that delay requests, several workers, caps, rounding).
 
 A worker stays billed for an idle timeout T after its last request. Requests arrive at random (a Poisson
 process) at rate lambda = requests_per_day / active seconds and a warm worker serves them in turn (busy D

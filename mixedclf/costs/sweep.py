@@ -1,5 +1,6 @@
 """Sweeps of `mixedclf estimate` over request rates: the --sweep option, the rates, the rows, and --plot.
 
+Every row carries both billing models; --plot draws the four lines and marks where mixed and GPU-only cross.
 matplotlib is imported only when a plot is drawn, so the cost package stays light.
 """
 
@@ -9,9 +10,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.estimate import EstimateInputs, SweepRow, compute
 from mixedclf.costs.fmt import fmt_num
-from mixedclf.costs.pricing import CostInputError
+from mixedclf.costs.pricing import CostInputError, PricingProfile
+from mixedclf.costs.runpod import totals
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.costs.estimate import EstimateReport
@@ -47,13 +50,38 @@ def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
     return sorted(set(out))
 
 
-def sweep(inputs: EstimateInputs, c: float, g: float, rates: list[float]) -> list[SweepRow]:
-    totals = set(SweepRow.model_fields) - {"requests_per_day"}  # the per-day / per-month figures of compute()
-    return [
-        SweepRow(requests_per_day=r,
-                 **compute(inputs.model_copy(update={"requests_per_day": r}), c, g).model_dump(include=totals))
-        for r in rates
-    ]
+def sweep_row(inputs: EstimateInputs, p: PricingProfile, r: float) -> SweepRow:
+    """Both billing models at r requests/day; the headline fields follow inputs.billing."""
+    i = inputs.model_copy(update={"requests_per_day": r})
+    ideal = compute(i, p.cpu_per_sec, p.gpu_per_sec)
+    rp_m, rp_g = totals(i, p)
+    days = i.days_per_month
+    if i.billing == "runpod":
+        m_day, g_day = clean(rp_m), clean(rp_g)
+    else:
+        m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
+    return SweepRow(
+        requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=clean(m_day * days),
+        gpu_only_per_month=clean(g_day * days), savings_per_month=clean((g_day - m_day) * days),
+        savings_pct=pct(g_day - m_day, g_day), ideal_mixed_per_month=ideal.mixed_per_month,
+        ideal_gpu_only_per_month=ideal.gpu_only_per_month, runpod_mixed_per_month=clean(rp_m * days),
+        runpod_gpu_only_per_month=clean(rp_g * days),
+    )
+
+
+def sweep(inputs: EstimateInputs, p: PricingProfile, rates: list[float]) -> list[SweepRow]:
+    return [sweep_row(inputs, p, r) for r in rates]
+
+
+def crossings(xs: list[float], a: list[float], b: list[float]) -> list[float]:
+    """Where line a crosses line b between sample points (interpolated on log x)."""
+    out = []
+    for k in range(len(xs) - 1):
+        d0, d1 = a[k] - b[k], a[k + 1] - b[k + 1]
+        if (d0 < 0) != (d1 < 0) and d0 != d1:
+            f = d0 / (d0 - d1)
+            out.append(xs[k] * (xs[k + 1] / xs[k]) ** f)
+    return out
 
 
 # ---------------------------------------------------------------------------------------- plot
@@ -76,23 +104,34 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
     if not p.parent.exists():
         raise CostInputError(f"--plot: folder does not exist: {p.parent}")
     a, b = r.sweep[0].requests_per_day, r.sweep[-1].requests_per_day
-    curve = sweep(r.inputs, r.pricing.cpu_per_sec, r.pricing.gpu_per_sec, sweep_points(a, b, 80)) if b > a else r.sweep
+    curve = sweep(r.inputs, r.pricing, sweep_points(a, b, 30)) if b > a else r.sweep
     xs = [s.requests_per_day for s in curve]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    lines = {
+        "ideal: mixed": [s.ideal_mixed_per_month for s in curve],
+        "ideal: GPU-only": [s.ideal_gpu_only_per_month for s in curve],
+        "Runpod: mixed": [s.runpod_mixed_per_month for s in curve],
+        "Runpod: GPU-only": [s.runpod_gpu_only_per_month for s in curve],
+    }
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     try:
-        ax.plot(xs, [s.mixed_per_month for s in curve], label="mixed (CPU pre/post + GPU model)")
-        ax.plot(xs, [s.gpu_only_per_month for s in curve], label="GPU-only")
-        ax.scatter([s.requests_per_day for s in r.sweep], [s.mixed_per_month for s in r.sweep], s=12)
-        ax.scatter([s.requests_per_day for s in r.sweep], [s.gpu_only_per_month for s in r.sweep], s=12)
+        styles = {"ideal": ("--", 1.2), "Runpod": ("-", 1.8)}
+        colors = {"mixed": "tab:blue", "GPU-only": "tab:orange"}
+        for label, ys in lines.items():
+            model, arch = label.split(": ")
+            ls, lw = styles[model]
+            ax.plot(xs, ys, linestyle=ls, linewidth=lw, color=colors[arch], label=label)
         ax.set_xscale("log")
-        if all(s.mixed_per_month > 0 and s.gpu_only_per_month > 0 for s in curve):
+        if all(y > 0 for ys in lines.values() for y in ys):
             ax.set_yscale("log")
-        be = r.break_even_requests_per_day
-        if be is not None and xs[0] <= be <= xs[-1]:
-            ax.axvline(be, color="grey", linestyle="--", linewidth=1, label=f"break-even {fmt_num(be)}/day")
+        for model in ("ideal", "Runpod"):
+            m, g = lines[f"{model}: mixed"], lines[f"{model}: GPU-only"]
+            for x in crossings(xs, m, g):
+                ax.axvline(x, color="grey", linestyle=":", linewidth=1)
+                ax.annotate(f"{model} lines cross ~{fmt_num(float(f'{x:.3g}'))}/day", (x, ax.get_ylim()[0]),
+                            fontsize=7, rotation=90, va="bottom", ha="right")
         ax.set_xlabel("requests per day")
         ax.set_ylabel(f"$ per month ({r.inputs.days_per_month} days)")
-        ax.set_title(f"mixedclf estimate · pricing {r.pricing.name}")
+        ax.set_title(f"mixedclf estimate · ideal vs Runpod billing · pricing {r.pricing.name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
