@@ -335,11 +335,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             )
         return JSONResponse(job.public())
 
-    @app.get("/cpu_worker/status/{job_id}", response_model=None, responses=status_doc, summary="An async CPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
+    @app.get("/cpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+             summary="An async CPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def cpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("cpu_worker", job_id)
 
-    @app.get("/gpu_worker/status/{job_id}", response_model=None, responses=status_doc, summary="An async GPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
+    @app.get("/gpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+             summary="An async GPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def gpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("gpu_worker", job_id)
 
