@@ -2,8 +2,8 @@
 request head.
 
 uvicorn bounds only the idle time between requests (`timeout_keep_alive`); a connection that sends nothing,
-or sends its request line and headers a byte at a time, is held for ever (measured: a header sent at 20
-bytes a second was still open after minutes). `HeadDeadlineH11` closes any connection whose request head
+or sends its request line and headers a byte at a time, is held for ever (a head sent at 20 bytes a second
+has no deadline at all). `HeadDeadlineH11` closes any connection whose request head
 (request line + headers) is not complete `header_timeout_s` after its first byte (or after the connection
 opened), with a bare `408 Request Timeout`. The body has its own deadline in `guards.BodyGuard`.
 
