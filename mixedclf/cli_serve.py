@@ -66,6 +66,27 @@ def register(app: typer.Typer) -> None:
         ),
         pricing: Optional[Path] = typer.Option(None, help="Pricing TOML (default configs/pricing.toml)."),
         profile: Optional[str] = typer.Option(None, help="Pricing profile for costs (default reference)."),
+        api_key: Optional[str] = typer.Option(
+            None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
+            help="Require Authorization: Bearer KEY on every route but /health (prefer the environment variable: "
+                 "options show in ps).",
+        ),
+        insecure_no_auth: Optional[bool] = typer.Option(
+            None, "--insecure-no-auth", help="Serve a non-loopback --host without an API key."
+        ),
+        header_timeout: Optional[float] = typer.Option(
+            None, help="Seconds a client has to send a request's line and headers, then 408 (default 10)."
+        ),
+        body_timeout: Optional[float] = typer.Option(
+            None, help="Seconds a client has to send a request's whole body, then 408 (default 30)."
+        ),
+        keep_alive_timeout: Optional[float] = typer.Option(
+            None, help="Seconds an idle keep-alive connection stays open (default 5)."
+        ),
+        max_jobs: Optional[int] = typer.Option(None, help="Most async /run jobs held at once (default 1024)."),
+        job_ttl: Optional[float] = typer.Option(
+            None, help="Seconds a finished async job's result is kept for /status (default 1800)."
+        ),
         log_level: Optional[str] = typer.Option(None, help="critical, error, warning, info, debug (default info)."),
         access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="Log every request."),
         config: Optional[Path] = typer.Option(

@@ -229,6 +229,36 @@ def test_cli_serve_maps_options_to_settings_and_fails_in_one_line(monkeypatch, t
     assert bad.exit_code == 2 and "max_queue (2) must be at least" in bad.output and "Traceback" not in bad.output
 
 
+def test_cli_serve_refuses_an_open_host_without_a_key(monkeypatch, tiny_model):
+    import mixedclf.serve.app as serve_app
+    from mixedclf.cli import app
+
+    runner = CliRunner()
+    seen = []
+    monkeypatch.setattr(serve_app, "run_server", seen.append)
+    monkeypatch.delenv("MIXEDCLF_API_KEY", raising=False)
+    key = "k" * 24
+    for host in ("0.0.0.0", "::", "192.168.1.20", "my-host.example"):
+        refused = runner.invoke(app, ["serve", "--model", str(tiny_model), "--host", host])
+        assert refused.exit_code == 2, refused.output
+        lines = refused.output.strip().splitlines()
+        assert len(lines) == 1 and "--api-key" in lines[0] and "--insecure-no-auth" in lines[0], refused.output
+    assert not seen
+    short = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--api-key", "short"])
+    assert short.exit_code == 2 and "shorter than 16" in short.output and "Traceback" not in short.output
+    for args, env in (
+        (["--host", "0.0.0.0", "--insecure-no-auth"], {}),
+        (["--host", "0.0.0.0", "--api-key", key], {}),
+        (["--host", "0.0.0.0"], {"MIXEDCLF_API_KEY": key}),
+        (["--host", "127.0.0.1"], {}),
+        (["--host", "localhost"], {}),
+    ):
+        ok = runner.invoke(app, ["serve", "--model", str(tiny_model), *args], env=env)
+        assert ok.exit_code == 0, (args, ok.output)
+    assert [s.api_key for s in seen] == [None, key, key, None, None]
+    assert key not in repr(seen[1])  # never printed
+
+
 def test_create_app_reports_a_missing_model_before_serving(tmp_path):
     from mixedclf.errors import ModelError
     from mixedclf.serve.app import create_app
@@ -330,6 +360,55 @@ def test_invalid_input_is_a_422_with_a_clear_message(server, route, body, messag
     assert message in r.text
 
 
+@pytest.mark.parametrize(
+    "route, raw",
+    [
+        ("/classify", b'{"text": NaN}'),
+        ("/classify", b'{"text": "fine", "extra": Infinity}'),
+        ("/classify/batch", b'{"texts": ["fine", -Infinity]}'),
+        ("/gpu_worker/runsync", b'{"cleaned_text": "fine", "word_count": NaN}'),
+        ("/gpu_worker/runsync", b'{"input": {"cleaned_text": "fine"}, "webhook": NaN}'),
+    ],
+)
+def test_a_bare_nan_or_infinity_is_a_422_and_the_connection_lives_on(server, route, raw):
+    with client(server.url) as c:
+        r = c.post(route, content=raw, headers={"content-type": "application/json"})
+        again = c.post("/classify", json={"text": "still here"})  # the same keep-alive connection
+    assert r.status_code == 422, r.text
+    error = r.json()["detail"][0]
+    assert error["type"] == "json_invalid" and "is not valid JSON" in error["ctx"]["error"]
+    assert raw[error["loc"][1]:].lstrip(b"-").startswith((b"NaN", b"Infinity"))  # where it stands
+    assert again.status_code == 200, again.text
+
+
+def test_an_overflowing_number_is_a_422_not_a_crash(server):
+    with client(server.url) as c:
+        r = c.post("/gpu_worker/runsync", content=b'{"cleaned_text": "fine", "word_count": 1e400}',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "finite" in r.text and "inf" not in r.text.lower().replace("finite", "")
+
+
+def test_a_422_never_echoes_the_input_and_stays_small(server):
+    with client(server.url) as c:
+        many = c.post("/classify/batch", json={"texts": list(range(10_000))})
+        long_text = c.post("/classify", json={"text": "secret-" * 40})
+        wrong_type = c.post("/classify", json={"text": {"nested": "secret-value"}})
+    assert many.status_code == 422 and len(many.content) < 4000, len(many.content)
+    detail = many.json()["detail"]
+    assert len(detail) == 11 and detail[-1]["msg"] == "9,990 more errors not shown"
+    assert all("input" not in d for d in detail)
+    assert long_text.status_code == 422 and "secret" not in long_text.text
+    assert wrong_type.status_code == 422 and "secret" not in wrong_type.text
+
+
+def test_a_body_that_is_not_text_is_a_400_with_a_json_body(server):
+    with client(server.url) as c:
+        r = c.post("/classify", content=b'{"text": "\xff\xfe\x00\x81"}', headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "There was an error parsing the body"}
+
+
 def test_runsync_routes_answer_plain_and_runpod_style(server):
     with client(server.url) as c:
         plain = c.post("/cpu_worker/runsync", json={"text": "Loved it!!  <br/>Would go again &amp; again."})
@@ -358,6 +437,52 @@ def test_runsync_routes_answer_plain_and_runpod_style(server):
     assert gw["status"] == "COMPLETED" and gw["id"].startswith("sync-")
     assert gw["output"]["word_count"] == 2 and gw["output"]["model_info"]["device"] == "cpu"
     assert failed.status_code == 422 and failed.json()["status"] == "FAILED" and "empty" in failed.json()["error"]
+
+
+def wait_for_job(c: httpx.Client, worker: str, job_id: str, timeout: float = 20) -> tuple[dict, set[str]]:
+    """Poll /status until the job is finished; returns its last answer and every status seen."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = c.get(f"/{worker}/status/{job_id}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen.add(body["status"])
+        if body["status"] in ("COMPLETED", "FAILED"):
+            return body, seen
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} did not finish: {seen}")
+
+
+def test_runpod_async_run_then_status_gives_the_runsync_output(server):
+    text = "Loved it!!  <br/>Would go again &amp; again."
+    with client(server.url) as c:
+        start = time.monotonic()
+        accepted = c.post("/cpu_worker/run", json={"input": {"text": text}, "id": "ignored"})
+        answered_in = time.monotonic() - start
+        sync = c.post("/cpu_worker/runsync", json={"input": {"text": text}}).json()
+        cpu, _ = wait_for_job(c, "cpu_worker", accepted.json()["id"])
+        gpu_accepted = c.post("/gpu_worker/run", json={"input": {"cleaned_text": "great food", "word_count": 7}})
+        gpu, _ = wait_for_job(c, "gpu_worker", gpu_accepted.json()["id"])
+        gpu_sync = c.post("/gpu_worker/runsync", json={"input": {"cleaned_text": "great food", "word_count": 7}})
+        wrong_worker = c.get(f"/gpu_worker/status/{accepted.json()['id']}")
+        unknown = c.get("/cpu_worker/status/no-such-job")
+        invalid = c.post("/cpu_worker/run", json={"input": {"text": "  "}})
+        plain = c.post("/gpu_worker/run", json={"cleaned_text": "not runpod-shaped"})
+        metrics = c.get("/metrics").text
+    assert accepted.status_code == 200 and answered_in < 5
+    assert accepted.json()["status"] == "IN_QUEUE" and accepted.json()["id"] != "ignored"
+    assert cpu["status"] == "COMPLETED" and cpu["output"] == sync["output"]
+    assert cpu["delayTime"] >= 0 and cpu["executionTime"] >= 0 and cpu["id"] == accepted.json()["id"]
+    assert gpu["status"] == "COMPLETED" and gpu["output"]["word_count"] == 7
+    g, s_ = gpu["output"], gpu_sync.json()["output"]
+    assert (g["label"], g["predictions"][0]["label"]) == (s_["label"], s_["predictions"][0]["label"])
+    assert g["score"] == pytest.approx(s_["score"], abs=1e-5)
+    assert wrong_worker.status_code == 404 and unknown.status_code == 404 and "--job-ttl" in unknown.json()["detail"]
+    assert invalid.status_code == 422 and "text is empty" in invalid.text
+    assert plain.status_code == 422
+    assert metric_value(metrics, "mixedclf_texts_total", 'route="/cpu_worker/run"') == 1
+    assert metric_value(metrics, "mixedclf_requests_total", 'route="/cpu_worker/status",status="404"') == 1
 
 
 def test_health_docs_and_metrics(server):
@@ -470,6 +595,54 @@ def test_slow_preprocessing_gives_504_before_any_device_work(local_server):
         state.pool = real_pool
     assert r.status_code == 504 and "--stage-timeout-cpu" in r.json()["detail"]
     assert state.batcher.stats.batches == batches_before
+
+
+def test_async_job_goes_through_in_queue_in_progress_and_fails_in_one_line(local_server):
+    state = local_server.app.state.server
+    batcher = state.batcher
+    real = batcher.run_batch
+    batcher.run_batch = lambda payloads: (time.sleep(0.8), real(payloads))[1]  # past --stage-timeout-gpu 0.5
+    try:
+        with client(local_server.url) as c:
+            job_id = c.post("/gpu_worker/run", json={"input": {"cleaned_text": "slow"}}).json()["id"]
+            failed, seen = wait_for_job(c, "gpu_worker", job_id)
+            time.sleep(0.5)  # let the slow batch leave the device
+    finally:
+        batcher.run_batch = real
+    assert "IN_PROGRESS" in seen and failed["status"] == "FAILED"
+    assert "--stage-timeout-gpu" in failed["error"] and "output" not in failed
+
+
+def test_job_store_is_bounded_lets_read_results_go_first_and_forgets_them_after_the_ttl():
+    from mixedclf.serve.jobs import JobStore, JobStoreFull
+
+    now = [1000.0]
+
+    async def main():
+        store = JobStore(max_jobs=2, ttl_s=60, runners=1, clock=lambda: now[0])
+        await store.start()
+
+        async def work():
+            return {"ok": True}, 0.0, 1.0
+
+        first, second = store.submit("cpu_worker", work), store.submit("cpu_worker", work)
+        while not (first.done and second.done):
+            await asyncio.sleep(0.001)
+        with pytest.raises(JobStoreFull) as full:  # both finished, neither read: nothing may be dropped
+            store.submit("cpu_worker", work)
+        assert store.get("cpu_worker", first.id).public()["output"] == {"ok": True}  # read once
+        third = store.submit("cpu_worker", work)  # the read one makes room
+        assert store.get("cpu_worker", first.id) is None and store.get("cpu_worker", second.id) is second
+        now[0] += 61
+        gone = store.get("cpu_worker", second.id)
+        while not third.done:
+            await asyncio.sleep(0.001)
+        await store.stop()
+        return full.value, gone, len(store)
+
+    full, gone, left = run_async(main())
+    assert 1 <= full.retry_after_s <= 60 and "--max-jobs 2" in str(full)
+    assert gone is None and left == 1
 
 
 def test_graceful_shutdown_finishes_in_flight_requests_and_stops_the_pool(tiny_model):

@@ -12,7 +12,9 @@ the lifespan loads the model, starts the pool and the batcher, and stops them in
 
 This module holds the app factory and the routes. The rest lives beside it: `state` (ServerState: the
 lifespan, the stages with their timeouts, cost accounting, validation, health), `schemas` (request and
-response bodies), `errors` (ServeError), `middleware` (request metrics, body-size guard).
+response bodies), `errors` (ServeError, what a 422 may show), `middleware` (request metrics), `guards` (the
+bearer key, the body's size and deadline), `strict_json` (bodies are RFC 8259 JSON), `jobs` (Runpod's async
+/run + /status), `protocol` (uvicorn's options and the request-head deadline).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -34,15 +35,20 @@ from mixedclf.costs import load_pricing
 from mixedclf.engines.workers import preprocess_task
 from mixedclf.models.spec import resolve_model
 from mixedclf.serve.batcher import QueueFull, ShuttingDown
-from mixedclf.serve.errors import ServeError
+from mixedclf.serve.errors import ServeError, public_errors
+from mixedclf.serve.guards import BearerAuth, BodyGuard
+from mixedclf.serve.jobs import JobResult, JobStoreFull
 from mixedclf.serve.metrics import CONTENT_TYPE_LATEST
 from mixedclf.serve.middleware import MetricsMiddleware
+from mixedclf.serve.protocol import uvicorn_options
 from mixedclf.serve.schemas import (
     BatchOut,
     CleanedIn,
     ClassifyOut,
     CpuWorkerOut,
     GpuWorkerOut,
+    JobAcceptedOut,
+    JobStatusOut,
     RunpodCleanedIn,
     RunpodOut,
     RunpodTextIn,
@@ -51,6 +57,7 @@ from mixedclf.serve.schemas import (
 )
 from mixedclf.serve.settings import ServeSettings
 from mixedclf.serve.state import PipelineOutcome, ServerState
+from mixedclf.serve.strict_json import StrictJSONRoute
 from mixedclf.stages.postprocess import confidence_bucket, scores_from_logits
 from mixedclf.stages.preprocess import PreprocessedBatch
 
@@ -89,7 +96,10 @@ Cost-aware text classification over HTTP. Requests arriving together share the d
 
 Every pipeline response carries `X-Stage-Preprocess-Ms`, `X-Stage-Queue-Ms`, `X-Stage-Inference-Ms`,
 `X-Stage-Postprocess-Ms`, `X-Total-Ms`, `X-Batch-Size` and `X-Cost-USD` (this request's pay-per-use cost at
-the pricing profile's rates). 422: invalid input; 503 + Retry-After: the queue is full; 504: a stage timed out.
+the pricing profile's rates). 400: the body is not text; 401: no or wrong API key (when the server has one);
+408: the request arrived too slowly; 413: the body is too large; 422: invalid input; 503 + Retry-After: the
+queue is full; 504: a stage timed out. Every route but /health needs `Authorization: Bearer <key>` when the
+server was started with --api-key.
 """
 
 
@@ -111,6 +121,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         lifespan=state.lifespan,
     )
     app.state.server = state
+    app.router.route_class = StrictJSONRoute
+    reject = state.metrics.reject
+    # add_middleware wraps: the last added runs first. Metrics see every answer, the key is checked before
+    # the body is read.
+    app.add_middleware(BodyGuard, max_body=settings.max_body_bytes(), timeout_s=settings.body_timeout,
+                       on_reject=reject)
+    if settings.api_key:
+        app.add_middleware(BearerAuth, api_key=settings.api_key, on_reject=reject)
     app.add_middleware(MetricsMiddleware, state=state)
     labels, activation = spec.labels, spec.activation
     pipeline_errors = {
@@ -129,26 +147,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_body(request: Request, exc: RequestValidationError):
+    async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         state.metrics.rejected.labels("invalid").inc()
-        return await request_validation_exception_handler(request, exc)
+        return JSONResponse({"detail": public_errors(exc.errors())}, status_code=422)
 
-    def runpod_wrap(job_id: str, outcome: PipelineOutcome, output: dict) -> dict:
-        t = outcome.timings_ms
-        return {
-            "id": job_id,
-            "status": "COMPLETED",
-            "delayTime": int(round(t["queue"])),
-            "executionTime": int(round(t["preprocess"] + t["inference"] + t["postprocess"])),
-            "output": output,
-        }
-
-    async def guarded(runpod_id: str | None, work):
-        try:
-            return await work()
-        except ServeError as exc:
-            exc.runpod_id = runpod_id
-            raise
+    @app.exception_handler(JobStoreFull)
+    async def _jobs_full(request: Request, exc: JobStoreFull) -> JSONResponse:
+        state.metrics.rejected.labels("jobs_full").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.post("/classify", response_model=None, responses={200: {"model": ClassifyOut}, **pipeline_errors},
               summary="Classify one text (whole pipeline)")
@@ -180,6 +186,73 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             headers=headers,
         )
 
+    async def cpu_job(text: str, request_start: float) -> tuple[dict, dict[str, str], float]:
+        """The CPU worker's work on one validated text: (output, headers, seconds of work)."""
+        if state.status != "ok":
+            raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
+        try:
+            with state.batcher.admit(1):
+                prep, busy = await state.preprocess([text], preprocess_task)
+        except QueueFull as exc:
+            raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
+        except ShuttingDown as exc:
+            raise ServeError(503, str(exc), "shutting_down", {"Retry-After": "1"}) from None
+        elapsed = time.monotonic() - request_start
+        state.metrics.stage("preprocess", elapsed)
+        state.metrics.bill("preprocess", "cpu", busy)
+        output = {
+            "cleaned_text": prep.cleaned[0],
+            "word_count": int(prep.word_count[0]),
+            "sentence_count": int(prep.sentence_count[0]),
+            "char_count": int(prep.char_count[0]),
+            "token_count": int(prep.lengths[0]),
+            "truncated": bool(prep.truncated[0]),
+        }
+        headers = {
+            "X-Stage-Preprocess-Ms": f"{elapsed * 1000:.3f}",
+            "X-Total-Ms": f"{(time.monotonic() - request_start) * 1000:.3f}",
+            "X-Cost-USD": f"{busy * state.pricing.cpu_per_sec:.8g}",
+            "X-Cost-GPU-Only-USD": f"{busy * state.pricing.gpu_per_sec:.8g}",
+        }
+        return output, headers, elapsed
+
+    async def gpu_job(job: CleanedIn, request_start: float) -> tuple[dict, dict[str, str], PipelineOutcome]:
+        """The GPU worker's work on one validated cleaned text: (output, headers, the pipeline's outcome)."""
+        outcome = await state.run_pipeline([job.cleaned_text], functools.partial(preprocess_task, clean="none"))
+        post_start = time.monotonic()
+        row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
+        headers = state.finish(outcome, post_start, request_start)
+        output = {
+            "label": row["label"],
+            "score": row["score"],
+            "confidence": row["confidence"],
+            "predictions": [
+                {"label": name, "score": value}
+                for name, value in sorted(row["scores"].items(), key=lambda kv: -kv[1])
+            ],
+            "word_count": job.word_count if job.word_count is not None else row["word_count"],
+            "token_count": row["token_count"],
+            "truncated": row["truncated"],
+            "model_info": state.model_info(),
+        }
+        return output, headers, outcome
+
+    def work_ms(outcome: PipelineOutcome) -> tuple[float, float]:
+        """Runpod's delayTime and executionTime of a pipeline run (queue wait; the work)."""
+        t = outcome.timings_ms
+        return t["queue"], t["preprocess"] + t["inference"] + t["postprocess"]
+
+    def runpod_wrap(job_id: str, output: dict, delay_ms: float, execution_ms: float) -> dict:
+        return {"id": job_id, "status": "COMPLETED", "delayTime": int(round(delay_ms)),
+                "executionTime": int(round(execution_ms)), "output": output}
+
+    async def guarded(runpod_id: str | None, work):
+        try:
+            return await work()
+        except ServeError as exc:
+            exc.runpod_id = runpod_id
+            raise
+
     @app.post("/cpu_worker/runsync", response_model=None,
               responses={200: {"model": CpuWorkerOut | RunpodOut}, **pipeline_errors},
               summary="The CPU worker alone: clean, count and tokenize one text")
@@ -190,38 +263,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
         async def work() -> JSONResponse:
             state.check_text(text, ["input", "text"] if runpod_id else ["text"])
-            if state.status != "ok":
-                raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
-            try:
-                with state.batcher.admit(1):
-                    prep, busy = await state.preprocess([text], preprocess_task)
-            except QueueFull as exc:
-                raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
-            except ShuttingDown as exc:
-                raise ServeError(503, str(exc), "shutting_down", {"Retry-After": "1"}) from None
-            elapsed = time.monotonic() - request_start
-            state.metrics.stage("preprocess", elapsed)
-            state.metrics.bill("preprocess", "cpu", busy)
+            output, headers, elapsed = await cpu_job(text, request_start)
             state.metrics.texts.labels("/cpu_worker/runsync").inc()
-            output = {
-                "cleaned_text": prep.cleaned[0],
-                "word_count": int(prep.word_count[0]),
-                "sentence_count": int(prep.sentence_count[0]),
-                "char_count": int(prep.char_count[0]),
-                "token_count": int(prep.lengths[0]),
-                "truncated": bool(prep.truncated[0]),
-            }
-            cost = busy * state.pricing.cpu_per_sec
-            headers = {
-                "X-Stage-Preprocess-Ms": f"{elapsed * 1000:.3f}",
-                "X-Total-Ms": f"{(time.monotonic() - request_start) * 1000:.3f}",
-                "X-Cost-USD": f"{cost:.8g}",
-                "X-Cost-GPU-Only-USD": f"{busy * state.pricing.gpu_per_sec:.8g}",
-            }
             if runpod_id:
-                body_out = {"id": runpod_id, "status": "COMPLETED", "delayTime": 0,
-                            "executionTime": int(round(elapsed * 1000)), "output": output}
-                return JSONResponse(body_out, headers=headers)
+                return JSONResponse(runpod_wrap(runpod_id, output, 0, elapsed * 1000), headers=headers)
             return JSONResponse(output, headers=headers)
 
         return await guarded(runpod_id, work)
@@ -237,29 +282,68 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         async def work() -> JSONResponse:
             state.check_text(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"],
                              "cleaned_text")
-            outcome = await state.run_pipeline([job.cleaned_text], functools.partial(preprocess_task, clean="none"))
-            post_start = time.monotonic()
-            row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
-            headers = state.finish(outcome, post_start, request_start)
+            output, headers, outcome = await gpu_job(job, request_start)
             state.metrics.texts.labels("/gpu_worker/runsync").inc()
-            output = {
-                "label": row["label"],
-                "score": row["score"],
-                "confidence": row["confidence"],
-                "predictions": [
-                    {"label": name, "score": value}
-                    for name, value in sorted(row["scores"].items(), key=lambda kv: -kv[1])
-                ],
-                "word_count": job.word_count if job.word_count is not None else row["word_count"],
-                "token_count": row["token_count"],
-                "truncated": row["truncated"],
-                "model_info": state.model_info(),
-            }
             if runpod_id:
-                return JSONResponse(runpod_wrap(runpod_id, outcome, output), headers=headers)
+                return JSONResponse(runpod_wrap(runpod_id, output, *work_ms(outcome)), headers=headers)
             return JSONResponse(output, headers=headers)
 
         return await guarded(runpod_id, work)
+
+    # --- Runpod's async pair: /run answers at once, /status/{id} until COMPLETED or FAILED -------------------
+    job_errors = {
+        422: {"description": "Invalid input, checked before the job is queued"},
+        503: {"description": "The job store is full (--max-jobs); see Retry-After"},
+    }
+    status_doc = {200: {"model": JobStatusOut}, 404: {"description": "No such job, or its result expired"}}
+
+    @app.post("/cpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+              summary="The CPU worker as an async job: answers an id at once")
+    async def cpu_worker_run(body: RunpodTextIn) -> JSONResponse:
+        state.check_text(body.input.text, ["input", "text"])
+        text = body.input.text
+
+        async def work() -> JobResult:
+            output, _headers, elapsed = await cpu_job(text, time.monotonic())
+            state.metrics.texts.labels("/cpu_worker/run").inc()
+            return output, 0.0, elapsed * 1000
+
+        job = state.jobs.submit("cpu_worker", work)
+        return JSONResponse({"id": job.id, "status": job.status})
+
+    @app.post("/gpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+              summary="The GPU worker as an async job: answers an id at once")
+    async def gpu_worker_run(body: RunpodCleanedIn) -> JSONResponse:
+        state.check_text(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text")
+        cleaned = body.input
+
+        async def work() -> JobResult:
+            output, _headers, outcome = await gpu_job(cleaned, time.monotonic())
+            state.metrics.texts.labels("/gpu_worker/run").inc()
+            return (output, *work_ms(outcome))
+
+        job = state.jobs.submit("gpu_worker", work)
+        return JSONResponse({"id": job.id, "status": job.status})
+
+    def job_status(worker: str, job_id: str) -> JSONResponse:
+        job = state.jobs.get(worker, job_id)
+        if job is None:
+            return JSONResponse(
+                {"detail": f"no such job on /{worker}: unknown id, or its result expired (--job-ttl "
+                           f"{settings.job_ttl:g} s)"},
+                status_code=404,
+            )
+        return JSONResponse(job.public())
+
+    @app.get("/cpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+             summary="An async CPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
+    async def cpu_worker_status(job_id: str) -> JSONResponse:
+        return job_status("cpu_worker", job_id)
+
+    @app.get("/gpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+             summary="An async GPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
+    async def gpu_worker_status(job_id: str) -> JSONResponse:
+        return job_status("gpu_worker", job_id)
 
     @app.get("/health", summary="Readiness, model, queue and device-batch statistics")
     async def health() -> JSONResponse:
@@ -278,11 +362,4 @@ def run_server(settings: ServeSettings) -> None:
     import uvicorn
 
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.graceful_timeout_s,
-    )
+    uvicorn.run(app, **uvicorn_options(settings))

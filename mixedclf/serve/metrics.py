@@ -9,7 +9,8 @@ Names (all prefixed `mixedclf_`):
   not yet answered: what `--max-queue` bounds)
 - `busy_seconds_total{stage,billing}`, `cost_dollars_total{stage,billing}` (pay-per-use at the profile's rates),
   `gpu_only_cost_dollars_total` (the same seconds all at the GPU rate: the counterfactual)
-- `rejected_total{reason}`: invalid, queue_full, timeout_preprocess, timeout_inference, shutting_down, error
+- `rejected_total{reason}`: invalid, too_large, body_timeout, unauthorized, queue_full, jobs_full,
+  timeout_preprocess, timeout_inference, shutting_down, error
 - `info{model,device,profile,cpu_workers}` = 1
 """
 
@@ -84,6 +85,9 @@ class ServeMetrics:
         self.busy.labels(stage, billing).inc(seconds)
         self.cost.labels(stage, billing).inc(seconds * (self.cpu_rate if billing == "cpu" else self.gpu_rate))
         self.gpu_only_cost.inc(seconds * self.gpu_rate)
+
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
 
     def stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(max(seconds, 0.0))

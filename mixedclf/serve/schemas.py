@@ -29,13 +29,13 @@ class RunpodTextIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     input: TextIn
-    id: str | None = None
+    id: str | None = Field(default=None, max_length=256, description="Kept by /runsync; /run makes its own")
 
 
 class RunpodCleanedIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     input: CleanedIn
-    id: str | None = None
+    id: str | None = Field(default=None, max_length=256, description="Kept by /runsync; /run makes its own")
 
 
 class Prediction(BaseModel):
@@ -108,3 +108,17 @@ class RunpodOut(BaseModel):
     delayTime: int = Field(description="Milliseconds the job waited (queue), as Runpod reports it")
     executionTime: int = Field(description="Milliseconds of work (preprocess + inference + postprocess)")
     output: dict[str, Any]
+
+
+class JobAcceptedOut(BaseModel):
+    id: str = Field(description="The job's id for /status/{id}")
+    status: str = "IN_QUEUE"
+
+
+class JobStatusOut(BaseModel):
+    id: str
+    status: str = Field(description="IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
+    delayTime: int | None = Field(default=None, description="Once finished: ms from /run to the start of the work")
+    executionTime: int | None = Field(default=None, description="Once finished: ms of work")
+    output: dict[str, Any] | None = Field(default=None, description="COMPLETED: what /runsync's output would be")
+    error: str | None = Field(default=None, description="FAILED: why, in one line")

@@ -5,6 +5,7 @@ Pure pydantic (no FastAPI, no torch), so the CLI can validate options before imp
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -40,10 +41,25 @@ class ServeSettings(BaseModel):
     # Cost accounting.
     pricing: Path | None = None
     profile: str = "reference"
+    # Authentication: a bearer key on every route but /health. Never printed (repr=False).
+    api_key: str | None = Field(default=None, repr=False, description="bearer key clients must send")
+    insecure_no_auth: bool = Field(default=False, description="allow a non-loopback host without --api-key")
+    # Slow or hostile clients: how long one may hold a connection without finishing its request.
+    header_timeout: float = Field(default=10.0, gt=0, description="seconds to send a request's head")
+    body_timeout: float = Field(default=30.0, gt=0, description="seconds to send a request's whole body")
+    keep_alive_timeout: float = Field(default=5.0, gt=0, description="idle seconds before a connection closes")
+    # Async jobs (Runpod's /run + /status).
+    max_jobs: int = Field(default=1024, ge=1, description="most async jobs held (queued, running or finished)")
+    job_ttl: float = Field(default=1800.0, gt=0, description="seconds a finished job's result is kept")
     # Server behaviour.
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     access_log: bool = False
     graceful_timeout_s: float = Field(default=10.0, gt=0, description="how long shutdown waits for requests")
+
+    def max_body_bytes(self) -> int:
+        """The largest request body the text limits could ever need (more is a 413)."""
+        # A JSON string can spend 6 bytes (\uXXXX) on one character; plus room for keys and framing.
+        return self.max_batch_texts * (self.max_text_chars * 6 + 16) + 65536
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> "ServeSettings":
@@ -53,3 +69,32 @@ class ServeSettings(BaseModel):
                 "or the largest allowed batch request could never be admitted"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_open_door(self) -> "ServeSettings":
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            raise ValueError("--api-key starts or ends with white space, which no HTTP header can carry")
+        if self.api_key is not None and len(self.api_key) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                f"--api-key is shorter than {MIN_API_KEY_CHARS} characters; make one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if self.api_key is None and not self.insecure_no_auth and not is_loopback(self.host):
+            raise ValueError(
+                f"--host {self.host} is reachable from other machines and no API key is set: give --api-key "
+                "(or MIXEDCLF_API_KEY), or --insecure-no-auth to serve without one"
+            )
+        return self
+
+
+MIN_API_KEY_CHARS = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server on this machine (a name other than localhost counts as open)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

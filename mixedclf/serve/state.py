@@ -27,6 +27,7 @@ from mixedclf.engines.workers import preprocess_task
 from mixedclf.models.spec import ModelSpec
 from mixedclf.serve.batcher import Delivery, MicroBatcher, QueueFull, ShuttingDown
 from mixedclf.serve.errors import ServeError, invalid
+from mixedclf.serve.jobs import JobStore
 from mixedclf.serve.metrics import ServeMetrics
 from mixedclf.serve.settings import ServeSettings
 from mixedclf.stages.preprocess import PreprocessedBatch
@@ -89,6 +90,8 @@ class ServerState:
         self.pool: ProcessPoolExecutor | None = None
         self.batcher: MicroBatcher | None = None
         self.pool_restarts = 0
+        # As many async jobs run at once as fit in one device batch, so they can share it.
+        self.jobs = JobStore(settings.max_jobs, settings.job_ttl, runners=settings.max_batch_size)
         self.status = "starting"
         self.started_at = time.time()
         self._tokenizer_json = ""
@@ -128,6 +131,7 @@ class ServerState:
                 observer=self.metrics,
             )
             await self.batcher.start()
+            await self.jobs.start()
             self.status = "ok"
             log.info(
                 "mixedclf serve: model %s (%s) on %s (%d torch thread(s)), %d CPU worker(s), batches of <= %d "
@@ -138,6 +142,7 @@ class ServerState:
             yield
         finally:
             self.status = "stopping"
+            await self.jobs.stop()
             if self.batcher is not None:
                 await self.batcher.stop(s.graceful_timeout_s)
             if self.pool is not None:
@@ -290,5 +295,6 @@ class ServerState:
                 "inflight_texts": b.inflight_rows if b else 0,
             },
             "device_batches": b.stats.as_dict() if b else {},
+            "jobs": len(self.jobs),
             "uptime_s": round(time.time() - self.started_at, 3),
         }

@@ -27,11 +27,14 @@ from typing import Iterator
 
 from mixedclf.serve.settings import ServeSettings
 
+# The API key travels in the environment, not on the command line (where `ps` shows it to every user).
 _LAUNCH = (
-    "import sys\n"
+    "import json, os, sys\n"
     "from mixedclf.serve.app import run_server\n"
     "from mixedclf.serve.settings import ServeSettings\n"
-    "run_server(ServeSettings.model_validate_json(sys.argv[1]))\n"
+    "values = json.loads(sys.argv[1])\n"
+    "values['api_key'] = os.environ.pop('MIXEDCLF_API_KEY', None)\n"
+    "run_server(ServeSettings(**values))\n"
 )
 
 
@@ -93,9 +96,12 @@ def serve_in_subprocess(
         chosen = port or free_port()
         run = settings.model_copy(update={"host": "127.0.0.1", "port": chosen})
         env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+        env.pop("MIXEDCLF_API_KEY", None)
+        if run.api_key:
+            env["MIXEDCLF_API_KEY"] = run.api_key
         log_file = tempfile.NamedTemporaryFile("wb", prefix="mixedclf-serve-", suffix=".log", delete=False)
         proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, run.model_dump_json()],
+            [sys.executable, "-c", _LAUNCH, run.model_dump_json(exclude={"api_key"})],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )
         log_file.close()
@@ -137,13 +143,18 @@ class ThreadServer:
 @contextmanager
 def serve_in_thread(app, port: int | None = None, startup_timeout_s: float = 60.0) -> Iterator[ThreadServer]:
     """Serve an app object with uvicorn in a background thread of this process (so a test can reach into
-    `app.state.server`), on 127.0.0.1; stop it the way SIGINT would (graceful: in-flight requests finish)."""
+    `app.state.server`), on 127.0.0.1, with the app's own uvicorn options; stop it the way SIGINT would
+    (graceful: in-flight requests finish)."""
     import threading
 
     import uvicorn
 
+    from mixedclf.serve.protocol import uvicorn_options
+
     chosen = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=chosen, log_level="warning", lifespan="on")
+    options = uvicorn_options(app.state.server.settings) | {"host": "127.0.0.1", "port": chosen,
+                                                            "log_level": "warning"}
+    config = uvicorn.Config(app, lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="mixedclf-test-server", daemon=True)
     thread.start()
