@@ -73,25 +73,29 @@ def _write_text(path: Path, text: str) -> None:
 
 def estimate_cmd(
     requests_per_day: float = typer.Option(10_000, "--requests-per-day", "-n", help="Requests (texts) per day."),
-    pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [0.05]."),
-    gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [0.2]."),
-    post_sec: Optional[float] = typer.Option(None, "--post-sec", help="CPU seconds per request after the model [0.03]."),
+    pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [default: 0.05]"),
+    gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [default: 0.2]"),
+    post_sec: Optional[float] = typer.Option(None, "--post-sec", help="CPU seconds per request after the model [default: 0.03]"),
     from_report: Optional[Path] = typer.Option(
         None, "--from-report", help="Take per-item stage seconds (and pricing) from a classify report."
     ),
-    pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML [configs/pricing.toml]."),
-    profile: Optional[str] = typer.Option(None, "--profile", help=f"Pricing profile [{DEFAULT_PROFILE}]."),
-    overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides [off]."),
-    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Seconds billed per GPU worker cold start [off]."),
-    cold_start_cpu_sec: Optional[float] = typer.Option(
-        None, "--cold-start-cpu-sec", help="Seconds billed per CPU worker cold start [= --cold-start-sec]."
+    pricing: Optional[Path] = typer.Option(
+        None, "--pricing", envvar="MIXEDCLF_PRICING", help="Pricing TOML [default: the packaged configs/pricing.toml]"
     ),
-    idle_timeout_cpu: float = typer.Option(0.0, "--idle-timeout-cpu", help="CPU worker stays billed this long after a request [off]."),
-    idle_timeout_gpu: float = typer.Option(0.0, "--idle-timeout-gpu", help="GPU worker stays billed this long after a request [off]."),
-    active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive [24]."),
-    days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month [30]."),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", envvar="MIXEDCLF_PROFILE", help=f"Pricing profile [default: {DEFAULT_PROFILE}]"
+    ),
+    overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides (0: off)."),
+    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Seconds billed per GPU worker cold start (0: off)."),
+    cold_start_cpu_sec: Optional[float] = typer.Option(
+        None, "--cold-start-cpu-sec", help="Seconds billed per CPU worker cold start [default: as --cold-start-sec]"
+    ),
+    idle_timeout_cpu: float = typer.Option(0.0, "--idle-timeout-cpu", help="CPU worker stays billed this long after a request (0: off)."),
+    idle_timeout_gpu: float = typer.Option(0.0, "--idle-timeout-gpu", help="GPU worker stays billed this long after a request (0: off)."),
+    active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive."),
+    days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month."),
     sweep_spec: Optional[str] = typer.Option(None, "--sweep", help="Table over request rates, e.g. 1000:1000000."),
-    sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced) [10]."),
+    sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw cost/month vs requests/day to FILE.png (matplotlib)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
     report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),

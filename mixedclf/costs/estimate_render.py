@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.estimate import MIXED_HOPS, EstimateReport
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table, print_table
 
 
 def _extras_line(r: EstimateReport) -> str | None:
@@ -79,13 +79,13 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for row in _line_rows(r):
         t.add_row(*[escape(c) for c in row])
-    console.print(t)
+    print_table(console, t)
     t = Table(title="Mixed vs GPU-only", title_justify="left", **TABLE_STYLE)
     for col, j in (("", "left"), ("mixed", "right"), ("GPU-only", "right"), ("savings", "right")):
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for row in _totals_rows(r):
         t.add_row(*row)
-    console.print(t)
+    print_table(console, t)
     console.print(f"[bold]{escape(estimate_summary_line(r))}[/bold]")
     extras = _extras_line(r)
     if extras:
@@ -97,7 +97,7 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
             t.add_column(col, justify="right")
         for row in _sweep_rows(r):
             t.add_row(*row)
-        console.print(t)
+        print_table(console, t)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
