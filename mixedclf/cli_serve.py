@@ -28,7 +28,8 @@ def build_settings(values: dict, config: Optional[Path] = None):
     class ServeOptions(ServeSettings, LayeredSettings):
         config_section = "serve"
 
-    return build_layered(ServeOptions, values, config)
+    layered = build_layered(ServeOptions, values, config)
+    return ServeSettings(**layered.model_dump(exclude={"config"}))  # the server takes plain, picklable settings
 
 
 def register(app: typer.Typer) -> None:
