@@ -4,15 +4,14 @@ and a start at the rows a resumed run already wrote. Drawn on stderr, so stdout 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # Bytes read from the head of a JSONL/CSV file to measure its mean line length.
 SAMPLE_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class RowTotal:
+class RowTotal(NamedTuple):
     rows: int | None
     exact: bool
 
