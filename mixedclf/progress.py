@@ -62,8 +62,10 @@ class RowProgress:
         from tqdm import tqdm
 
         self.exact = total.exact
+        # Exact counts read best up to a few hundred thousand rows; past that, 1.23M/10.0M.
+        scaled = (total.rows or initial) >= 100_000
         self.bar = tqdm(
-            total=total.rows, initial=initial, unit=" rows", unit_scale=True, file=file or sys.stderr,
+            total=total.rows, initial=initial, unit=" rows", unit_scale=scaled, file=file or sys.stderr,
             dynamic_ncols=True, desc="classify" if total.exact or total.rows is None else "classify (total estimated)",
             disable=disable, smoothing=0.1,
         )
