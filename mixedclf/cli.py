@@ -11,17 +11,28 @@ import typer
 from rich.console import Console
 
 from mixedclf import __version__
+from mixedclf.cli_help import HelpGroup
+from mixedclf.console import stdout_console
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, EXIT_USAGE, MixedclfError
+from mixedclf.quiet import quiet_libraries
 
 app = typer.Typer(
     name="mixedclf",
     help="Cost-aware batch text classification: CPU workers for text work, the device only for the model.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
 out = Console()
 err = Console(stderr=True)
+FORMATS = ("table", "json", "markdown")
+
+
+def _emit(text: str) -> None:
+    """Plain text on stdout, never re-wrapped: what scripts parse (JSON, markdown, the summary line)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 def fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
@@ -44,46 +55,70 @@ def classify(
     output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl, .parquet or .csv (written atomically)."),
     input_format: Optional[str] = typer.Option(None, help="Override the input format: jsonl, parquet, csv."),
     output_format: Optional[str] = typer.Option(None, help="Override the output format: jsonl, parquet, csv."),
-    text_field: Optional[str] = typer.Option(None, help="Column holding the text [text]."),
-    id_field: Optional[str] = typer.Option(None, help="Column holding the row id; row number when absent [id]."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' or a local model folder."),
-    device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [auto]."),
-    precision: Optional[str] = typer.Option(
-        None, help="auto (fp16 on CUDA, bf16 on a CPU with hardware bf16, else fp32), fp32, fp16, bf16, int8 (CPU)."
+    text_field: Optional[str] = typer.Option(None, help="Column holding the text [default: text]"),
+    id_field: Optional[str] = typer.Option(None, help="Column holding the row id; row number when absent [default: id]"),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="'default' or a local model folder [default: default]"
     ),
-    mode: Optional[str] = typer.Option(None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process)."),
-    clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
-    engine: Optional[str] = typer.Option(None, help="local (process pool, default) or ray (Ray Data)."),
-    ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to join [local]."),
-    cpu_workers: Optional[int] = typer.Option(None, help="Preprocessing processes [from cores and device]."),
+    device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [default: auto]"),
+    precision: Optional[str] = typer.Option(
+        None, help="auto (fp16 on CUDA, bf16 on a CPU with hardware bf16, else fp32), fp32, fp16, bf16, int8 (CPU) "
+        "[default: auto]"
+    ),
+    mode: Optional[str] = typer.Option(
+        None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process) [default: mixed]"
+    ),
+    clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none [default: standard]"),
+    engine: Optional[str] = typer.Option(None, help="local (process pool) or ray (Ray Data) [default: local]"),
+    ray_address: Optional[str] = typer.Option(
+        None, envvar="RAY_ADDRESS", help="Ray cluster to join [default: a local one]"
+    ),
+    cpu_workers: Optional[int] = typer.Option(
+        None, help="Preprocessing processes [default: from the cores and the device]"
+    ),
     torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
-    batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [64]."),
-    max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [8192]."),
+    batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [default: 64]"),
+    max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [default: 8192]"),
     chunk_rows: Optional[int] = typer.Option(
-        None, help="Rows per chunk, the window sorted by length [16384; 1024 with --engine ray]."
+        None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
     ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
-    dedup: Optional[bool] = typer.Option(None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts."),
-    on_error: Optional[str] = typer.Option(None, help="Bad rows: skip (to OUTPUT.errors.jsonl) or fail [skip]."),
+    dedup: Optional[bool] = typer.Option(
+        None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts [default: dedup]"
+    ),
+    on_error: Optional[str] = typer.Option(
+        None, help="Bad rows: skip (to OUTPUT.errors.jsonl) or fail [default: skip]"
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     stage_timeout_cpu: Optional[float] = typer.Option(None, help="Seconds a preprocessing chunk may take."),
     stage_timeout_gpu: Optional[float] = typer.Option(None, help="Seconds an inference chunk may take."),
-    pricing: Optional[Path] = typer.Option(None, help="Pricing TOML [configs/pricing.toml]."),
-    profile: Optional[str] = typer.Option(None, help="Pricing profile [reference]."),
+    pricing: Optional[Path] = typer.Option(None, help="Pricing TOML [default: the packaged configs/pricing.toml]"),
+    profile: Optional[str] = typer.Option(None, help="Pricing profile [default: reference]"),
     requests_per_day: Optional[float] = typer.Option(None, help="Also project cost per day and month."),
     report: Optional[Path] = typer.Option(None, help="Write the versioned JSON report here."),
-    config: Optional[Path] = typer.Option(None, help="Pipeline defaults TOML [configs/default.toml]."),
+    config: Optional[Path] = typer.Option(
+        None, help="Pipeline defaults TOML; its classify table overrides the packaged configs/default.toml."
+    ),
+    fmt: str = typer.Option(
+        "table", "--format", "-f", help="table (for people), json (one summary object on stdout) or markdown."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary (for cron)."),
 ) -> None:
-    """Label every row of INPUT and write OUTPUT in input order, then print what each stage cost."""
+    """Label every row of INPUT and write OUTPUT in input order, then print what each stage cost.
+
+    Options not given come from MIXEDCLF_<OPTION> environment variables, then the --config file, then the
+    packaged defaults.
+    """
+    values = {k: v for k, v in locals().items() if k not in ("config", "quiet", "fmt")}
     from mixedclf.config import build_options
     from mixedclf.pipeline import classify_file
 
-    values = {k: v for k, v in locals().items() if k not in ("config", "quiet")}
     values["resume"] = resume or None
     values["all_scores"] = all_scores or None
     values["keep_text"] = keep_text or None
+    if fmt not in FORMATS:
+        raise fail(ValueError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})"))
     try:
         opts = build_options(values, config)
         show_progress = not quiet and sys.stderr.isatty()
@@ -93,32 +128,54 @@ def classify(
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
-    from mixedclf.report_render import render_report, summary_line
+    from mixedclf.report_render import render_report, report_to_markdown, summary_line
 
-    if quiet:
-        out.print(summary_line(result.report), highlight=False, soft_wrap=True)
+    report = result.report
+    if fmt == "json":
+        from mixedclf.summary import classify_summary
+
+        summary = classify_summary(report, result.output_path, opts.report, result.errors_path)
+        _emit(summary.model_dump_json(indent=2))
+    elif fmt == "markdown":
+        _emit(report_to_markdown(report))
+    elif quiet:
+        _emit(summary_line(report))
     else:
-        render_report(result.report, out)
-    if result.report.rows_errored:
-        err.print(f"{result.report.rows_errored:,} rows skipped: see {result.errors_path}", highlight=False)
-    raise typer.Exit(EXIT_ROWS_SKIPPED if result.report.rows_errored else EXIT_OK)
+        render_report(report, stdout_console())
+    if report.rows_errored:
+        err.print(f"{report.rows_errored:,} rows skipped: see {result.errors_path}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ROWS_SKIPPED if report.rows_errored else EXIT_OK)
 
 
 @app.command()
 def models(
     search: list[Path] = typer.Option([], "--search", help="Also list model folders inside this folder."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json (a list of objects on stdout)."),
 ) -> None:
     """List the models mixedclf can use: the default, and any model folders found under --search."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mixedclf.models import list_models
 
+    if fmt not in ("table", "json"):
+        raise fail(ValueError(f"--format must be table or json (got {fmt!r})"))
+    specs = list_models(search)
+    if fmt == "json":
+        import json
+
+        rows = [{"name": s.name, "kind": s.kind, "labels": list(s.labels), "max_length": s.max_length,
+                 "path": str(s.path)} for s in specs]
+        _emit(json.dumps(rows, indent=2))
+        return
     table = Table(title="models")
-    for column in ("name", "kind", "labels", "max tokens", "path"):
-        table.add_column(column)
-    for spec in list_models(search):
-        table.add_row(spec.name, spec.kind, ", ".join(spec.labels), str(spec.max_length), str(spec.path))
-    out.print(table)
+    for column in ("name", "kind", "labels", "max tokens"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("path", overflow="fold")
+    for spec in specs:
+        table.add_row(escape(spec.name), spec.kind, escape(", ".join(spec.labels)), str(spec.max_length),
+                      escape(str(spec.path)))
+    stdout_console().print(table)
 
 
 def _register_subcommands() -> None:
@@ -134,6 +191,7 @@ _register_subcommands()
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_libraries()
     app()
 
 

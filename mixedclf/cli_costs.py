@@ -90,37 +90,41 @@ def _workers(spec: str | None, option: str) -> tuple[int, int] | None:
 
 def estimate_cmd(
     requests_per_day: float = typer.Option(10_000, "--requests-per-day", "-n", help="Requests (texts) per day."),
-    pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [0.05]."),
-    gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [0.2]."),
-    post_sec: Optional[float] = typer.Option(None, "--post-sec", help="CPU seconds per request after the model [0.03]."),
+    pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [default: 0.05]"),
+    gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [default: 0.2]"),
+    post_sec: Optional[float] = typer.Option(None, "--post-sec", help="CPU seconds per request after the model [default: 0.03]"),
     from_report: Optional[Path] = typer.Option(
         None, "--from-report", help="Take per-item stage seconds (and pricing) from a classify report."
     ),
-    pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML [configs/pricing.toml]."),
-    profile: Optional[str] = typer.Option(None, "--profile", help=f"Pricing profile [{DEFAULT_PROFILE}]."),
-    billing: str = typer.Option("ideal", "--billing", help="Headline billing model: ideal | runpod [ideal]."),
-    overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides [off]."),
-    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Runpod: seconds a GPU worker takes to start [0]."),
+    pricing: Optional[Path] = typer.Option(
+        None, "--pricing", envvar="MIXEDCLF_PRICING", help="Pricing TOML [default: the packaged configs/pricing.toml]"
+    ),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", envvar="MIXEDCLF_PROFILE", help=f"Pricing profile [default: {DEFAULT_PROFILE}]"
+    ),
+    billing: str = typer.Option("ideal", "--billing", help="Headline billing model: ideal | runpod."),
+    overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides."),
+    cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Runpod: seconds a GPU worker takes to start."),
     cold_start_cpu_sec: Optional[float] = typer.Option(
-        None, "--cold-start-cpu-sec", help="Runpod: seconds a CPU worker takes to start [0]."
+        None, "--cold-start-cpu-sec", help="Runpod: seconds a CPU worker takes to start [default: 0]"
     ),
-    idle_timeout_cpu: Optional[float] = typer.Option(None, "--idle-timeout-cpu", help="Runpod: idle timeout of both CPU endpoints [5]."),
-    idle_timeout_pre: Optional[float] = typer.Option(None, "--idle-timeout-pre", help="Runpod: idle timeout of the pre endpoint [5]."),
-    idle_timeout_gpu: Optional[float] = typer.Option(None, "--idle-timeout-gpu", help="Runpod: idle timeout of the GPU endpoint [5]."),
-    idle_timeout_post: Optional[float] = typer.Option(None, "--idle-timeout-post", help="Runpod: idle timeout of the post endpoint [5]."),
-    gpu_workers: Optional[str] = typer.Option(None, "--gpu-workers", help="Runpod: GPU endpoint workers MIN:MAX [0:3]."),
-    cpu_workers: Optional[str] = typer.Option(None, "--cpu-workers", help="Runpod: each CPU endpoint's workers MIN:MAX [0:3]."),
+    idle_timeout_cpu: Optional[float] = typer.Option(None, "--idle-timeout-cpu", help="Runpod: idle timeout of both CPU endpoints [default: 5]"),
+    idle_timeout_pre: Optional[float] = typer.Option(None, "--idle-timeout-pre", help="Runpod: idle timeout of the pre endpoint [default: 5]"),
+    idle_timeout_gpu: Optional[float] = typer.Option(None, "--idle-timeout-gpu", help="Runpod: idle timeout of the GPU endpoint [default: 5]"),
+    idle_timeout_post: Optional[float] = typer.Option(None, "--idle-timeout-post", help="Runpod: idle timeout of the post endpoint [default: 5]"),
+    gpu_workers: Optional[str] = typer.Option(None, "--gpu-workers", help="Runpod: GPU endpoint workers MIN:MAX [default: 0:3]"),
+    cpu_workers: Optional[str] = typer.Option(None, "--cpu-workers", help="Runpod: each CPU endpoint's workers MIN:MAX [default: 0:3]"),
     orchestrator_workers: int = typer.Option(
-        1, "--orchestrator-workers", help="Runpod: always-on CPU workers in front of the mixed stages (0: the client calls them) [1]."
+        1, "--orchestrator-workers", help="Runpod: always-on CPU workers in front of the mixed stages (0: the client calls them)."
     ),
-    arrivals: str = typer.Option("poisson", "--arrivals", help="Runpod: poisson | even arrivals [poisson]."),
-    seed: int = typer.Option(0, "--seed", help="Runpod: seed of the simulated arrivals [0]."),
-    sim_requests: int = typer.Option(10_000, "--sim-requests", help="Runpod: most requests per simulated pass [10000]."),
-    spend_limit: float = typer.Option(80.0, "--spend-limit", help="Runpod: account spend limit, $/hour [80]."),
-    active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive [24]."),
-    days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month [30]."),
+    arrivals: str = typer.Option("poisson", "--arrivals", help="Runpod: poisson | even arrivals."),
+    seed: int = typer.Option(0, "--seed", help="Runpod: seed of the simulated arrivals."),
+    sim_requests: int = typer.Option(10_000, "--sim-requests", help="Runpod: most requests per simulated pass."),
+    spend_limit: float = typer.Option(80.0, "--spend-limit", help="Runpod: account spend limit, $/hour."),
+    active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive."),
+    days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month."),
     sweep_spec: Optional[str] = typer.Option(None, "--sweep", help="Table over request rates, e.g. 1000:1000000."),
-    sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced) [10]."),
+    sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw cost/month vs requests/day to FILE.png (matplotlib)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
     report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),

@@ -1,7 +1,7 @@
 """`mixedclf serve`: options -> ServeSettings -> uvicorn (thin: the server lives in mixedclf/serve/).
 
 mixedclf/cli.py calls ``register(app)``. Defaults come from ServeSettings, then the [serve] section of the
-pipeline config file (--config, default configs/default.toml), then the command line. Errors are one line
+pipeline config file (--config, default configs/default.toml), then MIXEDCLF_* variables, then the command line. Errors are one line
 on stderr with exit code 2; FastAPI, uvicorn and torch are imported only when the command runs.
 """
 
@@ -20,21 +20,16 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def build_settings(values: dict, config: Optional[Path] = None):
-    """ServeSettings from the config file's [serve] section overridden by every option given (not None)."""
-    from pydantic import ValidationError
-
-    from mixedclf.config import load_defaults
-    from mixedclf.errors import InputError
+    """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then the [serve] table of
+    the --config file and of the packaged defaults."""
+    from mixedclf.config import LayeredSettings, build_settings as build_layered
     from mixedclf.serve.settings import ServeSettings
 
-    merged = load_defaults(config, section="serve") | {k: v for k, v in values.items() if v is not None}
-    try:
-        return ServeSettings(**merged)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
-        raise InputError(f"invalid option --{where}: {message}" if where else f"invalid options: {message}") from None
+    class ServeOptions(ServeSettings, LayeredSettings):
+        config_section = "serve"
+
+    layered = build_layered(ServeOptions, values, config)
+    return ServeSettings(**layered.model_dump(exclude={"config"}))  # the server takes plain, picklable settings
 
 
 def register(app: typer.Typer) -> None:

@@ -17,18 +17,18 @@ def _fail(message: str) -> typer.Exit:
 
 def render_summary(result, console=None) -> None:
     """A small rich table: held-out accuracy, the frozen baseline, split, time, files written."""
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    from mixedclf.console import stdout_console
+    from mixedclf.models.train import percent as pct
 
-    def pct(value):
-        return "n/a (no held-out split)" if value is None else f"{value:.2%}"
+    console = console or stdout_console()
 
     table = Table(title="mixedclf train", show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("labels", ", ".join(result.labels))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("labels", escape(", ".join(result.labels)))
     table.add_row("held-out accuracy", pct(result.accuracy))
     if result.train_top_layers:
         table.add_row("baseline (frozen + linear head)", pct(result.baseline_accuracy))
@@ -38,7 +38,7 @@ def render_summary(result, console=None) -> None:
     table.add_row("rows", f"{result.n_train} train, {result.n_test} test ({result.split} split{groups})")
     table.add_row("time", f"{result.seconds:.1f}s (encoding {result.encode_seconds:.1f}s)")
     for name, size in result.files.items():
-        table.add_row("wrote", f"{Path(result.out_dir) / name} ({size / 1e6:.2f} MB)")
+        table.add_row("wrote", escape(f"{Path(result.out_dir) / name} ({size / 1e6:.2f} MB)"))
     console.print(table)
 
 
@@ -89,8 +89,9 @@ def train_command(
     except (ValueError, OSError) as exc:
         raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if quiet:
-        acc = "n/a" if result.accuracy is None else f"{result.accuracy:.4f}"
-        print(f"trained {out}: held-out accuracy {acc} on {result.n_test} rows")
+        from mixedclf.models.train import percent
+
+        print(f"trained {out}: held-out accuracy {percent(result.accuracy)} on {result.n_test} rows")
     else:
         render_summary(result)
 

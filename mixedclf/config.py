@@ -1,20 +1,55 @@
-"""Typed options for a classify run; defaults come from the packaged configs/default.toml, then the command line."""
+"""Typed options for a classify run, each taken from the first place that sets it:
+the command line (or keyword arguments) > MIXEDCLF_* environment variables > the --config file > the packaged
+configs/default.toml > the field defaults below."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mixedclf.defaults import packaged_config
 from mixedclf.errors import InputError
 
 DEFAULT_CONFIG = packaged_config("default.toml")
+ENV_PREFIX = "MIXEDCLF_"
 
 
-class ClassifyOptions(BaseModel):
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """One table of the packaged defaults TOML, overlaid by the same table of the file named by `config`
+    (--config or MIXEDCLF_CONFIG: a higher source, read from the state those sources left)."""
+
+    def get_field_value(self, field, field_name):  # the whole table is returned at once by __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        section = getattr(self.settings_cls, "config_section", "classify")
+        path = self.current_state.get("config")
+        values = load_defaults(None, section)
+        if path is not None:
+            values |= load_defaults(Path(path), section)
+        return values
+
+
+class LayeredSettings(BaseSettings):
+    """Settings read in the order the module docstring gives; subclasses name their table of the TOML."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid")
+    config_section: ClassVar[str] = "classify"
+
+    config: Path | None = Field(default=None, description="TOML file whose table overrides the packaged defaults")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
+
+
+class ClassifyOptions(LayeredSettings):
     input: Path
     output: Path
     input_format: str | None = None
@@ -69,12 +104,25 @@ def load_defaults(path: Path | None = None, section: str = "classify") -> dict[s
         raise InputError(f"{path}: invalid TOML: {exc}") from exc
 
 
-def build_options(cli_values: dict[str, Any], config: Path | None = None) -> ClassifyOptions:
-    """Config file values, overridden by every command-line value that was given (not None)."""
-    merged = load_defaults(config) | {k: v for k, v in cli_values.items() if v is not None}
+def build_settings(cls: type[LayeredSettings], cli_values: dict[str, Any], config: Path | None = None):
+    """`cls` from every command-line value that was given (not None), then the environment and config files."""
+    given = {k: v for k, v in cli_values.items() if v is not None}
+    if config is not None:
+        given["config"] = config
     try:
-        return ClassifyOptions(**merged)
+        return cls(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"invalid option {where}: {first['msg']}") from exc
+        name = str(first["loc"][0]) if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if name and name not in given and f"{ENV_PREFIX}{name.upper()}" in os.environ:
+            raise InputError(f"invalid {ENV_PREFIX}{name.upper()}: {message}",
+                             hint="fix or unset the environment variable") from None
+        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+        raise InputError(f"invalid option --{where}: {message}" if where else f"invalid options: {message}") from None
+    except SettingsError as exc:
+        raise InputError(f"invalid {ENV_PREFIX}* setting: {exc}") from None
+
+
+def build_options(cli_values: dict[str, Any], config: Path | None = None) -> ClassifyOptions:
+    return build_settings(ClassifyOptions, cli_values, config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from mixedclf.config import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.errors import InputError
+from mixedclf.progress import RowProgress, expected_rows, rows_already_done
 from mixedclf.report import ClassifyReport, LabelAggregate, build_classify_report, write_report
 
 
@@ -20,13 +20,11 @@ class ClassifyResult:
     errors_path: Path
 
 
-def _progress_bar(opts: ClassifyOptions):
-    from tqdm import tqdm
+def _progress_bar(opts: ClassifyOptions) -> RowProgress:
+    from mixedclf.io.formats import detect_format
 
-    from mixedclf.io.readers import count_rows_hint
-
-    total = count_rows_hint(opts.input, opts.input_format or opts.input.suffix.lstrip(".").lower())
-    return tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, dynamic_ncols=True, desc="classify")
+    total = expected_rows(opts.input, detect_format(opts.input, opts.input_format))
+    return RowProgress(total, initial=rows_already_done(opts.output, opts.resume))
 
 
 def engine_class(name: str):
@@ -50,7 +48,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResu
         raise InputError(f"{opts.report}: folder {opts.report.parent} does not exist")
     bar = _progress_bar(opts) if progress else nullcontext()
     with bar:
-        on_rows = bar.update if progress else None
+        on_rows = bar.advance if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows)
         run = engine.run()
     tally = run.tally

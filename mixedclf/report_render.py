@@ -9,7 +9,7 @@ from rich.table import Table
 from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.estimate_render import estimate_summary_line, estimate_to_markdown, render_estimate
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits, print_table
 from mixedclf.report import AnyReport, ClassifyReport, LabelAggregate
 
 
@@ -145,8 +145,8 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         + f" in {report.measurements.wall_s:,.2f} s · pricing [bold]{escape(p.name)}[/bold] "
         f"(CPU {fmt_rate(p.cpu_per_sec)} {escape(p.cpu_desc)}; GPU {fmt_rate(p.gpu_per_sec)} {escape(p.gpu_desc)})"
     )
-    console.print(_stage_table(cost))
-    console.print(_totals_table(cost))
+    print_table(console, _stage_table(cost))
+    print_table(console, _totals_table(cost))
     ppu = cost.pay_per_use
     verdict = "saves" if ppu.savings >= 0 else "costs more by"
     console.print(
@@ -159,7 +159,7 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         console.print(projection)
     console.print(_utilization_line(cost, report.measurements))
     if report.aggregate.label_counts:
-        console.print(_labels_table(report.aggregate, report.rows_out))
+        print_table(console, _labels_table(report.aggregate, report.rows_out))
     if report.aggregate.label_counts or report.aggregate.bucket_counts:
         console.print(
             f"mean confidence {report.aggregate.mean_confidence:.3f}; "

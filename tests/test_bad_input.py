@@ -137,6 +137,6 @@ def test_bad_option_values_are_one_line(tmp_path, tiny_model):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "good"}\n')
     result, _, _ = classify(tmp_path, source, tiny_model, "--batch-size", "0")
-    assert result.exit_code == 2 and "batch_size" in result.output
+    assert result.exit_code == 2 and "--batch-size" in result.output
     result, _, _ = classify(tmp_path, source, tiny_model, "--profile", "nope")
     assert result.exit_code == 2 and "nope" in result.output

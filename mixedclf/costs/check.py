@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table, print_table
 from mixedclf.costs.pricing import CostInputError
 
 EXIT_OK = 0
@@ -349,7 +349,7 @@ def render_check(r: CheckResult, console: Console) -> None:
         name = f"[bold]{escape(row.name)}[/bold]" if row.gated else escape(row.name)
         t.add_row(name, row.unit, _fmt_val(row.unit, row.baseline), _fmt_val(row.unit, row.current),
                   _fmt_diff(row), _fmt_diff_pct(row))
-    console.print(t)
+    print_table(console, t)
     for v in r.violations:
         console.print(f"[red]regression:[/red] {escape(v)}")
     for w in r.warnings:

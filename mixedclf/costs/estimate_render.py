@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.estimate import EstimateReport
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table, print_table
 
 
 def _runpod_settings(r: EstimateReport) -> str:
@@ -118,7 +118,7 @@ def _table(console: Console, title: str, header: list[str], rows: list[list[str]
         t.add_column(col, justify="left" if k < left else "right")
     for row in rows:
         t.add_row(*[escape(c) for c in row])
-    console.print(t)
+    print_table(console, t)
 
 
 def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True) -> None:

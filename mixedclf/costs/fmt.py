@@ -53,3 +53,16 @@ def md_table(header: list[str], rows: list[list[str]], align: list[str] | None =
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def print_table(console, table) -> None:
+    """Print a table with its title on a line of its own: rich wraps a title to the table's width, which cuts
+    a long title (or a path in it) into pieces however wide the terminal is."""
+    from rich.text import Text
+
+    title, table.title = table.title, None
+    if title:
+        text = Text.from_markup(title) if isinstance(title, str) else title
+        text.stylize("table.title")
+        console.print(text, overflow="fold")
+    console.print(table)

@@ -55,6 +55,11 @@ class LocalEngine:
         self.pool_restarts = 0
         self.pool_released: float | None = None
         self.signals = StopSignals()
+        self._reported = 0  # rows of the current chunk already passed to on_rows
+
+    def _batch_done(self, rows: int) -> None:
+        self._reported += rows
+        self.on_rows(rows)
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
@@ -96,7 +101,7 @@ class LocalEngine:
             load_start = time.monotonic()
             module = load_model(spec, device, o.precision)
             load_end = time.monotonic()
-            runner = InferenceRunner(module, device, len(spec.labels), pad_id)
+            runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             with self.signals:
                 tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
@@ -195,6 +200,7 @@ class LocalEngine:
                     where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
                     raise RowError(f"{o.input}: {where}: {p.reason}", hint="fix the row, or use --on-error skip")
                 start = time.monotonic()
+                self._reported = 0
                 if o.dedup:
                     logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
                                                      f"inference on chunk {chunk.index}")
@@ -203,6 +209,8 @@ class LocalEngine:
                                                f"inference on chunk {chunk.index}")
                     hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
                 clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
+                # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
+                self.on_rows(chunk.rows_in - self._reported)
                 counts.dedup_hits += hits
                 counts.dedup_lookups += len(chunk.texts)
                 self._put(out_queue, (chunk, prep, logits), writer_thread, failure)
@@ -360,4 +368,3 @@ class LocalEngine:
         counts.rows_out += table.num_rows
         counts.rows_errored += len(chunk.problems)
         counts.chunks_done = chunk.index + 1
-        self.on_rows(chunk.rows_in)

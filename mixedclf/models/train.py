@@ -96,6 +96,11 @@ def _resolve_encoder(encoder: str | Path) -> Path:
     return path
 
 
+def percent(value: float | None) -> str:
+    """An accuracy as people read it (61.7%), or why there is none."""
+    return "n/a (no held-out rows)" if value is None else f"{value:.1%}"
+
+
 def _accuracy(pred: torch.Tensor, target: torch.Tensor) -> float | None:
     return float((pred == target).float().mean()) if len(target) else None
 
@@ -151,9 +156,10 @@ def train_head(
     with _torch_settings(num_threads, seed):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
+        from mixedclf.quiet import quiet_transformers
+
+        quiet_transformers()
         say = log or (lambda _msg: None)
         config = json.loads((encoder_dir / "config.json").read_text(encoding="utf-8"))
         max_length = int(max_length or _max_length(encoder_dir, config))
@@ -201,7 +207,8 @@ def train_head(
             base_test = head(features[te]).argmax(-1)
             base_train = head(features[tr]).argmax(-1)
         baseline_accuracy = _accuracy(base_test, y[te])
-        say(f"frozen encoder + linear head: held-out accuracy {baseline_accuracy}")
+        if train_top_layers:  # without fine-tuning this head is the model itself, not a baseline to beat
+            say(f"frozen encoder + linear head (baseline): held-out accuracy {percent(baseline_accuracy)}")
 
         tensors: dict[str, torch.Tensor] = {}
         trained_layers: list[int] = []
@@ -263,7 +270,8 @@ def train_head(
             },
         )
         files = write_head(out_dir, tensors, head_json)
-        say(f"held-out accuracy {accuracy} (baseline {baseline_accuracy}); wrote {out_dir} in {seconds:.0f}s")
+        baseline = f" (baseline {percent(baseline_accuracy)})" if train_top_layers else ""
+        say(f"held-out accuracy {percent(accuracy)}{baseline}; wrote {out_dir} in {seconds:.0f}s")
 
         return TrainResult(
             out_dir=out_dir,

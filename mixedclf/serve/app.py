@@ -29,6 +29,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
 from mixedclf.costs import load_pricing
@@ -114,7 +115,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     device = resolve_device(settings.device)
     pricing = load_pricing(settings.pricing, settings.profile)
     state = ServerState(settings, spec, device, pricing)
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files the fastapi-offline package installs, not a CDN:
+    # a server without internet access still shows its documentation.
+    app = FastAPIOffline(
         title="mixedclf",
         version=__version__,
         description=DESCRIPTION,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,8 +30,11 @@ class InferenceStats:
 class InferenceRunner:
     """Runs a loaded module on micro-batches planned by length; keeps the stage's timings."""
 
-    def __init__(self, module: nn.Module, device: torch.device, num_labels: int, pad_id: int = 0):
+    def __init__(self, module: nn.Module, device: torch.device, num_labels: int, pad_id: int = 0,
+                 on_batch: Callable[[int], None] | None = None):
         self.module = module
+        # Told the rows of each finished micro-batch: progress moves with the device, not once per chunk.
+        self.on_batch = on_batch
         self.device = device
         self.num_labels = num_labels
         self.pad_id = pad_id
@@ -89,6 +93,8 @@ class InferenceRunner:
             self._synchronize()
             end = time.monotonic()
             self._record(start, end, len(rows), int(lengths.sum()), ids.size)
+            if self.on_batch is not None:
+                self.on_batch(len(rows))
         return out
 
     def _record(self, start: float, end: float, rows: int, real: int, padded: int) -> None:

@@ -1,0 +1,351 @@
+"""What the command line shows: honest progress, JSON for scripts, settings from the environment, help that
+keeps its defaults, tables that fit the terminal, and no third-party chatter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, write_classify_report, write_jsonl
+from mixedclf.errors import EXIT_ROWS_SKIPPED
+
+WIDE = {"COLUMNS": "160"}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(monkeypatch):
+    """The developer's own MIXEDCLF_* variables must not leak into these tests."""
+    for name in list(os.environ):
+        if name.startswith("MIXEDCLF_") and name != "MIXEDCLF_CONFIG_DIR":
+            monkeypatch.delenv(name)
+
+
+def invoke(*args, env=None):
+    from mixedclf.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={**WIDE, **(env or {})})
+
+
+def reviews(n: int, repeat_every: int = 0) -> list[dict]:
+    words = ["good food", "bad service", "great phone", "awful room", "love it", "hate the app"]
+    rows = []
+    for i in range(n):
+        text = words[0] if repeat_every and i % repeat_every == 0 else f"{words[i % 6]} {'very ' * (i % 9)}{i}"
+        rows.append({"id": i, "text": text})
+    return rows
+
+
+def light_options(inp: Path, out: Path, model: Path, **over):
+    from mixedclf.config import build_options
+
+    return build_options({"input": inp, "output": out, "model": str(model), "device": "cpu", "mode": "gpu-only",
+                          "torch_threads": 1, **over})
+
+
+# --- progress ---------------------------------------------------------------------------------------------------
+def test_progress_moves_per_micro_batch_and_counts_every_row(tmp_path, tiny_model):
+    from mixedclf.engines.local import LocalEngine
+
+    rows = reviews(90, repeat_every=5) + [{"id": 90, "text": ""}]  # repeats (dedup) and one bad row
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    calls: list[int] = []
+    opts = light_options(inp, tmp_path / "out.jsonl", tiny_model, batch_size=4, chunk_rows=40)
+    result = LocalEngine(opts, on_rows=calls.append).run()
+    assert sum(calls) == result.rows_in == 91
+    chunks = 3
+    assert result.extra["micro_batches"] > chunks
+    # One call per micro-batch (at most batch_size rows each), plus one per chunk for the rows no batch carried.
+    assert len(calls) >= result.extra["micro_batches"] and len(calls) <= result.extra["micro_batches"] + chunks
+    assert sum(1 for c in calls if c > 4) <= chunks
+
+
+def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path):
+    from mixedclf.progress import SAMPLE_BYTES, expected_rows
+
+    table = pa.table({"id": list(range(1234)), "text": [f"row {i}" for i in range(1234)]})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=100)
+    assert expected_rows(tmp_path / "in.parquet", "parquet") == (1234, True)
+
+    small = write_jsonl(tmp_path / "small.jsonl", reviews(50))
+    assert expected_rows(small, "jsonl") == (50, True)
+
+    n = 60_000  # several megabytes: past the sample, so the total is estimated from the mean line length
+    big = write_jsonl(tmp_path / "big.jsonl", reviews(n))
+    assert big.stat().st_size > 2 * SAMPLE_BYTES
+    total = expected_rows(big, "jsonl")
+    assert not total.exact and abs(total.rows - n) / n < 0.1, total
+
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,text\n" + "".join(f"{r['id']},{r['text']}\n" for r in reviews(70)), encoding="utf-8")
+    assert expected_rows(csv, "csv") == (70, True)
+
+
+def test_a_resumed_run_starts_its_bar_at_the_rows_already_done(tmp_path, tiny_model, monkeypatch):
+    import mixedclf.pipeline as pipeline
+    from mixedclf.engines.local import LocalEngine
+    from mixedclf.errors import Interrupted
+    from mixedclf.io.checkpoint import Checkpoint
+    from mixedclf.progress import RowProgress
+
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(120))
+    out = tmp_path / "out.jsonl"
+    opts = light_options(inp, out, tiny_model, chunk_rows=30)
+    seen: list[int] = []
+
+    def stop_after_two_chunks(rows: int) -> None:
+        seen.append(rows)
+        if sum(seen) >= 45:
+            engine.signals.signum = signal.SIGTERM  # as the handler would: stop after the chunk in hand
+
+    engine = LocalEngine(opts, on_rows=stop_after_two_chunks)
+    with pytest.raises(Interrupted):
+        engine.run()
+    done = Checkpoint.load(out).rows_in
+    assert done == 60
+
+    bars: list[RowProgress] = []
+
+    class Recorded(RowProgress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.start = self.bar.n
+            bars.append(self)
+
+    monkeypatch.setattr(pipeline, "RowProgress", Recorded)
+    result = pipeline.classify_file(opts.model_copy(update={"resume": True}), progress=True)
+    assert result.report.rows_out == 120
+    assert bars[0].start == done and bars[0].bar.n == 120 and bars[0].bar.total == 120
+
+
+# --- JSON on stdout -----------------------------------------------------------------------------------------------
+def test_classify_format_json_prints_one_object_and_nothing_else(tmp_path, tiny_model):
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(40) + [{"id": 40, "text": None}])
+    out, report = tmp_path / "out.parquet", tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDCLF_")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", COLUMNS="160")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedclf", "classify", str(inp), "-o", str(out), "--model", str(tiny_model),
+         "--device", "cpu", "--mode", "gpu-only", "--report", str(report), "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path,
+    )
+    assert proc.returncode == EXIT_ROWS_SKIPPED, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_errored"]) == (41, 40, 1)
+    assert summary["output"] == str(out) and summary["report"] == str(report)
+    assert summary["errors"] == str(out) + ".errors.jsonl" and summary["seconds"] > 0
+    saved = json.loads(report.read_text())
+    for basis in ("pay_per_use", "provisioned"):
+        for key in ("mixed", "gpu_only", "savings", "savings_pct"):
+            assert summary[basis][key] == saved["cost"][basis][key]
+    # stderr holds the one line about the skipped row, and none of the libraries' chatter
+    assert proc.stderr.strip().splitlines() == [f"1 rows skipped: see {out}.errors.jsonl"], proc.stderr
+
+
+def test_models_format_json(tmp_path, tiny_model):
+    result = invoke("models", "--search", tiny_model.parent, "--format", "json")
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)
+    by_name = {m["name"]: m for m in models}
+    assert "tiny-bert" in by_name and by_name["tiny-bert"]["labels"] == ["NEGATIVE", "POSITIVE"]
+    assert by_name["tiny-bert"]["path"] == str(tiny_model)
+
+
+def test_an_unknown_format_is_a_one_line_error(tmp_path):
+    result = invoke("classify", tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--format", "yaml")
+    assert result.exit_code == 2 and "--format must be one of" in result.output and "Traceback" not in result.output
+
+
+# --- settings: command line > environment > --config > packaged defaults ------------------------------------------
+def test_settings_precedence(tmp_path, monkeypatch):
+    from mixedclf.config import build_options
+
+    config = tmp_path / "mine.toml"
+    config.write_text('[classify]\nbatch_size = 10\ndevice = "cuda"\nmax_batch_tokens = 999\n', encoding="utf-8")
+    base = {"input": tmp_path / "in.jsonl", "output": tmp_path / "out.jsonl"}
+
+    packaged = build_options(base)
+    assert (packaged.batch_size, packaged.device, packaged.max_batch_tokens, packaged.profile) == (
+        64, "auto", 8192, "reference")
+    from_file = build_options(base, config)
+    assert (from_file.batch_size, from_file.device, from_file.max_batch_tokens) == (10, "cuda", 999)
+
+    monkeypatch.setenv("MIXEDCLF_BATCH_SIZE", "20")
+    monkeypatch.setenv("MIXEDCLF_DEVICE", "cpu")
+    monkeypatch.setenv("MIXEDCLF_PROFILE", "aws")
+    monkeypatch.setenv("MIXEDCLF_DEDUP", "false")
+    env = build_options(base, config)
+    assert (env.batch_size, env.device, env.max_batch_tokens, env.profile, env.dedup) == (20, "cpu", 999, "aws", False)
+
+    cli = build_options({**base, "batch_size": 30, "dedup": True}, config)
+    assert (cli.batch_size, cli.device, cli.dedup) == (30, "cpu", True)
+
+    monkeypatch.setenv("MIXEDCLF_CONFIG", str(config))  # the config file itself may come from the environment
+    monkeypatch.delenv("MIXEDCLF_BATCH_SIZE")
+    assert build_options(base).batch_size == 10
+
+
+def test_a_bad_environment_value_is_a_one_line_error_naming_the_variable(tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(3))
+    result = invoke("classify", inp, "-o", tmp_path / "o.jsonl", env={"MIXEDCLF_BATCH_SIZE": "many"})
+    assert result.exit_code == 2 and "MIXEDCLF_BATCH_SIZE" in result.output and "Traceback" not in result.output
+
+
+def test_serve_reads_the_environment_between_the_command_line_and_the_config(tmp_path, monkeypatch, tiny_model):
+    pytest.importorskip("fastapi")
+    import mixedclf.serve.app as serve_app
+
+    seen = {}
+    monkeypatch.setattr(serve_app, "run_server", lambda s: seen.setdefault("settings", s))
+    config = tmp_path / "serve.toml"
+    config.write_text("[serve]\nmax_wait_ms = 7.5\nmax_batch_size = 4\n", encoding="utf-8")
+    result = invoke("serve", "--model", tiny_model, "--port", "9123", "--config", config,
+                    env={"MIXEDCLF_PORT": "9999", "MIXEDCLF_MAX_WAIT_MS": "2", "MIXEDCLF_DEVICE": "cpu"})
+    assert result.exit_code == 0, result.output
+    s = seen["settings"]
+    assert (s.port, s.max_wait_ms, s.max_batch_size, s.device) == (9123, 2.0, 4, "cpu")
+
+
+def test_shell_completion_is_offered():
+    result = invoke("--help")
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+# --- help ---------------------------------------------------------------------------------------------------------
+def _commands():
+    import typer.main
+
+    from mixedclf.cli import app
+
+    root = typer.main.get_command(app)
+    stack = [((), root)]
+    while stack:
+        path, command = stack.pop()
+        yield path, command
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            stack.append(((*path, name), sub))
+
+
+def _option_rows(help_text: str) -> dict[str, str]:
+    """The rows of rich's option panels, joined across wrapped lines: {'--batch-size': 'row text', ...}."""
+    rows: dict[str, str] = {}
+    current = None
+    for line in help_text.splitlines():
+        body = line.strip().strip("│").strip()
+        match = re.match(r"^\*?\s*(--[a-z0-9-]+)", body)
+        if match:
+            current = match.group(1)
+            rows[current] = body
+        elif current and body and not line.lstrip().startswith(("╰", "╭")):
+            rows[current] += " " + body
+        elif line.lstrip().startswith("╰"):
+            current = None
+    return rows
+
+
+def test_help_of_every_command_keeps_its_defaults_once_and_shows_flags_as_flags():
+    paths = [path for path, _ in _commands()]
+    assert ("classify",) in paths and ("report", "show") in paths and ("serve",) in paths
+    for path in paths:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.stdout, path
+        for option, row in _option_rows(result.stdout).items():
+            assert row.count("[default:") <= 1, (path, option, row)
+
+
+def test_classify_help_shows_the_defaults_a_run_actually_uses(tmp_path):
+    from mixedclf.config import DEFAULT_CHUNK_ROWS, build_options
+
+    rows = _option_rows(invoke("classify", "--help").stdout)
+    opts = build_options({"input": tmp_path / "i.jsonl", "output": tmp_path / "o.jsonl"})
+    for name in ("text_field", "id_field", "model", "device", "precision", "mode", "clean", "engine",
+                 "batch_size", "max_batch_tokens", "on_error", "profile"):
+        option = "--" + name.replace("_", "-")
+        assert f"[default: {getattr(opts, name)}]" in rows[option], (option, rows[option])
+    assert f"[default: {DEFAULT_CHUNK_ROWS['local']}; {DEFAULT_CHUNK_ROWS['ray']} with --engine ray]" in rows[
+        "--chunk-rows"]
+    assert opts.dedup and "[default: dedup]" in rows["--dedup"]
+    assert "--no-dedup" in rows["--dedup"]
+    estimate = _option_rows(invoke("estimate", "--help").stdout)
+    assert "[default: 0.05]" in estimate["--pre-sec"] and "[default: reference]" in estimate["--profile"]
+    assert estimate["--active-hours"].count("24") == 1
+
+
+# --- width --------------------------------------------------------------------------------------------------------
+def test_titles_and_paths_stay_on_one_line_in_a_wide_terminal(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths: a title of two of them fits in 160 columns, not in 78
+    deep = Path("nightly-benchmark-reports") / "2024-06-01"
+    deep.mkdir(parents=True)
+    current = write_classify_report(deep / "current-classify-report.json")
+    baseline = write_classify_report(deep / "baseline-classify-report.json")
+
+    shown = invoke("report", "show", current)
+    assert shown.exit_code == 0, shown.output
+    title = "Per stage (pay-per-use: busy seconds × rate; model load is in the provisioned totals)"
+    assert any(title in line for line in shown.stdout.splitlines()), shown.stdout
+
+    checked = invoke("check", current, "--baseline", baseline)
+    assert checked.exit_code == 0, checked.output
+    assert any(str(baseline) in line and str(current) in line for line in checked.stdout.splitlines()), checked.stdout
+
+    models_dir = tmp_path / "model-zoo"  # fits in 160 columns beside the other columns, not in 80
+    shutil.copytree(tiny_model, models_dir / "tiny-bert")
+    listed = invoke("models", "--search", models_dir)
+    assert listed.exit_code == 0, listed.output
+    assert "…" not in listed.stdout
+    assert any(str(models_dir / "tiny-bert") in line for line in listed.stdout.splitlines()), listed.stdout
+
+
+# --- train --------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory):
+    from test_train import build_tiny_encoder, synthetic
+
+    folder = tmp_path_factory.mktemp("train")
+    texts, labels, groups = synthetic()
+    data = folder / "labeled.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l, "movie": g}) + "\n"
+                            for t, l, g in zip(texts, labels, groups)), encoding="utf-8")
+    return data, build_tiny_encoder(folder / "encoder")
+
+
+def test_train_prints_percentages_no_unrun_baseline_and_no_library_chatter(tmp_path, labeled):
+    data, encoder = labeled
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXEDCLF_", "TRANSFORMERS_", "HF_HUB_DIS"))}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", COLUMNS="160")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mixedclf", "train", str(data), "--out", str(tmp_path / "head"), "--encoder",
+         str(encoder), "--group-field", "movie"],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    both = proc.stdout + proc.stderr
+    assert re.search(r"held-out accuracy\s*│?\s*\d+\.\d%", both), both
+    assert not re.search(r"accuracy \d\.\d{3,}", both), both  # no raw float digits
+    assert "baseline" not in both.lower()  # nothing was trained beyond the head, so there is no baseline
+    for chatter in ("Loading weights", "Failed to load", "it/s]", "_pytree"):
+        assert chatter not in proc.stderr, proc.stderr
+
+
+def test_train_names_the_baseline_when_it_ran_one(tmp_path, labeled):
+    from mixedclf.models.train import train_head
+    from mixedclf.models.train_data import load_labeled
+
+    data, encoder = labeled
+    loaded = load_labeled(data, "text", "label", "movie")
+    lines: list[str] = []
+    train_head(loaded.texts, loaded.labels, tmp_path / "head", groups=loaded.groups, encoder=str(encoder),
+               train_top_layers=1, epochs=1, log=lines.append)
+    baseline = [line for line in lines if "baseline" in line]
+    assert baseline and all(re.search(r"\d+\.\d%", line) for line in baseline), lines
