@@ -61,7 +61,8 @@ def test_parquet_and_csv_read_the_same_rows(tmp_path):
     for fmt in ("parquet", "csv"):
         chunks = list(iter_chunks(tmp_path / f"in.{fmt}", fmt, "text", "id", chunk_rows=2))
         assert [t for c in chunks for t in c.texts] == ["a b", "123", "c"]  # "123" stays text in CSV
-        assert [i for c in chunks for i in c.passthrough.column("id").to_pylist()] == [1, 2, 3]
+        ids = [i for c in chunks for i in c.passthrough.column("id").to_pylist()]
+        assert ids == ([1, 2, 3] if fmt == "parquet" else ["1", "2", "3"])  # CSV cells are text, kept as read
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -35,7 +35,8 @@ from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.dedup import logits_with_dedup
 from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.stages.preprocess import (MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer,
+                                        preprocess_texts)
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
@@ -263,7 +264,9 @@ class LocalEngine:
     def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
-        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o))
+        # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
+        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
+                             max_text_chars=None if o.keep_text else MAX_TEXT_CHARS)
         read, pre = clocks["read"], clocks["preprocess"]
 
         def next_chunk() -> InputChunk | None:
