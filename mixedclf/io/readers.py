@@ -26,6 +26,9 @@ from mixedclf.stages.preprocess import MAX_TEXT_CHARS
 # Lines of a JSONL file looked at before any model loads: when every one fails for the same structural reason,
 # the whole file would, and it is refused with that reason instead of classifying nothing.
 PROBE_LINES = 20
+# Deeper values are row errors: every writer walks a value recursively, and Python's recursion limit is shared
+# with whatever stack the writer runs on, so "deep enough to fail" must not depend on where the check runs.
+MAX_NESTING = 100
 
 
 @dataclass
@@ -68,12 +71,25 @@ def keep_prefix(text: str, max_chars: int | None) -> str:
     return text if max_chars is None or len(text) <= max_chars + 1 else text[: max_chars + 1]
 
 
+def _nesting(value: Any) -> int:
+    """How deep lists and objects nest in value (without recursion: the value may be thousands deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_NESTING:
+                return deepest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _unencodable(values: dict[str, Any]) -> str | None:
     """Why these values cannot be written to any output (nested too deeply, a lone surrogate), or None."""
+    if any(_nesting(v) > MAX_NESTING for v in values.values()):
+        return f"a value nests lists/objects more than {MAX_NESTING} deep"
     try:
         json.dumps(values, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
-        return "a value is nested too deeply to write back"
     except UnicodeEncodeError as exc:
         return f"a value holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x}), which UTF-8 cannot encode"
     return None
@@ -151,7 +167,7 @@ def parse_jsonl_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 def _suspect(raw: bytes) -> bool:
     """A lone surrogate can only come from a \\uD8xx-\\uDFxx escape; deep nesting needs many brackets."""
-    return b"\\ud" in raw or b"\\uD" in raw or raw.count(b"[") + raw.count(b"{") > 200
+    return b"\\ud" in raw or b"\\uD" in raw or raw.count(b"[") + raw.count(b"{") > MAX_NESTING
 
 
 def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int,
