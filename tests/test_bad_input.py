@@ -227,3 +227,15 @@ def test_a_5_mb_line_is_cut_early_and_flagged(tmp_path, tiny_model):
     assert big["char_count"] == MAX_TEXT_CHARS - 1  # the kept prefix, cleaned (its last space stripped)
     assert big["word_count"] == MAX_TEXT_CHARS // 5
     assert small["truncated"] is False and small["char_count"] == 3
+
+
+@pytest.mark.parametrize("option", ["--keep-text", "--clean=none"])
+def test_a_lone_surrogate_in_a_text_written_or_tokenized_as_read_is_a_row_error(tmp_path, tiny_model, option):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "good \\ud800 food"}\n{"id": 2, "text": "bad"}\n')
+    result, out, _ = classify(tmp_path, source, tiny_model, option)
+    assert result.exit_code == 3, result.output
+    assert [r["id"] for r in _strict_rows(out)] == [2]
+    assert "lone surrogate" in _strict_rows(tmp_path / "out.jsonl.errors.jsonl")[0]["reason"]
+    result, out, _ = classify(tmp_path, source, tiny_model)  # cleaning drops it: the row is classified
+    assert result.exit_code == 0 and len(_strict_rows(out)) == 2

@@ -266,7 +266,8 @@ class LocalEngine:
         o = self.opts
         # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
         chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
-                             max_text_chars=None if o.keep_text else MAX_TEXT_CHARS)
+                             max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
+                             text_as_read=o.keep_text or o.clean == "none")
         read, pre = clocks["read"], clocks["preprocess"]
 
         def next_chunk() -> InputChunk | None:

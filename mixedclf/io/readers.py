@@ -104,9 +104,10 @@ def _json_table(rows: list[dict[str, Any]]) -> pa.Table:
 class ChunkBuilder:
     """Collects rows and problems until a chunk is full."""
 
-    def __init__(self, text_field: str, id_field: str, chunk_rows: int, max_text_chars: int | None):
+    def __init__(self, text_field: str, id_field: str, chunk_rows: int, max_text_chars: int | None,
+                 text_as_read: bool = False):
         self.text_field, self.id_field, self.chunk_rows = text_field, id_field, chunk_rows
-        self.max_text_chars = max_text_chars
+        self.max_text_chars, self.text_as_read = max_text_chars, text_as_read
         self.index = 0
         self.next_row = 0
         self._reset()
@@ -127,7 +128,10 @@ class ChunkBuilder:
         )
         rest = {k: v for k, v in record.items() if k not in (self.text_field, self.id_field)}
         if not problem and suspect:
-            problem = _unencodable({self.id_field: row_id, **rest})
+            checked = {self.id_field: row_id, **rest}
+            if self.text_as_read:
+                checked[self.text_field] = record[self.text_field]
+            problem = _unencodable(checked)
         if problem:
             self.problems.append(RowProblem(row, line, None if isinstance(row_id, (list, dict)) else row_id, problem))
             return
@@ -171,8 +175,8 @@ def _suspect(raw: bytes) -> bool:
 
 
 def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int,
-                max_text_chars: int | None) -> Iterator[InputChunk]:
-    builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars)
+                max_text_chars: int | None, text_as_read: bool) -> Iterator[InputChunk]:
+    builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars, text_as_read)
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -305,14 +309,16 @@ def _iter_arrow_batches(
 
 
 def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows: int,
-                max_text_chars: int | None = MAX_TEXT_CHARS) -> Iterator[InputChunk]:
+                max_text_chars: int | None = MAX_TEXT_CHARS, text_as_read: bool = False) -> Iterator[InputChunk]:
     """Chunks of at most chunk_rows rows, in file order. File-level problems raise InputError at once.
 
-    Texts longer than max_text_chars come as a prefix of max_text_chars + 1 characters (None: whole)."""
+    Texts longer than max_text_chars come as a prefix of max_text_chars + 1 characters (None: whole).
+    text_as_read: texts are written out or tokenized uncleaned, so one that is not valid Unicode (a lone
+    surrogate, which cleaning would drop) is a row problem."""
     check_input(path, fmt, text_field)
     try:
         if fmt == "jsonl":
-            yield from _iter_jsonl(path, text_field, id_field, chunk_rows, max_text_chars)
+            yield from _iter_jsonl(path, text_field, id_field, chunk_rows, max_text_chars, text_as_read)
         elif fmt == "parquet":
             source = pq.ParquetFile(path)
             yield from _iter_arrow_batches(path, source.iter_batches(batch_size=chunk_rows), text_field, id_field,
