@@ -121,6 +121,7 @@ def _write(path, table):
         ("wide.jsonl", lambda p: _bytes(p, '{"text": "good"}\n'.encode("utf-16")), "looks like UTF-16"),
         ("wide.csv", lambda p: _bytes(p, "id,text\n1,good\n".encode("utf-16-le")), "looks like UTF-16"),
         ("noise.jsonl", lambda p: _bytes(p, random.Random(0).randbytes(20_000)), "looks like binary data"),
+        ("latin1.jsonl", lambda p: _bytes(p, b'{"text": "caf\xe9"}\n' * 30), "is not UTF-8"),
         ("table.jsonl", lambda p: _text(p, "id,text\n1,good\n2,bad\n"), "does not look like JSON Lines"),
         ("body.jsonl", lambda p: _text(p, '{"id": 1, "body": "good"}\n' * 30),
          "none of the first 20 lines has a field 'text' (fields: body, id)"),

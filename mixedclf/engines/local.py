@@ -30,6 +30,7 @@ from mixedclf.engines.workers import preprocess_task
 from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
+from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -353,7 +354,7 @@ class LocalEngine:
                 table = table.drop_columns([name])  # the classifier's columns win over same-named input columns
             table = table.append_column(name, values)
         tally.add(columns)
-        ids = table.column(o.id_field).to_pylist()
+        ids = python_values(table.column(o.id_field))
         self._id_hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
         mid = time.monotonic()
         clocks["postprocess"].add(start, mid, table.num_rows)

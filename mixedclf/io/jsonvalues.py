@@ -75,6 +75,11 @@ def json_to_python(array: pa.Array | pa.ChunkedArray) -> list[Any]:
     return [None if text is None else json.loads(text) for text in array.to_pylist()]
 
 
+def python_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """Any column's values as Python objects, a JSON column's as the values its texts hold."""
+    return json_to_python(array) if is_json(array.type) else array.to_pylist()
+
+
 def json_to_cells(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A JSON column as CSV cells: a JSON string is its plain text ("two" -> two), anything else its JSON text."""
     texts = array.to_pylist()

@@ -227,6 +227,9 @@ def _check_jsonl_lines(path: Path, text_field: str) -> None:
     if first == "missing":
         raise InputError(f"{path}: none of {seen} has a field {text_field!r} (fields: {', '.join(sorted(fields))})",
                          hint="name the text field with --text-field")
+    if first.startswith("invalid UTF-8"):
+        raise InputError(f"{path}: is not UTF-8: every one of {seen} fails ({first})",
+                         hint="convert it to UTF-8 (iconv -t UTF-8)")
     raise InputError(f"{path}: does not look like JSON Lines: every one of {seen} fails ({first})",
                      hint="pass a JSONL file, or --input-format for another format")
 
