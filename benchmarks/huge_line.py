@@ -94,8 +94,10 @@ def main() -> None:
             out = work / f"out-{name}.jsonl"
             run = measure(args.code, [str(source), "-o", str(out), "--model", str(model), "--device", "cpu", "-q"])
             if name == "huge":
-                big = next(json.loads(line) for line in out.open(encoding="utf-8") if '"huge"' in line[:40])
-                run["huge_row"] = {k: big[k] for k in ("truncated", "token_count", "char_count", "word_count")}
+                big = next((json.loads(line) for line in out.open(encoding="utf-8") if "huge" in line[:40]), None)
+                if big is not None:  # the code before the fix wrote this id re-quoted; find it all the same
+                    run["huge_row"] = {k: big[k] for k in ("id", "truncated", "token_count", "char_count",
+                                                           "word_count")}
             print(f"round {round_ + 1} {name:>6}: tree peak {run['tree_peak_mb']:7.1f} MB, sum of HWMs "
                   f"{run['sum_hwm_mb']:7.1f} MB ({run['processes']} processes), {run['wall_s']:5.1f} s", flush=True)
             if name not in best or run["sum_hwm_mb"] < best[name]["sum_hwm_mb"]:
