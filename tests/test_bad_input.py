@@ -1,6 +1,8 @@
 """Issue 5: every kind of bad input gets a clear error, and no row is lost without a trace."""
 
+import gzip
 import json
+import random
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -90,6 +92,11 @@ def _text(path, text):
     return path
 
 
+def _bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
 def _write(path, table):
     if path.suffix == ".parquet":
         pq.write_table(table, path)
@@ -107,6 +114,17 @@ def _write(path, table):
         ("notext.csv", lambda p: _write(p, pa.table({"id": [1], "body": ["x"]})), "no column 'text'"),
         ("data.txt", lambda p: _text(p, "hello"), "unsupported extension"),
         ("missing.jsonl", lambda p: p, "no such file"),
+        ("blank.jsonl", lambda p: _text(p, "\n  \n\t\r\n"), "the file is empty (whitespace only)"),
+        ("blank.csv", lambda p: _text(p, "   \n\n"), "the file is empty (whitespace only)"),
+        ("packed.jsonl", lambda p: _bytes(p, gzip.compress(b'{"text": "good"}\n' * 50)), "looks like gzip"),
+        ("packed.csv", lambda p: _bytes(p, gzip.compress(b"id,text\n1,good\n" * 50)), "looks like gzip"),
+        ("wide.jsonl", lambda p: _bytes(p, '{"text": "good"}\n'.encode("utf-16")), "looks like UTF-16"),
+        ("wide.csv", lambda p: _bytes(p, "id,text\n1,good\n".encode("utf-16-le")), "looks like UTF-16"),
+        ("noise.jsonl", lambda p: _bytes(p, random.Random(0).randbytes(20_000)), "looks like binary data"),
+        ("latin1.jsonl", lambda p: _bytes(p, b'{"text": "caf\xe9"}\n' * 30), "is not UTF-8"),
+        ("table.jsonl", lambda p: _text(p, "id,text\n1,good\n2,bad\n"), "does not look like JSON Lines"),
+        ("body.jsonl", lambda p: _text(p, '{"id": 1, "body": "good"}\n' * 30),
+         "none of the first 20 lines has a field 'text' (fields: body, id)"),
     ],
 )
 def test_file_level_problems_exit_2_before_loading_the_model(tmp_path, name, make, message):
@@ -140,3 +158,85 @@ def test_bad_option_values_are_one_line(tmp_path, tiny_model):
     assert result.exit_code == 2 and "--batch-size" in result.output
     result, _, _ = classify(tmp_path, source, tiny_model, "--profile", "nope")
     assert result.exit_code == 2 and "nope" in result.output
+
+
+def _strict_rows(path):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.parquet"])
+def test_id_and_text_only_file_with_one_empty_text_skips_that_row(tmp_path, tiny_model, name):
+    source = _write(tmp_path / name, pa.table({"id": ["a", "b", "c"], "text": ["good", None, "bad"]}))
+    result, out, report = classify(tmp_path, source, tiny_model)
+    assert result.exit_code == 3, result.output
+    assert [r["id"] for r in _strict_rows(out)] == ["a", "c"]
+    assert [e["id"] for e in _strict_rows(tmp_path / "out.jsonl.errors.jsonl")] == ["b"]
+    assert load_report(report).rows_in == 3
+
+
+@pytest.mark.parametrize("out_name", ["out.jsonl", "out.parquet"])
+def test_ids_and_columns_come_back_as_read_and_as_strict_json(tmp_path, tiny_model, out_name):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": 1, "text": "good", "x": NaN, "tags": ["a"]}\n'
+        '{"id": "two", "text": "bad", "x": 1.5, "tags": {"k": 1}}\n'
+        '{"id": 3.25, "text": "fine", "x": Infinity, "tags": null}\n'
+    )
+    result, out, _ = classify(tmp_path, source, tiny_model, "--chunk-rows", "1", out_name=out_name)
+    assert result.exit_code == 0, result.output
+    if out.suffix == ".parquet":
+        table = pq.read_table(out)
+        rows = [{"id": json.loads(i), "tags": None if t is None else json.loads(t)}
+                for i, t in zip(table.column("id").to_pylist(), table.column("tags").to_pylist())]
+    else:
+        rows = _strict_rows(out)
+        assert [r["x"] for r in rows] == [None, 1.5, None]  # non-finite numbers: null
+    assert [r["id"] for r in rows] == [1, "two", 3.25]
+    assert [r["tags"] for r in rows] == [["a"], {"k": 1}, None]
+
+
+def test_unwritable_values_are_row_errors_not_tracebacks(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": 1, "text": "good"}\n'
+        + '{"id": 2, "text": "good", "x": ' + "[" * 50_000 + "]" * 50_000 + "}\n"
+        + '{"id": "\\udc00", "text": "good"}\n'
+        + '{"id": 4, "text": "good", "note": "x\\ud800"}\n'
+    )
+    result, out, _ = classify(tmp_path, source, tiny_model)
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    assert [r["id"] for r in _strict_rows(out)] == [1]
+    errors = _strict_rows(tmp_path / "out.jsonl.errors.jsonl")
+    assert [e["line"] for e in errors] == [2, 3, 4]
+    assert "nested too deeply" in errors[0]["reason"] and "lone surrogate" in errors[2]["reason"]
+    assert errors[1]["id"] == "\udc00"  # logged as the escape it was read as
+
+
+def test_a_5_mb_line_is_cut_early_and_flagged(tmp_path, tiny_model):
+    from mixedclf.stages.preprocess import MAX_TEXT_CHARS
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "big", "text": "' + "good food " * 500_000 + '"}\n{"id": "small", "text": "bad"}\n')
+    result, out, _ = classify(tmp_path, source, tiny_model)
+    assert result.exit_code == 0, result.output
+    big, small = _strict_rows(out)
+    assert big["truncated"] is True and big["token_count"] == 64
+    assert big["char_count"] == MAX_TEXT_CHARS - 1  # the kept prefix, cleaned (its last space stripped)
+    assert big["word_count"] == MAX_TEXT_CHARS // 5
+    assert small["truncated"] is False and small["char_count"] == 3
+
+
+@pytest.mark.parametrize("option", ["--keep-text", "--clean=none"])
+def test_a_lone_surrogate_in_a_text_written_or_tokenized_as_read_is_a_row_error(tmp_path, tiny_model, option):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "good \\ud800 food"}\n{"id": 2, "text": "bad"}\n')
+    result, out, _ = classify(tmp_path, source, tiny_model, option)
+    assert result.exit_code == 3, result.output
+    assert [r["id"] for r in _strict_rows(out)] == [2]
+    assert "lone surrogate" in _strict_rows(tmp_path / "out.jsonl.errors.jsonl")[0]["reason"]
+    result, out, _ = classify(tmp_path, source, tiny_model)  # cleaning drops it: the row is classified
+    assert result.exit_code == 0 and len(_strict_rows(out)) == 2

@@ -30,12 +30,14 @@ from mixedclf.engines.workers import preprocess_task
 from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
+from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.stages.dedup import logits_with_dedup
 from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.stages.preprocess import (MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer,
+                                        preprocess_texts)
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
@@ -271,7 +273,10 @@ class LocalEngine:
     def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
-        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o))
+        # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
+        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
+                             max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
+                             text_as_read=o.keep_text or o.clean == "none")
         read, pre = clocks["read"], clocks["preprocess"]
 
         def next_chunk() -> InputChunk | None:
@@ -357,7 +362,7 @@ class LocalEngine:
                 table = table.drop_columns([name])  # the classifier's columns win over same-named input columns
             table = table.append_column(name, values)
         tally.add(columns)
-        ids = table.column(o.id_field).to_pylist()
+        ids = python_values(table.column(o.id_field))
         self._id_hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
         mid = time.monotonic()
         clocks["postprocess"].add(start, mid, table.num_rows)

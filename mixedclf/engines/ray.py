@@ -146,10 +146,9 @@ class RayEngine:
         if fmt == "parquet":
             return ray_data.read_parquet(path, **common)
         header = self._csv_header()
-        types = {o.text_field: pa.string()}
-        if o.id_field in header.names:
-            kind = header.field(o.id_field).type
-            types[o.id_field] = kind if not pa.types.is_null(kind) else pa.string()
+        # Every column as the text it holds, as the local reader reads it (a type guessed from the first block
+        # fails a later block that disagrees).
+        types = {name: pa.string() for name in header.names}
         return ray_data.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=4 << 20),

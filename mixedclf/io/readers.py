@@ -7,17 +7,22 @@ rest of the file kept, which pyarrow's block reader cannot do.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError
+from mixedclf.io.jsonvalues import column_from_values
+from mixedclf.io.jsonl_rows import check_jsonl_lines, parse_jsonl_line, suspect_line, unencodable
+from mixedclf.io.sniff import check_text_file
+from mixedclf.stages.preprocess import MAX_TEXT_CHARS
+
 
 
 @dataclass
@@ -49,34 +54,30 @@ def text_problem(value: Any) -> str | None:
         return "text is null"
     if not isinstance(value, str):
         return f"text is a {type(value).__name__}, not a string"
-    if not value.strip():
+    if not value or value.isspace():  # isspace, not strip: no copy of a 50 MB text
         return "text is empty or whitespace only"
     return None
 
 
-def _json_safe_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """A table from JSON objects; columns whose values arrow cannot type together become JSON strings."""
-    try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        names = list(dict.fromkeys(k for r in rows for k in r))
-        columns = {}
-        for name in names:
-            values = [r.get(name) for r in rows]
-            try:
-                columns[name] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-                columns[name] = pa.array(
-                    [None if v is None else json.dumps(v, ensure_ascii=False) for v in values], type=pa.string()
-                )
-        return pa.table(columns)
+def keep_prefix(text: str, max_chars: int | None) -> str:
+    """At most max_chars + 1 characters: the preprocess stage cuts to max_chars and flags the row truncated,
+    and nothing between here and there copies the rest."""
+    return text if max_chars is None or len(text) <= max_chars + 1 else text[: max_chars + 1]
+
+
+def _json_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """A table from JSON objects, each column typed only as far as its values come back unchanged."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.table({name: column_from_values([r.get(name) for r in rows]) for name in names})
 
 
 class ChunkBuilder:
     """Collects rows and problems until a chunk is full."""
 
-    def __init__(self, text_field: str, id_field: str, chunk_rows: int):
+    def __init__(self, text_field: str, id_field: str, chunk_rows: int, max_text_chars: int | None,
+                 text_as_read: bool = False):
         self.text_field, self.id_field, self.chunk_rows = text_field, id_field, chunk_rows
+        self.max_text_chars, self.text_as_read = max_text_chars, text_as_read
         self.index = 0
         self.next_row = 0
         self._reset()
@@ -87,18 +88,24 @@ class ChunkBuilder:
         self.records: list[dict[str, Any]] = []
         self.problems: list[RowProblem] = []
 
-    def add_record(self, record: dict[str, Any], line: int | None) -> None:
+    def add_record(self, record: dict[str, Any], line: int | None, suspect: bool = False) -> None:
+        """suspect: the line may hold what no output can take (a \\ud800 escape, deep nesting): check it."""
         row = self.next_row
         self.next_row += 1
         row_id = record.get(self.id_field, row)
         problem = text_problem(record.get(self.text_field)) if self.text_field in record else (
             f"missing text field {self.text_field!r}"
         )
-        if problem:
-            self.problems.append(RowProblem(row, line, row_id, problem))
-            return
         rest = {k: v for k, v in record.items() if k not in (self.text_field, self.id_field)}
-        self.texts.append(record[self.text_field])
+        if not problem and suspect:
+            checked = {self.id_field: row_id, **rest}
+            if self.text_as_read:
+                checked[self.text_field] = record[self.text_field]
+            problem = unencodable(checked)
+        if problem:
+            self.problems.append(RowProblem(row, line, None if isinstance(row_id, (list, dict)) else row_id, problem))
+            return
+        self.texts.append(keep_prefix(record[self.text_field], self.max_text_chars))
         self.records.append({self.id_field: row_id, **rest})
 
     def add_problem(self, line: int | None, reason: str) -> None:
@@ -110,34 +117,34 @@ class ChunkBuilder:
         return self.next_row - self.first_row >= self.chunk_rows
 
     def take(self) -> InputChunk:
-        table = _json_safe_table(self.records) if self.records else pa.table({self.id_field: pa.array([], pa.int64())})
+        table = _json_table(self.records) if self.records else pa.table({self.id_field: pa.array([], pa.int64())})
         chunk = InputChunk(self.index, self.first_row, self.next_row - self.first_row, self.texts, table, self.problems)
         self.index += 1
         self._reset()
         return chunk
 
 
-def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int) -> Iterator[InputChunk]:
-    builder = ChunkBuilder(text_field, id_field, chunk_rows)
+def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int,
+                max_text_chars: int | None, text_as_read: bool) -> Iterator[InputChunk]:
+    builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars, text_as_read)
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             if not raw.strip():
                 continue  # blank lines carry no row
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                builder.add_problem(line_no, f"invalid UTF-8 at byte {exc.start}")
-            except json.JSONDecodeError as exc:
-                builder.add_problem(line_no, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            record, reason = parse_jsonl_line(raw)
+            if record is None:
+                builder.add_problem(line_no, reason)
             else:
-                if isinstance(record, dict):
-                    builder.add_record(record, line_no)
-                else:
-                    builder.add_problem(line_no, f"line is a JSON {type(record).__name__}, not an object")
+                suspect = suspect_line(raw)
+                del raw  # a huge line is held once (as the parsed text), not twice
+                builder.add_record(record, line_no, suspect)
+                del record
             if builder.full:
                 yield builder.take()
+    if builder.next_row == 0:
+        raise InputError(f"{path}: the file is empty (blank lines only)", hint="nothing to classify")
     if builder.next_row > builder.first_row:
         yield builder.take()
 
@@ -149,12 +156,30 @@ def _check_columns(path: Path, schema: pa.Schema, text_field: str) -> None:
             hint="name the text column with --text-field",
         )
     kind = schema.field(text_field).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+    if not _is_text_type(kind):
         raise InputError(f"{path}: column {text_field!r} holds {kind}, not text", hint="pick a string column")
 
 
+def _is_text_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+            or pa.types.is_null(kind))
+
+
+def _text_values(column: pa.ChunkedArray, max_chars: int | None) -> list[Any]:
+    """A text column (plain, large, view or dictionary-encoded) as Python strings, each cut to a bounded prefix
+    before Python copies it."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.large_string())
+    if max_chars is not None and len(column) and (pc.max(pc.binary_length(column)).as_py() or 0) > max_chars + 1:
+        column = pc.utf8_slice_codeunits(column, 0, max_chars + 1)
+    return column.to_pylist()
+
+
 def _iter_arrow_batches(
-    path: Path, batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int, line_offset: int
+    path: Path, batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int, line_offset: int,
+    max_text_chars: int | None,
 ) -> Iterator[InputChunk]:
     """Chunks from arrow batches: valid rows stay columnar; only the problem rows are looked at one by one."""
     index, next_row = 0, 0
@@ -165,24 +190,24 @@ def _iter_arrow_batches(
         nonlocal index, next_row, pending, pending_rows
         table = pa.Table.from_batches(pending).combine_chunks()
         n = table.num_rows
-        texts = table.column(text_field).to_pylist()
-        ids = table.column(id_field).to_pylist() if id_field in table.column_names else list(range(next_row, next_row + n))
+        texts = _text_values(table.column(text_field), max_text_chars)
+        has_id = id_field in table.column_names
         problems, keep = [], []
         for i, text in enumerate(texts):
             reason = text_problem(text)
             if reason:
-                problems.append(RowProblem(next_row + i, next_row + i + line_offset, ids[i], reason))
+                row_id = table.column(id_field)[i].as_py() if has_id else next_row + i
+                problems.append(RowProblem(next_row + i, next_row + i + line_offset, row_id, reason))
             else:
                 keep.append(i)
-        rest = table.drop_columns([c for c in (text_field, id_field) if c in table.column_names])
+        # Column by column, never through a table without columns (whose row count a take() loses).
+        ids = table.column(id_field) if has_id else pa.array(range(next_row, next_row + n), type=pa.int64())
+        names = [id_field] + [c for c in table.column_names if c not in (text_field, id_field)]
+        columns = [ids] + [table.column(c) for c in names[1:]]
         if len(keep) < n:
-            rest = rest.take(keep)
-        id_values = pa.array([ids[i] for i in keep]) if id_field in table.column_names else pa.array(
-            [ids[i] for i in keep], type=pa.int64()
-        )
-        if id_field in table.column_names and len(keep) == n:
-            id_values = table.column(id_field)
-        passthrough = rest.add_column(0, id_field, id_values)
+            rows = pa.array(keep, type=pa.int64())
+            columns = [c.take(rows) for c in columns]
+        passthrough = pa.Table.from_arrays(columns, names=names)
         chunk = InputChunk(index, next_row, n, [texts[i] for i in keep], passthrough, problems)
         index += 1
         next_row += n
@@ -201,31 +226,35 @@ def _iter_arrow_batches(
         yield flush()
 
 
-def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows: int) -> Iterator[InputChunk]:
-    """Chunks of at most chunk_rows rows, in file order. File-level problems raise InputError at once."""
+def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows: int,
+                max_text_chars: int | None = MAX_TEXT_CHARS, text_as_read: bool = False) -> Iterator[InputChunk]:
+    """Chunks of at most chunk_rows rows, in file order. File-level problems raise InputError at once.
+
+    Texts longer than max_text_chars come as a prefix of max_text_chars + 1 characters (None: whole).
+    text_as_read: texts are written out or tokenized uncleaned, so one that is not valid Unicode (a lone
+    surrogate, which cleaning would drop) is a row problem."""
     check_input(path, fmt, text_field)
     try:
         if fmt == "jsonl":
-            yield from _iter_jsonl(path, text_field, id_field, chunk_rows)
+            yield from _iter_jsonl(path, text_field, id_field, chunk_rows, max_text_chars, text_as_read)
         elif fmt == "parquet":
             source = pq.ParquetFile(path)
-            yield from _iter_arrow_batches(
-                path, source.iter_batches(batch_size=chunk_rows), text_field, id_field, chunk_rows, line_offset=0
-            )
+            yield from _iter_arrow_batches(path, source.iter_batches(batch_size=chunk_rows), text_field, id_field,
+                                           chunk_rows, line_offset=0, max_text_chars=max_text_chars)
         else:
-            yield from _iter_csv(path, text_field, id_field, chunk_rows)
+            yield from _iter_csv(path, text_field, id_field, chunk_rows, max_text_chars)
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
 
 
-def _iter_csv(path: Path, text_field: str, id_field: str, chunk_rows: int) -> Iterator[InputChunk]:
-    # Read the header alone first, so the text column can be typed as string (a column of numbers stays text).
+def _iter_csv(path: Path, text_field: str, id_field: str, chunk_rows: int,
+              max_text_chars: int | None) -> Iterator[InputChunk]:
+    # Every column is read as the text it holds: CSV has no types, and one guessed from the first block fails
+    # the run when a later block disagrees (ids that turn from 17 to "17a" a million rows in).
     header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
-    types = {text_field: pa.string()}
-    if id_field in header.names:
-        types[id_field] = header.field(id_field).type if not pa.types.is_null(header.field(id_field).type) else pa.string()
+    types = {name: pa.string() for name in header.names}
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=4 << 20),
@@ -233,7 +262,8 @@ def _iter_csv(path: Path, text_field: str, id_field: str, chunk_rows: int) -> It
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
     )
     # line_offset 2: the header is line 1 and rows count from 0 (exact unless values span lines).
-    yield from _iter_arrow_batches(path, iter(reader), text_field, id_field, chunk_rows, line_offset=2)
+    yield from _iter_arrow_batches(path, iter(reader), text_field, id_field, chunk_rows, line_offset=2,
+                                   max_text_chars=max_text_chars)
 
 
 def count_rows_hint(path: Path, fmt: str) -> int | None:
@@ -257,7 +287,11 @@ def check_input(path: Path, fmt: str, text_field: str) -> None:
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable", hint="check permissions")
     try:
-        if fmt == "parquet":
+        if fmt in ("jsonl", "csv"):
+            check_text_file(path, fmt)
+        if fmt == "jsonl":
+            check_jsonl_lines(path, text_field)
+        elif fmt == "parquet":
             _check_columns(path, pq.read_schema(path), text_field)
         elif fmt == "csv":
             header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema

@@ -4,7 +4,7 @@ path never holds a half-written file. The partial files are what a checkpoint po
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError
+from mixedclf.io.jsonvalues import JSON, dumps, is_json, json_to_cells, json_to_python, to_json_column
 
 PARQUET_ROW_GROUP = 65_536
 
@@ -38,24 +39,49 @@ def check_writable(target: Path) -> None:
         raise InputError(f"{target}: not writable", hint="check permissions or pick another -o path")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _jsonl_lines(table: pa.Table) -> bytes:
+    """The rows as strict JSON lines; JSON columns give back the values they were read as."""
+    rows = table.to_pylist()
+    for name in [f.name for f in table.schema if is_json(f.type)]:
+        for row, value in zip(rows, json_to_python(table.column(name))):
+            row[name] = value
+    return ("\n".join(dumps(row) for row in rows) + "\n").encode("utf-8")
 
 
-def _flatten_nested(table: pa.Table) -> pa.Table:
-    """CSV has no nested types: lists and structs travel as JSON text."""
+def _csv_cells(table: pa.Table) -> pa.Table:
+    """CSV has no nested types: lists and structs travel as JSON text, JSON values as their plain text."""
     for i, f in enumerate(table.schema):
-        if pa.types.is_nested(f.type):
-            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=_jsonable)
-                      for v in table.column(i).to_pylist()]
+        if is_json(f.type):
+            table = table.set_column(i, f.name, json_to_cells(table.column(i)))
+        elif pa.types.is_nested(f.type):
+            values = [None if v is None else dumps(v) for v in table.column(i).to_pylist()]
             table = table.set_column(i, f.name, pa.array(values, type=pa.string()))
     return table
 
 
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Later chunks take the first chunk's columns and types (JSONL rows may differ from chunk to chunk)."""
+def _with_columns(table: pa.Table, names: list[str]) -> pa.Table:
+    """The table with exactly these columns, in this order (nulls where a chunk lacks one), types untouched:
+    a CSV file holds text, so a column may change type from chunk to chunk."""
+    if table.column_names == names:
+        return table
+    columns = [table.column(n) if n in table.column_names else pa.nulls(table.num_rows) for n in names]
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _merged_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema for Parquet parts written chunk by chunk: every column seen, in first-seen order; a column
+    whose type differs between parts (beyond all-null parts) becomes JSON, which holds each value unchanged."""
+    kinds: dict[str, list[pa.DataType]] = {}
+    for schema in schemas:
+        for f in schema:
+            kinds.setdefault(f.name, [])
+            if not pa.types.is_null(f.type) and f.type not in kinds[f.name]:
+                kinds[f.name].append(f.type)
+    return pa.schema([pa.field(name, types[0] if len(types) == 1 else (pa.null() if not types else JSON))
+                      for name, types in kinds.items()])
+
+
+def _conform_part(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if table.schema.equals(schema):
         return table
     columns = []
@@ -64,13 +90,12 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             columns.append(pa.nulls(table.num_rows, f.type))
             continue
         col = table.column(f.name)
-        try:
-            columns.append(col if col.type.equals(f.type) else col.cast(f.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise InputError(
-                f"column {f.name!r} changes type from {f.type} to {col.type} part-way through the input",
-                hint="write JSONL output, or make the column's type consistent",
-            ) from exc
+        if col.type.equals(f.type):
+            columns.append(col)
+        elif is_json(f.type):
+            columns.append(to_json_column(col))
+        else:
+            columns.append(col.cast(f.type))  # only all-null columns get here
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -83,7 +108,6 @@ class ChunkWriter:
         self.temp = temp_path_for(target)
         self.parts = parts_dir_for(target)
         self.schema: pa.Schema | None = None
-        self._csv: pacsv.CSVWriter | None = None
         self._handle = None
         self.rows = 0
         if fmt == "parquet":
@@ -92,6 +116,7 @@ class ChunkWriter:
             self._open_stream(resume_at)
 
     def _open_stream(self, resume_at: int | None) -> None:
+        self._empty_schema: pa.Schema | None = None
         if resume_at is None or not self.temp.exists():
             self._handle = open(self.temp, "wb")
             self._header_written = False
@@ -100,6 +125,9 @@ class ChunkWriter:
         self._handle.truncate(resume_at)  # drop whatever was written after the checkpoint
         self._handle.seek(resume_at)
         self._header_written = resume_at > 0
+        if self.fmt == "csv" and self._header_written:
+            with open(self.temp, "rb") as handle:  # later rows keep the columns of the header already written
+                self.schema = pacsv.read_csv(io.BytesIO(handle.readline())).schema
 
     def _open_parts(self, resume_at: int | None) -> None:
         if resume_at is None:
@@ -121,24 +149,31 @@ class ChunkWriter:
         self.rows += table.num_rows
         if self.fmt == "jsonl":
             if table.num_rows:
-                lines = (json.dumps(row, ensure_ascii=False, default=_jsonable) for row in table.to_pylist())
-                self._handle.write(("\n".join(lines) + "\n").encode("utf-8"))
+                self._handle.write(_jsonl_lines(table))
             return
-        if self.fmt == "csv":
-            table = _flatten_nested(table)
-        if self.schema is None:
-            self.schema = table.schema
-        table = _conform(table, self.schema)
         if self.fmt == "parquet":
+            # Each part keeps its own types; commit() merges them into one schema (see _merged_schema).
+            if self.schema is None:
+                self.schema = table.schema
             part = self.parts / f"part-{self.part_count:06d}.parquet"
             pq.write_table(table, part.with_suffix(".tmp"))
             os.replace(part.with_suffix(".tmp"), part)
             self.part_count += 1
             return
-        if self._csv is None:
-            options = pacsv.WriteOptions(include_header=not self._header_written)
-            self._csv = pacsv.CSVWriter(self._handle, table.schema, write_options=options)
-        self._csv.write_table(table)
+        table = _csv_cells(table)
+        if self.schema is None:
+            if not table.num_rows:
+                self._empty_schema = table.schema  # a chunk of only bad rows may lack columns: wait for rows
+                return
+            self.schema = table.schema
+        table = _with_columns(table, self.schema.names)
+        self._write_csv(table)
+
+    def _write_csv(self, table: pa.Table) -> None:
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=not self._header_written))
+        self._handle.write(buffer.getvalue())
+        self._header_written = True
 
     def flush(self) -> None:
         """Make everything written so far durable, so a checkpoint can point at it."""
@@ -147,20 +182,18 @@ class ChunkWriter:
             os.fsync(self._handle.fileno())
 
     def _close(self) -> None:
-        if self._csv is not None:
-            self._csv.close()
-            self._csv = None
         if self._handle is not None and not self._handle.closed:
             self._handle.flush()
             self._handle.close()
 
     def _merge_parts(self) -> None:
         parts = sorted(self.parts.glob("part-*.parquet"))
-        schema = self.schema or pa.schema([])  # no valid row at all: still a readable (empty) file
+        # No valid row at all: still a readable (empty) file.
+        schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
         with pq.ParquetWriter(self.temp, schema) as out:
             pending, rows = [], 0
             for part in parts:
-                table = pq.read_table(part)
+                table = _conform_part(pq.read_table(part), schema)
                 pending.append(table)
                 rows += table.num_rows
                 if rows >= PARQUET_ROW_GROUP:
@@ -171,6 +204,8 @@ class ChunkWriter:
         shutil.rmtree(self.parts, ignore_errors=True)
 
     def commit(self) -> None:
+        if self.fmt == "csv" and not self._header_written and self._empty_schema is not None:
+            self._write_csv(self._empty_schema.empty_table())  # no valid row: the header alone
         self._close()
         if self.fmt == "parquet":
             self._merge_parts()
@@ -207,7 +242,11 @@ class ErrorLog:
 
     def write(self, problems: list[dict[str, Any]]) -> None:
         for problem in problems:
-            self._handle.write((json.dumps(problem, ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8"))
+            try:
+                line = dumps(problem).encode("utf-8")
+            except UnicodeEncodeError:  # an id with a lone surrogate: logged as the \\ud800 escape it was read as
+                line = dumps(problem, ascii_only=True).encode("ascii")
+            self._handle.write(line + b"\n")
         self.rows += len(problems)
 
     def flush(self) -> None:

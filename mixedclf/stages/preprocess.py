@@ -17,6 +17,11 @@ import numpy as np
 
 URL_TOKEN = "[URL]"
 CLEAN_MODES = ("standard", "none")
+# A text is cut to its first MAX_TEXT_CHARS characters before it is cleaned, counted and tokenized (and the row
+# flagged truncated): the model sees a few hundred tokens, and a 50 MB line must not cost gigabytes of copies.
+# Word, sentence and character counts are of the kept part. Readers already hand over no more than one
+# character past this, so the rest of a huge text is never copied between processes.
+MAX_TEXT_CHARS = 1_000_000
 
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>|<!--.*?-->", re.DOTALL)
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"']+", re.IGNORECASE)
@@ -117,10 +122,13 @@ def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def preprocess_texts(texts: list[str], tokenizer, clean: str = "standard") -> PreprocessedBatch:
     """The whole CPU stage for a batch. With clean="none" texts reach the tokenizer untouched (counts still made)."""
+    cut = np.fromiter((len(t) > MAX_TEXT_CHARS for t in texts), dtype=bool, count=len(texts))
+    if cut.any():
+        texts = [t[:MAX_TEXT_CHARS] for t in texts]
     cleaned = [clean_text(t) for t in texts] if clean == "standard" else list(texts)
     counts = np.array([count_text(t) for t in cleaned], dtype=np.int32).reshape(-1, 3)
     flat, lengths, truncated = tokenize(tokenizer, cleaned)
-    return PreprocessedBatch(cleaned, flat, lengths, truncated, counts[:, 0], counts[:, 1], counts[:, 2])
+    return PreprocessedBatch(cleaned, flat, lengths, truncated | cut, counts[:, 0], counts[:, 1], counts[:, 2])
 
 
 def concat_batches(batches: list[PreprocessedBatch]) -> PreprocessedBatch:
