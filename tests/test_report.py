@@ -26,7 +26,7 @@ def report() -> ClassifyReport:
 
 
 def test_build_computes_cost(report):
-    assert report.kind == "classify" and report.schema_version == SCHEMA_VERSION == 1
+    assert report.kind == "classify" and report.schema_version == SCHEMA_VERSION == 2
     assert report.cost.pay_per_use.mixed == pytest.approx(20.9 * 0.0002 + 4.0 * 0.0015)
     assert report.cost.pay_per_use.mixed_per_month is not None
     assert report.mode == "mixed" and report.created_at.endswith("Z")
@@ -47,7 +47,7 @@ def test_build_ignores_a_passed_cost_and_accepts_dicts():
 def test_json_round_trip(tmp_path, report):
     p = write_report(report, tmp_path / "sub" / "report.json")
     data = json.loads(p.read_text())
-    assert data["kind"] == "classify" and data["schema_version"] == 1
+    assert data["kind"] == "classify" and data["schema_version"] == 2
     assert data["cost"]["pay_per_use"]["mixed"] == report.cost.pay_per_use.mixed
     back = load_report(p)
     assert isinstance(back, ClassifyReport)
