@@ -172,7 +172,7 @@ def _labels_table(agg: LabelAggregate, rows: int) -> Table:
 def _utilization_line(cost: CostBreakdown, m: RunMeasurements) -> str:
     parts = [
         f"GPU utilization {cost.gpu_utilization * 100:.1f}% "
-        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / GPU held {fmt_s(m.gpu_held_s)} s)"
+        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / model load to last batch {fmt_s(m.gpu_held_s)} s)"
     ]
     if cost.cpu_pool_utilization is not None:
         parts.append(
