@@ -73,13 +73,12 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     with bar:
         on_rows = bar.update if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows)
-        engine_started = time.monotonic()
         run = engine.run()
     measurements = run.measurements
     if opts.engine == "local":  # this process is the GPU worker: held from its start to its end
         measurements = measurements.model_copy(update={
             "process_s": time.monotonic() - started_at,
-            "startup_s": (engine_started - started_at) + measurements.startup_s,
+            "startup_s": max(0.0, engine.load_started_at - started_at),
         })
     from mixedclf.engines.calibrate import calibrate
 

@@ -115,8 +115,9 @@ class LocalEngine:
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
             cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0,
-            cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller adds its own
+            cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller knows more
         )
+        self.load_started_at = load_start
         settings = {
             "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision),
             "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
