@@ -464,7 +464,7 @@ def _measured_warnings(bases, curs, metric: str, basis: str, pct_limit: float) -
         return []
     if len(bases) < 2 or len(curs) < 2:
         return [f"{label} {direction} {_fmt_pct_abs(median_pct)}, but with one report on a side its spread is "
-                "unknown: machine noise, not gated (give several reports per side to see it)"]
+                "unknown, so it is not gated (give several reports per side to see it)"]
     best_cur = max(c_vals) if metric == "throughput" else min(c_vals)
     worst_base = min(b_vals) if metric == "throughput" else max(b_vals)
     _, outside = _worse(metric, worst_base, best_cur)
