@@ -67,7 +67,7 @@ def test_twice_the_layers_always_fails(runs, cli):
     layers = next(row for row in d["rows"] if row["name"] == "encoder layers")
     assert (layers["baseline"], layers["current"]) == (2, 4)
     # and several current reports against several baselines: the medians decide
-    res = cli("check", same[0], same[1], "--baseline", same[2], "--max-increase-pct", 10)
+    res = cli("check", same[0], same[1], "--baseline", same[2], "--max-increase-pct", 10, "-f", "markdown")
     assert res.exit_code == 0 and "median of 1 baseline / 2 current" in res.stdout
 
 
