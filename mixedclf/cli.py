@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from typing import Optional
 
 import typer
@@ -96,6 +98,12 @@ def classify(
     pricing: Optional[Path] = typer.Option(None, help="Pricing TOML [default: the packaged configs/pricing.toml]"),
     profile: Optional[str] = typer.Option(None, help="Pricing profile [default: reference]"),
     requests_per_day: Optional[float] = typer.Option(None, help="Also project cost per day and month."),
+    idle_timeout: Optional[float] = typer.Option(
+        None, help="Seconds each provisioned worker stays billed after its work (Runpod's default) [5]."
+    ),
+    gpu_speedup: Optional[float] = typer.Option(
+        None, help="How many times faster a GPU runs inference than this CPU: GPU-priced figures use CPU s / X."
+    ),
     report: Optional[Path] = typer.Option(None, help="Write the versioned JSON report here."),
     config: Optional[Path] = typer.Option(
         None, help="Pipeline defaults TOML; its classify table overrides the packaged configs/default.toml."
@@ -122,7 +130,7 @@ def classify(
     try:
         opts = build_options(values, config)
         show_progress = not quiet and sys.stderr.isatty()
-        result = classify_file(opts, progress=show_progress)
+        result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start())
     except MixedclfError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
@@ -190,6 +198,7 @@ _register_subcommands()
 
 
 def main() -> None:
+    process_clock.mark_process_start()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
     app()

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperCommand
 
 from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
 
@@ -209,24 +210,55 @@ def _estimate(
 # ---------------------------------------------------------------------------------------- check
 
 
+class _GreedyBaseline(TyperCommand):
+    """`--baseline a.json b.json c.json`: every path after --baseline up to the next option is a baseline.
+
+    The click parser takes one value per option, so the arguments are rewritten to repeat the option first.
+    """
+
+    def parse_args(self, ctx, args):
+        out: list[str] = []
+        greedy = False
+        for arg in args:
+            if arg in ("--baseline", "-b"):
+                greedy = True
+                out.append("--baseline")
+                continue
+            if greedy and arg.startswith("-"):
+                greedy = False
+            elif greedy and out[-1] != "--baseline":
+                out.append("--baseline")
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
 def check_cmd(
-    current: Path = typer.Argument(..., help="The new report (classify or estimate JSON)."),
-    baseline: Path = typer.Option(..., "--baseline", "-b", help="The report to compare against."),
-    max_increase_pct: Optional[float] = typer.Option(None, "--max-increase-pct", help="Fail above this % increase."),
+    current: list[Path] = typer.Argument(..., help="The new report(s) (classify or estimate JSON); several: median."),
+    baseline: list[Path] = typer.Option(
+        ..., "--baseline", "-b", help="The report(s) to compare against: --baseline a.json b.json c.json."
+    ),
+    max_increase_pct: float = typer.Option(
+        10.0, "--max-increase-pct", help="Fail above this % increase (the default gate: 10)."
+    ),
     max_increase_abs: Optional[float] = typer.Option(
         None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost)."
     ),
     budget_per_1k: Optional[float] = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this."),
     warn_pct: Optional[float] = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase."),
     metric: str = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput"),
-    basis: str = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned"),
+    basis: str = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | markdown | json"),
     allow_mismatch: bool = typer.Option(
-        False, "--allow-mismatch", help="Compare reports of different models, modes, kinds or pricing profiles."
+        False, "--allow-mismatch",
+        help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE."),
 ) -> None:
-    """Compare a report with a baseline: exit 0 within limits, 1 on a regression, 2 on unusable input."""
+    """Compare reports with baselines: exit 0 within limits, 1 on a regression, 2 on unusable input.
+
+    The verdict rests on counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate; measured
+    seconds are shown beside it. Several reports per side are compared by their medians.
+    """
     code = _check(**locals())
     raise typer.Exit(code)
 
@@ -248,8 +280,8 @@ def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k,
     _choice(metric, METRICS, "--metric")
     _choice(basis, BASES, "--basis")
     result = check_files(
-        current,
-        baseline,
+        list(current),
+        list(baseline),
         metric=metric,
         basis=basis,
         allow_mismatch=allow_mismatch,
@@ -392,6 +424,6 @@ def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
 def register(app: typer.Typer) -> None:
     """Add `estimate`, `check` and the `report` group to the main typer app."""
     app.command("estimate")(estimate_cmd)
-    app.command("check")(check_cmd)
+    app.command("check", cls=_GreedyBaseline)(check_cmd)
     app.command("plan")(plan_cmd)
     app.add_typer(report_app, name="report")

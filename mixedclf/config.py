@@ -78,6 +78,8 @@ class ClassifyOptions(LayeredSettings):
     pricing: Path | None = None
     profile: str = "reference"
     requests_per_day: float | None = Field(default=None, gt=0)
+    idle_timeout: float = Field(default=5.0, ge=0)  # seconds each provisioned worker stays billed after its work
+    gpu_speedup: float | None = Field(default=None, gt=0)  # a CPU run's inference seconds / this, GPU-priced
     report: Path | None = None
 
 

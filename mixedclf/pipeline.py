@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 from mixedclf.config import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.errors import InputError
+from mixedclf.costs.work import WorkCounts, count_work
 from mixedclf.progress import RowProgress, expected_rows, rows_already_done
-from mixedclf.report import ClassifyReport, LabelAggregate, build_classify_report, write_report
+from mixedclf.report import ClassifyReport, LabelAggregate, ResumeInfo, build_classify_report, write_report
 
 
 @dataclass
@@ -37,9 +39,28 @@ def engine_class(name: str):
     return LocalEngine
 
 
-def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResult:
-    """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report."""
+def _work(run) -> WorkCounts | None:
+    """The run's work counts; None when the engine does not count padded widths (Ray) or the model has no shape."""
+    from mixedclf.models.shape import model_shape
 
+    extra = run.extra
+    shape = model_shape(run.spec)
+    if shape is None or "token_width_sum" not in extra:
+        return None
+    return count_work(rows=run.measurements.items, real_tokens=int(extra["tokens"]),
+                      padded_tokens=int(extra["padded_tokens"]), token_width_sum=int(extra["token_width_sum"]),
+                      micro_batches=int(extra["micro_batches"]), cpu_workers=int(run.settings.get("cpu_workers", 0)),
+                      shape=shape)
+
+
+def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None) -> ClassifyResult:
+    """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report.
+
+    ``started_at``: the time.monotonic() reading at which the process started (the command line passes it, so the
+    bill covers interpreter start and imports); a library call is billed from this call.
+    """
+    called = time.monotonic()
+    started_at = called if started_at is None else min(started_at, called)
     try:
         pricing = load_pricing(opts.pricing, opts.profile)
     except CostInputError as exc:
@@ -51,7 +72,19 @@ def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResu
         on_rows = bar.advance if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows)
         run = engine.run()
+    measurements = run.measurements
+    if opts.engine == "local":  # this process is the GPU worker: held from its start to its end
+        measurements = measurements.model_copy(update={
+            "process_s": time.monotonic() - started_at,
+            "startup_s": max(0.0, engine.load_started_at - started_at),
+        })
+    from mixedclf.engines.calibrate import calibrate
+
     tally = run.tally
+    resumed = None
+    if run.extra.get("resumed_from_chunk"):
+        resumed = ResumeInfo(from_chunk=int(run.extra["resumed_from_chunk"]),
+                             rows_before=int(run.extra.get("rows_before_resume", 0)), rows_this_run=measurements.items)
     report = build_classify_report(
         model=run.spec.name,
         input_path=str(opts.input),
@@ -64,12 +97,17 @@ def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResu
         rows_errored=run.rows_errored,
         settings=run.settings,
         pricing=pricing,
-        measurements=run.measurements,
+        measurements=measurements,
         aggregate=LabelAggregate(
             label_counts=tally.label_counts, mean_confidence=tally.mean_confidence, bucket_counts=tally.bucket_counts
         ),
         extra=run.extra,
         requests_per_day=opts.requests_per_day,
+        idle_timeout_s=opts.idle_timeout,
+        gpu_speedup=opts.gpu_speedup,
+        work=_work(run),
+        calibration=calibrate(),
+        resumed=resumed,
     )
     if opts.report is not None:
         write_report(report, opts.report)

@@ -15,15 +15,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from mixedclf.costs.accounting import SCHEMA_VERSION, CostBreakdown, RunMeasurements, price_run
+from mixedclf.costs.accounting import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    READABLE_SCHEMA_VERSIONS,
+    SCHEMA_VERSION,
+    CostBreakdown,
+    RunMeasurements,
+    price_run,
+)
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.pricing import CostInputError, PricingProfile
+from mixedclf.costs.work import Calibration, WorkCounts
 
 __all__ = [
     "SCHEMA_VERSION",
     "ClassifyReport",
     "EstimateReport",
     "LabelAggregate",
+    "ResumeInfo",
     "build_classify_report",
     "load_report",
     "parse_report",
@@ -55,6 +64,19 @@ class LabelAggregate(BaseModel):
     bucket_counts: dict[str, int] = {}  # "high" (> 0.8), "medium" (> 0.5), "low"
 
 
+class ResumeInfo(BaseModel):
+    """A run that continued from a checkpoint: its seconds and work cover only the rows classified after it."""
+
+    from_chunk: int = Field(ge=0)  # chunks written by earlier processes
+    rows_before: int = Field(ge=0)  # their input rows (from the checkpoint)
+    rows_this_run: int = Field(ge=0)
+
+    def describe(self) -> str:
+        total = self.rows_before + self.rows_this_run
+        return (f"partial run: resumed at chunk {self.from_chunk}; seconds, work and cost cover the "
+                f"{self.rows_this_run:,} rows classified by this process, not the {total:,} rows of the whole job")
+
+
 class ClassifyReport(BaseModel):
     kind: Literal["classify"] = "classify"
     schema_version: int = SCHEMA_VERSION
@@ -75,6 +97,13 @@ class ClassifyReport(BaseModel):
     cost: CostBreakdown
     aggregate: LabelAggregate = LabelAggregate()
     extra: dict[str, Any] = {}
+    work: WorkCounts | None = None  # None in version-1 reports and from engines that do not count it (Ray)
+    calibration: Calibration | None = None
+    resumed: ResumeInfo | None = None  # set: this report is partial (see ResumeInfo)
+
+    @property
+    def partial(self) -> bool:
+        return self.resumed is not None
 
 
 AnyReport = ClassifyReport | EstimateReport
@@ -83,9 +112,12 @@ AnyReport = ClassifyReport | EstimateReport
 def build_classify_report(**fields: Any) -> ClassifyReport:
     """Build a ClassifyReport; ``cost`` is computed with price_run(measurements, pricing).
 
-    Optional ``requests_per_day`` (not stored as a field) adds per-day / per-month projections.
+    Optional ``requests_per_day`` (not stored as a field) adds per-day / per-month projections; ``idle_timeout_s``
+    and ``gpu_speedup`` are passed to price_run.
     """
     requests_per_day = fields.pop("requests_per_day", None)
+    idle_timeout_s = fields.pop("idle_timeout_s", None)
+    gpu_speedup = fields.pop("gpu_speedup", None)
     fields.pop("cost", None)
     measurements = fields.get("measurements")
     pricing = fields.get("pricing")
@@ -98,7 +130,10 @@ def build_classify_report(**fields: Any) -> ClassifyReport:
     if measurements is None or pricing is None:
         raise CostInputError("build_classify_report needs measurements and pricing")
     fields.setdefault("mode", measurements.mode)
-    fields["cost"] = price_run(measurements, pricing, requests_per_day)
+    fields["cost"] = price_run(
+        measurements, pricing, requests_per_day,
+        idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S if idle_timeout_s is None else idle_timeout_s, gpu_speedup=gpu_speedup,
+    )
     return ClassifyReport(**fields)
 
 
@@ -136,9 +171,10 @@ def parse_report(data: Any, source: str = "report") -> AnyReport:
     if kind not in ("classify", "estimate"):
         raise CostInputError(f"{source}: not a mixedclf report (kind {kind!r}; expected 'classify' or 'estimate')")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
         raise CostInputError(
-            f"{source}: schema_version {version!r} is not supported (this mixedclf reads {SCHEMA_VERSION})"
+            f"{source}: schema_version {version!r} is not supported (this mixedclf reads {readable})"
         )
     model = ClassifyReport if kind == "classify" else EstimateReport
     try:

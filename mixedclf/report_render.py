@@ -13,14 +13,80 @@ from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s,
 from mixedclf.report import AnyReport, ClassifyReport, LabelAggregate
 
 
-def _savings_pct_text(t: CostTotals) -> str:
+def _savings_pct_text(t: CostTotals, cost: CostBreakdown | None = None) -> str:
+    if cost is not None and not cost.savings_claim:
+        return "—"
     return fmt_pct(t.savings_pct) if t.gpu_only > 0 else "—"
+
+
+def _savings_text(t: CostTotals, cost: CostBreakdown, digits: int | None = None) -> str:
+    return fmt_money(t.savings, digits) if cost.savings_claim else "—"
+
+
+def gpu_seconds_label(cost: CostBreakdown) -> str | None:
+    """What the GPU-priced seconds are when they are not a GPU's: None on an accelerator."""
+    if not cost.inference_on_cpu:
+        return None
+    if cost.gpu_speedup is not None:
+        return f"CPU seconds ÷ {cost.gpu_speedup:g} (--gpu-speedup) priced at the GPU rate"
+    return "CPU seconds priced at the GPU rate"
 
 
 def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
     m = "mixed" + (" (counterfactual)" if cost.mixed_is == "counterfactual" else "")
     g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else "")
+    if cost.inference_on_cpu:
+        g += " (CPU s ÷ %g at GPU rate)" % cost.gpu_speedup if cost.gpu_speedup else " (CPU s at GPU rate)"
     return m, g
+
+
+def headline(report: ClassifyReport) -> str:
+    """The one sentence that compares mixed with GPU-only, or says why it does not."""
+    cost = report.cost
+    ppu = cost.pay_per_use
+    if not cost.savings_claim:
+        return (f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} (pay-per-use; "
+                f"{gpu_seconds_label(cost)}): no saving is claimed from CPU seconds; give --gpu-speedup X or "
+                f"compare with a report measured on a GPU. Cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)}")
+    verdict = "saves" if ppu.savings >= 0 else "costs more by"
+    scaled = f"; {gpu_seconds_label(cost)}" if cost.inference_on_cpu else ""
+    return (f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} (pay-per-use{scaled}): "
+            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
+            f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}")
+
+
+def bill_line(report: ClassifyReport) -> str:
+    """What the provisioned bill measured: which workers, held from when, the idle tail, the rounding."""
+    cost, m = report.cost, report.measurements
+    parts = cost.provisioned_parts
+    if not parts.billed_gpu_worker_s:  # a version-1 report: held windows without idle tail or rounding
+        return "provisioned: held windows as measured (no idle tail, no rounding: a version-1 report)"
+    idle = f"+ {cost.idle_timeout_s:g} s idle tail, rounded up per worker"
+    if cost.mode == "mixed" and m.process_s is not None:
+        gpu = f"GPU worker {parts.billed_gpu_worker_s[0]:,} s (process start to end {fmt_s(parts.gpu_held_s)} s"
+    elif cost.mode == "mixed":
+        gpu = f"GPU worker {parts.billed_gpu_worker_s[0]:,} s (model load to last batch {fmt_s(parts.gpu_held_s)} s"
+    else:
+        gpu = f"GPU worker {parts.billed_gpu_worker_s[0]:,} s (counterfactual {fmt_s(parts.gpu_held_s)} s"
+    cpu = ""
+    if parts.billed_cpu_worker_s:
+        cpu = f"; CPU {len(parts.billed_cpu_worker_s)} × " + "/".join(
+            f"{b:,}" for b in sorted(set(parts.billed_cpu_worker_s))) + " s"
+    return (f"provisioned bill: {gpu} {idle}){cpu}; GPU-only {parts.billed_gpu_only_s or 0:,} s "
+            f"(start-up {fmt_s(m.startup_s)} s + every stage in series {idle.replace('+ ', '+ the ')})")
+
+
+def work_line(report: ClassifyReport) -> str | None:
+    w, cal = report.work, report.calibration
+    if w is None:
+        return None
+    text = (f"work: {w.rows:,} rows, {w.real_tokens:,} real / {w.padded_tokens:,} padded tokens, "
+            f"{w.micro_batches:,} micro-batches, {w.gflop:,.4g} GFLOP ({w.shape.layers} layers × {w.shape.hidden} "
+            f"hidden)")
+    if cal is not None:
+        text += (f"; calibration {cal.s_per_gflop:.4g} s/GFLOP → {w.gflop * cal.s_per_gflop:,.4g} s of work "
+                 f"(inference measured {fmt_s(report.measurements.stage_busy('inference'))} s)")
+    return text
 
 
 # -------------------------------------------------------------------------------- rich rendering
@@ -71,8 +137,8 @@ def _totals_table(cost: CostBreakdown) -> Table:
             label,
             fmt_money(tot.mixed, d),
             fmt_money(tot.gpu_only, d),
-            fmt_money(tot.savings, d),
-            _savings_pct_text(tot),
+            _savings_text(tot, cost, d),
+            _savings_pct_text(tot, cost),
             fmt_money(tot.mixed_per_1k, d1k),
             fmt_money(tot.gpu_only_per_1k, d1k),
         )
@@ -106,7 +172,7 @@ def _labels_table(agg: LabelAggregate, rows: int) -> Table:
 def _utilization_line(cost: CostBreakdown, m: RunMeasurements) -> str:
     parts = [
         f"GPU utilization {cost.gpu_utilization * 100:.1f}% "
-        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / GPU held {fmt_s(m.gpu_held_s)} s)"
+        f"(inference busy {fmt_s(m.stage_busy('inference'))} s / model load to last batch {fmt_s(m.gpu_held_s)} s)"
     ]
     if cost.cpu_pool_utilization is not None:
         parts.append(
@@ -135,6 +201,8 @@ def _advice_for(report: ClassifyReport) -> list:
 def render_classify(report: ClassifyReport, console: Console, *, advice: bool = True) -> None:
     cost = report.cost
     p = report.pricing
+    if report.resumed is not None:
+        console.print(f"[bold yellow]{escape(report.resumed.describe())}[/bold yellow]")
     console.print(
         f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
         f"device {escape(report.device)} · engine {escape(report.engine)}"
@@ -147,13 +215,11 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     )
     print_table(console, _stage_table(cost))
     print_table(console, _totals_table(cost))
-    ppu = cost.pay_per_use
-    verdict = "saves" if ppu.savings >= 0 else "costs more by"
-    console.print(
-        f"[bold]mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)}[/bold] (pay-per-use): "
-        f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
-        f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}"
-    )
+    console.print(f"[bold]{escape(headline(report))}[/bold]")
+    console.print(escape(bill_line(report)))
+    work = work_line(report)
+    if work:
+        console.print(escape(work))
     projection = _projection_line(cost)
     if projection:
         console.print(projection)
@@ -191,6 +257,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
     out = [
         f"## mixedclf classify: {report.model}",
         "",
+        *([f"> **{report.resumed.describe()}**", ""] if report.resumed is not None else []),
         f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
         f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
         "",
@@ -226,8 +293,8 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
             label,
             fmt_money(tot.mixed),
             fmt_money(tot.gpu_only),
-            fmt_money(tot.savings),
-            _savings_pct_text(tot),
+            _savings_text(tot, cost),
+            _savings_pct_text(tot, cost),
             fmt_money(tot.mixed_per_1k),
             fmt_money(tot.gpu_only_per_1k),
         ]
@@ -235,6 +302,10 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
             row += [fmt_money(tot.mixed_per_month, 2), fmt_money(tot.gpu_only_per_month, 2)]
         rows.append(row)
     out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
+    out += [headline(report) + ".", "", bill_line(report) + ".", ""]
+    work = work_line(report)
+    if work:
+        out += [work + ".", ""]
     out += [_utilization_line(cost, m), ""]
     agg = report.aggregate
     if agg.label_counts:
@@ -275,8 +346,13 @@ def summary_line(report: AnyReport) -> str:
     m, ppu = report.measurements, report.cost.pay_per_use
     rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
     err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
+    partial = " PARTIAL (resumed run: cost covers this process's rows only);" if report.resumed else ""
+    if report.cost.savings_claim:
+        claim = f"savings {_savings_pct_text(ppu)}"
+    else:
+        claim = "CPU seconds at the GPU rate, no saving claimed"
     return (
-        f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s); "
+        f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s);{partial} "
         f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} "
-        f"(savings {_savings_pct_text(ppu)}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
+        f"({claim}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
     )

@@ -20,8 +20,9 @@ _WORDS = (
 ).split()
 
 
-def build_tiny_classifier(folder: Path, labels=("NEGATIVE", "POSITIVE"), seed: int = 0, problem_type=None) -> Path:
-    """A randomly initialised 2-layer BERT sequence classifier with a real fast tokenizer, saved to folder."""
+def build_tiny_classifier(folder: Path, labels=("NEGATIVE", "POSITIVE"), seed: int = 0, problem_type=None,
+                          layers: int = 2) -> Path:
+    """A randomly initialised BERT sequence classifier (2 layers unless told) with a real fast tokenizer."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
@@ -32,7 +33,7 @@ def build_tiny_classifier(folder: Path, labels=("NEGATIVE", "POSITIVE"), seed: i
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=37,
         max_position_embeddings=64, num_labels=len(labels),
         id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
     )

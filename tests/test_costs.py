@@ -120,25 +120,30 @@ def test_pay_per_use_by_stage():
 
 def test_provisioned_mixed_run():
     cost = price_run(mixed_run(), REFERENCE)
-    # 4 workers x 9.5 s CPU + 9 s GPU held + (10 - 9) s main process outside the GPU window at CPU rate
-    assert cost.provisioned.mixed == pytest.approx(4 * 9.5 * 0.0002 + 9.0 * 0.0015 + 1.0 * 0.0002)
-    # GPU-only: every stage in series plus the model load, at the GPU rate
-    assert cost.provisioned.gpu_only == pytest.approx((1.5 + 0.2 + 20 + 4 + 0.4 + 0.3) * 0.0015)
+    # 4 pool workers x ceil(9.5 + 5) s CPU; the GPU worker from process start: ceil(12 + 5) s
+    assert cost.provisioned.mixed == pytest.approx(4 * 15 * 0.0002 + 17 * 0.0015)
+    assert cost.provisioned_parts.billed_cpu_worker_s == [15] * 4
+    assert cost.provisioned_parts.billed_gpu_worker_s == [17]
+    # GPU-only: start-up 2.5 s + every stage in series (model load included) + idle 5 s = 33.9 -> 34 s
+    assert cost.provisioned.gpu_only == pytest.approx(34 * 0.0015)
+    assert cost.provisioned.mixed == pytest.approx(0.0375) and cost.provisioned.gpu_only == pytest.approx(0.051)
     assert cost.mixed_is == "measured" and cost.gpu_only_is == "counterfactual"
     assert cost.gpu_utilization == pytest.approx(4.0 / 9.0)
     assert cost.cpu_pool_utilization == pytest.approx(20.0 / (4 * 9.5))
     assert cost.throughput == pytest.approx(400.0)
     assert cost.gpu_busy_s_per_1k == pytest.approx(1.0)
-    assert cost.gpu_held_s_per_1k == pytest.approx(9.0 / 4)
+    assert cost.gpu_held_s_per_1k == pytest.approx(12.0 / 4)
 
 
 def test_gpu_only_run_uses_its_own_wall_time():
     run = gpu_only_run()
     cost = price_run(run, REFERENCE)
     assert cost.gpu_only_is == "measured" and cost.mixed_is == "counterfactual"
-    assert cost.provisioned.gpu_only == pytest.approx(12.5 * 0.0015)
-    # ideal mixed counterfactual: CPU stage seconds at CPU rate, GPU held for load + inference
-    assert cost.provisioned.mixed == pytest.approx(6.4 * 0.0002 + 5.5 * 0.0015)
+    # its own process: ceil(14 + 5) s
+    assert cost.provisioned.gpu_only == pytest.approx(19 * 0.0015)
+    # ideal mixed counterfactual: CPU stage seconds ceil(6.4 + 5) at CPU rate, GPU held for start-up 2 + load 1.5
+    # + inference 4 + idle 5 = 12.5 -> 13 s
+    assert cost.provisioned.mixed == pytest.approx(12 * 0.0002 + 13 * 0.0015)
     assert cost.pay_per_use.gpu_only == pytest.approx(10.4 * 0.0015)
     assert cost.notes and "gpu-only run" in cost.notes[0]
 

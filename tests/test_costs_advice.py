@@ -18,8 +18,8 @@ def _keys(report):
     return [a.key for a in advise(report, limit=10)]
 
 
-def _report(run=None, **over):
-    return build_classify_report(**classify_fields(run=run, **over))
+def _report(run=None, idle_timeout_s=None, **over):
+    return build_classify_report(**classify_fields(run=run, **over), idle_timeout_s=idle_timeout_s)
 
 
 def test_balanced_run_gets_no_advice():
@@ -32,9 +32,11 @@ def test_pool_too_small_raise_workers():
     # 4 workers x 10 s of preprocessing each, inference 2 s: the GPU waits ~8 s
     run = mixed_run(pre=40, inf=2.0, load=0.5, read=0.05, post=0.05, write=0.05, gpu_held=11.0, pool_held=11.0,
                     wall=11.2)
-    adv = advise(_report(run), limit=10)
+    adv = advise(_report(run, idle_timeout_s=0), limit=10)
     raise_ = next(a for a in adv if a.key == "raise-cpu-workers")
     assert "from 4 to 20" in raise_.title and raise_.saving > 0 and raise_.basis == "provisioned"
+    # with Runpod's 5 s idle tail each of the 16 extra workers pays 5 s more: no longer a saving
+    assert "raise-cpu-workers" not in {a.key for a in advise(_report(run), limit=10)}
 
 
 def test_pool_too_large_lower_workers():

@@ -51,7 +51,7 @@ def test_reference_json_names_are_numbers(cli):
     for k, v in want.items():
         assert isinstance(data[k], float) and data[k] == v, k
     assert isinstance(data["savings_pct"], float) and abs(data["savings_pct"] - 24.7619) < 1e-3
-    assert data["kind"] == "estimate" and data["schema_version"] == 1
+    assert data["kind"] == "estimate" and data["schema_version"] == 2
 
 
 def test_reference_table_text(cli):

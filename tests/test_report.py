@@ -26,7 +26,7 @@ def report() -> ClassifyReport:
 
 
 def test_build_computes_cost(report):
-    assert report.kind == "classify" and report.schema_version == SCHEMA_VERSION == 1
+    assert report.kind == "classify" and report.schema_version == SCHEMA_VERSION == 2
     assert report.cost.pay_per_use.mixed == pytest.approx(20.9 * 0.0002 + 4.0 * 0.0015)
     assert report.cost.pay_per_use.mixed_per_month is not None
     assert report.mode == "mixed" and report.created_at.endswith("Z")
@@ -47,7 +47,7 @@ def test_build_ignores_a_passed_cost_and_accepts_dicts():
 def test_json_round_trip(tmp_path, report):
     p = write_report(report, tmp_path / "sub" / "report.json")
     data = json.loads(p.read_text())
-    assert data["kind"] == "classify" and data["schema_version"] == 1
+    assert data["kind"] == "classify" and data["schema_version"] == 2
     assert data["cost"]["pay_per_use"]["mixed"] == report.cost.pay_per_use.mixed
     back = load_report(p)
     assert isinstance(back, ClassifyReport)
@@ -119,3 +119,60 @@ def test_mixed_run_example_is_consistent():
     run = mixed_run()
     assert run.stage_busy("preprocess") == 20.0 and run.busy_by_billing("gpu") == 4.0
     assert run.busy_by_billing("gpu", include_load=True) == 5.5
+
+
+def _cpu_report(**over):
+    from mixedclf.costs.examples import stage
+
+    run = mixed_run()
+    run.stages[3] = stage("inference", "gpu", 4.0, device="cpu")
+    return build_classify_report(**classify_fields(run=run, device="cpu"), **over)
+
+
+def test_cpu_run_claims_no_saving():
+    r = _cpu_report()
+    out = _render(r)
+    assert "CPU s at GPU rate" in out and "no saving is claimed" in out and "mixed saves" not in out
+    md = report_to_markdown(r)
+    assert "no saving is claimed" in md and "mixed saves" not in md
+    assert "savings" not in summary_line(r)
+    assert not r.cost.savings_claim
+
+
+def test_gpu_speedup_divides_inference_seconds_and_says_so():
+    plain, fast = _cpu_report(), _cpu_report(gpu_speedup=4.0)
+    rows = {s.name: s for s in fast.cost.stages}
+    assert rows["inference"].cost == pytest.approx(4.0 / 4 * 0.0015)
+    assert fast.cost.pay_per_use.gpu_only == pytest.approx((24.9 - 3.0) * 0.0015)
+    # provisioned: the GPU worker is held 3 s less (12 - 3 + 5 idle = 14 s)
+    assert fast.cost.provisioned_parts.billed_gpu_worker_s == [14]
+    assert plain.cost.provisioned_parts.billed_gpu_worker_s == [17]
+    out = _render(fast)
+    assert "CPU s ÷ 4 at GPU rate" in out and "mixed saves" in out and "--gpu-speedup 4" in out
+    # on an accelerator the option changes nothing, and says so
+    gpu = build_classify_report(**classify_fields(), gpu_speedup=4.0)
+    assert gpu.cost.gpu_speedup is None and any("ignored" in n for n in gpu.cost.notes)
+
+
+def test_bill_line_names_process_start_idle_and_rounding(report):
+    out = _render(report)
+    assert "GPU worker 17 s (process start to end 12.000 s + 5 s idle tail, rounded up per worker)" in out
+    assert "CPU 4 × 15 s" in out
+
+
+def test_version_1_report_still_shows(tmp_path, report):
+    data = json.loads(report.model_dump_json())
+    data["schema_version"] = 1
+    for key in ("work", "calibration", "resumed"):
+        data.pop(key)
+    for key in ("process_s", "startup_s"):
+        data["measurements"].pop(key)
+    for key in ("billed_cpu_worker_s", "billed_gpu_worker_s", "billed_gpu_only_s"):
+        data["cost"]["provisioned_parts"].pop(key)
+    for key in ("idle_timeout_s", "gpu_speedup"):
+        data["cost"].pop(key)
+    p = tmp_path / "v1.json"
+    p.write_text(json.dumps(data))
+    old = load_report(p)
+    assert old.schema_version == 1 and old.work is None
+    assert "version-1 report" in _render(old)

@@ -8,7 +8,9 @@ Two billing models are priced from the same measurements:
   device class it is billed at (``billing``). ``model_load`` is not a per-item cost here: it is
   paid once per warm worker and shows up in the provisioned totals (and, in ``estimate``, as a
   cold start).
-* provisioned (a batch job on rented workers): every worker is billed for the time it is held.
+* provisioned (a batch job on rented workers): every worker is billed for the time it is held, plus the idle
+  tail its idle timeout adds before it stops, rounded up to the whole second per worker (Runpod's rule). The
+  local engine's process is the GPU worker: it is held from process start (imports and model load included).
 
 Each is compared with the GPU-only counterfactual: the same stage seconds, all at the GPU rate
 (provisioned: one after another on the GPU worker, model load included). A run made with
@@ -25,7 +27,12 @@ from pydantic import BaseModel, Field
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 
 #: Bump on an incompatible change of any saved report (classify or estimate).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions a reader still accepts: version 1 lacks the fields added in 2, which all have defaults.
+READABLE_SCHEMA_VERSIONS = (1, 2)
+
+#: Seconds a worker stays up (and billed) after its last request: Runpod's default idle timeout.
+DEFAULT_IDLE_TIMEOUT_S = 5.0
 
 DAYS_PER_MONTH = 30
 
@@ -78,6 +85,10 @@ class RunMeasurements(BaseModel):
     gpu_held_s: float = Field(default=0.0, ge=0)  # model-load start to last inference batch end
     cpu_pool_held_s: float = Field(default=0.0, ge=0)  # the CPU pool's lifetime (0 in gpu-only)
     cpu_pool_workers: int = Field(default=0, ge=0)
+    # Process start to the end of the run (interpreter start, imports, model load, every chunk). None: the engine's
+    # workers are not this process (Ray), so the held windows above are the bill.
+    process_s: float | None = Field(default=None, ge=0)
+    startup_s: float = Field(default=0.0, ge=0)  # process start to the start of model loading
 
     def stage_busy(self, name: str) -> float:
         return sum(s.busy_s for s in self.stages if s.name == name)
@@ -132,6 +143,10 @@ class ProvisionedParts(BaseModel):
     gpu_held_s: float  # GPU host held (mixed run) or model load + inference busy (counterfactual)
     host_cpu_s: float  # main process outside the GPU-held window, billed as one CPU worker
     gpu_only_s: float  # GPU-only: stages in series + model load, or the gpu-only run's own wall
+    # Whole seconds billed per worker (held + idle tail, rounded up); empty in version-1 reports.
+    billed_cpu_worker_s: list[int] = []
+    billed_gpu_worker_s: list[int] = []
+    billed_gpu_only_s: int | None = None
 
 
 class CostBreakdown(BaseModel):
@@ -154,7 +169,19 @@ class CostBreakdown(BaseModel):
     throughput: float  # items / wall second
     requests_per_day: float | None = None
     days_per_month: int = DAYS_PER_MONTH
+    idle_timeout_s: float = 0.0  # the idle tail added to every provisioned worker
+    gpu_speedup: float | None = None  # inference seconds divided by this in GPU-priced figures (CPU runs)
     notes: list[str] = []
+
+    @property
+    def inference_on_cpu(self) -> bool:
+        """True when the GPU-billed inference ran on a CPU: its GPU-priced figures are CPU seconds."""
+        return any(s.name == "inference" and s.device.startswith("cpu") for s in self.stages)
+
+    @property
+    def savings_claim(self) -> bool:
+        """Whether a mixed-vs-GPU-only headline may be printed: only on GPU seconds, measured or scaled."""
+        return not self.inference_on_cpu or self.gpu_speedup is not None
 
     def totals(self, basis: str = "pay-per-use") -> CostTotals:
         if basis in ("pay-per-use", "pay_per_use"):
@@ -196,18 +223,42 @@ def make_totals(
     return t
 
 
+def billed_seconds(held_s: float, idle_timeout_s: float) -> int:
+    """A worker's bill in whole seconds: held time plus the idle tail, rounded up (Runpod rounds each worker)."""
+    return int(math.ceil(clean(max(0.0, held_s) + idle_timeout_s))) if held_s > 0 else 0
+
+
 def price_run(
     run: RunMeasurements,
     profile: PricingProfile,
     requests_per_day: float | None = None,
     *,
     days_per_month: int = DAYS_PER_MONTH,
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    gpu_speedup: float | None = None,
 ) -> CostBreakdown:
-    """Price a measured run under both billing models, mixed vs GPU-only (docs/cost-model.md)."""
+    """Price a measured run under both billing models, mixed vs GPU-only (docs/cost-model.md).
+
+    ``gpu_speedup``: how many times faster a GPU runs inference than the CPU this run used; the GPU-priced figures
+    then use inference seconds / gpu_speedup. Only meaningful when inference ran on a CPU.
+    """
     if requests_per_day is not None and requests_per_day < 0:
         raise CostInputError("--requests-per-day must be zero or more")
+    if not math.isfinite(idle_timeout_s) or idle_timeout_s < 0:
+        raise CostInputError("--idle-timeout must be a number of seconds >= 0")
+    if gpu_speedup is not None and (not math.isfinite(gpu_speedup) or gpu_speedup <= 0):
+        raise CostInputError("--gpu-speedup must be a number > 0")
     c, g = profile.cpu_per_sec, profile.gpu_per_sec
     notes: list[str] = []
+    inference_on_cpu = any(s.name == "inference" and s.device.startswith("cpu") for s in run.stages)
+    if gpu_speedup is not None and not inference_on_cpu:
+        notes.append("--gpu-speedup was ignored: inference ran on an accelerator, its seconds are GPU seconds.")
+        gpu_speedup = None
+    # Seconds of GPU-billed work that a GPU would not spend (0 unless a CPU run is scaled by --gpu-speedup).
+    speedup_saved = run.stage_busy("inference") * (1 - 1 / gpu_speedup) if gpu_speedup else 0.0
+
+    def gpu_seconds(s: StageMeasurement) -> float:
+        return s.busy_s / gpu_speedup if gpu_speedup and s.name == "inference" else s.busy_s
 
     # ---- per stage, pay-per-use
     rows: list[StageCost] = []
@@ -224,8 +275,8 @@ def price_run(
                 seconds=s.busy_s,
                 wall_s=s.wall_s,
                 rate=rate,
-                cost=clean(s.busy_s * rate) if ppu else 0.0,
-                gpu_only_cost=clean(s.busy_s * g) if ppu else 0.0,
+                cost=clean((gpu_seconds(s) if s.billing == "gpu" else s.busy_s) * rate) if ppu else 0.0,
+                gpu_only_cost=clean(gpu_seconds(s) * g) if ppu else 0.0,
                 pay_per_use=ppu,
                 seconds_per_item=clean(s.busy_s / s.items) if s.items else 0.0,
             )
@@ -233,40 +284,60 @@ def price_run(
     ppu_mixed = sum(r.cost for r in rows)
     ppu_gpu_only = sum(r.gpu_only_cost for r in rows)
 
-    # ---- provisioned
+    # ---- provisioned: every worker held + idle tail, rounded up to the second
+    t = idle_timeout_s
     load_s = run.stage_busy("model_load")
     inference_s = run.stage_busy("inference")
-    all_busy = sum(s.busy_s for s in run.stages)  # model load included: stages in series
+    all_busy = sum(s.busy_s for s in run.stages) - speedup_saved  # model load included: stages in series
     cpu_busy = run.busy_by_billing("cpu")
-    gpu_busy = run.busy_by_billing("gpu")  # excludes model_load
+    gpu_busy = run.busy_by_billing("gpu") - speedup_saved  # excludes model_load
+    host_cpu = 0.0
     if run.mode == "mixed":
         pool_ws = run.cpu_pool_workers * run.cpu_pool_held_s
-        gpu_held = run.gpu_held_s
-        host_cpu = max(0.0, run.wall_s - run.gpu_held_s)
-        gpu_only_s = all_busy
+        pool_bills = [billed_seconds(run.cpu_pool_held_s, t)] * run.cpu_pool_workers
+        if run.process_s is not None:
+            # This process drives the GPU: the GPU worker is up from process start to its end.
+            gpu_held = max(0.0, run.process_s - speedup_saved)
+            gpu_bills = [billed_seconds(gpu_held, t)]
+        else:
+            gpu_held = max(0.0, run.gpu_held_s - speedup_saved)
+            host_cpu = max(0.0, run.wall_s - run.gpu_held_s)
+            gpu_bills = [billed_seconds(gpu_held, t)]
+            if host_cpu > 0:
+                pool_bills.append(billed_seconds(host_cpu, t))
+        gpu_only_s = run.startup_s + all_busy
         mixed_is, gpu_only_is = "measured", "counterfactual"
     else:
-        # The run was GPU-only for real: its wall time is the GPU-only column. The mixed column is
-        # the ideal counterfactual: GPU held for model load + GPU-billed busy time, CPU-billed stage
-        # seconds on pool workers held only while busy (a pool sized to keep up, perfect overlap).
+        # The run was GPU-only for real: its own held time is the GPU-only column. The mixed column is the ideal
+        # counterfactual: GPU held for start-up + model load + GPU-billed busy time, CPU-billed stage seconds on
+        # one pool worker held only while busy (a pool sized to keep up, perfect overlap).
         pool_ws = cpu_busy
-        gpu_held = load_s + gpu_busy
-        host_cpu = 0.0
-        gpu_only_s = run.wall_s
+        pool_bills = [billed_seconds(cpu_busy, t)]
+        gpu_held = run.startup_s + load_s + gpu_busy
+        gpu_bills = [billed_seconds(gpu_held, t)]
+        gpu_only_s = max(0.0, (run.process_s if run.process_s is not None else run.wall_s) - speedup_saved)
         mixed_is, gpu_only_is = "counterfactual", "measured"
         notes.append(
-            "gpu-only run: the GPU-only column is this run's own wall time; the mixed column is an "
+            "gpu-only run: the GPU-only column is this run's own held time; the mixed column is an "
             "ideal counterfactual (CPU stages on a pool that keeps up, GPU held for load + inference)."
         )
-    prov_mixed = pool_ws * c + gpu_held * g + host_cpu * c
-    prov_gpu_only = gpu_only_s * g
+    gpu_only_bill = billed_seconds(gpu_only_s, t)
+    prov_mixed = sum(pool_bills) * c + sum(gpu_bills) * g
+    prov_gpu_only = gpu_only_bill * g
 
     on_cpu_billed_gpu = [s.name for s in run.stages
                          if s.billing == "gpu" and s.name not in PROVISIONED_ONLY_STAGES and s.device == "cpu"]
-    if on_cpu_billed_gpu:
+    if on_cpu_billed_gpu and gpu_speedup:
         notes.append(
-            f"stages {', '.join(on_cpu_billed_gpu)} ran on a CPU but are billed at the GPU rate, as the GPU-only "
-            "design runs them on the GPU worker; their seconds are this machine's seconds."
+            f"{', '.join(on_cpu_billed_gpu)} ran on a CPU; the GPU-priced figures divide its seconds by "
+            f"--gpu-speedup {gpu_speedup:g} (a GPU assumed {gpu_speedup:g}x faster) and keep every other second "
+            "as measured."
+        )
+    elif on_cpu_billed_gpu:
+        notes.append(
+            f"{', '.join(on_cpu_billed_gpu)} ran on a CPU: the GPU-priced figures are CPU seconds priced at the GPU "
+            "rate, so no saving is claimed; give --gpu-speedup X (how much faster the GPU is) or compare with a "
+            "report measured on a GPU."
         )
     if c > g:
         notes.append("the CPU rate is above the GPU rate in this profile: mixed cannot save money.")
@@ -291,6 +362,9 @@ def price_run(
             gpu_held_s=clean(gpu_held),
             host_cpu_s=clean(host_cpu),
             gpu_only_s=clean(gpu_only_s),
+            billed_cpu_worker_s=pool_bills,
+            billed_gpu_worker_s=gpu_bills,
+            billed_gpu_only_s=gpu_only_bill,
         ),
         mixed_is=mixed_is,
         gpu_only_is=gpu_only_is,
@@ -301,5 +375,7 @@ def price_run(
         throughput=clean(run.items / run.wall_s) if run.wall_s > 0 else 0.0,
         requests_per_day=requests_per_day,
         days_per_month=days_per_month,
+        idle_timeout_s=idle_timeout_s,
+        gpu_speedup=gpu_speedup,
         notes=notes,
     )

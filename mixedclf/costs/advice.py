@@ -73,7 +73,8 @@ def _advise_classify(report) -> list[Advice]:
             gain = per_worker - max(inf, pre / w2)  # seconds the GPU stops waiting
             g2 = max(load + inf, held_gpu - gain)
             p2 = max(pre / w2, held_pool - gain)
-            saving = prov_now - (w2 * p2 * c + g2 * g + host * c)
+            # the GPU is released `held_gpu - g2` seconds sooner; each extra worker also pays its idle tail
+            saving = (w * held_pool - w2 * p2) * c + (held_gpu - g2) * g - (w2 - w) * cost.idle_timeout_s * c
             out.append(
                 Advice(
                     key="raise-cpu-workers",

@@ -36,12 +36,15 @@ def stage(name: str, billing: str, busy: float, *, items: int = 4000, wall: floa
 
 def mixed_run(items: int = 4000, *, load: float = 1.5, read: float = 0.2, pre: float = 20.0, inf: float = 4.0,
               post: float = 0.4, write: float = 0.3, wall: float = 10.0, gpu_held: float = 9.0,
-              pool_held: float = 9.5, workers: int = 4) -> RunMeasurements:
+              pool_held: float = 9.5, workers: int = 4, process: float | None = 12.0,
+              startup: float = 2.5) -> RunMeasurements:
     """A mixed run: 4 CPU workers preprocess, the GPU runs inference (docs/cost-model.md worked example)."""
     return RunMeasurements(
         mode="mixed",
         items=items,
         wall_s=wall,
+        process_s=process,
+        startup_s=startup,
         gpu_held_s=gpu_held,
         cpu_pool_held_s=pool_held,
         cpu_pool_workers=workers,
@@ -57,12 +60,14 @@ def mixed_run(items: int = 4000, *, load: float = 1.5, read: float = 0.2, pre: f
 
 
 def gpu_only_run(items: int = 4000, *, load: float = 1.5, pre: float = 6.0, inf: float = 4.0, post: float = 0.4,
-                 wall: float = 12.5) -> RunMeasurements:
+                 wall: float = 12.5, process: float | None = 14.0, startup: float = 2.0) -> RunMeasurements:
     """A `--mode gpu-only` run: every stage one after another in one process on the device."""
     return RunMeasurements(
         mode="gpu-only",
         items=items,
         wall_s=wall,
+        process_s=process,
+        startup_s=startup,
         gpu_held_s=max(0.0, wall - 0.1),
         cpu_pool_held_s=0.0,
         cpu_pool_workers=0,

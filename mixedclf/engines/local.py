@@ -122,8 +122,9 @@ class LocalEngine:
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
             cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0,
-            cpu_pool_workers=workers,
+            cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller knows more
         )
+        self.load_started_at = load_start
         settings = {
             "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision),
             "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
@@ -135,6 +136,8 @@ class LocalEngine:
             "mean_batch_rows": (stats.rows / stats.batches) if stats.batches else 0.0,
             "padding_fraction": (1 - stats.real_tokens / stats.padded_tokens) if stats.padded_tokens else 0.0,
             "tokens": stats.real_tokens,
+            "padded_tokens": stats.padded_tokens,
+            "token_width_sum": stats.token_width_sum,
             "device_busy_s": stats.busy_s,
             "truncated_rows": tally.truncated,
             "oom_splits": stats.oom_splits,
@@ -144,6 +147,7 @@ class LocalEngine:
             "dedup_hit_rate": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups and o.dedup else 0.0,
             "duplicate_ids": self.duplicate_ids,
             "resumed_from_chunk": checkpoint.chunks_done if checkpoint else 0,
+            "rows_before_resume": checkpoint.rows_in if checkpoint else 0,
             "startup_s": (stats.first_start - t_start) if stats.first_start is not None else None,
         }
         return RunResult(spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,

@@ -20,6 +20,7 @@ class InferenceStats:
     rows: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
+    token_width_sum: int = 0  # sum of rows x width^2 over micro-batches: the attention term of the FLOPs count
     busy_s: float = 0.0
     oom_splits: int = 0
     first_start: float | None = None
@@ -92,12 +93,12 @@ class InferenceRunner:
             out[rows] = self._forward_splitting(ids, mask)
             self._synchronize()
             end = time.monotonic()
-            self._record(start, end, len(rows), int(lengths.sum()), ids.size)
+            self._record(start, end, len(rows), int(lengths.sum()), ids.size, width)
             if self.on_batch is not None:
                 self.on_batch(len(rows))
         return out
 
-    def _record(self, start: float, end: float, rows: int, real: int, padded: int) -> None:
+    def _record(self, start: float, end: float, rows: int, real: int, padded: int, width: int = 0) -> None:
         s = self.stats
         s.busy_s += end - start
         s.first_start = start if s.first_start is None else s.first_start
@@ -106,4 +107,5 @@ class InferenceRunner:
         s.rows += rows
         s.real_tokens += real
         s.padded_tokens += padded
+        s.token_width_sum += padded * width
         s.batch_sizes.append(rows)
