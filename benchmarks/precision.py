@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 def held_out_rows() -> tuple[list[str], list[str]]:
     """(texts, labels) of the default head's test split, as scripts/make_default_head.py drew it."""
     import pandas as pd
-
     from fetch_training_data import fetch
+
     from mixedclf.models.spec import DEFAULT_HEAD_DIR
     from mixedclf.models.train_data import split_indices
 
@@ -43,8 +43,8 @@ def held_out_rows() -> tuple[list[str], list[str]]:
 
 
 def classify(source: Path, out: Path, precision: str, device: str) -> tuple[float, list[dict]]:
-    from mixedclf.config import build_options
-    from mixedclf.pipeline import classify_file
+    from mixedclf.core.options import build_options
+    from mixedclf.engines.run import classify_file
 
     opts = build_options({"input": source, "output": out, "precision": precision, "device": device})
     start = time.perf_counter()

@@ -69,8 +69,8 @@ def resolve_model_arg(name: str, tmp: Path) -> tuple[str, str]:
 
 
 def classify(engine: str, inp: Path, out: Path, model: str, args) -> tuple[float, dict]:
-    from mixedclf.config import ClassifyOptions
-    from mixedclf.pipeline import classify_file
+    from mixedclf.core.options import ClassifyOptions
+    from mixedclf.engines.run import classify_file
 
     opts = ClassifyOptions(input=inp, output=out, model=model, engine=engine, device=args.device,
                            cpu_workers=args.cpu_workers, chunk_rows=args.chunk_rows, batch_size=args.batch_size,

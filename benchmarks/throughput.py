@@ -59,8 +59,8 @@ def bench_forward_limit(model_dir: Path, texts: list[str], device: str, dtype) -
 
 def bench_mixedclf(model: str, source: Path, out: Path, mode: str, device: str, cpu_workers: int | None,
                    precision: str) -> dict:
-    from mixedclf.config import build_options
-    from mixedclf.pipeline import classify_file
+    from mixedclf.core.options import build_options
+    from mixedclf.engines.run import classify_file
 
     opts = build_options({"input": source, "output": out, "model": model, "mode": mode, "device": device,
                           "cpu_workers": cpu_workers, "precision": precision})

@@ -1,3 +1,3 @@
-from mixedclf.cli import main
+from mixedclf.cli.app import main
 
 main()

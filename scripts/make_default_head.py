@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import pandas as pd
-
     from fetch_training_data import fetch
+
     from mixedclf.models.train import train_head
 
     data = pd.read_parquet(fetch())

@@ -54,7 +54,7 @@ def cli():
     import typer
     from typer.testing import CliRunner
 
-    from mixedclf.cli_costs import register
+    from mixedclf.cli.costs import register
 
     app = typer.Typer()
     register(app)
@@ -68,7 +68,7 @@ def cli():
 def write_classify_report(path: Path, run=None, **over) -> Path:
     """A classify report of the example run (mixedclf.costs.examples; `run` and `over` replace parts), at path."""
     from mixedclf.costs.examples import classify_fields
-    from mixedclf.report import build_classify_report, write_report
+    from mixedclf.costs.report import build_classify_report, write_report
 
     return write_report(build_classify_report(**classify_fields(run=run, **over)), path)
 

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from mixedclf.cli import app
-from mixedclf.report import load_report
+from mixedclf.cli.app import app
+from mixedclf.costs.report import load_report
 
 runner = CliRunner()
 
@@ -217,7 +217,7 @@ def test_unwritable_values_are_row_errors_not_tracebacks(tmp_path, tiny_model):
 
 
 def test_a_5_mb_line_is_cut_early_and_flagged(tmp_path, tiny_model):
-    from mixedclf.stages.preprocess import MAX_TEXT_CHARS
+    from mixedclf.core.preprocess import MAX_TEXT_CHARS
 
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "big", "text": "' + "good food " * 500_000 + '"}\n{"id": "small", "text": "bad"}\n')

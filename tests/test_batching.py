@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mixedclf.batching import padded_tokens, plan_micro_batches
+from mixedclf.core.batching import padded_tokens, plan_micro_batches
 
 
 def test_sorted_longest_first_and_capped_by_rows():

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_classify_report
 
 from mixedclf.costs import PricingProfile
 from mixedclf.costs.check import COMMENT_MARKER, CheckLimits, compare
 from mixedclf.costs.estimate import EstimateInputs, estimate
 from mixedclf.costs.examples import REFERENCE, classify_fields, mixed_run
-from mixedclf.report import build_classify_report, write_report
-
-from conftest import write_classify_report
+from mixedclf.costs.report import build_classify_report, write_report
 
 
 @pytest.fixture

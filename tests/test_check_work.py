@@ -7,14 +7,13 @@ import json
 import math
 
 import pytest
-
-from mixedclf.config import ClassifyOptions
-from mixedclf.costs.check import CheckLimits, compare
-from mixedclf.costs.work import ModelShape, model_flops
-from mixedclf.pipeline import classify_file
-from mixedclf.report import ResumeInfo, load_report, write_report
-
 from conftest import SAMPLE_JSONL, build_tiny_classifier
+
+from mixedclf.core.options import ClassifyOptions
+from mixedclf.costs.check import CheckLimits, compare
+from mixedclf.costs.report import ResumeInfo, load_report, write_report
+from mixedclf.costs.work import ModelShape, model_flops
+from mixedclf.engines.run import classify_file
 
 ROWS = 48
 
@@ -83,7 +82,7 @@ def test_work_changing_settings_are_refused(runs, tmp_path):
     with pytest.raises(Exception, match="partial run"):
         compare(base, partial)
     write_report(partial, tmp_path / "partial.json")
-    from mixedclf.report_render import report_to_markdown, summary_line
+    from mixedclf.render.report import report_to_markdown, summary_line
 
     assert "partial run" in report_to_markdown(partial) and "PARTIAL" in summary_line(partial)
 

@@ -4,13 +4,12 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import SAMPLE_JSONL, write_jsonl
 from typer.testing import CliRunner
 
-from mixedclf.cli import app
-from mixedclf.config import DEFAULT_CHUNK_ROWS, build_options, chunk_rows_for
-from mixedclf.report import load_report
-
-from conftest import SAMPLE_JSONL, write_jsonl
+from mixedclf.cli.app import app
+from mixedclf.core.options import DEFAULT_CHUNK_ROWS, build_options, chunk_rows_for
+from mixedclf.costs.report import load_report
 
 runner = CliRunner()
 

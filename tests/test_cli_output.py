@@ -15,9 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import REPO, write_classify_report, write_jsonl
 from typer.testing import CliRunner
 
-from conftest import REPO, write_classify_report, write_jsonl
 from mixedclf.errors import EXIT_ROWS_SKIPPED
 
 WIDE = {"COLUMNS": "160"}
@@ -32,7 +32,7 @@ def _no_user_settings(monkeypatch):
 
 
 def invoke(*args, env=None):
-    from mixedclf.cli import app
+    from mixedclf.cli.app import app
 
     return CliRunner().invoke(app, [str(a) for a in args], env={**WIDE, **(env or {})})
 
@@ -47,7 +47,7 @@ def reviews(n: int, repeat_every: int = 0) -> list[dict]:
 
 
 def light_options(inp: Path, out: Path, model: Path, **over):
-    from mixedclf.config import build_options
+    from mixedclf.core.options import build_options
 
     return build_options({"input": inp, "output": out, "model": str(model), "device": "cpu", "mode": "gpu-only",
                           "torch_threads": 1, **over})
@@ -71,7 +71,7 @@ def test_progress_moves_per_micro_batch_and_counts_every_row(tmp_path, tiny_mode
 
 
 def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path):
-    from mixedclf.progress import SAMPLE_BYTES, expected_rows
+    from mixedclf.engines.progress import SAMPLE_BYTES, expected_rows
 
     table = pa.table({"id": list(range(1234)), "text": [f"row {i}" for i in range(1234)]})
     pq.write_table(table, tmp_path / "in.parquet", row_group_size=100)
@@ -92,11 +92,11 @@ def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path
 
 
 def test_a_resumed_run_starts_its_bar_at_the_rows_already_done(tmp_path, tiny_model, monkeypatch):
-    import mixedclf.pipeline as pipeline
+    import mixedclf.engines.run as pipeline
     from mixedclf.engines.local import LocalEngine
+    from mixedclf.engines.progress import RowProgress
     from mixedclf.errors import Interrupted
     from mixedclf.io.checkpoint import Checkpoint
-    from mixedclf.progress import RowProgress
 
     inp = write_jsonl(tmp_path / "in.jsonl", reviews(120))
     out = tmp_path / "out.jsonl"
@@ -168,7 +168,7 @@ def test_an_unknown_format_is_a_one_line_error(tmp_path):
 
 # --- settings: command line > environment > --config > packaged defaults ------------------------------------------
 def test_settings_precedence(tmp_path, monkeypatch):
-    from mixedclf.config import build_options
+    from mixedclf.core.options import build_options
 
     config = tmp_path / "mine.toml"
     config.write_text('[classify]\nbatch_size = 10\ndevice = "cuda"\nmax_batch_tokens = 999\n', encoding="utf-8")
@@ -225,7 +225,7 @@ def test_shell_completion_is_offered():
 def _commands():
     import typer.main
 
-    from mixedclf.cli import app
+    from mixedclf.cli.app import app
 
     root = typer.main.get_command(app)
     stack = [((), root)]
@@ -265,7 +265,7 @@ def test_help_of_every_command_keeps_its_defaults_once_and_shows_flags_as_flags(
 
 
 def test_classify_help_shows_the_defaults_a_run_actually_uses(tmp_path):
-    from mixedclf.config import DEFAULT_CHUNK_ROWS, build_options
+    from mixedclf.core.options import DEFAULT_CHUNK_ROWS, build_options
 
     rows = _option_rows(invoke("classify", "--help").stdout)
     opts = build_options({"input": tmp_path / "i.jsonl", "output": tmp_path / "o.jsonl"})

@@ -89,8 +89,8 @@ def test_custom_file(tmp_path):
 
 def test_cost_package_does_not_import_torch():
     code = (
-        "import sys; import mixedclf.costs, mixedclf.report, mixedclf.report_render, mixedclf.costs.estimate_render, "
-        "mixedclf.costs.sweep, mixedclf.costs.check, mixedclf.costs.advice, mixedclf.cli_costs; "
+        "import sys; import mixedclf.costs, mixedclf.costs.report, mixedclf.render.report, mixedclf.render.estimate, "
+        "mixedclf.costs.sweep, mixedclf.costs.check, mixedclf.costs.advice, mixedclf.cli.costs; "
         "bad = [m for m in ('torch', 'transformers', 'multiprocessing.pool', 'concurrent.futures.process', "
         "'matplotlib') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

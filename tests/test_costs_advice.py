@@ -6,12 +6,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mixedclf.cli_costs import register
+from mixedclf.cli.costs import register
 from mixedclf.costs import PricingProfile
 from mixedclf.costs.advice import advise
 from mixedclf.costs.estimate import EstimateInputs, estimate
 from mixedclf.costs.examples import REFERENCE, classify_fields, gpu_only_run, mixed_run
-from mixedclf.report import build_classify_report, write_report
+from mixedclf.costs.report import build_classify_report, write_report
 
 
 def _keys(report):

@@ -8,6 +8,7 @@ import random
 import sys
 
 import pytest
+from conftest import write_classify_report
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,11 +22,9 @@ from mixedclf.costs.estimate import (
     inputs_from_report,
 )
 from mixedclf.costs.examples import REFERENCE, classify_fields
+from mixedclf.costs.report import build_classify_report
 from mixedclf.costs.serverless import cold_starts_per_request, idle_per_request
 from mixedclf.costs.sweep import parse_sweep, plot_sweep, sweep_points
-from mixedclf.report import build_classify_report
-
-from conftest import write_classify_report
 
 C, G = 0.0002, 0.0015
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mixedclf.cli import app
-from mixedclf.config import build_options
+from mixedclf.cli.app import app
+from mixedclf.core.options import build_options
 from mixedclf.datagen import write_jsonl
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io.checkpoint import checkpoint_path
@@ -48,11 +48,11 @@ def test_a_killed_worker_is_replaced_and_no_row_is_lost(tmp_path, tiny_model, bi
 
 
 def test_device_out_of_memory_splits_the_batch(tiny_model, monkeypatch):
+    from mixedclf.core.inference import InferenceRunner
+    from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
     from mixedclf.models.loading import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-    from mixedclf.stages.inference import InferenceRunner
-    from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
 
     spec = resolve_model(tiny_model)
     tokenizer = make_tokenizer(tokenizer_json_and_pad_id(spec)[0], spec.max_length)

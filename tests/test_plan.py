@@ -7,7 +7,7 @@ import pytest
 from mixedclf.costs import RunMeasurements, StageMeasurement, load_pricing
 from mixedclf.costs.plan import make_plan, measured_throughput, parse_duration
 from mixedclf.costs.pricing import CostInputError
-from mixedclf.report import build_classify_report, write_report
+from mixedclf.costs.report import build_classify_report, write_report
 
 
 def _report(device: str, mode: str = "mixed"):

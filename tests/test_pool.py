@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from mixedclf.engines.pool import start_worker_pool, tokenizer_file
-from mixedclf.engines.workers import preprocess_task
+from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
 from mixedclf.models.spec import resolve_model
 from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
+from mixedclf.runtime.pool import start_worker_pool, tokenizer_file
+from mixedclf.runtime.workers import preprocess_task
 
 
 def test_tokenizer_file_is_named_by_content(tmp_path):

@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
+from mixedclf.core.inference import InferenceRunner
+from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
 from mixedclf.errors import ModelError
 from mixedclf.models import loading
 from mixedclf.models.loading import default_dtype, load_model, precision_name
 from mixedclf.models.spec import resolve_model
 from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-from mixedclf.stages.inference import InferenceRunner
-from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedclf.stages.preprocess import (
+from mixedclf.core.preprocess import (
     URL_TOKEN,
     clean_text,
     concat_batches,
@@ -13,7 +13,7 @@ from mixedclf.stages.preprocess import (
     preprocess_texts,
     select_rows,
 )
-from mixedclf.engines.pool import slices
+from mixedclf.runtime.pool import slices
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import SAMPLE_JSONL, write_jsonl
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from mixedclf.config import ClassifyOptions  # noqa: E402
+from mixedclf.core.options import ClassifyOptions  # noqa: E402
+from mixedclf.engines.run import classify_file  # noqa: E402
 from mixedclf.errors import InputError, RowError  # noqa: E402
-from mixedclf.pipeline import classify_file  # noqa: E402
 
 LIGHT = {"chunk_rows": 64, "batch_size": 16}  # several blocks, parts and micro-batches out of 300 rows
 
@@ -148,7 +147,7 @@ def test_clear_errors(local_ray, tiny_model, tmp_path):
 
 
 def test_unreachable_cluster_fails_fast():
-    from mixedclf.engines.ray import _check_reachable
+    from mixedclf.engines.ray.driver import _check_reachable
 
     with pytest.raises(InputError, match="cannot reach the Ray cluster"):
         _check_reachable("127.0.0.1:1", timeout=2)
@@ -156,7 +155,7 @@ def test_unreachable_cluster_fails_fast():
 
 
 def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
-    from mixedclf.engines.ray_sizing import size_pools
+    from mixedclf.engines.ray.sizing import size_pools
 
     def node(cpus):
         return {"Resources": {"CPU": cpus}}

@@ -283,7 +283,7 @@ def test_deep_nesting_and_lone_surrogates_are_row_problems(tmp_path):
 
 
 def test_huge_texts_are_handed_over_as_a_bounded_prefix(tmp_path):
-    from mixedclf.stages.preprocess import MAX_TEXT_CHARS
+    from mixedclf.core.preprocess import MAX_TEXT_CHARS
 
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps({"id": 1, "text": "good " * (MAX_TEXT_CHARS // 2)}) + "\n")

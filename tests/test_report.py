@@ -10,8 +10,8 @@ from rich.console import Console
 
 from mixedclf.costs import SCHEMA_VERSION, CostInputError
 from mixedclf.costs.examples import REFERENCE, classify_fields, gpu_only_run, mixed_run
-from mixedclf.report import ClassifyReport, EstimateReport, build_classify_report, load_report, write_report
-from mixedclf.report_render import render_report, report_to_markdown, summary_line
+from mixedclf.costs.report import ClassifyReport, EstimateReport, build_classify_report, load_report, write_report
+from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
 
 def _render(report, width=200) -> str:

@@ -16,7 +16,9 @@ import time
 import httpx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mixedclf.serve.batcher import BatchOutcome, MicroBatcher, QueueFull, ShuttingDown
@@ -177,9 +179,9 @@ def test_batcher_respects_max_batch_size_and_lets_a_big_request_through_alone():
 # --- device stage helpers -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tiny_model):
+    from mixedclf.core.preprocess import make_tokenizer
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-    from mixedclf.stages.preprocess import make_tokenizer
 
     spec = resolve_model(tiny_model)
     return make_tokenizer(tokenizer_json_and_pad_id(spec)[0], spec.max_length)
@@ -188,8 +190,8 @@ def tiny_tokenizer(tiny_model):
 @hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.text(max_size=40), min_size=1, max_size=4), min_size=1, max_size=4))
 def test_concat_batches_equals_preprocessing_all_texts_at_once(tiny_tokenizer, groups):
+    from mixedclf.core.preprocess import preprocess_texts
     from mixedclf.serve.device import concat_batches
-    from mixedclf.stages.preprocess import preprocess_texts
 
     merged = concat_batches([preprocess_texts(g, tiny_tokenizer) for g in groups])
     whole = preprocess_texts([t for g in groups for t in g], tiny_tokenizer)
@@ -208,7 +210,7 @@ def test_settings_reject_a_queue_smaller_than_the_largest_batch():
 
 def test_cli_serve_maps_options_to_settings_and_fails_in_one_line(monkeypatch, tmp_path, tiny_model):
     import mixedclf.serve.app as serve_app
-    from mixedclf.cli import app
+    from mixedclf.cli.app import app
 
     runner = CliRunner()
     seen = {}
@@ -231,7 +233,7 @@ def test_cli_serve_maps_options_to_settings_and_fails_in_one_line(monkeypatch, t
 
 def test_cli_serve_refuses_an_open_host_without_a_key(monkeypatch, tiny_model):
     import mixedclf.serve.app as serve_app
-    from mixedclf.cli import app
+    from mixedclf.cli.app import app
 
     runner = CliRunner()
     seen = []
@@ -311,12 +313,12 @@ def test_classify_returns_label_score_bucket_counts_timings_and_cost_headers(ser
 def test_batch_matches_one_by_one_and_an_unbatched_reference(server, tiny_model):
     import torch
 
+    from mixedclf.core.inference import InferenceRunner
+    from mixedclf.core.postprocess import scores_from_logits
+    from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
     from mixedclf.models.loading import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-    from mixedclf.stages.inference import InferenceRunner
-    from mixedclf.stages.postprocess import scores_from_logits
-    from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
 
     texts = ["good movie", "the worst phone, broken and slow!", "It was fine. Staff was happy.", "a " * 80]
     with client(server.url) as c:

@@ -16,7 +16,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import SAMPLE_JSONL
 
 from mixedclf.serve.settings import ServeSettings

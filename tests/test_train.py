@@ -65,10 +65,10 @@ def tiny_encoder(tmp_path_factory) -> Path:
 
 def _predict_like_inference(out_dir: Path, texts: list[str]) -> list[str]:
     """Load the head folder the way `classify` does and predict: preprocess stage, then the built module."""
+    from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
     from mixedclf.models import resolve_model
     from mixedclf.models.loading import build_module
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-    from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
 
     spec = resolve_model(out_dir)
     assert spec.kind == "head"
@@ -221,7 +221,7 @@ def test_cli_train(tiny_encoder, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mixedclf.cli_train import register
+    from mixedclf.cli.train import register
 
     app = typer.Typer()
     register(app)

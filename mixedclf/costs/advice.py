@@ -62,8 +62,6 @@ def _advise_classify(report) -> list[Advice]:
     pre = m.stage_busy("preprocess")
     main = m.stage_busy("read") + m.stage_busy("postprocess") + m.stage_busy("write")
     w, held_pool, held_gpu = m.cpu_pool_workers, m.cpu_pool_held_s, m.gpu_held_s
-    host = max(0.0, m.wall_s - held_gpu)
-    prov_now = cost.provisioned.mixed
 
     if m.mode == "mixed" and w > 0 and inf > 0:
         per_worker = pre / w

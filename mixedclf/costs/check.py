@@ -141,7 +141,7 @@ def _check_metric(metric: str, basis: str) -> None:
 
 def metric_value(report, metric: str, basis: str = "pay-per-use") -> float:
     """The measured number of a classify report, or the projected number of an estimate report."""
-    from mixedclf.report import ClassifyReport
+    from mixedclf.costs.report import ClassifyReport
 
     _check_metric(metric, basis)
     if isinstance(report, ClassifyReport):
@@ -339,7 +339,7 @@ def compare(
     work, priced at one rate (the median of all the reports' calibrations), compared by the medians of each
     side. Measured numbers are shown beside it and only warn, and only outside their measured spread.
     """
-    from mixedclf.report import ClassifyReport
+    from mixedclf.costs.report import ClassifyReport
 
     _check_metric(metric, basis)
     limits = limits or CheckLimits()
@@ -480,7 +480,7 @@ def check_files(
     **kwargs,
 ) -> CheckResult:
     """Load every report and compare them (load errors -> CostInputError, exit 2)."""
-    from mixedclf.report import load_report
+    from mixedclf.costs.report import load_report
 
     b_paths = [str(p) for p in _as_list(baseline)]
     c_paths = [str(p) for p in _as_list(current)]

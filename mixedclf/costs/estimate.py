@@ -16,7 +16,7 @@ Two billing models, always named:
   orchestrator, simulated over seeded arrivals (mixedclf.costs.runpod). Every report carries its block.
 
 Sweeps over request rates and the --plot image: mixedclf.costs.sweep; tables and markdown:
-mixedclf.costs.estimate_render.
+mixedclf.render.estimate.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from mixedclf.costs.runpod import DEFAULT_SPEND_LIMIT_PER_HOUR, RunpodBill, runp
 from mixedclf.costs.runpod_sim import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_WORKERS, DEFAULT_MIN_WORKERS, Arrivals
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mixedclf.report import ClassifyReport
+    from mixedclf.costs.report import ClassifyReport
 
 #: The original design's per-request stage seconds.
 DEFAULT_PRE_SEC = 0.05

@@ -81,8 +81,8 @@ def gpu_only_run(items: int = 4000, *, load: float = 1.5, pre: float = 6.0, inf:
 
 
 def classify_fields(run: RunMeasurements | None = None, pricing: PricingProfile = REFERENCE, **over) -> dict:
-    """Keyword arguments for mixedclf.report.build_classify_report describing an example run."""
-    from mixedclf.report import LabelAggregate
+    """Keyword arguments for mixedclf.costs.report.build_classify_report describing an example run."""
+    from mixedclf.costs.report import LabelAggregate
 
     fields = dict(
         model="default",

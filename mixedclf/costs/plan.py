@@ -23,7 +23,7 @@ import math
 from pydantic import BaseModel, Field
 
 from mixedclf.costs.pricing import CostInputError, PricingProfile
-from mixedclf.report import ClassifyReport
+from mixedclf.costs.report import ClassifyReport
 
 
 class MeasuredThroughput(BaseModel):

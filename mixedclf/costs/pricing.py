@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
-from mixedclf.defaults import packaged_config
+from mixedclf.configs import packaged_config
 from mixedclf.errors import InputError
 
 DEFAULT_PRICING_PATH = packaged_config("pricing.toml")

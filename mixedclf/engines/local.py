@@ -21,12 +21,13 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from mixedclf.config import chunk_rows_for
+from mixedclf.core.dedup import logits_with_dedup
+from mixedclf.core.options import chunk_rows_for
+from mixedclf.core.postprocess import LabelTally, label_columns
+from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.control import StopSignals, call_with_timeout
-from mixedclf.engines.measure import RunCounts, RunResult, StageClock
-from mixedclf.engines.pool import slices, start_worker_pool
-from mixedclf.engines.workers import preprocess_task
+from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
@@ -34,20 +35,14 @@ from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.writers import ChunkWriter, ErrorLog
 from mixedclf.models.spec import ModelSpec, resolve_model
-from mixedclf.stages.dedup import logits_with_dedup
-from mixedclf.stages.postprocess import LabelTally, label_columns
-from mixedclf.stages.preprocess import (MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer,
-                                        preprocess_texts)
+from mixedclf.runtime.control import StopSignals, call_with_timeout
+from mixedclf.runtime.device import default_cpu_workers
+from mixedclf.runtime.pool import slices, start_worker_pool
+from mixedclf.runtime.workers import preprocess_task
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
                   "all_scores", "keep_text", "dedup", "on_error", "precision", "output_format", "input_format")
-
-
-def default_cpu_workers(device_type: str) -> int:
-    """On an accelerator every core but the one feeding it preprocesses; on a CPU the model needs the cores."""
-    cores = os.cpu_count() or 1
-    return max(1, cores - 1) if device_type in ("cuda", "mps") else max(1, cores // 4)
 
 
 class LocalEngine:
@@ -72,9 +67,9 @@ class LocalEngine:
     def run(self) -> RunResult:
         import torch  # deferred: `mixedclf estimate` and friends never pay for it
 
+        from mixedclf.core.inference import InferenceRunner
         from mixedclf.models.loading import load_model, precision_name, resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-        from mixedclf.stages.inference import InferenceRunner
 
         o = self.opts
         t_start = time.monotonic()
@@ -117,7 +112,7 @@ class LocalEngine:
         last_batch = stats.last_end if stats.last_end is not None else load_end
         stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
                                    busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1)]
-        stages += [c.measurement() for c in clocks.values()]
+        stages += [stage_measurement(c) for c in clocks.values()]
         measurements = RunMeasurements(
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),

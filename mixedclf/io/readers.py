@@ -17,12 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.errors import InputError
-from mixedclf.io.jsonvalues import column_from_values
 from mixedclf.io.jsonl_rows import check_jsonl_lines, parse_jsonl_line, suspect_line, unencodable
+from mixedclf.io.jsonvalues import column_from_values
 from mixedclf.io.sniff import check_text_file
-from mixedclf.stages.preprocess import MAX_TEXT_CHARS
-
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""The encoder's dimensions for the FLOPs count (mixedclf.costs.work), read from config.json without torch."""
+"""The encoder's dimensions for the FLOPs count, read from config.json without torch."""
 
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
-from mixedclf.costs.work import ModelShape
 from mixedclf.models.spec import ModelSpec
 
 # Names the common encoder configs use: BERT-likes first, then DistilBERT, then GPT-style.
@@ -21,7 +21,13 @@ def _first(config: dict, keys: tuple[str, ...]) -> int | None:
     return None
 
 
-def model_shape(spec: ModelSpec) -> ModelShape | None:
+class EncoderDims(NamedTuple):
+    layers: int
+    hidden: int
+    intermediate: int
+
+
+def model_shape(spec: ModelSpec) -> EncoderDims | None:
     """Layers, hidden and feed-forward width of the encoder; None when its config names none of them."""
     try:
         config = json.loads((spec.encoder_path / "config.json").read_text(encoding="utf-8"))
@@ -31,4 +37,4 @@ def model_shape(spec: ModelSpec) -> ModelShape | None:
     if layers is None or hidden is None:
         return None
     # A feed-forward 4x the hidden width is the transformer default when the config leaves it out.
-    return ModelShape(layers=layers, hidden=hidden, intermediate=_first(config, _INTERMEDIATE) or 4 * hidden)
+    return EncoderDims(layers=layers, hidden=hidden, intermediate=_first(config, _INTERMEDIATE) or 4 * hidden)

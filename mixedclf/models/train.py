@@ -39,7 +39,6 @@ from mixedclf.models.train_data import TrainingDataError, sorted_labels, split_i
 from mixedclf.models.train_encode import encode, layer_list, tokenize, top_stack
 from mixedclf.models.train_fit import TopModel, finetune, fit_linear, predict_top
 
-
 # ----------------------------------------------------------------------------------------------- the result
 
 
@@ -157,7 +156,7 @@ def train_head(
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel
 
-        from mixedclf.quiet import quiet_transformers
+        from mixedclf.models.quiet import quiet_transformers
 
         quiet_transformers()
         say = log or (lambda _msg: None)
@@ -177,7 +176,7 @@ def train_head(
         say(f"{len(train_rows)} training rows, {len(test_rows)} held out ({split} split)")
 
         if clean:
-            from mixedclf.stages.preprocess import clean_text
+            from mixedclf.core.preprocess import clean_text
 
             cleaned = {int(i): clean_text(texts[i]) for i in used}
         else:

@@ -18,6 +18,7 @@ from torch import nn
 from mixedclf.models.pooled import mean_pool
 from mixedclf.models.train_data import TrainingDataError
 
+
 class _Passthrough(nn.Module):
     """Stands in for the embeddings so a copy of the encoder runs only its top layers on cached hidden states."""
 
@@ -60,9 +61,9 @@ def top_stack(encoder: nn.Module, k: int) -> nn.Module:
 def tokenize(encoder_dir: Path, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
     """Token ids per text and the pad id, made exactly as the preprocess stage makes them at inference
     (the fast tokenizer's JSON, truncation to max_length, no padding)."""
+    from mixedclf.core.preprocess import make_tokenizer
     from mixedclf.models.spec import ModelSpec
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
-    from mixedclf.stages.preprocess import make_tokenizer
 
     spec = ModelSpec("train", "head", encoder_dir, encoder_dir, (), max_length)
     tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)

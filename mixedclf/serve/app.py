@@ -1,7 +1,7 @@
 """`mixedclf serve`: the original design's HTTP endpoints over the same stage functions as `classify`.
 
 One process tree: the event loop (validation, admission, postprocess, JSON), a spawn pool of CPU worker
-processes (cleaning, counting, tokenizing: `mixedclf.engines.workers`), and one device thread fed by the
+processes (cleaning, counting, tokenizing: `mixedclf.runtime.workers`), and one device thread fed by the
 dynamic micro-batcher (`mixedclf.serve.batcher`), so concurrent requests share the device's forward passes.
 
     request ─▶ validate (422) ─▶ admit (503) ─▶ CPU pool: preprocess (504) ─▶ queue ─▶ device (504)
@@ -32,9 +32,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
+from mixedclf.core.postprocess import confidence_bucket, scores_from_logits
+from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.costs import load_pricing
-from mixedclf.engines.workers import preprocess_task
 from mixedclf.models.spec import resolve_model
+from mixedclf.runtime.workers import preprocess_task
 from mixedclf.serve.batcher import QueueFull, ShuttingDown
 from mixedclf.serve.errors import ServeError, public_errors
 from mixedclf.serve.guards import BearerAuth, BodyGuard
@@ -44,8 +46,8 @@ from mixedclf.serve.middleware import MetricsMiddleware
 from mixedclf.serve.protocol import uvicorn_options
 from mixedclf.serve.schemas import (
     BatchOut,
-    CleanedIn,
     ClassifyOut,
+    CleanedIn,
     CpuWorkerOut,
     GpuWorkerOut,
     JobAcceptedOut,
@@ -59,8 +61,6 @@ from mixedclf.serve.schemas import (
 from mixedclf.serve.settings import ServeSettings
 from mixedclf.serve.state import PipelineOutcome, ServerState
 from mixedclf.serve.strict_json import StrictJSONRoute
-from mixedclf.stages.postprocess import confidence_bucket, scores_from_logits
-from mixedclf.stages.preprocess import PreprocessedBatch
 
 
 # --- postprocess (on the event loop) ----------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.serve.batcher import BatchOutcome
-from mixedclf.stages.preprocess import PreprocessedBatch
 
 
 def concat_batches(batches: list[PreprocessedBatch]) -> PreprocessedBatch:

@@ -22,15 +22,15 @@ import numpy as np
 from fastapi import FastAPI
 
 from mixedclf import __version__
-from mixedclf.engines.pool import start_worker_pool
-from mixedclf.engines.workers import preprocess_task
+from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.models.spec import ModelSpec
+from mixedclf.runtime.pool import start_worker_pool
+from mixedclf.runtime.workers import preprocess_task
 from mixedclf.serve.batcher import Delivery, MicroBatcher, QueueFull, ShuttingDown
 from mixedclf.serve.errors import ServeError, invalid
 from mixedclf.serve.jobs import JobStore
 from mixedclf.serve.metrics import ServeMetrics
 from mixedclf.serve.settings import ServeSettings
-from mixedclf.stages.preprocess import PreprocessedBatch
 
 log = logging.getLogger("uvicorn.error")
 
@@ -82,7 +82,7 @@ class ServerState:
         if settings.cpu_workers:
             self.cpu_workers = settings.cpu_workers
         else:
-            from mixedclf.engines.local import default_cpu_workers
+            from mixedclf.runtime.device import default_cpu_workers
 
             self.cpu_workers = default_cpu_workers(device.type)
         self.torch_threads = settings.torch_threads or default_torch_threads(device.type, self.cpu_workers)
@@ -105,10 +105,10 @@ class ServerState:
     async def lifespan(self, app: FastAPI):
         import torch
 
+        from mixedclf.core.inference import InferenceRunner
         from mixedclf.models.loading import load_model
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
         from mixedclf.serve.device import DeviceStage
-        from mixedclf.stages.inference import InferenceRunner
 
         s = self.settings
         loop = asyncio.get_running_loop()

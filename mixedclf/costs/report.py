@@ -1,7 +1,7 @@
 """Versioned run reports (pydantic): build, write atomically, read back and validate.
 
 The JSON report is the source of truth; the table, the markdown and the PR comment are renderings of it (as in
-Infracost), made by mixedclf.report_render. Pure module: no torch, no pools.
+Infracost), made by mixedclf.render.report. Pure module: no torch, no pools.
 """
 
 from __future__ import annotations

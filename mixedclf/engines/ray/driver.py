@@ -37,14 +37,15 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mixedclf.config import chunk_rows_for
+from mixedclf.core.options import chunk_rows_for
+from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.measure import RunResult, StageClock
-from mixedclf.engines.ray_errors import first_line, user_error
-from mixedclf.engines.ray_merge import merge_parts
-from mixedclf.engines.ray_sizing import size_pools
-from mixedclf.engines.ray_stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer
-from mixedclf.engines.ray_stats import operator_stats
+from mixedclf.engines.ray.errors import first_line, user_error
+from mixedclf.engines.ray.merge import merge_parts
+from mixedclf.engines.ray.sizing import size_pools
+from mixedclf.engines.ray.stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer
+from mixedclf.engines.ray.stats import operator_stats
+from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError
 from mixedclf.io.formats import check_paths
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -308,7 +309,7 @@ class RayEngine:
             if s:
                 c.add(s["first"], s["last"], s["items"])
                 c.busy_s = s["busy_s"]
-            return c.measurement()
+            return stage_measurement(c)
 
         loads = [(a["load_start"], a["load_end"]) for a in actors.values()]
         load_wall = (max(e for _, e in loads) - min(b for b, _ in loads)) if loads else 0.0

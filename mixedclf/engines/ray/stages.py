@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mixedclf.core.dedup import logits_with_dedup
+from mixedclf.core.postprocess import label_columns
+from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
 from mixedclf.errors import RowError
 from mixedclf.io.readers import text_problem
 from mixedclf.models.spec import ModelSpec, resolve_model
-from mixedclf.stages.dedup import logits_with_dedup
-from mixedclf.stages.postprocess import label_columns
-from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
 
 # Internal columns: prefixed so they never collide with a user's columns; none reaches the output.
 ROW = "__mixedclf_row"
@@ -206,8 +206,8 @@ class _Infer:
         import ray
         import torch
 
+        from mixedclf.core.inference import InferenceRunner
         from mixedclf.models.loading import load_model, resolve_device
-        from mixedclf.stages.inference import InferenceRunner
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if torch_threads:

@@ -20,8 +20,8 @@ def render_summary(result, console=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from mixedclf.console import stdout_console
     from mixedclf.models.train import percent as pct
+    from mixedclf.render.console import stdout_console
 
     console = console or stdout_console()
 

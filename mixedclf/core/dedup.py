@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from mixedclf.stages.preprocess import PreprocessedBatch, select_rows
+from mixedclf.core.preprocess import PreprocessedBatch, select_rows
 
 
 def logits_with_dedup(prep: PreprocessedBatch,

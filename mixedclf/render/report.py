@@ -8,9 +8,9 @@ from rich.table import Table
 
 from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
 from mixedclf.costs.estimate import EstimateReport
-from mixedclf.costs.estimate_render import estimate_summary_line, estimate_to_markdown, render_estimate
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits, print_table
-from mixedclf.report import AnyReport, ClassifyReport, LabelAggregate
+from mixedclf.costs.report import AnyReport, ClassifyReport, LabelAggregate
+from mixedclf.render.estimate import estimate_summary_line, estimate_to_markdown, render_estimate
 
 
 def _savings_pct_text(t: CostTotals, cost: CostBreakdown | None = None) -> str:

@@ -1,6 +1,6 @@
 """`mixedclf serve`: options -> ServeSettings -> uvicorn (thin: the server lives in mixedclf/serve/).
 
-mixedclf/cli.py calls ``register(app)``. Defaults come from ServeSettings, then the [serve] section of the
+mixedclf/cli/app.py calls ``register(app)``. Defaults come from ServeSettings, then the [serve] section of the
 pipeline config file (--config, default configs/default.toml), then MIXEDCLF_* variables, then the command line. Errors are one line
 on stderr with exit code 2; FastAPI, uvicorn and torch are imported only when the command runs.
 """
@@ -22,7 +22,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def build_settings(values: dict, config: Optional[Path] = None):
     """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then the [serve] table of
     the --config file and of the packaged defaults."""
-    from mixedclf.config import LayeredSettings, build_settings as build_layered
+    from mixedclf.core.options import LayeredSettings
+    from mixedclf.core.options import build_settings as build_layered
     from mixedclf.serve.settings import ServeSettings
 
     class ServeOptions(ServeSettings, LayeredSettings):

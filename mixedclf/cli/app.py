@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from typing import Optional
 
 import typer
 from rich.console import Console
 
 from mixedclf import __version__
-from mixedclf.cli_help import HelpGroup
-from mixedclf.console import stdout_console
+from mixedclf.cli.help import HelpGroup
+from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, EXIT_USAGE, MixedclfError
-from mixedclf.quiet import quiet_libraries
+from mixedclf.models.quiet import quiet_libraries
+from mixedclf.render.console import stdout_console
 
 app = typer.Typer(
     name="mixedclf",
@@ -119,8 +118,8 @@ def classify(
     packaged defaults.
     """
     values = {k: v for k, v in locals().items() if k not in ("config", "quiet", "fmt")}
-    from mixedclf.config import build_options
-    from mixedclf.pipeline import classify_file
+    from mixedclf.core.options import build_options
+    from mixedclf.engines.run import classify_file
 
     values["resume"] = resume or None
     values["all_scores"] = all_scores or None
@@ -136,11 +135,11 @@ def classify(
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
-    from mixedclf.report_render import render_report, report_to_markdown, summary_line
+    from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
     report = result.report
     if fmt == "json":
-        from mixedclf.summary import classify_summary
+        from mixedclf.costs.summary import classify_summary
 
         summary = classify_summary(report, result.output_path, opts.report, result.errors_path)
         _emit(summary.model_dump_json(indent=2))
@@ -187,7 +186,9 @@ def models(
 
 
 def _register_subcommands() -> None:
-    from mixedclf import cli_costs, cli_serve, cli_train
+    from mixedclf.cli import costs as cli_costs
+    from mixedclf.cli import serve as cli_serve
+    from mixedclf.cli import train as cli_train
 
     cli_costs.register(app)
     cli_train.register(app)

@@ -7,12 +7,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from mixedclf.config import ClassifyOptions
+from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
+from mixedclf.costs.report import ClassifyReport, LabelAggregate, ResumeInfo, build_classify_report, write_report
+from mixedclf.costs.work import ModelShape, WorkCounts, count_work
+from mixedclf.engines.progress import RowProgress, expected_rows, rows_already_done
 from mixedclf.errors import InputError
-from mixedclf.costs.work import WorkCounts, count_work
-from mixedclf.progress import RowProgress, expected_rows, rows_already_done
-from mixedclf.report import ClassifyReport, LabelAggregate, ResumeInfo, build_classify_report, write_report
 
 
 @dataclass
@@ -31,7 +31,7 @@ def _progress_bar(opts: ClassifyOptions) -> RowProgress:
 
 def engine_class(name: str):
     if name == "ray":
-        from mixedclf.engines.ray import RayEngine
+        from mixedclf.engines.ray.driver import RayEngine
 
         return RayEngine
     from mixedclf.engines.local import LocalEngine
@@ -44,13 +44,13 @@ def _work(run) -> WorkCounts | None:
     from mixedclf.models.shape import model_shape
 
     extra = run.extra
-    shape = model_shape(run.spec)
-    if shape is None or "token_width_sum" not in extra:
+    dims = model_shape(run.spec)
+    if dims is None or "token_width_sum" not in extra:
         return None
     return count_work(rows=run.measurements.items, real_tokens=int(extra["tokens"]),
                       padded_tokens=int(extra["padded_tokens"]), token_width_sum=int(extra["token_width_sum"]),
                       micro_batches=int(extra["micro_batches"]), cpu_workers=int(run.settings.get("cpu_workers", 0)),
-                      shape=shape)
+                      shape=ModelShape(**dims._asdict()))
 
 
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None) -> ClassifyResult:

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
+from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
 
 _state: dict = {}
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mixedclf.engines.ray_stages import INTERNAL, PROBLEM, ROW
+from mixedclf.core.postprocess import LabelTally
+from mixedclf.engines.ray.stages import INTERNAL, PROBLEM, ROW
 from mixedclf.errors import MixedclfError
 from mixedclf.io.writers import ChunkWriter, ErrorLog
-from mixedclf.stages.postprocess import LabelTally
 
 
 def merge_parts(parts: Path, output: Path, out_fmt: str, id_field: str, expected_rows: int):

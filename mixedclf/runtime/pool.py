@@ -9,7 +9,7 @@ import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from mixedclf.engines.workers import init_worker, warm_task
+from mixedclf.runtime.workers import init_worker, warm_task
 
 
 def tokenizer_file(tokenizer_json: str) -> Path:

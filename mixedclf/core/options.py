@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from mixedclf.defaults import packaged_config
+from mixedclf.configs import packaged_config
 from mixedclf.errors import InputError
 
 DEFAULT_CONFIG = packaged_config("default.toml")

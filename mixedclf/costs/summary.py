@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import CostTotals
-from mixedclf.report import ClassifyReport
+from mixedclf.costs.report import ClassifyReport
 
 
 class ClassifySummary(BaseModel):

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixedclf.batching import plan_micro_batches
-from mixedclf.stages.preprocess import PreprocessedBatch
+from mixedclf.core.batching import plan_micro_batches
+from mixedclf.core.preprocess import PreprocessedBatch
 
 
 @dataclass

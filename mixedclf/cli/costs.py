@@ -1,6 +1,6 @@
 """Cost commands: `estimate`, `check`, `report show`, `report advice` (thin: parse, call, render).
 
-mixedclf/cli.py calls ``register(app)``. Errors are one line on stderr and exit code 2.
+mixedclf/cli/app.py calls ``register(app)``. Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -142,9 +142,9 @@ def _estimate(
     sweep_spec, sweep_points, plot, fmt, report_out,
 ) -> None:
     from mixedclf.costs.estimate import BILLINGS, EstimateInputs, estimate, inputs_from_report
+    from mixedclf.costs.report import ClassifyReport, load_report, write_report
     from mixedclf.costs.sweep import parse_sweep, plot_sweep
-    from mixedclf.report import ClassifyReport, load_report, write_report
-    from mixedclf.report_render import render_report, report_to_markdown
+    from mixedclf.render.report import render_report, report_to_markdown
 
     _choice(fmt, FORMATS, "--format")
     _choice(billing, BILLINGS, "--billing")
@@ -328,8 +328,8 @@ def report_show_cmd(
 
 @_one_line_errors
 def _report_show(path: Path, fmt: str, advice: bool) -> None:
-    from mixedclf.report import load_report
-    from mixedclf.report_render import render_report, report_to_markdown
+    from mixedclf.costs.report import load_report
+    from mixedclf.render.report import render_report, report_to_markdown
 
     _choice(fmt, FORMATS, "--format")
     rep = load_report(path)
@@ -356,7 +356,7 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
     import json
 
     from mixedclf.costs.advice import advise
-    from mixedclf.report import load_report
+    from mixedclf.costs.report import load_report
 
     _choice(fmt, FORMATS, "--format")
     items = advise(load_report(path), limit=limit)
@@ -394,7 +394,7 @@ def plan_cmd(
 def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
     from mixedclf.costs.plan import make_plan, measured_throughput, parse_duration
     from mixedclf.costs.pricing import list_profiles
-    from mixedclf.report import ClassifyReport, load_report
+    from mixedclf.costs.report import ClassifyReport, load_report
     from mixedclf.render.plan import plan_table
 
     _choice(fmt, ("table", "json"), "--format")

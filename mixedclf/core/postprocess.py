@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from mixedclf.stages.preprocess import PreprocessedBatch
+from mixedclf.core.preprocess import PreprocessedBatch
 
 # The original design's confidence buckets.
 HIGH_CONFIDENCE = 0.8
