@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_texts(source: str, n: int) -> list[str]:
     """'datagen' (synthetic reviews), 'rotten' (the training-data cache), or a .jsonl/.parquet/.csv path."""
     if source == "datagen":
-        from mixedclf.datagen import generate_texts
+        from datagen import generate_texts
 
         return list(generate_texts(n, seed=7))
     if source == "rotten":

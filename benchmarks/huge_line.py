@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "out" / "huge_line.json")
     args = parser.parse_args()
 
-    from mixedclf.datagen import generate_texts
+    from datagen import generate_texts
 
     work = Path(tempfile.mkdtemp(prefix="mixedclf-huge-"))
     model = tiny_model(work / "tiny")

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "out" / "memory.json")
     args = parser.parse_args()
 
-    from mixedclf.datagen import write_jsonl
+    from datagen import write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="mixedclf-mem-"))
     model = str(tiny_model(work / "tiny")) if args.model == "tiny" else args.model

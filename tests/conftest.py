@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_JSONL = REPO / "sample_data" / "reviews.jsonl"
+# The synthetic review generator is a benchmark tool, not part of the package; tests use it too.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 _WORDS = (
     "good great excellent love wonderful perfect happy fine best amazing bad awful terrible hate broken poor "

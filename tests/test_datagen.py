@@ -4,8 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mixedclf.datagen import generate_texts, write_jsonl
+from datagen import generate_texts, write_jsonl
 
 
 def test_same_seed_same_texts():
@@ -88,7 +87,7 @@ def test_write_jsonl_custom_fields(tmp_path: Path):
 def test_module_entry_point(tmp_path: Path):
     out = tmp_path / "cli.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "mixedclf.datagen", str(out), "--rows", "25", "--seed", "4"],
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "datagen.py"), str(out), "--rows", "25", "--seed", "4"],
         check=True,
         capture_output=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -99,7 +98,7 @@ def test_module_entry_point(tmp_path: Path):
 
 
 def test_no_torch_import():
-    code = "import sys, mixedclf.datagen; assert 'torch' not in sys.modules"
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import datagen; assert 'torch' not in sys.modules"
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
     )

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from datagen import write_jsonl
 from typer.testing import CliRunner
 
 from mixedclf.cli.app import app
 from mixedclf.core.options import build_options
-from mixedclf.datagen import write_jsonl
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io.checkpoint import checkpoint_path
 

@@ -38,7 +38,7 @@ def rows():
     return _jsonl_rows()
 
 
-@pytest.mark.parametrize("name", ["reviews.jsonl", "reviews.parquet", "reviews.csv", "write_samples.py"])
+@pytest.mark.parametrize("name", ["reviews.jsonl", "reviews.parquet", "reviews.csv", "convert_samples.py"])
 def test_files_exist(name):
     assert (DATA / name).is_file()
 
@@ -92,11 +92,15 @@ def test_length_variety(rows):
     assert sum(w <= 40 for w in words) >= len(rows) // 2
 
 
-def test_files_match_script():
-    # The committed files must be what the script produces now.
+def test_converted_files_match_the_jsonl_source(tmp_path):
+    # The committed Parquet and CSV must be what the converter makes of the committed JSONL now.
     import importlib.util
+    import shutil
 
-    spec = importlib.util.spec_from_file_location("write_samples", DATA / "write_samples.py")
+    spec = importlib.util.spec_from_file_location("convert_samples", DATA / "convert_samples.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.build_rows() == _jsonl_rows()
+    shutil.copy(DATA / "reviews.jsonl", tmp_path / "reviews.jsonl")
+    mod.main(tmp_path)
+    assert (tmp_path / "reviews.csv").read_bytes() == (DATA / "reviews.csv").read_bytes()
+    assert pq.read_table(tmp_path / "reviews.parquet").equals(pq.read_table(DATA / "reviews.parquet"))

@@ -280,8 +280,9 @@ def in_process_settings(tiny_model, **overrides) -> ServeSettings:
 
 @pytest.fixture(scope="module")
 def server(tiny_model):
+    from serve_helpers import serve_in_thread
+
     from mixedclf.serve.app import create_app
-    from mixedclf.serve.testing import serve_in_thread
 
     app = create_app(in_process_settings(tiny_model, max_text_chars=200, max_batch_texts=8, max_queue=256))
     with serve_in_thread(app) as running:
@@ -536,8 +537,9 @@ class DelayedPool:
 
 @pytest.fixture(scope="module")
 def local_server(tiny_model):
+    from serve_helpers import serve_in_thread
+
     from mixedclf.serve.app import create_app
-    from mixedclf.serve.testing import serve_in_thread
 
     settings = in_process_settings(tiny_model, max_queue=3, max_batch_texts=3, max_wait_ms=1,
                                    stage_timeout_cpu=0.5, stage_timeout_gpu=0.5)
@@ -648,8 +650,9 @@ def test_job_store_is_bounded_lets_read_results_go_first_and_forgets_them_after_
 
 
 def test_graceful_shutdown_finishes_in_flight_requests_and_stops_the_pool(tiny_model):
+    from serve_helpers import serve_in_thread
+
     from mixedclf.serve.app import create_app
-    from mixedclf.serve.testing import serve_in_thread
 
     app = create_app(in_process_settings(tiny_model))
     state = app.state.server

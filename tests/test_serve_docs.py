@@ -45,7 +45,7 @@ def test_docs_render_the_operations_in_a_headless_browser(app, tmp_path):
     chromium = next((p for p in CHROMIUM_PATHS if shutil.which(p)), None)
     if chromium is None:
         pytest.skip(f"no Chromium at {', '.join(CHROMIUM_PATHS)}: the browser check of /docs needs one")
-    from mixedclf.serve.testing import serve_in_thread
+    from serve_helpers import serve_in_thread
 
     with serve_in_thread(app) as server:
         dom = subprocess.run(

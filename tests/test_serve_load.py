@@ -17,9 +17,9 @@ import time
 import httpx
 import pytest
 from conftest import SAMPLE_JSONL
+from serve_helpers import serve_in_subprocess
 
 from mixedclf.serve.settings import ServeSettings
-from mixedclf.serve.testing import serve_in_subprocess
 
 CLIENTS = 64
 REQUESTS_PER_CLIENT = 20

@@ -11,9 +11,9 @@ import time
 
 import httpx
 import pytest
+from serve_helpers import serve_in_subprocess
 
 from mixedclf.serve.settings import ServeSettings
-from mixedclf.serve.testing import serve_in_subprocess
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -60,6 +60,20 @@ def label_columns(
     return columns
 
 
+def prediction_rows(
+    logits: np.ndarray, prep: PreprocessedBatch, labels: tuple[str, ...], activation: str
+) -> list[dict]:
+    """label_columns as one dict per text, every label's score under "scores" (the server's JSON shape)."""
+    columns = label_columns(logits, labels, activation, prep, model_name="", all_scores=True)
+    score_columns = {f"score_{name}": name for name in labels}
+    rows = []
+    for row in pa.table(columns).drop_columns(["model"]).to_pylist():
+        scores = {name: row.pop(column) for column, name in score_columns.items()}
+        rows.append({"label": row.pop("label"), "score": row.pop("score"), "confidence": row.pop("confidence"),
+                     "scores": scores, **row})
+    return rows
+
+
 @dataclass
 class LabelTally:
     """Running aggregate over all labelled rows: counts per label and bucket, mean confidence."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 URL_TOKEN = "[URL]"
-CLEAN_MODES = ("standard", "none")
 # A text is cut to its first MAX_TEXT_CHARS characters before it is cleaned, counted and tokenized (and the row
 # flagged truncated): the model sees a few hundred tokens, and a 50 MB line must not cost gigabytes of copies.
 # Word, sentence and character counts are of the kept part. Readers already hand over no more than one

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 
 from mixedclf.costs.fmt import fmt_money
 
-#: ``extra`` keys a classify report may carry for the dedup rule (fraction 0..1 of rows whose text
-#: repeats an earlier row, measured with dedup off). With ``settings["dedup"]`` true: no advice.
-DUPLICATE_KEYS = ("duplicate_fraction", "duplicate_rate")
+#: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
+#: row of their chunk. With ``settings["dedup"]`` true: no advice.
+DUPLICATE_KEY = "duplicate_fraction"
 #: ``extra`` key: share of the padded tokens the device computed that were padding (0..1).
 PADDING_KEY = "padding_fraction"
 
@@ -139,7 +139,7 @@ def _advise_classify(report) -> list[Advice]:
             )
 
     # E: repeated texts that deduplication would skip
-    dup = next((report.extra.get(key) for key in DUPLICATE_KEYS if key in report.extra), None)
+    dup = report.extra.get(DUPLICATE_KEY)
     dedup_on = bool(report.settings.get("dedup"))
     if isinstance(dup, (int, float)) and 0.02 < dup <= 1 and not dedup_on:
         rows = {r.name: r for r in cost.stages}

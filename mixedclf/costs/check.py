@@ -32,7 +32,6 @@ from mixedclf.costs.pricing import CostInputError
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
-EXIT_INCOMPATIBLE = 2
 
 Metric = Literal["cost_per_1k", "gpu_seconds_per_1k", "throughput"]
 Basis = Literal["pay-per-use", "provisioned"]

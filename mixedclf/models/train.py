@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +63,6 @@ class TrainResult:
     files: dict[str, int] = field(default_factory=dict)  # file name -> bytes
     test_indices: list[int] = field(default_factory=list, repr=False)  # rows of the input, in order
     test_predictions: list[str] = field(default_factory=list, repr=False)  # label per test_indices row
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["out_dir"] = str(self.out_dir)
-        return data
 
 # --------------------------------------------------------------------------------------------------- main
 

@@ -25,15 +25,13 @@ import time
 import uuid
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
-from mixedclf.core.postprocess import confidence_bucket, scores_from_logits
-from mixedclf.core.preprocess import PreprocessedBatch
+from mixedclf.core.postprocess import prediction_rows
 from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
@@ -61,34 +59,6 @@ from mixedclf.serve.schemas import (
 from mixedclf.serve.settings import ServeSettings
 from mixedclf.serve.state import PipelineOutcome, ServerState
 from mixedclf.serve.strict_json import StrictJSONRoute
-
-
-# --- postprocess (on the event loop) ----------------------------------------------------------------------------
-def prediction_rows(
-    logits: np.ndarray, prep: PreprocessedBatch, labels: tuple[str, ...], activation: str
-) -> list[dict]:
-    """Postprocess: logits -> one dict per text (label, score, bucket, all scores, counts)."""
-    probs = scores_from_logits(logits, activation)
-    best = probs.argmax(axis=1)
-    score = probs[np.arange(len(probs)), best]
-    buckets = confidence_bucket(score)
-    rows = []
-    for i in range(len(probs)):
-        rows.append(
-            {
-                "label": labels[int(best[i])],
-                "score": float(score[i]),
-                "confidence": str(buckets[i]),
-                "scores": {name: float(probs[i, j]) for j, name in enumerate(labels)},
-                "word_count": int(prep.word_count[i]),
-                "sentence_count": int(prep.sentence_count[i]),
-                "char_count": int(prep.char_count[i]),
-                "token_count": int(prep.lengths[i]),
-                "truncated": bool(prep.truncated[i]),
-            }
-        )
-    return rows
-
 
 # --- the app ---------------------------------------------------------------------------------------------------
 DESCRIPTION = """

@@ -12,28 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixedclf.core.preprocess import PreprocessedBatch
+from mixedclf.core.preprocess import PreprocessedBatch, concat_batches
 from mixedclf.serve.batcher import BatchOutcome
-
-
-def concat_batches(batches: list[PreprocessedBatch]) -> PreprocessedBatch:
-    """One PreprocessedBatch holding every row of `batches`, in order."""
-    if len(batches) == 1:
-        return batches[0]
-
-    def cat(name: str, dtype) -> np.ndarray:
-        parts = [getattr(b, name) for b in batches]
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-    return PreprocessedBatch(
-        [text for b in batches for text in b.cleaned],
-        cat("token_ids", np.int32),
-        cat("lengths", np.int32),
-        cat("truncated", bool),
-        cat("word_count", np.int32),
-        cat("sentence_count", np.int32),
-        cat("char_count", np.int32),
-    )
 
 
 @dataclass

@@ -229,7 +229,7 @@ def write_jsonl(
 
 
 def _main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mixedclf.datagen", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/datagen.py", description=__doc__.splitlines()[0])
     p.add_argument("out", help="output .jsonl path")
     p.add_argument("--rows", type=int, required=True, help="number of rows")
     p.add_argument("--seed", type=int, default=0)
