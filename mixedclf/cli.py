@@ -9,11 +9,41 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from mixedclf import __version__
-from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, EXIT_USAGE, MixedclfError
+from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, exit_code_and_line
+
+err = Console(stderr=True)
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    """Print one line on stderr and leave with the exit code errors.EXIT_TABLE gives the exception; the
+    traceback only with MIXEDCLF_DEBUG=1."""
+    code, line = exit_code_and_line(exc)
+    if os.environ.get("MIXEDCLF_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class _OneLineErrors(TyperGroup):
+    """Every command's exceptions end in fail(): typer's own exits and usage errors pass through."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - mapped through the one exit-code table
+            raise fail(exc) from None
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="mixedclf",
     help="Cost-aware batch text classification: CPU workers for text work, the device only for the model.",
     no_args_is_help=True,
@@ -21,14 +51,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
-
-
-def fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print one line on stderr and leave with the error's exit code: never a bare traceback."""
-    message = exc.one_line() if isinstance(exc, MixedclfError) else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(getattr(exc, "exit_code", code))
 
 
 @app.callback(invoke_without_command=True)
@@ -84,15 +106,8 @@ def classify(
     values["resume"] = resume or None
     values["all_scores"] = all_scores or None
     values["keep_text"] = keep_text or None
-    try:
-        opts = build_options(values, config)
-        show_progress = not quiet and sys.stderr.isatty()
-        result = classify_file(opts, progress=show_progress)
-    except MixedclfError as exc:
-        raise fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
-        raise typer.Exit(130) from None
+    opts = build_options(values, config)
+    result = classify_file(opts, progress=not quiet and sys.stderr.isatty())
     from mixedclf.report_render import render_report, summary_line
 
     if quiet:

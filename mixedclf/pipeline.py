@@ -10,6 +10,8 @@ from pathlib import Path
 from mixedclf.config import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.errors import InputError
+from mixedclf.io.lock import output_lock
+from mixedclf.io.writers import check_writable, errors_path_for, resolve_output
 from mixedclf.report import ClassifyReport, LabelAggregate, build_classify_report, write_report
 
 
@@ -48,8 +50,10 @@ def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResu
         raise InputError(str(exc)) from None
     if opts.report is not None and not opts.report.parent.is_dir():
         raise InputError(f"{opts.report}: folder {opts.report.parent} does not exist")
+    opts = opts.model_copy(update={"output": resolve_output(opts.output)})
+    check_writable(opts.output)
     bar = _progress_bar(opts) if progress else nullcontext()
-    with bar:
+    with output_lock(opts.output), bar:
         on_rows = bar.update if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows)
         run = engine.run()
@@ -75,4 +79,4 @@ def classify_file(opts: ClassifyOptions, progress: bool = False) -> ClassifyResu
     )
     if opts.report is not None:
         write_report(report, opts.report)
-    return ClassifyResult(report, opts.output, opts.output.with_name(opts.output.name + ".errors.jsonl"))
+    return ClassifyResult(report, opts.output, errors_path_for(opts.output))
