@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+from pydantic import ValidationError
+
 # Exit codes (documented in README "Exit codes").
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -37,6 +41,20 @@ class ModelError(MixedclfError):
     exit_code = EXIT_USAGE
 
 
+class OutputError(MixedclfError):
+    """The output could not be written (disk full, I/O error): the previous output is untouched."""
+
+    exit_code = EXIT_FAILURE
+
+
+class ResumeError(InputError):
+    """--resume found nothing it can safely continue: nothing was written."""
+
+
+class OutputBusy(InputError):
+    """Another run holds the output's lock: nothing was written."""
+
+
 class RowError(MixedclfError):
     """A row cannot be classified (raised only with --on-error fail)."""
 
@@ -51,3 +69,47 @@ class Interrupted(MixedclfError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def validation_line(exc: ValidationError, option_style: bool = False) -> str:
+    """A pydantic ValidationError as one line: where (a dotted path, or --an-option), what, how many more."""
+    errors = exc.errors()
+    if not errors:
+        return _first_line(exc)
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    where = ("--" + "-".join(loc).replace("_", "-")) if option_style and loc else (".".join(loc) or "(root)")
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {str(first.get('msg')).removeprefix('Value error, ')}{more}"
+
+
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or _first_line(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+# The one table from an exception reaching the command line to (exit code, the line the user sees).
+# First match wins; the last row catches everything, so no traceback reaches a user.
+EXIT_TABLE: tuple[tuple[type[BaseException], Callable[[BaseException], tuple[int, str]]], ...] = (
+    (MixedclfError, lambda e: (e.exit_code, e.one_line())),
+    (KeyboardInterrupt, lambda e: (EXIT_SIGINT, "interrupted")),
+    (ValidationError, lambda e: (EXIT_USAGE, validation_line(e, option_style=True))),
+    (MemoryError, lambda e: (EXIT_FAILURE, "out of memory (lower --chunk-rows, --batch-size or --cpu-workers)")),
+    (RecursionError, lambda e: (EXIT_FAILURE, "input nested too deeply to process")),
+    (OSError, lambda e: (EXIT_FAILURE, _os_error(e))),
+    (BaseException, lambda e: (EXIT_FAILURE, f"internal error: {type(e).__name__}: {_first_line(e)} "
+                                             "(rerun with MIXEDCLF_DEBUG=1 for the traceback)")),
+)
+
+
+def exit_code_and_line(exc: BaseException) -> tuple[int, str]:
+    for kind, render in EXIT_TABLE:
+        if isinstance(exc, kind):
+            code, line = render(exc)
+            return code, " ".join(line.split("\n"))
+    raise AssertionError("unreachable: BaseException matches every exception")

@@ -58,8 +58,9 @@ def cli():
     from typer.testing import CliRunner
 
     from mixedclf.cli.costs import register
+    from mixedclf.cli.errors import AppGroup
 
-    app = typer.Typer()
+    app = typer.Typer(cls=AppGroup)
     register(app)
 
     def invoke(*args):

@@ -101,7 +101,9 @@ def test_estimate_advice():
 
 
 def test_cli_report_show_and_advice(tmp_path):
-    app = typer.Typer()
+    from mixedclf.cli.errors import AppGroup
+
+    app = typer.Typer(cls=AppGroup)
     register(app)
     runner = CliRunner()
     p = write_report(_report(extra={"duplicate_fraction": 0.3}), tmp_path / "r.json")

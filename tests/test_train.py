@@ -221,9 +221,10 @@ def test_cli_train(tiny_encoder, tmp_path):
     import typer
     from typer.testing import CliRunner
 
+    from mixedclf.cli.errors import AppGroup
     from mixedclf.cli.train import register
 
-    app = typer.Typer()
+    app = typer.Typer(cls=AppGroup)
     register(app)
 
     @app.callback()

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 
 from mixedclf import __version__
-from mixedclf.cli.help import HelpGroup
+from mixedclf.cli.errors import AppGroup, err
 from mixedclf.engines import process_clock  # first: its import time is the fallback process start
-from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, EXIT_USAGE, MixedclfError
+from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, InputError
 from mixedclf.models.quiet import quiet_libraries
 from mixedclf.render.console import stdout_console
 
@@ -23,10 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
-    cls=HelpGroup,
+    cls=AppGroup,
 )
 out = Console()
-err = Console(stderr=True)
 FORMATS = ("table", "json", "markdown")
 
 
@@ -34,13 +33,6 @@ def _emit(text: str) -> None:
     """Plain text on stdout, never re-wrapped: what scripts parse (JSON, markdown, the summary line)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
-
-
-def fail(exc: Exception, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print one line on stderr and leave with the error's exit code: never a bare traceback."""
-    message = exc.one_line() if isinstance(exc, MixedclfError) else str(exc)
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(getattr(exc, "exit_code", code))
 
 
 @app.callback(invoke_without_command=True)
@@ -125,16 +117,10 @@ def classify(
     values["all_scores"] = all_scores or None
     values["keep_text"] = keep_text or None
     if fmt not in FORMATS:
-        raise fail(ValueError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})"))
-    try:
-        opts = build_options(values, config)
-        show_progress = not quiet and sys.stderr.isatty()
-        result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start())
-    except MixedclfError as exc:
-        raise fail(exc) from None
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]")
-        raise typer.Exit(130) from None
+        raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
+    opts = build_options(values, config)
+    show_progress = not quiet and sys.stderr.isatty()
+    result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start())
     from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
     report = result.report
@@ -166,7 +152,7 @@ def models(
     from mixedclf.models import list_models
 
     if fmt not in ("table", "json"):
-        raise fail(ValueError(f"--format must be table or json (got {fmt!r})"))
+        raise InputError(f"--format must be table or json (got {fmt!r})")
     specs = list_models(search)
     if fmt == "json":
         import json

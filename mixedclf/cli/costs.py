@@ -5,49 +5,19 @@ mixedclf/cli/app.py calls ``register(app)``. Errors are one line on stderr and e
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from typer.core import TyperCommand
 
 from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
 
 FORMATS = ("table", "json", "markdown")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _one_line_errors(fn: Callable) -> Callable:
-    """CostInputError / a mixedclf error / an OS error -> 'error: ...' on stderr, exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except CostInputError as exc:
-            _fail(exc.one_line())
-        except ValidationError as exc:  # an option out of range
-            errs = exc.errors()
-            if errs:
-                loc = "--" + "-".join(str(x) for x in errs[0].get("loc", ())).replace("_", "-")
-                _fail(f"{loc}: {errs[0].get('msg')}")
-            _fail(str(exc).splitlines()[0])
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-
-    return wrapper
 
 
 def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
@@ -134,7 +104,6 @@ def estimate_cmd(
     _estimate(**locals())
 
 
-@_one_line_errors
 def _estimate(
     requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, billing, overhead_sec, cold_start_sec,
     cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post, gpu_workers,
@@ -263,7 +232,6 @@ def check_cmd(
     raise typer.Exit(code)
 
 
-@_one_line_errors
 def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k, warn_pct, metric, basis, fmt,
            allow_mismatch, output) -> int:
     from mixedclf.costs.check import (
@@ -326,7 +294,6 @@ def report_show_cmd(
     _report_show(path, fmt, advice)
 
 
-@_one_line_errors
 def _report_show(path: Path, fmt: str, advice: bool) -> None:
     from mixedclf.costs.report import load_report
     from mixedclf.render.report import render_report, report_to_markdown
@@ -351,7 +318,6 @@ def report_advice_cmd(
     _report_advice(path, fmt, limit)
 
 
-@_one_line_errors
 def _report_advice(path: Path, fmt: str, limit: int) -> None:
     import json
 
@@ -390,7 +356,6 @@ def plan_cmd(
     _plan(rows, requests_per_day, deadline, from_report, pricing, fmt)
 
 
-@_one_line_errors
 def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
     from mixedclf.costs.plan import make_plan, measured_throughput, parse_duration
     from mixedclf.costs.pricing import list_profiles

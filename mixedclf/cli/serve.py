@@ -1,8 +1,8 @@
 """`mixedclf serve`: options -> ServeSettings -> uvicorn (thin: the server lives in mixedclf/serve/).
 
 mixedclf/cli/app.py calls ``register(app)``. Defaults come from ServeSettings, then the [serve] section of the
-pipeline config file (--config, default configs/default.toml), then MIXEDCLF_* variables, then the command line. Errors are one line
-on stderr with exit code 2; FastAPI, uvicorn and torch are imported only when the command runs.
+pipeline config file (--config, default configs/default.toml), then MIXEDCLF_* variables, then the command line. Errors end in the
+one exit-code table (cli/errors.py); FastAPI, uvicorn and torch are imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def build_settings(values: dict, config: Optional[Path] = None):
@@ -91,16 +86,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the classifier over HTTP (FastAPI + uvicorn) with dynamic micro-batching on the device."""
         values = {k: v for k, v in locals().items() if k != "config"}
-        from mixedclf.errors import MixedclfError
+        from mixedclf.errors import InputError
+
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        settings = build_settings(values, config)
         try:
-            settings = build_settings(values, config)
-            try:
-                from mixedclf.serve.app import run_server
-            except ImportError as exc:
-                raise _fail(f"serving needs FastAPI and uvicorn ({exc.name} is missing): pip install 'mixedclf[serve]'")
-            run_server(settings)
-        except MixedclfError as exc:
-            raise _fail(exc.one_line(), exc.exit_code) from None
-        except OSError as exc:  # e.g. the port is taken
-            raise _fail(str(exc)) from None
+            from mixedclf.serve.app import run_server
+        except ImportError as exc:
+            raise InputError(f"serving needs FastAPI and uvicorn ({exc.name} is missing)",
+                             hint="pip install 'mixedclf[serve]'") from None
+        run_server(settings)

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mixedclf.errors import EXIT_USAGE, MixedclfError
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=EXIT_USAGE)
+from mixedclf.errors import InputError, MixedclfError
 
 
 def render_summary(result, console=None) -> None:
@@ -84,10 +79,10 @@ def train_command(
             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, test_fraction=test_fraction,
             max_length=max_length, max_train_rows=max_rows, log=log,
         )
-    except MixedclfError as exc:  # TrainingDataError is one: a ValueError with exit code 2
-        raise _fail(exc.one_line()) from None
-    except (ValueError, OSError) as exc:
-        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except ValueError as exc:  # a training set the head cannot be fit on (one class, too few rows): usage
+        if isinstance(exc, MixedclfError):
+            raise
+        raise InputError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if quiet:
         from mixedclf.models.train import percent
 

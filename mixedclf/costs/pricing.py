@@ -10,10 +10,10 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from mixedclf.configs import packaged_config
-from mixedclf.errors import InputError
+from mixedclf.errors import InputError, validation_line
 
 DEFAULT_PRICING_PATH = packaged_config("pricing.toml")
 
@@ -118,9 +118,5 @@ def load_pricing(path: Path | str | None = None, profile: str = DEFAULT_PROFILE)
     table.pop("name", None)
     try:
         return PricingProfile(name=profile, **table)
-    except Exception as exc:  # pydantic.ValidationError -> one line
-        first = getattr(exc, "errors", lambda: [])()
-        detail = (
-            f"{'.'.join(str(x) for x in first[0]['loc'])}: {first[0]['msg']}" if first else str(exc)
-        )
-        raise CostInputError(f"pricing profile {profile!r} is invalid ({detail})") from None
+    except ValidationError as exc:
+        raise CostInputError(f"pricing profile {profile!r} is invalid ({validation_line(exc)})") from None

@@ -26,6 +26,7 @@ from mixedclf.costs.accounting import (
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 from mixedclf.costs.work import Calibration, WorkCounts
+from mixedclf.errors import validation_line
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -153,16 +154,6 @@ def write_report(report: BaseModel, path: str | Path) -> Path:
     return p
 
 
-def _first_error(exc: ValidationError) -> str:
-    errs = exc.errors()
-    if not errs:
-        return str(exc).splitlines()[0]
-    e = errs[0]
-    loc = ".".join(str(x) for x in e.get("loc", ())) or "(root)"
-    more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-    return f"{loc}: {e.get('msg')}{more}"
-
-
 def parse_report(data: Any, source: str = "report") -> AnyReport:
     """Validate already-decoded JSON as a classify or estimate report (dispatch on "kind")."""
     if not isinstance(data, dict):
@@ -180,7 +171,7 @@ def parse_report(data: Any, source: str = "report") -> AnyReport:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise CostInputError(f"{source}: invalid {kind} report ({_first_error(exc)})") from None
+        raise CostInputError(f"{source}: invalid {kind} report ({validation_line(exc)})") from None
 
 
 def load_report(path: str | Path) -> AnyReport:

@@ -29,7 +29,14 @@ from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
-from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
+from mixedclf.io.checkpoint import (
+    Checkpoint,
+    checkpoint_path,
+    finish_commit,
+    remove_checkpoint,
+    run_fingerprint,
+    verify_resumable,
+)
 from mixedclf.io.formats import check_paths
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
@@ -151,12 +158,15 @@ class LocalEngine:
     def _load_checkpoint(self, fingerprint: str) -> Checkpoint | None:
         output = self.opts.output
         if not self.opts.resume:
-            checkpoint_path(output).unlink(missing_ok=True)
+            remove_checkpoint(output)
             return None
         checkpoint = Checkpoint.load(output)
-        if checkpoint is not None and checkpoint.fingerprint != fingerprint:
+        if checkpoint is None:
+            return None
+        if checkpoint.fingerprint != fingerprint:
             raise InputError(f"{checkpoint_path(output)} was made for another input file or other options",
                              hint="rerun with the same input and options, or without --resume")
+        verify_resumable(checkpoint, output)
         return checkpoint
 
     def _start_pool(self, workers: int, tokenizer_json: str, max_length: int) -> ProcessPoolExecutor:
@@ -165,13 +175,17 @@ class LocalEngine:
 
     def _stream(self, in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks, checkpoint, fingerprint):
         o = self.opts
-        writer = ChunkWriter(o.output, out_fmt, resume_at=checkpoint.output_bytes if checkpoint else None)
-        errors = ErrorLog(o.output, resume_at=checkpoint.errors_bytes if checkpoint else None)
         tally, counts = LabelTally(), RunCounts()
         if checkpoint:
             tally = LabelTally(**checkpoint.tally)
             counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored, checkpoint.chunks_done)
         self._id_hashes: list[np.ndarray] = []
+        if checkpoint is not None and checkpoint.committed:
+            finish_commit(checkpoint, o.output)  # every row was written: only the renames into place were left
+            self.duplicate_ids = 0
+            return tally, counts
+        writer = ChunkWriter(o.output, out_fmt, resume_at=checkpoint.output_bytes if checkpoint else None)
+        errors = ErrorLog(o.output, resume_at=checkpoint.errors.size if checkpoint else None)
         out_queue: queue.Queue = queue.Queue(maxsize=2)  # the writer needs little slack; each chunk is 16k rows
         failure: list[BaseException] = []
 
@@ -222,9 +236,14 @@ class LocalEngine:
             if failure:
                 raise failure[0]
             self.signals.raise_if_stopped(o.output)
-            writer.commit()
+            # Seal, record that in the checkpoint, then rename: a kill at any point leaves either a checkpoint
+            # that resumes the chunks, or one that --resume finishes by renaming (never a shorter output).
+            writer.seal()
+            errors.seal()
+            self._save_checkpoint(writer, errors, tally, counts, fingerprint, committed=True)
             errors.commit()
-            checkpoint_path(o.output).unlink(missing_ok=True)
+            writer.commit()
+            remove_checkpoint(o.output)
             completed = True
         except Interrupted:
             writer.suspend()
@@ -241,16 +260,16 @@ class LocalEngine:
             if not completed and self.signals.signum is None:
                 writer.abort()
                 errors.abort()
-                checkpoint_path(o.output).unlink(missing_ok=True)
+                remove_checkpoint(o.output)
         self.duplicate_ids = self._count_duplicate_ids()
         return tally, counts
 
-    def _save_checkpoint(self, writer, errors, tally, counts, fingerprint) -> None:
+    def _save_checkpoint(self, writer, errors, tally, counts, fingerprint, committed: bool = False) -> None:
         writer.flush()
         errors.flush()
         Checkpoint(fingerprint=fingerprint, chunks_done=counts.chunks_done, rows_in=counts.rows_in,
-                   rows_out=counts.rows_out, rows_errored=counts.rows_errored, output_bytes=writer.position,
-                   errors_bytes=errors.position, tally=asdict(tally)).save(self.opts.output)
+                   rows_out=counts.rows_out, rows_errored=counts.rows_errored, output=writer.files(),
+                   errors=errors.state(), committed=committed, tally=asdict(tally)).save(self.opts.output)
 
     def _count_duplicate_ids(self) -> int:
         """Rows whose id repeats an earlier row's (kept and classified; reported so the user knows)."""

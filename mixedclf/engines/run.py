@@ -13,6 +13,8 @@ from mixedclf.costs.report import ClassifyReport, LabelAggregate, ResumeInfo, bu
 from mixedclf.costs.work import ModelShape, WorkCounts, count_work
 from mixedclf.engines.progress import RowProgress, expected_rows, rows_already_done
 from mixedclf.errors import InputError
+from mixedclf.io.lock import output_lock
+from mixedclf.io.writers import check_writable, errors_path_for, resolve_output
 
 
 @dataclass
@@ -67,8 +69,10 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         raise InputError(str(exc)) from None
     if opts.report is not None and not opts.report.parent.is_dir():
         raise InputError(f"{opts.report}: folder {opts.report.parent} does not exist")
+    opts = opts.model_copy(update={"output": resolve_output(opts.output)})
+    check_writable(opts.output)
     bar = _progress_bar(opts) if progress else nullcontext()
-    with bar:
+    with output_lock(opts.output), bar:
         on_rows = bar.advance if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows)
         run = engine.run()
@@ -111,4 +115,4 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     )
     if opts.report is not None:
         write_report(report, opts.report)
-    return ClassifyResult(report, opts.output, opts.output.with_name(opts.output.name + ".errors.jsonl"))
+    return ClassifyResult(report, opts.output, errors_path_for(opts.output))

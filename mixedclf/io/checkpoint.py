@@ -1,26 +1,56 @@
-"""Checkpoints of an interrupted run: which chunks are safely written, so --resume can continue after them."""
+"""Checkpoints of an interrupted run: which chunks are safely written, so --resume can continue after them.
+
+A checkpoint vouches for the files it counts on (size and sha256 of the partial output, of every Parquet part,
+of the partial errors log). --resume continues only when each is exactly as recorded; anything else stops it
+before a byte is written, so a stale or foreign checkpoint can never turn a complete output into a shorter one.
+Once a run has sealed its output, the checkpoint says so (`committed`): the renames into place that follow can
+be finished by a later --resume, whichever of them a kill interrupted.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-CHECKPOINT_VERSION = 1
+from mixedclf.errors import ResumeError, validation_line
+from mixedclf.io.filestate import READ_BLOCK, FileState, matches
+from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
+
+CHECKPOINT_VERSION = 2
+SAMPLE_BLOCKS = 64  # blocks of READ_BLOCK hashed from a large input: first, last and evenly spaced between
+START_OVER = "rerun without --resume to start over"
 
 
 def checkpoint_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.checkpoint.json")
 
 
+def _input_sample_sha256(path: Path, size: int) -> str:
+    """sha256 of the whole input up to SAMPLE_BLOCKS blocks, else of that many evenly spaced blocks: catches
+    an edit that keeps the size (and even the mtime) without reading a large input twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= READ_BLOCK * SAMPLE_BLOCKS:
+            while block := f.read(READ_BLOCK):
+                digest.update(block)
+        else:
+            for i in range(SAMPLE_BLOCKS):
+                f.seek((size - READ_BLOCK) * i // (SAMPLE_BLOCKS - 1))
+                digest.update(f.read(READ_BLOCK))
+    return digest.hexdigest()
+
+
 def run_fingerprint(input_path: Path, settings: dict[str, Any]) -> str:
-    """Identifies the input file (path, size, mtime) and every option that changes the output bytes."""
+    """Identifies the input file (path, size, mtime, sampled content) and every option that changes the output."""
     stat = input_path.stat()
-    payload = {"input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **settings}
+    payload = {"input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+               "sample_sha256": _input_sample_sha256(input_path, stat.st_size), **settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -31,23 +61,99 @@ class Checkpoint(BaseModel):
     rows_in: int
     rows_out: int
     rows_errored: int
-    output_bytes: int  # JSONL/CSV: bytes of the partial output that are complete; Parquet: parts written
-    errors_bytes: int
+    output: list[FileState]  # JSONL/CSV: the partial file's first bytes; Parquet: every part; committed: the file
+    errors: FileState
+    committed: bool = False  # every chunk is written and the partial files are sealed: only renames remain
     tally: dict[str, Any]
+
+    @property
+    def output_bytes(self) -> int:
+        """Where the writer resumes: bytes of the partial output (JSONL/CSV) or parts (Parquet)."""
+        if len(self.output) == 1 and "/" not in self.output[0].name:
+            return self.output[0].size
+        return len(self.output)
 
     def save(self, output: Path) -> None:
         path = checkpoint_path(output)
         temp = path.with_name(path.name + ".tmp")
-        temp.write_text(self.model_dump_json(), encoding="utf-8")
-        os.replace(temp, path)
+        with writing(path):
+            try:
+                temp.write_text(self.model_dump_json(), encoding="utf-8")
+                os.replace(temp, path)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
 
     @classmethod
     def load(cls, output: Path) -> "Checkpoint | None":
+        """The checkpoint beside output; None when there is none. A corrupt one, or one another version of
+        mixedclf wrote, stops the run: starting over silently would throw away the work it records."""
         path = checkpoint_path(output)
-        if not path.exists():
-            return None
         try:
-            checkpoint = cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValueError:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
-        return checkpoint if checkpoint.version == CHECKPOINT_VERSION else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ResumeError(f"{path}: cannot read the checkpoint: {exc}", hint=START_OVER) from None
+        try:
+            version = json.loads(text).get("version")
+        except (ValueError, AttributeError):
+            raise ResumeError(f"{path}: the checkpoint is corrupt (not a JSON object)", hint=START_OVER) from None
+        if version != CHECKPOINT_VERSION:
+            raise ResumeError(f"{path}: checkpoint format {version!r} is not this mixedclf's ({CHECKPOINT_VERSION})",
+                              hint=f"finish with the mixedclf that started the run, or {START_OVER}")
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ResumeError(f"{path}: the checkpoint is corrupt ({validation_line(exc)})",
+                              hint=START_OVER) from None
+
+
+def _finals(output: Path) -> dict[str, Path]:
+    """Partial file name -> the path a commit renames it to."""
+    errors = errors_path_for(output)
+    return {temp_path_for(output).name: output, temp_path_for(errors).name: errors}
+
+
+def verify_resumable(checkpoint: Checkpoint, output: Path) -> None:
+    """Stop (ResumeError) unless every file the checkpoint counts on is exactly as it recorded. Reads only."""
+    folder, finals = output.parent, _finals(output)
+    for state in [*checkpoint.output, checkpoint.errors]:
+        path = folder / state.name
+        if not checkpoint.committed:
+            if state.size == 0 or matches(path, state, whole="/" in state.name):
+                continue
+        else:
+            final = finals.get(state.name)
+            if matches(path, state, whole=True) or (final is not None and matches(final, state, whole=True)):
+                continue
+            if state is checkpoint.errors and state.size == 0:
+                continue  # an empty errors log is removed, not renamed
+        what = "is missing" if not path.exists() else "is not what the checkpoint recorded"
+        if checkpoint.committed:
+            what = f"and {finals.get(state.name, path)} are not what the finished run wrote"
+        raise ResumeError(f"cannot resume: {path} {what} ({checkpoint.chunks_done} chunks counted as done)",
+                          hint=START_OVER)
+
+
+def finish_commit(checkpoint: Checkpoint, output: Path) -> None:
+    """Complete a run that had sealed its output: rename what is still partial, then drop the leftovers.
+    Call after verify_resumable; each step can be repeated after a kill."""
+    folder = output.parent
+    for name, final in _finals(output).items():
+        state = next((s for s in [*checkpoint.output, checkpoint.errors] if s.name == name), None)
+        partial = folder / name
+        if state is checkpoint.errors and state.size == 0:
+            partial.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+        elif state is not None and matches(partial, state, whole=True):
+            with writing(final):
+                os.replace(partial, final)
+    checkpoint_path(output).unlink(missing_ok=True)
+    shutil.rmtree(parts_dir_for(output), ignore_errors=True)
+
+
+def remove_checkpoint(output: Path) -> None:
+    path = checkpoint_path(output)
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".tmp").unlink(missing_ok=True)

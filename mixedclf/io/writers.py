@@ -4,17 +4,21 @@ path never holds a half-written file. The partial files are what a checkpoint po
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
+import stat
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from mixedclf.errors import InputError
+from mixedclf.errors import InputError, OutputError
+from mixedclf.io.filestate import FileState, RunningHash, file_state
 from mixedclf.io.jsonvalues import JSON, dumps, is_json, json_to_cells, json_to_python, to_json_column
 
 PARQUET_ROW_GROUP = 65_536
@@ -28,13 +32,52 @@ def parts_dir_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.parts")
 
 
+def errors_path_for(output: Path) -> Path:
+    return output.with_name(output.name + ".errors.jsonl")
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words (None for a regular file or a folder)."""
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symlink")):
+        if test(mode):
+            return name
+    return None
+
+
+def _refuse_non_regular(path: Path, follow: bool) -> None:
+    """Outputs are put in place by rename, which would replace a device, FIFO, socket or symlink with a
+    plain file (as root, a rename over /dev/stdout breaks it for the whole machine): refuse them."""
+    try:
+        mode = (os.stat if follow else os.lstat)(path).st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"{path}: is a symlink to nothing ({os.readlink(path)})",
+                             hint="remove the link or pick another -o path") from None
+        return
+    kind = _kind(mode)
+    if kind is not None:
+        link = f" (a symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
+        raise InputError(f"{path}: is a {kind}{link}, not a regular file",
+                         hint="mixedclf writes a new file and renames it into place: give a regular file path")
+
+
+def resolve_output(output: Path) -> Path:
+    """The path the output is written to: a symlink to a regular file is followed (the new file goes where
+    it points and the link stays); anything else that is not a regular file is refused."""
+    _refuse_non_regular(output, follow=True)
+    return Path(os.path.realpath(output)) if output.is_symlink() else output
+
+
 def check_writable(target: Path) -> None:
-    """Fail before any work when the output cannot be created (missing folder, no permission)."""
+    """Fail before any work when the output cannot be created (missing folder, no permission, not a file)."""
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"{target}: folder {folder} does not exist", hint="create it or pick another -o path")
     if target.is_dir():
         raise InputError(f"{target}: is a folder", hint="give a file name with an extension")
+    _refuse_non_regular(target, follow=False)
+    _refuse_non_regular(errors_path_for(target), follow=False)
     if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise InputError(f"{target}: not writable", hint="check permissions or pick another -o path")
 
@@ -46,6 +89,25 @@ def _jsonl_lines(table: pa.Table) -> bytes:
         for row, value in zip(rows, json_to_python(table.column(name))):
             row[name] = value
     return ("\n".join(dumps(row) for row in rows) + "\n").encode("utf-8")
+
+
+@contextmanager
+def writing(target: Path) -> Iterator[None]:
+    """An OSError while writing (disk full, I/O error) becomes one line naming the output."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        hint = "free some space or write elsewhere; the previous output is untouched" if full else None
+        raise OutputError(f"{target}: cannot write: {reason}", hint=hint) from exc
+
+
+def _create(path: Path, mode: str = "w+b"):
+    """A new, empty file at path: whatever was there (a stale partial, a planted symlink) is removed first,
+    so the open never follows a link or writes into something else."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666), mode)
 
 
 def _csv_cells(table: pa.Table) -> pa.Table:
@@ -109,21 +171,25 @@ class ChunkWriter:
         self.parts = parts_dir_for(target)
         self.schema: pa.Schema | None = None
         self._handle = None
+        self._hash = RunningHash()
+        self._sealed: FileState | None = None
         self.rows = 0
-        if fmt == "parquet":
-            self._open_parts(resume_at)
-        else:
-            self._open_stream(resume_at)
+        with writing(target):
+            if fmt == "parquet":
+                self._open_parts(resume_at)
+            else:
+                self._open_stream(resume_at)
 
     def _open_stream(self, resume_at: int | None) -> None:
         self._empty_schema: pa.Schema | None = None
         if resume_at is None or not self.temp.exists():
-            self._handle = open(self.temp, "wb")
+            self._handle = _create(self.temp)
             self._header_written = False
             return
         self._handle = open(self.temp, "r+b")
         self._handle.truncate(resume_at)  # drop whatever was written after the checkpoint
         self._handle.seek(resume_at)
+        self._hash.catch_up(self.temp, resume_at)
         self._header_written = resume_at > 0
         if self.fmt == "csv" and self._header_written:
             with open(self.temp, "rb") as handle:  # later rows keep the columns of the header already written
@@ -137,15 +203,32 @@ class ChunkWriter:
         for extra in existing[resume_at or 0 :]:
             extra.unlink()
         self.part_count = min(len(existing), resume_at or 0)
+        self._part_states = [self._part_state(p) for p in existing[: self.part_count]]
         if self.part_count:
             self.schema = pq.read_schema(existing[0])
+
+    def _part_state(self, part: Path) -> FileState:
+        return file_state(part, f"{self.parts.name}/{part.name}")
 
     @property
     def position(self) -> int:
         """What a checkpoint records: bytes written (JSONL/CSV) or parts written (Parquet)."""
         return self.part_count if self.fmt == "parquet" else self._handle.tell()
 
+    def files(self) -> list[FileState]:
+        """What a checkpoint vouches for, after flush(): the partial's bytes, or every part (Parquet);
+        once sealed, the finished partial file."""
+        if self._sealed is not None:
+            return [self._sealed]
+        if self.fmt == "parquet":
+            return list(self._part_states)
+        return [self._hash.state(self.temp.name)]
+
     def write(self, table: pa.Table) -> None:
+        with writing(self.target):
+            self._write(table)
+
+    def _write(self, table: pa.Table) -> None:
         self.rows += table.num_rows
         if self.fmt == "jsonl":
             if table.num_rows:
@@ -158,6 +241,7 @@ class ChunkWriter:
             part = self.parts / f"part-{self.part_count:06d}.parquet"
             pq.write_table(table, part.with_suffix(".tmp"))
             os.replace(part.with_suffix(".tmp"), part)
+            self._part_states.append(self._part_state(part))
             self.part_count += 1
             return
         table = _csv_cells(table)
@@ -177,19 +261,21 @@ class ChunkWriter:
 
     def flush(self) -> None:
         """Make everything written so far durable, so a checkpoint can point at it."""
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+        if self._handle is not None and not self._handle.closed:
+            with writing(self.target):
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                self._hash.catch_up(self.temp, self._handle.tell())
 
     def _close(self) -> None:
         if self._handle is not None and not self._handle.closed:
-            self._handle.flush()
-            self._handle.close()
+            self._handle.close()  # flushes; the file is closed even when that flush fails
 
     def _merge_parts(self) -> None:
         parts = sorted(self.parts.glob("part-*.parquet"))
         # No valid row at all: still a readable (empty) file.
         schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
+        self.temp.unlink(missing_ok=True)
         with pq.ParquetWriter(self.temp, schema) as out:
             pending, rows = [], 0
             for part in parts:
@@ -201,15 +287,28 @@ class ChunkWriter:
                     pending, rows = [], 0
             if pending:
                 out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
-        shutil.rmtree(self.parts, ignore_errors=True)
+
+    def seal(self) -> None:
+        """Finish the partial file (Parquet: merge the parts into it), durably, ready for the rename."""
+        if self._sealed is not None:
+            return
+        with writing(self.target):
+            if self.fmt == "csv" and not self._header_written and self._empty_schema is not None:
+                self._write_csv(self._empty_schema.empty_table())  # no valid row: the header alone
+            self._close()
+            if self.fmt == "parquet":
+                self._merge_parts()
+                self._hash = RunningHash()
+            with open(self.temp, "rb") as f:
+                os.fsync(f.fileno())
+            self._hash.catch_up(self.temp, self.temp.stat().st_size)
+            self._sealed = self._hash.state(self.temp.name)
 
     def commit(self) -> None:
-        if self.fmt == "csv" and not self._header_written and self._empty_schema is not None:
-            self._write_csv(self._empty_schema.empty_table())  # no valid row: the header alone
-        self._close()
-        if self.fmt == "parquet":
-            self._merge_parts()
-        os.replace(self.temp, self.target)
+        self.seal()
+        with writing(self.target):
+            os.replace(self.temp, self.target)
+        shutil.rmtree(self.parts, ignore_errors=True)  # the parts outlive the rename: a kill before it loses nothing
 
     def suspend(self) -> None:
         """Stop writing but keep the partial output for --resume."""
@@ -217,7 +316,9 @@ class ChunkWriter:
         self._close()
 
     def abort(self) -> None:
-        self._close()
+        """Remove every partial file, even when the disk is full and the last flush fails."""
+        with suppress(OSError):
+            self._close()
         self.temp.unlink(missing_ok=True)
         shutil.rmtree(self.parts, ignore_errors=True)
 
@@ -226,45 +327,62 @@ class ErrorLog:
     """OUTPUT.errors.jsonl: one line per skipped row (row, line number, id, reason), atomic like the output."""
 
     def __init__(self, output: Path, resume_at: int | None = None):
-        self.target = output.with_name(output.name + ".errors.jsonl")
+        self.target = errors_path_for(output)
         self.temp = temp_path_for(self.target)
         self.rows = 0
-        if resume_at is None or not self.temp.exists():
-            self._handle = open(self.temp, "wb")
-        else:
-            self._handle = open(self.temp, "r+b")
-            self._handle.truncate(resume_at)
-            self._handle.seek(resume_at)
+        self._hash = RunningHash()
+        with writing(self.target):
+            if resume_at is None or not self.temp.exists():
+                self._handle = _create(self.temp)
+            else:
+                self._handle = open(self.temp, "r+b")
+                self._handle.truncate(resume_at)
+                self._handle.seek(resume_at)
+                self._hash.catch_up(self.temp, resume_at)
 
     @property
     def position(self) -> int:
         return self._handle.tell()
 
+    def state(self) -> FileState:
+        """What a checkpoint vouches for, after flush()."""
+        return self._hash.state(self.temp.name)
+
     def write(self, problems: list[dict[str, Any]]) -> None:
-        for problem in problems:
-            try:
-                line = dumps(problem).encode("utf-8")
-            except UnicodeEncodeError:  # an id with a lone surrogate: logged as the \\ud800 escape it was read as
-                line = dumps(problem, ascii_only=True).encode("ascii")
-            self._handle.write(line + b"\n")
+        with writing(self.target):
+            for problem in problems:
+                try:
+                    line = dumps(problem).encode("utf-8")
+                except UnicodeEncodeError:  # an id with a lone surrogate: logged as the \\ud800 escape it was read as
+                    line = dumps(problem, ascii_only=True).encode("ascii")
+                self._handle.write(line + b"\n")
         self.rows += len(problems)
 
     def flush(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        if self._handle.closed:
+            return
+        with writing(self.target):
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._hash.catch_up(self.temp, self._handle.tell())
 
-    def commit(self) -> None:
-        self._handle.close()
-        if self.temp.stat().st_size:
-            os.replace(self.temp, self.target)
-        else:
-            self.temp.unlink()
-            self.target.unlink(missing_ok=True)  # a stale log from an earlier run must not mislead
-
-    def suspend(self) -> None:
+    def seal(self) -> None:
         self.flush()
         self._handle.close()
 
+    def commit(self) -> None:
+        self.seal()
+        with writing(self.target):
+            if self.temp.stat().st_size:
+                os.replace(self.temp, self.target)
+            else:
+                self.temp.unlink()
+                self.target.unlink(missing_ok=True)  # a stale log from an earlier run must not mislead
+
+    def suspend(self) -> None:
+        self.seal()
+
     def abort(self) -> None:
-        self._handle.close()
+        with suppress(OSError):
+            self._handle.close()
         self.temp.unlink(missing_ok=True)
