@@ -6,12 +6,14 @@ import os
 import signal
 import time
 
+from mixedclf.engines.parent_watch import exit_with_parent
 from mixedclf.stages.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
 
 _state: dict = {}
 
 
-def init_worker(tokenizer_path: str, max_length: int, clean: str) -> None:
+def init_worker(tokenizer_path: str, max_length: int, clean: str, parent_pid: int) -> None:
+    exit_with_parent(parent_pid)
     # One process is one worker: the tokenizer's own thread pool would only fight its siblings for cores.
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"

@@ -1,0 +1,102 @@
+"""Worker processes never outlive the run that started them, and a row that kills its worker is set aside."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from mixedclf.datagen import write_jsonl
+from mixedclf.io.checkpoint import checkpoint_path
+
+
+@pytest.fixture(scope="module")
+def long_input(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("long") / "long.jsonl", 20000, seed=2)
+
+
+def _classify(args, log, **env):
+    """A real `mixedclf classify` run. Its output goes to a file, not a pipe: a worker that outlived the run
+    would hold a pipe open and hang the test instead of failing it."""
+    return subprocess.Popen([sys.executable, "-m", "mixedclf", "classify", *map(str, args)],
+                            env=dict(os.environ, HF_HUB_OFFLINE="1", **env), stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_workers_exit_when_the_main_process_is_killed(tmp_path, tiny_model, long_input):
+    out = tmp_path / "o.jsonl"
+    log = open(tmp_path / "log.txt", "w")
+    proc = _classify([long_input, "-o", out, "--model", tiny_model, "--chunk-rows", "200", "--cpu-workers", "2",
+                      "-q"], log)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint_path(out).exists():  # mid-run: chunks are flowing through the workers
+            assert proc.poll() is None, (tmp_path / "log.txt").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 2
+    finally:
+        proc.kill()  # SIGKILL: no handler, no cleanup, as the OOM killer does it
+        proc.wait()
+        log.close()
+    _gone, alive = psutil.wait_procs(descendants, timeout=5)
+    for p in alive:
+        p.kill()
+    assert not alive, [(p.pid, p.cmdline()) for p in alive if p.is_running()]
+
+
+def test_a_pool_started_by_a_thread_that_ends_keeps_its_workers(tiny_model):
+    """The kernel's parent-death signal fires when the starting *thread* ends: that must not end the workers."""
+    from mixedclf.engines.pool import start_worker_pool
+    from mixedclf.engines.workers import preprocess_task
+    from mixedclf.models.spec import resolve_model
+    from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+
+    spec = resolve_model(str(tiny_model))
+    box = {}
+
+    def start() -> None:
+        box["pool"], box["ready"] = start_worker_pool(2, tokenizer_json_and_pad_id(spec)[0], spec.max_length, "standard")
+        box["pids"] = [f.result(timeout=60) for f in box["ready"]]
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    pool = box["pool"]
+    try:
+        time.sleep(0.5)  # the signal, had it been fatal, has landed by now
+        assert all(psutil.pid_exists(pid) for pid in box["pids"])
+        batch, *_ = pool.submit(preprocess_task, ["good food"]).result(timeout=60)
+        assert batch.cleaned == ["good food"]
+    finally:
+        pool.shutdown()
+
+
+_ORPHAN = """
+import os, subprocess, sys
+grandchild = subprocess.Popen([sys.executable, "-c", '''
+import os, sys, time
+from mixedclf.engines import parent_watch
+parent = int(sys.argv[1])
+time.sleep(0.5)  # the parent is gone by now: exit_with_parent must notice at once, not wait for a signal
+getattr(parent_watch, sys.argv[2])(parent)
+time.sleep(60)
+''', str(os.getpid()), sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(grandchild.pid, flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit_with_parent", "_watch"])  # the Linux signal path, and the portable watchdog
+def test_a_child_whose_parent_already_died_exits(how):
+    middle = subprocess.run([sys.executable, "-c", _ORPHAN, how], capture_output=True, text=True, timeout=60)
+    orphan = psutil.Process(int(middle.stdout.strip()))
+    try:
+        orphan.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        orphan.kill()
+        pytest.fail(f"{how}: a worker whose parent died was still running 10 s later")
