@@ -46,6 +46,45 @@ def build_tiny_classifier(folder: Path, labels=("NEGATIVE", "POSITIVE"), seed: i
     return folder
 
 
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+# multiprocessing's resource tracker serves this process until it exits, then exits itself: not a stray.
+_OWN_HELPERS = ("multiprocessing.resource_tracker",)
+STRAY_GRACE_S = 10.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_child_processes():
+    """The suite ends with no process left that a test started (a worker, a server, a Ray node): each one found
+    is named, ended, and fails the session. On Linux the test process is made a subreaper, so a process
+    orphaned by a test's killed subprocess (a classify run's worker) is re-parented here and found too."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    yield
+    import psutil
+
+    me = psutil.Process()
+    children = []
+    for child in me.children(recursive=True):
+        try:
+            if not any(helper in " ".join(child.cmdline()) for helper in _OWN_HELPERS):
+                children.append(child)
+        except psutil.Error:
+            pass  # already gone
+    _gone, alive = psutil.wait_procs(children, timeout=STRAY_GRACE_S)  # a pool shut down without waiting
+    strays = []
+    for proc in alive:
+        try:
+            strays.append(f"{proc.pid}: {' '.join(proc.cmdline())[:200]}")
+            proc.kill()
+        except psutil.Error:
+            pass
+    if strays:
+        pytest.fail(f"{len(strays)} child process(es) outlived the test session:\n" + "\n".join(strays),
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "tiny-bert")

@@ -61,6 +61,65 @@ def assert_same_rows(local: list[dict], other: list[dict]) -> None:
         }
 
 
+# Connecting: these run first, before the module's own Ray is started in this process.
+
+def _cli_with_ray_temp_dir(args: list, stale: str | None, env_over: dict, timeout: float = 300):
+    """`mixedclf classify ... --engine ray` in a fresh process whose Ray temp folder (RAY_TMPDIR) holds, when
+    `stale` is given, a current-cluster file naming that address: what a Ray killed uncleanly leaves behind."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="mxr", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    try:
+        if stale:
+            (ray_tmp / "ray").mkdir()
+            (ray_tmp / "ray" / "ray_current_cluster").write_text(stale)
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(RAY_TMPDIR=str(ray_tmp), HF_HUB_OFFLINE="1", **env_over)
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "mixedclf", "classify", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        return done, time.monotonic() - start
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("how", ["option", "RAY_ADDRESS", "auto and a stale file"])
+def test_a_dead_address_fails_fast_with_one_line(tiny_model, tmp_path, how):
+    args = [SAMPLE_JSONL, "-o", tmp_path / "out.jsonl", "--model", tiny_model, "--engine", "ray", "-q"]
+    env, stale = {}, None
+    if how == "option":
+        args += ["--ray-address", "127.0.0.1:1"]
+    elif how == "RAY_ADDRESS":
+        env["RAY_ADDRESS"] = "127.0.0.1:1"
+    else:
+        from ray._private.services import find_gcs_addresses
+
+        if find_gcs_addresses():  # Ray's "auto" joins any Ray running on this machine before the recorded one
+            pytest.skip(f"a Ray is running on this machine ({find_gcs_addresses()}): 'auto' would join it")
+        args += ["--ray-address", "auto"]
+        stale = "127.0.0.1:1"
+    # Ray itself retries a dead address for minutes; the interpreter and imports take seconds on a busy machine.
+    done, seconds = _cli_with_ray_temp_dir(args, stale, env, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and ("cannot reach the Ray cluster" in lines[0] or "does not answer" in lines[0])
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.jsonl").exists()
+    assert seconds < 60
+
+
+def test_a_stale_current_cluster_file_does_not_stop_a_local_ray_run(tiny_model, tmp_path):
+    out = tmp_path / "out.jsonl"
+    done, _ = _cli_with_ray_temp_dir([SAMPLE_JSONL, "-o", out, "--model", tiny_model, "--engine", "ray",
+                                      "--device", "cpu", "--chunk-rows", "100", "-q"], stale="127.0.0.1:1",
+                                     env_over={})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [r["id"] for r in rows_of(out)] == [f"r{i:04d}" for i in range(1, 301)]
+
+
 def test_sample_data_matches_local_row_for_row(local_ray, tiny_model, tmp_path):
     local = run("local", SAMPLE_JSONL, tmp_path / "local.jsonl", tiny_model)
     other = run("ray", SAMPLE_JSONL, tmp_path / "ray.jsonl", tiny_model)
@@ -151,7 +210,9 @@ def test_unreachable_cluster_fails_fast():
 
     with pytest.raises(InputError, match="cannot reach the Ray cluster"):
         _check_reachable("127.0.0.1:1", timeout=2)
-    _check_reachable("auto")  # left to ray.init
+    with pytest.raises(InputError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        _check_reachable("ray://127.0.0.1:1", timeout=2)  # Ray Client: its server is checked the same way
+    _check_reachable("auto")  # resolved by _check_auto first
 
 
 def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
@@ -169,3 +230,4 @@ def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
     assert cpu_cluster["actors"] * cpu_cluster["actor_cpus"] + cpu_cluster["cpu_workers"] < 24
     assert size_pools({"CPU": 16, "GPU": 1}, [node(16)], device="cpu")["use_gpu"] is False
     assert size_pools({"CPU": 1}, [node(1)])["actor_cpus"] == 0.5
+

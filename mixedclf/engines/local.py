@@ -27,6 +27,7 @@ from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
+from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import (
@@ -321,6 +322,7 @@ class LocalEngine:
         # Until the first chunk is ready the device has nothing to do, so this process preprocesses a share of
         # it beside the workers (which may still be starting): the first batch reaches the device sooner.
         share_first = True
+        head_restarts = 0  # pool restarts since the chunk at the head of in_flight came in
         while self.signals.signum is None:
             while not exhausted and len(in_flight) < 2:
                 chunk = next_chunk()
@@ -350,16 +352,41 @@ class LocalEngine:
                                    f"{o.stage_timeout_cpu:g}s", hint="raise --stage-timeout-cpu") from None
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): start a fresh pool and resubmit what was in flight.
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = self._start_pool(*pool_args)
-                self.pool_restarts += 1
+                pool = self._restart_pool(pool_args)
                 for entry in in_flight:
                     entry[1] = None
-                continue
-            chunk, _ = in_flight.popleft()
+                head_restarts += 1
+                if head_restarts < RESTARTS_BEFORE_SPLIT:
+                    continue
+                # The same chunk again: alone, halved down to the rows that kill a worker.
+                chunk = in_flight.popleft()[0]
+                chunk, results = self._isolate(chunk, pool_args)
+                pool = self._pool
+            else:
+                chunk, _ = in_flight.popleft()
+            head_restarts = 0
             for part, start, end, _pid in results:
                 pre.add(start, end, len(part))
             yield chunk, concat_batches([r[0] for r in results])
+
+    def _restart_pool(self, pool_args) -> ProcessPoolExecutor:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool_restarts += 1
+        return self._start_pool(*pool_args)
+
+    def _isolate(self, chunk: InputChunk, pool_args) -> tuple[InputChunk, list]:
+        """The chunk preprocessed on the pool a piece at a time; rows that kill a worker become row errors."""
+        timeout = self.opts.stage_timeout_cpu
+
+        def run_piece(texts: list[str]):
+            try:
+                return self._pool.submit(preprocess_task, texts).result(timeout=timeout)
+            except FutureTimeout:
+                raise StageTimeout(f"preprocessing chunk {chunk.index} took longer than {timeout:g}s",
+                                   hint="raise --stage-timeout-cpu") from None
+
+        results, poison = isolate(chunk.texts, run_piece, lambda: self._restart_pool(pool_args))
+        return set_aside(chunk, poison, self.opts.id_field), results or [run_piece([])]  # [] if every row killed
 
     def _preprocess_here(self, texts: list[str], tokenizer) -> Future:
         """preprocess_task's result, computed in this process, as an already finished future."""

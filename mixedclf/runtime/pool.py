@@ -41,7 +41,7 @@ def start_worker_pool(workers: int, tokenizer_json: str, max_length: int, clean:
     # spawn, not fork: the parent holds torch's thread pools, which a forked child would inherit broken.
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker, initargs=(str(tokenizer_file(tokenizer_json)), max_length, clean),
+        initializer=init_worker, initargs=(str(tokenizer_file(tokenizer_json)), max_length, clean, os.getpid()),
     )
     return pool, [pool.submit(warm_task, i) for i in range(workers)]
 

@@ -7,11 +7,16 @@ import signal
 import time
 
 from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
+from mixedclf.runtime.parent_watch import exit_with_parent
 
 _state: dict = {}
+# Test-only hook (tests/test_process_safety.py): a worker given this exact text dies as a crashing tokenizer
+# would, so the tests can exercise the poison-row path; no real text is known to crash it.
+_TEST_KILL_ON_TEXT = os.environ.get("MIXEDCLF_TEST_KILL_ON_TEXT")
 
 
-def init_worker(tokenizer_path: str, max_length: int, clean: str) -> None:
+def init_worker(tokenizer_path: str, max_length: int, clean: str, parent_pid: int) -> None:
+    exit_with_parent(parent_pid)
     # One process is one worker: the tokenizer's own thread pool would only fight its siblings for cores.
     os.environ["RAYON_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -25,6 +30,8 @@ def init_worker(tokenizer_path: str, max_length: int, clean: str) -> None:
 def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[PreprocessedBatch, float, float, int]:
     """(batch, start, end, pid): monotonic clock readings are comparable across processes on one machine.
     `clean` overrides the pool's cleaning mode (the server tokenizes already-cleaned text with "none")."""
+    if _TEST_KILL_ON_TEXT is not None and _TEST_KILL_ON_TEXT in texts:
+        os.kill(os.getpid(), signal.SIGKILL)
     start = time.monotonic()
     batch = preprocess_texts(texts, _state["tokenizer"], clean or _state["clean"])
     return batch, start, time.monotonic(), os.getpid()

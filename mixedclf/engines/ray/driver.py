@@ -64,14 +64,35 @@ INFERENCE_ACTOR_MEMORY = 512 * 1024**2
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds on a HOST:PORT nobody answers (ray.init would retry for minutes)."""
+    if address.startswith("ray://"):
+        address = address[len("ray://"):].split("/", 1)[0]  # Ray Client: its server's host:port
     host, sep, port = address.rpartition(":")
     if not sep or "://" in address or not port.isdigit():
-        return  # "auto", ray://..., or something ray.init knows better
+        return  # something ray.init knows better
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         raise InputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
                          hint="start its head with `ray start --head` and pass HEAD_IP:6379") from None
+
+
+def _check_auto() -> None:
+    """`auto` stands for the cluster `ray start` last recorded on this machine (Ray's own lookup), checked like
+    any given address: a cluster that died uncleanly leaves its record behind."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except (ConnectionError, ValueError) as exc:
+        raise InputError(f"--ray-address auto: {first_line(exc)}",
+                         hint="start one with `ray start --head`, or leave --ray-address unset") from None
+    if found:
+        try:
+            _check_reachable(found)
+        except InputError:
+            raise InputError(f"--ray-address auto: the Ray cluster last started here ({found}) does not answer",
+                             hint="a cluster that stopped uncleanly leaves its address behind: `ray stop` clears "
+                                  "it; or leave --ray-address unset for a private Ray") from None
 
 
 class RayEngine:
@@ -104,18 +125,20 @@ class RayEngine:
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.ERROR, "configure_logging": True}
-        address = self.opts.ray_address or None
+        address = self.opts.ray_address or os.environ.get("RAY_ADDRESS") or None
         if address is None:
+            # A private Ray for this run. Not ray.init(address=None): that joins whatever cluster Ray's
+            # current-cluster file names, and a cluster that died uncleanly leaves that file behind.
             kwargs["num_cpus"] = os.cpu_count() or 1
         else:
-            _check_reachable(address)
+            _check_auto() if address == "auto" else _check_reachable(address)
         # Ray's C++ core logs notices on stderr that are not errors of this run (real failures reach us as
         # exceptions); a user who wants them sets RAY_BACKEND_LOG_LEVEL.
         quiet_backend = "RAY_BACKEND_LOG_LEVEL" not in os.environ
         if quiet_backend:
             os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
         try:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address or "local", **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             hint = "start it with `ray start --head`, or leave --ray-address unset"
