@@ -126,7 +126,7 @@ def _load_onnxruntime(spec: ModelSpec, device: torch.device, precision: str) -> 
     if precision == "auto":
         choice = PrecisionChoice("fp32", "fp32: onnxruntime's exact default (int8 with --precision int8)")
     else:
-        choice = PrecisionChoice(precision, f"{precision}: asked for (--precision {precision}), on onnxruntime")
+        choice = PrecisionChoice(precision, f"{precision}: asked for (--precision {precision})")
     return load_ort_module(spec, choice.name, torch.get_num_threads()), choice
 
 
