@@ -171,3 +171,40 @@ def test_the_report_says_what_ran_and_why(tmp_path):
     render_classify(report, console, advice=False)
     line = "precision fp32 (no native bf16 on this CPU (avx512_bf16/amx absent)) on torch"
     assert line in console.export_text() and line in classify_to_markdown(report, advice=False)
+
+
+def test_without_onnxruntime_int8_says_how_to_get_it(tiny_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when it is not installed
+    monkeypatch.setattr(loading, "build_module", lambda spec: pytest.fail("weights read"))
+    with pytest.raises(ModelError, match=r"onnxruntime is not installed") as info:
+        load_model(resolve_model(str(tiny_model)), CPU, "int8")
+    assert "mixedclf[onnx]" in info.value.one_line()
+
+
+def test_classify_int8_end_to_end_reports_backend_and_reason(tmp_path, tiny_model):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mixedclf.cli import app
+    from mixedclf.report import load_report
+
+    from conftest import write_jsonl
+
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
+    rows = {}
+    for precision_ in ("fp32", "int8"):
+        out, report = tmp_path / f"{precision_}.jsonl", tmp_path / f"{precision_}.json"
+        result = CliRunner().invoke(app, ["classify", str(source), "-o", str(out), "--model", str(tiny_model),
+                                          "--precision", precision_, "--mode", "gpu-only", "--report", str(report)],
+                                    terminal_width=200)
+        assert result.exit_code == 0, result.output
+        settings = load_report(report).settings
+        rows[precision_] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert settings["precision"] == precision_
+        assert settings["precision_reason"] == f"{precision_}: asked for (--precision {precision_})"
+        assert settings["backend"] == {"fp32": "torch", "int8": "onnxruntime"}[precision_]
+        assert f"precision {precision_} (asked for (--precision {precision_})) on {settings['backend']}" in result.output
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(rows["fp32"], rows["int8"])) < 0.05

@@ -118,8 +118,9 @@ def _load_onnxruntime(spec: ModelSpec, device: torch.device, precision: str) -> 
     from mixedclf.models.onnx_backend import load_ort_module
 
     if device.type != "cpu":  # refused before anything is converted
-        raise ModelError(f"--backend onnxruntime runs on the CPU only, not on {device.type}",
-                         hint="use --backend torch on an accelerator")
+        asked = "--precision int8" if precision == "int8" else "--backend onnxruntime"
+        raise ModelError(f"{asked} runs on the CPU only, not on {device.type}",
+                         hint="use --precision fp16 or bf16 with --backend torch on an accelerator")
     if precision in ("fp16", "bf16"):
         raise ModelError(f"--backend onnxruntime runs fp32 or int8, not {precision}",
                          hint="use --precision int8, fp32 or auto")

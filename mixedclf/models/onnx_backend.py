@@ -31,7 +31,8 @@ def _require_ort():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ModelError("--backend onnxruntime needs the onnxruntime package", hint=EXTRA_HINT) from exc
+        raise ModelError("onnxruntime is not installed (--backend onnxruntime and --precision int8 run on it)",
+                         hint=EXTRA_HINT) from exc
     onnxruntime.set_default_logger_severity(3)  # errors only: its graph warnings are not the user's to act on
     return onnxruntime
 
