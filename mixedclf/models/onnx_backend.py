@@ -2,9 +2,10 @@
 for int8 quantized dynamically (int8 weights per output channel, activations per batch), then run by an ONNX
 Runtime session on the CPU.
 
-Chosen by measurement over CTranslate2 and torchao (benchmarks/README.md): on the default model ORT int8 ran
-2.7x torch fp32 per CPU second at the same held-out accuracy, as fast as CTranslate2, and unlike CTranslate2 it
-runs any exported classifier head as is. torchao's int8 CPU path was 1.15x without torch.compile.
+Chosen by measurement over CTranslate2 and torchao (benchmarks/backends.py, benchmarks/README.md): on the
+default model ORT int8 ran 2.4-2.7x torch fp32 per CPU second at the same held-out accuracy, about as fast as
+CTranslate2, and unlike CTranslate2 it runs any exported classifier head as is. torchao's int8 CPU path was
+1.15x without torch.compile.
 
 The conversion is cached per model content, backend settings and library versions (mixedclf.models.cache), so
 classify, serve and Ray actors convert once per machine and then only open the file.
