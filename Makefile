@@ -5,7 +5,7 @@ VENV ?= .venv$(if $(filter python3,$(PYTHON)),,-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 # The CPU build of torch lies on these machines; installing it first stops pip from pulling a CUDA build.
 TORCH_VERSION ?= 2.13.0
-EXTRAS ?= serve,ray,plot,test
+EXTRAS ?= serve,ray,plot,onnx,test
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 STAMP := $(VENV)/.installed
 

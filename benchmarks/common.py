@@ -56,16 +56,39 @@ def hf_classifier_from_default_encoder(folder: Path) -> Path:
     return folder
 
 
-def machine() -> str:
-    import torch
+# The CPU features that decide which precision and which int8 kernels are fast (see docs/default-model.md).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+               "avx_vnni", "asimd", "sve")
 
-    cpu = platform.processor() or platform.machine()
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU model name and which of SPEED_FLAGS it has, from /proc/cpuinfo (platform names elsewhere)."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key = line.split(":", 1)[0].strip()
+            if key == "model name" and cpu in (platform.processor(), platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif key in ("flags", "Features") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return cpu, [f for f in SPEED_FLAGS if f in flags]
+
+
+def machine() -> str:
+    """One line for every benchmark's output: cores, CPU model, its speed flags, GPU, torch, load."""
+    import torch
+
+    cpu, flags = cpu_model_and_flags()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} cores ({cpu}), {gpu}, torch {torch.__version__}"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"{os.cpu_count()} cores ({cpu}; flags: {' '.join(flags) or 'none of ' + '/'.join(SPEED_FLAGS[:5])}), "
+            f"{gpu}, torch {torch.__version__}{load}")
+
+
+def print_machine() -> str:
+    """Print the machine line (every benchmark calls this first) and return it for the JSON results."""
+    line = machine()
+    print(f"machine: {line}", flush=True)
+    return line

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine
+from common import ROOT, print_machine
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -69,8 +69,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mixedclf-mem-"))
     model = str(tiny_model(work / "tiny")) if args.model == "tiny" else args.model
-    print(f"machine: {machine()}\nmodel: {args.model}", flush=True)
-    results = {"machine": machine(), "model": args.model, "runs": []}
+    results = {"machine": print_machine(), "model": args.model, "runs": []}
+    print(f"model: {args.model}", flush=True)
     for rows in args.rows:
         source = write_jsonl(work / f"rows-{rows}.jsonl", rows, seed=3)
         out = work / f"out-{rows}.parquet"

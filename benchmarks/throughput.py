@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, hf_classifier_from_default_encoder, load_texts, machine
+from common import ROOT, hf_classifier_from_default_encoder, load_texts, print_machine
 
 
 def bench_pipeline(model_dir: Path, texts: list[str], device: str, dtype) -> float:
@@ -106,9 +106,9 @@ def main() -> None:
     source = work / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
 
-    results: dict = {"machine": machine(), "n": len(texts), "source": args.source, "device": device,
+    results: dict = {"machine": print_machine(), "n": len(texts), "source": args.source, "device": device,
                      "precision": precision, "repeat": args.repeat}
-    print(f"machine: {results['machine']}\ntexts: {len(texts)} from {args.source}, device {device}, {precision}",
+    print(f"texts: {len(texts)} from {args.source}, device {device}, {precision}",
           flush=True)
 
     def mixedclf_run(mode: str, model: str = str(model_dir)) -> dict:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Converted models and calibrations go to a folder of this test session, never to the user's cache.
+os.environ["MIXEDCLF_CACHE_DIR"] = tempfile.mkdtemp(prefix="mixedclf-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_JSONL = REPO / "sample_data" / "reviews.jsonl"

@@ -1,44 +1,209 @@
-"""What --precision means on each device, and that int8 stays a CPU-only, close approximation."""
+"""What --precision auto picks on each machine and why; int8 and fp32 on the onnxruntime backend stay close to
+torch fp32 and are converted once per model."""
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from mixedclf.core.inference import InferenceRunner
 from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
 from mixedclf.errors import ModelError
-from mixedclf.models import loading
-from mixedclf.models.loading import default_dtype, load_model, precision_name
+from mixedclf.models import loading, onnx_backend, precision
+from mixedclf.models.loading import default_dtype, load_model, precision_name, resolve_device
 from mixedclf.models.spec import resolve_model
 from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+TEXTS = ["good food", "bad bad service", "it was fine, nothing more", "terrible slow app", "love it, great staff",
+         "the room was not very good but the staff was"]
 
 
-@pytest.mark.parametrize("native_bf16, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch, native_bf16, expected):
-    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: native_bf16)
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXEDCLF_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def flags(monkeypatch, *, avx512_bf16=False, amx=False, cpuinfo=(), mkldnn_bf16=True):
+    """Mock what the CPU reports; oneDNN's "can run bf16" stays True, as on any AVX-512 CPU."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512bw", "avx512_vnni", *cpuinfo})
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: mkldnn_bf16, raising=False)
+
+
+@pytest.mark.parametrize("kw, expected, why", [
+    ({}, "fp32", "no native bf16 on this CPU (avx512_bf16/amx absent)"),  # Ice Lake: emulated bf16
+    ({"avx512_bf16": True}, "bf16", "CPU has AVX512_BF16"),
+    ({"amx": True}, "bf16", "CPU has AMX"),
+    ({"cpuinfo": ("avx512_bf16",)}, "bf16", "CPU has AVX512_BF16"),  # torch too old to probe: /proc/cpuinfo
+    ({"cpuinfo": ("amx_bf16", "amx_tile")}, "bf16", "CPU has AMX"),
+])
+def test_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, kw, expected, why):
+    flags(monkeypatch, **kw)
+    choice = precision.choose_without_model(CPU, "auto")
+    assert (choice.name, choice.reason) == (expected, f"{expected}: {why}")
     assert precision_name(CPU, "auto") == expected
-    assert default_dtype(CUDA, "auto") == torch.float16  # whatever the CPU can do
-    assert precision_name(CPU, "fp32") == "fp32" and precision_name(CPU, "int8") == "int8"
+    assert default_dtype(CPU, "auto") == {"fp32": torch.float32, "bf16": torch.bfloat16}[expected]
 
 
-def test_int8_is_refused_off_the_cpu(tiny_model):
-    with pytest.raises(ModelError, match="CPU only"):
-        load_model(resolve_model(str(tiny_model)), torch.device("meta"), "int8")
+def test_auto_is_fp16_on_cuda_whatever_the_cpu(monkeypatch):
+    flags(monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    device = resolve_device("auto")
+    assert device.type == "cuda"
+    assert precision_name(device, "auto") == "fp16" and default_dtype(device, "auto") == torch.float16
+    assert precision.choose_without_model(device).reason == "fp16: CUDA device"
+    assert precision_name(device, "fp32") == "fp32" and precision_name(CPU, "int8") == "int8"
 
 
-def test_int8_quantizes_every_linear_and_stays_close_to_fp32(tiny_model):
+@pytest.mark.parametrize("speedup, expected", [(1.9, "bf16"), (1.15, "fp32"), (0.4, "fp32")])
+def test_calibration_keeps_fp32_when_bf16_is_not_faster(monkeypatch, cache, tiny_model, speedup, expected):
+    flags(monkeypatch, avx512_bf16=True)
+    monkeypatch.setattr(precision, "measure_bf16_speedup", lambda fp32, bf16: speedup)
+    module = load_model(resolve_model(str(tiny_model)), CPU, "auto")
+    assert module.precision_choice.name == expected and module.backend == "torch"
+    assert f"measured {speedup:.2f}x fp32" in module.precision_choice.reason
+    assert next(module.parameters()).dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
+
+
+def test_calibration_runs_once_per_model_and_is_cheap(monkeypatch, cache, tiny_model, tmp_path):
+    from conftest import build_tiny_classifier
+
+    flags(monkeypatch, avx512_bf16=True)
+    calls = []
+    real = precision.measure_bf16_speedup
+
+    def counted(fp32, bf16):
+        start = __import__("time").thread_time()
+        calls.append(real(fp32, bf16))
+        assert __import__("time").thread_time() - start < 1.0
+        return calls[-1]
+
+    monkeypatch.setattr(precision, "measure_bf16_speedup", counted)
     spec = resolve_model(str(tiny_model))
+    threads = torch.get_num_threads()
+    first = load_model(spec, CPU, "auto").precision_choice
+    second = load_model(spec, CPU, "auto").precision_choice
+    assert len(calls) == 1 and calls[0] > 0 and first == second
+    other = build_tiny_classifier(tmp_path / "other", seed=3)  # other weights: measured again
+    load_model(resolve_model(str(other)), CPU, "auto")
+    assert len(calls) == 2
+    assert torch.get_num_threads() == threads  # restored after timing on one thread
+
+
+def test_no_calibration_where_the_flags_say_fp32(monkeypatch, cache, tiny_model):
+    flags(monkeypatch)
+    monkeypatch.setattr(precision, "measure_bf16_speedup", lambda *a: pytest.fail("calibrated without bf16"))
+    assert load_model(resolve_model(str(tiny_model)), CPU, "auto").precision_choice.name == "fp32"
+    assert load_model(resolve_model(str(tiny_model)), CPU, "bf16").precision_choice.reason.startswith("bf16: asked")
+
+
+def probabilities(spec, module):
     tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-    batch = preprocess_texts(["good food", "bad bad service", "it was fine, nothing more"],
-                             make_tokenizer(tokenizer_json, spec.max_length))
-    logits = {}
-    for precision in ("fp32", "int8"):
-        module = load_model(spec, CPU, precision)
-        if precision == "int8":
-            assert not any(type(m) is nn.Linear for m in module.modules())  # all replaced by quantized ones
-        logits[precision] = InferenceRunner(module, CPU, len(spec.labels), pad_id).logits(batch, 8, 1024)
-    assert not np.array_equal(logits["int8"], logits["fp32"])
-    assert np.allclose(logits["int8"], logits["fp32"], atol=0.05)
+    batch = preprocess_texts(TEXTS, make_tokenizer(tokenizer_json, spec.max_length))
+    logits = InferenceRunner(module, CPU, len(spec.labels), pad_id).logits(batch, 4, 1024)
+    return torch.softmax(torch.from_numpy(logits), -1).numpy()
+
+
+def test_onnxruntime_fp32_and_int8_match_torch_fp32(cache, tiny_model):
+    spec = resolve_model(str(tiny_model))
+    reference = probabilities(spec, load_model(spec, CPU, "fp32"))
+    exact = load_model(spec, CPU, "auto", "onnxruntime")
+    assert exact.precision_choice.name == "fp32" and exact.backend == "onnxruntime"
+    assert np.abs(probabilities(spec, exact) - reference).max() < 1e-4
+    int8 = load_model(spec, CPU, "int8")  # int8 alone means onnxruntime
+    assert int8.backend == "onnxruntime" and int8.precision_choice.name == "int8"
+    ops = {n.op_type for n in __import__("onnx").load(str(onnx_backend.model_path(spec, "int8"))).graph.node}
+    assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+    got = probabilities(spec, int8)
+    assert not np.array_equal(got, reference)
+    assert np.abs(got - reference).max() < 0.05
+    assert (got.argmax(1) == reference.argmax(1)).mean() >= 5 / 6
+
+
+def test_conversion_is_cached_whole_and_reused(cache, tiny_model, monkeypatch):
+    spec = resolve_model(str(tiny_model))
+    path = onnx_backend.model_path(spec, "int8")
+    monkeypatch.setattr(onnx_backend, "convert", lambda *a: pytest.fail("converted twice"))
+    assert onnx_backend.model_path(spec, "int8") == path
+    load_model(spec, CPU, "int8")  # classify, serve and Ray actors all load through here
+    entries = list((cache / "converted").iterdir())
+    assert all(not e.name.startswith(".") for e in entries)  # no half-written temp folders left
+    assert (path.parent / "complete.json").exists() and path.exists()
+
+
+def test_a_failed_conversion_leaves_nothing_behind(cache, tiny_model, monkeypatch):
+    def broken(spec, folder, precision):
+        (folder / "model.onnx").write_bytes(b"half")
+        raise ModelError("export failed")
+
+    monkeypatch.setattr(onnx_backend, "convert", broken)
+    with pytest.raises(ModelError, match="export failed"):
+        onnx_backend.model_path(resolve_model(str(tiny_model)), "int8")
+    assert list((cache / "converted").iterdir()) == []
+
+
+@pytest.mark.parametrize("device, precision_, backend, message", [
+    ("meta", "int8", None, "CPU only"),
+    ("meta", "fp32", "onnxruntime", "CPU only"),
+    ("cpu", "bf16", "onnxruntime", "fp32 or int8"),
+    ("cpu", "int8", "torch", "int8 runs on --backend onnxruntime"),
+])
+def test_impossible_combinations_are_refused_before_loading(tiny_model, monkeypatch, device, precision_, backend,
+                                                            message):
+    monkeypatch.setattr(loading, "build_module", lambda spec: pytest.fail("weights read"))
+    with pytest.raises(ModelError, match=message):
+        load_model(resolve_model(str(tiny_model)), torch.device(device), precision_, backend)
+
+
+def test_the_report_says_what_ran_and_why(tmp_path):
+    from rich.console import Console
+
+    from mixedclf.costs.examples import classify_fields
+    from mixedclf.costs.report import build_classify_report
+    from mixedclf.render.report import classify_to_markdown, render_classify
+
+    settings = {"precision": "fp32", "precision_reason": "fp32: no native bf16 on this CPU (avx512_bf16/amx absent)",
+                "backend": "torch"}
+    report = build_classify_report(**classify_fields(settings=settings))
+    console = Console(record=True, width=160)
+    render_classify(report, console, advice=False)
+    line = "precision fp32 (no native bf16 on this CPU (avx512_bf16/amx absent)) on torch"
+    assert line in console.export_text() and line in classify_to_markdown(report, advice=False)
+
+
+def test_without_onnxruntime_int8_says_how_to_get_it(tiny_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when it is not installed
+    monkeypatch.setattr(loading, "build_module", lambda spec: pytest.fail("weights read"))
+    with pytest.raises(ModelError, match=r"onnxruntime is not installed") as info:
+        load_model(resolve_model(str(tiny_model)), CPU, "int8")
+    assert "mixedclf[onnx]" in info.value.one_line()
+
+
+def test_classify_int8_end_to_end_reports_backend_and_reason(tmp_path, tiny_model):
+    import json
+
+    from conftest import write_jsonl
+    from typer.testing import CliRunner
+
+    from mixedclf.cli.app import app
+    from mixedclf.costs.report import load_report
+
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
+    rows = {}
+    for precision_ in ("fp32", "int8"):
+        out, report = tmp_path / f"{precision_}.jsonl", tmp_path / f"{precision_}.json"
+        result = CliRunner().invoke(app, ["classify", str(source), "-o", str(out), "--model", str(tiny_model),
+                                          "--precision", precision_, "--mode", "gpu-only", "--report", str(report)],
+                                    terminal_width=200)
+        assert result.exit_code == 0, result.output
+        settings = load_report(report).settings
+        rows[precision_] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert settings["precision"] == precision_
+        assert settings["precision_reason"] == f"{precision_}: asked for (--precision {precision_})"
+        assert settings["backend"] == {"fp32": "torch", "int8": "onnxruntime"}[precision_]
+        assert f"precision {precision_} (asked for (--precision {precision_})) on {settings['backend']}" in result.output
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(rows["fp32"], rows["int8"])) < 0.05

@@ -55,8 +55,13 @@ def classify(
     ),
     device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [default: auto]"),
     precision: Optional[str] = typer.Option(
-        None, help="auto (fp16 on CUDA, bf16 on a CPU with hardware bf16, else fp32), fp32, fp16, bf16, int8 (CPU) "
-        "[default: auto]"
+        None, help="auto: fp16 on CUDA; bf16 on a CPU that computes it natively (AVX512_BF16 or AMX flag) and measured "
+        ">= 1.2x fp32 on this model (cached once); else fp32. The report says which and why. "
+        "Or fp32, fp16, bf16, int8 (CPU, onnxruntime) [default: auto]"
+    ),
+    backend: Optional[str] = typer.Option(
+        None, help="torch or onnxruntime (CPU, fp32 or int8; pip install 'mixedclf[onnx]'), converted once per model "
+        "into the user cache; --precision int8 implies onnxruntime [default: torch]"
     ),
     mode: Optional[str] = typer.Option(
         None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process) [default: mixed]"

@@ -59,6 +59,7 @@ class ClassifyOptions(LayeredSettings):
     model: str = "default"
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
+    backend: Literal["torch", "onnxruntime"] | None = None  # None: torch, or onnxruntime for int8
     mode: Literal["mixed", "gpu-only"] = "mixed"
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None

@@ -92,6 +92,8 @@ class ClassifyReport(BaseModel):
     rows_in: int
     rows_out: int
     rows_errored: int = 0
+    # The run's options as resolved; "precision" is what ran (never "auto"), "precision_reason" why it was
+    # chosen ("bf16: CPU has AVX512_BF16, measured 1.96x fp32"), "backend" torch or onnxruntime.
     settings: dict[str, Any] = {}
     pricing: PricingProfile
     measurements: RunMeasurements

@@ -50,7 +50,7 @@ from mixedclf.runtime.workers import preprocess_task
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
-                  "all_scores", "keep_text", "dedup", "on_error", "precision", "output_format", "input_format")
+                  "all_scores", "keep_text", "dedup", "on_error", "precision", "backend", "output_format", "input_format")
 
 
 class LocalEngine:
@@ -76,7 +76,7 @@ class LocalEngine:
         import torch  # deferred: `mixedclf estimate` and friends never pay for it
 
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.loading import load_model, precision_name, resolve_device
+        from mixedclf.models.loading import load_model, precision_of, resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
         o = self.opts
@@ -104,7 +104,7 @@ class LocalEngine:
         pool_started = time.monotonic()
         try:
             load_start = time.monotonic()
-            module = load_model(spec, device, o.precision)
+            module = load_model(spec, device, o.precision, o.backend)
             load_end = time.monotonic()
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
@@ -128,8 +128,10 @@ class LocalEngine:
             cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller knows more
         )
         self.load_started_at = load_start
+        choice = precision_of(module, device, o.precision)
         settings = {
-            "mode": o.mode, "device": dev, "precision": precision_name(device, o.precision),
+            "mode": o.mode, "device": dev, "precision": choice.name, "precision_reason": choice.reason,
+            "backend": getattr(module, "backend", "torch"),
             "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import torch
 from torch import nn
 
 from mixedclf.errors import ModelError
 from mixedclf.models.pooled import PooledClassifier
+from mixedclf.models.precision import PrecisionChoice, choose_for_module, choose_without_model
 from mixedclf.models.spec import HEAD_WEIGHTS, ModelSpec
 
 
@@ -41,33 +41,24 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ModelError(f"unknown device {device!r}", hint="use auto, cuda, mps or cpu") from exc
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this processor computes bf16 in hardware (AVX-512 BF16 or AMX); without it bf16 is emulated, slow."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def default_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """auto: fp16 on CUDA; bf16 on a CPU that computes it in hardware; fp32 elsewhere.
-
-    The model math is where the device second goes. On the default model's held-out set bf16 on an AVX-512
-    BF16 CPU ran 1.63x faster than fp32 with the same accuracy (81.2%), and fp16 is the norm on GPUs.
-    """
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision != "auto":
-        return table[precision]
-    if device.type == "cuda":
-        return torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else torch.float32
+    """The dtype `precision` means on this device, from the device and CPU flags (see mixedclf.models.precision)."""
+    return choose_without_model(device, precision).dtype
 
 
 def precision_name(device: torch.device, precision: str = "auto") -> str:
-    """What `precision` means on this device: fp32, fp16, bf16 or int8 (reports show this, not "auto")."""
-    if precision == "int8":
-        return precision
-    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[default_dtype(device, precision)]
+    """What `precision` means on this device before calibration: fp32, fp16, bf16 or int8."""
+    return choose_without_model(device, precision).name
+
+
+def resolve_backend(precision: str, backend: str | None) -> str:
+    """torch unless asked otherwise; int8 runs on onnxruntime, torch's own int8 (torch.ao) being deprecated."""
+    if backend is None:
+        return "onnxruntime" if precision == "int8" else "torch"
+    if backend == "torch" and precision == "int8":
+        raise ModelError("--precision int8 runs on --backend onnxruntime, not torch",
+                         hint="drop --backend torch, or use --precision bf16 / fp32")
+    return backend
 
 
 def build_module(spec: ModelSpec) -> nn.Module:
@@ -103,29 +94,56 @@ def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:
     module.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
 
-def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto") -> nn.Module:
-    if precision == "int8" and device.type != "cpu":  # refused before the weights are read
-        raise ModelError(f"--precision int8 runs on the CPU only, not on {device.type}",
-                         hint="use --precision fp16 or bf16 on an accelerator")
-    module = build_module(spec).eval()
-    if precision == "int8":
-        return quantize_int8(module)
-    return module.to(device=device, dtype=default_dtype(device, precision))
+def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto", backend: str | None = None) -> nn.Module:
+    """The model ready to run, with `module.precision_choice` (what ran and why) and `module.backend` set."""
+    backend = resolve_backend(precision, backend)
+    if backend == "onnxruntime":
+        module, choice = _load_onnxruntime(spec, device, precision)
+    else:
+        module = build_module(spec).eval()
+        choice, converted = choose_for_module(module, device, precision, _model_key(spec, device, precision),
+                                              _cache_dir())
+        module = converted if converted is not None else module.to(device=device, dtype=choice.dtype)
+    module.precision_choice = choice
+    module.backend = backend
+    return module
 
 
-def quantize_int8(module: nn.Module) -> nn.Module:
-    """Dynamic int8 quantization of every Linear layer (weights int8, activations quantized per batch).
+def precision_of(module: nn.Module, device: torch.device, precision: str) -> PrecisionChoice:
+    """The precision a loaded model runs at (set by load_model), else the flags-only decision."""
+    return getattr(module, "precision_choice", None) or choose_without_model(device, precision)
 
-    CPU only: these kernels exist for x86 and ARM processors, not for accelerators. On a 2-core x86 machine
-    with AVX-512 VNNI it ran all-MiniLM-L6-v2 2.3-2.5x faster than fp32 in a forward-only loop, 2.15x end to end
-    with 1.3 points less held-out accuracy (benchmarks/precision.py measures speed and accuracy side by side).
-    """
-    with warnings.catch_warnings():
-        # torch marks torch.ao quantization deprecated in favour of torchao; the pinned torch 2.13 still has it.
-        warnings.filterwarnings("ignore", message=".*deprecated.*")
-        try:
-            from torch.ao.quantization import quantize_dynamic
-        except ImportError as exc:
-            raise ModelError("this torch build has no torch.ao dynamic quantization",
-                             hint="use --precision bf16") from exc
-        return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+
+def _load_onnxruntime(spec: ModelSpec, device: torch.device, precision: str) -> tuple[nn.Module, PrecisionChoice]:
+    from mixedclf.models.onnx_backend import load_ort_module
+
+    if device.type != "cpu":  # refused before anything is converted
+        asked = "--precision int8" if precision == "int8" else "--backend onnxruntime"
+        raise ModelError(f"{asked} runs on the CPU only, not on {device.type}",
+                         hint="use --precision fp16 or bf16 with --backend torch on an accelerator")
+    if precision in ("fp16", "bf16"):
+        raise ModelError(f"--backend onnxruntime runs fp32 or int8, not {precision}",
+                         hint="use --precision int8, fp32 or auto")
+    if precision == "auto":
+        choice = PrecisionChoice("fp32", "fp32: onnxruntime's exact default (int8 with --precision int8)")
+    else:
+        choice = PrecisionChoice(precision, f"{precision}: asked for (--precision {precision})")
+    return load_ort_module(spec, choice.name, torch.get_num_threads()), choice
+
+
+def _cache_dir():
+    from mixedclf.models.cache import cache_root
+
+    return cache_root()
+
+
+def _model_key(spec: ModelSpec, device: torch.device, precision: str) -> str | None:
+    """The model's content hash, only where a calibration will want it (hashing is not free on a first run)."""
+    if choose_without_model(device, precision).name != "bf16" or precision != "auto":
+        return None
+    from mixedclf.models.cache import content_hash
+
+    try:
+        return content_hash(spec)
+    except OSError:
+        return None

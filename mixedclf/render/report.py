@@ -198,6 +198,16 @@ def _advice_for(report: ClassifyReport) -> list:
         return []
 
 
+def precision_text(report: ClassifyReport) -> str:
+    """"precision bf16 (CPU has AVX512_BF16, measured 1.96x fp32) on torch", from the run's settings."""
+    s = report.settings
+    if "precision" not in s:
+        return ""
+    reason = str(s.get("precision_reason") or "").removeprefix(f"{s['precision']}: ")
+    return f"precision {s['precision']}" + (f" ({reason})" if reason else "") + (
+        f" on {s['backend']}" if s.get("backend") else "")
+
+
 def render_classify(report: ClassifyReport, console: Console, *, advice: bool = True) -> None:
     cost = report.cost
     p = report.pricing
@@ -207,6 +217,8 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
         f"device {escape(report.device)} · engine {escape(report.engine)}"
     )
+    if precision_text(report):
+        console.print(escape(precision_text(report)), highlight=False, soft_wrap=True)
     console.print(
         f"rows {report.rows_in:,} in → {report.rows_out:,} out"
         + (f" ({report.rows_errored:,} errored)" if report.rows_errored else "")
@@ -261,6 +273,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
         f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
         "",
+        *([precision_text(report) + ".", ""] if precision_text(report) else []),
         md_table(
             ["stage", "billed", "device", "workers", "items", "busy s", "wall s", "rate", "cost", "GPU-only"],
             [

@@ -22,6 +22,7 @@ class ServeSettings(BaseModel):
     model: str = "default"
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
+    backend: Literal["torch", "onnxruntime"] | None = None  # None: torch, or onnxruntime for int8
     clean: Literal["standard", "none"] = "standard"
     cpu_workers: int | None = Field(default=None, ge=1, description="preprocessing processes [from cores, device]")
     torch_threads: int | None = Field(default=None, ge=1)

@@ -117,7 +117,7 @@ class ServerState:
         try:
             self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
             self.pool, ready = self._start_pool()
-            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision)
+            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
             runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
             stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
             await asyncio.gather(*map(asyncio.wrap_future, ready))
@@ -134,9 +134,10 @@ class ServerState:
             await self.jobs.start()
             self.status = "ok"
             log.info(
-                "mixedclf serve: model %s (%s) on %s (%d torch thread(s)), %d CPU worker(s), batches of <= %d "
-                "texts / %.1f ms; ready in %.1f s",
-                self.spec.name, ", ".join(self.spec.labels), self.device, self.torch_threads, self.cpu_workers,
+                "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
+                "batches of <= %d texts / %.1f ms; ready in %.1f s",
+                self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
+                module.backend, self.torch_threads, self.cpu_workers,
                 s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
             )
             yield

@@ -199,6 +199,7 @@ class RayEngine:
         ds = ds.map_batches(
             _Infer,
             fn_constructor_kwargs={"model": o.model, "device": plan["device"], "precision": o.precision,
+                                   "backend": o.backend,
                                    "torch_threads": plan["torch_threads"], "pad_id": pad_id,
                                    "batch_size": o.batch_size, "max_batch_tokens": o.max_batch_tokens,
                                    "dedup": o.dedup, "collector": collector},
@@ -374,6 +375,7 @@ class RayEngine:
         dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
         settings = {
             "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
+            "backend": o.backend or ("onnxruntime" if o.precision == "int8" else "torch"),
             "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,

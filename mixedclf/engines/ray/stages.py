@@ -201,7 +201,7 @@ class _Infer:
     """Device stage, one per actor: the model is loaded once in __init__, then `InferenceRunner.logits`."""
 
     def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
-                 batch_size: int, max_batch_tokens: int, dedup: bool, collector) -> None:
+                 batch_size: int, max_batch_tokens: int, dedup: bool, collector, backend: str | None = None) -> None:
         start = time.time()  # the model-load stage includes importing torch, as a fresh GPU worker would
         import ray
         import torch
@@ -214,7 +214,7 @@ class _Infer:
             torch.set_num_threads(torch_threads)
         self.spec = resolve_model(model)
         self.device = resolve_device(device)
-        module = load_model(self.spec, self.device, precision)
+        module = load_model(self.spec, self.device, precision, backend)
         self.runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
         self.batch_size, self.max_batch_tokens, self.dedup = batch_size, max_batch_tokens, dedup
         self.collector = collector
