@@ -135,6 +135,10 @@ def test_sample_data_matches_local_row_for_row(local_ray, tiny_model, tmp_path):
     assert b.engine == "ray" and b.rows_in == a.rows_in == 300 and b.rows_out == 300 and b.rows_errored == 0
     assert [s.name for s in b.measurements.stages] == [s.name for s in a.measurements.stages]
     assert set(a.settings) <= set(b.settings)
+    # Both engines report the precision that ran and why, never the option's raw "auto".
+    for key in ("precision", "precision_reason", "backend"):
+        assert b.settings[key] == a.settings[key], key
+    assert a.settings["precision"] != "auto"
     assert set(a.extra) <= set(b.extra)
     assert set(json.loads(a.model_dump_json())) == set(json.loads(b.model_dump_json()))
     assert b.aggregate.label_counts == a.aggregate.label_counts

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from mixedclf import __version__
+from mixedclf.cli import options as opt
 from mixedclf.cli.errors import AppGroup, err
 from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, InputError
@@ -50,31 +51,20 @@ def classify(
     output_format: Optional[str] = typer.Option(None, help="Override the output format: jsonl, parquet, csv."),
     text_field: Optional[str] = typer.Option(None, help="Column holding the text [default: text]"),
     id_field: Optional[str] = typer.Option(None, help="Column holding the row id; row number when absent [default: id]"),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="'default' or a local model folder [default: default]"
-    ),
-    device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu [default: auto]"),
-    precision: Optional[str] = typer.Option(
-        None, help="auto: fp16 on CUDA; bf16 on a CPU that computes it natively (AVX512_BF16 or AMX flag) and measured "
-        ">= 1.2x fp32 on this model (cached once); else fp32. The report says which and why. "
-        "Or fp32, fp16, bf16, int8 (CPU, onnxruntime) [default: auto]"
-    ),
-    backend: Optional[str] = typer.Option(
-        None, help="torch or onnxruntime (CPU, fp32 or int8; pip install 'mixedclf[onnx]'), converted once per model "
-        "into the user cache; --precision int8 implies onnxruntime [default: torch]"
-    ),
+    model: Optional[str] = opt.MODEL,
+    device: Optional[str] = opt.DEVICE,
+    precision: Optional[str] = opt.PRECISION,
+    backend: Optional[str] = opt.BACKEND,
     mode: Optional[str] = typer.Option(
         None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process) [default: mixed]"
     ),
-    clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none [default: standard]"),
+    clean: Optional[str] = opt.CLEAN,
     engine: Optional[str] = typer.Option(None, help="local (process pool) or ray (Ray Data) [default: local]"),
     ray_address: Optional[str] = typer.Option(
         None, envvar="RAY_ADDRESS", help="Ray cluster to join [default: a local one]"
     ),
-    cpu_workers: Optional[int] = typer.Option(
-        None, help="Preprocessing processes [default: from the cores and the device]"
-    ),
-    torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
+    cpu_workers: Optional[int] = opt.CPU_WORKERS,
+    torch_threads: Optional[int] = opt.TORCH_THREADS,
     batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [default: 64]"),
     max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [default: 8192]"),
     chunk_rows: Optional[int] = typer.Option(
@@ -91,8 +81,8 @@ def classify(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
     stage_timeout_cpu: Optional[float] = typer.Option(None, help="Seconds a preprocessing chunk may take."),
     stage_timeout_gpu: Optional[float] = typer.Option(None, help="Seconds an inference chunk may take."),
-    pricing: Optional[Path] = typer.Option(None, help="Pricing TOML [default: the packaged configs/pricing.toml]"),
-    profile: Optional[str] = typer.Option(None, help="Pricing profile [default: reference]"),
+    pricing: Optional[Path] = opt.PRICING,
+    profile: Optional[str] = opt.PROFILE,
     requests_per_day: Optional[float] = typer.Option(None, help="Also project cost per day and month."),
     idle_timeout: Optional[float] = typer.Option(
         None, help="Seconds each provisioned worker stays billed after its work (Runpod's default) [5]."

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
+from mixedclf.cli import options as opt
 from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
 
 FORMATS = ("table", "json", "markdown")
@@ -67,12 +68,8 @@ def estimate_cmd(
     from_report: Optional[Path] = typer.Option(
         None, "--from-report", help="Take per-item stage seconds (and pricing) from a classify report."
     ),
-    pricing: Optional[Path] = typer.Option(
-        None, "--pricing", envvar="MIXEDCLF_PRICING", help="Pricing TOML [default: the packaged configs/pricing.toml]"
-    ),
-    profile: Optional[str] = typer.Option(
-        None, "--profile", envvar="MIXEDCLF_PROFILE", help=f"Pricing profile [default: {DEFAULT_PROFILE}]"
-    ),
+    pricing: Optional[Path] = opt.PRICING,
+    profile: Optional[str] = opt.PROFILE,
     billing: str = typer.Option("ideal", "--billing", help="Headline billing model: ideal | runpod."),
     overhead_sec: float = typer.Option(0.0, "--overhead-sec", help="Orchestration overhead per hop, paid by both sides."),
     cold_start_sec: float = typer.Option(0.0, "--cold-start-sec", help="Runpod: seconds a GPU worker takes to start."),
@@ -349,7 +346,7 @@ def plan_cmd(
     from_report: list[str] = typer.Option(
         [], "--from-report", help="PROFILE=REPORT.json, a classify report measured on that profile's device class "
                                   "(repeat once per class; classes without one are listed as unmeasured)."),
-    pricing: Optional[Path] = typer.Option(None, "--pricing", help="Pricing TOML (default: the packaged catalogue)."),
+    pricing: Optional[Path] = opt.PRICING,
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Rank the catalogue's hardware by the cost of classifying ROWS before a deadline, from measured throughput."""

@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from mixedclf.cli import options as opt
+
 
 def build_settings(values: dict, config: Optional[Path] = None):
     """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then the [serve] table of
@@ -33,20 +35,13 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
         port: Optional[int] = typer.Option(None, help="Port to listen on (default 8888)."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="'default' or a local model folder."),
-        device: Optional[str] = typer.Option(None, help="auto, cuda, mps or cpu (default auto)."),
-        precision: Optional[str] = typer.Option(
-            None, help="auto: fp16 on CUDA; bf16 on a CPU that computes it natively (AVX512_BF16 or AMX flag) and measured "
-                ">= 1.2x fp32 on this model (cached once); else fp32. The report says which and why. "
-                "Or fp32, fp16, bf16, int8 (CPU, onnxruntime)."
-        ),
-        backend: Optional[str] = typer.Option(
-            None, help="torch (default) or onnxruntime (CPU, fp32 or int8; pip install 'mixedclf\\[onnx]'); "
-            "converted once per model into the user cache. --precision int8 implies onnxruntime."
-        ),
-        clean: Optional[str] = typer.Option(None, help="standard (normalize + clean) or none."),
-        cpu_workers: Optional[int] = typer.Option(None, help="Preprocessing processes (default from the cores)."),
-        torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
+        model: Optional[str] = opt.MODEL,
+        device: Optional[str] = opt.DEVICE,
+        precision: Optional[str] = opt.PRECISION,
+        backend: Optional[str] = opt.BACKEND,
+        clean: Optional[str] = opt.CLEAN,
+        cpu_workers: Optional[int] = opt.CPU_WORKERS,
+        torch_threads: Optional[int] = opt.TORCH_THREADS,
         max_batch_size: Optional[int] = typer.Option(None, help="Most texts in one device batch (default 32)."),
         max_wait_ms: Optional[float] = typer.Option(None, help="Longest a text waits for company (default 5)."),
         max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per forward (8192; CPU 2048)."),
@@ -61,8 +56,8 @@ def register(app: typer.Typer) -> None:
         stage_timeout_gpu: Optional[float] = typer.Option(
             None, help="Seconds queue + device batch may take, then 504 (default 30)."
         ),
-        pricing: Optional[Path] = typer.Option(None, help="Pricing TOML (default configs/pricing.toml)."),
-        profile: Optional[str] = typer.Option(None, help="Pricing profile for costs (default reference)."),
+        pricing: Optional[Path] = opt.PRICING,
+        profile: Optional[str] = opt.PROFILE,
         api_key: Optional[str] = typer.Option(
             None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
             help="Require Authorization: Bearer KEY on every route but /health (prefer the environment variable: "

@@ -373,9 +373,13 @@ class RayEngine:
                 st[key] = st.get(key, 0) + value
         first_inference = stages.get("inference", {}).get("first")
         dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
+        def resolved(key: str, fallback: str) -> str:  # every actor's own choice; several only on mixed hardware
+            return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
+
         settings = {
-            "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
-            "backend": o.backend or ("onnxruntime" if o.precision == "int8" else "torch"),
+            "mode": o.mode, "device": device, "precision": resolved("precision", o.precision),
+            "precision_reason": resolved("precision_reason", ""), "cpu_workers": cpu_workers,
+            "backend": resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
             "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
             "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,

@@ -74,8 +74,10 @@ class _Collector:
         if stage == "postprocess":
             self.rows_done += rows_in
 
-    def loaded(self, worker: str, device: str, start: float, end: float) -> None:
-        self.actors[worker] = {"device": device, "load_start": start, "load_end": end, "last_end": None, "stats": {}}
+    def loaded(self, worker: str, device: str, start: float, end: float, precision: str = "",
+               precision_reason: str = "", backend: str = "") -> None:
+        self.actors[worker] = {"device": device, "load_start": start, "load_end": end, "last_end": None, "stats": {},
+                               "precision": precision, "precision_reason": precision_reason, "backend": backend}
 
     def progress(self) -> int:
         return self.rows_done
@@ -207,7 +209,7 @@ class _Infer:
         import torch
 
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.loading import load_model, resolve_device
+        from mixedclf.models.loading import load_model, precision_of, resolve_device
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if torch_threads:
@@ -220,7 +222,9 @@ class _Infer:
         self.collector = collector
         self.worker = _worker_name()
         self.device_name = str(self.device) if self.device.type != "cuda" else f"cuda:{torch.cuda.current_device()}"
-        ray.get(collector.loaded.remote(self.worker, self.device_name, start, time.time()))
+        choice = precision_of(module, self.device, precision)  # what runs here, as the local engine reports it
+        ray.get(collector.loaded.remote(self.worker, self.device_name, start, time.time(), choice.name, choice.reason,
+                                        getattr(module, "backend", "torch")))
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
