@@ -57,8 +57,12 @@ def classify(
     ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to join [local]."),
     cpu_workers: Optional[int] = typer.Option(None, help="Preprocessing processes [from cores and device]."),
     torch_threads: Optional[int] = typer.Option(None, help="torch intra-op threads for the model."),
-    batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [64]."),
-    max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [8192]."),
+    batch_size: Optional[int] = typer.Option(
+        None, help="Most rows per device micro-batch [64 on a CPU, 1024 on CUDA]."
+    ),
+    max_batch_tokens: Optional[int] = typer.Option(
+        None, help="Most padded tokens per micro-batch [8192 on a CPU, 65536 on CUDA]."
+    ),
     chunk_rows: Optional[int] = typer.Option(
         None, help="Rows per chunk, the window sorted by length [16384; 1024 with --engine ray]."
     ),

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mixedclf.batching import batch_limits
 from mixedclf.config import chunk_rows_for
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.measure import RunResult, StageClock
@@ -349,10 +350,11 @@ class RayEngine:
                 st[key] = st.get(key, 0) + value
         first_inference = stages.get("inference", {}).get("first")
         dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
+        batch = batch_limits("cuda" if plan["use_gpu"] else "cpu", o.batch_size, o.max_batch_tokens)
         settings = {
             "mode": o.mode, "device": device, "precision": o.precision, "cpu_workers": cpu_workers,
-            "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
-            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
+            "torch_threads": plan["torch_threads"], "batch_size": batch[0],
+            "max_batch_tokens": batch[1], "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
             "engine": "ray", "ray_address": o.ray_address, "inference_workers": plan["actors"],
             "inference_worker_cpus": plan["actor_cpus"], "inference_worker_gpus": 1 if plan["use_gpu"] else 0,
