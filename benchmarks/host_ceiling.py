@@ -3,7 +3,8 @@
 A near-null classifier (1 layer, hidden size 8, all-MiniLM-L6-v2's tokenizer and vocabulary) over unique
 review-like rows. What is left is the host's own cost, which caps any accelerator:
 
-- pipeline rows/s: `mixedclf classify` end to end on the rows (1 preprocessing worker, `--precision fp32`);
+- pipeline rows/s: `mixedclf classify` end to end on the rows (1 preprocessing worker, `--precision fp32`,
+  `--torch-threads` as --threads: with a model this small a second intra-op thread only adds barrier waits);
 - host time per micro-batch outside the model's forward: the runner's loop over the rows (pre-tokenized,
   16,384-row chunks as the local engine sends them) minus the time inside the model call, timed on the
   calling thread's CPU clock (stable on a loaded machine) and on the wall clock;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -146,15 +148,19 @@ def measure_loop(model_dir: Path, rows: int, threads: int, chunk_rows: int = 163
     }
 
 
-def measure_pipeline(python_path: Path, model_dir: Path, source: Path, work: Path) -> dict:
+def measure_pipeline(python_path: Path, model_dir: Path, source: Path, work: Path, threads: int) -> dict:
     """`mixedclf classify` in a fresh process: rows/s over the process's wall time and after start-up."""
     out, report_path = work / "out.parquet", work / "report.json"
     env = {**os.environ, "PYTHONPATH": str(python_path), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "mixedclf", "classify", str(source), "-o", str(out), "--model", str(model_dir),
-           "--cpu-workers", "1", "--precision", "fp32", "--device", "cpu", "--report", str(report_path), "-q"]
+           "--cpu-workers", "1", "--torch-threads", str(threads), "--precision", "fp32", "--device", "cpu",
+           "--report", str(report_path), "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     report = json.loads(report_path.read_text())
     rows = report["rows_out"]
     stages = {s["name"]: s for s in report["measurements"]["stages"]}
@@ -165,11 +171,86 @@ def measure_pipeline(python_path: Path, model_dir: Path, source: Path, work: Pat
         "rows_per_s_in_run": rows / report["measurements"]["wall_s"],
         "rows_per_s_after_startup": rows / (report["measurements"]["wall_s"] - startup),
         "process_wall_s": wall, "startup_s": startup,
+        # CPU seconds of the process and its workers per 1,000 rows: what the rows cost whatever the load
+        "cpu_ms_per_row": 1e3 * cpu / rows,
         "inference_busy_s": stages["inference"]["busy_s"],
         "preprocess_busy_s": stages["preprocess"]["busy_s"],
         "micro_batches": extra.get("micro_batches"),
         "host_overhead_ms_per_batch": extra.get("host_overhead_ms_per_batch"),
     }
+
+
+def measure_levers(model_dir: Path, rows: int, rounds: int = 5) -> dict:
+    """Each host-side lever on its own, on the calling thread's CPU clock, alternating A/B: µs per micro-batch."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from mixedclf.batching import fill_padded, plan_micro_batches
+    from mixedclf.models.spec import resolve_model
+    from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+    from mixedclf.stages.preprocess import make_tokenizer, preprocess_texts
+
+    torch.set_num_threads(1)
+    spec = resolve_model(str(model_dir))
+    tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
+    prep = preprocess_texts(unique_texts(min(rows, 16384)), make_tokenizer(tokenizer_json, spec.max_length))
+    plan = plan_micro_batches(prep.lengths, 64, 8192)
+    tokens, tokens64, offsets = prep.token_ids, prep.token_ids.astype(np.int64), prep.offsets
+    flat = np.empty(3 * 64 * 512, dtype=np.int64)
+
+    def gather_fresh(rows):  # fresh arrays per batch: a where-gather, then int64 casts
+        lengths = prep.lengths[rows].astype(np.int64)
+        columns = np.arange(max(int(lengths.max()), 1))
+        mask = columns < lengths[:, None]
+        positions = np.minimum(offsets[rows][:, None] + columns, tokens.size - 1)
+        return np.where(mask, tokens[positions], pad_id).astype(np.int64), mask.astype(np.int64)
+
+    def fill_reused(rows):
+        width = max(int(prep.lengths[rows[0]]), 1)
+        n = len(rows) * width
+        ids, mask, scratch = (flat[i * 64 * 512 : i * 64 * 512 + n].reshape(len(rows), width) for i in range(3))
+        fill_padded(tokens64, offsets, prep.lengths, rows, pad_id, ids, mask, scratch)
+        return ids, mask
+
+    def per_batch(fn, items) -> float:
+        cpu = time.thread_time()
+        for item in items:
+            fn(item)
+        return 1e6 * (time.thread_time() - cpu) / len(items)
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="sdpa").eval()
+    eager = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    inputs = [tuple(map(torch.from_numpy, gather_fresh(rows))) for rows in plan[len(plan) // 2 :][:100]]
+
+    def forward(m, **kw):
+        return lambda x: m(input_ids=x[0], attention_mask=x[1], **kw)
+
+    def with_mode_per_batch(x):
+        with torch.inference_mode():
+            model(input_ids=x[0], attention_mask=x[1])
+
+    levers = {
+        "padding: where-gather, fresh arrays": (gather_fresh, plan),
+        "padding: fill_padded into reused buffers": (fill_reused, plan),
+        "logits.float().cpu().numpy() on fp32": (lambda t: t.float().cpu().numpy(), [torch.zeros(64, 2)] * 2000),
+        "logits.numpy() (dtype and device checked)": (
+            lambda t: (t if t.dtype == torch.float32 else t.float()).numpy(), [torch.zeros(64, 2)] * 2000),
+        "forward, inference_mode entered per batch": (with_mode_per_batch, inputs),
+        "forward, inference_mode once (per chunk)": (forward(model), inputs),
+        "forward, return_dict=False": (forward(model, return_dict=False), inputs),
+        "forward, eager attention": (forward(eager), inputs),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in levers}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for name, (fn, items) in levers.items():
+                if name == "forward, inference_mode entered per batch":
+                    with torch.inference_mode(False):
+                        samples[name].append(per_batch(fn, items))
+                else:
+                    samples[name].append(per_batch(fn, items))
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def checkout(ref: str, into: Path) -> Path:
@@ -192,9 +273,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the loop measurement")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (loop and pipeline)")
     parser.add_argument("--baseline", help="git ref to compare with, interleaved (e.g. main)")
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--levers", action="store_true", help="also time each host-side lever on its own")
     parser.add_argument("--json", type=Path, default=OUT / "host_ceiling.json")
     args = parser.parse_args()
 
@@ -214,7 +296,7 @@ def main() -> None:
         round_result = {}
         for name in order:
             loop = child_loop(variants[name], model_dir, args.rows, args.threads)
-            pipe = {} if args.skip_pipeline else measure_pipeline(variants[name], model_dir, source, work)
+            pipe = {} if args.skip_pipeline else measure_pipeline(variants[name], model_dir, source, work, args.threads)
             round_result[name] = {"loop": loop, "pipeline": pipe}
             print(f"round {r + 1} {name:6s} outside forward {loop['outside_ms_per_batch_cpu']:.3f} ms/batch cpu "
                   f"({loop['outside_ms_per_batch_wall']:.3f} wall), forward {loop['forward_ms_per_batch_cpu']:.3f} "
@@ -223,6 +305,11 @@ def main() -> None:
                      f"{pipe['startup_s']:.2f} s start-up)" if pipe else ""), flush=True)
         results["rounds"].append(round_result)
     results["load_average_end"] = os.getloadavg()
+    if args.levers:
+        results["levers_us_per_batch_cpu"] = measure_levers(model_dir, args.rows)
+        print("\nlevers, µs per micro-batch on the thread's CPU clock (median of 5 alternating rounds):")
+        for name, value in results["levers_us_per_batch_cpu"].items():
+            print(f"  {name:48s}{value:10.1f}")
 
     def median(name: str, part: str, key: str) -> float:
         return statistics.median(r[name][part][key] for r in results["rounds"])
@@ -230,7 +317,8 @@ def main() -> None:
     keys = [("loop", "outside_ms_per_batch_cpu"), ("loop", "outside_ms_per_batch_wall"),
             ("loop", "forward_ms_per_batch_cpu"), ("loop", "preprocess_rows_per_s_cpu")]
     if not args.skip_pipeline:
-        keys += [("pipeline", "rows_per_s"), ("pipeline", "rows_per_s_after_startup"), ("pipeline", "startup_s")]
+        keys += [("pipeline", "rows_per_s"), ("pipeline", "rows_per_s_after_startup"), ("pipeline", "startup_s"),
+                 ("pipeline", "cpu_ms_per_row")]
     print(f"\nmedians of {args.rounds} rounds (load average now {os.getloadavg()}):")
     print(f"{'measure':42s}" + "".join(f"{n:>12s}" for n in names))
     results["medians"] = {}

@@ -208,7 +208,7 @@ def test_models_load_with_sdpa_attention_and_fall_back_where_unsupported(tiny_mo
     calls = []
 
     class NoSdpa:
-        message = "X does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention"
+        message = "X does not support an attention implementation through torch.nn.functional.scaled_dot_product_attention"  # noqa: E501
 
         @classmethod
         def from_pretrained(cls, path, **kwargs):
