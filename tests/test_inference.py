@@ -119,6 +119,9 @@ class _Stream:
     def wait_event(self, event):
         event.complete()
 
+    def synchronize(self):
+        self.run_until(len(self.queued))
+
 
 class _Event:
     def __init__(self, log):
@@ -198,6 +201,26 @@ def test_pipelined_path_gives_the_same_logits_with_one_synchronize_per_call(load
     s = runner.stats
     assert s.batches == 3 * micro and s.rows == 3 * len(batch) and s.busy_s > 0 and s.forward_s > 0
     assert ops.pinned_calls == cuda_feed.SLOTS + 1  # slots and the logits buffer, allocated once
+
+
+def test_pipelined_path_recovers_from_a_failed_forward(loaded):
+    module, batch, pad_id = loaded
+    expected = InferenceRunner(module, torch.device("cpu"), 2, pad_id).logits(batch, 8, 8192)
+    calls = []
+
+    def failing_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("device lost")
+        return module(**kwargs)
+
+    runner = InferenceRunner(failing_once, torch.device("cuda"), 2, pad_id)
+    ops = CpuStandIn()
+    runner._feed = cuda_feed.PipelinedFeed(torch.device("cpu"), ops)
+    with pytest.raises(RuntimeError, match="device lost"):
+        runner.logits(batch, 8, 8192)
+    assert all(s.done == len(s.queued) for s in (ops.compute, runner._feed._side))  # drained before raising
+    np.testing.assert_array_equal(runner.logits(batch, 8, 8192), expected)
 
 
 def test_models_load_with_sdpa_attention_and_fall_back_where_unsupported(tiny_model):

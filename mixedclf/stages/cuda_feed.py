@@ -114,6 +114,27 @@ class PipelinedFeed:
         self._ensure(max(len(r) * w for r, w in zip(plan, widths)), len(plan), n * labels)
         compute, side = ops.current_stream(), self._side
         logits_dev = ops.device_empty(n * labels, torch.float32).view(n, labels)  # rows in plan order
+        try:
+            self._launch(runner, tokens, offsets, lengths, plan, widths, compute, side, logits_dev)
+        except BaseException:
+            # Nothing may still write a buffer once the caller moves on (or a later chunk reallocates the slots).
+            side.synchronize()
+            compute.synchronize()
+            raise
+        host = self._out_host[: n * labels].view(n, labels)
+        ops.copy(host, logits_dev)
+        done = ops.new_event()
+        done.record(compute)
+        wait = time.monotonic()
+        done.synchronize()  # the one synchronize of the chunk
+        stats.last_end = time.monotonic()
+        stats.wait_s += stats.last_end - wait
+        stats.busy_s += sum(s.elapsed_time(e) for s, e in self._timers[: len(plan)]) / 1e3
+        out[np.concatenate(plan)] = host.numpy()
+
+    def _launch(self, runner, tokens, offsets, lengths, plan, widths, compute, side, logits_dev) -> None:
+        """Queue every micro-batch's copy and forward; returns as soon as the last one is launched."""
+        ops, stats = self.ops, runner.stats
         position = 0
         for i, (rows, width) in enumerate(zip(plan, widths)):
             slot, k = self._slots[i % SLOTS], len(rows)
@@ -138,16 +159,6 @@ class PipelinedFeed:
             slot.consumed.record(compute)
             runner._count(k, int(lengths[rows].sum()), k * width)
             position += k
-        host = self._out_host[: n * labels].view(n, labels)
-        ops.copy(host, logits_dev)
-        done = ops.new_event()
-        done.record(compute)
-        wait = time.monotonic()
-        done.synchronize()  # the one synchronize of the chunk
-        stats.last_end = time.monotonic()
-        stats.wait_s += stats.last_end - wait
-        stats.busy_s += sum(s.elapsed_time(e) for s, e in self._timers[: len(plan)]) / 1e3
-        out[np.concatenate(plan)] = host.numpy()
 
     def _forward(self, runner, dev_ids, dev_mask, host_ids, host_mask) -> torch.Tensor:
         started = time.monotonic()
