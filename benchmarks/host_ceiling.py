@@ -157,7 +157,8 @@ def measure_pipeline(python_path: Path, model_dir: Path, source: Path, work: Pat
            "--report", str(report_path), "-q"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    # cwd = the variant's tree: `python -m` puts the working folder first on sys.path
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=python_path)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -177,6 +178,7 @@ def measure_pipeline(python_path: Path, model_dir: Path, source: Path, work: Pat
         "preprocess_busy_s": stages["preprocess"]["busy_s"],
         "micro_batches": extra.get("micro_batches"),
         "host_overhead_ms_per_batch": extra.get("host_overhead_ms_per_batch"),
+        "mixedclf_version": report.get("mixedclf_version"),
     }
 
 
@@ -263,10 +265,15 @@ def checkout(ref: str, into: Path) -> Path:
 
 def child_loop(python_path: Path, model_dir: Path, rows: int, threads: int) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{python_path}{os.pathsep}{ROOT / 'benchmarks'}", "HF_HUB_OFFLINE": "1"}
-    code = ("import json, sys, host_ceiling as h; from pathlib import Path; "
-            f"print(json.dumps(h.measure_loop(Path({str(model_dir)!r}), {rows}, {threads})))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    code = ("import json, sys, host_ceiling as h, mixedclf; from pathlib import Path; "
+            f"print(json.dumps(h.measure_loop(Path({str(model_dir)!r}), {rows}, {threads}) | "
+            "{'package': mixedclf.__file__}))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
+                          cwd=python_path)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not result["package"].startswith(str(python_path)):
+        raise SystemExit(f"measured {result['package']}, not the tree at {python_path}")
+    return result
 
 
 def main() -> None:
