@@ -2,6 +2,7 @@
 # Prepares what benchmarks/gpu.sh needs on a lent GPU machine that has torch/transformers/pyarrow/pandas/typer/
 # rich/tqdm but neither pydantic nor the encoder package, with at most 64 MiB of working tree travelling:
 #   .gpu-carry/encoder/  all-MiniLM-L6-v2 in half precision (~45 MB) + tokenizer files
+#   .gpu-carry/null-minilm/  the near-null model of benchmarks/host_ceiling.py (~2 MB)
 #   .whl/                pydantic and its few dependencies as Python 3.12 manylinux wheels
 # Both folders are git-ignored; name them in the device tool's `carry`.
 set -euo pipefail
@@ -23,6 +24,7 @@ state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load
 save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
 print("encoder:", sum(p.stat().st_size for p in dst.iterdir()) / 2**20, "MiB")
 PY
+PYTHONPATH=$PWD:$PWD/benchmarks $PY -c 'from pathlib import Path; import host_ceiling as h; h.build_null_model(Path(".gpu-carry/null-minilm"))'
 rm -rf .whl && mkdir -p .whl
 $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -175,8 +175,9 @@ def test_settings_precedence(tmp_path, monkeypatch):
     base = {"input": tmp_path / "in.jsonl", "output": tmp_path / "out.jsonl"}
 
     packaged = build_options(base)
+    # batch caps unset: the runner takes the device's own (64 / 8,192 on a CPU, 1,024 / 65,536 on CUDA)
     assert (packaged.batch_size, packaged.device, packaged.max_batch_tokens, packaged.profile) == (
-        64, "auto", 8192, "reference")
+        None, "auto", None, "reference")
     from_file = build_options(base, config)
     assert (from_file.batch_size, from_file.device, from_file.max_batch_tokens) == (10, "cuda", 999)
 
@@ -270,9 +271,14 @@ def test_classify_help_shows_the_defaults_a_run_actually_uses(tmp_path):
     rows = _option_rows(invoke("classify", "--help").stdout)
     opts = build_options({"input": tmp_path / "i.jsonl", "output": tmp_path / "o.jsonl"})
     for name in ("text_field", "id_field", "model", "device", "precision", "mode", "clean", "engine",
-                 "batch_size", "max_batch_tokens", "on_error", "profile"):
+                 "on_error", "profile"):
         option = "--" + name.replace("_", "-")
         assert f"[default: {getattr(opts, name)}]" in rows[option], (option, rows[option])
+    from mixedclf.core.batching import BATCH_DEFAULTS
+
+    cpu, cuda = BATCH_DEFAULTS["cpu"], BATCH_DEFAULTS["cuda"]
+    assert f"[default: {cpu[0]} on a CPU, {cuda[0]} on CUDA]" in rows["--batch-size"]
+    assert f"[default: {cpu[1]} on a CPU, {cuda[1]} on CUDA]" in rows["--max-batch-tokens"]
     assert f"[default: {DEFAULT_CHUNK_ROWS['local']}; {DEFAULT_CHUNK_ROWS['ray']} with --engine ray]" in rows[
         "--chunk-rows"]
     assert opts.dedup and "[default: dedup]" in rows["--dedup"]

@@ -65,8 +65,12 @@ def classify(
     ),
     cpu_workers: Optional[int] = opt.CPU_WORKERS,
     torch_threads: Optional[int] = opt.TORCH_THREADS,
-    batch_size: Optional[int] = typer.Option(None, help="Most rows per device micro-batch [default: 64]"),
-    max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per micro-batch [default: 8192]"),
+    batch_size: Optional[int] = typer.Option(
+        None, help="Most rows per device micro-batch [default: 64 on a CPU, 1024 on CUDA]"
+    ),
+    max_batch_tokens: Optional[int] = typer.Option(
+        None, help="Most padded tokens per micro-batch [default: 8192 on a CPU, 65536 on CUDA]"
+    ),
     chunk_rows: Optional[int] = typer.Option(
         None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
     ),

@@ -30,3 +30,36 @@ def plan_micro_batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: i
 def padded_tokens(lengths: np.ndarray, batches: list[np.ndarray]) -> int:
     """Tokens the device computes for a plan, padding included."""
     return int(sum(len(b) * int(np.max(lengths[b])) for b in batches if len(b)))
+
+
+# Micro-batch limits when the run does not set them: (most rows, most padded tokens). On a CPU every padded
+# token costs its full price and a batch of 64 rows already keeps the cores busy. An accelerator runs a pass
+# of 64k tokens in about the time the host needs to launch one of 8k, so it gets fewer, bigger passes:
+# with ~60-token reviews that is ~1,000 rows a pass instead of 64.
+BATCH_DEFAULTS = {"cpu": (64, 8192), "mps": (64, 8192), "cuda": (1024, 65536)}
+
+
+def batch_limits(device_type: str, batch_size: int | None = None,
+                 max_batch_tokens: int | None = None) -> tuple[int, int]:
+    """(rows, tokens) per micro-batch: the values given, else the device's defaults (unknown devices: CPU's)."""
+    rows, tokens = BATCH_DEFAULTS.get(device_type, BATCH_DEFAULTS["cpu"])
+    return batch_size or rows, max_batch_tokens or tokens
+
+
+def fill_padded(tokens: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, rows: np.ndarray, pad_id: int,
+                ids_out: np.ndarray, mask_out: np.ndarray, scratch: np.ndarray) -> None:
+    """Write the padded (rows x width) id and mask matrices of one micro-batch into caller-owned int64 buffers.
+
+    `tokens` is every row's ids concatenated (int64, at least one element), `offsets` where each row starts;
+    `scratch` is an int64 buffer of the same shape for the gather positions. A handful of vectorized steps
+    and no allocation of the matrices' size: this runs once per micro-batch on the path that feeds the device.
+    """
+    width = ids_out.shape[1]
+    columns = np.arange(width)
+    np.less(columns, lengths[rows][:, None], out=mask_out)
+    np.add(offsets[rows][:, None], columns, out=scratch)
+    np.take(tokens, scratch, out=ids_out, mode="clip")  # positions past the last token are masked below
+    if pad_id == 0:
+        np.multiply(ids_out, mask_out, out=ids_out)
+    else:
+        np.copyto(ids_out, pad_id, where=mask_out == 0)

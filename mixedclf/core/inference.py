@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixedclf.core.batching import plan_micro_batches
+from mixedclf.core.batching import batch_limits, fill_padded, plan_micro_batches
+from mixedclf.core.cuda_feed import PipelinedFeed
 from mixedclf.core.preprocess import PreprocessedBatch
 
 
@@ -21,27 +22,59 @@ class InferenceStats:
     real_tokens: int = 0
     padded_tokens: int = 0
     token_width_sum: int = 0  # sum of rows x width^2 over micro-batches: the attention term of the FLOPs count
-    busy_s: float = 0.0
+    busy_s: float = 0.0  # device time in forward passes (on CUDA: GPU time between events around each pass)
+    forward_s: float = 0.0  # host time inside the model's call (on CUDA: launching its kernels)
+    loop_s: float = 0.0  # host time inside logits(), all of it
+    wait_s: float = 0.0  # host time blocked on the device (on CUDA: slot waits and the chunk's synchronize)
     oom_splits: int = 0
     first_start: float | None = None
     last_end: float | None = None
     batch_sizes: list[int] = field(default_factory=list)
 
+    @property
+    def host_overhead_s(self) -> float:
+        """Host time per run spent neither in the model's call nor waiting for the device: padding, copies,
+        bookkeeping. Divided by `batches`, the cost every micro-batch adds on the host."""
+        return max(self.loop_s - self.forward_s - self.wait_s, 0.0)
+
+
+class _HostBuffers:
+    """Reused int64 buffers for one micro-batch's ids, mask and gather positions, grown only when too small."""
+
+    def __init__(self):
+        self._flat = np.empty(0, dtype=np.int64)
+        self._capacity = 0
+
+    def views(self, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = rows * width
+        if n > self._capacity:
+            self._capacity = 1 << max(n - 1, 1).bit_length()
+            self._flat = np.empty(3 * self._capacity, dtype=np.int64)
+        c = self._capacity
+        return (self._flat[:n].reshape(rows, width), self._flat[c : c + n].reshape(rows, width),
+                self._flat[2 * c : 2 * c + n].reshape(rows, width))
+
 
 class InferenceRunner:
-    """Runs a loaded module on micro-batches planned by length; keeps the stage's timings."""
+    """Runs a loaded module on micro-batches planned by length; keeps the stage's timings.
+
+    On CUDA the micro-batches of a call are pipelined (cuda_feed.PipelinedFeed: pinned buffers, copies on a
+    side stream, one synchronize per call); elsewhere each runs in turn from reused host buffers.
+    """
 
     def __init__(self, module: nn.Module, device: torch.device, num_labels: int, pad_id: int = 0,
                  on_batch: Callable[[int], None] | None = None):
         self.module = module
-        # Told the rows of each finished micro-batch: progress moves with the device, not once per chunk.
-        self.on_batch = on_batch
+        self.on_batch = on_batch  # told the rows of each micro-batch as it is run (on CUDA: launched)
         self.device = device
         self.num_labels = num_labels
         self.pad_id = pad_id
         self.stats = InferenceStats()
-        # Pinned host memory lets the copy to the GPU run asynchronously.
+        self.batch_size, self.max_batch_tokens = batch_limits(device.type)
+        # The out-of-memory fallback on CUDA copies through pinned memory, as the pipelined feed does.
         self._pin = device.type == "cuda"
+        self._feed = PipelinedFeed(device) if device.type == "cuda" else None
+        self._host = _HostBuffers()
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -54,11 +87,17 @@ class InferenceRunner:
         attention_mask = torch.from_numpy(mask)
         if self._pin:
             input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
-        input_ids = input_ids.to(self.device, non_blocking=True)
-        attention_mask = attention_mask.to(self.device, non_blocking=True)
-        with torch.inference_mode():
-            logits = self.module(input_ids=input_ids, attention_mask=attention_mask)
-        return logits.float().cpu().numpy()
+            input_ids = input_ids.to(self.device, non_blocking=True)
+            attention_mask = attention_mask.to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            # A blocking copy: the host buffers are reused by the next micro-batch.
+            input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        started = time.monotonic()
+        logits = self.module(input_ids=input_ids, attention_mask=attention_mask)
+        self.stats.forward_s += time.monotonic() - started
+        if logits.dtype != torch.float32:
+            logits = logits.float()
+        return (logits if logits.device.type == "cpu" else logits.cpu()).numpy()
 
     def _forward_splitting(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Forward, halving the batch on CUDA out-of-memory until it fits (one row that cannot fit still fails)."""
@@ -74,38 +113,51 @@ class InferenceRunner:
                 [self._forward_splitting(ids[:half], mask[:half]), self._forward_splitting(ids[half:], mask[half:])]
             )
 
-    def logits(self, batch: PreprocessedBatch, batch_size: int, max_batch_tokens: int) -> np.ndarray:
-        """Logits (float32, rows in the batch's own order) for every row of a preprocessed batch."""
+    def logits(self, batch: PreprocessedBatch, batch_size: int | None = None,
+               max_batch_tokens: int | None = None) -> np.ndarray:
+        """Logits (float32, rows in the batch's own order) for every row of a preprocessed batch.
+
+        `batch_size` and `max_batch_tokens` left as None take the device's defaults (batching.BATCH_DEFAULTS).
+        """
+        entered = time.monotonic()
+        batch_size, max_batch_tokens = batch_limits(self.device.type, batch_size, max_batch_tokens)
         n = len(batch)
         out = np.empty((n, self.num_labels), dtype=np.float32)
-        offsets = batch.offsets
-        tokens = batch.token_ids if batch.token_ids.size else np.zeros(1, dtype=np.int32)
-        for rows in plan_micro_batches(batch.lengths, batch_size, max_batch_tokens):
-            lengths = batch.lengths[rows].astype(np.int64)
-            width = max(int(lengths.max()), 1)
-            # Gather every row's ids into a padded matrix in one vectorized step (no Python loop per row).
-            columns = np.arange(width)
-            mask = columns < lengths[:, None]
-            positions = np.minimum(offsets[rows][:, None] + columns, tokens.size - 1)
-            ids = np.where(mask, tokens[positions], self.pad_id).astype(np.int64)
-            mask = mask.astype(np.int64)
-            start = time.monotonic()
-            out[rows] = self._forward_splitting(ids, mask)
-            self._synchronize()
-            end = time.monotonic()
-            self._record(start, end, len(rows), int(lengths.sum()), ids.size, width)
-            if self.on_batch is not None:
-                self.on_batch(len(rows))
+        plan = plan_micro_batches(batch.lengths, batch_size, max_batch_tokens)
+        if plan:
+            # Rows are planned longest first, so each micro-batch's first row sets its width.
+            widths = [max(int(batch.lengths[rows[0]]), 1) for rows in plan]
+            tokens = batch.token_ids.astype(np.int64) if batch.token_ids.size else np.zeros(1, dtype=np.int64)
+            offsets = batch.offsets
+            with torch.inference_mode():
+                if self._feed is not None:
+                    self._feed.run(self, tokens, offsets, batch.lengths, plan, widths, out)
+                else:
+                    self._run_in_turn(tokens, offsets, batch.lengths, plan, widths, out)
+        self.stats.loop_s += time.monotonic() - entered
         return out
 
-    def _record(self, start: float, end: float, rows: int, real: int, padded: int, width: int = 0) -> None:
+    def _run_in_turn(self, tokens, offsets, lengths, plan, widths, out) -> None:
+        for rows, width in zip(plan, widths):
+            ids, mask, scratch = self._host.views(len(rows), width)
+            fill_padded(tokens, offsets, lengths, rows, self.pad_id, ids, mask, scratch)
+            start = time.monotonic()
+            out[rows] = self._forward_splitting(ids, mask)
+            if self.device.type != "cpu":
+                self._synchronize()
+            end = time.monotonic()
+            self.stats.busy_s += end - start
+            self.stats.first_start = start if self.stats.first_start is None else self.stats.first_start
+            self.stats.last_end = end
+            self._count(len(rows), int(lengths[rows].sum()), ids.size, width)
+
+    def _count(self, rows: int, real: int, padded: int, width: int) -> None:
         s = self.stats
-        s.busy_s += end - start
-        s.first_start = start if s.first_start is None else s.first_start
-        s.last_end = end
         s.batches += 1
         s.rows += rows
         s.real_tokens += real
         s.padded_tokens += padded
         s.token_width_sum += padded * width
         s.batch_sizes.append(rows)
+        if self.on_batch is not None:
+            self.on_batch(rows)

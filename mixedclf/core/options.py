@@ -66,8 +66,8 @@ class ClassifyOptions(LayeredSettings):
     clean: Literal["standard", "none"] = "standard"
     cpu_workers: int | None = Field(default=None, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    max_batch_tokens: int = Field(default=8192, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)  # None: the device's own (batching.BATCH_DEFAULTS)
+    max_batch_tokens: int | None = Field(default=None, ge=1)
     chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_rows_for)
     all_scores: bool = False
     keep_text: bool = False

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from mixedclf.core.batching import batch_limits
 from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.core.postprocess import LabelTally, label_columns
@@ -69,7 +70,7 @@ class LocalEngine:
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
         settings.update(chunk_rows=chunk_rows_for(self.opts), input_format=in_fmt, output_format=out_fmt,
-                        model=str(spec.path))
+                        model=str(spec.path), batch_size=self._batch[0], max_batch_tokens=self._batch[1])
         return run_fingerprint(self.opts.input, settings)
 
     def run(self) -> RunResult:
@@ -84,6 +85,7 @@ class LocalEngine:
         in_fmt, out_fmt = check_paths(o)
         spec = resolve_model(o.model)
         device = resolve_device(o.device)
+        self._batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
         if o.torch_threads:
             torch.set_num_threads(o.torch_threads)
         fingerprint = self._fingerprint(in_fmt, out_fmt, spec)
@@ -132,8 +134,8 @@ class LocalEngine:
         settings = {
             "mode": o.mode, "device": dev, "precision": choice.name, "precision_reason": choice.reason,
             "backend": getattr(module, "backend", "torch"),
-            "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": o.batch_size,
-            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
+            "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": self._batch[0],
+            "max_batch_tokens": self._batch[1], "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
         }
         extra = {
@@ -144,6 +146,8 @@ class LocalEngine:
             "padded_tokens": stats.padded_tokens,
             "token_width_sum": stats.token_width_sum,
             "device_busy_s": stats.busy_s,
+            "device_forward_s": stats.forward_s,
+            "host_overhead_ms_per_batch": 1e3 * stats.host_overhead_s / stats.batches if stats.batches else None,
             "truncated_rows": tally.truncated,
             "oom_splits": stats.oom_splits,
             "pool_restarts": self.pool_restarts,
@@ -206,7 +210,7 @@ class LocalEngine:
         writer_thread.start()
 
         def infer(prep: PreprocessedBatch) -> np.ndarray:
-            return runner.logits(prep, o.batch_size, o.max_batch_tokens)
+            return runner.logits(prep, *self._batch)
 
         completed = False
         try:

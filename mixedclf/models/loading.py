@@ -71,13 +71,23 @@ def build_module(spec: ModelSpec) -> nn.Module:
     hf_logging.disable_progress_bar()
     try:
         if spec.kind == "hf":
-            return _LogitsOnly(AutoModelForSequenceClassification.from_pretrained(spec.path, local_files_only=True))
-        encoder = AutoModel.from_pretrained(spec.encoder_path, local_files_only=True, add_pooling_layer=False)
+            return _LogitsOnly(_from_pretrained(AutoModelForSequenceClassification, spec.path))
+        encoder = _from_pretrained(AutoModel, spec.encoder_path, add_pooling_layer=False)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {spec.path}: {exc}") from exc
     module = PooledClassifier(encoder, len(spec.labels), normalize=bool(spec.head_config.get("normalize", False)))
     load_head_weights(module, spec)
     return module
+
+
+def _from_pretrained(auto_class, path, **kwargs) -> nn.Module:
+    """PyTorch's fused scaled-dot-product attention where the architecture has it, else the model's own."""
+    try:
+        return auto_class.from_pretrained(path, local_files_only=True, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as exc:
+        if not any(word in str(exc) for word in ("sdpa", "scaled_dot_product_attention", "attn_implementation")):
+            raise
+        return auto_class.from_pretrained(path, local_files_only=True, **kwargs)
 
 
 def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
@@ -376,12 +377,13 @@ class RayEngine:
         def resolved(key: str, fallback: str) -> str:  # every actor's own choice; several only on mixed hardware
             return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
 
+        batch = batch_limits("cuda" if plan["use_gpu"] else "cpu", o.batch_size, o.max_batch_tokens)
         settings = {
             "mode": o.mode, "device": device, "precision": resolved("precision", o.precision),
             "precision_reason": resolved("precision_reason", ""), "cpu_workers": cpu_workers,
             "backend": resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
-            "torch_threads": plan["torch_threads"], "batch_size": o.batch_size,
-            "max_batch_tokens": o.max_batch_tokens, "chunk_rows": chunk_rows_for(o), "clean": o.clean,
+            "torch_threads": plan["torch_threads"], "batch_size": batch[0],
+            "max_batch_tokens": batch[1], "chunk_rows": chunk_rows_for(o), "clean": o.clean,
             "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
             "engine": "ray", "ray_address": o.ray_address, "inference_workers": plan["actors"],
             "inference_worker_cpus": plan["actor_cpus"], "inference_worker_gpus": 1 if plan["use_gpu"] else 0,
