@@ -34,6 +34,7 @@ class Checkpoint(BaseModel):
     output_bytes: int  # JSONL/CSV: bytes of the partial output that are complete; Parquet: parts written
     errors_bytes: int
     tally: dict[str, Any]
+    spent_usd: float = 0.0  # the job's provisioned bill so far, every process up to its last checkpoint (--max-cost)
 
     def save(self, output: Path) -> None:
         path = checkpoint_path(output)
