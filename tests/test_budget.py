@@ -48,7 +48,8 @@ def test_check_stops_before_the_chunk_that_crosses_and_counts_earlier_spend():
     # the whole job: 2,000 rows left at 8 ms each = 16 s more: pool ceil(25.5 + 5) = 31, GPU ceil(26 + 5) = 31
     assert over.projected_job == pytest.approx(2 * 31 * 0.0002 + 31 * 0.0015)
     # a resumed job carries what its earlier processes spent
-    assert check_budget(_snapshot(), REFERENCE, max_cost=0.04, spent_before=0.01, **kw).over is True
+    carried = check_budget(_snapshot(), REFERENCE, max_cost=0.04, spent_before=0.01, **kw)
+    assert carried.over and carried.after_next == pytest.approx(0.0461)
     # no row classified yet by this process: nothing to project from, the chunk runs
     assert check_budget(_snapshot(rows=0), REFERENCE, max_cost=1e-9, spent_before=0.0, **kw).over is False
     assert "--resume" in over.message("out.jsonl") and "$0.036" in over.message("out.jsonl")

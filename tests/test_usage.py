@@ -113,3 +113,24 @@ def test_the_shipped_example_is_valid_and_prices_the_design_deployment(cli):
     assert usage.billing == "runpod" and usage.gpu_workers == (0, 3) and usage.idle_timeout_gpu == 300
     est = json.loads(cli("estimate", "--usage", example, "-f", "json").output)
     assert (est["mixed_per_day"], est["gpu_only_per_day"]) == pytest.approx((171.97, 129.60), abs=0.01)
+
+
+def test_a_pricing_file_in_the_usage_file_is_relative_to_it(cli, tmp_path):
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "prices.toml").write_text(packaged_config("pricing.toml").read_text())
+    (folder / USAGE_FILE_NAME).write_text('pricing = "prices.toml"\nprofile = "runpod-l4"\n')
+    est = json.loads(cli("estimate", "--usage", folder / USAGE_FILE_NAME, "-f", "json").output)
+    assert est["pricing"]["name"] == "runpod-l4"
+
+
+def test_under_the_designs_idle_timeouts_slower_inference_costs_nothing_more_a_month(cli, tmp_path):
+    """docs/ci.md's example line: the 300 s GPU endpoint never stops at 10,000 requests/day either way."""
+    usage = tmp_path / USAGE_FILE_NAME
+    usage.write_text(DESIGN)
+    base = write_classify_report(tmp_path / "base.json")
+    run = mixed_run()
+    slower = [s.model_copy(update={"busy_s": s.busy_s * 2}) if s.name == "inference" else s for s in run.stages]
+    cur = write_classify_report(tmp_path / "cur.json", run=run.model_copy(update={"stages": slower}))
+    result = cli("check", cur, "--baseline", base, "--usage", usage, "--max-increase-pct", "1e9", "-f", "markdown")
+    assert "$5,159.41 -> $5,159.41 (+$0.00, +0.0%)" in result.output, result.output
