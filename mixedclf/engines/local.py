@@ -27,11 +27,11 @@ from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
-from mixedclf.engines.result import RunResult, stage_measurement
-from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.progress import expected_rows
+from mixedclf.engines.result import RunResult, stage_measurement
+from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, run_fingerprint
 from mixedclf.io.formats import check_paths
 from mixedclf.io.jsonvalues import python_values
@@ -91,7 +91,8 @@ class LocalEngine:
             if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
                 raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
                                   EXIT_BUDGET)
-            self.meter.expected_rows = expected_rows(o.input, in_fmt).rows
+            if self.meter.max_cost is not None:  # the stop message projects the whole job
+                self.meter.expected_rows = expected_rows(o.input, in_fmt).rows
         mixed = o.mode == "mixed"
         workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
         cpu_billing, dev = ("cpu" if mixed else "gpu"), str(device)
