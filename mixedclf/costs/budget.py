@@ -16,10 +16,6 @@ from mixedclf.costs.accounting import Mode, RunMeasurements, StageMeasurement, c
 from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.pricing import PricingProfile
 
-#: What the budget is compared with, in words (help text, messages, docs).
-BUDGET_BILL = "the provisioned bill of the run's own architecture (mixed, or GPU-only with --mode gpu-only)"
-
-
 class BillSnapshot(BaseModel):
     """What a running classify process has measured about its own bill so far."""
 
