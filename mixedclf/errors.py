@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_ROWS_SKIPPED = 3
+EXIT_BUDGET = 4  # classify --max-cost stopped the run: completed chunks are checkpointed, --resume continues
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 

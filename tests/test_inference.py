@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from mixedclf.core import cuda_feed
 from mixedclf.core.batching import BATCH_DEFAULTS, batch_limits, fill_padded, plan_micro_batches
 from mixedclf.core.inference import InferenceRunner
 from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
-from mixedclf.core import cuda_feed
 
 TEXTS = [f"good food {'bad ' * (i % 9)}{'really ' * (i % 4)}service" for i in range(70)] + ["", "ok", "it was fine"]
 

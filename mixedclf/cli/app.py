@@ -94,6 +94,11 @@ def classify(
     gpu_speedup: Optional[float] = typer.Option(
         None, help="How many times faster a GPU runs inference than this CPU: GPU-priced figures use CPU s / X."
     ),
+    max_cost: Optional[float] = typer.Option(
+        None, help="Dollars the whole job may cost: stop cleanly (exit 4, checkpointed) before the chunk that would "
+        "take the provisioned bill (mixed, or GPU-only with --mode gpu-only; from process start, idle tail and "
+        "rounding included; --resume carries the spend) past it."
+    ),
     report: Optional[Path] = typer.Option(None, help="Write the versioned JSON report here."),
     config: Optional[Path] = typer.Option(
         None, help="Pipeline defaults TOML; its classify table overrides the packaged configs/default.toml."

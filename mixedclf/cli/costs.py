@@ -44,23 +44,37 @@ def _write_text(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------- estimate
 
 
-def _workers(spec: str | None, option: str) -> tuple[int, int] | None:
+def _workers(spec, option: str) -> tuple[int, int] | None:
     """"MIN:MAX" (or one number N, meaning 0:N) -> (min, max)."""
-    if spec is None:
-        return None
-    parts = spec.split(":")
-    try:
-        nums = [int(x.strip()) for x in parts]
-    except ValueError:
-        raise CostInputError(f"{option} expects MIN:MAX workers, e.g. 0:3, got {spec!r}") from None
-    if len(nums) == 1:
-        nums = [0, nums[0]]
-    if len(nums) != 2 or not 0 <= nums[0] <= nums[1] or nums[1] < 1:
-        raise CostInputError(f"{option} expects MIN:MAX with 0 <= MIN <= MAX and MAX >= 1, got {spec!r}")
-    return nums[0], nums[1]
+    from mixedclf.costs.usage import parse_workers
+
+    return None if spec is None else parse_workers(spec, option)
+
+
+USAGE_HELP = ("Usage file (traffic and deployment: requests/day, active hours, idle timeouts, cold starts, workers, "
+              "billing, profile) [default: ./mixedclf-usage.toml when present]")
+
+
+def _given(ctx: typer.Context) -> set[str]:
+    """Parameters set on the command line or by their environment variable: these win over a usage file."""
+    # by name: typer may carry its own copy of click, whose ParameterSource is another class
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")}
+
+
+def _apply_usage(values: dict, given: set[str], usage_file) -> dict:
+    """Option values with the usage file's keys filled in where the command line left the default."""
+    if usage_file is None:
+        return values
+    out = dict(values)
+    for key, value in usage_file.usage.given().items():
+        if key in out and key not in given:
+            out[key] = value
+    return out
 
 
 def estimate_cmd(
+    ctx: typer.Context,
     requests_per_day: float = typer.Option(10_000, "--requests-per-day", "-n", help="Requests (texts) per day."),
     pre_sec: Optional[float] = typer.Option(None, "--pre-sec", help="CPU seconds per request before the model [default: 0.05]"),
     gpu_sec: Optional[float] = typer.Option(None, "--gpu-sec", help="GPU seconds per request [default: 0.2]"),
@@ -96,16 +110,30 @@ def estimate_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw cost/month vs requests/day to FILE.png (matplotlib)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json | markdown"),
     report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),
+    usage: Optional[Path] = typer.Option(None, "--usage", help=USAGE_HELP),
+    no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
 ) -> None:
-    """Project mixed vs GPU-only serverless cost per day and month (no run needed), ideal and as Runpod bills it."""
-    _estimate(**locals())
+    """Project mixed vs GPU-only serverless cost per day and month (no run needed), ideal and as Runpod bills it.
+
+    Values come from the command line, then the usage file, then the defaults.
+    """
+    values = {k: v for k, v in locals().items() if k != "ctx"}
+    _estimate(_given(ctx), **values)
 
 
-def _estimate(
+def _estimate(given: set[str], usage: Path | None, no_usage: bool, **values) -> None:
+    from mixedclf.costs.usage import find_usage
+
+    usage_file = find_usage(usage, disabled=no_usage)
+    notes = [f"{usage_file.describe()}; the command line wins over it"] if usage_file is not None else []
+    _estimate_values(notes=notes, **_apply_usage(values, given, usage_file))
+
+
+def _estimate_values(
     requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, billing, overhead_sec, cold_start_sec,
     cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post, gpu_workers,
     cpu_workers, orchestrator_workers, arrivals, seed, sim_requests, spend_limit, active_hours, days_per_month,
-    sweep_spec, sweep_points, plot, fmt, report_out,
+    sweep_spec, sweep_points, plot, fmt, report_out, notes,
 ) -> None:
     from mixedclf.costs.estimate import BILLINGS, EstimateInputs, estimate, inputs_from_report
     from mixedclf.costs.report import ClassifyReport, load_report, write_report
@@ -137,13 +165,14 @@ def _estimate(
     )
     extras = {k: v for k, v in extras.items() if v is not None}
     stage_secs = dict(pre_sec=pre_sec, gpu_sec=gpu_sec, post_sec=post_sec)
-    notes: list[str] = []
+    notes = list(notes)
     model = None
     if from_report is not None:
         src = load_report(from_report)
         if not isinstance(src, ClassifyReport):
             raise CostInputError(f"--from-report needs a classify report; {from_report} is an {src.kind} report")
-        inputs, notes = inputs_from_report(src, **extras, **stage_secs)
+        inputs, measured_notes = inputs_from_report(src, **extras, **stage_secs)
+        notes += measured_notes
         inputs = inputs.model_copy(update={"source": f"report:{from_report}"})
         model = src.model
         prof = src.pricing if pricing is None and profile is None else load_pricing(pricing, profile or DEFAULT_PROFILE)
@@ -219,18 +248,22 @@ def check_cmd(
         help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE."),
+    usage: Optional[Path] = typer.Option(
+        None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated)."),
+    no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
 ) -> None:
     """Compare reports with baselines: exit 0 within limits, 1 on a regression, 2 on unusable input.
 
     The verdict rests on counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate; measured
-    seconds are shown beside it. Several reports per side are compared by their medians.
+    seconds are shown beside it. Several reports per side are compared by their medians. With a usage file, each
+    side's $/month under the team's traffic is printed beside the verdict.
     """
     code = _check(**locals())
     raise typer.Exit(code)
 
 
 def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k, warn_pct, metric, basis, fmt,
-           allow_mismatch, output) -> int:
+           allow_mismatch, output, usage, no_usage) -> int:
     from mixedclf.costs.check import (
         BASES,
         METRICS,
@@ -244,9 +277,12 @@ def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k,
     _choice(fmt, FORMATS, "--format")
     _choice(metric, METRICS, "--metric")
     _choice(basis, BASES, "--basis")
+    from mixedclf.costs.usage import find_usage
+
     result = check_files(
         list(current),
         list(baseline),
+        usage_file=find_usage(usage, disabled=no_usage),
         metric=metric,
         basis=basis,
         allow_mismatch=allow_mismatch,

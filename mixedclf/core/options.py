@@ -81,6 +81,7 @@ class ClassifyOptions(LayeredSettings):
     requests_per_day: float | None = Field(default=None, gt=0)
     idle_timeout: float = Field(default=5.0, ge=0)  # seconds each provisioned worker stays billed after its work
     gpu_speedup: float | None = Field(default=None, gt=0)  # a CPU run's inference seconds / this, GPU-priced
+    max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
     report: Path | None = None
 
 

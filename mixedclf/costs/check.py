@@ -28,6 +28,7 @@ from rich.table import Table
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table, print_table
+from mixedclf.costs.monthly import MonthlyProjection
 from mixedclf.costs.pricing import CostInputError
 
 EXIT_OK = 0
@@ -103,6 +104,7 @@ class CheckResult(BaseModel):
     rows: list[CompareRow] = []
     profile: str = ""
     model: str | None = None
+    monthly: MonthlyProjection | None = None  # each side's $/month under a usage file (shown, not gated)
 
 
 def _pct(new: float, old: float) -> float | None:
@@ -476,16 +478,22 @@ def _measured_warnings(bases, curs, metric: str, basis: str, pct_limit: float) -
 def check_files(
     current: str | Path | list,
     baseline: str | Path | list,
+    usage_file=None,
     **kwargs,
 ) -> CheckResult:
-    """Load every report and compare them (load errors -> CostInputError, exit 2)."""
+    """Load every report and compare them (load errors -> CostInputError, exit 2). With a usage file
+    (mixedclf.costs.usage.UsageFile), each side's $/month under it is added (`monthly`)."""
+    from mixedclf.costs.monthly import project_monthly
     from mixedclf.costs.report import load_report
 
     b_paths = [str(p) for p in _as_list(baseline)]
     c_paths = [str(p) for p in _as_list(current)]
     bases = [load_report(p) for p in b_paths]
     curs = [load_report(p) for p in c_paths]
-    return compare(bases, curs, baseline_path=b_paths, current_path=c_paths, **kwargs)
+    result = compare(bases, curs, baseline_path=b_paths, current_path=c_paths, **kwargs)
+    if usage_file is not None:
+        result.monthly = project_monthly(bases, curs, usage_file)
+    return result
 
 
 # ------------------------------------------------------------------------------------ renderings
@@ -572,6 +580,8 @@ def _table_title(r: CheckResult) -> str:
 def render_check(r: CheckResult, console: Console) -> None:
     style = {"ok": "green", "warn": "yellow", "regression": "red"}[r.status]
     console.print(f"[bold {style}]{_TITLE[r.status]}[/bold {style}] · {escape(headline(r))}")
+    if r.monthly is not None:
+        console.print(escape(r.monthly.line()))
     t = Table(title=f"{escape(r.baseline_path)} → {escape(r.current_path)} {escape(_table_title(r))}",
               title_justify="left", **TABLE_STYLE)
     for col, j in (("", "left"), ("unit", "left"), ("baseline", "right"), ("current", "right"), ("diff", "right"),
@@ -595,6 +605,7 @@ def check_to_markdown(r: CheckResult) -> str:
         "",
         headline(r) + ".",
         "",
+        *([r.monthly.line() + ".", ""] if r.monthly is not None else []),
     ]
     rows = [
         [f"**{row.name}**" if row.gated else row.name, row.unit, _cell(row.unit, row.baseline, row.baseline_range),

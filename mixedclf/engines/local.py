@@ -28,9 +28,12 @@ from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
+from mixedclf.costs.budget import already_spent_message
+from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
+from mixedclf.engines.progress import expected_rows
 from mixedclf.engines.result import RunResult, stage_measurement
-from mixedclf.errors import InputError, Interrupted, RowError, StageTimeout
+from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -55,8 +58,10 @@ OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "bat
 
 
 class LocalEngine:
-    def __init__(self, opts, on_rows: Callable[[int], None] | None = None):
+    def __init__(self, opts, on_rows: Callable[[int], None] | None = None, meter: CostMeter | None = None):
         self.opts = opts
+        self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
+        self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
         self.on_rows = on_rows or (lambda n: None)
         self.pool_restarts = 0
         self.pool_released: float | None = None
@@ -90,6 +95,14 @@ class LocalEngine:
             torch.set_num_threads(o.torch_threads)
         fingerprint = self._fingerprint(in_fmt, out_fmt, spec)
         checkpoint = self._load_checkpoint(fingerprint)
+        if self.meter is not None:
+            if checkpoint is not None:
+                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in)
+            if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
+                raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
+                                  EXIT_BUDGET)
+            if self.meter.max_cost is not None:  # the stop message projects the whole job
+                self.meter.expected_rows = expected_rows(o.input, in_fmt).rows
         mixed = o.mode == "mixed"
         workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
         cpu_billing, dev = ("cpu" if mixed else "gpu"), str(device)
@@ -110,6 +123,10 @@ class LocalEngine:
             load_end = time.monotonic()
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
+            if self.meter is not None:
+                self.meter.model_loaded(mode=o.mode, device=dev, load_start=load_start, load_end=load_end,
+                                        pool_started=pool_started, workers=workers, inference=clocks["inference"],
+                                        pool_released=lambda: self.pool_released)
             with self.signals:
                 tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
                                              checkpoint, fingerprint)
@@ -159,6 +176,9 @@ class LocalEngine:
             "rows_before_resume": checkpoint.rows_in if checkpoint else 0,
             "startup_s": (stats.first_start - t_start) if stats.first_start is not None else None,
         }
+        if self.meter is not None and self.meter.max_cost is not None:
+            extra["budget"] = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,
+                               "first_projection": self.meter.first_projection}
         return RunResult(spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
                          settings, extra)
 
@@ -221,6 +241,8 @@ class LocalEngine:
                     p = chunk.problems[0]
                     where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
                     raise RowError(f"{o.input}: {where}: {p.reason}", hint="fix the row, or use --on-error skip")
+                if self._over_budget(len(chunk.texts)):
+                    break
                 start = time.monotonic()
                 self._reported = 0
                 if o.dedup:
@@ -243,6 +265,8 @@ class LocalEngine:
             if failure:
                 raise failure[0]
             self.signals.raise_if_stopped(o.output)
+            if self.budget_stop is not None:
+                raise Interrupted(self.budget_stop, EXIT_BUDGET)
             # Seal, record that in the checkpoint, then rename: a kill at any point leaves either a checkpoint
             # that resumes the chunks, or one that --resume finishes by renaming (never a shorter output).
             writer.seal()
@@ -264,7 +288,7 @@ class LocalEngine:
                 except queue.Full:
                     pass
                 writer_thread.join(timeout=30)
-            if not completed and self.signals.signum is None:
+            if not completed and self.signals.signum is None and self.budget_stop is None:
                 writer.abort()
                 errors.abort()
                 remove_checkpoint(o.output)
@@ -276,7 +300,17 @@ class LocalEngine:
         errors.flush()
         Checkpoint(fingerprint=fingerprint, chunks_done=counts.chunks_done, rows_in=counts.rows_in,
                    rows_out=counts.rows_out, rows_errored=counts.rows_errored, output=writer.files(),
-                   errors=errors.state(), committed=committed, tally=asdict(tally)).save(self.opts.output)
+                   errors=errors.state(), committed=committed, tally=asdict(tally),
+                   spent_usd=self.meter.job_spent() if self.meter is not None else 0.0).save(self.opts.output)
+
+    def _over_budget(self, next_rows: int) -> bool:
+        """With --max-cost: stop before a chunk that would take the job's bill past the budget (the chunks before
+        it are written and checkpointed as on SIGINT)."""
+        check = self.meter.check(next_rows) if self.meter is not None else None
+        if check is None or not check.over:
+            return False
+        self.budget_stop = check.message(str(self.opts.output))
+        return True
 
     def _count_duplicate_ids(self) -> int:
         """Rows whose id repeats an earlier row's (kept and classified; reported so the user knows)."""

@@ -69,12 +69,20 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         raise InputError(str(exc)) from None
     if opts.report is not None and not opts.report.parent.is_dir():
         raise InputError(f"{opts.report}: folder {opts.report.parent} does not exist")
+    meter = None
+    if opts.engine == "local":
+        from mixedclf.engines.budget import CostMeter
+
+        meter = CostMeter(pricing, started_at=started_at, idle_timeout_s=opts.idle_timeout,
+                          gpu_speedup=opts.gpu_speedup, max_cost=opts.max_cost)
+    elif opts.max_cost is not None:
+        raise InputError("--max-cost needs --engine local", hint="the Ray engine's workers are not this process")
     opts = opts.model_copy(update={"output": resolve_output(opts.output)})
     check_writable(opts.output)
     bar = _progress_bar(opts) if progress else nullcontext()
     with output_lock(opts.output), bar:
         on_rows = bar.advance if progress else None
-        engine = engine_class(opts.engine)(opts, on_rows=on_rows)
+        engine = engine_class(opts.engine)(opts, on_rows=on_rows, **({"meter": meter} if meter else {}))
         run = engine.run()
     measurements = run.measurements
     if opts.engine == "local":  # this process is the GPU worker: held from its start to its end

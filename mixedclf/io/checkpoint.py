@@ -65,6 +65,7 @@ class Checkpoint(BaseModel):
     errors: FileState
     committed: bool = False  # every chunk is written and the partial files are sealed: only renames remain
     tally: dict[str, Any]
+    spent_usd: float = 0.0  # the job's provisioned bill so far, every process up to its last checkpoint (--max-cost)
 
     @property
     def output_bytes(self) -> int:

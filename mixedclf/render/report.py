@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
+from mixedclf.costs.budget import budget_line
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits, print_table
 from mixedclf.costs.report import AnyReport, ClassifyReport, LabelAggregate
@@ -74,6 +75,12 @@ def bill_line(report: ClassifyReport) -> str:
             f"{b:,}" for b in sorted(set(parts.billed_cpu_worker_s))) + " s"
     return (f"provisioned bill: {gpu} {idle}){cpu}; GPU-only {parts.billed_gpu_only_s or 0:,} s "
             f"(start-up {fmt_s(m.startup_s)} s + every stage in series {idle.replace('+ ', '+ the ')})")
+
+
+def run_budget_line(report: ClassifyReport) -> str | None:
+    """With --max-cost: the budget against the job's bill (this run's measured provisioned column)."""
+    prov = report.cost.provisioned
+    return budget_line(report.extra, prov.mixed if report.cost.mixed_is == "measured" else prov.gpu_only)
 
 
 def work_line(report: ClassifyReport) -> str | None:
@@ -229,6 +236,9 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     print_table(console, _totals_table(cost))
     console.print(f"[bold]{escape(headline(report))}[/bold]")
     console.print(escape(bill_line(report)))
+    budget = run_budget_line(report)
+    if budget:
+        console.print(escape(budget))
     work = work_line(report)
     if work:
         console.print(escape(work))
@@ -316,6 +326,9 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         rows.append(row)
     out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
     out += [headline(report) + ".", "", bill_line(report) + ".", ""]
+    budget = run_budget_line(report)
+    if budget:
+        out += [budget + ".", ""]
     work = work_line(report)
     if work:
         out += [work + ".", ""]

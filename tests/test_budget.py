@@ -1,0 +1,125 @@
+"""classify --max-cost: the projected bill, the clean stop (exit 4, checkpointed) and --resume to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from datagen import write_jsonl
+
+from mixedclf.costs.budget import BillSnapshot, bill, check_budget
+from mixedclf.costs.pricing import load_pricing
+from mixedclf.errors import EXIT_BUDGET
+from mixedclf.io.checkpoint import Checkpoint, checkpoint_path
+from mixedclf.io.writers import temp_path_for
+
+REFERENCE = load_pricing(None, "reference")  # c = $0.0002/s, g = $0.0015/s
+
+
+def _snapshot(**over) -> BillSnapshot:
+    fields = dict(mode="mixed", device="cuda:0", rows=1000, process_s=10.0, startup_s=1.0, load_s=1.0,
+                  inference_busy_s=4.0, pool_workers=2, pool_held_s=9.5, pool_running=True, classify_s=8.0)
+    return BillSnapshot(**{**fields, **over})
+
+
+def test_bill_now_and_after_more_rows_by_hand():
+    # now: pool 2 x ceil(9.5 + 5) = 2 x 15 s at c, GPU worker ceil(10 + 5) = 15 s at g
+    assert bill(_snapshot(), REFERENCE, idle_timeout_s=5, gpu_speedup=None) == pytest.approx(
+        2 * 15 * 0.0002 + 15 * 0.0015)
+    # 500 more rows at 8 s / 1,000 rows = 4 s more: pool ceil(13.5 + 5) = 19 s, GPU ceil(14 + 5) = 19 s
+    assert bill(_snapshot(), REFERENCE, idle_timeout_s=5, gpu_speedup=None, more_rows=500) == pytest.approx(
+        2 * 19 * 0.0002 + 19 * 0.0015)
+    # a released pool does not grow; gpu-only bills the process alone: ceil(10 + 4 + 5) = 19 s at g
+    assert bill(_snapshot(pool_running=False), REFERENCE, idle_timeout_s=5, gpu_speedup=None,
+                more_rows=500) == pytest.approx(2 * 15 * 0.0002 + 19 * 0.0015)
+    assert bill(_snapshot(mode="gpu-only", pool_workers=0, pool_held_s=0.0, pool_running=False), REFERENCE,
+                idle_timeout_s=5, gpu_speedup=None, more_rows=500) == pytest.approx(19 * 0.0015)
+
+
+def test_check_stops_before_the_chunk_that_crosses_and_counts_earlier_spend():
+    kw = dict(next_rows=500, rows_before=0, expected_rows=3000, idle_timeout_s=5, gpu_speedup=None)
+    after = 2 * 19 * 0.0002 + 19 * 0.0015  # $0.0361
+    assert check_budget(_snapshot(), REFERENCE, max_cost=0.04, spent_before=0.0, **kw).over is False
+    over = check_budget(_snapshot(), REFERENCE, max_cost=0.036, spent_before=0.0, **kw)
+    assert over.over and over.after_next == pytest.approx(after)
+    # the whole job: 2,000 rows left at 8 ms each = 16 s more: pool ceil(25.5 + 5) = 31, GPU ceil(26 + 5) = 31
+    assert over.projected_job == pytest.approx(2 * 31 * 0.0002 + 31 * 0.0015)
+    # a resumed job carries what its earlier processes spent
+    carried = check_budget(_snapshot(), REFERENCE, max_cost=0.04, spent_before=0.01, **kw)
+    assert carried.over and carried.after_next == pytest.approx(0.0461)
+    # no row classified yet by this process: nothing to project from, the chunk runs
+    assert check_budget(_snapshot(rows=0), REFERENCE, max_cost=1e-9, spent_before=0.0, **kw).over is False
+    assert "--resume" in over.message("out.jsonl") and "$0.036" in over.message("out.jsonl")
+
+
+@pytest.fixture(scope="module")
+def input_3k(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("budget") / "in.jsonl", 3000, seed=3)
+
+
+def _classify(*args, timeout=300):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "mixedclf", "classify", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _ids_and_labels(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["id"], r["label"]) for r in rows]
+
+
+def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(tmp_path, tiny_model, input_3k):
+    common = ["--model", tiny_model, "--chunk-rows", "500", "--cpu-workers", "1", "-q"]
+    whole = tmp_path / "whole.jsonl"
+    done = _classify(input_3k, "-o", whole, *common)
+    assert done.returncode == 0, done.stderr
+
+    out = tmp_path / "out.jsonl"
+    stopped = _classify(input_3k, "-o", out, "--max-cost", "0.000001", *common)
+    assert stopped.returncode == EXIT_BUDGET == 4, stopped.stderr
+    assert "stopped at the cost budget" in stopped.stderr and "--resume" in stopped.stderr
+    assert "Traceback" not in stopped.stderr and len(stopped.stderr.strip().splitlines()) == 1
+    # only the completed chunk is kept: the partial output holds the first 500 rows, the target does not exist
+    assert not out.exists()
+    checkpoint = Checkpoint.load(out)
+    assert checkpoint.chunks_done == 1 and checkpoint.rows_out == 500 and checkpoint.spent_usd > 0
+    assert _ids_and_labels(temp_path_for(out)) == _ids_and_labels(whole)[:500]
+
+    # the budget covers the whole job: resuming with the same budget does nothing and keeps everything
+    again = _classify(input_3k, "-o", out, "--resume", "--max-cost", "0.000001", *common)
+    assert again.returncode == EXIT_BUDGET and "already spent" in again.stderr
+    assert Checkpoint.load(out) == checkpoint
+
+    resumed = _classify(input_3k, "-o", out, "--resume", *common)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not checkpoint_path(out).exists()
+    assert _ids_and_labels(out) == _ids_and_labels(whole)
+
+
+def test_a_budget_that_is_not_reached_changes_nothing(tmp_path, tiny_model, input_3k):
+    out, report = tmp_path / "out.jsonl", tmp_path / "run.json"
+    done = _classify(input_3k, "-o", out, "--model", tiny_model, "--chunk-rows", "1000", "--cpu-workers", "1",
+                     "--max-cost", "100", "--report", report, "-q")
+    assert done.returncode == 0, done.stderr
+    budget = json.loads(report.read_text())["extra"]["budget"]
+    assert budget["max_cost"] == 100 and budget["spent_before"] == 0
+    assert 0 < budget["first_projection"] < 100  # projected after the first chunk
+    from mixedclf.costs.report import load_report
+    from mixedclf.render.report import run_budget_line
+
+    assert run_budget_line(load_report(report)).startswith("budget: --max-cost $100; the job's provisioned bill $")
+    assert len(out.read_text().splitlines()) == 3000
+
+
+def test_max_cost_is_refused_with_the_ray_engine_and_must_be_positive(tmp_path, input_3k):
+    from typer.testing import CliRunner
+
+    from mixedclf.cli.app import app
+
+    for extra, needle in ((["--engine", "ray", "--max-cost", "1"], "--max-cost needs --engine local"),
+                          (["--max-cost", "0"], "--max-cost")):
+        result = CliRunner().invoke(app, ["classify", str(input_3k), "-o", str(tmp_path / "o.jsonl"), *extra])
+        assert result.exit_code == 2 and needle in result.output, result.output
