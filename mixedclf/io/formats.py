@@ -10,6 +10,11 @@ FORMATS = ("jsonl", "parquet", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
+def format_of_name(name: str) -> str | None:
+    """The format a file name's extension says, or None."""
+    return _EXTENSIONS.get(Path(name).suffix.lower())
+
+
 def detect_format(path: Path, override: str | None = None, role: str = "input") -> str:
     if override:
         if override not in FORMATS:
