@@ -236,6 +236,20 @@ def test_stdin_csv_to_stdout_csv_with_a_json_summary_on_stderr(tiny_model):
     assert json.loads(done.stderr.decode()[done.stderr.decode().index("{"):])["rows_out"] == 4
 
 
+def test_a_reader_that_goes_away_gets_one_line_not_a_traceback(tmp_path, tiny_model):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(jsonl_bytes(rows("h", 20_000)))
+    with open(source, "rb") as stdin:
+        proc = subprocess.Popen([sys.executable, "-m", "mixedclf", "classify", "-", "-o", "-", "--model",
+                                 str(tiny_model), "--device", "cpu", "--mode", "gpu-only", "-q", "--chunk-rows", "500"],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["id"] == "h0"
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=240) == 1
+    assert "broken pipe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_stdin_in_process_and_the_refusals(tmp_path, tiny_model):
     out = tmp_path / "o.parquet"
     result = classify("-", "-o", out, *fast(tiny_model), input=jsonl_bytes(rows("i", 3)))
