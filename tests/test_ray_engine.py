@@ -235,3 +235,27 @@ def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
     assert size_pools({"CPU": 16, "GPU": 1}, [node(16)], device="cpu")["use_gpu"] is False
     assert size_pools({"CPU": 1}, [node(1)])["actor_cpus"] == 0.5
 
+
+def test_a_folder_in_a_folder_out_laid_out_as_the_local_engine_does(local_ray, tiny_model, tmp_path):
+    import gzip
+
+    texts = [json.loads(line)["text"] for line in SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"id": f"a{i}", "text": t} for i, t in enumerate(texts[:70])])
+    b = [{"id": f"b{i}", "text": t} for i, t in enumerate(texts[70:150])]
+    b[4]["text"] = ""
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in b).encode()))
+    write_jsonl(folder / "c.jsonl", [{"id": f"c{i}", "text": t} for i, t in enumerate(texts[150:200])])
+    (folder / "_SUCCESS").write_text("")
+    for engine in ("local", "ray"):
+        result = run(engine, folder, tmp_path / engine, tiny_model)
+        assert result.report.rows_in == 200 and result.report.rows_errored == 1
+    for name in ("part-00000.parquet", "part-00001.parquet", "part-00002.parquet"):
+        assert_same_rows(rows_of(tmp_path / "local" / name), rows_of(tmp_path / "ray" / name))
+    assert sorted(os.listdir(tmp_path / "ray")) == sorted(os.listdir(tmp_path / "local"))
+    (error,) = rows_of(tmp_path / "ray.errors.jsonl")
+    assert error == rows_of(tmp_path / "local.errors.jsonl")[0]
+    assert error["row"] == 74 and error["line"] == 5 and error["file"].endswith("b.jsonl.gz")
+    run("ray", folder, tmp_path / "ray", tiny_model, rows_per_file=64, output_format="jsonl")
+    assert [len(rows_of(tmp_path / "ray" / f"part-0000{i}.jsonl")) for i in range(4)] == [64, 64, 64, 7]

@@ -16,7 +16,7 @@ from mixedclf.cli.errors import AppGroup, err
 from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, InputError
 from mixedclf.models.quiet import quiet_libraries
-from mixedclf.render.console import stdout_console
+from mixedclf.render.console import stderr_console, stdout_console
 
 app = typer.Typer(
     name="mixedclf",
@@ -45,8 +45,15 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 @app.command()
 def classify(
-    input: Path = typer.Argument(..., help="Input .jsonl, .parquet or .csv (read in chunks, any size)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .jsonl, .parquet or .csv (written atomically)."),
+    input: list[str] = typer.Argument(
+        ..., help="Input .jsonl, .parquet or .csv (.jsonl/.csv may end .gz, .bz2, .zst): one or more files, a folder, "
+        "a glob, a URI (s3://, gs://, hf://, file://), or - for stdin (JSONL; CSV with --input-format csv).",
+        show_default=False,
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Output .jsonl, .parquet or .csv (written atomically); a name without an "
+        "extension is a folder of part files; - writes JSONL (or CSV) to stdout, the report to stderr."
+    ),
     input_format: Optional[str] = typer.Option(None, help="Override the input format: jsonl, parquet, csv."),
     output_format: Optional[str] = typer.Option(None, help="Override the output format: jsonl, parquet, csv."),
     text_field: Optional[str] = typer.Option(None, help="Column holding the text [default: text]"),
@@ -100,6 +107,9 @@ def classify(
         "rounding included; --resume carries the spend) past it."
     ),
     report: Optional[Path] = typer.Option(None, help="Write the versioned JSON report here."),
+    rows_per_file: Optional[int] = typer.Option(
+        None, help="Folder output: a part file per this many rows [default: a part per input file]"
+    ),
     config: Optional[Path] = typer.Option(
         None, help="Pipeline defaults TOML; its classify table overrides the packaged configs/default.toml."
     ),
@@ -128,19 +138,23 @@ def classify(
     from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
     report = result.report
+    # With `-o -` stdout carries the rows: everything said about them goes to stderr.
+    to_stderr = str(opts.output) == "-"
+    emit = (lambda text: err.file.write(text if text.endswith("\n") else text + "\n")) if to_stderr else _emit
     if fmt == "json":
         from mixedclf.costs.summary import classify_summary
 
         summary = classify_summary(report, result.output_path, opts.report, result.errors_path)
-        _emit(summary.model_dump_json(indent=2))
+        emit(summary.model_dump_json(indent=2))
     elif fmt == "markdown":
-        _emit(report_to_markdown(report))
+        emit(report_to_markdown(report))
     elif quiet:
-        _emit(summary_line(report))
+        emit(summary_line(report))
     else:
-        render_report(report, stdout_console())
+        render_report(report, stderr_console() if to_stderr else stdout_console())
     if report.rows_errored:
-        err.print(f"{report.rows_errored:,} rows skipped: see {result.errors_path}", highlight=False, soft_wrap=True)
+        where = "the JSON lines on stderr above" if to_stderr else result.errors_path
+        err.print(f"{report.rows_errored:,} rows skipped: see {where}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ROWS_SKIPPED if report.rows_errored else EXIT_OK)
 
 

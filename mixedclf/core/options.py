@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mixedclf.configs import packaged_config
@@ -50,8 +50,10 @@ class LayeredSettings(BaseSettings):
 
 
 class ClassifyOptions(LayeredSettings):
-    input: Path
-    output: Path
+    # A string, never a Path: a Path turns s3://bucket/key into s3:/bucket/key. One or more files, folders, globs
+    # or URIs; `-` for stdin.
+    input: str | list[str]
+    output: Path  # a file, a folder (no extension, or --rows-per-file), or `-` for stdout
     input_format: str | None = None
     output_format: str | None = None
     text_field: str = "text"
@@ -83,6 +85,17 @@ class ClassifyOptions(LayeredSettings):
     gpu_speedup: float | None = Field(default=None, gt=0)  # a CPU run's inference seconds / this, GPU-priced
     max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
     report: Path | None = None
+    rows_per_file: int | None = Field(default=None, ge=1)  # a folder output: one part per N rows
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input_as_text(cls, value: Any) -> Any:
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, (list, tuple)):
+            values = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+            return values[0] if len(values) == 1 else values
+        return value
 
 
 # Rows per chunk when not set. Locally a chunk is the window sorted by length, so bigger means less padding

@@ -31,7 +31,7 @@ from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
-from mixedclf.engines.progress import expected_rows
+from mixedclf.engines.progress import source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError, StageTimeout
 from mixedclf.io.checkpoint import (
@@ -42,10 +42,10 @@ from mixedclf.io.checkpoint import (
     run_fingerprint,
     verify_resumable,
 )
-from mixedclf.io.formats import check_paths
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
-from mixedclf.io.writers import ChunkWriter, ErrorLog
+from mixedclf.io.runio import resolve_io
+from mixedclf.io.sinks import open_error_log, open_writer, write_rows
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.runtime.control import StopSignals, call_with_timeout
 from mixedclf.runtime.device import default_cpu_workers
@@ -76,7 +76,13 @@ class LocalEngine:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
         settings.update(chunk_rows=chunk_rows_for(self.opts), input_format=in_fmt, output_format=out_fmt,
                         model=str(spec.path), batch_size=self._batch[0], max_batch_tokens=self._batch[1])
-        return run_fingerprint(self.opts.input, settings)
+        source = self.io.source
+        (only,) = source.files if len(source.files) == 1 else (None,)
+        if not source.many and only is not None and only.local is not None and only.compression is None:
+            return run_fingerprint(only.local, settings)
+        # Several files, a compressed or a remote one: each named with its size and modification time.
+        return source.fingerprint({**settings, "rows_per_file": self.opts.rows_per_file,
+                                   "output_layout": self.io.out_kind})
 
     def run(self) -> RunResult:
         import torch  # deferred: `mixedclf estimate` and friends never pay for it
@@ -87,14 +93,15 @@ class LocalEngine:
 
         o = self.opts
         t_start = time.monotonic()
-        in_fmt, out_fmt = check_paths(o)
+        self.io = resolve_io(o)
+        in_fmt, out_fmt = self.io.in_fmt, self.io.out_fmt
         spec = resolve_model(o.model)
         device = resolve_device(o.device)
         self._batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
         if o.torch_threads:
             torch.set_num_threads(o.torch_threads)
-        fingerprint = self._fingerprint(in_fmt, out_fmt, spec)
-        checkpoint = self._load_checkpoint(fingerprint)
+        fingerprint = self._fingerprint(in_fmt, out_fmt, spec) if self.io.resumable else ""
+        checkpoint = self._load_checkpoint(fingerprint) if self.io.resumable else None
         if self.meter is not None:
             if checkpoint is not None:
                 self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in)
@@ -102,7 +109,7 @@ class LocalEngine:
                 raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
                                   EXIT_BUDGET)
             if self.meter.max_cost is not None:  # the stop message projects the whole job
-                self.meter.expected_rows = expected_rows(o.input, in_fmt).rows
+                self.meter.expected_rows = source_rows(self.io.source).rows
         mixed = o.mode == "mixed"
         workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
         cpu_billing, dev = ("cpu" if mixed else "gpu"), str(device)
@@ -202,6 +209,7 @@ class LocalEngine:
 
     def _stream(self, in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks, checkpoint, fingerprint):
         o = self.opts
+        io, resumable = self.io, self.io.resumable
         tally, counts = LabelTally(), RunCounts()
         if checkpoint:
             tally = LabelTally(**checkpoint.tally)
@@ -211,8 +219,9 @@ class LocalEngine:
             finish_commit(checkpoint, o.output)  # every row was written: only the renames into place were left
             self.duplicate_ids = 0
             return tally, counts
-        writer = ChunkWriter(o.output, out_fmt, resume_at=checkpoint.output_bytes if checkpoint else None)
-        errors = ErrorLog(o.output, resume_at=checkpoint.errors.size if checkpoint else None)
+        writer = open_writer(o.output, out_fmt, io.out_kind, io.rows_per_file,
+                             resume_at=checkpoint.output_bytes if checkpoint else None)
+        errors = open_error_log(o.output, io.out_kind, resume_at=checkpoint.errors.size if checkpoint else None)
         out_queue: queue.Queue = queue.Queue(maxsize=2)  # the writer needs little slack; each chunk is 16k rows
         failure: list[BaseException] = []
 
@@ -222,7 +231,8 @@ class LocalEngine:
                     continue  # keep draining so the producer never blocks after a failure
                 try:
                     self._postprocess_and_write(*item, spec, writer, errors, tally, clocks, counts)
-                    self._save_checkpoint(writer, errors, tally, counts, fingerprint)
+                    if resumable:
+                        self._save_checkpoint(writer, errors, tally, counts, fingerprint)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                     failure.append(exc)
 
@@ -240,7 +250,8 @@ class LocalEngine:
                 if chunk.problems and o.on_error == "fail":
                     p = chunk.problems[0]
                     where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
-                    raise RowError(f"{o.input}: {where}: {p.reason}", hint="fix the row, or use --on-error skip")
+                    raise RowError(f"{p.file or io.source.spec}: {where}: {p.reason}",
+                                   hint="fix the row, or use --on-error skip")
                 if self._over_budget(len(chunk.texts)):
                     break
                 start = time.monotonic()
@@ -271,12 +282,19 @@ class LocalEngine:
             # that resumes the chunks, or one that --resume finishes by renaming (never a shorter output).
             writer.seal()
             errors.seal()
-            self._save_checkpoint(writer, errors, tally, counts, fingerprint, committed=True)
+            if resumable and io.out_kind == "file":  # a folder is renamed whole: its staged chunks resume it
+                self._save_checkpoint(writer, errors, tally, counts, fingerprint, committed=True)
             errors.commit()
             writer.commit()
-            remove_checkpoint(o.output)
+            if resumable:
+                remove_checkpoint(o.output)
             completed = True
-        except Interrupted:
+        except Interrupted as exc:
+            if not resumable:  # a pipe cannot be continued: what was staged for a file output goes
+                writer.abort()
+                errors.abort()
+                raise Interrupted(str(exc).split(";")[0] + "; the run read stdin or wrote stdout, so it cannot "
+                                  "be resumed", exc.exit_code) from None
             writer.suspend()
             errors.suspend()
             raise
@@ -291,7 +309,8 @@ class LocalEngine:
             if not completed and self.signals.signum is None and self.budget_stop is None:
                 writer.abort()
                 errors.abort()
-                remove_checkpoint(o.output)
+                if resumable:
+                    remove_checkpoint(o.output)
         self.duplicate_ids = self._count_duplicate_ids()
         return tally, counts
 
@@ -333,7 +352,7 @@ class LocalEngine:
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
         # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
-        chunks = iter_chunks(o.input, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
+        chunks = iter_chunks(self.io.source, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
                              max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
                              text_as_read=o.keep_text or o.clean == "none")
         read, pre = clocks["read"], clocks["preprocess"]
@@ -451,7 +470,7 @@ class LocalEngine:
         self._id_hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
         mid = time.monotonic()
         clocks["postprocess"].add(start, mid, table.num_rows)
-        writer.write(table)
+        write_rows(writer, table, chunk.source)
         errors.write([p.as_dict() for p in chunk.problems])
         clocks["write"].add(mid, time.monotonic(), table.num_rows)
         counts.rows_in += chunk.rows_in

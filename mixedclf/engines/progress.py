@@ -45,6 +45,28 @@ def expected_rows(path: Path, fmt: str) -> RowTotal:
     return RowTotal(max(round(lines * size / cut) - header, 1), False)
 
 
+def source_rows(source) -> RowTotal:
+    """expected_rows over every file of an input (io.sources.Source), in the files' order. Unknown (no total,
+    the bar still counts) for stdin and for compressed or remote JSONL/CSV, whose stored size says little about
+    their rows."""
+    total, exact = 0, True
+    for file in source.files:
+        if source.fmt == "parquet":
+            from mixedclf.io.readers import count_rows_hint
+
+            rows = count_rows_hint(file, "parquet")
+            found = RowTotal(rows, rows is not None)
+        elif file.local is not None and file.compression is None:
+            found = expected_rows(file.local, source.fmt)
+        else:
+            return RowTotal(None, False)
+        if found.rows is None:
+            return RowTotal(None, False)
+        total += found.rows
+        exact = exact and found.exact
+    return RowTotal(total, exact)
+
+
 def rows_already_done(output: Path, resume: bool) -> int:
     """Rows a resumed run skips: its checkpoint's count (the engine checks that the checkpoint fits the run)."""
     if not resume:

@@ -11,24 +11,28 @@ from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
 from mixedclf.costs.report import ClassifyReport, LabelAggregate, ResumeInfo, build_classify_report, write_report
 from mixedclf.costs.work import ModelShape, WorkCounts, count_work
-from mixedclf.engines.progress import RowProgress, expected_rows, rows_already_done
+from mixedclf.engines.progress import RowProgress, rows_already_done, source_rows
 from mixedclf.errors import InputError
 from mixedclf.io.lock import output_lock
-from mixedclf.io.writers import check_writable, errors_path_for, resolve_output
+from mixedclf.io.writers import check_writable, resolve_output
 
 
 @dataclass
 class ClassifyResult:
     report: ClassifyReport
-    output_path: Path
-    errors_path: Path
+    output_path: Path  # `-`: stdout
+    errors_path: Path | str  # "<stderr>" when the output is stdout
 
 
 def _progress_bar(opts: ClassifyOptions) -> RowProgress:
-    from mixedclf.io.formats import detect_format
+    from mixedclf.io.sources import resolve_source
 
-    total = expected_rows(opts.input, detect_format(opts.input, opts.input_format))
+    total = source_rows(resolve_source(opts.input, opts.input_format))
     return RowProgress(total, initial=rows_already_done(opts.output, opts.resume))
+
+
+def _input_text(opts: ClassifyOptions) -> str:
+    return opts.input if isinstance(opts.input, str) else " ".join(opts.input)
 
 
 def engine_class(name: str):
@@ -77,10 +81,15 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
                           gpu_speedup=opts.gpu_speedup, max_cost=opts.max_cost)
     elif opts.max_cost is not None:
         raise InputError("--max-cost needs --engine local", hint="the Ray engine's workers are not this process")
-    opts = opts.model_copy(update={"output": resolve_output(opts.output)})
-    check_writable(opts.output)
+    from mixedclf.io.sinks import output_kind
+
+    kind = output_kind(opts.output, opts.rows_per_file)
+    if kind != "stdout":  # stdout is written through, never renamed over; a folder is checked by the engine
+        opts = opts.model_copy(update={"output": resolve_output(opts.output)})
+        if kind == "file":
+            check_writable(opts.output)
     bar = _progress_bar(opts) if progress else nullcontext()
-    with output_lock(opts.output), bar:
+    with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
         on_rows = bar.advance if progress else None
         engine = engine_class(opts.engine)(opts, on_rows=on_rows, **({"meter": meter} if meter else {}))
         run = engine.run()
@@ -99,7 +108,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
                              rows_before=int(run.extra.get("rows_before_resume", 0)), rows_this_run=measurements.items)
     report = build_classify_report(
         model=run.spec.name,
-        input_path=str(opts.input),
+        input_path=_input_text(opts),
         output_path=str(opts.output),
         mode=opts.mode,
         engine=opts.engine,
@@ -123,4 +132,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     )
     if opts.report is not None:
         write_report(report, opts.report)
-    return ClassifyResult(report, opts.output, errors_path_for(opts.output))
+    from mixedclf.io.sinks import errors_path, output_kind
+
+    kind = output_kind(opts.output, opts.rows_per_file)
+    errors = errors_path(opts.output, kind)
+    return ClassifyResult(report, opts.output, errors if kind == "stdout" else Path(errors))

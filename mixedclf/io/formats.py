@@ -10,6 +10,11 @@ FORMATS = ("jsonl", "parquet", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
+def format_of_name(name: str) -> str | None:
+    """The format a file name's extension says, or None."""
+    return _EXTENSIONS.get(Path(name).suffix.lower())
+
+
 def detect_format(path: Path, override: str | None = None, role: str = "input") -> str:
     if override:
         if override not in FORMATS:
@@ -25,14 +30,9 @@ def detect_format(path: Path, override: str | None = None, role: str = "input") 
 
 
 def check_paths(opts) -> tuple[str, str]:
-    """Every file-level check of a classify run, before any expensive stage: (input format, output format)."""
-    from mixedclf.io.readers import check_input
-    from mixedclf.io.writers import check_writable
+    """Every file-level check of a classify run, before any expensive stage: (input format, output format).
+    io.runio.resolve_io gives the whole resolved input and output."""
+    from mixedclf.io.runio import resolve_io
 
-    in_fmt = detect_format(opts.input, opts.input_format, "input")
-    out_fmt = detect_format(opts.output, opts.output_format, "output")
-    check_input(opts.input, in_fmt, opts.text_field)
-    if opts.output.resolve() == opts.input.resolve():
-        raise InputError(f"{opts.output}: the output is the input file", hint="write to another path")
-    check_writable(opts.output)
-    return in_fmt, out_fmt
+    resolved = resolve_io(opts)
+    return resolved.in_fmt, resolved.out_fmt

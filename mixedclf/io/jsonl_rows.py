@@ -65,7 +65,11 @@ def unencodable(values: dict[str, Any]) -> str | None:
 def check_jsonl_lines(path: Path, text_field: str) -> None:
     """Refuse the file when each of its first lines fails for the same structural reason."""
     sample = read_sample(path)
-    whole = len(sample) == path.stat().st_size
+    check_jsonl_sample(path, sample, len(sample) == path.stat().st_size, text_field)
+
+
+def check_jsonl_sample(path: Path | str, sample: bytes, whole: bool, text_field: str) -> None:
+    """check_jsonl_lines on the first bytes of a stream; whole: the sample is all of it."""
     lines = sample.split(b"\n")
     if not whole:
         lines = lines[:-1]  # the last one may be cut off

@@ -1,4 +1,5 @@
-"""Stream an input file as chunks of validated rows; never the whole file in memory.
+"""Stream an input (a file, the files of a folder, glob or list, or stdin) as chunks of validated rows; never a
+whole file in memory.
 
 Parquet and CSV come through pyarrow's streaming readers. JSONL is read line by line with the json module
 because row-level problems (a malformed line, invalid UTF-8) must be reported with their line number and the
@@ -7,6 +8,7 @@ rest of the file kept, which pyarrow's block reader cannot do.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,20 +21,23 @@ import pyarrow.parquet as pq
 
 from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.errors import InputError
-from mixedclf.io.jsonl_rows import check_jsonl_lines, parse_jsonl_line, suspect_line, unencodable
+from mixedclf.io.jsonl_rows import check_jsonl_lines, check_jsonl_sample, parse_jsonl_line, suspect_line, unencodable
 from mixedclf.io.jsonvalues import column_from_values
-from mixedclf.io.sniff import check_text_file
+from mixedclf.io.sniff import check_text_file, check_text_sample
+from mixedclf.io.sources import SAMPLE_BYTES, Source, SourceFile, is_uri, resolve_source
 
 
 @dataclass
 class RowProblem:
-    row: int  # 0-based index among the file's data rows
+    row: int  # 0-based index among the input's data rows (across every file of a folder, glob or list)
     line: int | None  # 1-based line in a JSONL/CSV file, when known
     id: Any
     reason: str
+    file: str | None = None  # the file the row is in, when the input is more than one file
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "line": self.line, "id": self.id, "reason": self.reason}
+        found = {"row": self.row, "line": self.line, "id": self.id, "reason": self.reason}
+        return found if self.file is None else {**found, "file": self.file}
 
 
 @dataclass
@@ -45,6 +50,7 @@ class InputChunk:
     texts: list[str]
     passthrough: pa.Table  # id column first, then every other input column but the text, valid rows only
     problems: list[RowProblem] = field(default_factory=list)
+    source: int = 0  # which file of the input the rows come from (a chunk never spans two)
 
 
 def text_problem(value: Any) -> str | None:
@@ -74,11 +80,12 @@ class ChunkBuilder:
     """Collects rows and problems until a chunk is full."""
 
     def __init__(self, text_field: str, id_field: str, chunk_rows: int, max_text_chars: int | None,
-                 text_as_read: bool = False):
+                 text_as_read: bool = False, at: "_Position | None" = None):
         self.text_field, self.id_field, self.chunk_rows = text_field, id_field, chunk_rows
         self.max_text_chars, self.text_as_read = max_text_chars, text_as_read
-        self.index = 0
-        self.next_row = 0
+        at = at or _Position()
+        self.index, self.next_row, self.source, self.file = at.index, at.row, at.source, at.file
+        self.started_at = at.row
         self._reset()
 
     def _reset(self) -> None:
@@ -102,13 +109,14 @@ class ChunkBuilder:
                 checked[self.text_field] = record[self.text_field]
             problem = unencodable(checked)
         if problem:
-            self.problems.append(RowProblem(row, line, None if isinstance(row_id, (list, dict)) else row_id, problem))
+            self.problems.append(RowProblem(row, line, None if isinstance(row_id, (list, dict)) else row_id, problem,
+                                            self.file))
             return
         self.texts.append(keep_prefix(record[self.text_field], self.max_text_chars))
         self.records.append({self.id_field: row_id, **rest})
 
     def add_problem(self, line: int | None, reason: str) -> None:
-        self.problems.append(RowProblem(self.next_row, line, None, reason))
+        self.problems.append(RowProblem(self.next_row, line, None, reason, self.file))
         self.next_row += 1
 
     @property
@@ -117,16 +125,27 @@ class ChunkBuilder:
 
     def take(self) -> InputChunk:
         table = _json_table(self.records) if self.records else pa.table({self.id_field: pa.array([], pa.int64())})
-        chunk = InputChunk(self.index, self.first_row, self.next_row - self.first_row, self.texts, table, self.problems)
+        chunk = InputChunk(self.index, self.first_row, self.next_row - self.first_row, self.texts, table, self.problems,
+                           self.source)
         self.index += 1
         self._reset()
         return chunk
 
 
-def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int,
-                max_text_chars: int | None, text_as_read: bool) -> Iterator[InputChunk]:
-    builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars, text_as_read)
-    with open(path, "rb") as handle:
+@dataclass
+class _Position:
+    """Where the next file's rows start: chunk index and row number run on across the files of an input."""
+
+    index: int = 0
+    row: int = 0
+    source: int = 0
+    file: str | None = None  # named in row problems when the input is several files
+
+
+def _iter_jsonl(source: SourceFile, text_field: str, id_field: str, chunk_rows: int,
+                max_text_chars: int | None, text_as_read: bool, at: _Position, allow_empty: bool) -> Iterator[InputChunk]:
+    builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars, text_as_read, at)
+    with source.open_stream() as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -142,13 +161,14 @@ def _iter_jsonl(path: Path, text_field: str, id_field: str, chunk_rows: int,
                 del record
             if builder.full:
                 yield builder.take()
-    if builder.next_row == 0:
-        raise InputError(f"{path}: the file is empty (blank lines only)", hint="nothing to classify")
+    if builder.next_row == builder.started_at and not allow_empty:
+        raise InputError(f"{source.name}: the file is empty (blank lines only)", hint="nothing to classify")
     if builder.next_row > builder.first_row:
         yield builder.take()
+    at.index, at.row = builder.index, builder.next_row
 
 
-def _check_columns(path: Path, schema: pa.Schema, text_field: str) -> None:
+def _check_columns(path: Path | str, schema: pa.Schema, text_field: str) -> None:
     if text_field not in schema.names:
         raise InputError(
             f"{path}: no column {text_field!r} (columns: {', '.join(schema.names) or 'none'})",
@@ -177,11 +197,12 @@ def _text_values(column: pa.ChunkedArray, max_chars: int | None) -> list[Any]:
 
 
 def _iter_arrow_batches(
-    path: Path, batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int, line_offset: int,
-    max_text_chars: int | None,
+    batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int, line_offset: int,
+    max_text_chars: int | None, at: _Position,
 ) -> Iterator[InputChunk]:
     """Chunks from arrow batches: valid rows stay columnar; only the problem rows are looked at one by one."""
-    index, next_row = 0, 0
+    index, next_row = at.index, at.row
+    first_row = at.row
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
 
@@ -196,7 +217,8 @@ def _iter_arrow_batches(
             reason = text_problem(text)
             if reason:
                 row_id = table.column(id_field)[i].as_py() if has_id else next_row + i
-                problems.append(RowProblem(next_row + i, next_row + i + line_offset, row_id, reason))
+                problems.append(RowProblem(next_row + i, next_row - first_row + i + line_offset, row_id, reason,
+                                           at.file))
             else:
                 keep.append(i)
         # Column by column, never through a table without columns (whose row count a take() loses).
@@ -207,7 +229,7 @@ def _iter_arrow_batches(
             rows = pa.array(keep, type=pa.int64())
             columns = [c.take(rows) for c in columns]
         passthrough = pa.Table.from_arrays(columns, names=names)
-        chunk = InputChunk(index, next_row, n, [texts[i] for i in keep], passthrough, problems)
+        chunk = InputChunk(index, next_row, n, [texts[i] for i in keep], passthrough, problems, at.source)
         index += 1
         next_row += n
         pending, pending_rows = [], 0
@@ -223,60 +245,128 @@ def _iter_arrow_batches(
                 yield flush()
     if pending_rows:
         yield flush()
+    at.index, at.row = index, next_row
 
 
-def iter_chunks(path: Path, fmt: str, text_field: str, id_field: str, chunk_rows: int,
+def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field: str, chunk_rows: int,
                 max_text_chars: int | None = MAX_TEXT_CHARS, text_as_read: bool = False) -> Iterator[InputChunk]:
-    """Chunks of at most chunk_rows rows, in file order. File-level problems raise InputError at once.
+    """Chunks of at most chunk_rows rows, in input order: file by file (a chunk never spans two files), rows in
+    file order. Row numbers and chunk indexes run on across files. File-level problems raise InputError: the
+    first file's at once, a later file's when its turn comes. Empty (0-byte) files of a folder, glob or list
+    hold no rows and are passed over.
 
     Texts longer than max_text_chars come as a prefix of max_text_chars + 1 characters (None: whole).
     text_as_read: texts are written out or tokenized uncleaned, so one that is not valid Unicode (a lone
     surrogate, which cleaning would drop) is a row problem."""
-    check_input(path, fmt, text_field)
+    if not isinstance(source, Source):
+        source = resolve_source(str(source), fmt)
+    check_source(source, text_field, fmt)
+    at = _Position()
+    for number, file in enumerate(source.files):
+        if source.many and file.size == 0:
+            continue
+        if number:
+            check_file(file, fmt, text_field)
+        at.source, at.file = number, file.name if source.many else None
+        yield from _iter_file(file, fmt, text_field, id_field, chunk_rows, max_text_chars, text_as_read, at,
+                              allow_empty=source.many)
+    if source.many and at.row == 0:
+        raise InputError(f"{source.spec}: no file holds a row", hint="nothing to classify")
+
+
+def _iter_file(file: SourceFile, fmt: str, text_field: str, id_field: str, chunk_rows: int,
+               max_text_chars: int | None, text_as_read: bool, at: _Position, allow_empty: bool
+               ) -> Iterator[InputChunk]:
     try:
         if fmt == "jsonl":
-            yield from _iter_jsonl(path, text_field, id_field, chunk_rows, max_text_chars, text_as_read)
+            yield from _iter_jsonl(file, text_field, id_field, chunk_rows, max_text_chars, text_as_read, at,
+                                   allow_empty)
         elif fmt == "parquet":
-            source = pq.ParquetFile(path)
-            yield from _iter_arrow_batches(path, source.iter_batches(batch_size=chunk_rows), text_field, id_field,
-                                           chunk_rows, line_offset=0, max_text_chars=max_text_chars)
+            reader = pq.ParquetFile(file.open_random_access())
+            yield from _iter_arrow_batches(reader.iter_batches(batch_size=chunk_rows), text_field, id_field,
+                                           chunk_rows, line_offset=0, max_text_chars=max_text_chars, at=at)
         else:
-            yield from _iter_csv(path, text_field, id_field, chunk_rows, max_text_chars)
+            yield from _iter_csv(file, text_field, id_field, chunk_rows, max_text_chars, at)
     except (pa.ArrowInvalid, OSError) as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+        raise InputError(f"{file.name}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
 
 
-def _iter_csv(path: Path, text_field: str, id_field: str, chunk_rows: int,
-              max_text_chars: int | None) -> Iterator[InputChunk]:
+def _csv_names(file: SourceFile) -> list[str]:
+    """The header's column names: from the stdin sample (read once), else from the file's first block."""
+    if file.stdin is not None:
+        sample = file.sample()
+        cut = sample if len(sample) < SAMPLE_BYTES else sample[: sample.rfind(b"\n") + 1]
+        stream = io.BytesIO(cut or sample)
+    else:
+        stream = file.open_native()
+    with stream:
+        return pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema.names
+
+
+def _iter_csv(file: SourceFile, text_field: str, id_field: str, chunk_rows: int,
+              max_text_chars: int | None, at: _Position) -> Iterator[InputChunk]:
     # Every column is read as the text it holds: CSV has no types, and one guessed from the first block fails
     # the run when a later block disagrees (ids that turn from 17 to "17a" a million rows in).
-    header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
-    types = {name: pa.string() for name in header.names}
+    types = {name: pa.string() for name in _csv_names(file)}
     reader = pacsv.open_csv(
-        path,
+        file.open_native(),
         read_options=pacsv.ReadOptions(block_size=4 << 20),
         convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
     )
     # line_offset 2: the header is line 1 and rows count from 0 (exact unless values span lines).
-    yield from _iter_arrow_batches(path, iter(reader), text_field, id_field, chunk_rows, line_offset=2,
-                                   max_text_chars=max_text_chars)
+    yield from _iter_arrow_batches(iter(reader), text_field, id_field, chunk_rows, line_offset=2,
+                                   max_text_chars=max_text_chars, at=at)
 
 
-def count_rows_hint(path: Path, fmt: str) -> int | None:
+def count_rows_hint(path: Path | SourceFile, fmt: str) -> int | None:
     """Row count when the format stores it (Parquet); None otherwise."""
     if fmt == "parquet":
         try:
+            if isinstance(path, SourceFile):
+                return pq.ParquetFile(path.open_random_access()).metadata.num_rows
             return pq.ParquetFile(path).metadata.num_rows
         except (pa.ArrowInvalid, OSError):
             return None
     return None
 
 
+def check_source(source: Source, text_field: str, fmt: str | None = None) -> None:
+    """The checks that need no model, run before any expensive stage: the first file that holds bytes (the
+    others are checked when their turn comes: a folder of 10,000 objects is not opened twice)."""
+    fmt = fmt or source.fmt
+    files = [f for f in source.files if not (source.many and f.size == 0)] or list(source.files[:1])
+    check_file(files[0], fmt, text_field)
+
+
+def check_file(file: SourceFile, fmt: str, text_field: str) -> None:
+    """check_input for any file of an input: a local plain file, a compressed or remote one, or stdin."""
+    local = file.local
+    if local is not None and file.compression is None:
+        check_input(local if is_uri(file.name) else Path(file.name), fmt, text_field)
+        return
+    try:
+        if fmt == "parquet":
+            _check_columns(file.name, pq.ParquetFile(file.open_random_access()).schema_arrow, text_field)
+            return
+        sample = file.sample()
+        if not sample:
+            raise InputError(f"{file.name}: the {'input' if file.stdin else 'file'} is empty",
+                             hint="nothing to classify")
+        whole = len(sample) < SAMPLE_BYTES
+        check_text_sample(file.name, sample, whole, fmt)
+        if fmt == "jsonl":
+            check_jsonl_sample(file.name, sample, whole, text_field)
+        else:
+            _check_columns(file.name, pa.schema([pa.field(n, pa.string()) for n in _csv_names(file)]), text_field)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise InputError(f"{file.name}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+
+
 def check_input(path: Path, fmt: str, text_field: str) -> None:
-    """File-level checks that need no model: run before any expensive stage starts."""
+    """File-level checks of a local file that need no model: run before any expensive stage starts."""
     if not path.exists():
         raise InputError(f"{path}: no such file", hint="check the input path")
     if path.is_dir():

@@ -49,8 +49,13 @@ def _valid_utf8_prefix(sample: bytes, whole_file: bool) -> bool:
 
 def check_text_file(path: Path, fmt: str) -> None:
     """Refuse a JSONL/CSV file whose first bytes show it cannot hold any row: InputError (exit 2)."""
-    size = path.stat().st_size
     sample = read_sample(path)
+    check_text_sample(path, sample, len(sample) == path.stat().st_size, fmt)
+
+
+def check_text_sample(path: Path | str, sample: bytes, whole: bool, fmt: str) -> None:
+    """check_text_file on the first SAMPLE_BYTES of a stream (a decompressed file, stdin); whole: that is all
+    of it."""
     for magic, what, hint in _MAGIC:
         if sample.startswith(magic):
             raise InputError(f"{path}: looks like {what}, not {fmt}", hint=hint)
@@ -62,7 +67,7 @@ def check_text_file(path: Path, fmt: str) -> None:
     head = sample[:4096]
     controls = sum(b < 9 or 13 < b < 32 for b in head)  # tab, newlines and form feed are text
     # Text holds next to no control bytes; random bytes hold one in eleven. A stray NUL is a row's problem.
-    if controls > max(8, len(head) // 100) or (controls and not _valid_utf8_prefix(sample, len(sample) == size)):
+    if controls > max(8, len(head) // 100) or (controls and not _valid_utf8_prefix(sample, whole)):
         raise InputError(f"{path}: looks like binary data, not {fmt} text", hint=f"pass a {fmt} file")
-    if len(sample) == size and not sample.strip():
+    if whole and not sample.strip():
         raise InputError(f"{path}: the file is empty (whitespace only)", hint="nothing to classify")

@@ -48,7 +48,7 @@ from mixedclf.engines.ray.stages import _Collector, _Infer, _Postprocess, _Prepr
 from mixedclf.engines.ray.stats import operator_stats
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError
-from mixedclf.io.formats import check_paths
+from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
 
 # 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
@@ -110,13 +110,23 @@ class RayEngine:
             raise InputError("--mode gpu-only runs every stage in one process", hint="use it with --engine local")
         if o.resume:
             raise InputError("--resume is not supported with --engine ray", hint="rerun the job, or use --engine local")
-        return check_paths(o)  # the local engine's file-level checks, before any work
+        self.io = resolve_io(o)  # the local engine's file-level checks, before any work
+        if self.io.source.stdin or self.io.out_kind == "stdout":
+            raise InputError("--engine ray reads and writes files, not stdin or stdout", hint="use --engine local")
+        files = self.io.source.files
+        if any(not f.fs.equals(files[0].fs) for f in files[1:]):
+            raise InputError("--engine ray reads every input file through one filesystem",
+                             hint="put the files in one place, or use --engine local")
+        return self.io.in_fmt, self.io.out_fmt
 
     def _csv_header(self) -> pa.Schema:
+        from mixedclf.io.readers import _csv_names
+
+        first = self.io.source.files[0]
         try:
-            return pacsv.open_csv(self.opts.input, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema
+            return pa.schema([pa.field(n, pa.string()) for n in _csv_names(first)])
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{self.opts.input}: cannot read as csv: {first_line(exc)}") from exc
+            raise InputError(f"{first.name}: cannot read as csv: {first_line(exc)}") from exc
 
     def _connect(self) -> bool:
         """Join the cluster (or start a local Ray); True when this call started it, so it is ours to stop."""
@@ -161,9 +171,12 @@ class RayEngine:
 
     # --- the dataset --------------------------------------------------------------------------------------
     def _read(self, ray_data, fmt: str):
-        o = self.opts
-        path = str(o.input.resolve())
-        common = {"partitioning": None, "file_extensions": None}
+        source = self.io.source
+        # Files in the input's order; pyarrow's input streams decompress .gz/.bz2/.zst by extension. With several
+        # files, each row's file path comes along (Ray's `path` column) so the merge can lay parts out by file.
+        path = [f.path for f in source.files]
+        common = {"partitioning": None, "file_extensions": None, "filesystem": source.files[0].fs,
+                  "include_paths": source.many}
         if fmt == "jsonl":
             # pyarrow's JSON reader reads JSON lines with stable types ("0001" stays a string); Ray's lines=True
             # path goes through pandas, which turns such strings into numbers.
@@ -188,12 +201,13 @@ class RayEngine:
         o = self.opts
         rows = chunk_rows_for(o)
         ds = self._read(ray_data, fmt)
-        ds = ds.map_batches(_RowNumberer, fn_constructor_kwargs={"collector": collector},
+        ds = ds.map_batches(_RowNumberer, fn_constructor_kwargs={"collector": collector,
+                                                                "paths": self.io.source.many},
                             compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
                             num_cpus=0, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
         ds = ds.map_batches(
             _Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
-                        o.on_error, str(o.input), o.keep_text, o.dedup, collector),
+                        o.on_error, self.io.source.spec, o.keep_text, o.dedup, collector),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=rows,
             batch_format="pyarrow",
         )
@@ -241,7 +255,7 @@ class RayEngine:
         o = self.opts
         plan = self._plan()
         collector = ray.remote(num_cpus=0)(_Collector).remote()
-        parts = o.output.resolve().parent / f".{o.output.name}.ray-{uuid.uuid4().hex[:8]}"
+        parts = o.output.absolute().parent / f".{o.output.name}.ray-{uuid.uuid4().hex[:8]}"
         ctx = DataContext.get_current()
         saved = {name: getattr(ctx, name) for name in ("enable_progress_bars", "print_on_execution_start",
                                                        "per_stage_map_timing", "raise_original_map_exception")
@@ -268,7 +282,7 @@ class RayEngine:
             try:
                 ds.write_parquet(str(parts))
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
-                raise user_error(exc, self.opts.input, in_fmt) from None
+                raise user_error(exc, self.io.source.spec, in_fmt) from None
             exec_end = time.time()
             stop.set()
             poller.join(timeout=5)
@@ -280,7 +294,9 @@ class RayEngine:
                 summary = None
             merge_start = time.time()
             tally, counts, n_parts = merge_parts(parts, o.output, out_fmt, o.id_field,
-                                                 snap["stages"].get("number", {}).get("rows_in", 0))
+                                                 snap["stages"].get("number", {}).get("rows_in", 0),
+                                                 kind=self.io.out_kind, rows_per_file=self.io.rows_per_file,
+                                                 file_starts=self._file_ranges(snap), line_offset=LINE_OFFSET[in_fmt])
             merge_end = time.time()
         finally:
             stop.set()
@@ -296,6 +312,20 @@ class RayEngine:
         t_end = time.time()
         return self._result(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
                             exec_end, merge_start, merge_end, t_end)
+
+    def _file_ranges(self, snap: dict) -> list[tuple[int, int, str]] | None:
+        """(first row, source index, file name) for each run of rows the numberer saw from one file."""
+        source = self.io.source
+        if not source.many:
+            return None
+        index = {f.path: i for i, f in enumerate(source.files)}
+        ranges = []
+        for path, first in snap.get("files", []):
+            number = index.get(path, index.get(path.lstrip("/"), index.get("/" + path)))
+            if number is None:
+                raise InputError(f"Ray read a file the input does not name: {path}")
+            ranges.append((first, number, source.files[number].name))
+        return sorted(ranges)
 
     def _poll_progress(self, collector, stop: threading.Event) -> None:
         import ray

@@ -52,6 +52,7 @@ class _Collector:
         self.stages: dict[str, dict[str, Any]] = {}
         self.actors: dict[str, dict[str, Any]] = {}
         self.rows_done = 0
+        self.files: list[tuple[str, int]] = []  # (file path, first row) of each run of rows from one input file
 
     def add(self, stage: str, start: float, end: float, items: int, worker: str, rows_in: int = 0,
             device: str | None = None, stats: dict | None = None) -> None:
@@ -74,6 +75,9 @@ class _Collector:
         if stage == "postprocess":
             self.rows_done += rows_in
 
+    def numbered(self, runs: list[tuple[str, int]]) -> None:
+        self.files.extend(runs)
+
     def loaded(self, worker: str, device: str, start: float, end: float, precision: str = "",
                precision_reason: str = "", backend: str = "") -> None:
         self.actors[worker] = {"device": device, "load_start": start, "load_end": end, "last_end": None, "stats": {},
@@ -85,7 +89,7 @@ class _Collector:
     def snapshot(self) -> dict:
         stages = {k: {**v, "workers": sorted(v["workers"]), "devices": sorted(v["devices"])}
                   for k, v in self.stages.items()}
-        return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done}
+        return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done, "files": self.files}
 
 
 class _RowNumberer:
@@ -95,15 +99,21 @@ class _RowNumberer:
     restarted numberer or a part written where the driver cannot see it fails the run instead of corrupting it).
     """
 
-    def __init__(self, collector) -> None:
+    def __init__(self, collector, paths: bool = False) -> None:
         self.next = 0
         self.collector = collector
+        self.paths = paths  # the reader added Ray's `path` column: report which rows came from which file
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
 
         start = time.time()
         n = table.num_rows
+        if self.paths and "path" in table.column_names:
+            values = table.column("path").to_pylist()
+            runs = [(p, self.next + i) for i, p in enumerate(values) if i == 0 or p != values[i - 1]]
+            ray.get(self.collector.numbered.remote(runs))
+            table = table.drop_columns(["path"])
         table = table.append_column(ROW, pa.array(np.arange(self.next, self.next + n, dtype=np.int64)))
         self.next += n
         ray.get(self.collector.add.remote("number", start, time.time(), n, _worker_name(), rows_in=n))

@@ -1,0 +1,80 @@
+"""The input and output of a classify run, resolved and checked before any expensive stage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mixedclf.errors import InputError
+from mixedclf.io.formats import FORMATS, detect_format
+from mixedclf.io.sinks import OutputKind, check_folder_target, output_kind
+from mixedclf.io.sources import Source, resolve_source
+
+
+@dataclass(frozen=True)
+class RunIO:
+    source: Source
+    in_fmt: str
+    output: Path  # `-` for stdout
+    out_kind: OutputKind
+    out_fmt: str
+    rows_per_file: int | None
+
+    @property
+    def resumable(self) -> bool:
+        """A checkpoint can name the input and find the partial output again: neither is a pipe."""
+        return not self.source.stdin and self.out_kind != "stdout"
+
+
+def _output_format(output: Path, kind: OutputKind, override: str | None) -> str:
+    if override is not None and override not in FORMATS:
+        raise InputError(f"unknown output format {override!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if kind == "stdout":
+        fmt = override or "jsonl"
+        if fmt == "parquet":
+            raise InputError("Parquet cannot be written to stdout (its footer is written last)",
+                             hint="write JSONL or CSV to stdout, or Parquet to a file or folder")
+        return fmt
+    if kind == "folder":
+        return override or "parquet"
+    return detect_format(output, override, "output")
+
+
+def resolve_io(opts, stdin=None) -> RunIO:
+    """Every file-level check of a classify run: the input readable, the output creatable, the two apart."""
+    from mixedclf.io.readers import check_source
+    from mixedclf.io.writers import check_writable
+
+    rows_per_file = getattr(opts, "rows_per_file", None)
+    output = Path(opts.output)
+    kind = output_kind(opts.output, rows_per_file)
+    source = resolve_source(opts.input, opts.input_format, stdin=stdin)
+    out_fmt = _output_format(output, kind, opts.output_format)
+    if opts.resume and source.stdin:
+        raise InputError("--resume cannot continue a run that read stdin", hint="read from a file to resume")
+    if opts.resume and kind == "stdout":
+        raise InputError("--resume cannot continue a run that wrote to stdout", hint="write to a file to resume")
+    if kind == "stdout" and getattr(opts, "rows_per_file", None) is not None:
+        raise InputError("--rows-per-file needs a folder output, not stdout")
+    check_source(source, opts.text_field)
+    if kind != "stdout":
+        _check_apart(source, output, kind)
+        if kind == "folder":
+            check_folder_target(output)
+        else:
+            check_writable(output)
+    return RunIO(source, source.fmt, output, kind, out_fmt, rows_per_file)
+
+
+def _check_apart(source: Source, output: Path, kind: OutputKind) -> None:
+    target = os.path.realpath(output)
+    for file in source.files:
+        local = file.local
+        if local is None:
+            continue
+        where = os.path.realpath(local)
+        if where == target or (kind == "folder" and where.startswith(target.rstrip(os.sep) + os.sep)):
+            raise InputError(f"{output}: the output is the input file" if where == target else
+                             f"{output}: the output folder holds the input file {file.name}",
+                             hint="write to another path")

@@ -1,0 +1,279 @@
+"""Where a classify run's rows come from, resolved to one ordered list of files: a file, a folder, a glob, a list
+of files, any URI pyarrow's filesystems understand (s3://, gs://, file://, and fsspec's hf:// and others), or
+stdin (`-`). The files are one logical dataset: a folder's or a glob's files in sorted path order, a list in the
+order given, and rows in file order within each file. JSONL and CSV may be compressed (.gz, .bz2, .zst): the
+extension says how, and pyarrow's input streams decompress them."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from mixedclf.errors import InputError
+from mixedclf.io.formats import FORMATS, format_of_name
+
+STDIN = "-"
+# Extension -> pyarrow codec name. Only JSONL and CSV are read through them (Parquet compresses inside the file).
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+_GLOB_CHARS = "*?["
+
+
+SAMPLE_BYTES = 64 * 1024  # what the format checks look at (as sniff.SAMPLE_BYTES)
+
+
+class _Replay(io.RawIOBase):
+    """A stream read once (stdin) whose first bytes were read ahead for the format checks: those bytes, then
+    the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head, self._at, self._rest = head, 0, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._at < len(self._head):
+            data = self._head[self._at : self._at + len(buffer)]
+            self._at += len(data)
+        else:
+            read = getattr(self._rest, "read1", self._rest.read)  # what is there now: a pipe may deliver slowly
+            data = read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class StdinInput:
+    """stdin as an input: its head is read once for the checks, then handed over with the rest."""
+
+    def __init__(self, stream: BinaryIO | None = None):
+        self._stream = stream
+        self._head: bytes | None = None
+
+    @property
+    def stream(self) -> BinaryIO:
+        return self._stream if self._stream is not None else sys.stdin.buffer
+
+    def head(self) -> bytes:
+        if self._head is None:
+            chunks, size = [], 0
+            while size < SAMPLE_BYTES:  # a pipe hands over what it has: keep reading up to the sample size
+                data = self.stream.read(SAMPLE_BYTES - size)
+                if not data:
+                    break
+                chunks.append(data)
+                size += len(data)
+            self._head = b"".join(chunks)
+        return self._head
+
+    def open(self) -> BinaryIO:
+        return io.BufferedReader(_Replay(self.head(), self.stream), buffer_size=1 << 20)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of the input: `name` is how messages and the errors file name it (the path or URI given)."""
+
+    name: str
+    fs: pafs.FileSystem | None  # None: stdin
+    path: str  # the path inside fs
+    compression: str | None
+    size: int | None = None  # bytes as stored (compressed bytes for a compressed file)
+    mtime_ns: int | None = None
+    stdin: StdinInput | None = None
+
+    @property
+    def local(self) -> Path | None:
+        """The file on this machine's filesystem, read through the plain-file checks; None for a remote one."""
+        return Path(self.path) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
+    def open_native(self):
+        """The (decompressed) bytes as pyarrow reads them fastest: its own stream, or the stdin stream."""
+        if self.stdin is not None:
+            return self.stdin.open()
+        return self.fs.open_input_stream(self.path, compression=self.compression)
+
+    def open_stream(self) -> BinaryIO:
+        """A buffered binary stream of the (decompressed) bytes, for reading line by line."""
+        if self.stdin is not None:
+            return self.stdin.open()
+        return io.BufferedReader(self.open_native(), buffer_size=1 << 20)
+
+    def sample(self) -> bytes:
+        """The first SAMPLE_BYTES of the (decompressed) bytes; fewer only when that is all there is."""
+        if self.stdin is not None:
+            return self.stdin.head()
+        with self.open_stream() as stream:
+            return stream.read(SAMPLE_BYTES)
+
+    def open_random_access(self) -> pa.NativeFile:
+        return self.fs.open_input_file(self.path)
+
+
+@dataclass(frozen=True)
+class Source:
+    spec: str  # what the user gave, for messages and the report
+    files: tuple[SourceFile, ...]
+    fmt: str
+    stdin: bool = False
+    many: bool = False  # a folder, a glob or a list: row problems say which file they are in
+
+    def identity(self) -> list[list]:
+        """What identifies the input for a checkpoint: every file with its size and modification time."""
+        return [[f.name, f.size, f.mtime_ns] for f in self.files]
+
+    def fingerprint(self, settings: dict) -> str:
+        payload = {"inputs": self.identity(), **settings}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_uri(spec: str) -> bool:
+    head, sep, _ = spec.partition("://")
+    return bool(sep) and head.isalnum() and len(head) > 1  # C:\ is a Windows drive, not a scheme
+
+
+def split_compression(name: str) -> tuple[str, str | None]:
+    """('data.jsonl', 'gzip') for 'data.jsonl.gz'; the name itself and None when it is not compressed."""
+    for ext, codec in COMPRESSIONS.items():
+        if name.lower().endswith(ext):
+            return name[: -len(ext)], codec
+    return name, None
+
+
+def _hidden(relative: str) -> bool:
+    """Files a folder holds beside its data, as Spark, Hadoop and pyarrow.dataset skip them: _SUCCESS, .crc, ..."""
+    return any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def _filesystem(spec: str) -> tuple[pafs.FileSystem, str]:
+    if not is_uri(spec):
+        return pafs.LocalFileSystem(), os.path.abspath(spec)
+    try:
+        return pafs.FileSystem.from_uri(spec)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ImportError, ValueError) as exc:
+        scheme = spec.split("://", 1)[0]
+        raise InputError(f"{spec}: no filesystem for {scheme}:// ({str(exc).splitlines()[0]})",
+                         hint="s3://, gs://, file:// come with pyarrow; others need fsspec and its package, "
+                              "e.g. huggingface_hub for hf://") from None
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot reach it: {str(exc).splitlines()[0]}") from None
+
+
+def _display(spec: str, fs: pafs.FileSystem, path: str) -> str:
+    """A listed file named as the user would write it: a URI stays a URI, a local path stays relative."""
+    if is_uri(spec):
+        scheme = spec.split("://", 1)[0]
+        return f"{scheme}://{path.lstrip('/')}" if scheme != "file" else f"file://{path}"
+    if os.path.isabs(spec):
+        return path
+    return os.path.relpath(path)
+
+
+def _info(fs: pafs.FileSystem, path: str, spec: str) -> pafs.FileInfo:
+    try:
+        return fs.get_file_info(path)
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot read it: {str(exc).splitlines()[0]}") from None
+
+
+def _listing(spec: str, fs: pafs.FileSystem, path: str, recursive: bool) -> list[pafs.FileInfo]:
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive))
+    except OSError as exc:
+        raise InputError(f"{spec}: cannot list it: {str(exc).splitlines()[0]}") from None
+    return [i for i in infos if i.type == pafs.FileType.File]
+
+
+def _expand(spec: str, fmt_override: str | None) -> tuple[list[pafs.FileInfo], pafs.FileSystem, bool]:
+    """The files one input argument names, sorted; and whether it named more than a single file."""
+    fs, path = _filesystem(spec)
+    if any(c in path for c in _GLOB_CHARS):
+        if isinstance(fs, pafs.LocalFileSystem):
+            names = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            return [fs.get_file_info(p) for p in names], fs, True
+        # A glob on an object store: list below the part without wildcards and match the rest.
+        base = path
+        while any(c in base for c in _GLOB_CHARS):
+            base = base.rsplit("/", 1)[0]
+        infos = _listing(spec, fs, base, recursive=True)
+        return sorted((i for i in infos if fnmatch.fnmatchcase(i.path, path)), key=lambda i: i.path), fs, True
+    info = _info(fs, path, spec)
+    if info.type == pafs.FileType.NotFound:
+        raise InputError(f"{spec}: no such file", hint="check the input path")
+    if info.type != pafs.FileType.Directory:
+        return [info], fs, False
+    infos = [i for i in _listing(spec, fs, path, recursive=True)
+             if not _hidden(i.path[len(path.rstrip("/")):])]
+    if fmt_override is None:  # a folder's data files are those it can read; a README beside them is not data
+        infos = [i for i in infos if format_of_name(split_compression(i.base_name)[0]) is not None]
+    if not infos:
+        raise InputError(f"{spec}: the folder holds no .jsonl, .parquet or .csv files",
+                         hint="point at the data files, or pass --input-format")
+    return sorted(infos, key=lambda i: i.path), fs, True
+
+
+def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
+                   stdin: StdinInput | None = None) -> Source:
+    """The input named by one argument or a list of them; the format from the extensions or the override.
+    stdin: where `-` reads from (the process's stdin unless given)."""
+    specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    specs = [os.fspath(s) for s in specs]
+    if fmt_override is not None and fmt_override not in FORMATS:
+        raise InputError(f"unknown input format {fmt_override!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if STDIN in specs:
+        if len(specs) > 1:
+            raise InputError("`-` (stdin) cannot be combined with other inputs")
+        fmt = fmt_override or "jsonl"
+        if fmt == "parquet":
+            raise InputError("Parquet cannot be read from stdin (its footer comes last)",
+                             hint="write it to a file first, or pipe JSONL or CSV")
+        return Source("<stdin>", (SourceFile("<stdin>", None, STDIN, None, stdin=stdin or StdinInput()),), fmt,
+                      stdin=True)
+    if not specs:
+        raise InputError("no input given")
+    files: list[SourceFile] = []
+    many = len(specs) > 1
+    for item in specs:
+        infos, fs, listed = _expand(item, fmt_override)
+        if not infos:
+            raise InputError(f"{item}: matches no file", hint="check the pattern")
+        many = many or listed
+        for info in infos:
+            name = item if not listed else _display(item, fs, info.path)
+            plain, compression = split_compression(info.base_name)
+            files.append(SourceFile(name, fs, info.path, compression, info.size,
+                                    info.mtime_ns if info.mtime is not None else None))
+    fmt = fmt_override or _common_format(files)
+    if fmt == "parquet" and any(f.compression for f in files):
+        bad = next(f for f in files if f.compression)
+        raise InputError(f"{bad.name}: a compressed Parquet file cannot be read",
+                         hint="Parquet compresses inside the file: decompress it first")
+    spec_text = specs[0] if len(specs) == 1 else " ".join(specs)
+    return Source(spec_text, tuple(files), fmt, many=many)
+
+
+def _common_format(files: list[SourceFile]) -> str:
+    formats: dict[str, str] = {}
+    for f in files:
+        plain = split_compression(f.name)[0]
+        fmt = format_of_name(plain)
+        if fmt is None:
+            suffix = Path(plain).suffix
+            raise InputError(f"{f.name}: unsupported extension {suffix or '(none)'!r}",
+                             hint="use .jsonl, .parquet or .csv (optionally .gz, .bz2, .zst), or pass "
+                                  "--input-format")
+        formats.setdefault(fmt, f.name)
+    if len(formats) > 1:
+        shown = ", ".join(f"{fmt} ({name})" for fmt, name in formats.items())
+        raise InputError(f"the input mixes formats: {shown}", hint="one dataset has one format: pass one kind")
+    return next(iter(formats))
