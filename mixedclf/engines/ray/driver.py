@@ -44,7 +44,7 @@ from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.ray.errors import first_line, user_error
 from mixedclf.engines.ray.merge import merge_parts
 from mixedclf.engines.ray.sizing import size_pools
-from mixedclf.engines.ray.stages import _Collector, _Infer, _Postprocess, _Preprocess, _RowNumberer
+from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
 from mixedclf.engines.ray.stats import operator_stats
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import InputError
@@ -201,18 +201,18 @@ class RayEngine:
         o = self.opts
         rows = chunk_rows_for(o)
         ds = self._read(ray_data, fmt)
-        ds = ds.map_batches(_RowNumberer, fn_constructor_kwargs={"collector": collector,
+        ds = ds.map_batches(RowNumberer, fn_constructor_kwargs={"collector": collector,
                                                                 "paths": self.io.source.many},
                             compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
                             num_cpus=0, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
         ds = ds.map_batches(
-            _Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
+            Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
                         o.on_error, self.io.source.spec, o.keep_text, o.dedup, collector),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=rows,
             batch_format="pyarrow",
         )
         ds = ds.map_batches(
-            _Infer,
+            Infer,
             fn_constructor_kwargs={"model": o.model, "device": plan["device"], "precision": o.precision,
                                    "backend": o.backend,
                                    "torch_threads": plan["torch_threads"], "pad_id": pad_id,
@@ -223,7 +223,7 @@ class RayEngine:
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
-            _Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector),
+            Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
             batch_format="pyarrow",
         )
@@ -254,7 +254,7 @@ class RayEngine:
 
         o = self.opts
         plan = self._plan()
-        collector = ray.remote(num_cpus=0)(_Collector).remote()
+        collector = ray.remote(num_cpus=0)(Collector).remote()
         parts = o.output.absolute().parent / f".{o.output.name}.ray-{uuid.uuid4().hex[:8]}"
         ctx = DataContext.get_current()
         saved = {name: getattr(ctx, name) for name in ("enable_progress_bars", "print_on_execution_start",
@@ -423,6 +423,11 @@ class RayEngine:
             "mean_batch_rows": (st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
             "padding_fraction": 1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
             "tokens": int(st.get("real_tokens", 0)),
+            "padded_tokens": int(st.get("padded_tokens", 0)),
+            "token_width_sum": int(st.get("token_width_sum", 0)),
+            "device_forward_s": float(st.get("device_forward_s", 0.0)),
+            "host_overhead_ms_per_batch": 1e3 * st.get("host_overhead_s", 0.0) / st["batches"] if st.get("batches") else None,
+            "rows_before_resume": 0,
             "truncated_rows": tally.truncated,
             "oom_splits": int(st.get("oom_splits", 0)),
             "device_busy_s": float(st.get("device_busy_s", 0.0)),

@@ -2,7 +2,7 @@
 
 Each callable wraps the local engine's own stage function (`preprocess_texts`, `InferenceRunner.logits`,
 `label_columns`, `text_problem`) for Arrow batches, measures its own busy time and reports it (with its worker and
-device) to the `_Collector` actor. Invalid rows travel with the data in the PROBLEM column.
+device) to the `Collector` actor. Invalid rows travel with the data in the PROBLEM column.
 
 Ray pickles these classes by module path, so they stay at this module's top level. Their names also show up in Ray
 Data's operator names, which `ray_stats` matches: rename them together.
@@ -45,7 +45,7 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _Collector:
+class Collector:
     """Per-stage clocks fed by the stage callables (wall clock: comparable across processes and nodes)."""
 
     def __init__(self) -> None:
@@ -92,7 +92,7 @@ class _Collector:
         return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done, "files": self.files}
 
 
-class _RowNumberer:
+class RowNumberer:
     """Adds the input row number. One actor, blocks in input order (preserve_order): numbers are dense.
 
     It reports the rows it numbered, so the merge can prove the output holds each number exactly once (a
@@ -139,7 +139,7 @@ def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).combine_chunks().to_numpy(zero_copy_only=False)
 
 
-class _Preprocess:
+class Preprocess:
     """CPU stage, as Ray tasks: validate each row (like the local reader), then `preprocess_texts`."""
 
     def __init__(self, tokenizer_json: str, max_length: int, clean: str, text_field: str, id_field: str,
@@ -209,7 +209,7 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
     return np.flatnonzero(_column_numpy(table, PROBLEM) == None)  # noqa: E711 - elementwise on an object array
 
 
-class _Infer:
+class Infer:
     """Device stage, one per actor: the model is loaded once in __init__, then `InferenceRunner.logits`."""
 
     def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
@@ -251,7 +251,7 @@ class _Infer:
                                  lengths, np.zeros(len(idx), bool), zeros, zeros, zeros)
         before = self.runner.stats
         snapshot = (before.batches, before.rows, before.real_tokens, before.padded_tokens, before.oom_splits,
-                    before.busy_s)
+                    before.busy_s, before.token_width_sum, before.forward_s, before.host_overhead_s)
         start = time.time()
         logits, hits = None, 0
         if len(idx):
@@ -270,13 +270,15 @@ class _Infer:
         stats = {"batches": s.batches - snapshot[0], "rows": s.rows - snapshot[1],
                  "real_tokens": s.real_tokens - snapshot[2], "padded_tokens": s.padded_tokens - snapshot[3],
                  "oom_splits": s.oom_splits - snapshot[4], "device_busy_s": s.busy_s - snapshot[5],
+                 "token_width_sum": s.token_width_sum - snapshot[6], "device_forward_s": s.forward_s - snapshot[7],
+                 "host_overhead_s": s.host_overhead_s - snapshot[8],
                  "dedup_hits": hits, "dedup_lookups": len(idx)}
         ray.get(self.collector.add.remote("inference", start, end, len(idx), self.worker, rows_in=n,
                                           device=self.device_name, stats=stats))
         return out
 
 
-class _Postprocess:
+class Postprocess:
     """CPU stage, as Ray tasks: `label_columns`, then the output row as the local engine builds it."""
 
     def __init__(self, spec: ModelSpec, text_field: str, id_field: str, keep_text: bool, all_scores: bool,

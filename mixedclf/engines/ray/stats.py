@@ -6,13 +6,15 @@ Ray's own. Operators are matched by name: Ray Data names a map operator after it
 
 from __future__ import annotations
 
-# The ray_stages callables that time themselves, as they appear in operator names.
-_OWN_STAGES = ("_Preprocess", "_Infer", "_Postprocess")
+from mixedclf.engines.ray.stages import Infer, Postprocess, Preprocess, RowNumberer
+
+# Ray Data names a map operator after its callable's class: MapBatches(Infer). These time themselves.
+_OWN_STAGES = tuple(f"({cls.__name__})" for cls in (Preprocess, Infer, Postprocess))
 
 
 def _sub_stage(name: str) -> str | None:
     """Which report stage a Ray Data (sub-)operator belongs to; None for those the callables time themselves."""
-    if name.startswith("Read") or "_RowNumberer" in name or name.startswith("SplitBlocks"):
+    if name.startswith("Read") or f"({RowNumberer.__name__})" in name or name.startswith("SplitBlocks"):
         return "read"
     if name.startswith("Write"):
         return "write"
