@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
+
+from mixedclf.errors import InputError
 
 
 def packaged_config(name: str) -> Path:
@@ -13,3 +17,19 @@ def packaged_config(name: str) -> Path:
     if override:
         return Path(override) / name
     return Path(str(files("mixedclf").joinpath("configs").joinpath(name)))
+
+
+def read_toml(path: Path | str, what: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """A TOML file as a dict; missing, a folder, unreadable or invalid -> `error` with one line naming `what`."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {p}") from None
+    except IsADirectoryError:
+        raise error(f"{what} is a directory: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{what} {p} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None

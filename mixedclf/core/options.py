@@ -5,14 +5,13 @@ configs/default.toml > the field defaults below."""
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from mixedclf.configs import packaged_config
+from mixedclf.configs import packaged_config, read_toml
 from mixedclf.errors import InputError
 
 DEFAULT_CONFIG = packaged_config("default.toml")
@@ -114,11 +113,7 @@ def load_defaults(path: Path | None = None, section: str = "classify") -> dict[s
         if path == DEFAULT_CONFIG:
             return {}
         raise InputError(f"{path}: config file not found")
-    try:
-        with open(path, "rb") as handle:
-            return dict(tomllib.load(handle).get(section, {}))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: invalid TOML: {exc}") from exc
+    return dict(read_toml(path, "config file").get(section, {}))
 
 
 def build_settings(cls: type[LayeredSettings], cli_values: dict[str, Any], config: Path | None = None):

@@ -6,13 +6,12 @@ Pure module: no torch, no pools. See docs/cost-model.md.
 from __future__ import annotations
 
 import math
-import tomllib
 from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from mixedclf.configs import packaged_config
+from mixedclf.configs import packaged_config, read_toml
 from mixedclf.errors import InputError, validation_line
 
 DEFAULT_PRICING_PATH = packaged_config("pricing.toml")
@@ -85,17 +84,7 @@ class PricingProfile(BaseModel):
 def read_profiles(path: Path | str | None = None) -> dict[str, dict]:
     """Raw profile tables from a pricing TOML file, by name."""
     p = Path(path) if path is not None else DEFAULT_PRICING_PATH
-    try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise CostInputError(f"pricing file not found: {p}") from None
-    except IsADirectoryError:
-        raise CostInputError(f"pricing file is a directory: {p}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CostInputError(f"pricing file {p} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise CostInputError(f"cannot read pricing file {p}: {exc.strerror or exc}") from None
+    data = read_toml(p, "pricing file", CostInputError)
     profiles = data.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
         raise CostInputError(f"pricing file {p} has no [profiles.NAME] tables")

@@ -11,12 +11,12 @@ Pure module: no torch, no pools. Documented in docs/cost-model.md ("The usage fi
 from __future__ import annotations
 
 import difflib
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mixedclf.configs import read_toml
 from mixedclf.costs.pricing import CostInputError
 
 #: Read from the current folder when present and no --usage is given.
@@ -108,17 +108,7 @@ def _unknown_key_message(path: Path, key: str) -> str:
 def load_usage(path: Path | str) -> UsageFile:
     """Read and validate a usage file. Unreadable, not TOML, an unknown key or a bad value -> one-line CostInputError."""
     p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise CostInputError(f"usage file not found: {p}") from None
-    except IsADirectoryError:
-        raise CostInputError(f"usage file is a directory: {p}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CostInputError(f"usage file {p} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise CostInputError(f"cannot read usage file {p}: {exc.strerror or exc}") from None
+    data = read_toml(p, "usage file", CostInputError)
     try:
         usage = Usage.model_validate(data)
     except ValidationError as exc:

@@ -22,14 +22,13 @@ from mixedclf.errors import InputError, MixedclfError
 from mixedclf.io.filestate import FileState, file_state
 from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.writers import (
-    PARQUET_ROW_GROUP,
     ChunkWriter,
     ErrorLog,
-    _conform_part,
     _csv_cells,
     _jsonl_lines,
     _merged_schema,
     _with_columns,
+    write_conformed,
 )
 
 STDOUT = "-"
@@ -248,16 +247,7 @@ class FolderSink:
         # Parts written chunk by chunk may disagree on a column's type: one schema for the file, as ChunkWriter.
         schema = _merged_schema([pq.read_schema(path) for path, _, _ in pieces])
         temp = self.stage / f".{name}.tmp"
-        with pq.ParquetWriter(temp, schema) as out:
-            pending, rows = [], 0
-            for table in tables():
-                pending.append(_conform_part(table, schema))
-                rows += table.num_rows
-                if rows >= PARQUET_ROW_GROUP:
-                    out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
-                    pending, rows = [], 0
-            if pending:
-                out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+        write_conformed(temp, schema, tables())
         os.replace(temp, self.stage / name)
 
     def commit(self) -> None:

@@ -161,6 +161,20 @@ def _conform_part(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def write_conformed(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+    """One Parquet file of `schema` from tables whose types may differ (each conformed), in row groups."""
+    with pq.ParquetWriter(path, schema) as out:
+        pending, rows = [], 0
+        for table in tables:
+            pending.append(_conform_part(table, schema))
+            rows += table.num_rows
+            if rows >= PARQUET_ROW_GROUP:
+                out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+                pending, rows = [], 0
+        if pending:
+            out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+
+
 class ChunkWriter:
     """Appends tables to the partial output; commit() makes it the target in one rename."""
 
@@ -276,17 +290,7 @@ class ChunkWriter:
         # No valid row at all: still a readable (empty) file.
         schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
         self.temp.unlink(missing_ok=True)
-        with pq.ParquetWriter(self.temp, schema) as out:
-            pending, rows = [], 0
-            for part in parts:
-                table = _conform_part(pq.read_table(part), schema)
-                pending.append(table)
-                rows += table.num_rows
-                if rows >= PARQUET_ROW_GROUP:
-                    out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
-                    pending, rows = [], 0
-            if pending:
-                out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
+        write_conformed(self.temp, schema, (pq.read_table(part) for part in parts))
 
     def seal(self) -> None:
         """Finish the partial file (Parquet: merge the parts into it), durably, ready for the rename."""
