@@ -26,6 +26,7 @@ from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
@@ -155,13 +156,12 @@ class LocalEngine:
         )
         self.load_started_at = load_start
         choice = precision_of(module, device, o.precision)
-        settings = {
-            "mode": o.mode, "device": dev, "precision": choice.name, "precision_reason": choice.reason,
-            "backend": getattr(module, "backend", "torch"),
-            "cpu_workers": workers, "torch_threads": torch.get_num_threads(), "batch_size": self._batch[0],
-            "max_batch_tokens": self._batch[1], "chunk_rows": chunk_rows_for(o), "clean": o.clean,
-            "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
-        }
+        settings = RunSettings(
+            mode=o.mode, device=dev, precision=choice.name, precision_reason=choice.reason,
+            backend=getattr(module, "backend", "torch"), cpu_workers=workers, torch_threads=torch.get_num_threads(),
+            batch_size=self._batch[0], max_batch_tokens=self._batch[1], chunk_rows=chunk_rows_for(o),
+            clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt,
+        )
         extra = {
             "micro_batches": stats.batches,
             "mean_batch_rows": (stats.rows / stats.batches) if stats.batches else 0.0,

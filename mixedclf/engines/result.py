@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mixedclf.core.postprocess import LabelTally
+from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.models.spec import ModelSpec
@@ -24,6 +25,6 @@ class RunResult:
     rows_in: int
     rows_out: int
     rows_errored: int
-    settings: dict
+    settings: RunSettings
     extra: dict = field(default_factory=dict)
 

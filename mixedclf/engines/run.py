@@ -55,7 +55,7 @@ def _work(run) -> WorkCounts | None:
         return None
     return count_work(rows=run.measurements.items, real_tokens=int(extra["tokens"]),
                       padded_tokens=int(extra["padded_tokens"]), token_width_sum=int(extra["token_width_sum"]),
-                      micro_batches=int(extra["micro_batches"]), cpu_workers=int(run.settings.get("cpu_workers", 0)),
+                      micro_batches=int(extra["micro_batches"]), cpu_workers=run.settings.cpu_workers,
                       shape=ModelShape(**dims._asdict()))
 
 
@@ -116,7 +116,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         rows_in=run.rows_in,
         rows_out=run.rows_out,
         rows_errored=run.rows_errored,
-        settings=run.settings,
+        settings=run.settings.as_report(),
         pricing=pricing,
         measurements=measurements,
         aggregate=LabelAggregate(

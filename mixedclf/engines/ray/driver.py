@@ -39,6 +39,7 @@ import pyarrow.csv as pacsv
 
 from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import chunk_rows_for
+from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.ray.errors import first_line, user_error
@@ -408,16 +409,15 @@ class RayEngine:
             return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
 
         batch = batch_limits("cuda" if plan["use_gpu"] else "cpu", o.batch_size, o.max_batch_tokens)
-        settings = {
-            "mode": o.mode, "device": device, "precision": resolved("precision", o.precision),
-            "precision_reason": resolved("precision_reason", ""), "cpu_workers": cpu_workers,
-            "backend": resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
-            "torch_threads": plan["torch_threads"], "batch_size": batch[0],
-            "max_batch_tokens": batch[1], "chunk_rows": chunk_rows_for(o), "clean": o.clean,
-            "dedup": o.dedup, "input_format": in_fmt, "output_format": out_fmt,
-            "engine": "ray", "ray_address": o.ray_address, "inference_workers": plan["actors"],
-            "inference_worker_cpus": plan["actor_cpus"], "inference_worker_gpus": 1 if plan["use_gpu"] else 0,
-        }
+        settings = RunSettings(
+            mode=o.mode, device=device, precision=resolved("precision", o.precision),
+            precision_reason=resolved("precision_reason", ""), cpu_workers=cpu_workers,
+            backend=resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
+            torch_threads=plan["torch_threads"], batch_size=batch[0], max_batch_tokens=batch[1],
+            chunk_rows=chunk_rows_for(o), clean=o.clean, dedup=o.dedup, input_format=in_fmt,
+            output_format=out_fmt, engine="ray", ray_address=o.ray_address, inference_workers=plan["actors"],
+            inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
+        )
         extra = {
             "micro_batches": int(st.get("batches", 0)),
             "mean_batch_rows": (st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
