@@ -212,3 +212,13 @@ def test_estimate_from_report_suggests_the_measured_start_up():
     assert any("--cold-start-sec 3.25" in n and "first micro-batch" in n for n in notes)
     _, notes = inputs_from_report(build_classify_report(**classify_fields()), requests_per_day=5000)  # older report
     assert any("--cold-start-sec 1.50" in n for n in notes)
+
+
+def test_json_summary_carries_the_start_up(tmp_path, tiny_model, reviews):
+    report = tmp_path / "r.json"
+    result = runner.invoke(app, ["classify", str(reviews), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model),
+                                 "--cpu-workers", "1", "-f", "json", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    m = load_report(report).measurements
+    assert summary["cold_start_s"] == m.cold_start_s and m.cold_start_s > m.startup_s > 0
