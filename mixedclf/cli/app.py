@@ -81,6 +81,10 @@ def classify(
     chunk_rows: Optional[int] = typer.Option(
         None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
     ),
+    first_chunk_rows: Optional[int] = typer.Option(
+        None, help="Rows in the first chunk; each next one doubles up to --chunk-rows, so the device starts "
+        "sooner (local engine) [default: 1024]"
+    ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
     dedup: Optional[bool] = typer.Option(

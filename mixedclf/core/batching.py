@@ -63,3 +63,29 @@ def fill_padded(tokens: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, ro
         np.multiply(ids_out, mask_out, out=ids_out)
     else:
         np.copyto(ids_out, pad_id, where=mask_out == 0)
+
+
+class ChunkSizes:
+    """Rows in each chunk (the window sorted by length), by chunk index: `first`, then doubling up to `most`.
+
+    The device waits for the whole first window to be read and preprocessed, so a small first window starts it
+    sooner; the doubling reaches full-size windows (little padding) within a few chunks. Chunk boundaries depend
+    only on the input and these two numbers, so an interrupted run resumes on the same boundaries.
+    """
+
+    def __init__(self, most: int, first: int | None = None):
+        if most < 1 or (first is not None and first < 1):
+            raise ValueError("chunk sizes must be at least 1")
+        self.most = most
+        self.first = min(first or most, most)
+
+    def __call__(self, index: int) -> int:
+        size = self.first
+        for _ in range(index):
+            if size >= self.most:
+                break
+            size *= 2
+        return min(size, self.most)
+
+    def __repr__(self) -> str:
+        return f"ChunkSizes(most={self.most}, first={self.first})"

@@ -89,6 +89,10 @@ class RunMeasurements(BaseModel):
     # workers are not this process (Ray), so the held windows above are the bill.
     process_s: float | None = Field(default=None, ge=0)
     startup_s: float = Field(default=0.0, ge=0)  # process start to the start of model loading
+    # Start-up: process start (a library call: the call) to the first micro-batch on the device. Imports, option
+    # checks, model load and the first chunk's reading and preprocessing: what every cold start pays before the
+    # device works. None: no micro-batch ran, or the device is not in this process (Ray).
+    cold_start_s: float | None = Field(default=None, ge=0)
 
     def stage_busy(self, name: str) -> float:
         return sum(s.busy_s for s in self.stages if s.name == name)

@@ -373,7 +373,11 @@ def inputs_from_report(report: "ClassifyReport", **overrides: Any) -> tuple[Esti
         f"pre {pre:.6f} s, inference {gpu:.6f} s (batched), post {post:.6f} s; file read/write excluded."
     ]
     load = m.stage_busy("model_load")
-    if load > 0 and not overrides.get("cold_start_sec"):
+    if m.cold_start_s and not overrides.get("cold_start_sec"):
+        notes.append(f"measured start-up {m.cold_start_s:.2f} s (process start to the first micro-batch; model load "
+                     f"{load:.2f} s of it): pass --cold-start-sec {m.cold_start_s:.2f} plus the container's own start "
+                     "to count GPU cold starts.")
+    elif load > 0 and not overrides.get("cold_start_sec"):
         notes.append(f"measured model load {load:.2f} s: pass --cold-start-sec {load:.2f} to count GPU cold starts.")
     values = dict(pre_sec=clean(pre), gpu_sec=clean(gpu), post_sec=clean(post))
     values.update({k: v for k, v in overrides.items() if v is not None})

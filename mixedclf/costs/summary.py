@@ -21,6 +21,7 @@ class ClassifySummary(BaseModel):
     rows_errored: int
     seconds: float
     throughput: float  # rows out per second of wall time
+    cold_start_s: float | None = None  # process start to the first micro-batch on the device
     # Dollars mixed vs GPU-only, with the savings, in each billing model the report prices.
     pay_per_use: CostTotals
     provisioned: CostTotals
@@ -41,6 +42,7 @@ def classify_summary(report: ClassifyReport, output: Path, report_path: Path | N
         rows_errored=report.rows_errored,
         seconds=report.measurements.wall_s,
         throughput=report.cost.throughput,
+        cold_start_s=report.measurements.cold_start_s,
         pay_per_use=report.cost.pay_per_use,
         provisioned=report.cost.provisioned,
         output=str(output),

@@ -7,12 +7,11 @@ writer flushes chunk k-1. Queues are bounded, so memory stays flat whatever the 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from mixedclf.core.batching import batch_limits
 from mixedclf.core.dedup import logits_with_dedup
-from mixedclf.core.options import chunk_rows_for
+from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
 from mixedclf.core.run import RunSettings
@@ -54,8 +53,11 @@ from mixedclf.runtime.pool import slices, start_worker_pool
 from mixedclf.runtime.workers import preprocess_task
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
-OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "batch_size", "max_batch_tokens",
-                  "all_scores", "keep_text", "dedup", "on_error", "precision", "backend", "output_format", "input_format")
+OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
+                  "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
+                  "output_format", "input_format")
+# Chunks read and handed to the pool ahead of the one on the device.
+CHUNKS_AHEAD = 2
 
 
 class LocalEngine:
@@ -68,6 +70,8 @@ class LocalEngine:
         self.pool_released: float | None = None
         self.signals = StopSignals()
         self._reported = 0  # rows of the current chunk already passed to on_rows
+        self.first_batch_at: float | None = None  # time.monotonic() when the first micro-batch reached the device
+        self._in_flight: deque | None = None  # the chunk feed, once opened (see _open_feed)
 
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
@@ -75,8 +79,10 @@ class LocalEngine:
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
-        settings.update(chunk_rows=chunk_rows_for(self.opts), input_format=in_fmt, output_format=out_fmt,
-                        model=str(spec.path), batch_size=self._batch[0], max_batch_tokens=self._batch[1])
+        sizes = chunk_sizes_for(self.opts)  # the chunk boundaries: a resumed run must cut the input the same way
+        settings.update(chunk_rows=sizes.most, first_chunk_rows=sizes.first, input_format=in_fmt,
+                        output_format=out_fmt, model=str(spec.path), batch_size=self._batch[0],
+                        max_batch_tokens=self._batch[1])
         source = self.io.source
         (only,) = source.files if len(source.files) == 1 else (None,)
         if not source.many and only is not None and only.local is not None and only.compression is None:
@@ -126,6 +132,10 @@ class LocalEngine:
         pool = self._start_pool(*pool_args) if mixed else None  # workers start while the model loads
         pool_started = time.monotonic()
         try:
+            if mixed and not (checkpoint is not None and checkpoint.committed):
+                # The first chunks are read and preprocessed while the model loads.
+                self._open_feed(in_fmt, clocks, checkpoint.chunks_done if checkpoint else 0)
+                self._fill_feed(workers)
             load_start = time.monotonic()
             module = load_model(spec, device, o.precision, o.backend)
             load_end = time.monotonic()
@@ -138,6 +148,7 @@ class LocalEngine:
             with self.signals:
                 tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
                                              checkpoint, fingerprint)
+            self.first_batch_at = runner.stats.first_start
         finally:
             if pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -160,7 +171,8 @@ class LocalEngine:
             mode=o.mode, device=dev, precision=choice.name, precision_reason=choice.reason,
             backend=getattr(module, "backend", "torch"), cpu_workers=workers, torch_threads=torch.get_num_threads(),
             batch_size=self._batch[0], max_batch_tokens=self._batch[1], chunk_rows=chunk_rows_for(o),
-            clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt,
+            first_chunk_rows=chunk_sizes_for(o).first, clean=o.clean, dedup=o.dedup, input_format=in_fmt,
+            output_format=out_fmt,
         )
         extra = {
             "micro_batches": stats.batches,
@@ -348,70 +360,71 @@ class LocalEngine:
                 if failure or not writer_thread.is_alive():
                     raise failure[0] if failure else RuntimeError("writer thread stopped") from None
 
+    def _open_feed(self, in_fmt, clocks, skip_chunks) -> None:
+        """Open the reader; chunks before the checkpoint (`skip_chunks`) are read past, not classified again."""
+        o = self.opts
+        # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
+        self._chunks = iter_chunks(self.io.source, in_fmt, o.text_field, o.id_field, chunk_sizes_for(o),
+                                   max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
+                                   text_as_read=o.keep_text or o.clean == "none")
+        self._skip_chunks, self._read_clock, self._pre_clock = skip_chunks, clocks["read"], clocks["preprocess"]
+        self._in_flight = deque()  # [chunk, futures of its slices, or None until submitted]
+        self._exhausted = False
+
+    def _next_chunk(self) -> InputChunk | None:
+        while True:
+            start = time.monotonic()
+            chunk = next(self._chunks, None)
+            if chunk is None or chunk.index >= self._skip_chunks:
+                break
+        if chunk is not None:
+            self._read_clock.add(start, time.monotonic(), chunk.rows_in)
+        return chunk
+
+    def _fill_feed(self, workers: int) -> None:
+        """Read up to CHUNKS_AHEAD chunks and hand each to the pool; waits for no worker."""
+        while not self._exhausted and len(self._in_flight) < CHUNKS_AHEAD:
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._exhausted = True
+            else:
+                self._in_flight.append([chunk, None])
+        for entry in self._in_flight:
+            if entry[1] is None:
+                entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
+
     def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
-        # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
-        chunks = iter_chunks(self.io.source, in_fmt, o.text_field, o.id_field, chunk_rows_for(o),
-                             max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
-                             text_as_read=o.keep_text or o.clean == "none")
-        read, pre = clocks["read"], clocks["preprocess"]
-
-        def next_chunk() -> InputChunk | None:
-            while True:
-                start = time.monotonic()
-                chunk = next(chunks, None)
-                if chunk is None or chunk.index >= skip_chunks:
-                    break  # chunks before the checkpoint are read past, not classified again
-            if chunk is not None:
-                read.add(start, time.monotonic(), chunk.rows_in)
-            return chunk
-
+        if self._in_flight is None:  # run() opens it before the model loads when there is a pool
+            self._open_feed(in_fmt, clocks, skip_chunks)
         if pool is None:
-            while self.signals.signum is None and (chunk := next_chunk()) is not None:
+            while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
                 start = time.monotonic()
                 prep = preprocess_texts(chunk.texts, tokenizer, o.clean)
-                pre.add(start, time.monotonic(), len(chunk.texts))
+                self._pre_clock.add(start, time.monotonic(), len(chunk.texts))
                 yield chunk, prep
             return
 
-        in_flight: deque = deque()  # [chunk, futures of its slices, or None until submitted]
+        in_flight = self._in_flight
         workers = pool_args[0]
-        exhausted = False
-        # Until the first chunk is ready the device has nothing to do, so this process preprocesses a share of
-        # it beside the workers (which may still be starting): the first batch reaches the device sooner.
-        share_first = True
         head_restarts = 0  # pool restarts since the chunk at the head of in_flight came in
         while self.signals.signum is None:
-            while not exhausted and len(in_flight) < 2:
-                chunk = next_chunk()
-                if chunk is None:
-                    exhausted = True
-                else:
-                    in_flight.append([chunk, None])
-            if not in_flight:
-                # Every chunk is preprocessed: let the workers go now, so their memory is not held while
-                # the last chunks are classified and the output is assembled.
-                pool.shutdown(wait=True)
-                self.pool_released = time.monotonic()
-                return
             try:
-                for entry in in_flight:
-                    if entry[1] is None:
-                        parts = slices(entry[0].texts, workers + share_first)
-                        own = parts.pop() if share_first else None
-                        entry[1] = [pool.submit(preprocess_task, part) for part in parts]
-                        if share_first:
-                            tokenizer = make_tokenizer(pool_args[1], pool_args[2])
-                            entry[1].append(self._preprocess_here(own, tokenizer))
-                            share_first = False
+                self._fill_feed(workers)
+                if not in_flight:
+                    # Every chunk is preprocessed: let the workers go now, so their memory is not held while
+                    # the last chunks are classified and the output is assembled.
+                    self._pool.shutdown(wait=True)
+                    self.pool_released = time.monotonic()
+                    return
                 results = [future.result(timeout=o.stage_timeout_cpu) for future in in_flight[0][1]]
             except FutureTimeout:
                 raise StageTimeout(f"preprocessing chunk {in_flight[0][0].index} took longer than "
                                    f"{o.stage_timeout_cpu:g}s", hint="raise --stage-timeout-cpu") from None
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): start a fresh pool and resubmit what was in flight.
-                pool = self._restart_pool(pool_args)
+                self._restart_pool(pool_args)
                 for entry in in_flight:
                     entry[1] = None
                 head_restarts += 1
@@ -420,12 +433,11 @@ class LocalEngine:
                 # The same chunk again: alone, halved down to the rows that kill a worker.
                 chunk = in_flight.popleft()[0]
                 chunk, results = self._isolate(chunk, pool_args)
-                pool = self._pool
             else:
                 chunk, _ = in_flight.popleft()
             head_restarts = 0
             for part, start, end, _pid in results:
-                pre.add(start, end, len(part))
+                self._pre_clock.add(start, end, len(part))
             yield chunk, concat_batches([r[0] for r in results])
 
     def _restart_pool(self, pool_args) -> ProcessPoolExecutor:
@@ -446,13 +458,6 @@ class LocalEngine:
 
         results, poison = isolate(chunk.texts, run_piece, lambda: self._restart_pool(pool_args))
         return set_aside(chunk, poison, self.opts.id_field), results or [run_piece([])]  # [] if every row killed
-
-    def _preprocess_here(self, texts: list[str], tokenizer) -> Future:
-        """preprocess_task's result, computed in this process, as an already finished future."""
-        done: Future = Future()
-        start = time.monotonic()
-        done.set_result((preprocess_texts(texts, tokenizer, self.opts.clean), start, time.monotonic(), os.getpid()))
-        return done
 
     def _postprocess_and_write(self, chunk, prep, logits, spec, writer, errors, tally, clocks, counts) -> None:
         o = self.opts

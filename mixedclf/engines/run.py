@@ -98,6 +98,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         measurements = measurements.model_copy(update={
             "process_s": time.monotonic() - started_at,
             "startup_s": max(0.0, engine.load_started_at - started_at),
+            "cold_start_s": (max(0.0, engine.first_batch_at - started_at)
+                             if engine.first_batch_at is not None else None),
         })
     from mixedclf.engines.calibrate import calibrate
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mixedclf.core.batching import ChunkSizes
 from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.errors import InputError
 from mixedclf.io.jsonl_rows import check_jsonl_lines, check_jsonl_sample, parse_jsonl_line, suspect_line, unencodable
@@ -79,9 +80,9 @@ def _json_table(rows: list[dict[str, Any]]) -> pa.Table:
 class ChunkBuilder:
     """Collects rows and problems until a chunk is full."""
 
-    def __init__(self, text_field: str, id_field: str, chunk_rows: int, max_text_chars: int | None,
+    def __init__(self, text_field: str, id_field: str, chunk_rows: int | ChunkSizes, max_text_chars: int | None,
                  text_as_read: bool = False, at: "_Position | None" = None):
-        self.text_field, self.id_field, self.chunk_rows = text_field, id_field, chunk_rows
+        self.text_field, self.id_field, self.sizes = text_field, id_field, _sizes(chunk_rows)
         self.max_text_chars, self.text_as_read = max_text_chars, text_as_read
         at = at or _Position()
         self.index, self.next_row, self.source, self.file = at.index, at.row, at.source, at.file
@@ -121,7 +122,7 @@ class ChunkBuilder:
 
     @property
     def full(self) -> bool:
-        return self.next_row - self.first_row >= self.chunk_rows
+        return self.next_row - self.first_row >= self.sizes(self.index)
 
     def take(self) -> InputChunk:
         table = _json_table(self.records) if self.records else pa.table({self.id_field: pa.array([], pa.int64())})
@@ -142,7 +143,11 @@ class _Position:
     file: str | None = None  # named in row problems when the input is several files
 
 
-def _iter_jsonl(source: SourceFile, text_field: str, id_field: str, chunk_rows: int,
+def _sizes(chunk_rows: int | ChunkSizes) -> ChunkSizes:
+    return chunk_rows if isinstance(chunk_rows, ChunkSizes) else ChunkSizes(chunk_rows)
+
+
+def _iter_jsonl(source: SourceFile, text_field: str, id_field: str, chunk_rows: int | ChunkSizes,
                 max_text_chars: int | None, text_as_read: bool, at: _Position, allow_empty: bool) -> Iterator[InputChunk]:
     builder = ChunkBuilder(text_field, id_field, chunk_rows, max_text_chars, text_as_read, at)
     with source.open_stream() as handle:
@@ -197,10 +202,11 @@ def _text_values(column: pa.ChunkedArray, max_chars: int | None) -> list[Any]:
 
 
 def _iter_arrow_batches(
-    batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int, line_offset: int,
-    max_text_chars: int | None, at: _Position,
+    batches: Iterator[pa.RecordBatch], text_field: str, id_field: str, chunk_rows: int | ChunkSizes,
+    line_offset: int, max_text_chars: int | None, at: _Position,
 ) -> Iterator[InputChunk]:
     """Chunks from arrow batches: valid rows stay columnar; only the problem rows are looked at one by one."""
+    sizes = _sizes(chunk_rows)
     index, next_row = at.index, at.row
     first_row = at.row
     pending: list[pa.RecordBatch] = []
@@ -237,21 +243,23 @@ def _iter_arrow_batches(
 
     for batch in batches:
         while batch.num_rows:
-            take = min(batch.num_rows, chunk_rows - pending_rows)
+            size = sizes(index)
+            take = min(batch.num_rows, size - pending_rows)
             pending.append(batch.slice(0, take))
             pending_rows += take
             batch = batch.slice(take)
-            if pending_rows >= chunk_rows:
+            if pending_rows >= size:
                 yield flush()
     if pending_rows:
         yield flush()
     at.index, at.row = index, next_row
 
 
-def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field: str, chunk_rows: int,
+def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field: str, chunk_rows: int | ChunkSizes,
                 max_text_chars: int | None = MAX_TEXT_CHARS, text_as_read: bool = False) -> Iterator[InputChunk]:
-    """Chunks of at most chunk_rows rows, in input order: file by file (a chunk never spans two files), rows in
-    file order. Row numbers and chunk indexes run on across files. File-level problems raise InputError: the
+    """Chunks of at most chunk_rows rows (a ChunkSizes: rows by chunk index), in input order: file by file (a
+    chunk never spans two files), rows in file order. Row numbers and chunk indexes run on across files, so the
+    sizes follow the input's chunk index, not each file's. File-level problems raise InputError: the
     first file's at once, a later file's when its turn comes. Empty (0-byte) files of a folder, glob or list
     hold no rows and are passed over.
 
@@ -274,7 +282,7 @@ def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field
         raise InputError(f"{source.spec}: no file holds a row", hint="nothing to classify")
 
 
-def _iter_file(file: SourceFile, fmt: str, text_field: str, id_field: str, chunk_rows: int,
+def _iter_file(file: SourceFile, fmt: str, text_field: str, id_field: str, chunk_rows: int | ChunkSizes,
                max_text_chars: int | None, text_as_read: bool, at: _Position, allow_empty: bool
                ) -> Iterator[InputChunk]:
     try:
@@ -283,7 +291,9 @@ def _iter_file(file: SourceFile, fmt: str, text_field: str, id_field: str, chunk
                                    allow_empty)
         elif fmt == "parquet":
             reader = pq.ParquetFile(file.open_random_access())
-            yield from _iter_arrow_batches(reader.iter_batches(batch_size=chunk_rows), text_field, id_field,
+            # Batches no bigger than this file's first chunk: that chunk waits for no more rows than it holds.
+            size = _sizes(chunk_rows)(at.index)
+            yield from _iter_arrow_batches(reader.iter_batches(batch_size=size), text_field, id_field,
                                            chunk_rows, line_offset=0, max_text_chars=max_text_chars, at=at)
         else:
             yield from _iter_csv(file, text_field, id_field, chunk_rows, max_text_chars, at)
@@ -305,7 +315,7 @@ def _csv_names(file: SourceFile) -> list[str]:
         return pacsv.open_csv(stream, read_options=pacsv.ReadOptions(block_size=1 << 20)).schema.names
 
 
-def _iter_csv(file: SourceFile, text_field: str, id_field: str, chunk_rows: int,
+def _iter_csv(file: SourceFile, text_field: str, id_field: str, chunk_rows: int | ChunkSizes,
               max_text_chars: int | None, at: _Position) -> Iterator[InputChunk]:
     # Every column is read as the text it holds: CSV has no types, and one guessed from the first block fails
     # the run when a later block disagrees (ids that turn from 17 to "17a" a million rows in).

@@ -101,7 +101,8 @@ def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:
         raise ModelError(f"{spec.path / HEAD_WEIGHTS} has tensors this encoder lacks: {unknown[:3]}")
     if "classifier.weight" not in state:
         raise ModelError(f"{spec.path / HEAD_WEIGHTS} has no classifier.weight")
-    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    # copy_ casts each stored tensor (fp16 overlay) into its parameter once: no fp32 copy of the file first.
+    module.load_state_dict(state, strict=False)
 
 
 def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto", backend: str | None = None) -> nn.Module:

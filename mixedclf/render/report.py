@@ -83,6 +83,18 @@ def run_budget_line(report: ClassifyReport) -> str | None:
     return budget_line(report.extra, prov.mixed if report.cost.mixed_is == "measured" else prov.gpu_only)
 
 
+def startup_line(report: ClassifyReport) -> str | None:
+    """Process start to the first micro-batch, split where it went: paid again by every cold start."""
+    m = report.measurements
+    if m.cold_start_s is None:
+        return None
+    load = m.stage_busy("model_load")
+    rest = max(0.0, m.cold_start_s - m.startup_s - load)
+    return (f"start-up {fmt_s(m.cold_start_s)} s to the first micro-batch (paid by every cold start): "
+            f"{fmt_s(m.startup_s)} s before the model load (imports, checks, first reads), {fmt_s(load)} s model "
+            f"load, {fmt_s(rest)} s more until the first chunk was preprocessed")
+
+
 def work_line(report: ClassifyReport) -> str | None:
     w, cal = report.work, report.calibration
     if w is None:
@@ -236,6 +248,9 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     print_table(console, _totals_table(cost))
     console.print(f"[bold]{escape(headline(report))}[/bold]")
     console.print(escape(bill_line(report)))
+    startup = startup_line(report)
+    if startup:
+        console.print(escape(startup))
     budget = run_budget_line(report)
     if budget:
         console.print(escape(budget))
@@ -326,6 +341,9 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         rows.append(row)
     out += [md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)), ""]
     out += [headline(report) + ".", "", bill_line(report) + ".", ""]
+    startup = startup_line(report)
+    if startup:
+        out += [startup + ".", ""]
     budget = run_budget_line(report)
     if budget:
         out += [budget + ".", ""]
