@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +44,7 @@ from mixedclf.io.checkpoint import (
 )
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk, iter_chunks
-from mixedclf.io.runio import resolve_io
+from mixedclf.io.runio import RunIO, resolve_io
 from mixedclf.io.sinks import open_error_log, open_writer, write_rows
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.runtime.control import StopSignals, call_with_timeout
@@ -72,6 +72,17 @@ class LocalEngine:
         self._reported = 0  # rows of the current chunk already passed to on_rows
         self.first_batch_at: float | None = None  # time.monotonic() when the first micro-batch reached the device
         self._in_flight: deque | None = None  # the chunk feed, once opened (see _open_feed)
+        # Set by run() for the one run an engine makes.
+        self.io: RunIO | None = None  # where rows come from and go to
+        self._batch: tuple[int, int] = (0, 0)  # micro-batch caps (rows, padded tokens) for the device
+        self._pool: ProcessPoolExecutor | None = None
+        self.load_started_at: float | None = None  # time.monotonic() when the model load began
+        self.duplicate_ids = 0
+        self._id_hashes: list[np.ndarray] = []
+        self._chunks: Iterator[InputChunk] | None = None  # the reader, once the feed is open
+        self._skip_chunks, self._exhausted = 0, False
+        self._read_clock: StageClock | None = None
+        self._pre_clock: StageClock | None = None
 
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
