@@ -39,8 +39,10 @@ test: install
 test-wheel: install
 	PYTHON=$(PYTHON) BUILDER=$(BIN)/python TORCH_VERSION=$(TORCH_VERSION) bash scripts/check_wheel.sh
 
+# mixedclf vs transformers' pipeline vs the forward limit, at the precision auto picks here and at fp32.
 bench: install
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py --precision auto
+	$(BIN)/python benchmarks/throughput.py --precision fp32 --json benchmarks/out/throughput-fp32.json
 
 bench-memory: install
 	$(BIN)/python benchmarks/memory.py
