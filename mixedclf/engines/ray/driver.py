@@ -415,7 +415,8 @@ class RayEngine:
             backend=resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
             torch_threads=plan["torch_threads"], batch_size=batch[0], max_batch_tokens=batch[1],
             chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_rows_for(o),  # Ray's chunks do not grow
-            clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt, engine="ray", ray_address=o.ray_address, inference_workers=plan["actors"],
+            clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt, engine="ray",
+            ray_address=o.ray_address, inference_workers=plan["actors"],
             inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
         )
         extra = {
@@ -426,7 +427,8 @@ class RayEngine:
             "padded_tokens": int(st.get("padded_tokens", 0)),
             "token_width_sum": int(st.get("token_width_sum", 0)),
             "device_forward_s": float(st.get("device_forward_s", 0.0)),
-            "host_overhead_ms_per_batch": 1e3 * st.get("host_overhead_s", 0.0) / st["batches"] if st.get("batches") else None,
+            "host_overhead_ms_per_batch": (1e3 * st.get("host_overhead_s", 0.0) / st["batches"]
+                                           if st.get("batches") else None),
             "rows_before_resume": 0,
             "truncated_rows": tally.truncated,
             "oom_splits": int(st.get("oom_splits", 0)),
