@@ -127,8 +127,8 @@ class PipelinedFeed:
         done.record(compute)
         wait = time.monotonic()
         done.synchronize()  # the one synchronize of the chunk
-        stats.last_end = time.monotonic()
-        stats.wait_s += stats.last_end - wait
+        stats.last = time.monotonic()
+        stats.wait_s += stats.last - wait
         stats.busy_s += sum(s.elapsed_time(e) for s, e in self._timers[: len(plan)]) / 1e3
         out[np.concatenate(plan)] = host.numpy()
 
@@ -151,8 +151,8 @@ class PipelinedFeed:
             compute.wait_event(slot.copied)
             start, end = self._timers[i]
             start.record(compute)
-            if stats.first_start is None:
-                stats.first_start = time.monotonic()
+            if stats.first is None:
+                stats.first = time.monotonic()
             logits = self._forward(runner, dev_ids, dev_mask, host_ids, host_mask)
             logits_dev[position : position + k].copy_(logits)
             end.record(compute)

@@ -13,22 +13,23 @@ from torch import nn
 from mixedclf.core.batching import batch_limits, fill_padded, plan_micro_batches
 from mixedclf.core.cuda_feed import PipelinedFeed
 from mixedclf.core.preprocess import PreprocessedBatch
+from mixedclf.core.stats import Clock
 
 
 @dataclass
-class InferenceStats:
+class InferenceStats(Clock):
+    """The device stage's clock (busy_s: device time in forward passes; on CUDA GPU time between events around
+    each pass) and what it computed."""
+
     batches: int = 0
     rows: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
     token_width_sum: int = 0  # sum of rows x width^2 over micro-batches: the attention term of the FLOPs count
-    busy_s: float = 0.0  # device time in forward passes (on CUDA: GPU time between events around each pass)
     forward_s: float = 0.0  # host time inside the model's call (on CUDA: launching its kernels)
     loop_s: float = 0.0  # host time inside logits(), all of it
     wait_s: float = 0.0  # host time blocked on the device (on CUDA: slot waits and the chunk's synchronize)
     oom_splits: int = 0
-    first_start: float | None = None
-    last_end: float | None = None
     batch_sizes: list[int] = field(default_factory=list)
 
     @property
@@ -146,9 +147,7 @@ class InferenceRunner:
             if self.device.type != "cpu":
                 self._synchronize()
             end = time.monotonic()
-            self.stats.busy_s += end - start
-            self.stats.first_start = start if self.stats.first_start is None else self.stats.first_start
-            self.stats.last_end = end
+            self.stats.time(start, end)
             self._count(len(rows), int(lengths[rows].sum()), ids.size, width)
 
     def _count(self, rows: int, real: int, padded: int, width: int) -> None:

@@ -5,28 +5,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
-class StageClock:
-    """Busy seconds and the first-start / last-end window of one stage."""
+@dataclass(kw_only=True)
+class Clock:
+    """Busy seconds and the first-start / last-end window of some work: the one clock every stage keeps (a run's
+    stages, the device runner, the server's batcher)."""
 
-    name: str
-    billing: str
-    device: str
-    workers: int = 1
-    items: int = 0
     busy_s: float = 0.0
     first: float | None = None
     last: float | None = None
 
-    def add(self, start: float, end: float, items: int) -> None:
+    def time(self, start: float, end: float) -> None:
         self.busy_s += end - start
-        self.items += items
         self.first = start if self.first is None else min(self.first, start)
         self.last = end if self.last is None else max(self.last, end)
 
     @property
     def wall_s(self) -> float:
         return (self.last - self.first) if self.first is not None else 0.0
+
+
+@dataclass
+class StageClock(Clock):
+    """One stage of a run: its clock, what it is billed as, where it ran, and how many items it did."""
+
+    name: str
+    billing: str
+    device: str
+    workers: int = 1
+    items: int = 0
+
+    def add(self, start: float, end: float, items: int) -> None:
+        self.time(start, end)
+        self.items += items
 
 
 @dataclass

@@ -159,14 +159,14 @@ class LocalEngine:
             with self.signals:
                 tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
                                              checkpoint, fingerprint)
-            self.first_batch_at = runner.stats.first_start
+            self.first_batch_at = runner.stats.first
         finally:
             if pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
         t_end = time.monotonic()
 
         stats = runner.stats
-        last_batch = stats.last_end if stats.last_end is not None else load_end
+        last_batch = stats.last if stats.last is not None else load_end
         stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
                                    busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1)]
         stages += [stage_measurement(c) for c in clocks.values()]
@@ -204,7 +204,7 @@ class LocalEngine:
             "duplicate_ids": self.duplicate_ids,
             "resumed_from_chunk": checkpoint.chunks_done if checkpoint else 0,
             "rows_before_resume": checkpoint.rows_in if checkpoint else 0,
-            "startup_s": (stats.first_start - t_start) if stats.first_start is not None else None,
+            "startup_s": (stats.first - t_start) if stats.first is not None else None,
         }
         if self.meter is not None and self.meter.max_cost is not None:
             extra["budget"] = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,

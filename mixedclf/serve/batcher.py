@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from mixedclf.core.stats import Clock
+
 log = logging.getLogger("uvicorn.error")
 
 
@@ -80,12 +82,13 @@ class _Pending:
 
 
 @dataclass
-class BatcherStats:
+class BatcherStats(Clock):
+    """The server's device stage: its clock (busy_s: device seconds of the batches run) and the queue's counts."""
+
     batches: int = 0
     rows: int = 0
     requests: int = 0
     forward_passes: int = 0
-    busy_s: float = 0.0
     dropped: int = 0  # requests whose caller gave up before their batch started
     rejected: int = 0  # requests refused by the queue bound
     max_queue_seen: int = 0
