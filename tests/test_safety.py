@@ -267,6 +267,13 @@ def _snapshot(folder: Path) -> dict:
     return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
 
 
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] not in ("T", "t"):
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.01)
+
+
 def test_a_second_run_on_the_same_output_exits_2_and_touches_nothing(tmp_path, tiny_model):
     a_in = write_jsonl(tmp_path / "a.jsonl", 3000, seed=1)
     b_in = write_jsonl(tmp_path / "b.jsonl", 300, seed=2)
@@ -281,6 +288,7 @@ def test_a_second_run_on_the_same_output_exits_2_and_touches_nothing(tmp_path, t
             assert time.monotonic() - start < 120
             time.sleep(0.01)
         a.send_signal(signal.SIGSTOP)  # A holds the lock, its partial output and its checkpoint
+        _wait_stopped(a.pid)  # the signal is asynchronous: A may still write for a moment
         before = _snapshot(folder)
         b = _start([b_in, "-o", out, "--model", tiny_model, "--mode", "gpu-only", "-q"])
         _, b_err = b.communicate(timeout=120)

@@ -14,8 +14,8 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict
-from typing import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +58,23 @@ OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "fir
                   "output_format", "input_format")
 # Chunks read and handed to the pool ahead of the one on the device.
 CHUNKS_AHEAD = 2
+
+
+@dataclass
+class _Run:
+    """What one run's stream works with, set up by LocalEngine.run()."""
+
+    in_fmt: str
+    out_fmt: str
+    spec: ModelSpec
+    runner: Any  # core.inference.InferenceRunner (torch is imported only when a run starts)
+    pool_args: tuple | None  # (workers, tokenizer JSON, max length); None in gpu-only mode
+    tokenizer: Any  # this process's tokenizer in gpu-only mode, else None
+    clocks: dict[str, StageClock]
+    checkpoint: Checkpoint | None
+    fingerprint: str
+    tally: LabelTally = field(default_factory=LabelTally)
+    counts: RunCounts = field(default_factory=RunCounts)
 
 
 class LocalEngine:
@@ -157,8 +174,8 @@ class LocalEngine:
                                         pool_started=pool_started, workers=workers, inference=clocks["inference"],
                                         pool_released=lambda: self.pool_released)
             with self.signals:
-                tally, counts = self._stream(in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks,
-                                             checkpoint, fingerprint)
+                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, runner, pool_args if mixed else None,
+                                                  tokenizer, clocks, checkpoint, fingerprint))
             self.first_batch_at = runner.stats.first
         finally:
             if pool is not None:
@@ -230,19 +247,21 @@ class LocalEngine:
         self._pool, _ready = start_worker_pool(workers, tokenizer_json, max_length, self.opts.clean)
         return self._pool
 
-    def _stream(self, in_fmt, out_fmt, spec, runner, pool, pool_args, tokenizer, clocks, checkpoint, fingerprint):
+    def _stream(self, job: _Run) -> tuple[LabelTally, RunCounts]:
         o = self.opts
         io, resumable = self.io, self.io.resumable
-        tally, counts = LabelTally(), RunCounts()
+        checkpoint, fingerprint, runner = job.checkpoint, job.fingerprint, job.runner
         if checkpoint:
-            tally = LabelTally(**checkpoint.tally)
-            counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored, checkpoint.chunks_done)
+            job.tally = LabelTally(**checkpoint.tally)
+            job.counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored,
+                                   checkpoint.chunks_done)
+        tally, counts = job.tally, job.counts
         self._id_hashes: list[np.ndarray] = []
         if checkpoint is not None and checkpoint.committed:
             finish_commit(checkpoint, o.output)  # every row was written: only the renames into place were left
             self.duplicate_ids = 0
             return tally, counts
-        writer = open_writer(o.output, out_fmt, io.out_kind, io.rows_per_file,
+        writer = open_writer(o.output, job.out_fmt, io.out_kind, io.rows_per_file,
                              resume_at=checkpoint.output_bytes if checkpoint else None)
         errors = open_error_log(o.output, io.out_kind, resume_at=checkpoint.errors.size if checkpoint else None)
         out_queue: queue.Queue = queue.Queue(maxsize=2)  # the writer needs little slack; each chunk is 16k rows
@@ -253,7 +272,7 @@ class LocalEngine:
                 if failure:
                     continue  # keep draining so the producer never blocks after a failure
                 try:
-                    self._postprocess_and_write(*item, spec, writer, errors, tally, clocks, counts)
+                    self._postprocess_and_write(*item, job, writer, errors)
                     if resumable:
                         self._save_checkpoint(writer, errors, tally, counts, fingerprint)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
@@ -267,7 +286,7 @@ class LocalEngine:
 
         completed = False
         try:
-            for chunk, prep in self._prepared_chunks(in_fmt, pool, pool_args, tokenizer, clocks, counts.chunks_done):
+            for chunk, prep in self._prepared_chunks(job):
                 if failure:
                     raise failure[0]
                 if chunk.problems and o.on_error == "fail":
@@ -286,7 +305,7 @@ class LocalEngine:
                     logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
                                                f"inference on chunk {chunk.index}")
                     hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
-                clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
+                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
                 counts.dedup_hits += hits
@@ -404,15 +423,16 @@ class LocalEngine:
             if entry[1] is None:
                 entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
 
-    def _prepared_chunks(self, in_fmt, pool, pool_args, tokenizer, clocks, skip_chunks):
+    def _prepared_chunks(self, job: _Run):
         """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
         o = self.opts
         if self._in_flight is None:  # run() opens it before the model loads when there is a pool
-            self._open_feed(in_fmt, clocks, skip_chunks)
-        if pool is None:
+            self._open_feed(job.in_fmt, job.clocks, job.counts.chunks_done)
+        pool_args = job.pool_args
+        if pool_args is None:
             while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
                 start = time.monotonic()
-                prep = preprocess_texts(chunk.texts, tokenizer, o.clean)
+                prep = preprocess_texts(chunk.texts, job.tokenizer, o.clean)
                 self._pre_clock.add(start, time.monotonic(), len(chunk.texts))
                 yield chunk, prep
             return
@@ -470,8 +490,9 @@ class LocalEngine:
         results, poison = isolate(chunk.texts, run_piece, lambda: self._restart_pool(pool_args))
         return set_aside(chunk, poison, self.opts.id_field), results or [run_piece([])]  # [] if every row killed
 
-    def _postprocess_and_write(self, chunk, prep, logits, spec, writer, errors, tally, clocks, counts) -> None:
+    def _postprocess_and_write(self, chunk, prep, logits, job: _Run, writer, errors) -> None:
         o = self.opts
+        spec, tally, clocks, counts = job.spec, job.tally, job.clocks, job.counts
         start = time.monotonic()
         columns = label_columns(logits, spec.labels, spec.activation, prep, spec.name, o.all_scores)
         table = chunk.passthrough
