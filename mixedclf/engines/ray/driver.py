@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -39,6 +40,7 @@ import pyarrow.csv as pacsv
 
 from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import chunk_rows_for
+from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
@@ -96,6 +98,34 @@ def _check_auto() -> None:
                              hint="a cluster that stopped uncleanly leaves its address behind: `ray stop` clears "
                                   "it; or leave --ray-address unset for a private Ray") from None
 
+
+
+@dataclass
+class _RayRun:
+    """What a finished Ray job hands to the report: the model, the pool plan, the collector's and Ray's
+    statistics, the merge's counts."""
+
+    spec: ModelSpec
+    plan: dict[str, Any]
+    snap: dict[str, Any]
+    summary: Any  # Ray Data's DatasetStatsSummary
+    tally: LabelTally
+    counts: dict[str, int]
+    n_parts: int
+    in_fmt: str
+    out_fmt: str
+
+
+@dataclass
+class _Timeline:
+    """Wall-clock moments of a Ray job (time.time(): comparable across nodes)."""
+
+    start: float
+    exec_start: float
+    exec_end: float
+    merge_start: float
+    merge_end: float
+    end: float
 
 class RayEngine:
     """Runs a classify job on a Ray cluster (or a Ray it starts on this machine); returns the local RunResult."""
@@ -311,8 +341,8 @@ class RayEngine:
             except Exception:  # noqa: BLE001
                 pass
         t_end = time.time()
-        return self._result(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
-                            exec_end, merge_start, merge_end, t_end)
+        return self._result(_RayRun(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt),
+                            _Timeline(t_start, exec_start, exec_end, merge_start, merge_end, t_end))
 
     def _file_ranges(self, snap: dict) -> list[tuple[int, int, str]] | None:
         """(first row, source index, file name) for each run of rows the numberer saw from one file."""
@@ -349,9 +379,12 @@ class RayEngine:
             self._reported = done
 
     # --- report ---------------------------------------------------------------------------------------------
-    def _result(self, spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt, t_start, exec_start,
-                exec_end, merge_start, merge_end, t_end) -> RunResult:
+    def _result(self, job: _RayRun, times: _Timeline) -> RunResult:
         o = self.opts
+        spec, plan, snap, summary, tally, counts = job.spec, job.plan, job.snap, job.summary, job.tally, job.counts
+        n_parts, in_fmt, out_fmt = job.n_parts, job.in_fmt, job.out_fmt
+        t_start, exec_start, exec_end = times.start, times.exec_start, times.exec_end
+        merge_start, merge_end, t_end = times.merge_start, times.merge_end, times.end
         rows_in, rows_out, rows_errored = counts["in"], counts["out"], counts["errored"]
         duplicate_ids = counts["duplicate_ids"]
         stages = snap["stages"]
