@@ -15,6 +15,7 @@ import math
 from pydantic import BaseModel
 
 from mixedclf.costs.fmt import fmt_money
+from mixedclf.costs.runpod import runpod_bill, totals
 
 #: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
 #: row of their chunk. With ``settings["dedup"]`` true: no advice.
@@ -213,8 +214,6 @@ def _advise_classify(report) -> list[Advice]:
 
 def _advise_estimate(r) -> list[Advice]:
     """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
-    from mixedclf.costs.runpod import runpod_bill, totals
-
     i, p = r.inputs, r.pricing
     rp = r.runpod or runpod_bill(i, p, break_even=False)
     days = i.days_per_month

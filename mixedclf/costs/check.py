@@ -28,8 +28,9 @@ from rich.table import Table
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table, print_table
-from mixedclf.costs.monthly import MonthlyProjection
+from mixedclf.costs.monthly import MonthlyProjection, project_monthly
 from mixedclf.costs.pricing import CostInputError
+from mixedclf.costs.report import ClassifyReport, load_report
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -142,8 +143,6 @@ def _check_metric(metric: str, basis: str) -> None:
 
 def metric_value(report, metric: str, basis: str = "pay-per-use") -> float:
     """The measured number of a classify report, or the projected number of an estimate report."""
-    from mixedclf.costs.report import ClassifyReport
-
     _check_metric(metric, basis)
     if isinstance(report, ClassifyReport):
         c = report.cost
@@ -340,8 +339,6 @@ def compare(
     work, priced at one rate (the median of all the reports' calibrations), compared by the medians of each
     side. Measured numbers are shown beside it and only warn, and only outside their measured spread.
     """
-    from mixedclf.costs.report import ClassifyReport
-
     _check_metric(metric, basis)
     limits = limits or CheckLimits()
     for name in ("max_increase_pct", "max_increase_abs", "budget_per_1k", "warn_pct"):
@@ -483,9 +480,6 @@ def check_files(
 ) -> CheckResult:
     """Load every report and compare them (load errors -> CostInputError, exit 2). With a usage file
     (mixedclf.costs.usage.UsageFile), each side's $/month under it is added (`monthly`)."""
-    from mixedclf.costs.monthly import project_monthly
-    from mixedclf.costs.report import load_report
-
     b_paths = [str(p) for p in _as_list(baseline)]
     c_paths = [str(p) for p in _as_list(current)]
     bases = [load_report(p) for p in b_paths]

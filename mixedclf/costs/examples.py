@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from mixedclf.costs.accounting import RunMeasurements, StageMeasurement
 from mixedclf.costs.pricing import PricingProfile
+from mixedclf.costs.report import LabelAggregate
 
 #: The reference profile, independent of configs/pricing.toml.
 REFERENCE = PricingProfile(
@@ -82,8 +83,6 @@ def gpu_only_run(items: int = 4000, *, load: float = 1.5, pre: float = 6.0, inf:
 
 def classify_fields(run: RunMeasurements | None = None, pricing: PricingProfile = REFERENCE, **over) -> dict:
     """Keyword arguments for mixedclf.costs.report.build_classify_report describing an example run."""
-    from mixedclf.costs.report import LabelAggregate
-
     fields = dict(
         model="default",
         input_path="sample_data/reviews.jsonl",

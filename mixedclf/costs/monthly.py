@@ -18,6 +18,7 @@ from mixedclf.costs.accounting import clean
 from mixedclf.costs.estimate import EstimateInputs, compute, headline, inputs_from_report
 from mixedclf.costs.fmt import fmt_money, fmt_num
 from mixedclf.costs.pricing import DEFAULT_PROFILE, PricingProfile, load_pricing
+from mixedclf.costs.report import ClassifyReport
 from mixedclf.costs.runpod import runpod_bill
 from mixedclf.costs.usage import UsageFile
 
@@ -51,8 +52,6 @@ class MonthlyProjection(BaseModel):
 
 def report_estimate_inputs(report, usage_file: UsageFile) -> tuple[EstimateInputs, PricingProfile]:
     """The estimate inputs of one report under the usage file, and the pricing to use."""
-    from mixedclf.costs.report import ClassifyReport
-
     usage = usage_file.usage
     fields = {"requests_per_day": DEFAULT_REQUESTS_PER_DAY, **usage.estimate_fields()}
     if isinstance(report, ClassifyReport):

@@ -19,7 +19,7 @@ from mixedclf.costs.fmt import fmt_num
 from mixedclf.costs.runpod_sim import EndpointRun, EndpointSpec, arrival_times, percentile, simulate_endpoint
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mixedclf.costs.estimate import EstimateInputs
+    from mixedclf.costs.per_request import EstimateInputs
     from mixedclf.costs.pricing import PricingProfile
 
 DAY_S = 86400.0

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mixedclf.costs.accounting import clean, pct
-from mixedclf.costs.estimate import EstimateInputs, SweepRow, compute
 from mixedclf.costs.fmt import fmt_num
+from mixedclf.costs.per_request import EstimateInputs, SweepRow, compute
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 from mixedclf.costs.runpod import totals
 
