@@ -64,9 +64,9 @@ def test_progress_moves_per_micro_batch_and_counts_every_row(tmp_path, tiny_mode
     result = LocalEngine(opts, on_rows=calls.append).run()
     assert sum(calls) == result.rows_in == 91
     chunks = 3
-    assert result.extra["micro_batches"] > chunks
+    assert result.extra.micro_batches > chunks
     # One call per micro-batch (at most batch_size rows each), plus one per chunk for the rows no batch carried.
-    assert len(calls) >= result.extra["micro_batches"] and len(calls) <= result.extra["micro_batches"] + chunks
+    assert len(calls) >= result.extra.micro_batches and len(calls) <= result.extra.micro_batches + chunks
     assert sum(1 for c in calls if c > 4) <= chunks
 
 

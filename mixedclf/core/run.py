@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -36,3 +36,44 @@ class RunSettings(BaseModel):
     def as_report(self) -> dict:
         """The report's settings table: what was set (the engine is a field of the report itself)."""
         return self.model_dump(exclude_none=True, exclude={"engine"} if self.engine == "local" else set())
+
+
+class RunStats(BaseModel):
+    """What a run measured beyond its stage clocks, the same fields from every engine: the device's work, dedup,
+    faults, resume, start-up; the budget when one was set; Ray's own figures on Ray."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    micro_batches: int
+    mean_batch_rows: float
+    padding_fraction: float
+    tokens: int
+    padded_tokens: int
+    token_width_sum: int  # sum of rows x width^2 over micro-batches: the attention term of the FLOPs count
+    device_busy_s: float
+    device_forward_s: float
+    host_overhead_ms_per_batch: float | None
+    truncated_rows: int
+    oom_splits: int
+    pool_restarts: int
+    duplicate_fraction: float  # rows repeating an earlier row of their chunk: skipped with --dedup
+    dedup_hit_rate: float
+    duplicate_ids: int
+    resumed_from_chunk: int
+    rows_before_resume: int
+    startup_s: float | None
+    budget: dict[str, Any] | None = None  # --max-cost: the budget, the spend before this run, the first projection
+    ray_nodes: int | None = None
+    ray_cluster_cpus: float | None = None
+    ray_cluster_gpus: float | None = None
+    ray_parts: int | None = None
+    ray_merge_s: float | None = None
+    ray_execution_s: float | None = None
+    ray_operators: list[dict[str, Any]] | None = None
+    inference_devices: list[str] | None = None
+    ray_timeline: dict[str, Any] | None = None
+
+    def as_report(self) -> dict[str, Any]:
+        """The report's extra table: every measured field; the optional ones only where they apply."""
+        optional = {name for name, f in RunStats.model_fields.items() if not f.is_required()}
+        return self.model_dump(exclude={name for name in optional if getattr(self, name) is None})

@@ -25,7 +25,7 @@ from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
-from mixedclf.core.run import RunSettings
+from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
@@ -202,30 +202,29 @@ class LocalEngine:
             first_chunk_rows=chunk_sizes_for(o).first, clean=o.clean, dedup=o.dedup, input_format=in_fmt,
             output_format=out_fmt,
         )
-        extra = {
-            "micro_batches": stats.batches,
-            "mean_batch_rows": (stats.rows / stats.batches) if stats.batches else 0.0,
-            "padding_fraction": (1 - stats.real_tokens / stats.padded_tokens) if stats.padded_tokens else 0.0,
-            "tokens": stats.real_tokens,
-            "padded_tokens": stats.padded_tokens,
-            "token_width_sum": stats.token_width_sum,
-            "device_busy_s": stats.busy_s,
-            "device_forward_s": stats.forward_s,
-            "host_overhead_ms_per_batch": 1e3 * stats.host_overhead_s / stats.batches if stats.batches else None,
-            "truncated_rows": tally.truncated,
-            "oom_splits": stats.oom_splits,
-            "pool_restarts": self.pool_restarts,
-            # Share of rows repeating an earlier row of their chunk: skipped with --dedup, skippable without it.
-            "duplicate_fraction": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
-            "dedup_hit_rate": counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups and o.dedup else 0.0,
-            "duplicate_ids": self.duplicate_ids,
-            "resumed_from_chunk": checkpoint.chunks_done if checkpoint else 0,
-            "rows_before_resume": checkpoint.rows_in if checkpoint else 0,
-            "startup_s": (stats.first - t_start) if stats.first is not None else None,
-        }
+        extra = RunStats(
+            micro_batches=stats.batches,
+            mean_batch_rows=(stats.rows / stats.batches) if stats.batches else 0.0,
+            padding_fraction=(1 - stats.real_tokens / stats.padded_tokens) if stats.padded_tokens else 0.0,
+            tokens=stats.real_tokens,
+            padded_tokens=stats.padded_tokens,
+            token_width_sum=stats.token_width_sum,
+            device_busy_s=stats.busy_s,
+            device_forward_s=stats.forward_s,
+            host_overhead_ms_per_batch=1e3 * stats.host_overhead_s / stats.batches if stats.batches else None,
+            truncated_rows=tally.truncated,
+            oom_splits=stats.oom_splits,
+            pool_restarts=self.pool_restarts,
+            duplicate_fraction=counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
+            dedup_hit_rate=counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups and o.dedup else 0.0,
+            duplicate_ids=self.duplicate_ids,
+            resumed_from_chunk=checkpoint.chunks_done if checkpoint else 0,
+            rows_before_resume=checkpoint.rows_in if checkpoint else 0,
+            startup_s=(stats.first - t_start) if stats.first is not None else None,
+        )
         if self.meter is not None and self.meter.max_cost is not None:
-            extra["budget"] = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,
-                               "first_projection": self.meter.first_projection}
+            extra.budget = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,
+                            "first_projection": self.meter.first_projection}
         return RunResult(spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
                          settings, extra)
 

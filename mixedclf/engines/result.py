@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mixedclf.core.postprocess import LabelTally
-from mixedclf.core.run import RunSettings
+from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.models.spec import ModelSpec
@@ -26,5 +26,5 @@ class RunResult:
     rows_out: int
     rows_errored: int
     settings: RunSettings
-    extra: dict = field(default_factory=dict)
+    extra: RunStats
 

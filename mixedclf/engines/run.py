@@ -46,17 +46,16 @@ def engine_class(name: str):
 
 
 def _work(run) -> WorkCounts | None:
-    """The run's work counts; None when the engine does not count padded widths (Ray) or the model has no shape."""
+    """The run's work counts; None when the model's config names no encoder shape."""
     from mixedclf.models.shape import model_shape
 
-    extra = run.extra
+    stats = run.extra
     dims = model_shape(run.spec)
-    if dims is None or "token_width_sum" not in extra:
+    if dims is None:
         return None
-    return count_work(rows=run.measurements.items, real_tokens=int(extra["tokens"]),
-                      padded_tokens=int(extra["padded_tokens"]), token_width_sum=int(extra["token_width_sum"]),
-                      micro_batches=int(extra["micro_batches"]), cpu_workers=run.settings.cpu_workers,
-                      shape=ModelShape(**dims._asdict()))
+    return count_work(rows=run.measurements.items, real_tokens=stats.tokens, padded_tokens=stats.padded_tokens,
+                      token_width_sum=stats.token_width_sum, micro_batches=stats.micro_batches,
+                      cpu_workers=run.settings.cpu_workers, shape=ModelShape(**dims._asdict()))
 
 
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None) -> ClassifyResult:
@@ -105,9 +104,9 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
 
     tally = run.tally
     resumed = None
-    if run.extra.get("resumed_from_chunk"):
-        resumed = ResumeInfo(from_chunk=int(run.extra["resumed_from_chunk"]),
-                             rows_before=int(run.extra.get("rows_before_resume", 0)), rows_this_run=measurements.items)
+    if run.extra.resumed_from_chunk:
+        resumed = ResumeInfo(from_chunk=run.extra.resumed_from_chunk, rows_before=run.extra.rows_before_resume,
+                             rows_this_run=measurements.items)
     report = build_classify_report(
         model=run.spec.name,
         input_path=_input_text(opts),
@@ -124,7 +123,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         aggregate=LabelAggregate(
             label_counts=tally.label_counts, mean_confidence=tally.mean_confidence, bucket_counts=tally.bucket_counts
         ),
-        extra=run.extra,
+        extra=run.extra.as_report(),
         requests_per_day=opts.requests_per_day,
         idle_timeout_s=opts.idle_timeout,
         gpu_speedup=opts.gpu_speedup,

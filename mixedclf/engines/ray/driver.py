@@ -41,7 +41,7 @@ import pyarrow.csv as pacsv
 from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.core.postprocess import LabelTally
-from mixedclf.core.run import RunSettings
+from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.ray.errors import first_line, user_error
@@ -452,36 +452,36 @@ class RayEngine:
             ray_address=o.ray_address, inference_workers=plan["actors"],
             inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
         )
-        extra = {
-            "micro_batches": int(st.get("batches", 0)),
-            "mean_batch_rows": (st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
-            "padding_fraction": 1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
-            "tokens": int(st.get("real_tokens", 0)),
-            "padded_tokens": int(st.get("padded_tokens", 0)),
-            "token_width_sum": int(st.get("token_width_sum", 0)),
-            "device_forward_s": float(st.get("device_forward_s", 0.0)),
-            "host_overhead_ms_per_batch": (1e3 * st.get("host_overhead_s", 0.0) / st["batches"]
+        extra = RunStats(
+            micro_batches=int(st.get("batches", 0)),
+            mean_batch_rows=(st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
+            padding_fraction=1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
+            tokens=int(st.get("real_tokens", 0)),
+            padded_tokens=int(st.get("padded_tokens", 0)),
+            token_width_sum=int(st.get("token_width_sum", 0)),
+            device_forward_s=float(st.get("device_forward_s", 0.0)),
+            host_overhead_ms_per_batch=(1e3 * st.get("host_overhead_s", 0.0) / st["batches"]
                                            if st.get("batches") else None),
-            "rows_before_resume": 0,
-            "truncated_rows": tally.truncated,
-            "oom_splits": int(st.get("oom_splits", 0)),
-            "device_busy_s": float(st.get("device_busy_s", 0.0)),
-            "pool_restarts": 0,
-            "duplicate_fraction": dedup_rate,
-            "dedup_hit_rate": dedup_rate,
-            "duplicate_ids": duplicate_ids,
-            "resumed_from_chunk": 0,
-            "startup_s": (first_inference - t_start) if first_inference else None,
-            "ray_nodes": plan["nodes"], "ray_cluster_cpus": plan["total_cpus"], "ray_cluster_gpus": plan["gpus"],
-            "ray_parts": n_parts, "ray_merge_s": merge_s, "ray_execution_s": exec_end - exec_start,
-            "ray_operators": [{k: op[k] for k in ("name", "tasks", "busy_s", "wall_s", "rows")} for op in ops],
-            "inference_devices": sorted({a["device"] for a in actors.values()}),
+            rows_before_resume=0,
+            truncated_rows=tally.truncated,
+            oom_splits=int(st.get("oom_splits", 0)),
+            device_busy_s=float(st.get("device_busy_s", 0.0)),
+            pool_restarts=0,
+            duplicate_fraction=dedup_rate,
+            dedup_hit_rate=dedup_rate,
+            duplicate_ids=duplicate_ids,
+            resumed_from_chunk=0,
+            startup_s=(first_inference - t_start) if first_inference else None,
+            ray_nodes=plan["nodes"], ray_cluster_cpus=plan["total_cpus"], ray_cluster_gpus=plan["gpus"],
+            ray_parts=n_parts, ray_merge_s=merge_s, ray_execution_s=exec_end - exec_start,
+            ray_operators=[{k: op[k] for k in ("name", "tasks", "busy_s", "wall_s", "rows")} for op in ops],
+            inference_devices=sorted({a["device"] for a in actors.values()}),
             # Seconds after the Ray job started: where its start-up time goes.
-            "ray_timeline": {
+            ray_timeline={
                 "model_load": [round(min(s for s, _ in loads) - exec_start, 3),
                                round(max(e for _, e in loads) - exec_start, 3)] if loads else None,
                 **{k: [round(v["first"] - exec_start, 3), round(v["last"] - exec_start, 3)] for k, v in stages.items()},
                 "end": round(exec_end - exec_start, 3),
             },
-        }
+        )
         return RunResult(spec, device, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
