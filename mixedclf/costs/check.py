@@ -22,12 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table, print_table
+from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.monthly import MonthlyProjection, project_monthly
 from mixedclf.costs.pricing import CostInputError
 from mixedclf.costs.report import ClassifyReport, load_report
@@ -41,8 +38,8 @@ METRICS: tuple[str, ...] = ("cost_per_1k", "gpu_seconds_per_1k", "throughput")
 BASES: tuple[str, ...] = ("pay-per-use", "provisioned")
 COMMENT_MARKER = "<!-- mixedclf-cost-check -->"
 
-_UNITS = {"cost_per_1k": "$ / 1k", "gpu_seconds_per_1k": "GPU s / 1k", "throughput": "rows/s"}
-_LABELS = {
+METRIC_UNITS = {"cost_per_1k": "$ / 1k", "gpu_seconds_per_1k": "GPU s / 1k", "throughput": "rows/s"}
+METRIC_LABELS = {
     "cost_per_1k": "cost per 1,000 items",
     "gpu_seconds_per_1k": "GPU seconds per 1,000 items",
     "throughput": "throughput (items/s)",
@@ -387,7 +384,7 @@ def compare(
         worst_base = min(b_vals) if metric == "throughput" else max(b_vals)
         gate_worse, gate_worse_pct = _worse(metric, worst_base, best_cur)
 
-    label = _LABELS[metric] + (" (work)" if verdict == "work" else "")
+    label = METRIC_LABELS[metric] + (" (work)" if verdict == "work" else "")
     direction = "fell" if metric == "throughput" else "rose"
     eps = 1e-9
     violations: list[str] = []
@@ -395,13 +392,13 @@ def compare(
     if pct_limit is not None and gate_worse_pct is not None and gate_worse_pct > pct_limit + eps:
         outside = " outside the measured spread" if gate_worse_pct != worse_pct else ""
         violations.append(
-            f"{label} {direction} {_fmt_pct_abs(gate_worse_pct)}{outside} (limit {pct_limit:g}%): "
-            f"{_fmt_val(metric, b_val)} -> {_fmt_val(metric, c_val)}"
+            f"{label} {direction} {format_pct(gate_worse_pct)}{outside} (limit {pct_limit:g}%): "
+            f"{format_value(metric, b_val)} -> {format_value(metric, c_val)}"
         )
     if limits.max_increase_abs is not None and gate_worse > limits.max_increase_abs + eps * max(1.0, abs(b_val)):
         violations.append(
-            f"{label} {direction} by {_fmt_val(metric, abs(gate_worse))} "
-            f"(limit {_fmt_val(metric, limits.max_increase_abs)})"
+            f"{label} {direction} by {format_value(metric, abs(gate_worse))} "
+            f"(limit {format_value(metric, limits.max_increase_abs)})"
         )
     if limits.budget_per_1k is not None:
         cost_vals = ([work_value(r, "cost_per_1k", rate) for r in curs] if verdict == "work" and rate is not None
@@ -413,7 +410,7 @@ def compare(
                 f"{what} per 1,000 items {fmt_money(cost_now)} is over the budget {fmt_money(limits.budget_per_1k)}"
             )
     if not violations and limits.warn_pct is not None and worse_pct is not None and worse_pct > limits.warn_pct + eps:
-        warnings.append(f"{label} {direction} {_fmt_pct_abs(worse_pct)} (warning above {limits.warn_pct:g}%)")
+        warnings.append(f"{label} {direction} {format_pct(worse_pct)} (warning above {limits.warn_pct:g}%)")
     if verdict == "work" and pct_limit is not None:
         warnings += _measured_warnings(bases, curs, metric, basis, pct_limit)
 
@@ -422,7 +419,7 @@ def compare(
     elif same_kind:
         rows = _estimate_rows(bases, curs, metric)
     else:  # different kinds, compared anyway (--allow-mismatch): the gated number only
-        rows = [_row(_LABELS[metric], _UNITS[metric], b_vals, c_vals, True)]
+        rows = [_row(METRIC_LABELS[metric], METRIC_UNITS[metric], b_vals, c_vals, True)]
     status: Literal["ok", "warn", "regression"] = "regression" if violations else "warn" if warnings else "ok"
     return CheckResult(
         status=status,
@@ -455,21 +452,21 @@ def _measured_warnings(bases, curs, metric: str, basis: str, pct_limit: float) -
     """Measured seconds beside a work verdict: a warning when they moved past the limit, never a failure."""
     b_vals = [metric_value(r, metric, basis) for r in bases]
     c_vals = [metric_value(r, metric, basis) for r in curs]
-    label = f"measured {_LABELS[metric]}"
+    label = f"measured {METRIC_LABELS[metric]}"
     direction = "fell" if metric == "throughput" else "rose"
     _, median_pct = _worse(metric, _spread(b_vals)[0], _spread(c_vals)[0])
     if median_pct is None or median_pct <= pct_limit:
         return []
     if len(bases) < 2 or len(curs) < 2:
-        return [f"{label} {direction} {_fmt_pct_abs(median_pct)}, but with one report on a side its spread is "
+        return [f"{label} {direction} {format_pct(median_pct)}, but with one report on a side its spread is "
                 "unknown, so it is not gated (give several reports per side to see it)"]
     best_cur = max(c_vals) if metric == "throughput" else min(c_vals)
     worst_base = min(b_vals) if metric == "throughput" else max(b_vals)
     _, outside = _worse(metric, worst_base, best_cur)
     if outside is not None and outside > pct_limit:
-        return [f"{label} {direction} {_fmt_pct_abs(outside)} outside its measured spread while the work did not "
+        return [f"{label} {direction} {format_pct(outside)} outside its measured spread while the work did not "
                 "change as much: look for slower code outside the model (not gated: the verdict rests on work)"]
-    return [f"{label} {direction} {_fmt_pct_abs(median_pct)} (medians) but within its measured spread: noise"]
+    return [f"{label} {direction} {format_pct(median_pct)} (medians) but within its measured spread: noise"]
 
 
 def check_files(
@@ -493,11 +490,11 @@ def check_files(
 # ------------------------------------------------------------------------------------ renderings
 
 
-def _fmt_pct_abs(p: float) -> str:
+def format_pct(p: float) -> str:
     return "∞%" if math.isinf(p) else f"{p:.1f}%"
 
 
-def _fmt_val(metric_or_unit: str, v: float | None) -> str:
+def format_value(metric_or_unit: str, v: float | None) -> str:
     if v is None:
         return "—"
     if metric_or_unit in ("cost_per_1k", "$ / 1k", "$"):
@@ -509,124 +506,3 @@ def _fmt_val(metric_or_unit: str, v: float | None) -> str:
     if metric_or_unit == "%":
         return f"{v:.1f}%"
     return f"{v:,.6g}"
-
-
-def _fmt_diff(row: CompareRow) -> str:
-    if row.diff is None:
-        return "—"
-    if row.unit == "%":
-        return f"{row.diff:+.1f} pt"
-    if row.diff == 0:
-        return "0"
-    return ("+" if row.diff > 0 else "-") + _fmt_val(row.unit, abs(row.diff))
-
-
-def _fmt_diff_pct(row: CompareRow) -> str:
-    if row.unit == "%":
-        return ""
-    if row.diff_pct is None:
-        return "new" if row.baseline in (None, 0) and row.current else "—"
-    return f"{row.diff_pct:+.1f}%"
-
-
-_ICON = {"ok": "✅", "warn": "⚠️", "regression": "❌"}
-_TITLE = {"ok": "within limits", "warn": "within limits, with warnings", "regression": "cost regression"}
-
-
-def headline(r: CheckResult) -> str:
-    cp = "n/a" if r.change_pct is None else f"{r.change_pct:+.1f}%"
-    limits = []
-    if r.limits.max_increase_pct is not None:
-        limits.append(f"max +{r.limits.max_increase_pct:g}%")
-    if r.limits.max_increase_abs is not None:
-        limits.append(f"max +{_fmt_val(r.metric, r.limits.max_increase_abs)}")
-    if r.limits.budget_per_1k is not None:
-        limits.append(f"budget {fmt_money(r.limits.budget_per_1k)}/1k")
-    lim = f"; limits: {', '.join(limits)}" if limits else "; no limit set"
-    counts = (f"; median of {len(r.baseline_paths)} baseline / {len(r.current_paths)} current reports"
-              if len(r.baseline_paths) > 1 or len(r.current_paths) > 1 else "")
-    return (
-        f"{_LABELS[r.metric]} ({_VERDICT[r.verdict_on].format(basis=r.basis)}): "
-        f"{_fmt_val(r.metric, r.baseline_value)} -> {_fmt_val(r.metric, r.current_value)} ({cp}){lim}{counts}"
-    )
-
-
-_VERDICT = {
-    "work": "verdict on counted work, priced at one calibrated rate",
-    "measured": "verdict on measured seconds, {basis}",
-    "estimate": "estimate, {basis}",
-}
-
-
-def _cell(unit: str, value: float | None, spread: tuple[float, float] | None) -> str:
-    text = _fmt_val(unit, value)
-    if spread is not None and spread[0] != spread[1]:
-        text += f" ({_fmt_val(unit, spread[0])}–{_fmt_val(unit, spread[1])})"
-    return text
-
-
-def _table_title(r: CheckResult) -> str:
-    spread = "; median (min–max) over several reports" if any(
-        row.baseline_range or row.current_range for row in r.rows) else ""
-    return f"({r.basis}; mixed unless named{spread})"
-
-
-def render_check(r: CheckResult, console: Console) -> None:
-    style = {"ok": "green", "warn": "yellow", "regression": "red"}[r.status]
-    console.print(f"[bold {style}]{_TITLE[r.status]}[/bold {style}] · {escape(headline(r))}")
-    if r.monthly is not None:
-        console.print(escape(r.monthly.line()))
-    t = Table(title=f"{escape(r.baseline_path)} → {escape(r.current_path)} {escape(_table_title(r))}",
-              title_justify="left", **TABLE_STYLE)
-    for col, j in (("", "left"), ("unit", "left"), ("baseline", "right"), ("current", "right"), ("diff", "right"),
-                   ("diff %", "right")):
-        t.add_column(col, justify=j)  # type: ignore[arg-type]
-    for row in r.rows:
-        name = f"[bold]{escape(row.name)}[/bold]" if row.gated else escape(row.name)
-        t.add_row(name, row.unit, _cell(row.unit, row.baseline, row.baseline_range),
-                  _cell(row.unit, row.current, row.current_range), _fmt_diff(row), _fmt_diff_pct(row))
-    print_table(console, t)
-    for v in r.violations:
-        console.print(f"[red]regression:[/red] {escape(v)}")
-    for w in r.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
-
-
-def check_to_markdown(r: CheckResult) -> str:
-    out = [
-        COMMENT_MARKER,
-        f"### {_ICON[r.status]} mixedclf cost check: {_TITLE[r.status]}",
-        "",
-        headline(r) + ".",
-        "",
-        *([r.monthly.line() + ".", ""] if r.monthly is not None else []),
-    ]
-    rows = [
-        [f"**{row.name}**" if row.gated else row.name, row.unit, _cell(row.unit, row.baseline, row.baseline_range),
-         _cell(row.unit, row.current, row.current_range), _fmt_diff(row), _fmt_diff_pct(row)]
-        for row in r.rows
-    ]
-    out += [md_table([_table_title(r), "unit", "baseline", "current", "diff", "diff %"], rows,
-                     ["l", "l", "r", "r", "r", "r"]), ""]
-    out += [f"- ❌ {v}" for v in r.violations]
-    out += [f"- ⚠️ {w}" for w in r.warnings]
-    if r.violations or r.warnings:
-        out.append("")
-    model = f", model `{r.model}`" if r.model else ""
-    rate = (f" Work is priced at {r.s_per_gflop:.4g} s/GFLOP (the median calibration of all the reports); measured "
-            "numbers are shown beside it and never fail the check." if r.s_per_gflop is not None else "")
-    out.append(
-        f"<sub>{r.report_kind} reports, pricing `{r.profile}`{model}; baseline `{r.baseline_path}`, "
-        f"current `{r.current_path}`.{rate} Exit codes: 0 ok, 1 regression, 2 unreadable/incompatible.</sub>"
-    )
-    return "\n".join(out) + "\n"
-
-
-def check_to_json(r: CheckResult) -> str:
-    # inf is not JSON: write it as null with the status saying why
-    data = r.model_dump(mode="json")
-    if r.worsening_pct is not None and math.isinf(r.worsening_pct):
-        data["worsening_pct"] = None
-    import json
-
-    return json.dumps(data, indent=2)
