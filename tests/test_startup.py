@@ -222,3 +222,41 @@ def test_json_summary_carries_the_start_up(tmp_path, tiny_model, reviews):
     summary = json.loads(result.stdout)
     m = load_report(report).measurements
     assert summary["cold_start_s"] == m.cold_start_s and m.cold_start_s > m.startup_s > 0
+
+
+def test_tokenizer_is_built_once_then_read_from_the_cache_without_transformers(tmp_path):
+    from mixedclf.models import tokenizer as tok
+    from mixedclf.models.spec import resolve_model
+
+    spec = resolve_model("default")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MIXEDCLF_CACHE_DIR=str(tmp_path / "cache"))
+    code = ("import sys, hashlib\nfrom mixedclf.models.spec import resolve_model\n"
+            "from mixedclf.models.tokenizer import tokenizer_json_and_pad_id\n"
+            "text, pad = tokenizer_json_and_pad_id(resolve_model('default'))\n"
+            "print(hashlib.sha256(text.encode()).hexdigest(), pad, 'transformers' in sys.modules)\n")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    (first_hash, first_pad, first_tf), (second_hash, second_pad, second_tf) = (r.stdout.split() for r in runs)
+    assert first_tf == "True" and second_tf == "False"
+    assert (first_hash, first_pad) == (second_hash, second_pad)
+    built, pad = tok._build(spec.encoder_path)  # what transformers builds today
+    import hashlib
+
+    assert hashlib.sha256(built.encode()).hexdigest() == second_hash and str(pad) == second_pad
+
+
+def test_tokenizer_cache_key_follows_the_tokenizer_files(tmp_path):
+    import shutil
+
+    from mixedclf.models import tokenizer as tok
+    from mixedclf.models.spec import resolve_model
+
+    folder = tmp_path / "enc"
+    shutil.copytree(resolve_model("default").encoder_path, folder,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    before = tok._cache_key(folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["do_lower_case"] = not config.get("do_lower_case", True)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert tok._cache_key(folder) not in (None, before)
