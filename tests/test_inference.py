@@ -227,7 +227,8 @@ def test_models_load_with_sdpa_attention_and_fall_back_where_unsupported(tiny_mo
     from mixedclf.models import loading
     from mixedclf.models.spec import resolve_model
 
-    assert loading.build_module(resolve_model(tiny_model)).model.config._attn_implementation == "sdpa"
+    module = loading.build_module(resolve_model(tiny_model), implementation="transformers")
+    assert module.model.config._attn_implementation == "sdpa"
     calls = []
 
     class NoSdpa:

@@ -61,8 +61,16 @@ def resolve_backend(precision: str, backend: str | None) -> str:
     return backend
 
 
-def build_module(spec: ModelSpec) -> nn.Module:
-    """The fp32 module on the CPU, weights loaded; raises ModelError with the reason when it cannot."""
+def build_module(spec: ModelSpec, implementation: str = "auto") -> nn.Module:
+    """The fp32 module on the CPU, weights loaded; raises ModelError with the reason when it cannot.
+
+    implementation "auto" runs BERT folders on mixedclf.models.bert (no transformers import: ~2 s less start-up)
+    and everything else on transformers; "transformers" always uses transformers (the ONNX export wants its graph).
+    """
+    if implementation == "auto":
+        module = _build_native(spec)
+        if module is not None:
+            return module
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -75,9 +83,29 @@ def build_module(spec: ModelSpec) -> nn.Module:
         encoder = _from_pretrained(AutoModel, spec.encoder_path, add_pooling_layer=False)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {spec.path}: {exc}") from exc
+    return _with_head(encoder, spec)
+
+
+def _with_head(encoder: nn.Module, spec: ModelSpec) -> PooledClassifier:
     module = PooledClassifier(encoder, len(spec.labels), normalize=bool(spec.head_config.get("normalize", False)))
     load_head_weights(module, spec)
     return module
+
+
+def _build_native(spec: ModelSpec) -> nn.Module | None:
+    """The model on mixedclf.models.bert when it computes what transformers would, else None."""
+    from mixedclf.models.bert import load_native, native_bert_config
+
+    classifier = spec.kind == "hf"
+    config = native_bert_config(spec.encoder_path, classifier)
+    if config is None:
+        return None
+    try:
+        if classifier:
+            return load_native(spec.path, config, len(spec.labels))
+        return _with_head(load_native(spec.encoder_path, config), spec)
+    except (ModelError, RuntimeError, OSError, ValueError):  # shapes or names it does not know: transformers decides
+        return None
 
 
 def _from_pretrained(auto_class, path, **kwargs) -> nn.Module:

@@ -63,7 +63,7 @@ def convert(spec: ModelSpec, folder: Path, precision: str) -> None:
 
     from mixedclf.models.loading import build_module
 
-    module = build_module(spec).eval()
+    module = build_module(spec, implementation="transformers").eval()
     config = _encoder_config(module)
     inner = getattr(module, "encoder", None) or module.model
     if hasattr(inner, "set_attn_implementation"):
