@@ -77,6 +77,23 @@ def weights_file(folder: Path) -> Path | None:
     return next((folder / name for name in _WEIGHT_FILES if (folder / name).is_file()), None)
 
 
+class _Linear(nn.Linear):
+    # Every parameter comes from the checkpoint (load_native checks): random initialisation would be wasted, and
+    # initialising on the meta device instead imports torch's decompositions (over a second).
+    def reset_parameters(self) -> None:
+        pass
+
+
+class _Embedding(nn.Embedding):
+    def reset_parameters(self) -> None:
+        pass
+
+
+class _LayerNorm(nn.LayerNorm):
+    def reset_parameters(self) -> None:
+        pass
+
+
 class EncoderOutput(NamedTuple):
     last_hidden_state: torch.Tensor
 
@@ -84,10 +101,10 @@ class EncoderOutput(NamedTuple):
 class _Embeddings(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
-        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
-        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
-        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.word_embeddings = _Embedding(c.vocab_size, c.hidden_size)
+        self.position_embeddings = _Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type_embeddings = _Embedding(c.type_vocab_size, c.hidden_size)
+        self.LayerNorm = _LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         # Token type 0 and positions 0..T-1, added in transformers' order (words + types, then positions).
@@ -100,9 +117,9 @@ class _SelfAttention(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
         self.heads = c.num_attention_heads
-        self.query = nn.Linear(c.hidden_size, c.hidden_size)
-        self.key = nn.Linear(c.hidden_size, c.hidden_size)
-        self.value = nn.Linear(c.hidden_size, c.hidden_size)
+        self.query = _Linear(c.hidden_size, c.hidden_size)
+        self.key = _Linear(c.hidden_size, c.hidden_size)
+        self.value = _Linear(c.hidden_size, c.hidden_size)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         b, t, _ = x.shape
@@ -116,8 +133,8 @@ class _Residual(nn.Module):
 
     def __init__(self, c: BertConfig, width: int):
         super().__init__()
-        self.dense = nn.Linear(width, c.hidden_size)
-        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dense = _Linear(width, c.hidden_size)
+        self.LayerNorm = _LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dense(x) + residual)
@@ -133,7 +150,7 @@ class _Attention(nn.Module):
 class _Intermediate(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.dense = _Linear(c.hidden_size, c.intermediate_size)
 
 
 class _Layer(nn.Module):
@@ -157,7 +174,7 @@ class _Encoder(nn.Module):
 class _Pooler(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.dense = _Linear(c.hidden_size, c.hidden_size)
 
 
 class BertModel(nn.Module):
@@ -189,7 +206,7 @@ class BertForSequenceClassification(nn.Module):
         self.config = config
         self.bert = BertModel(config)
         self.bert.pooler = _Pooler(config)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.classifier = _Linear(config.hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.bert(input_ids, attention_mask).last_hidden_state
@@ -199,11 +216,10 @@ class BertForSequenceClassification(nn.Module):
 def load_native(folder: Path, config: BertConfig, num_labels: int | None = None) -> nn.Module:
     """A BertModel (num_labels None) or a BertForSequenceClassification with the folder's weights, in fp32.
 
-    Built on the meta device and given the checkpoint's tensors, so nothing is initialised twice. Raises
-    ModelError when a parameter is missing: transformers would initialise it at random, which is never wanted.
+    The layers are built uninitialised and given the checkpoint's tensors; a parameter the checkpoint lacks
+    raises ModelError (transformers would initialise it at random, never what a classifier run wants).
     """
-    with torch.device("meta"):
-        module = BertModel(config) if num_labels is None else BertForSequenceClassification(config, num_labels)
+    module = BertModel(config) if num_labels is None else BertForSequenceClassification(config, num_labels)
     prefix = "" if num_labels is None else "bert."
     state = {}
     for name, tensor in _read(weights_file(folder)).items():
