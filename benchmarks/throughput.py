@@ -1,7 +1,8 @@
 """Throughput of four ways to label the same texts with the same model, measured in one run.
 
 1. transformers pipeline("text-classification", batch_size=64): what a user would otherwise write;
-2. the pure-forward limit: pre-tokenized, length-sorted batches straight into the model, no I/O;
+2. the pure-forward limit: pre-tokenized, length-sorted batches straight into the module mixedclf runs (for a
+   BERT that is mixedclf.models.bert, not transformers' model), no I/O;
 3. mixedclf classify end to end (file in, file out; mixed CPU pool + device);
 4. mixedclf classify --mode gpu-only (every stage in one process).
 
@@ -32,12 +33,16 @@ def bench_pipeline(model_dir: Path, texts: list[str], device: str, dtype) -> flo
     return len(texts) / (time.perf_counter() - start)
 
 
-def bench_forward_limit(model_dir: Path, texts: list[str], device: str, dtype) -> float:
+def bench_forward_limit(model_dir: Path, texts: list[str], device: str, precision: str) -> float:
+    """The module `mixedclf classify` runs (models.loading.load_model), fed batches prepared beforehand."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from mixedclf.models.loading import load_model
+    from mixedclf.models.spec import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    model = load_model(resolve_model(str(model_dir)), torch.device(device), precision)
     ids = tokenizer(texts, truncation=True, max_length=256)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     batches = []
@@ -53,7 +58,7 @@ def bench_forward_limit(model_dir: Path, texts: list[str], device: str, dtype) -
             torch.cuda.synchronize()
         start = time.perf_counter()
         for input_ids, mask in batches:
-            model(input_ids=input_ids, attention_mask=mask).logits.float().cpu()
+            model(input_ids=input_ids, attention_mask=mask).float().cpu()
     return len(texts) / (time.perf_counter() - start)
 
 
@@ -95,14 +100,18 @@ def main() -> None:
 
     import torch
 
-    from mixedclf.models.loading import precision_name
+    from mixedclf.models.loading import load_model
+    from mixedclf.models.spec import resolve_model
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = precision_name(torch.device(device), args.precision)
+    model_dir = hf_classifier_from_default_encoder(ROOT / ".cache" / "mixedclf" / "minilm-hf-classifier")
+    # What `classify --precision auto` would run: CPU flags, then the cached calibration on this model.
+    choice = load_model(resolve_model(str(model_dir)), torch.device(device), args.precision).precision_choice
+    precision = choice.name
+    print(f"precision {args.precision} -> {precision} ({choice.reason})")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     texts = load_texts(args.source, args.n)
     work = Path(tempfile.mkdtemp(prefix="mixedclf-bench-"))
-    model_dir = hf_classifier_from_default_encoder(ROOT / ".cache" / "mixedclf" / "minilm-hf-classifier")
     source = work / "texts.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
 
@@ -116,7 +125,8 @@ def main() -> None:
 
     methods = {
         "pipeline": ("1 transformers pipeline", lambda: bench_pipeline(model_dir, texts, device, dtype)),
-        "forward_limit": ("2 forward limit (sorted)", lambda: bench_forward_limit(model_dir, texts, device, dtype)),
+        "forward_limit": ("2 forward limit (sorted)",
+                          lambda: bench_forward_limit(model_dir, texts, device, precision)),
         "mixedclf": ("3 mixedclf --mode mixed", lambda: mixedclf_run("mixed")),
         "gpu_only": ("4 mixedclf --mode gpu-only", lambda: mixedclf_run("gpu-only")),
     }
