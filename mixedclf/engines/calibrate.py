@@ -24,7 +24,7 @@ REPEATS = 3
 
 
 def calibrate(size: int = SIZE, products: int = PRODUCTS, repeats: int = REPEATS) -> Calibration:
-    if "torch" not in sys.modules:
+    if sys.modules.get("torch") is None:
         try:
             return _numpy(size, products, repeats)
         except ImportError:  # threadpoolctl (the onnx extra) absent: torch can hold its BLAS to one thread

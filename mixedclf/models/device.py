@@ -14,9 +14,10 @@ from pathlib import Path
 
 from mixedclf.errors import ModelError
 
-# Where a GPU driver shows itself: NVIDIA (device nodes, the kernel module's proc folder), AMD ROCm (kfd), and
-# WSL's paravirtualised GPU. Without any of them, torch finds no CUDA or ROCm device either.
-_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+# Where a GPU driver shows itself: NVIDIA (the kernel module's proc folder, its device nodes), AMD ROCm (kfd),
+# and WSL's paravirtualised GPU. Without any of them, torch finds no CUDA or ROCm device either.
+_DRIVER_PATHS = ("proc/driver/nvidia", "dev/nvidiactl", "dev/kfd", "dev/dxg")
+_DRIVER_GLOBS = (("dev", "nvidia[0-9]*"),)
 # Backends that run on the CPU only (they refuse any other device when loading).
 CPU_ONLY_BACKENDS = ("onnxruntime",)
 
@@ -35,11 +36,13 @@ class Device:
 CPU = Device("cpu")
 
 
-def accelerator_driver_present() -> bool:
+def accelerator_driver_present(root: Path = Path("/")) -> bool:
     """Whether torch could find an accelerator here: a GPU driver's files, or macOS (MPS needs no driver file)."""
     if sys.platform == "darwin":
         return True
-    return any(Path(p).exists() for p in _DRIVER_PATHS) or any(Path("/dev").glob("nvidia[0-9]*"))
+    if any((root / p).exists() for p in _DRIVER_PATHS):
+        return True
+    return any(next((root / folder).glob(pattern), None) is not None for folder, pattern in _DRIVER_GLOBS)
 
 
 def resolve_device(device: str = "auto", backend: str | None = None) -> Device:
