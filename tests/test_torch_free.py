@@ -175,3 +175,31 @@ def test_classify_on_onnxruntime_imports_no_torch_once_converted(tmp_path, tiny_
     assert (settings["backend"], settings["precision"], settings["device"]) == ("onnxruntime", precision, "cpu")
     assert settings["torch_threads"] >= 1  # the session's intra-op threads
     assert reports[1]["measurements"]["cold_start_s"] > 0
+
+
+def test_serve_on_onnxruntime_answers_like_torch(tmp_path, tiny_model, monkeypatch):
+    """The server resolves its device with the backend and runs the session through the same device stage."""
+    import httpx
+    from serve_helpers import serve_in_thread
+
+    from mixedclf.serve.app import create_app
+    from mixedclf.serve.settings import ServeSettings
+
+    monkeypatch.setenv("MIXEDCLF_CACHE_DIR", str(tmp_path / "cache"))
+    # A GPU machine: auto still means the CPU for onnxruntime, which runs nowhere else.
+    monkeypatch.setattr(device, "accelerator_driver_present", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    threads = torch.get_num_threads()
+    answers = {}
+    for name in ("torch", "onnxruntime"):
+        settings = ServeSettings(model=str(tiny_model), cpu_workers=1, torch_threads=threads, backend=name,
+                                 **({"device": "cpu"} if name == "torch" else {}))
+        app = create_app(settings)
+        with serve_in_thread(app) as running, httpx.Client(base_url=running.url, trust_env=False, timeout=60) as c:
+            r = c.post("/classify/batch", json={"texts": TEXTS})
+            health = c.get("/health").json()
+        assert r.status_code == 200, r.text
+        answers[name] = r.json()["results"]
+        assert str(app.state.server.device) == "cpu" and health["torch_threads"] == threads
+    assert [a["label"] for a in answers["onnxruntime"]] == [a["label"] for a in answers["torch"]]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(answers["onnxruntime"], answers["torch"])) < 1e-4
