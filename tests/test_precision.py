@@ -49,6 +49,7 @@ def test_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, kw, e
 
 def test_auto_is_fp16_on_cuda_whatever_the_cpu(monkeypatch):
     flags(monkeypatch)
+    monkeypatch.setattr("mixedclf.models.device.accelerator_driver_present", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     device = resolve_device("auto")
     assert device.type == "cuda"

@@ -137,17 +137,17 @@ def test_growing_chunks_label_like_fixed_chunks_and_report_start_up(tmp_path, ti
 
 def test_the_first_chunks_go_to_the_pool_before_the_model_loads(tmp_path, tiny_model, reviews, monkeypatch):
     from mixedclf.engines.local import LocalEngine
-    from mixedclf.models import loading
+    from mixedclf.models import backend
 
     seen = {}
-    real_load = loading.load_model
+    real_load = backend.load_model
 
     def load_model(*args, **kwargs):
         in_flight = getattr(engine, "_in_flight", None) or ()
         seen["submitted"] = [len(entry[0].texts) for entry in in_flight if entry[1]]
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(loading, "load_model", load_model)
+    monkeypatch.setattr(backend, "load_model", load_model)
     opts = build_options({"input": reviews, "output": tmp_path / "out.jsonl", "model": str(tiny_model),
                           "chunk_rows": 256, "first_chunk_rows": 64, "cpu_workers": 1})
     engine = LocalEngine(opts)

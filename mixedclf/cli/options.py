@@ -17,7 +17,7 @@ BACKEND = typer.Option(
 )
 CLEAN = typer.Option(None, help="standard (normalize + clean) or none [default: standard]")
 CPU_WORKERS = typer.Option(None, help="Preprocessing processes [default: from the cores and the device]")
-TORCH_THREADS = typer.Option(None, help="torch intra-op threads for the model.")
+TORCH_THREADS = typer.Option(None, help="Intra-op threads of the model: torch's, or the onnxruntime session's.")
 PRICING = typer.Option(
     None, "--pricing", envvar="MIXEDCLF_PRICING", help="Pricing TOML [default: the packaged configs/pricing.toml]"
 )

@@ -1,17 +1,20 @@
-"""Device stage: micro-batches of token ids in, logits out. The only stage that touches the model."""
+"""Device stage: micro-batches of token ids in, logits out. The only stage that touches the model.
+
+A model is a torch module, or any callable with `numpy_io = True` (an onnxruntime session) that takes the
+int64 numpy ids and mask and gives numpy logits. torch is imported only for a torch module: a run on the other
+kind never pays for it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import nn
 
 from mixedclf.core.batching import batch_limits, fill_padded, plan_micro_batches
-from mixedclf.core.cuda_feed import PipelinedFeed
 from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.core.stats import Clock
 
@@ -61,29 +64,51 @@ class InferenceRunner:
 
     On CUDA the micro-batches of a call are pipelined (cuda_feed.PipelinedFeed: pinned buffers, copies on a
     side stream, one synchronize per call); elsewhere each runs in turn from reused host buffers.
+    `device` is a torch.device or anything with its `.type` and `str()` (models.device.Device).
     """
 
-    def __init__(self, module: nn.Module, device: torch.device, num_labels: int, pad_id: int = 0,
+    def __init__(self, module, device, num_labels: int, pad_id: int = 0,
                  on_batch: Callable[[int], None] | None = None):
         self.module = module
         self.on_batch = on_batch  # told the rows of each micro-batch as it is run (on CUDA: launched)
-        self.device = device
         self.num_labels = num_labels
         self.pad_id = pad_id
         self.stats = InferenceStats()
         self.batch_size, self.max_batch_tokens = batch_limits(device.type)
+        self._numpy = bool(getattr(module, "numpy_io", False))
+        if self._numpy and device.type != "cpu":
+            raise ValueError(f"a numpy model runs on the CPU, not on {device}")
+        self._torch = None
+        if not self._numpy:
+            import torch
+
+            self._torch = torch
+            device = torch.device(str(device))
+        self.device = device
         # The out-of-memory fallback on CUDA copies through pinned memory, as the pipelined feed does.
-        self._pin = device.type == "cuda"
-        self._feed = PipelinedFeed(device) if device.type == "cuda" else None
+        self._pin = self.device.type == "cuda"
+        self._feed = None
+        if self.device.type == "cuda":
+            from mixedclf.core.cuda_feed import PipelinedFeed
+
+            self._feed = PipelinedFeed(self.device)
         self._host = _HostBuffers()
 
     def _synchronize(self) -> None:
+        torch = self._torch
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":
             torch.mps.synchronize()
 
+    def _forward_numpy(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        started = time.monotonic()
+        logits = self.module(input_ids=ids, attention_mask=mask)
+        self.stats.forward_s += time.monotonic() - started
+        return np.asarray(logits, dtype=np.float32)
+
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        torch = self._torch
         input_ids = torch.from_numpy(ids)
         attention_mask = torch.from_numpy(mask)
         if self._pin:
@@ -102,6 +127,9 @@ class InferenceRunner:
 
     def _forward_splitting(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Forward, halving the batch on CUDA out-of-memory until it fits (one row that cannot fit still fails)."""
+        if self._numpy:
+            return self._forward_numpy(ids, mask)
+        torch = self._torch
         try:
             return self._forward(ids, mask)
         except torch.cuda.OutOfMemoryError:
@@ -130,7 +158,7 @@ class InferenceRunner:
             widths = [max(int(batch.lengths[rows[0]]), 1) for rows in plan]
             tokens = batch.token_ids.astype(np.int64) if batch.token_ids.size else np.zeros(1, dtype=np.int64)
             offsets = batch.offsets
-            with torch.inference_mode():
+            with self._torch.inference_mode() if self._torch is not None else contextlib.nullcontext():
                 if self._feed is not None:
                     self._feed.run(self, tokens, offsets, batch.lengths, plan, widths, out)
                 else:

@@ -17,7 +17,7 @@ class RunSettings(BaseModel):
     precision_reason: str = ""
     backend: str
     cpu_workers: int
-    torch_threads: int | None
+    torch_threads: int | None  # the model's intra-op threads: torch's, or the onnxruntime session's
     batch_size: int
     max_batch_tokens: int
     chunk_rows: int

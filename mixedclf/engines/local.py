@@ -67,7 +67,7 @@ class _Run:
     in_fmt: str
     out_fmt: str
     spec: ModelSpec
-    runner: Any  # core.inference.InferenceRunner (torch is imported only when a run starts)
+    runner: Any  # core.inference.InferenceRunner
     pool_args: tuple | None  # (workers, tokenizer JSON, max length); None in gpu-only mode
     tokenizer: Any  # this process's tokenizer in gpu-only mode, else None
     clocks: dict[str, StageClock]
@@ -120,10 +120,11 @@ class LocalEngine:
                                    "output_layout": self.io.out_kind})
 
     def run(self) -> RunResult:
-        import torch  # deferred: `mixedclf estimate` and friends never pay for it
-
+        # torch is imported by the model load, and only on the torch backend (or by asking torch which device
+        # `auto` means where an accelerator driver is present): the pool starts before it.
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.loading import load_model, precision_of, resolve_device
+        from mixedclf.models.backend import load_model, model_threads, precision_of, resolve_backend
+        from mixedclf.models.device import resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
         o = self.opts
@@ -131,10 +132,9 @@ class LocalEngine:
         self.io = resolve_io(o)
         in_fmt, out_fmt = self.io.in_fmt, self.io.out_fmt
         spec = resolve_model(o.model)
-        device = resolve_device(o.device)
+        backend = resolve_backend(o.precision, o.backend)
+        device = resolve_device(o.device, backend)
         self._batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
-        if o.torch_threads:
-            torch.set_num_threads(o.torch_threads)
         fingerprint = self._fingerprint(in_fmt, out_fmt, spec) if self.io.resumable else ""
         checkpoint = self._load_checkpoint(fingerprint) if self.io.resumable else None
         if self.meter is not None:
@@ -165,7 +165,7 @@ class LocalEngine:
                 self._open_feed(in_fmt, clocks, checkpoint.chunks_done if checkpoint else 0)
                 self._fill_feed(workers)
             load_start = time.monotonic()
-            module = load_model(spec, device, o.precision, o.backend)
+            module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
             load_end = time.monotonic()
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
@@ -197,7 +197,7 @@ class LocalEngine:
         choice = precision_of(module, device, o.precision)
         settings = RunSettings(
             mode=o.mode, device=dev, precision=choice.name, precision_reason=choice.reason,
-            backend=getattr(module, "backend", "torch"), cpu_workers=workers, torch_threads=torch.get_num_threads(),
+            backend=getattr(module, "backend", "torch"), cpu_workers=workers, torch_threads=model_threads(module),
             batch_size=self._batch[0], max_batch_tokens=self._batch[1], chunk_rows=chunk_rows_for(o),
             first_chunk_rows=chunk_sizes_for(o).first, clean=o.clean, dedup=o.dedup, input_format=in_fmt,
             output_format=out_fmt,

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from mixedclf.errors import ModelError
+from mixedclf.models.backend import load_model, precision_of, resolve_backend  # noqa: F401 - also importable from here
+from mixedclf.models.device import as_torch, resolve_device  # noqa: F401 - also importable from here
 from mixedclf.models.pooled import PooledClassifier
 from mixedclf.models.precision import PrecisionChoice, choose_for_module, choose_without_model
 from mixedclf.models.spec import HEAD_WEIGHTS, ModelSpec
@@ -24,23 +26,6 @@ class _LogitsOnly(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for but no CUDA device is visible", hint="use --device auto or cpu")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelError("--device mps was asked for but MPS is not available", hint="use --device auto or cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ModelError(f"unknown device {device!r}", hint="use auto, cuda, mps or cpu") from exc
-
-
 def default_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     """The dtype `precision` means on this device, from the device and CPU flags (see mixedclf.models.precision)."""
     return choose_without_model(device, precision).dtype
@@ -49,16 +34,6 @@ def default_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
 def precision_name(device: torch.device, precision: str = "auto") -> str:
     """What `precision` means on this device before calibration: fp32, fp16, bf16 or int8."""
     return choose_without_model(device, precision).name
-
-
-def resolve_backend(precision: str, backend: str | None) -> str:
-    """torch unless asked otherwise; int8 runs on onnxruntime, torch's own int8 (torch.ao) being deprecated."""
-    if backend is None:
-        return "onnxruntime" if precision == "int8" else "torch"
-    if backend == "torch" and precision == "int8":
-        raise ModelError("--precision int8 runs on --backend onnxruntime, not torch",
-                         hint="drop --backend torch, or use --precision bf16 / fp32")
-    return backend
 
 
 def build_module(spec: ModelSpec, implementation: str = "auto") -> nn.Module:
@@ -133,41 +108,12 @@ def load_head_weights(module: PooledClassifier, spec: ModelSpec) -> None:
     module.load_state_dict(state, strict=False)
 
 
-def load_model(spec: ModelSpec, device: torch.device, precision: str = "auto", backend: str | None = None) -> nn.Module:
-    """The model ready to run, with `module.precision_choice` (what ran and why) and `module.backend` set."""
-    backend = resolve_backend(precision, backend)
-    if backend == "onnxruntime":
-        module, choice = _load_onnxruntime(spec, device, precision)
-    else:
-        module = build_module(spec).eval()
-        choice, converted = choose_for_module(module, device, precision, _model_key(spec, device, precision),
-                                              _cache_dir())
-        module = converted if converted is not None else module.to(device=device, dtype=choice.dtype)
-    module.precision_choice = choice
-    module.backend = backend
-    return module
-
-
-def precision_of(module: nn.Module, device: torch.device, precision: str) -> PrecisionChoice:
-    """The precision a loaded model runs at (set by load_model), else the flags-only decision."""
-    return getattr(module, "precision_choice", None) or choose_without_model(device, precision)
-
-
-def _load_onnxruntime(spec: ModelSpec, device: torch.device, precision: str) -> tuple[nn.Module, PrecisionChoice]:
-    from mixedclf.models.onnx_backend import load_ort_module
-
-    if device.type != "cpu":  # refused before anything is converted
-        asked = "--precision int8" if precision == "int8" else "--backend onnxruntime"
-        raise ModelError(f"{asked} runs on the CPU only, not on {device.type}",
-                         hint="use --precision fp16 or bf16 with --backend torch on an accelerator")
-    if precision in ("fp16", "bf16"):
-        raise ModelError(f"--backend onnxruntime runs fp32 or int8, not {precision}",
-                         hint="use --precision int8, fp32 or auto")
-    if precision == "auto":
-        choice = PrecisionChoice("fp32", "fp32: onnxruntime's exact default (int8 with --precision int8)")
-    else:
-        choice = PrecisionChoice(precision, f"{precision}: asked for (--precision {precision})")
-    return load_ort_module(spec, choice.name, torch.get_num_threads()), choice
+def load_torch_module(spec: ModelSpec, device, precision: str = "auto") -> tuple[nn.Module, PrecisionChoice]:
+    """The torch backend's module on `device` (a Device or torch.device) at the precision chosen, and the choice."""
+    device = as_torch(device)
+    module = build_module(spec).eval()
+    choice, converted = choose_for_module(module, device, precision, _model_key(spec, device, precision), _cache_dir())
+    return (converted if converted is not None else module.to(device=device, dtype=choice.dtype)), choice
 
 
 def _cache_dir():

@@ -114,12 +114,20 @@ def _quantize(source: Path, target: Path) -> None:
 
 
 class OrtSession:
-    """An ONNX Runtime session with the (input_ids, attention_mask) -> logits contract, on numpy arrays."""
+    """An ONNX Runtime session as the model: (input_ids, attention_mask) -> logits, all numpy arrays.
+
+    `numpy_io` tells the device stage (core.inference) to call it on its host buffers as they are, so a run on
+    this backend never imports torch. `threads` is its intra-op thread count (the report's `torch_threads`).
+    """
+
+    numpy_io = True
+    backend = "onnxruntime"
 
     def __init__(self, path: Path, threads: int):
         ort = _require_ort()
+        self.threads = max(1, threads)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # Idle threads spinning between micro-batches would take the cores the preprocessing workers need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -135,18 +143,6 @@ class OrtSession:
         return self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.inputs})[0]
 
 
-def load_ort_module(spec: ModelSpec, precision: str, threads: int):
-    """A torch module wrapping the session, so the device stage runs it like any other model."""
-    import torch
-    from torch import nn
-
-    session = OrtSession(model_path(spec, precision), threads)
-
-    class OrtModule(nn.Module):
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session(input_ids.numpy(), attention_mask.numpy()))
-
-    module = OrtModule()
-    module.session = session
-    return module
-
+def load_ort_model(spec: ModelSpec, precision: str, threads: int) -> OrtSession:
+    """The converted model (converted now if this is its first use) opened in a session."""
+    return OrtSession(model_path(spec, precision), threads)

@@ -20,9 +20,13 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+# torch is imported by the functions that use it: a model on another backend gets its PrecisionChoice without
+# paying for torch's import.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # bf16 must beat fp32 by this much on the calibration batch to be chosen: below it, the rounding is not worth it.
 BF16_MIN_SPEEDUP = 1.2
@@ -38,6 +42,8 @@ class PrecisionChoice:
 
     @property
     def dtype(self) -> torch.dtype:
+        import torch
+
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}[self.name]
 
 
@@ -65,6 +71,8 @@ def cpu_model_name() -> str:
 
 def native_bf16() -> str | None:
     """The instruction set that computes bf16 in hardware here ("AVX512_BF16" or "AMX"), or None."""
+    import torch
+
     cpu = getattr(torch, "cpu", None)
     flags = cpu_flags()
     if _probe(cpu, "_is_amx_tile_supported") or "amx_bf16" in flags:
@@ -113,6 +121,8 @@ def choose_for_module(module: nn.Module, device: torch.device, precision: str, m
     known = _read_speedup(record)
     converted = None
     if known is None:
+        import torch
+
         bf16 = copy.deepcopy(module).to(torch.bfloat16)
         known = measure_bf16_speedup(module, bf16)
         converted = bf16
@@ -126,6 +136,9 @@ def choose_for_module(module: nn.Module, device: torch.device, precision: str, m
 
 def calibration_inputs(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed batch: the same ids every time, inside the model's vocabulary."""
+    import torch
+    from torch import nn
+
     embedding = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
     vocab = embedding.num_embeddings if embedding is not None else 100
     rows, tokens = _CALIBRATION_SHAPE
@@ -135,6 +148,8 @@ def calibration_inputs(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 def measure_bf16_speedup(fp32: nn.Module, bf16: nn.Module) -> float:
     """fp32 CPU seconds / bf16 CPU seconds for one forward pass: median over alternating pairs, one thread."""
+    import torch
+
     ids, mask = calibration_inputs(fp32)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # so this thread's CPU clock holds all of the work
@@ -160,6 +175,8 @@ def measure_bf16_speedup(fp32: nn.Module, bf16: nn.Module) -> float:
 def _cache_file(cache_dir: Path | None, model_key: str | None) -> Path | None:
     if cache_dir is None or model_key is None:
         return None
+    import torch
+
     key = json.dumps([cpu_model_name(), torch.__version__, model_key, _CALIBRATION_SHAPE])
     return cache_dir / "calibration" / f"bf16-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
@@ -176,6 +193,8 @@ def _read_speedup(record: Path | None) -> float | None:
 def _write_speedup(record: Path | None, speedup: float) -> None:
     if record is None:
         return
+    import torch
+
     from mixedclf.models.cache import write_atomically
 
     try:

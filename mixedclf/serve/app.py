@@ -79,10 +79,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from mixedclf.models.loading import resolve_device
+    from mixedclf.models.backend import resolve_backend
+    from mixedclf.models.device import resolve_device
 
     spec = resolve_model(settings.model)
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend))
     pricing = load_pricing(settings.pricing, settings.profile)
     state = ServerState(settings, spec, device, pricing)
     # /docs and /redoc from the Swagger UI and ReDoc files the fastapi-offline package installs, not a CDN:

@@ -219,13 +219,14 @@ class Infer:
         import torch
 
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.loading import load_model, precision_of, resolve_device
+        from mixedclf.models.backend import load_model, precision_of, resolve_backend
+        from mixedclf.models.device import resolve_device
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.spec = resolve_model(model)
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, resolve_backend(precision, backend))
         module = load_model(self.spec, self.device, precision, backend)
         self.runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
         self.batch_size, self.max_batch_tokens, self.dedup = batch_size, max_batch_tokens, dedup
