@@ -51,7 +51,8 @@ def batches_of(spec, texts, size=64):
 def candidates(spec):
     import torch
 
-    from mixedclf.models.loading import build_module, load_model
+    from mixedclf.models.backend import load_model
+    from mixedclf.models.loading import build_module
 
     def torch_fn(module):
         def run(ids, mask):

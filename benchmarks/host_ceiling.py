@@ -110,7 +110,7 @@ def measure_loop(model_dir: Path, rows: int, threads: int, chunk_rows: int = 163
 
     from mixedclf.core.inference import InferenceRunner
     from mixedclf.core.preprocess import make_tokenizer, preprocess_texts, select_rows
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 

@@ -34,11 +34,11 @@ def bench_pipeline(model_dir: Path, texts: list[str], device: str, dtype) -> flo
 
 
 def bench_forward_limit(model_dir: Path, texts: list[str], device: str, precision: str) -> float:
-    """The module `mixedclf classify` runs (models.loading.load_model), fed batches prepared beforehand."""
+    """The module `mixedclf classify` runs (models.backend.load_model), fed batches prepared beforehand."""
     import torch
     from transformers import AutoTokenizer
 
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -100,7 +100,7 @@ def main() -> None:
 
     import torch
 
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")

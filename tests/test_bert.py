@@ -106,7 +106,7 @@ def test_pytorch_bin_with_old_layernorm_names_loads(tmp_path):
 
 def test_loading_the_default_model_imports_no_transformers(tmp_path):
     code = ("import sys\nfrom mixedclf.models.spec import resolve_model\n"
-            "from mixedclf.models.loading import load_model, resolve_device\n"
+            "from mixedclf.models.backend import load_model\nfrom mixedclf.models.device import resolve_device\n"
             "load_model(resolve_model('default'), resolve_device('cpu'), 'fp32')\n"
             "print('transformers' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,

@@ -50,7 +50,7 @@ def test_a_killed_worker_is_replaced_and_no_row_is_lost(tmp_path, tiny_model, bi
 def test_device_out_of_memory_splits_the_batch(tiny_model, monkeypatch):
     from mixedclf.core.inference import InferenceRunner
     from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 

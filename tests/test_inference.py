@@ -19,7 +19,7 @@ TEXTS = [f"good food {'bad ' * (i % 9)}{'really ' * (i % 4)}service" for i in ra
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model):
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 

@@ -9,7 +9,8 @@ from mixedclf.core.inference import InferenceRunner
 from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
 from mixedclf.errors import ModelError
 from mixedclf.models import loading, onnx_backend, precision
-from mixedclf.models.loading import default_dtype, load_model, precision_name, resolve_device
+from mixedclf.models.backend import load_model
+from mixedclf.models.device import resolve_device
 from mixedclf.models.spec import resolve_model
 from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
@@ -43,8 +44,7 @@ def test_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, kw, e
     flags(monkeypatch, **kw)
     choice = precision.choose_without_model(CPU, "auto")
     assert (choice.name, choice.reason) == (expected, f"{expected}: {why}")
-    assert precision_name(CPU, "auto") == expected
-    assert default_dtype(CPU, "auto") == {"fp32": torch.float32, "bf16": torch.bfloat16}[expected]
+    assert choice.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[expected]
 
 
 def test_auto_is_fp16_on_cuda_whatever_the_cpu(monkeypatch):
@@ -53,9 +53,11 @@ def test_auto_is_fp16_on_cuda_whatever_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     device = resolve_device("auto")
     assert device.type == "cuda"
-    assert precision_name(device, "auto") == "fp16" and default_dtype(device, "auto") == torch.float16
+    assert precision.choose_without_model(device, "auto").name == "fp16"
+    assert precision.choose_without_model(device, "auto").dtype == torch.float16
     assert precision.choose_without_model(device).reason == "fp16: CUDA device"
-    assert precision_name(device, "fp32") == "fp32" and precision_name(CPU, "int8") == "int8"
+    assert precision.choose_without_model(device, "fp32").name == "fp32"
+    assert precision.choose_without_model(CPU, "int8").name == "int8"
 
 
 @pytest.mark.parametrize("speedup, expected", [(1.9, "bf16"), (1.15, "fp32"), (0.4, "fp32")])

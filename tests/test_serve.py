@@ -317,7 +317,7 @@ def test_batch_matches_one_by_one_and_an_unbatched_reference(server, tiny_model)
     from mixedclf.core.inference import InferenceRunner
     from mixedclf.core.postprocess import scores_from_logits
     from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
-    from mixedclf.models.loading import load_model
+    from mixedclf.models.backend import load_model
     from mixedclf.models.spec import resolve_model
     from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from mixedclf.errors import ModelError
-from mixedclf.models.backend import load_model, precision_of, resolve_backend  # noqa: F401 - also importable from here
-from mixedclf.models.device import as_torch, resolve_device  # noqa: F401 - also importable from here
+from mixedclf.models.device import as_torch
 from mixedclf.models.pooled import PooledClassifier
 from mixedclf.models.precision import PrecisionChoice, choose_for_module, choose_without_model
 from mixedclf.models.spec import HEAD_WEIGHTS, ModelSpec
@@ -24,16 +23,6 @@ class _LogitsOnly(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def default_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """The dtype `precision` means on this device, from the device and CPU flags (see mixedclf.models.precision)."""
-    return choose_without_model(device, precision).dtype
-
-
-def precision_name(device: torch.device, precision: str = "auto") -> str:
-    """What `precision` means on this device before calibration: fp32, fp16, bf16 or int8."""
-    return choose_without_model(device, precision).name
 
 
 def build_module(spec: ModelSpec, implementation: str = "auto") -> nn.Module:

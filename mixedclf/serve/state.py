@@ -106,7 +106,7 @@ class ServerState:
         import torch
 
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.loading import load_model
+        from mixedclf.models.backend import load_model
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
         from mixedclf.serve.device import DeviceStage
 
