@@ -30,7 +30,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
 } 2>&1 | tee "$OUT/gpu-machine.txt"
 INPUT=/tmp/mixedclf-gpu-$ROWS.jsonl
-[ -f "$INPUT" ] || timeout 60 python3 -m mixedclf.datagen "$INPUT" --rows "$ROWS" --seed 5
+[ -f "$INPUT" ] || timeout 60 python3 benchmarks/datagen.py "$INPUT" --rows "$ROWS" --seed 5
 
 # run NAME TIMEOUT_S classify-options...: one classify run, its report summarised on one line
 run() {
@@ -53,7 +53,7 @@ m, x, s = report["measurements"], report["extra"], report["settings"]
 util = [float(v) for v in open(smi).read().split() if v.replace(".", "").isdigit()]
 busy = x.get("device_busy_s") or 0.0
 print(f"{name}: {report['rows_out']:,} texts in {end - start:.1f} s process wall = {report['rows_out'] / (end - start):,.0f} "
-      f"texts/s ({report['rows_out'] / m['wall_s']:,.0f} in the run's own wall); start-up {x.get('startup_s') or 0:.2f} s; "
+      f"texts/s ({report['rows_out'] / m['wall_s']:,.0f} in the run's own wall); start-up {m.get('cold_start_s') or 0:.2f} s (process start to first micro-batch); "
       f"GPU busy share {busy / m['wall_s']:.0%} of the run ({busy:.1f} s in forwards by CUDA events; "
       f"busy / GPU held {report['cost']['gpu_utilization']:.0%}); nvidia-smi utilization median "
       f"{statistics.median(util) if util else float('nan'):.0f}%; {s['cpu_workers']} workers, {s['precision']}, "

@@ -17,7 +17,7 @@ process_s - wall_s + extra.startup_s.
 into the user cache (MIXEDCLF_CACHE_DIR or the platform's) if it is not there yet, so no round pays the conversion.
 
 `--padding-rows` tokenizes that many distinct texts and prints the padding of fixed 16,384-row windows against the
-growing schedule (1,024 doubling to 16,384): the price of the small first windows, in padded tokens.
+schedule (a first window of 1,024 rows, then 16,384): the price of the small first window, in padded tokens.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def cli_once(checkout: Path, args: list[str], work: Path) -> tuple[float, list[s
 
 
 def padding(rows: int, first: int, most: int) -> dict:
-    """Padded share of device tokens with fixed `most`-row windows vs windows growing from `first`."""
+    """Padded share of device tokens with fixed `most`-row windows vs a first window of `first` rows, then `most`."""
     from mixedclf.core.batching import ChunkSizes, batch_limits, padded_tokens, plan_micro_batches
     from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
     from mixedclf.models.spec import resolve_model
@@ -96,7 +96,7 @@ def padding(rows: int, first: int, most: int) -> dict:
     tokenizer_json, _ = tokenizer_json_and_pad_id(spec)
     lengths = preprocess_texts(load_texts("datagen", rows), make_tokenizer(tokenizer_json, spec.max_length)).lengths
     result = {}
-    for name, sizes in (("fixed", ChunkSizes(most)), ("growing", ChunkSizes(most, first))):
+    for name, sizes in (("fixed", ChunkSizes(most)), ("small first", ChunkSizes(most, first))):
         real = padded = start = index = 0
         while start < len(lengths):
             window = lengths[start : start + sizes(index)]
@@ -104,7 +104,7 @@ def padding(rows: int, first: int, most: int) -> dict:
             real += int(window.sum())
             start, index = start + len(window), index + 1
         result[name] = {"windows": index, "padded_tokens": padded, "padding_fraction": 1 - real / padded}
-    result["extra_device_tokens"] = result["growing"]["padded_tokens"] / result["fixed"]["padded_tokens"] - 1
+    result["extra_device_tokens"] = result["small first"]["padded_tokens"] / result["fixed"]["padded_tokens"] - 1
     return result
 
 
@@ -180,9 +180,9 @@ def main() -> None:
     pad = None
     if args.padding_rows:
         pad = padding(args.padding_rows, 1024, 16384)
-        f, g = pad["fixed"], pad["growing"]
+        f, g = pad["fixed"], pad["small first"]
         print(f"\npadding on {args.padding_rows:,} distinct texts: fixed 16,384-row windows {f['padding_fraction']:.1%} "
-              f"({f['windows']} windows), growing 1,024 -> 16,384 {g['padding_fraction']:.1%} ({g['windows']} windows); "
+              f"({f['windows']} windows), first 1,024 then 16,384 {g['padding_fraction']:.1%} ({g['windows']} windows); "
               f"device tokens +{pad['extra_device_tokens']:.2%}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine,

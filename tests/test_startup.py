@@ -49,10 +49,10 @@ def test_help_estimate_and_check_import_no_torch(tmp_path):
     assert _modules_after(["classify", "--help"], tmp_path) == []
 
 
-def test_chunk_sizes_double_from_the_first_up_to_the_most():
+def test_chunk_sizes_are_the_first_then_the_most():
     sizes = ChunkSizes(16384, 1024)
-    assert [sizes(i) for i in range(7)] == [1024, 2048, 4096, 8192, 16384, 16384, 16384]
-    assert [ChunkSizes(100, 30)(i) for i in range(4)] == [30, 60, 100, 100]
+    assert [sizes(i) for i in range(4)] == [1024, 16384, 16384, 16384]
+    assert [ChunkSizes(100, 30)(i) for i in range(3)] == [30, 100, 100]
     assert ChunkSizes(100, 1000)(0) == 100 and ChunkSizes(100)(5) == 100  # never above the most
 
 
@@ -80,24 +80,24 @@ def test_growing_chunks_cut_the_same_rows_in_order(tmp_path, fmt):
 
             pacsv.write_csv(table, path)
     chunks = list(iter_chunks(path, fmt, "text", "id", ChunkSizes(40, 5)))
-    assert [c.rows_in for c in chunks] == [5, 10, 20, 40, 25]
-    assert [c.first_row for c in chunks] == [0, 5, 15, 35, 75]
+    assert [c.rows_in for c in chunks] == [5, 40, 40, 15]
+    assert [c.first_row for c in chunks] == [0, 5, 45, 85]
     assert [t for c in chunks for t in c.texts] == [r["text"] for r in rows]
 
 
 def test_growing_chunks_follow_the_chunk_index_across_files(tmp_path):
-    """Several files: chunk indexes run on from file to file, so the sizes keep growing where the last file left
-    them, and a resumed run cuts the same boundaries however the input is split."""
+    """Several files: chunk indexes run on from file to file, so only the input's first chunk is small, and a
+    resumed run cuts the same boundaries however the input is split."""
     folder = tmp_path / "parts"
     folder.mkdir()
     rows = [{"id": i, "text": f"text number {i}"} for i in range(60)]
     write_jsonl(folder / "a.jsonl", rows[:30])
     write_jsonl(folder / "b.jsonl", rows[30:])
     chunks = list(iter_chunks(folder, "jsonl", "text", "id", ChunkSizes(40, 5)))
-    # a: 5, 10, then the 15 rows left (a chunk never spans two files); b: chunk 3, full size 40, holds all 30.
-    assert [c.rows_in for c in chunks] == [5, 10, 15, 30]
-    assert [c.index for c in chunks] == [0, 1, 2, 3]
-    assert [c.source for c in chunks] == [0, 0, 0, 1]
+    # a: 5, then the 25 rows left (a chunk never spans two files); b: chunk 2, full size 40, holds all 30.
+    assert [c.rows_in for c in chunks] == [5, 25, 30]
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert [c.source for c in chunks] == [0, 0, 1]
     assert [t for c in chunks for t in c.texts] == [r["text"] for r in rows]
 
 
@@ -152,7 +152,7 @@ def test_the_first_chunks_go_to_the_pool_before_the_model_loads(tmp_path, tiny_m
                           "chunk_rows": 256, "first_chunk_rows": 64, "cpu_workers": 1})
     engine = LocalEngine(opts)
     engine.run()
-    assert seen["submitted"] == [64, 128]
+    assert seen["submitted"] == [64, 256]
 
 
 def test_cli_shows_start_up_and_writes_it_to_the_report(tmp_path, tiny_model, reviews):
@@ -189,11 +189,15 @@ def test_resume_with_growing_chunks_is_byte_identical(tmp_path, tiny_model, fmt)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     done = json.loads(checkpoint_path(out).read_text())["chunks_done"]
-    assert 1 <= done < 11  # 25, 50, 100, 200, six of 400, 225: stopped inside the run
+    assert 1 <= done < 9  # 25, seven of 400, 175: stopped inside the run
 
     refused = runner.invoke(app, ["classify", str(source), "-o", str(out), "--model", str(tiny_model),
                                   "--chunk-rows", "400", "--first-chunk-rows", "50", "--resume"])
     assert refused.exit_code == 2 and "other options" in refused.output  # other boundaries: no resume
+    with pytest.MonkeyPatch.context() as patch:  # the same options under another schedule (another version)
+        patch.setattr(ChunkSizes, "SCHEDULE", "first, doubling up to most")
+        refused = runner.invoke(app, ["classify", str(source), "-o", str(out), *map(str, common), "--resume"])
+    assert refused.exit_code == 2 and "other options" in refused.output
 
     assert _classify([source, "-o", out, "--resume", *common]).wait(timeout=300) == 0
     if fmt == "parquet":

