@@ -3,7 +3,7 @@
 # rich/tqdm but neither pydantic nor the encoder package, with at most 64 MiB of working tree travelling:
 #   .gpu-carry/encoder/  all-MiniLM-L6-v2 in half precision (~45 MB) + tokenizer files
 #   .gpu-carry/null-minilm/  the near-null model of benchmarks/host_ceiling.py (~2 MB)
-#   .whl/                pydantic and its few dependencies, and platformdirs (the user cache), as Python 3.12 wheels
+#   .whl/                pydantic, pydantic-settings and their few dependencies, platformdirs, as Python 3.12 wheels
 # Both folders are git-ignored; name them in the device tool's `carry`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +28,5 @@ PYTHONPATH=$PWD:$PWD/benchmarks $PY -c 'from pathlib import Path; import host_ce
 rm -rf .whl && mkdir -p .whl
 $PY -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl pydantic pydantic-core annotated-types typing-inspection typing-extensions platformdirs
+  -d .whl pydantic pydantic-core annotated-types typing-inspection typing-extensions pydantic-settings python-dotenv platformdirs
 du -sh .whl .gpu-carry
