@@ -143,7 +143,7 @@ def test_the_first_chunks_go_to_the_pool_before_the_model_loads(tmp_path, tiny_m
     real_load = backend.load_model
 
     def load_model(*args, **kwargs):
-        in_flight = getattr(engine, "_in_flight", None) or ()
+        in_flight = engine.feed._in_flight
         seen["submitted"] = [len(entry[0].texts) for entry in in_flight if entry[1]]
         return real_load(*args, **kwargs)
 

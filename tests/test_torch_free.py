@@ -124,10 +124,10 @@ def test_work_calibration_runs_on_numpy_without_torch(no_torch):
 # (asked right after each pool starts, with `eval` sent as the pool's task).
 _WRAPPER = """
 import json, sys
-import mixedclf.engines.local as local
+import mixedclf.engines.feed as feed
 from mixedclf.cli import main
 
-real, asked = local.start_worker_pool, []
+real, asked = feed.start_worker_pool, []
 HEAVY = {heavy!r}
 PROBE = "sorted(m for m in %r if m in __import__('sys').modules)" % (HEAVY,)
 
@@ -136,7 +136,7 @@ def start_worker_pool(*args, **kwargs):
     asked.append(pool.submit(eval, PROBE))
     return pool, ready
 
-local.start_worker_pool = start_worker_pool
+feed.start_worker_pool = start_worker_pool
 sys.argv = ["mixedclf", *{args!r}]
 try:
     main()

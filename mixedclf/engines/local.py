@@ -1,6 +1,6 @@
-"""The default engine: reader -> CPU process pool (preprocess) -> device loop (inference) -> writer thread
-(postprocess + write + checkpoint). While the device runs chunk k the pool prepares chunks k+1.., and the
-writer flushes chunk k-1. Queues are bounded, so memory stays flat whatever the input size.
+"""The default engine: reader -> CPU process pool (preprocess; the two are the feed, feed.py) -> device loop
+(inference) -> writer thread (postprocess + write + checkpoint). While the device runs chunk k the pool prepares
+chunks k+1.., and the writer flushes chunk k-1. Queues are bounded, so memory stays flat whatever the input size.
 
 `mode="gpu-only"` runs the baseline architecture for real: every stage, one after another, in this process.
 """
@@ -10,12 +10,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -24,16 +20,16 @@ from mixedclf.core.batching import batch_limits
 from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.postprocess import LabelTally, label_columns
-from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer
 from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
-from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
+from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.progress import source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
-from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError, StageTimeout
+from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError
 from mixedclf.io.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -43,21 +39,16 @@ from mixedclf.io.checkpoint import (
     verify_resumable,
 )
 from mixedclf.io.jsonvalues import python_values
-from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.io.runio import RunIO, resolve_io
 from mixedclf.io.sinks import open_error_log, open_writer, write_rows
 from mixedclf.models.spec import ModelSpec, resolve_model
 from mixedclf.runtime.control import StopSignals, call_with_timeout
 from mixedclf.runtime.device import default_cpu_workers
-from mixedclf.runtime.pool import slices, start_worker_pool
-from mixedclf.runtime.workers import preprocess_task
 
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
                   "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
                   "output_format", "input_format")
-# Chunks read and handed to the pool ahead of the one on the device.
-CHUNKS_AHEAD = 2
 
 
 @dataclass
@@ -68,7 +59,6 @@ class _Run:
     out_fmt: str
     spec: ModelSpec
     runner: Any  # core.inference.InferenceRunner
-    pool_args: tuple | None  # (workers, tokenizer JSON, max length); None in gpu-only mode
     tokenizer: Any  # this process's tokenizer in gpu-only mode, else None
     clocks: dict[str, StageClock]
     checkpoint: Checkpoint | None
@@ -83,23 +73,20 @@ class LocalEngine:
         self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
         self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
         self.on_rows = on_rows or (lambda n: None)
-        self.pool_restarts = 0
-        self.pool_released: float | None = None
         self.signals = StopSignals()
         self._reported = 0  # rows of the current chunk already passed to on_rows
         self.first_batch_at: float | None = None  # time.monotonic() when the first micro-batch reached the device
-        self._in_flight: deque | None = None  # the chunk feed, once opened (see _open_feed)
+        self.feed: ChunkFeed | None = None  # the input, chunk by chunk, preprocessed; set by run()
         # Set by run() for the one run an engine makes.
         self.io: RunIO | None = None  # where rows come from and go to
         self._batch: tuple[int, int] = (0, 0)  # micro-batch caps (rows, padded tokens) for the device
-        self._pool: ProcessPoolExecutor | None = None
         self.load_started_at: float | None = None  # time.monotonic() when the model load began
         self.duplicate_ids = 0
         self._id_hashes: list[np.ndarray] = []
-        self._chunks: Iterator[InputChunk] | None = None  # the reader, once the feed is open
-        self._skip_chunks, self._exhausted = 0, False
-        self._read_clock: StageClock | None = None
-        self._pre_clock: StageClock | None = None
+
+    @property
+    def pool_restarts(self) -> int:  # worker pools started again after a worker died
+        return self.feed.restarts if self.feed is not None else 0
 
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
@@ -156,14 +143,15 @@ class LocalEngine:
             "write": StageClock("write", cpu_billing, "cpu"),
         }
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-        pool_args = (workers, tokenizer_json, spec.max_length)
-        pool = self._start_pool(*pool_args) if mixed else None  # workers start while the model loads
+        self.feed = ChunkFeed(o, self.io.source, in_fmt, clocks, self.signals,
+                              skip_chunks=checkpoint.chunks_done if checkpoint else 0)
+        if mixed:
+            self.feed.start_pool(workers, tokenizer_json, spec.max_length)  # workers start while the model loads
         pool_started = time.monotonic()
         try:
             if mixed and not (checkpoint is not None and checkpoint.committed):
                 # The first chunks are read and preprocessed while the model loads.
-                self._open_feed(in_fmt, clocks, checkpoint.chunks_done if checkpoint else 0)
-                self._fill_feed(workers)
+                self.feed.fill()
             load_start = time.monotonic()
             module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
             load_end = time.monotonic()
@@ -172,14 +160,13 @@ class LocalEngine:
             if self.meter is not None:
                 self.meter.model_loaded(mode=o.mode, device=dev, load_start=load_start, load_end=load_end,
                                         pool_started=pool_started, workers=workers, inference=clocks["inference"],
-                                        pool_released=lambda: self.pool_released)
+                                        pool_released=lambda: self.feed.released)
             with self.signals:
-                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, runner, pool_args if mixed else None,
-                                                  tokenizer, clocks, checkpoint, fingerprint))
+                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, runner, tokenizer, clocks, checkpoint,
+                                                  fingerprint))
             self.first_batch_at = runner.stats.first
         finally:
-            if pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.feed.close()
         t_end = time.monotonic()
 
         stats = runner.stats
@@ -190,7 +177,7 @@ class LocalEngine:
         measurements = RunMeasurements(
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
             gpu_held_s=(last_batch - load_start) if mixed else (t_end - load_start),
-            cpu_pool_held_s=((self.pool_released or t_end) - pool_started) if mixed else 0.0,
+            cpu_pool_held_s=((self.feed.released or t_end) - pool_started) if mixed else 0.0,
             cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller knows more
         )
         self.load_started_at = load_start
@@ -242,10 +229,6 @@ class LocalEngine:
         verify_resumable(checkpoint, output)
         return checkpoint
 
-    def _start_pool(self, workers: int, tokenizer_json: str, max_length: int) -> ProcessPoolExecutor:
-        self._pool, _ready = start_worker_pool(workers, tokenizer_json, max_length, self.opts.clean)
-        return self._pool
-
     def _stream(self, job: _Run) -> tuple[LabelTally, RunCounts]:
         o = self.opts
         io, resumable = self.io, self.io.resumable
@@ -285,7 +268,7 @@ class LocalEngine:
 
         completed = False
         try:
-            for chunk, prep in self._prepared_chunks(job):
+            for chunk, prep in self.feed.prepared(job.tokenizer):
                 if failure:
                     raise failure[0]
                 if chunk.problems and o.on_error == "fail":
@@ -388,106 +371,6 @@ class LocalEngine:
             except queue.Full:
                 if failure or not writer_thread.is_alive():
                     raise failure[0] if failure else RuntimeError("writer thread stopped") from None
-
-    def _open_feed(self, in_fmt, clocks, skip_chunks) -> None:
-        """Open the reader; chunks before the checkpoint (`skip_chunks`) are read past, not classified again."""
-        o = self.opts
-        # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
-        self._chunks = iter_chunks(self.io.source, in_fmt, o.text_field, o.id_field, chunk_sizes_for(o),
-                                   max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
-                                   text_as_read=o.keep_text or o.clean == "none")
-        self._skip_chunks, self._read_clock, self._pre_clock = skip_chunks, clocks["read"], clocks["preprocess"]
-        self._in_flight = deque()  # [chunk, futures of its slices, or None until submitted]
-        self._exhausted = False
-
-    def _next_chunk(self) -> InputChunk | None:
-        while True:
-            start = time.monotonic()
-            chunk = next(self._chunks, None)
-            if chunk is None or chunk.index >= self._skip_chunks:
-                break
-        if chunk is not None:
-            self._read_clock.add(start, time.monotonic(), chunk.rows_in)
-        return chunk
-
-    def _fill_feed(self, workers: int) -> None:
-        """Read up to CHUNKS_AHEAD chunks and hand each to the pool; waits for no worker."""
-        while not self._exhausted and len(self._in_flight) < CHUNKS_AHEAD:
-            chunk = self._next_chunk()
-            if chunk is None:
-                self._exhausted = True
-            else:
-                self._in_flight.append([chunk, None])
-        for entry in self._in_flight:
-            if entry[1] is None:
-                entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
-
-    def _prepared_chunks(self, job: _Run):
-        """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead."""
-        o = self.opts
-        if self._in_flight is None:  # run() opens it before the model loads when there is a pool
-            self._open_feed(job.in_fmt, job.clocks, job.counts.chunks_done)
-        pool_args = job.pool_args
-        if pool_args is None:
-            while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
-                start = time.monotonic()
-                prep = preprocess_texts(chunk.texts, job.tokenizer, o.clean)
-                self._pre_clock.add(start, time.monotonic(), len(chunk.texts))
-                yield chunk, prep
-            return
-
-        in_flight = self._in_flight
-        workers = pool_args[0]
-        head_restarts = 0  # pool restarts since the chunk at the head of in_flight came in
-        while self.signals.signum is None:
-            try:
-                self._fill_feed(workers)
-                if not in_flight:
-                    # Every chunk is preprocessed: let the workers go now, so their memory is not held while
-                    # the last chunks are classified and the output is assembled.
-                    self._pool.shutdown(wait=True)
-                    self.pool_released = time.monotonic()
-                    return
-                results = [future.result(timeout=o.stage_timeout_cpu) for future in in_flight[0][1]]
-            except FutureTimeout:
-                raise StageTimeout(f"preprocessing chunk {in_flight[0][0].index} took longer than "
-                                   f"{o.stage_timeout_cpu:g}s", hint="raise --stage-timeout-cpu") from None
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): start a fresh pool and resubmit what was in flight.
-                self._restart_pool(pool_args)
-                for entry in in_flight:
-                    entry[1] = None
-                head_restarts += 1
-                if head_restarts < RESTARTS_BEFORE_SPLIT:
-                    continue
-                # The same chunk again: alone, halved down to the rows that kill a worker.
-                chunk = in_flight.popleft()[0]
-                chunk, results = self._isolate(chunk, pool_args)
-            else:
-                chunk, _ = in_flight.popleft()
-            head_restarts = 0
-            for part, start, end, _pid in results:
-                self._pre_clock.add(start, end, len(part))
-            yield chunk, concat_batches([r[0] for r in results])
-
-    def _restart_pool(self, pool_args) -> ProcessPoolExecutor:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.pool_restarts += 1
-        return self._start_pool(*pool_args)
-
-    def _isolate(self, chunk: InputChunk, pool_args) -> tuple[InputChunk, list]:
-        """The chunk preprocessed on the pool a piece at a time; rows that kill a worker become row errors."""
-        timeout = self.opts.stage_timeout_cpu
-
-        def run_piece(texts: list[str]):
-            try:
-                return self._pool.submit(preprocess_task, texts).result(timeout=timeout)
-            except FutureTimeout:
-                raise StageTimeout(f"preprocessing chunk {chunk.index} took longer than {timeout:g}s",
-                                   hint="raise --stage-timeout-cpu") from None
-
-        results, poison = isolate(chunk.texts, run_piece, lambda: self._restart_pool(pool_args))
-        return set_aside(chunk, poison, self.opts.id_field), results or [run_piece([])]  # [] if every row killed
 
     def _postprocess_and_write(self, chunk, prep, logits, job: _Run, writer, errors) -> None:
         o = self.opts
