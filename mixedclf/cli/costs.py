@@ -264,7 +264,8 @@ def check_cmd(
 
 def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k, warn_pct, metric, basis, fmt,
            allow_mismatch, output, usage, no_usage) -> int:
-    from mixedclf.costs.check import BASES, METRICS, CheckLimits, check_files
+    from mixedclf.costs.check import CheckLimits, check_files
+    from mixedclf.costs.check_metrics import BASES, METRICS
     from mixedclf.render.check import check_to_json, check_to_markdown, render_check
 
     _choice(fmt, FORMATS, "--format")

@@ -1,4 +1,6 @@
-"""`mixedclf check`: compare a report with a baseline and gate on cost regressions (for CI).
+"""`mixedclf check`: the verdict. Load the reports, compare them with their baselines and gate on cost regressions
+(for CI); the limits and the result models. The numbers compared are in check_metrics, the like-for-like rules in
+check_mismatch, the table rows in check_rows.
 
 Exit codes (documented in docs/ci.md):
 
@@ -24,7 +26,19 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
-from mixedclf.costs.fmt import fmt_money
+from mixedclf.costs.check_metrics import (
+    METRIC_LABELS,
+    METRIC_UNITS,
+    Basis,
+    Metric,
+    has_work,
+    metric_value,
+    validate_metric,
+    work_value,
+)
+from mixedclf.costs.check_mismatch import mismatch_lists
+from mixedclf.costs.check_rows import CompareRow, classify_rows, compare_row, estimate_rows, pct_change, spread
+from mixedclf.costs.fmt import fmt_money, format_pct, format_value
 from mixedclf.costs.monthly import MonthlyProjection, project_monthly
 from mixedclf.costs.pricing import CostInputError
 from mixedclf.costs.report import ClassifyReport, load_report
@@ -32,27 +46,10 @@ from mixedclf.costs.report import ClassifyReport, load_report
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 
-Metric = Literal["cost_per_1k", "gpu_seconds_per_1k", "throughput"]
-Basis = Literal["pay-per-use", "provisioned"]
-METRICS: tuple[str, ...] = ("cost_per_1k", "gpu_seconds_per_1k", "throughput")
-BASES: tuple[str, ...] = ("pay-per-use", "provisioned")
 COMMENT_MARKER = "<!-- mixedclf-cost-check -->"
-
-METRIC_UNITS = {"cost_per_1k": "$ / 1k", "gpu_seconds_per_1k": "GPU s / 1k", "throughput": "rows/s"}
-METRIC_LABELS = {
-    "cost_per_1k": "cost per 1,000 items",
-    "gpu_seconds_per_1k": "GPU seconds per 1,000 items",
-    "throughput": "throughput (items/s)",
-}
-
 
 #: The gate applied when no limit is given: cost per 1,000 rows may rise by at most this many percent.
 DEFAULT_MAX_INCREASE_PCT = 10.0
-
-#: Settings that change the work itself: reports that differ in one are refused without --allow-mismatch.
-WORK_SETTINGS = ("device", "precision", "chunk_rows", "batch_size", "max_batch_tokens", "dedup", "clean")
-#: Settings that change only how fast the work is done: listed as warnings.
-SPEED_SETTINGS = ("cpu_workers", "torch_threads", "engine")
 
 Verdict = Literal["work", "measured", "estimate"]
 
@@ -62,18 +59,6 @@ class CheckLimits(BaseModel):
     max_increase_abs: float | None = None
     budget_per_1k: float | None = None
     warn_pct: float | None = None
-
-
-class CompareRow(BaseModel):
-    name: str
-    unit: str
-    baseline: float | None  # median over the baseline reports
-    current: float | None  # median over the current reports
-    diff: float | None
-    diff_pct: float | None
-    gated: bool = False  # the row the limits apply to
-    baseline_range: tuple[float, float] | None = None  # min, max when there are several reports
-    current_range: tuple[float, float] | None = None
 
 
 class CheckResult(BaseModel):
@@ -105,208 +90,6 @@ class CheckResult(BaseModel):
     monthly: MonthlyProjection | None = None  # each side's $/month under a usage file (shown, not gated)
 
 
-def _pct(new: float, old: float) -> float | None:
-    if old == 0:
-        return None if new != 0 else 0.0
-    return clean((new - old) / abs(old) * 100)
-
-
-def _spread(values: list[float]) -> tuple[float, tuple[float, float] | None]:
-    """Median, and (min, max) when there is more than one value."""
-    med = clean(statistics.median(values))
-    return med, ((min(values), max(values)) if len(values) > 1 else None)
-
-
-def _row(name: str, unit: str, old: list[float] | float | None, new: list[float] | float | None,
-         gated: bool = False) -> CompareRow:
-    def side(v):
-        if v is None or (isinstance(v, list) and not v):
-            return None, None
-        return _spread(v if isinstance(v, list) else [v])
-
-    (b, b_range), (c, c_range) = side(old), side(new)
-    diff = clean(c - b) if b is not None and c is not None else None
-    dp = _pct(c, b) if b is not None and c is not None else None
-    return CompareRow(name=name, unit=unit, baseline=b, current=c, diff=diff, diff_pct=dp, gated=gated,
-                      baseline_range=b_range, current_range=c_range)
-
-
-def _check_metric(metric: str, basis: str) -> None:
-    if metric not in METRICS:
-        raise CostInputError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
-    if basis not in BASES:
-        raise CostInputError(f"unknown basis {basis!r}; choose one of: {', '.join(BASES)}")
-
-
-def metric_value(report, metric: str, basis: str = "pay-per-use") -> float:
-    """The measured number of a classify report, or the projected number of an estimate report."""
-    _check_metric(metric, basis)
-    if isinstance(report, ClassifyReport):
-        c = report.cost
-        if metric == "cost_per_1k":
-            return c.totals(basis).mixed_per_1k
-        if metric == "gpu_seconds_per_1k":
-            return c.gpu_busy_s_per_1k if basis == "pay-per-use" else c.gpu_held_s_per_1k
-        return c.throughput
-    # estimate
-    if metric == "cost_per_1k":
-        return report.mixed_per_1k
-    if metric == "gpu_seconds_per_1k":
-        return report.gpu_seconds_per_1k
-    raise CostInputError("metric 'throughput' needs classify reports (an estimate has no measured throughput)")
-
-
-def has_work(report) -> bool:
-    return getattr(report, "work", None) is not None and getattr(report, "calibration", None) is not None
-
-
-def work_seconds_per_1k(report, s_per_gflop: float) -> float:
-    """Device seconds per 1,000 rows the counted work takes at one calibrated rate."""
-    return clean(report.work.gflop_per_1k * s_per_gflop)
-
-
-def work_value(report, metric: str, s_per_gflop: float) -> float:
-    """The gated number computed from counted work: cost and GPU seconds per 1,000 rows, or rows per work-second."""
-    secs = work_seconds_per_1k(report, s_per_gflop)
-    if metric == "cost_per_1k":
-        return clean(secs * report.pricing.gpu_per_sec)
-    if metric == "gpu_seconds_per_1k":
-        return secs
-    return clean(1000.0 / secs) if secs > 0 else 0.0
-
-
-def _stage_per_1k(rep) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for s in rep.cost.stages:
-        if s.pay_per_use:
-            out[s.name] = out.get(s.name, 0.0) + s.cost
-    n = rep.cost.items
-    return {k: clean(v / n * 1000) if n else 0.0 for k, v in out.items()}
-
-
-def _classify_rows(bases, curs, metric: str, basis: str, verdict: str, rate: float | None) -> list[CompareRow]:
-    rows: list[CompareRow] = []
-
-    def both(fn):
-        return [fn(r) for r in bases], [fn(r) for r in curs]
-
-    if verdict == "work" and rate is not None:
-        rows.append(_row("rows classified", "rows", *both(lambda r: float(r.work.rows))))
-        for name, field in (("real tokens per 1k", "real_tokens"), ("padded tokens per 1k", "padded_tokens"),
-                            ("micro-batches per 1k", "micro_batches")):
-            rows.append(_row(name, "count / 1k", *both(lambda r, f=field: clean(r.work.per_1k(getattr(r.work, f))))))
-        rows.append(_row("model GFLOP per 1k", "GFLOP / 1k", *both(lambda r: clean(r.work.gflop_per_1k))))
-        rows.append(_row("encoder layers", "count", *both(lambda r: float(r.work.shape.layers))))
-        rows.append(_row("CPU workers", "count", *both(lambda r: float(r.work.cpu_workers))))
-        rows.append(_row("work cost per 1k (verdict)", "$ / 1k",
-                         *both(lambda r: work_value(r, "cost_per_1k", rate)), metric == "cost_per_1k"))
-        rows.append(_row("work GPU seconds per 1k (verdict)", "s / 1k",
-                         *both(lambda r: work_value(r, "gpu_seconds_per_1k", rate)), metric == "gpu_seconds_per_1k"))
-        rows.append(_row("work rows per second (verdict)", "rows/s",
-                         *both(lambda r: work_value(r, "throughput", rate)), metric == "throughput"))
-        rows.append(_row("calibration", "s / GFLOP", *both(lambda r: r.calibration.s_per_gflop)))
-    measured = verdict == "measured"
-    names = list(dict.fromkeys(n for r in [*bases, *curs] for n in _stage_per_1k(r)))
-    for name in names:
-        rows.append(_row(f"stage {name} (measured)", "$ / 1k",
-                         [v for r in bases if (v := _stage_per_1k(r).get(name)) is not None],
-                         [v for r in curs if (v := _stage_per_1k(r).get(name)) is not None]))
-    rows.append(_row("mixed total (measured)", "$ / 1k", *both(lambda r: r.cost.totals(basis).mixed_per_1k),
-                     measured and metric == "cost_per_1k"))
-    rows.append(_row("GPU-only total (measured)", "$ / 1k", *both(lambda r: r.cost.totals(basis).gpu_only_per_1k)))
-    if all(r.cost.savings_claim for r in [*bases, *curs]):
-        rows.append(_row("savings vs GPU-only", "%", *both(lambda r: r.cost.totals(basis).savings_pct)))
-    rows.append(_row("GPU seconds per 1k (measured)", "s / 1k", *both(lambda r: metric_value(r, "gpu_seconds_per_1k",
-                     basis)), measured and metric == "gpu_seconds_per_1k"))
-    rows.append(_row("GPU utilization", "%", *both(lambda r: clean(r.cost.gpu_utilization * 100))))
-    rows.append(_row("throughput (measured)", "rows/s", *both(lambda r: r.cost.throughput),
-                     measured and metric == "throughput"))
-    return rows
-
-
-def _estimate_rows(bases, curs, metric: str) -> list[CompareRow]:
-    rows: list[CompareRow] = []
-    names = list(dict.fromkeys(ln.name for r in [*bases, *curs] for ln in r.lines))
-
-    def line(r, name):
-        return next((clean(ln.mixed * 1000) for ln in r.lines if ln.name == name), None)
-
-    for name in names:
-        b = [v for r in bases if (v := line(r, name)) is not None]
-        c = [v for r in curs if (v := line(r, name)) is not None]
-        if not any(b) and not any(c):
-            continue
-        rows.append(_row(name, "$ / 1k", b, c))
-
-    def both(fn):
-        return [fn(r) for r in bases], [fn(r) for r in curs]
-
-    rows.append(_row("mixed total", "$ / 1k", *both(lambda r: r.mixed_per_1k), metric == "cost_per_1k"))
-    rows.append(_row("GPU-only total", "$ / 1k", *both(lambda r: r.gpu_only_per_1k)))
-    rows.append(_row("mixed per month", "$", *both(lambda r: r.mixed_per_month)))
-    rows.append(_row("savings vs GPU-only", "%", *both(lambda r: r.savings_pct)))
-    rows.append(_row("GPU seconds per 1k", "s / 1k", *both(lambda r: r.gpu_seconds_per_1k),
-                     metric == "gpu_seconds_per_1k"))
-    return rows
-
-
-def _pair_mismatches(base, cur, where: str) -> tuple[list[str], list[str]]:
-    """(refused, warned) differences between two reports; ``where`` names them in the messages."""
-    hard: list[str] = []
-    soft: list[str] = []
-    if base.kind != cur.kind:
-        hard.append(f"report kinds differ{where}: baseline {base.kind}, current {cur.kind}")
-    bp, cp = base.pricing, cur.pricing
-    if bp.name != cp.name:
-        hard.append(f"pricing profiles differ{where}: baseline {bp.name!r}, current {cp.name!r}")
-    elif (bp.cpu_per_sec, bp.gpu_per_sec) != (cp.cpu_per_sec, cp.gpu_per_sec):
-        hard.append(
-            f"pricing profile {bp.name!r} has different rates{where}: baseline CPU {bp.cpu_per_sec:g} GPU "
-            f"{bp.gpu_per_sec:g}, current CPU {cp.cpu_per_sec:g} GPU {cp.gpu_per_sec:g} $/s"
-        )
-    bm, cm = getattr(base, "model", None), getattr(cur, "model", None)
-    if bm is not None and cm is not None and bm != cm:
-        hard.append(f"models differ{where}: baseline {bm!r}, current {cm!r}")
-    if not (base.kind == cur.kind == "classify"):
-        return hard, soft
-    if base.mode != cur.mode:
-        hard.append(f"modes differ{where}: baseline {base.mode}, current {cur.mode}")
-    for label, rep in (("baseline", base), ("current", cur)):
-        if rep.resumed is not None:
-            hard.append(f"{label} is a partial run{where} ({rep.resumed.describe()})")
-    for key in WORK_SETTINGS:
-        b, c = base.settings.get(key), cur.settings.get(key)
-        if b != c and not (b is None or c is None):
-            hard.append(f"setting {key} differs{where}: baseline {b!r}, current {c!r}")
-    for key in SPEED_SETTINGS:
-        b, c = base.settings.get(key), cur.settings.get(key)
-        if b != c and not (b is None or c is None):
-            soft.append(f"setting {key} differs{where}: baseline {b!r}, current {c!r} (changes measured seconds)")
-    return hard, soft
-
-
-def mismatch_lists(bases: list, curs: list) -> tuple[list[str], list[str]]:
-    """Why the reports are not like for like: every report against the first baseline. (refused, warned)."""
-    hard: list[str] = []
-    soft: list[str] = []
-    ref = bases[0]
-    many = len(bases) + len(curs) > 2
-    for i, rep in enumerate(bases[1:], start=2):
-        h, s_ = _pair_mismatches(ref, rep, f" (baseline 1 vs baseline {i})")
-        hard += h
-        soft += s_
-    for i, rep in enumerate(curs, start=1):
-        h, s_ = _pair_mismatches(ref, rep, f" (current {i})" if many else "")
-        hard += h
-        soft += s_
-    return list(dict.fromkeys(hard)), list(dict.fromkeys(soft))
-
-
-def mismatches(base, cur) -> list[str]:
-    """Why two reports are not like for like (empty when they are)."""
-    return mismatch_lists([base], [cur])[0]
-
-
 def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -336,7 +119,7 @@ def compare(
     work, priced at one rate (the median of all the reports' calibrations), compared by the medians of each
     side. Measured numbers are shown beside it and only warn, and only outside their measured spread.
     """
-    _check_metric(metric, basis)
+    validate_metric(metric, basis)
     limits = limits or CheckLimits()
     for name in ("max_increase_pct", "max_increase_abs", "budget_per_1k", "warn_pct"):
         v = getattr(limits, name)
@@ -372,10 +155,10 @@ def compare(
                 f"no work counts in {', '.join(dict.fromkeys(old))} (a version-1 report, or the Ray engine): the "
                 "verdict rests on measured seconds, which move with machine load"
             )
-    b_val, _ = _spread(b_vals)
-    c_val, _ = _spread(c_vals)
+    b_val, _ = spread(b_vals)
+    c_val, _ = spread(c_vals)
     change = clean(c_val - b_val)
-    change_pct = _pct(c_val, b_val)
+    change_pct = pct_change(c_val, b_val)
     worse, worse_pct = _worse(metric, b_val, c_val)
     gate_worse, gate_worse_pct = worse, worse_pct
     if verdict == "measured" and (len(bases) > 1 or len(curs) > 1):
@@ -403,7 +186,7 @@ def compare(
     if limits.budget_per_1k is not None:
         cost_vals = ([work_value(r, "cost_per_1k", rate) for r in curs] if verdict == "work" and rate is not None
                      else [metric_value(r, "cost_per_1k", basis) for r in curs])
-        cost_now = min(cost_vals) if verdict == "measured" else _spread(cost_vals)[0]
+        cost_now = min(cost_vals) if verdict == "measured" else spread(cost_vals)[0]
         if cost_now > limits.budget_per_1k + eps * max(1.0, limits.budget_per_1k):
             what = "work cost" if verdict == "work" else "cost"
             violations.append(
@@ -415,11 +198,11 @@ def compare(
         warnings += _measured_warnings(bases, curs, metric, basis, pct_limit)
 
     if classify:
-        rows = _classify_rows(bases, curs, metric, basis, verdict, rate)
+        rows = classify_rows(bases, curs, metric, basis, verdict, rate)
     elif same_kind:
-        rows = _estimate_rows(bases, curs, metric)
+        rows = estimate_rows(bases, curs, metric)
     else:  # different kinds, compared anyway (--allow-mismatch): the gated number only
-        rows = [_row(METRIC_LABELS[metric], METRIC_UNITS[metric], b_vals, c_vals, True)]
+        rows = [compare_row(METRIC_LABELS[metric], METRIC_UNITS[metric], b_vals, c_vals, True)]
     status: Literal["ok", "warn", "regression"] = "regression" if violations else "warn" if warnings else "ok"
     return CheckResult(
         status=status,
@@ -454,7 +237,7 @@ def _measured_warnings(bases, curs, metric: str, basis: str, pct_limit: float) -
     c_vals = [metric_value(r, metric, basis) for r in curs]
     label = f"measured {METRIC_LABELS[metric]}"
     direction = "fell" if metric == "throughput" else "rose"
-    _, median_pct = _worse(metric, _spread(b_vals)[0], _spread(c_vals)[0])
+    _, median_pct = _worse(metric, spread(b_vals)[0], spread(c_vals)[0])
     if median_pct is None or median_pct <= pct_limit:
         return []
     if len(bases) < 2 or len(curs) < 2:
@@ -485,24 +268,3 @@ def check_files(
     if usage_file is not None:
         result.monthly = project_monthly(bases, curs, usage_file)
     return result
-
-
-# ------------------------------------------------------------------------------------ renderings
-
-
-def format_pct(p: float) -> str:
-    return "∞%" if math.isinf(p) else f"{p:.1f}%"
-
-
-def format_value(metric_or_unit: str, v: float | None) -> str:
-    if v is None:
-        return "—"
-    if metric_or_unit in ("cost_per_1k", "$ / 1k", "$"):
-        return fmt_money(v)
-    if metric_or_unit in ("throughput", "rows/s"):
-        return f"{v:,.1f} rows/s"
-    if metric_or_unit in ("gpu_seconds_per_1k", "GPU s / 1k", "s / 1k"):
-        return f"{v:,.4g} s"
-    if metric_or_unit == "%":
-        return f"{v:.1f}%"
-    return f"{v:,.6g}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich import box
 
 #: Compact rich table style: 8 columns of costs fit in 80 terminal columns.
@@ -66,3 +68,23 @@ def print_table(console, table) -> None:
         text.stylize("table.title")
         console.print(text, overflow="fold")
     console.print(table)
+
+
+def format_pct(p: float) -> str:
+    """A percentage of `check`: one decimal, ∞% when the baseline was 0."""
+    return "∞%" if math.isinf(p) else f"{p:.1f}%"
+
+
+def format_value(metric_or_unit: str, v: float | None) -> str:
+    """A `check` number by its metric name or its row's unit: dollars, rows/s, seconds, percent, else plain."""
+    if v is None:
+        return "—"
+    if metric_or_unit in ("cost_per_1k", "$ / 1k", "$"):
+        return fmt_money(v)
+    if metric_or_unit in ("throughput", "rows/s"):
+        return f"{v:,.1f} rows/s"
+    if metric_or_unit in ("gpu_seconds_per_1k", "GPU s / 1k", "s / 1k"):
+        return f"{v:,.4g} s"
+    if metric_or_unit == "%":
+        return f"{v:.1f}%"
+    return f"{v:,.6g}"

@@ -8,14 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mixedclf.costs.check import (
-    COMMENT_MARKER,
-    METRIC_LABELS,
-    CheckResult,
-    CompareRow,
-    format_value,
-)
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, md_table, print_table
+from mixedclf.costs.check import COMMENT_MARKER, CheckResult
+from mixedclf.costs.check_metrics import METRIC_LABELS
+from mixedclf.costs.check_rows import CompareRow
+from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, format_value, md_table, print_table
 
 
 def _fmt_diff(row: CompareRow) -> str:
