@@ -43,3 +43,18 @@ def test_a_damaged_pad_id_alone_is_rebuilt(tmp_path, monkeypatch):
     expected = tokenizer_json_and_pad_id(spec)
     (_entry(tmp_path / "cache") / "pad.json").write_text("[1]", encoding="utf-8")
     assert tokenizer_json_and_pad_id(spec) == expected
+
+
+@pytest.mark.parametrize("name", ["vocab.txt", "tokenizer_config.json", "spm.model", "tokenizer.model",
+                                  "sentencepiece.bpe.model", "spiece.model", "source.spm", "bpe.codes"])
+def test_the_cache_key_follows_every_file_a_fast_tokenizer_may_be_built_from(tmp_path, name):
+    # DeBERTa-v2/v3 (spm.model) and Llama-style (tokenizer.model) folders often ship no tokenizer.json: the fast
+    # tokenizer is converted from that file, so editing it in place must not reuse the old conversion.
+    from mixedclf.models.tokenizer import _cache_key
+
+    folder = build_tiny_classifier(tmp_path / "m")
+    path = folder / name
+    path.write_bytes((path.read_bytes() if path.exists() else b"") + b"a")
+    before = _cache_key(folder)
+    path.write_bytes(path.read_bytes()[:-1] + b"b")  # same size, other bytes
+    assert _cache_key(folder) != before

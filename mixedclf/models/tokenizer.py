@@ -17,9 +17,11 @@ from pathlib import Path
 from mixedclf.errors import ModelError
 from mixedclf.models.spec import ModelSpec
 
-# Every file AutoTokenizer may read from a model folder to build its fast tokenizer.
+# Every file AutoTokenizer may read from a model folder to build its fast tokenizer: without tokenizer.json it
+# converts the slow tokenizer's vocabulary (spm.model for DeBERTa-v2/v3, tokenizer.model for Llama-style ones...).
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                     "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                    "spm.model", "tokenizer.model", "sentencepiece.model", "source.spm", "target.spm", "bpe.codes",
                     "config.json")
 _CACHE_FORMAT = 2
 
