@@ -104,6 +104,16 @@ def cached_folder(key: str, build: Callable[[Path], None]) -> Path:
     return final
 
 
+def discard_folder(folder: Path) -> None:
+    """Remove a damaged entry: renamed aside first, so no reader sees it half deleted."""
+    aside = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
+    try:
+        os.replace(folder, aside)
+    except OSError:
+        return  # already discarded (or replaced) by another process
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

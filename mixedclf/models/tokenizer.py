@@ -17,11 +17,13 @@ from pathlib import Path
 from mixedclf.errors import ModelError
 from mixedclf.models.spec import ModelSpec
 
-# Every file AutoTokenizer may read from a model folder to build its fast tokenizer.
+# Every file AutoTokenizer may read from a model folder to build its fast tokenizer: without tokenizer.json it
+# converts the slow tokenizer's vocabulary (spm.model for DeBERTa-v2/v3, tokenizer.model for Llama-style ones...).
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                     "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
+                    "spm.model", "tokenizer.model", "sentencepiece.model", "source.spm", "target.spm", "bpe.codes",
                     "config.json")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def tokenizer_json_and_pad_id(spec: ModelSpec) -> tuple[str, int]:
@@ -29,19 +31,42 @@ def tokenizer_json_and_pad_id(spec: ModelSpec) -> tuple[str, int]:
     key = _cache_key(spec.encoder_path)
     if key is None:
         return _build(spec.encoder_path)
-    from mixedclf.models.cache import cached_folder
+    from mixedclf.models.cache import cached_folder, discard_folder
 
     def build(folder: Path) -> None:
         text, pad_id = _build(spec.encoder_path)
         (folder / "tokenizer.json").write_text(text, encoding="utf-8")
-        (folder / "pad.json").write_text(json.dumps({"pad_token_id": pad_id}), encoding="utf-8")
+        (folder / "pad.json").write_text(json.dumps({"pad_token_id": pad_id, "tokenizer_sha256": _digest(text)}),
+                                         encoding="utf-8")
 
+    for _attempt in range(2):
+        try:
+            folder = cached_folder(key, build)
+        except OSError:  # an unwritable cache only costs the build
+            break
+        cached = _read_entry(folder)
+        if cached is not None:
+            return cached
+        discard_folder(folder)  # damaged (a torn write, a disk error, an edit): built again, once
+    return _build(spec.encoder_path)
+
+
+def _read_entry(folder: Path) -> tuple[str, int] | None:
+    """The entry's JSON and pad id when its tokenizer.json still has the digest recorded beside it, else None:
+    a damaged JSON would otherwise reach every worker, and one that still parses would mislabel every row."""
     try:
-        folder = cached_folder(key, build)
-        return ((folder / "tokenizer.json").read_text(encoding="utf-8"),
-                int(json.loads((folder / "pad.json").read_text(encoding="utf-8"))["pad_token_id"]))
-    except (OSError, ValueError, KeyError):  # an unwritable or damaged cache only costs the build
-        return _build(spec.encoder_path)
+        text = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        meta = json.loads((folder / "pad.json").read_text(encoding="utf-8"))
+        pad_id = meta["pad_token_id"]
+        if type(pad_id) is not int or pad_id < 0 or meta["tokenizer_sha256"] != _digest(text):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return text, pad_id
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _cache_key(folder: Path) -> str | None:
