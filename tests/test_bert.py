@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import build_tiny_classifier
 
+from mixedclf.errors import ModelError
 from mixedclf.models import bert
 from mixedclf.models.loading import build_module
 from mixedclf.models.spec import resolve_model
@@ -75,7 +76,7 @@ def test_configs_it_does_not_model_go_to_transformers(tmp_path, changes):
     assert bert.native_bert_config(folder, classifier=True) is None
 
 
-def test_a_checkpoint_missing_weights_is_left_to_transformers(tmp_path):
+def test_a_checkpoint_missing_weights_is_refused_not_filled_at_random(tmp_path):
     from safetensors.torch import load_file, save_file
 
     folder = build_tiny_classifier(tmp_path / "m")
@@ -85,8 +86,9 @@ def test_a_checkpoint_missing_weights_is_left_to_transformers(tmp_path):
     config = bert.native_bert_config(folder, classifier=True)
     with pytest.raises(Exception, match="lacks weights"):
         bert.load_native(folder, config, 2)
-    module = build_module(resolve_model(folder))  # transformers initialises it, as it always has
-    assert not isinstance(module, bert.BertForSequenceClassification)
+    for implementation in ("auto", "transformers"):  # native declines it; transformers would draw it at random
+        with pytest.raises(ModelError, match="lacks weights for classifier.weight"):
+            build_module(resolve_model(folder), implementation=implementation)
 
 
 def test_pytorch_bin_with_old_layernorm_names_loads(tmp_path):

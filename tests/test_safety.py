@@ -151,6 +151,34 @@ def test_resume_catches_a_same_size_edit_of_the_input(tmp_path, monkeypatch, sou
     assert result.exit_code == 2 and "another input file" in result.output, result.output
 
 
+def test_resume_refuses_when_auto_resolves_to_another_precision(tmp_path, monkeypatch, source, tiny_model,
+                                                                 reference):
+    """`--precision auto` is the same option on two machines but not the same arithmetic: the rows of one output
+    are computed one way (the CPU's bf16 support is what is mocked here, both ways)."""
+    from mixedclf.models import loading
+    from mixedclf.models.precision import PrecisionChoice
+
+    def cpu_decides(name):
+        def choose(module, device, precision, model_key, cache_dir):
+            return PrecisionChoice(name, f"{name}: mocked CPU"), None
+        return choose
+
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setattr(loading, "choose_for_module", cpu_decides("fp32"))
+    _interrupted_run(monkeypatch, source, out, tiny_model)
+    partial = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert json.loads(checkpoint_path(out).read_text())["model_run"] == "torch fp32 on cpu"
+
+    monkeypatch.setattr(loading, "choose_for_module", cpu_decides("bf16"))
+    result = classify(source, out, tiny_model, "--resume")
+    assert result.exit_code == 2 and "torch fp32 on cpu" in result.output and "torch bf16 on cpu" in result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == partial  # nothing written, nothing removed
+
+    monkeypatch.setattr(loading, "choose_for_module", cpu_decides("fp32"))
+    assert classify(source, out, tiny_model, "--resume").exit_code == 3
+    assert out.read_bytes() == reference[0]
+
+
 def test_a_stale_checkpoint_never_shortens_a_finished_output(tmp_path, monkeypatch, source, tiny_model, reference):
     out = tmp_path / "out.jsonl"
     _interrupted_run(monkeypatch, source, out, tiny_model)

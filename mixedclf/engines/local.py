@@ -29,7 +29,7 @@ from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.progress import source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
-from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError
+from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, ResumeError, RowError
 from mixedclf.io.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -77,6 +77,7 @@ class LocalEngine:
         self._reported = 0  # rows of the current chunk already passed to on_rows
         self.first_batch_at: float | None = None  # time.monotonic() when the first micro-batch reached the device
         self.feed: ChunkFeed | None = None  # the input, chunk by chunk, preprocessed; set by run()
+        self._model_run = ""  # backend, precision and device the rows are computed with; set by run()
         # Set by run() for the one run an engine makes.
         self.io: RunIO | None = None  # where rows come from and go to
         self._batch: tuple[int, int] = (0, 0)  # micro-batch caps (rows, padded tokens) for the device
@@ -110,7 +111,7 @@ class LocalEngine:
         # torch is imported by the model load, and only on the torch backend (or by asking torch which device
         # `auto` means where an accelerator driver is present): the pool starts before it.
         from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.backend import load_model, model_threads, precision_of, resolve_backend
+        from mixedclf.models.backend import load_model, model_run, model_threads, precision_of, resolve_backend
         from mixedclf.models.device import resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
@@ -155,6 +156,12 @@ class LocalEngine:
             load_start = time.monotonic()
             module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
             load_end = time.monotonic()
+            self._model_run = model_run(module, device, o.precision)
+            if checkpoint is not None and not checkpoint.committed and checkpoint.model_run != self._model_run:
+                raise ResumeError(f"{o.output} was started with the model running as {checkpoint.model_run}; "
+                                  f"this run would run it as {self._model_run}, and one output holds one kind",
+                                  hint="resume on the same kind of machine with the same --precision, --backend "
+                                       "and --device, or rerun without --resume")
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
@@ -341,8 +348,9 @@ class LocalEngine:
     def _save_checkpoint(self, writer, errors, tally, counts, fingerprint, committed: bool = False) -> None:
         writer.flush()
         errors.flush()
-        Checkpoint(fingerprint=fingerprint, chunks_done=counts.chunks_done, rows_in=counts.rows_in,
-                   rows_out=counts.rows_out, rows_errored=counts.rows_errored, output=writer.files(),
+        Checkpoint(fingerprint=fingerprint, model_run=self._model_run, chunks_done=counts.chunks_done,
+                   rows_in=counts.rows_in, rows_out=counts.rows_out, rows_errored=counts.rows_errored,
+                   output=writer.files(),
                    errors=errors.state(), committed=committed, tally=asdict(tally),
                    spent_usd=self.meter.job_spent() if self.meter is not None else 0.0).save(self.opts.output)
 

@@ -22,7 +22,7 @@ from mixedclf.errors import ResumeError, validation_line
 from mixedclf.io.filestate import READ_BLOCK, FileState, matches
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 SAMPLE_BLOCKS = 64  # blocks of READ_BLOCK hashed from a large input: first, last and evenly spaced between
 START_OVER = "rerun without --resume to start over"
 
@@ -57,6 +57,9 @@ def run_fingerprint(input_path: Path, settings: dict[str, Any]) -> str:
 class Checkpoint(BaseModel):
     version: int = CHECKPOINT_VERSION
     fingerprint: str
+    # What the model ran as ("torch bf16 on cpu"): `--precision auto` resolves per machine (CPU flags, a
+    # calibration), so the options alone cannot promise a resumed run computes the rows the same way.
+    model_run: str
     chunks_done: int
     rows_in: int
     rows_out: int

@@ -58,6 +58,11 @@ def precision_of(model, device, precision: str) -> PrecisionChoice:
     return choose_without_model(device, precision)
 
 
+def model_run(model, device, precision: str) -> str:
+    """What a loaded model computes with, in words: backend, precision and device kind ("torch bf16 on cpu")."""
+    return f"{getattr(model, 'backend', 'torch')} {precision_of(model, device, precision).name} on {device.type}"
+
+
 def model_threads(model) -> int | None:
     """The intra-op threads a loaded model runs with: the session's own, else torch's setting."""
     threads = getattr(model, "threads", None)

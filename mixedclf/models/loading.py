@@ -43,11 +43,20 @@ def build_module(spec: ModelSpec, implementation: str = "auto") -> nn.Module:
     hf_logging.disable_progress_bar()
     try:
         if spec.kind == "hf":
-            return _LogitsOnly(_from_pretrained(AutoModelForSequenceClassification, spec.path))
-        encoder = _from_pretrained(AutoModel, spec.encoder_path, add_pooling_layer=False)
+            model, info = _from_pretrained(AutoModelForSequenceClassification, spec.path, output_loading_info=True)
+        else:
+            model, info = _from_pretrained(AutoModel, spec.encoder_path, add_pooling_layer=False,
+                                           output_loading_info=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {spec.path}: {exc}") from exc
-    return _with_head(encoder, spec)
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        # transformers fills them at random: labels would differ from load to load (and an ONNX conversion
+        # would keep one draw), so a model without all its weights is refused.
+        raise ModelError(f"{spec.path if spec.kind == 'hf' else spec.encoder_path} lacks weights for "
+                         f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''} ({len(missing)} in all)",
+                         hint="use a folder saved from a trained model (save_pretrained writes every weight)")
+    return _LogitsOnly(model) if spec.kind == "hf" else _with_head(model, spec)
 
 
 def _with_head(encoder: nn.Module, spec: ModelSpec) -> PooledClassifier:
