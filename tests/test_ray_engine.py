@@ -210,13 +210,13 @@ def test_clear_errors(local_ray, tiny_model, tmp_path):
 
 
 def test_unreachable_cluster_fails_fast():
-    from mixedclf.engines.ray.driver import _check_reachable
+    from mixedclf.engines.ray.connect import check_reachable
 
     with pytest.raises(InputError, match="cannot reach the Ray cluster"):
-        _check_reachable("127.0.0.1:1", timeout=2)
+        check_reachable("127.0.0.1:1", timeout=2)
     with pytest.raises(InputError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
-        _check_reachable("ray://127.0.0.1:1", timeout=2)  # Ray Client: its server is checked the same way
-    _check_reachable("auto")  # resolved by _check_auto first
+        check_reachable("ray://127.0.0.1:1", timeout=2)  # Ray Client: its server is checked the same way
+    check_reachable("auto")  # resolved by check_auto first
 
 
 def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():

@@ -19,37 +19,31 @@ Sizing (see docs/ray.md): with GPUs, one inference actor per GPU (`num_gpus=1`, 
 other CPU preprocesses; without, one CPU inference actor holding the CPUs the preprocessing pool leaves, never a
 whole node, so read and write tasks always find a CPU.
 
-The parts live beside this module: ray_stages (the stage callables and their collector), ray_sizing (pool sizes),
-ray_merge (the ordered merge of the parts) and ray_stats (Ray Data's operator statistics for the report).
+The parts live beside this module: connect (joining the cluster), stages (the stage callables and their collector),
+sizing (pool sizes), merge (the ordered merge of the parts), report (the RunResult from the job's statistics) and
+stats (Ray Data's operator statistics for the report).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import chunk_rows_for
-from mixedclf.core.postprocess import LabelTally
-from mixedclf.core.run import RunSettings, RunStats
-from mixedclf.core.stats import StageClock
-from mixedclf.costs import RunMeasurements, StageMeasurement
+from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
 from mixedclf.engines.ray.merge import merge_parts
+from mixedclf.engines.ray.report import RayRun, Timeline, ray_result
 from mixedclf.engines.ray.sizing import size_pools
 from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
-from mixedclf.engines.ray.stats import operator_stats
-from mixedclf.engines.result import RunResult, stage_measurement
+from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
 from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -65,67 +59,6 @@ PROGRESS_POLL_S = 0.5
 # match), which would run the CPU stage inside the device's process, one batch after another.
 INFERENCE_ACTOR_MEMORY = 512 * 1024**2
 
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds on a HOST:PORT nobody answers (ray.init would retry for minutes)."""
-    if address.startswith("ray://"):
-        address = address[len("ray://"):].split("/", 1)[0]  # Ray Client: its server's host:port
-    host, sep, port = address.rpartition(":")
-    if not sep or "://" in address or not port.isdigit():
-        return  # something ray.init knows better
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise InputError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
-                         hint="start its head with `ray start --head` and pass HEAD_IP:6379") from None
-
-
-def _check_auto() -> None:
-    """`auto` stands for the cluster `ray start` last recorded on this machine (Ray's own lookup), checked like
-    any given address: a cluster that died uncleanly leaves its record behind."""
-    from ray._private.services import canonicalize_bootstrap_address
-
-    try:
-        found = canonicalize_bootstrap_address("auto")
-    except (ConnectionError, ValueError) as exc:
-        raise InputError(f"--ray-address auto: {first_line(exc)}",
-                         hint="start one with `ray start --head`, or leave --ray-address unset") from None
-    if found:
-        try:
-            _check_reachable(found)
-        except InputError:
-            raise InputError(f"--ray-address auto: the Ray cluster last started here ({found}) does not answer",
-                             hint="a cluster that stopped uncleanly leaves its address behind: `ray stop` clears "
-                                  "it; or leave --ray-address unset for a private Ray") from None
-
-
-
-@dataclass
-class _RayRun:
-    """What a finished Ray job hands to the report: the model, the pool plan, the collector's and Ray's
-    statistics, the merge's counts."""
-
-    spec: ModelSpec
-    plan: dict[str, Any]
-    snap: dict[str, Any]
-    summary: Any  # Ray Data's DatasetStatsSummary
-    tally: LabelTally
-    counts: dict[str, int]
-    n_parts: int
-    in_fmt: str
-    out_fmt: str
-
-
-@dataclass
-class _Timeline:
-    """Wall-clock moments of a Ray job (time.time(): comparable across nodes)."""
-
-    start: float
-    exec_start: float
-    exec_end: float
-    merge_start: float
-    merge_end: float
-    end: float
 
 class RayEngine:
     """Runs a classify job on a Ray cluster (or a Ray it starts on this machine); returns the local RunResult."""
@@ -158,40 +91,6 @@ class RayEngine:
             return pa.schema([pa.field(n, pa.string()) for n in _csv_names(first)])
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{first.name}: cannot read as csv: {first_line(exc)}") from exc
-
-    def _connect(self) -> bool:
-        """Join the cluster (or start a local Ray); True when this call started it, so it is ours to stop."""
-        import ray
-
-        if ray.is_initialized():
-            return False
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "logging_level": logging.ERROR, "configure_logging": True}
-        address = self.opts.ray_address or os.environ.get("RAY_ADDRESS") or None
-        if address is None:
-            # A private Ray for this run. Not ray.init(address=None): that joins whatever cluster Ray's
-            # current-cluster file names, and a cluster that died uncleanly leaves that file behind.
-            kwargs["num_cpus"] = os.cpu_count() or 1
-        else:
-            _check_auto() if address == "auto" else _check_reachable(address)
-        # Ray's C++ core logs notices on stderr that are not errors of this run (real failures reach us as
-        # exceptions); a user who wants them sets RAY_BACKEND_LOG_LEVEL.
-        quiet_backend = "RAY_BACKEND_LOG_LEVEL" not in os.environ
-        if quiet_backend:
-            os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
-        try:
-            ray.init(address=address or "local", **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            hint = "start it with `ray start --head`, or leave --ray-address unset"
-            if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-                hint = ("if the cluster uses token authentication (Ray's default), export RAY_AUTH_MODE=token "
-                        "with the head's ~/.ray/auth_token copied here or its value in RAY_AUTH_TOKEN")
-            raise InputError(f"cannot start or join {where}: {first_line(exc)}", hint=hint) from exc
-        finally:
-            if quiet_backend:
-                os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
-        return True
 
     def _plan(self) -> dict[str, Any]:
         import ray
@@ -269,7 +168,7 @@ class RayEngine:
         in_fmt, out_fmt = self._check()
         spec = resolve_model(o.model)
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-        started = self._connect()
+        started = connect(o.ray_address)
         try:
             return self._run(t_start, in_fmt, out_fmt, spec, tokenizer_json, pad_id)
         finally:
@@ -341,8 +240,8 @@ class RayEngine:
             except Exception:  # noqa: BLE001
                 pass
         t_end = time.time()
-        return self._result(_RayRun(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt),
-                            _Timeline(t_start, exec_start, exec_end, merge_start, merge_end, t_end))
+        return ray_result(o, RayRun(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt),
+                          Timeline(t_start, exec_start, exec_end, merge_start, merge_end, t_end))
 
     def _file_ranges(self, snap: dict) -> list[tuple[int, int, str]] | None:
         """(first row, source index, file name) for each run of rows the numberer saw from one file."""
@@ -377,111 +276,3 @@ class RayEngine:
         if done > reported:
             self.on_rows(done - reported)
             self._reported = done
-
-    # --- report ---------------------------------------------------------------------------------------------
-    def _result(self, job: _RayRun, times: _Timeline) -> RunResult:
-        o = self.opts
-        spec, plan, snap, summary, tally, counts = job.spec, job.plan, job.snap, job.summary, job.tally, job.counts
-        n_parts, in_fmt, out_fmt = job.n_parts, job.in_fmt, job.out_fmt
-        t_start, exec_start, exec_end = times.start, times.exec_start, times.exec_end
-        merge_start, merge_end, t_end = times.merge_start, times.merge_end, times.end
-        rows_in, rows_out, rows_errored = counts["in"], counts["out"], counts["errored"]
-        duplicate_ids = counts["duplicate_ids"]
-        stages = snap["stages"]
-        actors = snap["actors"]
-        device = ", ".join(sorted({a["device"] for a in actors.values()})) or plan["device"]
-        ops = operator_stats(summary)
-
-        def clock(name: str, billing: str, dev: str, workers: int) -> StageMeasurement:
-            s = stages.get(name)
-            c = StageClock(name, billing, dev, workers=workers)
-            if s:
-                c.add(s["first"], s["last"], s["items"])
-                c.busy_s = s["busy_s"]
-            return stage_measurement(c)
-
-        loads = [(a["load_start"], a["load_end"]) for a in actors.values()]
-        load_wall = (max(e for _, e in loads) - min(b for b, _ in loads)) if loads else 0.0
-        load = StageMeasurement(name="model_load", billing="gpu", device=device, items=0,
-                                busy_s=sum(e - b for b, e in loads), wall_s=load_wall, workers=max(1, len(loads)))
-        read_busy = sum(op["busy_s"] for op in ops if op["stage"] == "read")
-        read_first = min((op["first"] for op in ops if op["stage"] == "read" and op["first"]), default=None)
-        read_last = max((op["last"] for op in ops if op["stage"] == "read" and op["last"]), default=None)
-        read = StageMeasurement(
-            name="read", billing="cpu", device="cpu", items=rows_in, busy_s=read_busy,
-            wall_s=(read_last - read_first) if read_first and read_last else read_busy,
-            workers=1,  # Ray Data reads one file with one task (it splits the output, not the reading)
-        )
-        write_busy = sum(op["busy_s"] for op in ops if op["stage"] == "write")
-        write_first = min((op["first"] for op in ops if op["stage"] == "write" and op["first"]), default=None)
-        write_last = max((op["last"] for op in ops if op["stage"] == "write" and op["last"]), default=None)
-        merge_s = merge_end - merge_start
-        write = StageMeasurement(
-            name="write", billing="cpu", device="cpu", items=rows_out, busy_s=write_busy + merge_s,
-            wall_s=((write_last - write_first) if write_first and write_last else write_busy) + merge_s, workers=1,
-        )
-        cpu_workers = plan["cpu_workers"]
-        def processes(stage: str) -> int:  # distinct worker processes that ran the stage
-            return max(1, len(stages.get(stage, {}).get("workers", [])))
-
-        pre = clock("preprocess", "cpu", "cpu", min(cpu_workers, processes("preprocess")))
-        inf = clock("inference", "gpu", device, max(1, len(actors)))
-        post = clock("postprocess", "cpu", "cpu", processes("postprocess"))
-        measurements = RunMeasurements(
-            mode="mixed", items=rows_out, stages=[load, read, pre, inf, post, write], wall_s=t_end - t_start,
-            gpu_held_s=sum(max(0.0, (a["last_end"] or a["load_end"]) - a["load_start"]) for a in actors.values()),
-            cpu_pool_held_s=exec_end - exec_start, cpu_pool_workers=cpu_workers,
-        )
-        st: dict[str, float] = {}
-        for a in actors.values():
-            for key, value in a["stats"].items():
-                st[key] = st.get(key, 0) + value
-        first_inference = stages.get("inference", {}).get("first")
-        dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
-        def resolved(key: str, fallback: str) -> str:  # every actor's own choice; several only on mixed hardware
-            return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
-
-        batch = batch_limits("cuda" if plan["use_gpu"] else "cpu", o.batch_size, o.max_batch_tokens)
-        settings = RunSettings(
-            mode=o.mode, device=device, precision=resolved("precision", o.precision),
-            precision_reason=resolved("precision_reason", ""), cpu_workers=cpu_workers,
-            backend=resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
-            torch_threads=plan["torch_threads"], batch_size=batch[0], max_batch_tokens=batch[1],
-            chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_rows_for(o),  # Ray: every chunk full size
-            clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt, engine="ray",
-            ray_address=o.ray_address, inference_workers=plan["actors"],
-            inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
-        )
-        extra = RunStats(
-            micro_batches=int(st.get("batches", 0)),
-            mean_batch_rows=(st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
-            padding_fraction=1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
-            tokens=int(st.get("real_tokens", 0)),
-            padded_tokens=int(st.get("padded_tokens", 0)),
-            token_width_sum=int(st.get("token_width_sum", 0)),
-            device_forward_s=float(st.get("device_forward_s", 0.0)),
-            host_overhead_ms_per_batch=(1e3 * st.get("host_overhead_s", 0.0) / st["batches"]
-                                           if st.get("batches") else None),
-            rows_before_resume=0,
-            truncated_rows=tally.truncated,
-            oom_splits=int(st.get("oom_splits", 0)),
-            device_busy_s=float(st.get("device_busy_s", 0.0)),
-            pool_restarts=0,
-            duplicate_fraction=dedup_rate,
-            dedup_hit_rate=dedup_rate,
-            duplicate_ids=duplicate_ids,
-            resumed_from_chunk=0,
-            startup_s=(first_inference - t_start) if first_inference else None,
-            ray_nodes=plan["nodes"], ray_cluster_cpus=plan["total_cpus"], ray_cluster_gpus=plan["gpus"],
-            ray_parts=n_parts, ray_merge_s=merge_s, ray_execution_s=exec_end - exec_start,
-            ray_operators=[{k: op[k] for k in ("name", "tasks", "busy_s", "wall_s", "rows")} for op in ops],
-            inference_devices=sorted({a["device"] for a in actors.values()}),
-            # Seconds after the Ray job started: where its start-up time goes.
-            ray_timeline={
-                "model_load": [round(min(s for s, _ in loads) - exec_start, 3),
-                               round(max(e for _, e in loads) - exec_start, 3)] if loads else None,
-                **{k: [round(v["first"] - exec_start, 3), round(v["last"] - exec_start, 3)] for k, v in stages.items()},
-                "end": round(exec_end - exec_start, 3),
-            },
-        )
-        return RunResult(spec, device, measurements, tally, rows_in, rows_out, rows_errored, settings, extra)
