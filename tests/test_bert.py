@@ -128,3 +128,10 @@ def test_head_overlay_over_a_copied_encoder_runs_natively(tmp_path):
     assert isinstance(module.encoder, bert.BertModel)
     ids, mask = _padded_batch(3, 8, 30000)
     torch.testing.assert_close(_logits(module, ids, mask), _logits(build_module(spec), ids, mask), atol=0, rtol=0)
+
+
+def test_labels_that_do_not_fit_the_weights_are_one_clear_error(tmp_path):
+    folder = build_tiny_classifier(tmp_path / "m")
+    _edit_config(folder, id2label={"0": "a", "1": "b", "2": "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    with pytest.raises(ModelError, match="weights do not fit its config.json"):
+        build_module(resolve_model(folder))

@@ -49,6 +49,10 @@ def build_module(spec: ModelSpec, implementation: str = "auto") -> nn.Module:
                                            output_loading_info=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {spec.path}: {exc}") from exc
+    except RuntimeError as exc:  # transformers' "mismatched sizes": the config disagrees with the weights
+        raise ModelError(f"cannot load model from {spec.path}: its weights do not fit its config.json "
+                         f"({len(spec.labels)} labels there)",
+                         hint="check config.json's id2label/num_labels against the saved classifier") from exc
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         # transformers fills them at random: labels would differ from load to load (and an ONNX conversion
