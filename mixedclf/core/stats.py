@@ -47,3 +47,25 @@ class RunCounts:
     chunks_done: int = 0
     dedup_hits: int = 0
     dedup_lookups: int = 0
+
+
+class IdRepeats:
+    """Rows whose id repeats an earlier row's id (kept and classified; reported so the user knows). Ids are
+    compared as text through 64-bit hashes, a few bytes per row whatever the ids' size. numpy is imported on use:
+    the cost commands import this module and stay free of it."""
+
+    def __init__(self):
+        self._hashes: list = []
+
+    def add(self, ids) -> None:
+        import numpy as np
+
+        self._hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
+
+    def count(self) -> int:
+        import numpy as np
+
+        if not self._hashes:
+            return 0
+        hashes = np.concatenate(self._hashes)
+        return int(len(hashes) - len(np.unique(hashes)))

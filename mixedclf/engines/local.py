@@ -22,14 +22,14 @@ from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.postprocess import LabelTally, label_columns
 from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer
 from mixedclf.core.run import RunSettings, RunStats
-from mixedclf.core.stats import RunCounts, StageClock
+from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.progress import source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
-from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, ResumeError, RowError
+from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError
 from mixedclf.io.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -83,7 +83,7 @@ class LocalEngine:
         self._batch: tuple[int, int] = (0, 0)  # micro-batch caps (rows, padded tokens) for the device
         self.load_started_at: float | None = None  # time.monotonic() when the model load began
         self.duplicate_ids = 0
-        self._id_hashes: list[np.ndarray] = []
+        self._id_repeats = IdRepeats()
 
     @property
     def pool_restarts(self) -> int:  # worker pools started again after a worker died
@@ -157,11 +157,8 @@ class LocalEngine:
             module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
             load_end = time.monotonic()
             self._model_run = model_run(module, device, o.precision)
-            if checkpoint is not None and not checkpoint.committed and checkpoint.model_run != self._model_run:
-                raise ResumeError(f"{o.output} was started with the model running as {checkpoint.model_run}; "
-                                  f"this run would run it as {self._model_run}, and one output holds one kind",
-                                  hint="resume on the same kind of machine with the same --precision, --backend "
-                                       "and --device, or rerun without --resume")
+            if checkpoint is not None:
+                checkpoint.verify_model_run(self._model_run, o.output)
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
@@ -245,7 +242,7 @@ class LocalEngine:
             job.counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored,
                                    checkpoint.chunks_done)
         tally, counts = job.tally, job.counts
-        self._id_hashes: list[np.ndarray] = []
+        self._id_repeats = IdRepeats()
         if checkpoint is not None and checkpoint.committed:
             finish_commit(checkpoint, o.output)  # every row was written: only the renames into place were left
             self.duplicate_ids = 0
@@ -342,7 +339,7 @@ class LocalEngine:
                 errors.abort()
                 if resumable:
                     remove_checkpoint(o.output)
-        self.duplicate_ids = self._count_duplicate_ids()
+        self.duplicate_ids = self._id_repeats.count()
         return tally, counts
 
     def _save_checkpoint(self, writer, errors, tally, counts, fingerprint, committed: bool = False) -> None:
@@ -362,13 +359,6 @@ class LocalEngine:
             return False
         self.budget_stop = check.message(str(self.opts.output))
         return True
-
-    def _count_duplicate_ids(self) -> int:
-        """Rows whose id repeats an earlier row's (kept and classified; reported so the user knows)."""
-        if not self._id_hashes:
-            return 0
-        hashes = np.concatenate(self._id_hashes)
-        return int(len(hashes) - len(np.unique(hashes)))
 
     @staticmethod
     def _put(out_queue, item, writer_thread, failure) -> None:
@@ -394,7 +384,7 @@ class LocalEngine:
             table = table.append_column(name, values)
         tally.add(columns)
         ids = python_values(table.column(o.id_field))
-        self._id_hashes.append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
+        self._id_repeats.add(ids)
         mid = time.monotonic()
         clocks["postprocess"].add(start, mid, table.num_rows)
         write_rows(writer, table, chunk.source)

@@ -77,6 +77,14 @@ class Checkpoint(BaseModel):
             return self.output[0].size
         return len(self.output)
 
+    def verify_model_run(self, model_run: str, output: Path) -> None:
+        """Stop (ResumeError) when the rows left would be computed another way than the rows written."""
+        if not self.committed and model_run != self.model_run:
+            raise ResumeError(f"{output} was started with the model running as {self.model_run}; this run would "
+                              f"run it as {model_run}, and one output holds one kind",
+                              hint="resume on the same kind of machine with the same --precision, --backend and "
+                                   "--device, or rerun without --resume")
+
     def save(self, output: Path) -> None:
         path = checkpoint_path(output)
         temp = path.with_name(path.name + ".tmp")

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mixedclf.core.postprocess import LabelTally
+from mixedclf.core.stats import IdRepeats
 from mixedclf.engines.ray.stages import INTERNAL, PROBLEM, ROW
 from mixedclf.errors import MixedclfError
 from mixedclf.io.sinks import open_error_log, open_writer, write_rows
@@ -39,7 +40,7 @@ def merge_parts(parts: Path, output: Path, out_fmt: str, id_field: str, expected
     writer = open_writer(output, out_fmt, kind, rows_per_file)
     errors = open_error_log(output, kind)
     tally = LabelTally()
-    counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_hashes": [], "next_row": 0,
+    counts: dict[str, Any] = {"in": 0, "out": 0, "errored": 0, "id_repeats": IdRepeats(), "next_row": 0,
                               "files": file_starts or [], "line_offset": line_offset}
     try:
         if disjoint:
@@ -60,8 +61,7 @@ def merge_parts(parts: Path, output: Path, out_fmt: str, id_field: str, expected
         writer.abort()
         errors.abort()
         raise
-    hashes = np.concatenate(counts["id_hashes"]) if counts["id_hashes"] else np.zeros(0, np.int64)
-    counts["duplicate_ids"] = int(len(hashes) - len(np.unique(hashes)))
+    counts["duplicate_ids"] = counts["id_repeats"].count()
     return tally, counts, len(files)
 
 
@@ -105,7 +105,7 @@ def _merge_rows(table: pa.Table, id_field: str, writer, errors, tally: LabelTall
         valid = valid.drop_columns([c for c in INTERNAL if c in valid.column_names])
         tally.add({k: valid.column(k).combine_chunks() for k in ("label", "confidence", "score", "truncated")})
         ids = valid.column(id_field).to_pylist()
-        counts["id_hashes"].append(np.fromiter((hash(str(i)) for i in ids), dtype=np.int64, count=len(ids)))
+        counts["id_repeats"].add(ids)
     files = counts["files"]
     first, source, name = _file_at(files, int(rows[0])) if files and len(rows) else (0, 0, None)
     if valid.num_rows:
