@@ -1,0 +1,41 @@
+"""Rows answered without the device: the seam a prediction cache plugs into.
+
+The stage contract asks an `AnswerStore` for the logits of rows it has answered before and hands it the logits it
+computes, so a row found there never reaches the device. A key decides the answer: it digests the run key (every
+setting that changes a row's logits: model content, head overlay, backend, precision, clean mode, tokenizer,
+max length) with the cleaned text the tokenizer saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+KEY_BYTES = 16  # 128 bits: no collision expected below ~10^18 stored rows
+
+
+class AnswerStore(Protocol):
+    def lookup(self, keys: Sequence[bytes]) -> dict[int, np.ndarray]:
+        """The stored logits (float32, one vector per hit) by position in `keys`, for the keys held."""
+        ...
+
+    def store(self, keys: Sequence[bytes], logits: np.ndarray) -> None:
+        """Remember `logits[i]` as the answer for `keys[i]`."""
+        ...
+
+
+def run_key(**settings: object) -> bytes:
+    """A digest of the settings that decide a row's logits, in a stable order."""
+    text = "\0".join(f"{name}={settings[name]!r}" for name in sorted(settings))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
+
+
+def answer_keys(key: bytes, cleaned: Sequence[str]) -> list[bytes]:
+    """One key per cleaned text under the run key `key`."""
+    return [
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES, key=key).digest()
+        for text in cleaned
+    ]
