@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_runpod import FakeControlPlane
 from typer.testing import CliRunner
 
-from fake_runpod import FakeControlPlane
 from mixedclf.cli.app import app
 from mixedclf.cloud.spec import INIT_TEMPLATE
 
