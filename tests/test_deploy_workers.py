@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 from runpod_helpers import FakeJobQueue, free_port, mixedclf, post_json, stop, wait_http, worker_env

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from typing import Any, Callable
 
-from mixedclf.cloud.stages import Stages, StageInputError, load_stages
+from mixedclf.cloud.stages import StageInputError, Stages, load_stages
 from mixedclf.errors import InputError
 
 STAGES = ("pre", "infer", "post", "all")
@@ -37,7 +38,7 @@ class DeviceQueue:
                 taken, self._pending = self._pending, []
                 try:
                     results = await asyncio.to_thread(self.stages.logits_many, [b for b, _ in taken])
-                except Exception as exc:  # noqa: BLE001 - every job of the failed call gets the error
+                except Exception as exc:
                     for _, f in taken:
                         f.set_exception(exc)
                 else:
@@ -87,7 +88,7 @@ def _guard(fn: Callable[[Any], dict]) -> Callable[[dict], dict]:
     def handler(job: dict) -> dict:
         try:
             return fn(_job_input(job))
-        except Exception as exc:  # noqa: BLE001 - a job's failure is its answer, never the worker's end
+        except Exception as exc:
             return _error(exc)
 
     return handler
@@ -97,7 +98,7 @@ def _guard_async(fn: Callable[[Any], Any]) -> Callable[[dict], Any]:
     async def handler(job: dict) -> dict:
         try:
             return await fn(_job_input(job))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _error(exc)
 
     return handler
@@ -117,6 +118,7 @@ def start_worker(stage: str, model: str, precision: str, jobs_per_worker: int | 
     if stage not in STAGES:
         raise InputError(f"--stage must be one of {', '.join(STAGES)} (got {stage!r})")
     concurrency = jobs_at_once(stage, jobs_per_worker)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one job per CPU worker process: no thread fan-out
     try:
         import runpod
     except ImportError:
