@@ -36,7 +36,7 @@ def test_test_input_runs_a_job_and_a_bad_job_exits_1():
 def test_unknown_stage_is_a_usage_error():
     proc = mixedclf("worker", "--stage", "gpu", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "--stage must be one of pre, infer, post, all" in out
+    assert proc.returncode == 2 and "--stage must be one of pre, infer, post, all, orchestrator" in out
 
 
 def test_local_api_server_answers_runsync_run_and_status_like_the_in_process_stages():

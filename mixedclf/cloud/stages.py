@@ -90,7 +90,12 @@ class Stages:
     info: dict = field(default_factory=dict)
 
     def pre(self, payload: Any) -> dict:
-        prep = preprocess_texts(texts_of(payload), self.tokenizer, self.clean)
+        """`clean` = "none" in the input takes texts as already cleaned (the original GPU worker's contract)."""
+        texts = texts_of(payload)
+        clean = payload.get("clean", self.clean)
+        if clean not in ("standard", "none"):
+            raise StageInputError(f'input.clean must be "standard" or "none" (got {clean!r})')
+        prep = preprocess_texts(texts, self.tokenizer, clean)
         return {"sequences": encode_sequences(prep)}
 
     @staticmethod

@@ -115,8 +115,17 @@ def jobs_at_once(stage: str, jobs_per_worker: int | None) -> int:
 
 def start_worker(stage: str, model: str, precision: str, jobs_per_worker: int | None, runpod_args: list[str]) -> None:
     """Load the stage, then hand the process to runpod (it exits when runpod's loop or local test ends)."""
-    if stage not in STAGES:
-        raise InputError(f"--stage must be one of {', '.join(STAGES)} (got {stage!r})")
+    if stage not in (*STAGES, "orchestrator"):
+        raise InputError(f"--stage must be one of {', '.join(STAGES)}, orchestrator (got {stage!r})")
+    if os.environ.get("MIXEDCLF_PARENT_PID", "").isdigit():  # started by deploy local: end with it
+        from mixedclf.runtime.parent_watch import exit_with_parent
+
+        exit_with_parent(int(os.environ["MIXEDCLF_PARENT_PID"]))
+    if stage == "orchestrator":
+        from mixedclf.cloud.orchestrator import serve_orchestrator
+
+        serve_orchestrator()
+        return
     concurrency = jobs_at_once(stage, jobs_per_worker)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one job per CPU worker process: no thread fan-out
     try:

@@ -1,0 +1,207 @@
+"""The load-balanced orchestrator: the original routes (/classify, /classify/batch, /cpu_worker/runsync,
+/gpu_worker/runsync), /ping and /docs, answered by calling the stage endpoints through the data plane
+(`{RUNPOD_ENDPOINT_BASE_URL}/{endpoint_id}/runsync`, then /status until done).
+
+It holds no model: it forwards one stage's output as the next one's input. /ping answers 204 until every stage
+endpoint's /health has answered once, then 200 (Runpod's load-balancer health contract). The key it calls the
+stages with is RUNPOD_API_KEY (on Runpod, a secret reference set by deploy apply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from mixedclf.errors import InputError
+
+POLL_S = 0.2
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+
+class StageFailed(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class StageEndpoints:
+    base_url: str
+    ids: dict[str, str]  # role -> endpoint id (pre, infer, post; or all)
+    key: str = ""
+    timeout_s: float = 600.0
+
+    @classmethod
+    def from_env(cls) -> StageEndpoints:
+        ids = {role: os.environ[f"MIXEDCLF_ENDPOINT_{role.upper()}"] for role in ("pre", "infer", "post", "all")
+               if os.environ.get(f"MIXEDCLF_ENDPOINT_{role.upper()}")}
+        if set(ids) not in ({"pre", "infer", "post"}, {"all"}):
+            raise InputError("the orchestrator needs MIXEDCLF_ENDPOINT_PRE, _INFER and _POST (or _ALL)")
+        from mixedclf.cloud.rest import data_plane_base
+
+        return cls(data_plane_base(), ids, os.environ.get("RUNPOD_API_KEY", ""))
+
+    def _call(self, method: str, url: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise StageFailed(502, f"{url}: HTTP {exc.code}") from None
+        except OSError as exc:
+            raise StageFailed(503, f"{url}: unreachable ({getattr(exc, 'reason', exc)})") from None
+
+    def run(self, role: str, payload: dict) -> dict:
+        """One job on one stage endpoint, waited for: its output, or StageFailed with the stage's error line."""
+        url = f"{self.base_url}/{self.ids[role]}"
+        answer = self._call("POST", f"{url}/runsync", {"input": payload}) or {}
+        deadline = time.monotonic() + self.timeout_s
+        while answer.get("status") not in FINAL:
+            if time.monotonic() > deadline or not answer.get("id"):
+                raise StageFailed(504, f"{role}: job not finished ({answer.get('status')})")
+            time.sleep(POLL_S)
+            answer = self._call("GET", f"{url}/status/{answer['id']}") or {}
+        if answer["status"] != "COMPLETED":
+            raise StageFailed(502, f"{role}: {answer['status']}: {answer.get('error') or 'no error given'}")
+        return answer.get("output") or {}
+
+    def healthy(self) -> bool:
+        try:
+            for endpoint_id in self.ids.values():
+                self._call("GET", f"{self.base_url}/{endpoint_id}/health")
+        except StageFailed:
+            return False
+        return True
+
+    def pipeline(self, payload: dict) -> tuple[dict, dict[str, float]]:
+        """pre -> infer -> post (or the one `all` endpoint); the output of post and each hop's milliseconds."""
+        timings: dict[str, float] = {}
+
+        def hop(name: str, role: str, body: dict) -> dict:
+            started = time.monotonic()
+            out = self.run(role, body)
+            timings[name] = round((time.monotonic() - started) * 1000.0, 3)
+            return out
+
+        if "all" in self.ids:
+            return hop("pipeline", "all", payload), timings
+        sequences = hop("preprocess", "pre", payload)
+        scored = hop("inference", "infer", sequences)
+        return hop("postprocess", "post", scored), timings
+
+
+def create_app(stages: StageEndpoints):
+    from fastapi import Body, HTTPException, Response
+    from fastapi.responses import JSONResponse
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(title="mixedclf orchestrator",
+                         description="The original routes, answered by the pre / infer / post stage endpoints.")
+    ready = asyncio.Event()
+
+    async def watch_stages() -> None:
+        while not ready.is_set():
+            if await asyncio.to_thread(stages.healthy):
+                ready.set()
+            else:
+                await asyncio.sleep(1.0)
+
+    @app.on_event("startup")
+    async def _start() -> None:
+        app.state.watch = asyncio.create_task(watch_stages())
+
+    async def run(payload: dict) -> tuple[dict, dict[str, float]]:
+        started = time.monotonic()
+        try:
+            out, timings = await asyncio.to_thread(stages.pipeline, payload)
+        except StageFailed as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        timings["total"] = round((time.monotonic() - started) * 1000.0, 3)
+        return out, timings
+
+    def unwrap(body: Any) -> tuple[dict, str | None]:
+        """A plain body, or a Runpod job {"input": {...}}: its id kept, or one made (answered Runpod's way)."""
+        if isinstance(body, dict) and isinstance(body.get("input"), dict):
+            return body["input"], str(body.get("id") or f"sync-{uuid.uuid4()}")
+        if not isinstance(body, dict):
+            raise HTTPException(422, "body must be a JSON object")
+        return body, None
+
+    def text_of(body: dict, key: str = "text") -> str:
+        if not isinstance(body.get(key), str):
+            raise HTTPException(422, f'body needs "{key}": a string')
+        return body[key]
+
+    @app.get("/ping", responses={204: {"description": "starting: the stage endpoints have not answered yet"}})
+    async def ping() -> Response:
+        if not ready.is_set():
+            return Response(status_code=204)
+        return JSONResponse({"status": "ready"})
+
+    @app.post("/classify")
+    async def classify(body: Any = Body(...)) -> dict:
+        payload, _ = unwrap(body)
+        out, timings = await run({"texts": [text_of(payload)]})
+        return {**out["results"][0], "model": out["model"]["name"], "timings_ms": timings}
+
+    @app.post("/classify/batch")
+    async def classify_batch(body: Any = Body(...)) -> dict:
+        payload, _ = unwrap(body)
+        texts = payload.get("texts")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise HTTPException(422, 'body needs "texts": a list of strings')
+        out, timings = await run({"texts": texts})
+        return {"results": out["results"], "model": out["model"]["name"], "count": len(texts), "timings_ms": timings}
+
+    @app.post("/cpu_worker/runsync")
+    async def cpu_worker(body: Any = Body(...)) -> dict:
+        payload, job_id = unwrap(body)
+        text = text_of(payload)
+        try:
+            seq = (await asyncio.to_thread(stages.run, "pre", {"texts": [text]}))["sequences"] \
+                if "pre" in stages.ids else None
+        except StageFailed as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        if seq is None:
+            raise HTTPException(404, "this deployment has no separate pre stage (topology single)")
+        row = {"cleaned_text": seq["cleaned"][0], "word_count": seq["word_count"][0],
+               "sentence_count": seq["sentence_count"][0], "char_count": seq["char_count"][0],
+               "token_count": len(seq["ids"][0]), "truncated": seq["truncated"][0]}
+        return _runpod_shape(row, job_id)
+
+    @app.post("/gpu_worker/runsync")
+    async def gpu_worker(body: Any = Body(...)) -> dict:
+        payload, job_id = unwrap(body)
+        out, _ = await run({"texts": [text_of(payload, "cleaned_text")], "clean": "none"})
+        result, model = out["results"][0], out["model"]
+        row = {"label": result["label"], "score": result["score"], "confidence": result["confidence"],
+               "predictions": sorted(({"label": k, "score": v} for k, v in result["scores"].items()),
+                                     key=lambda p: -p["score"]),
+               "word_count": payload.get("word_count", result["word_count"]),
+               "token_count": result["token_count"], "truncated": result["truncated"], "model_info": model}
+        return _runpod_shape(row, job_id)
+
+    return app
+
+
+def _runpod_shape(row: dict, job_id: str | None) -> dict:
+    return row if job_id is None else {"id": job_id, "status": "COMPLETED", "output": row}
+
+
+def serve_orchestrator(host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    app = create_app(StageEndpoints.from_env())
+    uvicorn.run(app, host=host or os.environ.get("MIXEDCLF_HOST", "0.0.0.0"),
+                port=port or int(os.environ.get("PORT", "80")), log_level="warning")
