@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,8 +107,6 @@ def create_app(stages: StageEndpoints):
     from fastapi.responses import JSONResponse
     from fastapi_offline import FastAPIOffline
 
-    app = FastAPIOffline(title="mixedclf orchestrator",
-                         description="The original routes, answered by the pre / infer / post stage endpoints.")
     ready = asyncio.Event()
 
     async def watch_stages() -> None:
@@ -117,9 +116,14 @@ def create_app(stages: StageEndpoints):
             else:
                 await asyncio.sleep(1.0)
 
-    @app.on_event("startup")
-    async def _start() -> None:
-        app.state.watch = asyncio.create_task(watch_stages())
+    @asynccontextmanager
+    async def lifespan(_app):
+        watch = asyncio.create_task(watch_stages())
+        yield
+        watch.cancel()
+
+    app = FastAPIOffline(title="mixedclf orchestrator", lifespan=lifespan,
+                         description="The original routes, answered by the pre / infer / post stage endpoints.")
 
     async def run(payload: dict) -> tuple[dict, dict[str, float]]:
         started = time.monotonic()
