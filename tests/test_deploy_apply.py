@@ -120,3 +120,34 @@ def test_without_a_key_apply_refuses_and_a_refusal_is_one_line(plane, spec, monk
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_wrong")
     result = runner.invoke(app, ["deploy", "apply", str(spec)])
     assert result.exit_code == 1 and "HTTP 401" in result.output and "rpa_wrong" not in result.output
+
+
+def test_verify_and_destroy_refuse_a_local_state_file(plane, spec):
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+
+    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="local",
+                                  endpoints={"pre": DeployedEndpoint(id="local-pre", name="mixedclf-pre",
+                                                                     api="local", url="http://127.0.0.1:1/v2/x")}))
+    for command in ("verify", "destroy"):
+        result = _deploy(command, str(spec))
+        assert result.exit_code == 2 and "local topology" in result.output, command
+    assert plane.requests == []
+
+
+def test_a_graphql_refusal_is_one_line_and_the_state_keeps_what_was_made(plane, spec, monkeypatch):
+    original = plane.route
+
+    def refuse_graphql(method, path, body):
+        if path == "/graphql":
+            return 200, {"errors": [{"message": "instance cpu3c-1-2 is not available"}]}
+        return original(method, path, body)
+
+    monkeypatch.setattr(plane, "route", refuse_graphql)
+    result = _deploy("apply", str(spec))
+    assert result.exit_code == 1 and "instance cpu3c-1-2 is not available" in result.output
+    state = json.loads((spec.parent / "mixedclf-deploy.state.json").read_text())
+    assert set(state["endpoints"]) == {"pre", "infer", "post"}  # the next apply continues from here
+    monkeypatch.setattr(plane, "route", original)
+    plane.requests.clear()
+    assert _deploy("apply", str(spec)).exit_code == 0
+    assert [(r["method"], r["path"]) for r in plane.requests] == [("GET", "/v2/serverless"), ("POST", "/graphql")]

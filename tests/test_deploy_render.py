@@ -57,3 +57,39 @@ def test_single_topology_on_a_gpu_renders_only_the_images_it_uses(tmp_path):
     result = runner.invoke(app, ["deploy", "render", str(spec), "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["Dockerfile.gpu"]
+
+
+def test_what_the_cpu_image_runs_needs_no_torch_and_no_pandas(tmp_path):
+    """The pre and post workers and the orchestrator, in a process where torch and pandas cannot be imported
+    (the tokenizer JSON cached first, as the image's build step does)."""
+    script = """
+import sys
+from mixedclf.models.spec import resolve_model
+from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
+tokenizer_json_and_pad_id(resolve_model('default'))
+for name in [m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas', 'mixedclf')]:
+    del sys.modules[name]
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'pandas'):
+            raise ModuleNotFoundError(f'No module named {name!r} (not in the CPU image)')
+sys.meta_path.insert(0, Absent())
+import mixedclf.cli.app
+from mixedclf.cloud.stages import load_stages
+from mixedclf.cloud.workers import build_handler
+from mixedclf.cloud.orchestrator import StageEndpoints, create_app
+pre, post = load_stages('pre'), load_stages('post')
+seq = build_handler('pre', pre)({'input': {'texts': ['fine food']}})
+assert 'sequences' in seq, seq
+scored = {'scored': {**{k: v for k, v in seq['sequences'].items() if k != 'ids'}, 'token_count': [4],
+                     'logits': [[0.0, 1.0]]}}
+out = build_handler('post', post)({'input': scored})
+assert out['results'][0]['label'] == 'positive', out
+create_app(StageEndpoints('http://127.0.0.1:9/v2', {'all': 'x'}))
+print('torch-free ok')
+"""
+    from runpod_helpers import worker_env
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=worker_env())
+    assert done.returncode == 0 and "torch-free ok" in done.stdout, done.stderr[-2000:]

@@ -172,6 +172,9 @@ def _created(request: ApiRequest, answer: Any) -> dict:
 def verify(spec: DeploySpec, spec_path: Path, plane: ControlPlane) -> list[str]:
     """Every difference between the spec and what the control plane reads back (empty: as specified)."""
     state = read_state(spec_path)
+    if state.target != "runpod":
+        raise InputError(f"{state_path(spec_path)} describes a local topology (deploy local): nothing on Runpod "
+                         "to verify")
     stage_ids = {role: ep.id for role, ep in state.endpoints.items()}
     problems: list[str] = []
     if state.spec_sha256 != spec_digest(spec_path):

