@@ -33,7 +33,7 @@ def estimate_keys(spec: DeploySpec) -> tuple[dict[str, Any], list[str]]:
         if pre != post:
             notes.append(f"pre workers {pre} and post workers {post} differ: the estimate has one CPU worker range "
                          f"and takes pre's")
-        cpu_instances = {eps[r].instance for r in ("pre", "post")}
+        cpu_instances = {eps[r].instance or "" for r in ("pre", "post")}
         notes.append(f"CPU instance {', '.join(sorted(cpu_instances))} is not priced per vCPU yet: the profile's CPU "
                      "rate is used")
     keys["idle_timeout_gpu"] = float(gpu.idle_timeout_s)

@@ -24,6 +24,7 @@ from mixedclf.cloud.rest import (
     create_request,
     data_plane_base,
     desired_view,
+    needs_graphql,
     update_request,
 )
 from mixedclf.cloud.spec import DeploySpec, state_path
@@ -149,8 +150,8 @@ def apply(spec: DeploySpec, spec_path: Path, plane: ControlPlane, log=print) -> 
         if request is not None:
             sent.append(request)
         stage_ids[role] = have["id"]
-        endpoints[role] = DeployedEndpoint(id=have["id"], name=name, api=request.api if request else "rest-v2",
-                                           url=_url(role, have))
+        endpoints[role] = DeployedEndpoint(id=have["id"], name=name, url=_url(role, have),
+                                           api="graphql" if needs_graphql(spec, role) else "rest-v2")
         state = DeployState(spec=spec_path.name, spec_sha256=spec_digest(spec_path), applied_at=time.time(),
                             target="runpod", endpoints=dict(endpoints))
         write_state(spec_path, state)

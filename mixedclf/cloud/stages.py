@@ -102,7 +102,9 @@ class Stages:
     def infer_input(payload: Any) -> tuple[dict, PreprocessedBatch]:
         """A job's sequences, checked: a bad job fails alone, before it joins a device batch."""
         sequences = payload.get("sequences") if isinstance(payload, dict) else None
-        return sequences, decode_sequences(sequences)
+        batch = decode_sequences(sequences)  # refuses anything but a dict of columns
+        assert isinstance(sequences, dict)
+        return sequences, batch
 
     def logits_many(self, batches: list[PreprocessedBatch]) -> list[np.ndarray]:
         """Several jobs' rows in one device call (length-planned micro-batches across all of them)."""
