@@ -114,3 +114,14 @@ def test_flashboot_off_and_two_vcpu_orchestrator_stay_on_rest_v2():
     assert requests["orchestrator"].body["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 4}
     assert requests["post"].body["flashboot"] == "OFF"
     assert "RUNPOD_API_KEY" not in requests["pre"].body["env"]  # stages call nobody: no key
+
+
+def test_single_topology_with_a_client_orchestrator_is_one_gpu_endpoint():
+    data = _spec_dict()
+    data.update(topology="single", orchestrator="client")
+    data["endpoints"] = {"all": data["endpoints"]["infer"]}
+    requests = plan(DeploySpec.model_validate(data))
+    assert [(r.role, r.api, r.body["name"], r.body["type"]) for r in requests] == [
+        ("all", "rest-v2", "mixedclf-all", "QUEUE")]
+    assert requests[0].body["gpu"] == {"pools": ["ADA_24"], "count": 1}
+    assert requests[0].body["env"]["MIXEDCLF_STAGE"] == "all"

@@ -117,11 +117,11 @@ def register(app: typer.Typer) -> None:
     def worker(
         ctx: typer.Context,
         stage: Optional[str] = typer.Option(
-            None, envvar="MIXEDCLF_STAGE", help="pre, infer, post or all [env MIXEDCLF_STAGE]"),
+            None, envvar="MIXEDCLF_STAGE", help="pre, infer, post, all, or orchestrator (the load-balanced front end)."),
         model: Optional[str] = typer.Option(None, envvar="MIXEDCLF_MODEL", help="Model name or folder."),
         precision: Optional[str] = typer.Option(None, envvar="MIXEDCLF_PRECISION", help="Model precision."),
         jobs_per_worker: Optional[int] = typer.Option(
-            None, envvar="MIXEDCLF_JOBS_PER_WORKER", help="Jobs one worker runs at once (infer, all) [8]."),
+            None, envvar="MIXEDCLF_JOBS_PER_WORKER", help="Jobs one worker runs at once [default: 8 for infer and all, else 1]."),
     ) -> None:
         """Run a Runpod queue worker for one stage (runpod's own flags pass through: --test_input,
         --rp_serve_api, --rp_api_port ...)."""
