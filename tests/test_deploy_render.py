@@ -77,6 +77,7 @@ sys.meta_path.insert(0, Absent())
 import mixedclf.cli.app
 from mixedclf.cloud.stages import load_stages
 from mixedclf.cloud.workers import build_handler
+from mixedclf.cloud.dataplane import DataPlane
 from mixedclf.cloud.orchestrator import StageEndpoints, create_app
 pre, post = load_stages('pre'), load_stages('post')
 seq = build_handler('pre', pre)({'input': {'texts': ['fine food']}})
@@ -85,7 +86,7 @@ scored = {'scored': {**{k: v for k, v in seq['sequences'].items() if k != 'ids'}
                      'logits': [[0.0, 1.0]]}}
 out = build_handler('post', post)({'input': scored})
 assert out['results'][0]['label'] == 'positive', out
-create_app(StageEndpoints('http://127.0.0.1:9/v2', {'all': 'x'}))
+create_app(StageEndpoints(DataPlane('http://127.0.0.1:9/v2'), {'all': 'x'}))
 print('torch-free ok')
 """
     from runpod_helpers import worker_env

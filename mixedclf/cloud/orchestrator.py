@@ -10,34 +10,23 @@ stages with is RUNPOD_API_KEY (on Runpod, a secret reference set by deploy apply
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from mixedclf.cloud.dataplane import DataPlane, JobFailed
 from mixedclf.errors import InputError
-
-POLL_S = 0.2
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
-
-
-class StageFailed(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
 class StageEndpoints:
-    base_url: str
-    ids: dict[str, str]  # role -> endpoint id (pre, infer, post; or all)
-    key: str = ""
-    timeout_s: float = 600.0
+    """The stage endpoints the orchestrator calls (role -> endpoint id) over one data plane."""
+
+    plane: DataPlane
+    ids: dict[str, str]  # pre, infer, post; or all
 
     @classmethod
     def from_env(cls) -> StageEndpoints:
@@ -47,43 +36,13 @@ class StageEndpoints:
             raise InputError("the orchestrator needs MIXEDCLF_ENDPOINT_PRE, _INFER and _POST (or _ALL)")
         from mixedclf.cloud.rest import data_plane_base
 
-        return cls(data_plane_base(), ids, os.environ.get("RUNPOD_API_KEY", ""))
-
-    def _call(self, method: str, url: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
-        if self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise StageFailed(502, f"{url}: HTTP {exc.code}") from None
-        except OSError as exc:
-            raise StageFailed(503, f"{url}: unreachable ({getattr(exc, 'reason', exc)})") from None
+        return cls(DataPlane(data_plane_base(), os.environ.get("RUNPOD_API_KEY", "")), ids)
 
     def run(self, role: str, payload: dict) -> dict:
-        """One job on one stage endpoint, waited for: its output, or StageFailed with the stage's error line."""
-        url = f"{self.base_url}/{self.ids[role]}"
-        answer = self._call("POST", f"{url}/runsync", {"input": payload}) or {}
-        deadline = time.monotonic() + self.timeout_s
-        while answer.get("status") not in FINAL:
-            if time.monotonic() > deadline or not answer.get("id"):
-                raise StageFailed(504, f"{role}: job not finished ({answer.get('status')})")
-            time.sleep(POLL_S)
-            answer = self._call("GET", f"{url}/status/{answer['id']}") or {}
-        if answer["status"] != "COMPLETED":
-            raise StageFailed(502, f"{role}: {answer['status']}: {answer.get('error') or 'no error given'}")
-        return answer.get("output") or {}
+        return self.plane.run(self.ids[role], payload, name=role)
 
     def healthy(self) -> bool:
-        try:
-            for endpoint_id in self.ids.values():
-                self._call("GET", f"{self.base_url}/{endpoint_id}/health")
-        except StageFailed:
-            return False
-        return True
+        return self.plane.healthy(list(self.ids.values()))
 
     def pipeline(self, payload: dict) -> tuple[dict, dict[str, float]]:
         """pre -> infer -> post (or the one `all` endpoint); the output of post and each hop's milliseconds."""
@@ -129,7 +88,7 @@ def create_app(stages: StageEndpoints):
         started = time.monotonic()
         try:
             out, timings = await asyncio.to_thread(stages.pipeline, payload)
-        except StageFailed as exc:
+        except JobFailed as exc:
             raise HTTPException(exc.status, str(exc)) from None
         timings["total"] = round((time.monotonic() - started) * 1000.0, 3)
         return out, timings
@@ -175,7 +134,7 @@ def create_app(stages: StageEndpoints):
         try:
             seq = (await asyncio.to_thread(stages.run, "pre", {"texts": [text]}))["sequences"] \
                 if "pre" in stages.ids else None
-        except StageFailed as exc:
+        except JobFailed as exc:
             raise HTTPException(exc.status, str(exc)) from None
         if seq is None:
             raise HTTPException(404, "this deployment has no separate pre stage (topology single)")
