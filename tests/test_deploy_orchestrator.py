@@ -75,6 +75,12 @@ def test_a_failed_stage_is_one_line_with_its_error(plane):
     with pytest.raises(JobFailed) as caught:
         stages.run("all", {"texts": ["a"]})
     assert caught.value.status == 502 and "all: FAILED: input.texts must be a list" in str(caught.value)
+    assert len(plane.seen) == 4  # sent again 3 times
+    plane.seen.clear()
+    once = StageEndpoints(DataPlane(plane.url, retry_failed=False, sleep=lambda s: None), {"all": "bad"})
+    with pytest.raises(JobFailed):
+        once.run("all", {"texts": ["a"]})
+    assert len(plane.seen) == 1
 
 
 def test_unreachable_stage_is_503():

@@ -57,6 +57,7 @@ class DataPlane:
     backoff_s: float = 0.5
     poll_s: float = 0.2
     sync: bool = True  # /runsync first (one round trip for short jobs); False: /run, then poll
+    retry_failed: bool = True  # False: a FAILED job (the handler's own error) is answered at once, not sent again
     sleep: Callable[[float], None] = time.sleep
     times: dict[str, JobTimes] = field(default_factory=dict)
 
@@ -105,6 +106,8 @@ class DataPlane:
                 return answer.get("output") or {}
             last = JobFailed(502, f"{name or endpoint_id}: {answer['status']}: "
                                   f"{answer.get('error') or 'no error given'}")
+            if answer["status"] == "FAILED" and not self.retry_failed:
+                break
         assert last is not None
         raise last
 

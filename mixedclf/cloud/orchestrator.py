@@ -36,7 +36,8 @@ class StageEndpoints:
             raise InputError("the orchestrator needs MIXEDCLF_ENDPOINT_PRE, _INFER and _POST (or _ALL)")
         from mixedclf.cloud.rest import data_plane_base
 
-        return cls(DataPlane(data_plane_base(), os.environ.get("RUNPOD_API_KEY", "")), ids)
+        # A request waits on these calls: a stage's own error (bad input) is answered at once, not retried.
+        return cls(DataPlane(data_plane_base(), os.environ.get("RUNPOD_API_KEY", ""), retry_failed=False), ids)
 
     def run(self, role: str, payload: dict) -> dict:
         return self.plane.run(self.ids[role], payload, name=role)
