@@ -10,7 +10,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mixedclf"
 # Layer -> the layers it may import. `errors` and `configs` (exception types, packaged data files) are leaves
 # every layer may use; a layer may always import itself.
 ALLOWED = {
-    "cli": {"engines", "serve", "costs", "render", "io", "core", "models"},
+    "cli": {"engines", "serve", "cloud", "costs", "render", "io", "core", "models"},
+    "cloud": {"runtime", "core", "io", "costs", "models"},
     "engines": {"runtime", "core", "io", "costs", "models"},
     "serve": {"runtime", "core", "io", "costs", "models"},
     "render": {"costs"},

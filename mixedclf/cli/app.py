@@ -195,12 +195,14 @@ def models(
 
 def _register_subcommands() -> None:
     from mixedclf.cli import costs as cli_costs
+    from mixedclf.cli import deploy as cli_deploy
     from mixedclf.cli import serve as cli_serve
     from mixedclf.cli import train as cli_train
 
     cli_costs.register(app)
     cli_train.register(app)
     cli_serve.register(app)
+    cli_deploy.register(app)
 
 
 _register_subcommands()

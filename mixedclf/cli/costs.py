@@ -112,6 +112,9 @@ def estimate_cmd(
     report_out: Optional[Path] = typer.Option(None, "--report", help="Also write the estimate JSON here."),
     usage: Optional[Path] = typer.Option(None, "--usage", help=USAGE_HELP),
     no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
+    deploy: Optional[Path] = typer.Option(
+        None, "--deploy", help="Deploy spec (mixedclf-deploy.toml): price its idle timeouts, workers, orchestrator "
+        "and GPU pool, as Runpod bills them."),
 ) -> None:
     """Project mixed vs GPU-only serverless cost per day and month (no run needed), ideal and as Runpod bills it.
 
@@ -121,12 +124,35 @@ def estimate_cmd(
     _estimate(_given(ctx), **values)
 
 
-def _estimate(given: set[str], usage: Path | None, no_usage: bool, **values) -> None:
+def _estimate(given: set[str], usage: Path | None, no_usage: bool, deploy: Path | None = None, **values) -> None:
     from mixedclf.costs.usage import find_usage
 
     usage_file = find_usage(usage, disabled=no_usage)
     notes = [f"{usage_file.describe()}; the command line wins over it"] if usage_file is not None else []
-    _estimate_values(notes=notes, **_apply_usage(values, given, usage_file))
+    values = _apply_usage(values, given, usage_file)
+    if deploy is not None:
+        values, deploy_notes = _apply_deploy(values, given, usage_file, deploy)
+        notes += deploy_notes
+    _estimate_values(notes=notes, **values)
+
+
+def _apply_deploy(values: dict, given: set[str], usage_file, deploy: Path) -> tuple[dict, list[str]]:
+    """The deploy spec's settings where the command line left the default; a key the usage file sets to
+    another value is refused (two files must not disagree on one deployment)."""
+    from mixedclf.cloud.estimate_keys import estimate_keys
+    from mixedclf.cloud.spec import load_spec
+
+    keys, notes = estimate_keys(load_spec(deploy))
+    set_by_usage = usage_file.usage.given() if usage_file is not None else {}
+    for key, value in keys.items():
+        if key in set_by_usage and set_by_usage[key] != value:
+            raise CostInputError(f"{deploy} and {usage_file.path} disagree on {key} ({value!r} vs "
+                                 f"{set_by_usage[key]!r}): set it in one of them")
+    out = dict(values)
+    for key, value in keys.items():
+        if key in out and key not in given:
+            out[key] = f"{value[0]}:{value[1]}" if isinstance(value, tuple) else value
+    return out, [f"deploy spec {deploy} ({', '.join(sorted(keys))}); the command line wins over it", *notes]
 
 
 def _estimate_values(

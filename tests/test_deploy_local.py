@@ -1,0 +1,84 @@
+"""deploy local: the split topology as separate processes (three runpod workers, the router, the orchestrator)
+answers the original curl commands, /ping and /docs, writes the state file, and SIGTERM leaves no process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from runpod_helpers import free_port, mixedclf, post_json, stop, worker_env
+
+from mixedclf.cloud.spec import INIT_TEMPLATE
+
+psutil = pytest.importorskip("psutil")
+pytest.importorskip("runpod")
+
+
+def _wait_ready(proc, port: int, timeout_s: float = 240) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"deploy local exited {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("deploy local never became ready")
+
+
+def test_deploy_local_answers_the_original_routes_and_stops_every_process(tmp_path):
+    from mixedclf.cloud.stages import load_stages
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    port = free_port()
+    proc = mixedclf("deploy", "local", str(spec), "--port", str(port), env=worker_env(),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(proc, port)
+        base = f"http://127.0.0.1:{port}"
+        state = json.loads((tmp_path / "mixedclf-deploy.state.json").read_text())
+        assert state["target"] == "local" and set(state["endpoints"]) == {"pre", "infer", "post", "orchestrator"}
+        assert state["endpoints"]["orchestrator"]["url"] == base
+
+        text = "Great <b>food</b>, awful service. See https://example.com now"
+        _, one = post_json(f"{base}/classify", {"text": text})
+        stages = load_stages("all")
+        expected = stages.post(stages.infer(stages.pre({"texts": [text]})))["results"][0]
+        assert one["label"] == expected["label"] and one["score"] == pytest.approx(expected["score"], abs=1e-5)
+        assert one["word_count"] == 7 and one["model"] == "default"
+        assert set(one["timings_ms"]) == {"preprocess", "inference", "postprocess", "total"}
+
+        _, batch = post_json(f"{base}/classify/batch", {"texts": ["Loved it.", "Never again!"]})
+        assert batch["count"] == 2 and len(batch["results"]) == 2
+
+        _, cpu = post_json(f"{base}/cpu_worker/runsync", {"text": "Loved it!!  <br/>Would go again &amp; again."})
+        assert cpu["cleaned_text"] == "Loved it!! Would go again & again." and cpu["word_count"] == 6
+
+        _, gpu = post_json(f"{base}/gpu_worker/runsync", {"input": {"cleaned_text": "great food"}})
+        assert gpu["status"] == "COMPLETED" and gpu["output"]["label"] in ("positive", "negative")
+
+        import urllib.request
+
+        with urllib.request.urlopen(f"{base}/docs", timeout=10) as resp:
+            assert resp.status == 200 and b"swagger" in resp.read().lower()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 4
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        finally:
+            stop(proc)
+    assert proc.returncode == 0, proc.stderr.read()
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.pid for p in alive]
+    assert not (tmp_path / "mixedclf-deploy.state.json").exists()
