@@ -332,7 +332,7 @@ def test_batch_matches_one_by_one_and_an_unbatched_reference(server, tiny_model)
     spec = resolve_model(tiny_model)
     tok_json, pad = tokenizer_json_and_pad_id(spec)
     prep = preprocess_texts(texts, make_tokenizer(tok_json, spec.max_length))
-    runner = InferenceRunner(load_model(spec, torch.device("cpu")), torch.device("cpu"), 2, pad)
+    runner = InferenceRunner(load_model(spec, torch.device("cpu")).module, torch.device("cpu"), 2, pad)
     expected = scores_from_logits(runner.logits(prep, 1, 8192), spec.activation)  # one text per forward
     for i, (row, single) in enumerate(zip(results, singles)):
         assert row["label"] == single["label"] == spec.labels[int(expected[i].argmax())]

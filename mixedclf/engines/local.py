@@ -7,20 +7,21 @@ chunks k+1.., and the writer flushes chunk k-1. Queues are bounded, so memory st
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from mixedclf.core.batching import batch_limits
-from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
-from mixedclf.core.postprocess import LabelTally, label_columns
-from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer
+from mixedclf.core.pipeline import StagePipeline
+from mixedclf.core.postprocess import LabelTally
+from mixedclf.core.preprocess import make_tokenizer
 from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
@@ -58,7 +59,7 @@ class _Run:
     in_fmt: str
     out_fmt: str
     spec: ModelSpec
-    runner: Any  # core.inference.InferenceRunner
+    pipeline: StagePipeline
     tokenizer: Any  # this process's tokenizer in gpu-only mode, else None
     clocks: dict[str, StageClock]
     checkpoint: Checkpoint | None
@@ -110,8 +111,7 @@ class LocalEngine:
     def run(self) -> RunResult:
         # torch is imported by the model load, and only on the torch backend (or by asking torch which device
         # `auto` means where an accelerator driver is present): the pool starts before it.
-        from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.backend import load_model, model_run, model_threads, precision_of, resolve_backend
+        from mixedclf.models.backend import load_model, resolve_backend
         from mixedclf.models.device import resolve_device
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
@@ -154,26 +154,29 @@ class LocalEngine:
                 # The first chunks are read and preprocessed while the model loads.
                 self.feed.fill()
             load_start = time.monotonic()
-            module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
+            model = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
             load_end = time.monotonic()
-            self._model_run = model_run(module, device, o.precision)
+            self._model_run = model.run
             if checkpoint is not None:
                 checkpoint.verify_model_run(self._model_run, o.output)
-            runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
+            pipeline = StagePipeline(model.module, device, spec, pad_id, batch_size=self._batch[0],
+                                     max_batch_tokens=self._batch[1], dedup=o.dedup, all_scores=o.all_scores,
+                                     on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
                 self.meter.model_loaded(mode=o.mode, device=dev, load_start=load_start, load_end=load_end,
                                         pool_started=pool_started, workers=workers, inference=clocks["inference"],
                                         pool_released=lambda: self.feed.released)
             with self.signals:
-                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, runner, tokenizer, clocks, checkpoint,
+                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, pipeline, tokenizer, clocks, checkpoint,
                                                   fingerprint))
-            self.first_batch_at = runner.stats.first
+            self.first_batch_at = pipeline.work.device.first
         finally:
             self.feed.close()
         t_end = time.monotonic()
 
-        stats = runner.stats
+        work = pipeline.work
+        stats = work.device
         last_batch = stats.last if stats.last is not None else load_end
         stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
                                    busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1)]
@@ -185,29 +188,17 @@ class LocalEngine:
             cpu_pool_workers=workers, startup_s=load_start - t_start,  # from this call; the caller knows more
         )
         self.load_started_at = load_start
-        choice = precision_of(module, device, o.precision)
         settings = RunSettings(
-            mode=o.mode, device=dev, precision=choice.name, precision_reason=choice.reason,
-            backend=getattr(module, "backend", "torch"), cpu_workers=workers, torch_threads=model_threads(module),
+            mode=o.mode, device=dev, precision=model.precision.name, precision_reason=model.precision.reason,
+            backend=model.backend, cpu_workers=workers, torch_threads=model.threads,
             batch_size=self._batch[0], max_batch_tokens=self._batch[1], chunk_rows=chunk_rows_for(o),
             first_chunk_rows=chunk_sizes_for(o).first, clean=o.clean, dedup=o.dedup, input_format=in_fmt,
             output_format=out_fmt,
         )
         extra = RunStats(
-            micro_batches=stats.batches,
-            mean_batch_rows=(stats.rows / stats.batches) if stats.batches else 0.0,
-            padding_fraction=(1 - stats.real_tokens / stats.padded_tokens) if stats.padded_tokens else 0.0,
-            tokens=stats.real_tokens,
-            padded_tokens=stats.padded_tokens,
-            token_width_sum=stats.token_width_sum,
-            device_busy_s=stats.busy_s,
-            device_forward_s=stats.forward_s,
-            host_overhead_ms_per_batch=1e3 * stats.host_overhead_s / stats.batches if stats.batches else None,
+            **work.report(),
             truncated_rows=tally.truncated,
-            oom_splits=stats.oom_splits,
             pool_restarts=self.pool_restarts,
-            duplicate_fraction=counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups else 0.0,
-            dedup_hit_rate=counts.dedup_hits / counts.dedup_lookups if counts.dedup_lookups and o.dedup else 0.0,
             duplicate_ids=self.duplicate_ids,
             resumed_from_chunk=checkpoint.chunks_done if checkpoint else 0,
             rows_before_resume=checkpoint.rows_in if checkpoint else 0,
@@ -236,7 +227,7 @@ class LocalEngine:
     def _stream(self, job: _Run) -> tuple[LabelTally, RunCounts]:
         o = self.opts
         io, resumable = self.io, self.io.resumable
-        checkpoint, fingerprint, runner = job.checkpoint, job.fingerprint, job.runner
+        checkpoint, fingerprint, pipeline = job.checkpoint, job.fingerprint, job.pipeline
         if checkpoint:
             job.tally = LabelTally(**checkpoint.tally)
             job.counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored,
@@ -267,12 +258,9 @@ class LocalEngine:
         writer_thread = threading.Thread(target=write_loop, name="mixedclf-writer", daemon=True)
         writer_thread.start()
 
-        def infer(prep: PreprocessedBatch) -> np.ndarray:
-            return runner.logits(prep, *self._batch)
-
         completed = False
         try:
-            for chunk, prep in self.feed.prepared(job.tokenizer):
+            for chunk, seqs in self.feed.prepared(job.tokenizer):
                 if failure:
                     raise failure[0]
                 if chunk.problems and o.on_error == "fail":
@@ -284,19 +272,12 @@ class LocalEngine:
                     break
                 start = time.monotonic()
                 self._reported = 0
-                if o.dedup:
-                    logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
-                                                     f"inference on chunk {chunk.index}")
-                else:
-                    logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
-                                               f"inference on chunk {chunk.index}")
-                    hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
+                inferred = call_with_timeout(functools.partial(pipeline.infer, seqs), o.stage_timeout_gpu,
+                                             f"inference on chunk {chunk.index}")
                 job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
-                counts.dedup_hits += hits
-                counts.dedup_lookups += len(chunk.texts)
-                self._put(out_queue, (chunk, prep, logits), writer_thread, failure)
+                self._put(out_queue, (chunk, seqs, inferred.logits), writer_thread, failure)
                 if self.signals.signum is not None:
                     break
             out_queue.put(None)
@@ -370,18 +351,12 @@ class LocalEngine:
                 if failure or not writer_thread.is_alive():
                     raise failure[0] if failure else RuntimeError("writer thread stopped") from None
 
-    def _postprocess_and_write(self, chunk, prep, logits, job: _Run, writer, errors) -> None:
+    def _postprocess_and_write(self, chunk, seqs, logits, job: _Run, writer, errors) -> None:
         o = self.opts
-        spec, tally, clocks, counts = job.spec, job.tally, job.clocks, job.counts
+        tally, clocks, counts = job.tally, job.clocks, job.counts
         start = time.monotonic()
-        columns = label_columns(logits, spec.labels, spec.activation, prep, spec.name, o.all_scores)
-        table = chunk.passthrough
-        if o.keep_text:
-            table = table.append_column(o.text_field, pa.array(chunk.texts, type=pa.string()))
-        for name, values in columns.items():
-            if name in table.column_names:
-                table = table.drop_columns([name])  # the classifier's columns win over same-named input columns
-            table = table.append_column(name, values)
+        text = (o.text_field, pa.array(chunk.texts, type=pa.string())) if o.keep_text else None
+        table, columns = job.pipeline.output_table(seqs, logits, chunk.passthrough, text)
         tally.add(columns)
         ids = python_values(table.column(o.id_field))
         self._id_repeats.add(ids)
