@@ -189,12 +189,11 @@ def tiny_tokenizer(tiny_model):
 
 @hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.text(max_size=40), min_size=1, max_size=4), min_size=1, max_size=4))
-def test_concat_batches_equals_preprocessing_all_texts_at_once(tiny_tokenizer, groups):
-    from mixedclf.core.preprocess import preprocess_texts
-    from mixedclf.serve.device import concat_batches
+def test_joined_sequences_equal_preprocessing_all_texts_at_once(tiny_tokenizer, groups):
+    from mixedclf.core.sequences import concat_sequences, to_sequences
 
-    merged = concat_batches([preprocess_texts(g, tiny_tokenizer) for g in groups])
-    whole = preprocess_texts([t for g in groups for t in g], tiny_tokenizer)
+    merged = concat_sequences([to_sequences(g, tiny_tokenizer) for g in groups]).batch  # a device batch's requests
+    whole = to_sequences([t for g in groups for t in g], tiny_tokenizer).batch
     assert merged.cleaned == whole.cleaned
     for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count"):
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
