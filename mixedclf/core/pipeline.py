@@ -32,8 +32,11 @@ from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
 class Classifier(Protocol):
     """What the output step needs to know of a model (models.spec.ModelSpec is one)."""
 
-    name: str
-    labels: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
 
     @property
     def activation(self) -> str: ...
@@ -69,7 +72,9 @@ class DeviceWork:
 
     @classmethod
     def from_totals(cls, totals: dict[str, float]) -> DeviceWork:
-        device = InferenceStats(**{n: totals.get(n, 0) for n in InferenceStats.ADDITIVE})
+        device = InferenceStats()
+        for name in InferenceStats.ADDITIVE:
+            setattr(device, name, type(getattr(device, name))(totals.get(name, 0)))
         return cls(device, **{n: int(totals.get(n, 0)) for n in cls.COUNTS})
 
     def report(self) -> dict[str, Any]:
@@ -146,8 +151,9 @@ class StagePipeline:
         computed_rows = todo
         if self.dedup and len(todo):
             first_of: dict[Any, int] = {}
-            unique, slot = [], np.empty(len(todo), dtype=np.int64)
-            for k, i in enumerate(todo):
+            unique: list[int] = []
+            slot = np.empty(len(todo), dtype=np.int64)
+            for k, i in enumerate(todo.tolist()):
                 j = first_of.setdefault(batch.cleaned[i], len(unique))
                 if j == len(unique):
                     unique.append(i)

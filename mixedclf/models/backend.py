@@ -98,3 +98,16 @@ def _load_onnxruntime(spec: ModelSpec, device, precision: str, threads: int | No
 
             threads = default_intra_op_threads()
     return load_ort_model(spec, choice.name, threads), choice
+
+
+def answer_run_key(spec: ModelSpec, model: LoadedModel, clean: str, tokenizer_json: str) -> bytes:
+    """The run key an AnswerStore files this model's answers under (core.answers): every setting that decides a
+    row's logits. The model's files are hashed by content (remembered per file), so a retrained model misses."""
+    import hashlib
+
+    from mixedclf.core.answers import run_key
+    from mixedclf.models.cache import content_hash
+
+    return run_key(model=content_hash(spec), backend=model.backend, precision=model.precision.name,
+                   device=model.device.type, clean=clean, max_length=spec.max_length,
+                   tokenizer=hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest())
