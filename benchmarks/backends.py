@@ -70,7 +70,7 @@ def candidates(spec):
         found["torch.ao int8 (deprecated)"] = torch_fn(quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear},
                                                                          dtype=torch.qint8))
     for precision in ("fp32", "int8"):  # the session maps numpy ids and mask to numpy logits itself
-        found[f"onnxruntime {precision}"] = load_model(spec, cpu, precision, "onnxruntime")
+        found[f"onnxruntime {precision}"] = load_model(spec, cpu, precision, "onnxruntime").module
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 

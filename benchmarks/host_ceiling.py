@@ -125,7 +125,7 @@ def measure_loop(model_dir: Path, rows: int, threads: int, chunk_rows: int = 163
     pre_wall, pre_cpu = time.perf_counter() - wall, time.thread_time() - cpu
 
     device = torch.device("cpu")
-    timed = _TimedModel(load_model(spec, device, "fp32"))
+    timed = _TimedModel(load_model(spec, device, "fp32").module)
     runner = InferenceRunner(timed, device, len(spec.labels), pad_id)
     chunks = [select_rows(prep, np.arange(i, min(i + chunk_rows, rows))) for i in range(0, rows, chunk_rows)]
     runner.logits(chunks[0], 64, 8192)  # warm-up (allocator, oneDNN primitives)

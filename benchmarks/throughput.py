@@ -42,7 +42,7 @@ def bench_forward_limit(model_dir: Path, texts: list[str], device: str, precisio
     from mixedclf.models.spec import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = load_model(resolve_model(str(model_dir)), torch.device(device), precision)
+    model = load_model(resolve_model(str(model_dir)), torch.device(device), precision).module
     ids = tokenizer(texts, truncation=True, max_length=256)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     batches = []
@@ -106,7 +106,7 @@ def main() -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model_dir = hf_classifier_from_default_encoder(ROOT / ".cache" / "mixedclf" / "minilm-hf-classifier")
     # What `classify --precision auto` would run: CPU flags, then the cached calibration on this model.
-    choice = load_model(resolve_model(str(model_dir)), torch.device(device), args.precision).precision_choice
+    choice = load_model(resolve_model(str(model_dir)), torch.device(device), args.precision).precision
     precision = choice.name
     print(f"precision {args.precision} -> {precision} ({choice.reason})")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]

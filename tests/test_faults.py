@@ -57,7 +57,7 @@ def test_device_out_of_memory_splits_the_batch(tiny_model, monkeypatch):
     spec = resolve_model(tiny_model)
     tokenizer = make_tokenizer(tokenizer_json_and_pad_id(spec)[0], spec.max_length)
     batch = preprocess_texts([f"good food {'bad ' * (i % 7)}" for i in range(40)], tokenizer)
-    module = load_model(spec, torch.device("cpu"))
+    module = load_model(spec, torch.device("cpu")).module
     expected = InferenceRunner(module, torch.device("cpu"), 2).logits(batch, 32, 10_000)
 
     runner_ = InferenceRunner(module, torch.device("cpu"), 2)

@@ -26,7 +26,7 @@ def loaded(tiny_model):
     spec = resolve_model(tiny_model)
     tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
     batch = preprocess_texts(TEXTS, make_tokenizer(tokenizer_json, spec.max_length))
-    return load_model(spec, torch.device("cpu"), "fp32"), batch, pad_id
+    return load_model(spec, torch.device("cpu"), "fp32").module, batch, pad_id
 
 
 def reference_logits(module, batch, batch_size, max_batch_tokens, pad_id):

@@ -64,10 +64,10 @@ def test_auto_is_fp16_on_cuda_whatever_the_cpu(monkeypatch):
 def test_calibration_keeps_fp32_when_bf16_is_not_faster(monkeypatch, cache, tiny_model, speedup, expected):
     flags(monkeypatch, avx512_bf16=True)
     monkeypatch.setattr(precision, "measure_bf16_speedup", lambda fp32, bf16: speedup)
-    module = load_model(resolve_model(str(tiny_model)), CPU, "auto")
-    assert module.precision_choice.name == expected and module.backend == "torch"
-    assert f"measured {speedup:.2f}x fp32" in module.precision_choice.reason
-    assert next(module.parameters()).dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
+    model = load_model(resolve_model(str(tiny_model)), CPU, "auto")
+    assert model.precision.name == expected and model.backend == "torch"
+    assert f"measured {speedup:.2f}x fp32" in model.precision.reason
+    assert next(model.module.parameters()).dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
 
 
 def test_calibration_runs_once_per_model_and_is_cheap(monkeypatch, cache, tiny_model, tmp_path):
@@ -86,8 +86,8 @@ def test_calibration_runs_once_per_model_and_is_cheap(monkeypatch, cache, tiny_m
     monkeypatch.setattr(precision, "measure_bf16_speedup", counted)
     spec = resolve_model(str(tiny_model))
     threads = torch.get_num_threads()
-    first = load_model(spec, CPU, "auto").precision_choice
-    second = load_model(spec, CPU, "auto").precision_choice
+    first = load_model(spec, CPU, "auto").precision
+    second = load_model(spec, CPU, "auto").precision
     assert len(calls) == 1 and calls[0] > 0 and first == second
     other = build_tiny_classifier(tmp_path / "other", seed=3)  # other weights: measured again
     load_model(resolve_model(str(other)), CPU, "auto")
@@ -98,14 +98,14 @@ def test_calibration_runs_once_per_model_and_is_cheap(monkeypatch, cache, tiny_m
 def test_no_calibration_where_the_flags_say_fp32(monkeypatch, cache, tiny_model):
     flags(monkeypatch)
     monkeypatch.setattr(precision, "measure_bf16_speedup", lambda *a: pytest.fail("calibrated without bf16"))
-    assert load_model(resolve_model(str(tiny_model)), CPU, "auto").precision_choice.name == "fp32"
-    assert load_model(resolve_model(str(tiny_model)), CPU, "bf16").precision_choice.reason.startswith("bf16: asked")
+    assert load_model(resolve_model(str(tiny_model)), CPU, "auto").precision.name == "fp32"
+    assert load_model(resolve_model(str(tiny_model)), CPU, "bf16").precision.reason.startswith("bf16: asked")
 
 
-def probabilities(spec, module):
+def probabilities(spec, model):
     tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
     batch = preprocess_texts(TEXTS, make_tokenizer(tokenizer_json, spec.max_length))
-    logits = InferenceRunner(module, CPU, len(spec.labels), pad_id).logits(batch, 4, 1024)
+    logits = InferenceRunner(model.module, CPU, len(spec.labels), pad_id).logits(batch, 4, 1024)
     return torch.softmax(torch.from_numpy(logits), -1).numpy()
 
 
@@ -113,10 +113,10 @@ def test_onnxruntime_fp32_and_int8_match_torch_fp32(cache, tiny_model):
     spec = resolve_model(str(tiny_model))
     reference = probabilities(spec, load_model(spec, CPU, "fp32"))
     exact = load_model(spec, CPU, "auto", "onnxruntime")
-    assert exact.precision_choice.name == "fp32" and exact.backend == "onnxruntime"
+    assert exact.precision.name == "fp32" and exact.backend == "onnxruntime"
     assert np.abs(probabilities(spec, exact) - reference).max() < 1e-4
     int8 = load_model(spec, CPU, "int8")  # int8 alone means onnxruntime
-    assert int8.backend == "onnxruntime" and int8.precision_choice.name == "int8"
+    assert int8.backend == "onnxruntime" and int8.precision.name == "int8"
     ops = {n.op_type for n in __import__("onnx").load(str(onnx_backend.model_path(spec, "int8"))).graph.node}
     assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
     got = probabilities(spec, int8)

@@ -18,6 +18,7 @@ from datagen import write_jsonl
 from typer.testing import CliRunner
 
 from mixedclf.cli.app import app
+from mixedclf.engines.durable import DurableOutput
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io import writers
 from mixedclf.io.checkpoint import checkpoint_path
@@ -50,16 +51,26 @@ def reference(tmp_path_factory, source, tiny_model):
     return out.read_bytes(), Path(str(out) + ".errors.jsonl").read_bytes()
 
 
+def _engine_signals(monkeypatch) -> list:
+    """The StopSignals of each LocalEngine made from here on (where a test plays a Ctrl-C)."""
+    made = []
+    real_init = LocalEngine.__init__
+    monkeypatch.setattr(LocalEngine, "__init__",
+                        lambda self, *a, **k: (real_init(self, *a, **k), made.append(self.signals))[0])
+    return made
+
+
 def _interrupt_after(monkeypatch, chunks: int) -> None:
-    """The run stops as after a SIGINT once `chunks` chunks are written (and checkpointed)."""
-    real = LocalEngine._postprocess_and_write
+    """The run stops as after a SIGINT once `chunks` chunks are written and checkpointed."""
+    signals = _engine_signals(monkeypatch)
+    real = DurableOutput.save_checkpoint
 
-    def write_then_stop(self, chunk, *rest):
-        real(self, chunk, *rest)
-        if chunk.index + 1 >= chunks:
-            self.signals.signum = signal.SIGINT
+    def save_then_stop(self, tally, counts, committed=False):
+        real(self, tally, counts, committed)
+        if counts.chunks_done >= chunks:
+            signals[-1].signum = signal.SIGINT
 
-    monkeypatch.setattr(LocalEngine, "_postprocess_and_write", write_then_stop)
+    monkeypatch.setattr(DurableOutput, "save_checkpoint", save_then_stop)
 
 
 def _interrupted_run(monkeypatch, source, out, model, fmt_extra=()):
@@ -204,14 +215,11 @@ def test_a_kill_anywhere_in_the_commit_resumes_to_the_whole_output(tmp_path, mon
         engine_signals[0].signum = signal.SIGINT
         raise _Killed
 
-    engine_signals = []
-    real_init = LocalEngine.__init__
-    monkeypatch.setattr(LocalEngine, "__init__",
-                        lambda self, *a, **k: (real_init(self, *a, **k), engine_signals.append(self.signals))[0])
+    engine_signals = _engine_signals(monkeypatch)
     with monkeypatch.context() as m:
         if point == "before committed checkpoint":
-            real = LocalEngine._save_checkpoint
-            m.setattr(LocalEngine, "_save_checkpoint",
+            real = DurableOutput.save_checkpoint
+            m.setattr(DurableOutput, "save_checkpoint",
                       lambda self, *a, committed=False: stop() if committed else real(self, *a))
         elif point == "before renames":
             m.setattr(writers.ErrorLog, "commit", lambda self: stop())

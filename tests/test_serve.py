@@ -189,12 +189,11 @@ def tiny_tokenizer(tiny_model):
 
 @hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.text(max_size=40), min_size=1, max_size=4), min_size=1, max_size=4))
-def test_concat_batches_equals_preprocessing_all_texts_at_once(tiny_tokenizer, groups):
-    from mixedclf.core.preprocess import preprocess_texts
-    from mixedclf.serve.device import concat_batches
+def test_joined_sequences_equal_preprocessing_all_texts_at_once(tiny_tokenizer, groups):
+    from mixedclf.core.sequences import concat_sequences, to_sequences
 
-    merged = concat_batches([preprocess_texts(g, tiny_tokenizer) for g in groups])
-    whole = preprocess_texts([t for g in groups for t in g], tiny_tokenizer)
+    merged = concat_sequences([to_sequences(g, tiny_tokenizer) for g in groups]).batch  # a device batch's requests
+    whole = to_sequences([t for g in groups for t in g], tiny_tokenizer).batch
     assert merged.cleaned == whole.cleaned
     for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count"):
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name))
@@ -332,7 +331,7 @@ def test_batch_matches_one_by_one_and_an_unbatched_reference(server, tiny_model)
     spec = resolve_model(tiny_model)
     tok_json, pad = tokenizer_json_and_pad_id(spec)
     prep = preprocess_texts(texts, make_tokenizer(tok_json, spec.max_length))
-    runner = InferenceRunner(load_model(spec, torch.device("cpu")), torch.device("cpu"), 2, pad)
+    runner = InferenceRunner(load_model(spec, torch.device("cpu")).module, torch.device("cpu"), 2, pad)
     expected = scores_from_logits(runner.logits(prep, 1, 8192), spec.activation)  # one text per forward
     for i, (row, single) in enumerate(zip(results, singles)):
         assert row["label"] == single["label"] == spec.labels[int(expected[i].argmax())]

@@ -73,14 +73,13 @@ def test_the_onnxruntime_model_runs_on_numpy_without_torch(monkeypatch, tmp_path
     spec = resolve_model(str(tiny_model))
     tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
     batch = preprocess_texts(TEXTS, make_tokenizer(tokenizer_json, spec.max_length))
-    reference = InferenceRunner(backend.load_model(spec, CPU, "fp32"), CPU, 2, pad_id).logits(batch, 4, 1024)
+    reference = InferenceRunner(backend.load_model(spec, CPU, "fp32").module, CPU, 2, pad_id).logits(batch, 4, 1024)
     backend.load_model(spec, CPU, "fp32", "onnxruntime")  # converts (torch and onnx) into the cache
     for name in HEAVY:
         monkeypatch.setitem(sys.modules, name, None)
     model = backend.load_model(spec, CPU, "fp32", "onnxruntime", threads=1)
-    assert (model.backend, model.precision_choice.name, model.threads) == ("onnxruntime", "fp32", 1)
-    assert backend.model_threads(model) == 1
-    runner = InferenceRunner(model, CPU, 2, pad_id)
+    assert (model.backend, model.precision.name, model.threads) == ("onnxruntime", "fp32", 1)
+    runner = InferenceRunner(model.module, CPU, 2, pad_id)
     got = runner.logits(batch, 4, 1024)
     assert got.dtype == np.float32 and np.abs(got - reference).max() < 1e-4
     assert runner.stats.batches == 2 and runner.stats.rows == len(TEXTS)

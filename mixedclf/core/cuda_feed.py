@@ -109,7 +109,7 @@ class PipelinedFeed:
     def run(self, runner, tokens: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
             plan: list[np.ndarray], widths: list[int], out: np.ndarray) -> None:
         """Fill `out` (rows x labels, float32, chunk order) with the logits of every micro-batch in `plan`."""
-        ops, stats = self.ops, runner.stats
+        ops, stats = self.ops, runner.call_stats
         n, labels = out.shape
         self._ensure(max(len(r) * w for r, w in zip(plan, widths)), len(plan), n * labels)
         compute, side = ops.current_stream(), self._side
@@ -134,7 +134,7 @@ class PipelinedFeed:
 
     def _launch(self, runner, tokens, offsets, lengths, plan, widths, compute, side, logits_dev) -> None:
         """Queue every micro-batch's copy and forward; returns as soon as the last one is launched."""
-        ops, stats = self.ops, runner.stats
+        ops, stats = self.ops, runner.call_stats
         position = 0
         for i, (rows, width) in enumerate(zip(plan, widths)):
             slot, k = self._slots[i % SLOTS], len(rows)
@@ -169,11 +169,11 @@ class PipelinedFeed:
                 raise
             # The pinned slot still holds this batch: it is only reused after a later batch's wait.
             self.ops.empty_cache()
-            runner.stats.oom_splits += 1
+            runner.call_stats.oom_splits += 1
             ids, mask = host_ids.numpy().copy(), host_mask.numpy().copy()
             half = len(ids) // 2
             halves = [runner._forward_splitting(ids[:half], mask[:half]),
                       runner._forward_splitting(ids[half:], mask[half:])]
             return torch.from_numpy(np.concatenate(halves)).to(self.device)
-        runner.stats.forward_s += time.monotonic() - started
+        runner.call_stats.forward_s += time.monotonic() - started
         return logits

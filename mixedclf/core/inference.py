@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -33,7 +33,21 @@ class InferenceStats(Clock):
     loop_s: float = 0.0  # host time inside logits(), all of it
     wait_s: float = 0.0  # host time blocked on the device (on CUDA: slot waits and the chunk's synchronize)
     oom_splits: int = 0
+    # Rows of each forward pass: kept for one call only (InferenceRunner.call_stats); a running total holds none,
+    # so a run's or a server's memory does not grow with its micro-batches.
     batch_sizes: list[int] = field(default_factory=list)
+
+    ADDITIVE = ("busy_s", "batches", "rows", "real_tokens", "padded_tokens", "token_width_sum", "forward_s", "loop_s",
+                "wait_s", "oom_splits")
+
+    def merge(self, other: InferenceStats) -> None:
+        """Add another call's figures to this running total (its per-pass sizes are not kept)."""
+        for name in self.ADDITIVE:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.first is not None:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+        if other.last is not None:
+            self.last = other.last if self.last is None else max(self.last, other.last)
 
     @property
     def host_overhead_s(self) -> float:
@@ -73,7 +87,8 @@ class InferenceRunner:
         self.on_batch = on_batch  # told the rows of each micro-batch as it is run (on CUDA: launched)
         self.num_labels = num_labels
         self.pad_id = pad_id
-        self.stats = InferenceStats()
+        self.stats = InferenceStats()  # every call's figures, summed
+        self.call_stats = InferenceStats()  # the current (or last) call's own figures
         self.batch_size, self.max_batch_tokens = batch_limits(device.type)
         self._numpy = bool(getattr(module, "numpy_io", False))
         if self._numpy and device.type != "cpu":
@@ -104,7 +119,7 @@ class InferenceRunner:
     def _forward_numpy(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         started = time.monotonic()
         logits = self.module(input_ids=ids, attention_mask=mask)
-        self.stats.forward_s += time.monotonic() - started
+        self.call_stats.forward_s += time.monotonic() - started
         return np.asarray(logits, dtype=np.float32)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -120,7 +135,7 @@ class InferenceRunner:
             input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         started = time.monotonic()
         logits = self.module(input_ids=input_ids, attention_mask=attention_mask)
-        self.stats.forward_s += time.monotonic() - started
+        self.call_stats.forward_s += time.monotonic() - started
         if logits.dtype != torch.float32:
             logits = logits.float()
         return (logits if logits.device.type == "cpu" else logits.cpu()).numpy()
@@ -136,7 +151,7 @@ class InferenceRunner:
             if len(ids) == 1:
                 raise
             torch.cuda.empty_cache()
-            self.stats.oom_splits += 1
+            self.call_stats.oom_splits += 1
             half = len(ids) // 2
             return np.concatenate(
                 [self._forward_splitting(ids[:half], mask[:half]), self._forward_splitting(ids[half:], mask[half:])]
@@ -149,6 +164,15 @@ class InferenceRunner:
         `batch_size` and `max_batch_tokens` left as None take the device's defaults (batching.BATCH_DEFAULTS).
         """
         entered = time.monotonic()
+        self.call_stats = call = InferenceStats()
+        try:
+            return self._logits(batch, batch_size, max_batch_tokens)
+        finally:
+            call.loop_s += time.monotonic() - entered
+            self.stats.merge(call)
+
+    def _logits(self, batch: PreprocessedBatch, batch_size: int | None,
+                max_batch_tokens: int | None) -> np.ndarray:
         batch_size, max_batch_tokens = batch_limits(self.device.type, batch_size, max_batch_tokens)
         n = len(batch)
         out = np.empty((n, self.num_labels), dtype=np.float32)
@@ -163,7 +187,6 @@ class InferenceRunner:
                     self._feed.run(self, tokens, offsets, batch.lengths, plan, widths, out)
                 else:
                     self._run_in_turn(tokens, offsets, batch.lengths, plan, widths, out)
-        self.stats.loop_s += time.monotonic() - entered
         return out
 
     def _run_in_turn(self, tokens, offsets, lengths, plan, widths, out) -> None:
@@ -175,11 +198,11 @@ class InferenceRunner:
             if self.device.type != "cpu":
                 self._synchronize()
             end = time.monotonic()
-            self.stats.time(start, end)
+            self.call_stats.time(start, end)
             self._count(len(rows), int(lengths[rows].sum()), ids.size, width)
 
     def _count(self, rows: int, real: int, padded: int, width: int) -> None:
-        s = self.stats
+        s = self.call_stats
         s.batches += 1
         s.rows += rows
         s.real_tokens += real

@@ -45,8 +45,6 @@ class RunCounts:
     rows_out: int = 0
     rows_errored: int = 0
     chunks_done: int = 0
-    dedup_hits: int = 0
-    dedup_lookups: int = 0
 
 
 class IdRepeats:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterator
+from typing import Any
 
 from mixedclf.core.options import chunk_sizes_for
-from mixedclf.core.preprocess import MAX_TEXT_CHARS, PreprocessedBatch, concat_batches, preprocess_texts
+from mixedclf.core.preprocess import MAX_TEXT_CHARS
+from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
 from mixedclf.core.stats import StageClock
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
 from mixedclf.errors import StageTimeout
@@ -90,8 +92,8 @@ class ChunkFeed:
             if entry[1] is None:
                 entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
 
-    def prepared(self, tokenizer: Any = None) -> Iterator[tuple[InputChunk, PreprocessedBatch]]:
-        """(chunk, preprocessed batch) in input order. With a pool, keeps a few chunks in flight ahead; without
+    def prepared(self, tokenizer: Any = None) -> Iterator[tuple[InputChunk, Sequences]]:
+        """(chunk, its sequences) in input order. With a pool, keeps a few chunks in flight ahead; without
         one, `tokenizer` (this process's) preprocesses each chunk here."""
         o = self.opts
         if self._in_flight is None:  # run() opens it before the model loads when there is a pool
@@ -99,7 +101,7 @@ class ChunkFeed:
         if self._pool_args is None:
             while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
                 start = time.monotonic()
-                prep = preprocess_texts(chunk.texts, tokenizer, o.clean)
+                prep = to_sequences(chunk.texts, tokenizer, o.clean)
                 self._pre_clock.add(start, time.monotonic(), len(chunk.texts))
                 yield chunk, prep
             return
@@ -135,7 +137,7 @@ class ChunkFeed:
             head_restarts = 0
             for part, start, end, _pid in results:
                 self._pre_clock.add(start, end, len(part))
-            yield chunk, concat_batches([r[0] for r in results])
+            yield chunk, concat_sequences([r[0] for r in results])
 
     def _restart_pool(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

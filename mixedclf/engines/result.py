@@ -1,14 +1,22 @@
-"""An engine's result: the run's measurements in the cost package's terms, its counts and its settings."""
+"""An engine's result: the run's measurements in the cost package's terms, its counts and its settings, assembled
+in one place for every engine (`run_stats`; `local_result` for the local engine, engines/ray/report.py for Ray)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
+from mixedclf.core.pipeline import DeviceWork
 from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.run import RunSettings, RunStats
-from mixedclf.core.stats import StageClock
+from mixedclf.core.stats import RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from mixedclf.engines.local_plan import LocalPlan
+    from mixedclf.models.backend import LoadedModel
 
 
 def stage_measurement(clock: StageClock) -> StageMeasurement:
@@ -28,3 +36,58 @@ class RunResult:
     settings: RunSettings
     extra: RunStats
 
+
+
+def run_stats(work: DeviceWork, tally: LabelTally, *, duplicate_ids: int, startup_s: float | None,
+              pool_restarts: int = 0, resumed_from_chunk: int = 0, rows_before_resume: int = 0,
+              **engine: Any) -> RunStats:
+    """The run statistics every engine reports: the stage contract's device and dedup figures (summed over its
+    workers), the tally's truncations, and what the engine adds (faults, resume, start-up; Ray's own figures)."""
+    return RunStats(**work.report(), truncated_rows=tally.truncated, pool_restarts=pool_restarts,
+                    duplicate_ids=duplicate_ids, resumed_from_chunk=resumed_from_chunk,
+                    rows_before_resume=rows_before_resume, startup_s=startup_s, **engine)
+
+
+@dataclass
+class LocalTimes:
+    """time.monotonic() moments of a local run."""
+
+    start: float
+    pool_started: float
+    load_start: float
+    load_end: float
+    pool_released: float | None  # every chunk preprocessed and the pool let go; None without a pool
+    end: float
+
+
+def local_result(opts, plan: LocalPlan, model: LoadedModel, clocks: dict[str, StageClock], work: DeviceWork,
+                 tally: LabelTally, counts: RunCounts, times: LocalTimes, *, pool_restarts: int, duplicate_ids: int,
+                 budget: dict[str, Any] | None = None) -> RunResult:
+    """A local run's result: its stage measurements (the model load first), settings and statistics."""
+    o, dev, t = opts, str(plan.device), times
+    device = work.device
+    last_batch = device.last if device.last is not None else t.load_end
+    stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
+                               busy_s=t.load_end - t.load_start, wall_s=t.load_end - t.load_start, workers=1)]
+    stages += [stage_measurement(c) for c in clocks.values()]
+    measurements = RunMeasurements(
+        mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t.end - t.start,
+        gpu_held_s=(last_batch - t.load_start) if plan.mixed else (t.end - t.load_start),
+        cpu_pool_held_s=((t.pool_released or t.end) - t.pool_started) if plan.mixed else 0.0,
+        cpu_pool_workers=plan.workers, startup_s=t.load_start - t.start,  # from this call; the caller knows more
+    )
+    settings = RunSettings(
+        mode=o.mode, device=dev, precision=model.precision.name, precision_reason=model.precision.reason,
+        backend=model.backend, cpu_workers=plan.workers, torch_threads=model.threads, batch_size=plan.batch[0],
+        max_batch_tokens=plan.batch[1], chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_sizes_for(o).first,
+        clean=o.clean, dedup=o.dedup, input_format=plan.io.in_fmt, output_format=plan.io.out_fmt,
+    )
+    checkpoint = plan.checkpoint
+    extra = run_stats(
+        work, tally, duplicate_ids=duplicate_ids, pool_restarts=pool_restarts,
+        resumed_from_chunk=checkpoint.chunks_done if checkpoint else 0,
+        rows_before_resume=checkpoint.rows_in if checkpoint else 0,
+        startup_s=(device.first - t.start) if device.first is not None else None, budget=budget,
+    )
+    return RunResult(plan.spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
+                     settings, extra)

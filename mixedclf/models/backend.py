@@ -7,6 +7,8 @@ already cached starts without it.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from mixedclf.errors import ModelError
 from mixedclf.models.precision import PrecisionChoice
@@ -23,9 +25,36 @@ def resolve_backend(precision: str, backend: str | None) -> str:
     return backend
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run and what it runs as: the module (a torch module or an onnxruntime session), the
+    backend, the precision chosen (and why) and the device."""
+
+    module: Any
+    backend: str
+    precision: PrecisionChoice
+    device: Any
+
+    @property
+    def threads(self) -> int:
+        """The intra-op threads it runs with: the session's own, else torch's setting."""
+        threads = getattr(self.module, "threads", None)
+        if threads is not None:
+            return threads
+        import torch
+
+        return torch.get_num_threads()
+
+    @property
+    def run(self) -> str:
+        """What it computes with, in words: backend, precision and device kind ("torch bf16 on cpu"); a
+        checkpoint records it so a resume computes rows the same way."""
+        return f"{self.backend} {self.precision.name} on {self.device.type}"
+
+
 def load_model(spec: ModelSpec, device, precision: str = "auto", backend: str | None = None,
-               threads: int | None = None):
-    """The model ready to run, with `.precision_choice` (what ran and why) and `.backend` set.
+               threads: int | None = None) -> LoadedModel:
+    """The model ready to run, with what it runs as (backend, the precision chosen and why).
 
     `device` is a models.device.Device or a torch.device. `threads` (--torch-threads) sets the model's intra-op
     threads: torch's process-wide setting, or the onnxruntime session's. None leaves torch's as it is; a session
@@ -43,34 +72,7 @@ def load_model(spec: ModelSpec, device, precision: str = "auto", backend: str | 
         if threads:
             torch.set_num_threads(threads)
         model, choice = load_torch_module(spec, device, precision)
-    model.precision_choice = choice
-    model.backend = backend
-    return model
-
-
-def precision_of(model, device, precision: str) -> PrecisionChoice:
-    """The precision a loaded model runs at (set by load_model), else the flags-only decision."""
-    choice = getattr(model, "precision_choice", None)
-    if choice is not None:
-        return choice
-    from mixedclf.models.precision import choose_without_model
-
-    return choose_without_model(device, precision)
-
-
-def model_run(model, device, precision: str) -> str:
-    """What a loaded model computes with, in words: backend, precision and device kind ("torch bf16 on cpu")."""
-    return f"{getattr(model, 'backend', 'torch')} {precision_of(model, device, precision).name} on {device.type}"
-
-
-def model_threads(model) -> int | None:
-    """The intra-op threads a loaded model runs with: the session's own, else torch's setting."""
-    threads = getattr(model, "threads", None)
-    if threads is not None:
-        return threads
-    import torch
-
-    return torch.get_num_threads()
+    return LoadedModel(model, backend, choice, device)
 
 
 def _load_onnxruntime(spec: ModelSpec, device, precision: str, threads: int | None):
@@ -96,3 +98,16 @@ def _load_onnxruntime(spec: ModelSpec, device, precision: str, threads: int | No
 
             threads = default_intra_op_threads()
     return load_ort_model(spec, choice.name, threads), choice
+
+
+def answer_run_key(spec: ModelSpec, model: LoadedModel, clean: str, tokenizer_json: str) -> bytes:
+    """The run key an AnswerStore files this model's answers under (core.answers): every setting that decides a
+    row's logits. The model's files are hashed by content (remembered per file), so a retrained model misses."""
+    import hashlib
+
+    from mixedclf.core.answers import run_key
+    from mixedclf.models.cache import content_hash
+
+    return run_key(model=content_hash(spec), backend=model.backend, precision=model.precision.name,
+                   device=model.device.type, clean=clean, max_length=spec.max_length,
+                   tokenizer=hashlib.sha256(tokenizer_json.encode("utf-8")).hexdigest())

@@ -6,7 +6,8 @@ import os
 import signal
 import time
 
-from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
+from mixedclf.core.preprocess import make_tokenizer
+from mixedclf.core.sequences import Sequences, to_sequences
 from mixedclf.runtime.parent_watch import exit_with_parent
 
 _state: dict = {}
@@ -27,14 +28,14 @@ def init_worker(tokenizer_path: str, max_length: int, clean: str, parent_pid: in
     _state["clean"] = clean
 
 
-def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[PreprocessedBatch, float, float, int]:
-    """(batch, start, end, pid): monotonic clock readings are comparable across processes on one machine.
+def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[Sequences, float, float, int]:
+    """The stage contract's rows -> sequences step in a worker: (sequences, start, end, pid): monotonic clock readings are comparable across processes on one machine.
     `clean` overrides the pool's cleaning mode (the server tokenizes already-cleaned text with "none")."""
     if _TEST_KILL_ON_TEXT is not None and _TEST_KILL_ON_TEXT in texts:
         os.kill(os.getpid(), signal.SIGKILL)
     start = time.monotonic()
-    batch = preprocess_texts(texts, _state["tokenizer"], clean or _state["clean"])
-    return batch, start, time.monotonic(), os.getpid()
+    seqs = to_sequences(texts, _state["tokenizer"], clean or _state["clean"])
+    return seqs, start, time.monotonic(), os.getpid()
 
 
 def warm_task(_: int) -> int:

@@ -31,7 +31,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
-from mixedclf.core.postprocess import prediction_rows
 from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
@@ -104,7 +103,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     if settings.api_key:
         app.add_middleware(BearerAuth, api_key=settings.api_key, on_reject=reject)
     app.add_middleware(MetricsMiddleware, state=state)
-    labels, activation = spec.labels, spec.activation
     pipeline_errors = {
         422: {"description": "Invalid input (empty, too long, too many texts, wrong shape)"},
         503: {"description": "Queue full or not ready; see Retry-After"},
@@ -137,7 +135,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.check_text(body.text, ["text"])
         outcome = await state.run_pipeline([body.text])
         post_start = time.monotonic()
-        row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
+        row = state.predictions(outcome)[0]
         headers = state.finish(outcome, post_start, request_start)
         row.update(model=spec.name, timings_ms=outcome.timings_ms, batch_size=outcome.delivery.batch_rows,
                    cost_usd=outcome.cost_usd)
@@ -151,7 +149,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.check_texts(body.texts)
         outcome = await state.run_pipeline(body.texts)
         post_start = time.monotonic()
-        rows = prediction_rows(outcome.logits, outcome.prep, labels, activation)
+        rows = state.predictions(outcome)
         headers = state.finish(outcome, post_start, request_start)
         state.metrics.texts.labels("/classify/batch").inc(len(rows))
         return JSONResponse(
@@ -166,7 +164,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
         try:
             with state.batcher.admit(1):
-                prep, busy = await state.preprocess([text], preprocess_task)
+                seqs, busy = await state.preprocess([text], preprocess_task)
+                prep = seqs.rows()
         except QueueFull as exc:
             raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
         except ShuttingDown as exc:
@@ -194,7 +193,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         """The GPU worker's work on one validated cleaned text: (output, headers, the pipeline's outcome)."""
         outcome = await state.run_pipeline([job.cleaned_text], functools.partial(preprocess_task, clean="none"))
         post_start = time.monotonic()
-        row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
+        row = state.predictions(outcome)[0]
         headers = state.finish(outcome, post_start, request_start)
         output = {
             "label": row["label"],

@@ -2,8 +2,9 @@
 
 `ServerState` is built by `create_app` (mixedclf.serve.app) and started by its `lifespan`: load the model,
 start the CPU worker pool and the batcher, and stop them in reverse on shutdown. Between the two it runs the
-pipeline's stages for the routes (preprocess on the pool with a timeout and one pool restart, inference through
-the batcher with a timeout), accounts each request's cost, validates texts, and reports health.
+stage contract's steps for the routes (core.pipeline: rows -> sequences on the pool with a timeout and one pool
+restart, sequences -> logits through the batcher with a timeout, logits -> the response's rows), accounts each
+request's cost, validates texts, and reports health.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from fastapi import FastAPI
 
 from mixedclf import __version__
-from mixedclf.core.preprocess import PreprocessedBatch
+from mixedclf.core.pipeline import StagePipeline
+from mixedclf.core.sequences import Sequences
 from mixedclf.models.spec import ModelSpec
 from mixedclf.runtime.pool import start_worker_pool
 from mixedclf.runtime.workers import preprocess_task
@@ -37,7 +39,7 @@ log = logging.getLogger("uvicorn.error")
 
 @dataclass
 class PipelineOutcome:
-    prep: PreprocessedBatch
+    seqs: Sequences
     logits: np.ndarray
     delivery: Delivery
     timings_ms: dict[str, float]
@@ -88,6 +90,7 @@ class ServerState:
         self.torch_threads = settings.torch_threads or default_torch_threads(device.type, self.cpu_workers)
         self.max_batch_tokens = settings.max_batch_tokens or default_max_batch_tokens(device.type)
         self.pool: ProcessPoolExecutor | None = None
+        self.pipeline: StagePipeline | None = None  # the stage contract, once the model is loaded
         self.batcher: MicroBatcher | None = None
         self.pool_restarts = 0
         # As many async jobs run at once as fit in one device batch, so they can share it.
@@ -105,7 +108,6 @@ class ServerState:
     async def lifespan(self, app: FastAPI):
         import torch
 
-        from mixedclf.core.inference import InferenceRunner
         from mixedclf.models.backend import load_model
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
         from mixedclf.serve.device import DeviceStage
@@ -117,9 +119,10 @@ class ServerState:
         try:
             self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
             self.pool, ready = self._start_pool()
-            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
-            runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-            stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
+            model = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
+            self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
+                                          batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens)
+            stage = DeviceStage(self.pipeline)
             await asyncio.gather(*map(asyncio.wrap_future, ready))
             sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
             await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
@@ -136,8 +139,8 @@ class ServerState:
             log.info(
                 "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
                 "batches of <= %d texts / %.1f ms; ready in %.1f s",
-                self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
-                module.backend, self.torch_threads, self.cpu_workers,
+                self.spec.name, ", ".join(self.spec.labels), self.device, model.precision.reason,
+                model.backend, self.torch_threads, self.cpu_workers,
                 s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
             )
             yield
@@ -151,17 +154,18 @@ class ServerState:
             log.info("mixedclf serve: stopped")
 
     # --- stages ---------------------------------------------------------------------------------------------
-    async def preprocess(self, texts: list[str], task: Callable) -> tuple[PreprocessedBatch, float]:
-        """Runs on the CPU pool; returns the batch and the worker's busy seconds. 504 past the timeout."""
+    async def preprocess(self, texts: list[str], task: Callable) -> tuple[Sequences, float]:
+        """The rows -> sequences step on the CPU pool; returns the sequences and the worker's busy seconds. 504 past
+        the timeout."""
         loop = asyncio.get_running_loop()
         timeout = self.settings.stage_timeout_cpu
         for attempt in (1, 2):
             pool = self.pool
             try:
-                prep, start, end, _pid = await asyncio.wait_for(
+                seqs, start, end, _pid = await asyncio.wait_for(
                     loop.run_in_executor(pool, task, texts), timeout
                 )
-                return prep, end - start
+                return seqs, end - start
             except (asyncio.TimeoutError, TimeoutError):
                 raise ServeError(
                     504, f"the preprocess stage took longer than {timeout:g} s (--stage-timeout-cpu)",
@@ -178,10 +182,10 @@ class ServerState:
                     log.warning("mixedclf serve: a CPU worker died; pool restarted")
         raise AssertionError("unreachable")
 
-    async def infer(self, prep: PreprocessedBatch) -> Delivery:
+    async def infer(self, seqs: Sequences) -> Delivery:
         timeout = self.settings.stage_timeout_gpu
         try:
-            return await asyncio.wait_for(self.batcher.submit(prep, len(prep)), timeout)
+            return await asyncio.wait_for(self.batcher.submit(seqs, len(seqs)), timeout)
         except (asyncio.TimeoutError, TimeoutError):
             raise ServeError(
                 504, f"the inference stage (queue + device) took longer than {timeout:g} s (--stage-timeout-gpu)",
@@ -189,15 +193,15 @@ class ServerState:
             ) from None
 
     async def run_pipeline(self, texts: list[str], task: Callable = preprocess_task) -> PipelineOutcome:
-        """Admit, preprocess on the pool, batch on the device; the caller postprocesses."""
+        """Admit, preprocess on the pool, batch on the device; the caller postprocesses (`predictions`)."""
         if self.batcher is None or self.status != "ok":
             raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
         try:
             with self.batcher.admit(len(texts)):
                 t0 = time.monotonic()
-                prep, cpu_busy = await self.preprocess(texts, task)
+                seqs, cpu_busy = await self.preprocess(texts, task)
                 t1 = time.monotonic()
-                delivery = await self.infer(prep)
+                delivery = await self.infer(seqs)
                 t2 = time.monotonic()
         except QueueFull as exc:
             raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
@@ -223,7 +227,11 @@ class ServerState:
         }
         cost = cpu_busy * self.pricing.cpu_per_sec + share.busy_s * self.pricing.gpu_per_sec
         gpu_only = (cpu_busy + share.busy_s) * self.pricing.gpu_per_sec
-        return PipelineOutcome(prep, share.logits, delivery, timings, cost, gpu_only)
+        return PipelineOutcome(seqs, share.logits, delivery, timings, cost, gpu_only)
+
+    def predictions(self, outcome: PipelineOutcome) -> list[dict]:
+        """The logits -> output rows step: one dict per text, in order."""
+        return self.pipeline.predictions(outcome.seqs, outcome.logits)
 
     def finish(self, outcome: PipelineOutcome, post_start: float, request_start: float) -> dict[str, str]:
         """Bill the postprocess stage, complete the timings, and make the response headers."""

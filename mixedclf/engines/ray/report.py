@@ -8,12 +8,13 @@ from typing import Any
 
 from mixedclf.core.batching import batch_limits
 from mixedclf.core.options import ClassifyOptions, chunk_rows_for
+from mixedclf.core.pipeline import DeviceWork
 from mixedclf.core.postprocess import LabelTally
-from mixedclf.core.run import RunSettings, RunStats
+from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.engines.ray.stats import operator_stats
-from mixedclf.engines.result import RunResult, stage_measurement
+from mixedclf.engines.result import RunResult, run_stats, stage_measurement
 from mixedclf.models.spec import ModelSpec
 
 
@@ -104,7 +105,6 @@ def ray_result(opts: ClassifyOptions, job: RayRun, times: Timeline) -> RunResult
         for key, value in a["stats"].items():
             st[key] = st.get(key, 0) + value
     first_inference = stages.get("inference", {}).get("first")
-    dedup_rate = st.get("dedup_hits", 0) / st["dedup_lookups"] if st.get("dedup_lookups") else 0.0
     def resolved(key: str, fallback: str) -> str:  # every actor's own choice; several only on mixed hardware
         return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
 
@@ -119,25 +119,9 @@ def ray_result(opts: ClassifyOptions, job: RayRun, times: Timeline) -> RunResult
         ray_address=o.ray_address, inference_workers=plan["actors"],
         inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
     )
-    extra = RunStats(
-        micro_batches=int(st.get("batches", 0)),
-        mean_batch_rows=(st.get("rows", 0) / st["batches"]) if st.get("batches") else 0.0,
-        padding_fraction=1 - st["real_tokens"] / st["padded_tokens"] if st.get("padded_tokens") else 0.0,
-        tokens=int(st.get("real_tokens", 0)),
-        padded_tokens=int(st.get("padded_tokens", 0)),
-        token_width_sum=int(st.get("token_width_sum", 0)),
-        device_forward_s=float(st.get("device_forward_s", 0.0)),
-        host_overhead_ms_per_batch=(1e3 * st.get("host_overhead_s", 0.0) / st["batches"]
-                                       if st.get("batches") else None),
-        rows_before_resume=0,
-        truncated_rows=tally.truncated,
-        oom_splits=int(st.get("oom_splits", 0)),
-        device_busy_s=float(st.get("device_busy_s", 0.0)),
-        pool_restarts=0,
-        duplicate_fraction=dedup_rate,
-        dedup_hit_rate=dedup_rate,
+    extra = run_stats(
+        DeviceWork.from_totals(st), tally,  # every actor's stage-contract figures, summed
         duplicate_ids=duplicate_ids,
-        resumed_from_chunk=0,
         startup_s=(first_inference - t_start) if first_inference else None,
         ray_nodes=plan["nodes"], ray_cluster_cpus=plan["total_cpus"], ray_cluster_gpus=plan["gpus"],
         ray_parts=n_parts, ray_merge_s=merge_s, ray_execution_s=exec_end - exec_start,

@@ -1,8 +1,9 @@
 """The Ray Data stage callables: number rows, preprocess, infer, postprocess, and the actor they report to.
 
-Each callable wraps the local engine's own stage function (`preprocess_texts`, `InferenceRunner.logits`,
-`label_columns`, `text_problem`) for Arrow batches, measures its own busy time and reports it (with its worker and
-device) to the `Collector` actor. Invalid rows travel with the data in the PROBLEM column.
+Each callable runs one step of the stage contract (core.pipeline: `to_sequences`, `StagePipeline.infer`,
+`OutputStep.table`) on Arrow batches, after the local reader's row check (`text_problem`), measures its own busy
+time and reports it (with its worker and device) to the `Collector` actor. Invalid rows travel with the data in
+the PROBLEM column.
 
 Ray pickles these classes by module path, so they stay at this module's top level. Their names also show up in Ray
 Data's operator names, which `ray_stats` matches: rename them together.
@@ -20,9 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mixedclf.core.dedup import logits_with_dedup
-from mixedclf.core.postprocess import label_columns
-from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
+from mixedclf.core.pipeline import DeviceWork, OutputStep, StagePipeline
+from mixedclf.core.preprocess import make_tokenizer
+from mixedclf.core.sequences import keyed_sequences, sequences_without_tokens, to_sequences
 from mixedclf.errors import RowError
 from mixedclf.io.readers import text_problem
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -140,7 +141,7 @@ def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
 
 
 class Preprocess:
-    """CPU stage, as Ray tasks: validate each row (like the local reader), then `preprocess_texts`."""
+    """CPU stage, as Ray tasks: validate each row (like the local reader), then the contract's `to_sequences`."""
 
     def __init__(self, tokenizer_json: str, max_length: int, clean: str, text_field: str, id_field: str,
                  line_offset: int, on_error: str, input_name: str, keep_text: bool, dedup: bool,
@@ -174,7 +175,7 @@ class Preprocess:
                 raise RowError(f"{self.input_name}: row {row} (line {problem['line']}): {reason}",
                                hint="fix the row, or use --on-error skip")
             problems[i] = json.dumps(problem, ensure_ascii=False, default=str)
-        prep = preprocess_texts(texts, tokenizer, self.clean)
+        prep = to_sequences(texts, tokenizer, self.clean).batch
         keep_idx = np.asarray(keep, dtype=np.int64)
 
         def spread(values: np.ndarray, dtype, fill=0) -> np.ndarray:
@@ -196,11 +197,11 @@ class Preprocess:
             (PROBLEM, pa.array(problems, pa.string())),
         ):
             out = out.append_column(name, array)
-        if self.dedup:
-            keys = np.zeros(n, dtype=np.int64)
-            keys[keep_idx] = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8)
-                                             .digest(), "little", signed=True) for t in prep.cleaned]
-            out = out.append_column(TEXT_KEY, pa.array(keys, pa.int64()))
+        # Always: the inference stage counts repeated texts (the report's duplicate_fraction) even without dedup.
+        keys = np.zeros(n, dtype=np.int64)
+        keys[keep_idx] = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8)
+                                         .digest(), "little", signed=True) for t in prep.cleaned]
+        out = out.append_column(TEXT_KEY, pa.array(keys, pa.int64()))
         ray.get(self.collector.add.remote("preprocess", start, time.time(), len(keep), _worker_name(), rows_in=n))
         return out
 
@@ -210,7 +211,8 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
 
 
 class Infer:
-    """Device stage, one per actor: the model is loaded once in __init__, then `InferenceRunner.logits`."""
+    """Device stage, one per actor: the model is loaded once in __init__, then the contract's
+    `StagePipeline.infer` (dedup scoped to each batch, as the local engine scopes it to a chunk)."""
 
     def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
                  batch_size: int, max_batch_tokens: int, dedup: bool, collector, backend: str | None = None) -> None:
@@ -218,8 +220,7 @@ class Infer:
         import ray
         import torch
 
-        from mixedclf.core.inference import InferenceRunner
-        from mixedclf.models.backend import load_model, precision_of, resolve_backend
+        from mixedclf.models.backend import load_model, resolve_backend
         from mixedclf.models.device import resolve_device
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -227,15 +228,15 @@ class Infer:
             torch.set_num_threads(torch_threads)
         self.spec = resolve_model(model)
         self.device = resolve_device(device, resolve_backend(precision, backend))
-        module = load_model(self.spec, self.device, precision, backend)
-        self.runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-        self.batch_size, self.max_batch_tokens, self.dedup = batch_size, max_batch_tokens, dedup
+        model = load_model(self.spec, self.device, precision, backend)
+        self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id, batch_size=batch_size,
+                                      max_batch_tokens=max_batch_tokens, dedup=dedup)
         self.collector = collector
         self.worker = _worker_name()
         self.device_name = str(self.device) if self.device.type != "cuda" else f"cuda:{torch.cuda.current_device()}"
-        choice = precision_of(module, self.device, precision)  # what runs here, as the local engine reports it
+        choice = model.precision  # what runs here, as the local engine reports it
         ray.get(collector.loaded.remote(self.worker, self.device_name, start, time.time(), choice.name, choice.reason,
-                                        getattr(module, "backend", "torch")))
+                                        model.backend))
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
@@ -246,19 +247,13 @@ class Infer:
         if len(idx) < n:
             tokens = tokens.take(pa.array(idx))
         lengths = _column_numpy(table, LENGTH)[idx].astype(np.int32)
-        zeros = np.zeros(len(idx), np.int32)  # counts are not needed here; select_rows wants full-length arrays
-        keys = _column_numpy(table, TEXT_KEY)[idx].tolist() if self.dedup else [None] * len(idx)
-        prep = PreprocessedBatch(keys, tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-                                 lengths, np.zeros(len(idx), bool), zeros, zeros, zeros)
-        before = self.runner.stats
-        snapshot = (before.batches, before.rows, before.real_tokens, before.padded_tokens, before.oom_splits,
-                    before.busy_s, before.token_width_sum, before.forward_s, before.host_overhead_s)
+        seqs = keyed_sequences(_column_numpy(table, TEXT_KEY)[idx].tolist(),
+                               tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False), lengths)
         start = time.time()
-        logits, hits = None, 0
+        logits, work = None, DeviceWork()
         if len(idx):
-            infer = lambda p: self.runner.logits(p, self.batch_size, self.max_batch_tokens)  # noqa: E731
-            # The local engine's dedup, scoped to this batch as the local engine scopes it to a chunk.
-            logits, hits = logits_with_dedup(prep, infer) if self.dedup else (infer(prep), 0)
+            inferred = self.pipeline.infer(seqs)
+            logits, work = inferred.logits, inferred.work
         end = time.time()
         labels = len(self.spec.labels)
         full = np.zeros((n, labels), dtype=np.float32)
@@ -267,25 +262,19 @@ class Infer:
         out = table.drop_columns([c for c in (TOKENS, TEXT_KEY) if c in table.column_names]).append_column(
             LOGITS, pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), pa.float32()), labels)
         )
-        s = self.runner.stats
-        stats = {"batches": s.batches - snapshot[0], "rows": s.rows - snapshot[1],
-                 "real_tokens": s.real_tokens - snapshot[2], "padded_tokens": s.padded_tokens - snapshot[3],
-                 "oom_splits": s.oom_splits - snapshot[4], "device_busy_s": s.busy_s - snapshot[5],
-                 "token_width_sum": s.token_width_sum - snapshot[6], "device_forward_s": s.forward_s - snapshot[7],
-                 "host_overhead_s": s.host_overhead_s - snapshot[8],
-                 "dedup_hits": hits, "dedup_lookups": len(idx)}
         ray.get(self.collector.add.remote("inference", start, end, len(idx), self.worker, rows_in=n,
-                                          device=self.device_name, stats=stats))
+                                          device=self.device_name, stats=work.totals()))
         return out
 
 
 class Postprocess:
-    """CPU stage, as Ray tasks: `label_columns`, then the output row as the local engine builds it."""
+    """CPU stage, as Ray tasks: the contract's `OutputStep.table`, the output rows as the local engine makes them."""
 
     def __init__(self, spec: ModelSpec, text_field: str, id_field: str, keep_text: bool, all_scores: bool,
                  collector) -> None:
         self.spec, self.text_field, self.id_field = spec, text_field, id_field
-        self.keep_text, self.all_scores, self.collector = keep_text, all_scores, collector
+        self.keep_text, self.collector = keep_text, collector
+        self.output = OutputStep(spec, all_scores)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
@@ -297,13 +286,10 @@ class Postprocess:
         labels = len(self.spec.labels)
         logits = np.asarray(table.column(LOGITS).combine_chunks().flatten().to_numpy(zero_copy_only=False))
         logits = logits.reshape(n, labels)[idx]
-        empty = np.zeros(0, np.int32)
-        prep = PreprocessedBatch(
-            [], empty, _column_numpy(table, LENGTH)[idx], _column_numpy(table, TRUNCATED)[idx].astype(bool),
+        seqs = sequences_without_tokens(
+            _column_numpy(table, LENGTH)[idx], _column_numpy(table, TRUNCATED)[idx].astype(bool),
             _column_numpy(table, WORDS)[idx], _column_numpy(table, SENTENCES)[idx], _column_numpy(table, CHARS)[idx],
         )
-        columns = label_columns(logits, self.spec.labels, self.spec.activation, prep, self.spec.name,
-                                self.all_scores)
         valid = table.take(pa.array(idx)) if len(idx) < n else table
         rows = _column_numpy(valid, ROW)
         # As the local reader: id column first (the row number when the input has none), then every other
@@ -311,13 +297,9 @@ class Postprocess:
         names = [c for c in valid.column_names if c not in INTERNAL and c not in (self.text_field, self.id_field)]
         id_column = (valid.column(self.id_field) if self.id_field in valid.column_names
                      else pa.array(rows, pa.int64()))
-        out = pa.table([id_column] + [valid.column(c) for c in names], names=[self.id_field] + names)
-        if self.keep_text:
-            out = out.append_column(self.text_field, valid.column(self.text_field).cast(pa.string()))
-        for name, values in columns.items():
-            if name in out.column_names:
-                out = out.drop_columns([name])  # the classifier's columns win over same-named input columns
-            out = out.append_column(name, values)
+        passthrough = pa.table([id_column] + [valid.column(c) for c in names], names=[self.id_field] + names)
+        text = (self.text_field, valid.column(self.text_field).cast(pa.string())) if self.keep_text else None
+        out, _ = self.output.table(seqs, logits, passthrough, text)
         out = out.append_column(ROW, pa.array(rows, pa.int64()))
         out = out.append_column(PROBLEM, pa.nulls(len(idx), pa.string()))
         if len(bad):

@@ -1,0 +1,76 @@
+"""The local engine's durable output: the output and its error log written chunk by chunk, each written chunk
+recorded in the checkpoint (when the output can be resumed), and the commit protocol at the end.
+
+The commit seals both files, records that in the checkpoint, then renames them into place: a kill at any point
+leaves either a checkpoint that resumes the chunks, or one that --resume finishes by renaming (never a shorter
+output). A stop (a signal, the budget) suspends what is staged for --resume; a failure throws it away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+import pyarrow as pa
+
+from mixedclf.core.postprocess import LabelTally
+from mixedclf.core.stats import RunCounts
+from mixedclf.io.checkpoint import Checkpoint, remove_checkpoint
+from mixedclf.io.runio import RunIO
+from mixedclf.io.sinks import open_error_log, open_writer, write_rows
+
+
+class DurableOutput:
+    """One run's output and error log, opened where `checkpoint` left them (a fresh start without one).
+
+    `fingerprint` and `model_run` go into each checkpoint (what a resume must match); `spent` gives the job's
+    spend so far for it.
+    """
+
+    def __init__(self, io: RunIO, checkpoint: Checkpoint | None, fingerprint: str, model_run: str,
+                 spent: Callable[[], float] = lambda: 0.0):
+        self.io, self.output = io, io.output
+        self.fingerprint, self.model_run, self.spent = fingerprint, model_run, spent
+        self.writer = open_writer(io.output, io.out_fmt, io.out_kind, io.rows_per_file,
+                                  resume_at=checkpoint.output_bytes if checkpoint else None)
+        self.errors = open_error_log(io.output, io.out_kind,
+                                     resume_at=checkpoint.errors.size if checkpoint else None)
+
+    def write(self, table: pa.Table, source: int, problems: list[dict]) -> None:
+        """One chunk's output rows (`source`: the input file they come from) and its row errors."""
+        write_rows(self.writer, table, source)
+        self.errors.write(problems)
+
+    def save_checkpoint(self, tally: LabelTally, counts: RunCounts, committed: bool = False) -> None:
+        """Flush both files and record what they hold: a resume starts after the last chunk recorded here."""
+        if not self.io.resumable:
+            return
+        self.writer.flush()
+        self.errors.flush()
+        Checkpoint(fingerprint=self.fingerprint, model_run=self.model_run, chunks_done=counts.chunks_done,
+                   rows_in=counts.rows_in, rows_out=counts.rows_out, rows_errored=counts.rows_errored,
+                   output=self.writer.files(), errors=self.errors.state(), committed=committed,
+                   tally=asdict(tally), spent_usd=self.spent()).save(self.output)
+
+    def commit(self, tally: LabelTally, counts: RunCounts) -> None:
+        """Seal, record the seal, rename into place, drop the checkpoint."""
+        self.writer.seal()
+        self.errors.seal()
+        if self.io.out_kind == "file":  # a folder is renamed whole: its staged chunks resume it
+            self.save_checkpoint(tally, counts, committed=True)
+        self.errors.commit()
+        self.writer.commit()
+        if self.io.resumable:
+            remove_checkpoint(self.output)
+
+    def suspend(self) -> None:
+        """Leave what is staged for --resume."""
+        self.writer.suspend()
+        self.errors.suspend()
+
+    def abort(self) -> None:
+        """Throw away what is staged, and the checkpoint that would resume it."""
+        self.writer.abort()
+        self.errors.abort()
+        if self.io.resumable:
+            remove_checkpoint(self.output)

@@ -1,0 +1,97 @@
+"""The local engine's set-up: everything a run resolves before the model loads (input and output, model, backend,
+device, micro-batch caps, CPU workers, the checkpoint it resumes), checked once, so a run that cannot start fails
+before anything expensive happens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mixedclf.core.batching import batch_limits
+from mixedclf.core.options import chunk_sizes_for
+from mixedclf.core.stats import StageClock
+from mixedclf.errors import InputError
+from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, remove_checkpoint, run_fingerprint, verify_resumable
+from mixedclf.io.runio import RunIO, resolve_io
+from mixedclf.models.spec import ModelSpec, resolve_model
+from mixedclf.runtime.device import default_cpu_workers
+
+# Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
+OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
+                  "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
+                  "output_format", "input_format")
+
+
+@dataclass
+class LocalPlan:
+    """What one local run works with, resolved from its options."""
+
+    io: RunIO
+    spec: ModelSpec
+    backend: str
+    device: object  # models.device.Device
+    batch: tuple[int, int]  # micro-batch caps: (rows, padded tokens)
+    mixed: bool  # preprocessing on a CPU pool (else in this process: --mode gpu-only)
+    workers: int  # CPU workers (0 in gpu-only mode)
+    fingerprint: str  # what a checkpoint of this run must match ("" when the output cannot be resumed)
+    checkpoint: Checkpoint | None  # the one this run resumes
+
+    def clocks(self) -> dict[str, StageClock]:
+        """A fresh clock per stage, billed as the mode runs it."""
+        billing = "cpu" if self.mixed else "gpu"
+        return {
+            "read": StageClock("read", billing, "cpu"),
+            "preprocess": StageClock("preprocess", billing, "cpu", workers=max(self.workers, 1)),
+            "inference": StageClock("inference", "gpu", str(self.device)),
+            "postprocess": StageClock("postprocess", billing, "cpu"),
+            "write": StageClock("write", billing, "cpu"),
+        }
+
+
+def plan_run(opts) -> LocalPlan:
+    # torch is imported by the model load, and only on the torch backend (or by asking torch which device `auto`
+    # means where an accelerator driver is present): nothing here loads it otherwise.
+    from mixedclf.models.backend import resolve_backend
+    from mixedclf.models.device import resolve_device
+
+    o = opts
+    io = resolve_io(o)
+    spec = resolve_model(o.model)
+    backend = resolve_backend(o.precision, o.backend)
+    device = resolve_device(o.device, backend)
+    batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
+    fingerprint = run_fingerprint_of(o, io, spec, batch) if io.resumable else ""
+    checkpoint = load_checkpoint(o, fingerprint) if io.resumable else None
+    mixed = o.mode == "mixed"
+    workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
+    return LocalPlan(io, spec, backend, device, batch, mixed, workers, fingerprint, checkpoint)
+
+
+def run_fingerprint_of(opts, io: RunIO, spec: ModelSpec, batch: tuple[int, int]) -> str:
+    settings = {k: getattr(opts, k) for k in OUTPUT_SHAPING}
+    sizes = chunk_sizes_for(opts)  # the chunk boundaries: a resumed run must cut the input the same way
+    settings.update(chunk_rows=sizes.most, first_chunk_rows=sizes.first, chunk_schedule=sizes.SCHEDULE,
+                    input_format=io.in_fmt, output_format=io.out_fmt, model=str(spec.path), batch_size=batch[0],
+                    max_batch_tokens=batch[1])
+    source = io.source
+    (only,) = source.files if len(source.files) == 1 else (None,)
+    if not source.many and only is not None and only.local is not None and only.compression is None:
+        return run_fingerprint(only.local, settings)
+    # Several files, a compressed or a remote one: each named with its size and modification time.
+    return source.fingerprint({**settings, "rows_per_file": opts.rows_per_file, "output_layout": io.out_kind})
+
+
+def load_checkpoint(opts, fingerprint: str) -> Checkpoint | None:
+    """The checkpoint --resume continues (checked against this run and the files it counts on); without
+    --resume any old one is removed."""
+    output = opts.output
+    if not opts.resume:
+        remove_checkpoint(output)
+        return None
+    checkpoint = Checkpoint.load(output)
+    if checkpoint is None:
+        return None
+    if checkpoint.fingerprint != fingerprint:
+        raise InputError(f"{checkpoint_path(output)} was made for another input file or other options",
+                         hint="rerun with the same input and options, or without --resume")
+    verify_resumable(checkpoint, output)
+    return checkpoint
