@@ -119,7 +119,7 @@ def test_active_workers_are_billed_around_the_clock():
 def test_orchestrator_is_always_on_and_mixed_only():
     base = runpod_bill(EstimateInputs(requests_per_day=1000, orchestrator_workers=0), REFERENCE, break_even=False)
     two = runpod_bill(EstimateInputs(requests_per_day=1000, orchestrator_workers=2), REFERENCE, break_even=False)
-    assert two.orchestrator_per_day == pytest.approx(2 * 86400 * 0.0002)
+    assert two.orchestrator_per_day == pytest.approx(2 * 86400 * 0.0001)  # cpu3c-1-2: 1 vCPU at $0.0001/s
     assert two.mixed_per_day == pytest.approx(base.mixed_per_day + two.orchestrator_per_day)
     assert two.gpu_only_per_day == base.gpu_only_per_day
 

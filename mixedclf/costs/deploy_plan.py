@@ -188,10 +188,11 @@ def evaluate(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: PricingPr
 
 
 def rank_key(e: Evaluated) -> tuple:
+    """Feasible first, then cheaper, faster, fewer workers, shorter idle timeouts (a full order: no ties)."""
     c = e.candidate
     return (not e.feasible, e.per_month if e.per_month is not None else math.inf,
-            e.p95_latency_s if e.p95_latency_s is not None else math.inf, c.account_workers(),
-            c.model_dump_json())
+            e.p95_latency_s if e.p95_latency_s is not None else math.inf, c.account_workers(), c.gpu_idle_s,
+            c.cpu_idle_s, c.gpu_workers, c.pre_max, c.post_max, c.topology, c.orchestrator, c.profile)
 
 
 def deployment_of(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: PricingProfile) -> Deployment:
