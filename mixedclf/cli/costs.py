@@ -36,6 +36,15 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
+def _instance(value: str, option: str) -> None:
+    from mixedclf.costs.pricing import instance_vcpus
+
+    try:
+        instance_vcpus(value)
+    except CostInputError as exc:
+        raise CostInputError(f"{option}: {exc}") from None
+
+
 def _check_output_file(path: Path, option: str) -> None:
     """Refuse, before any work, an output path that cannot be a file (a folder, or inside a missing one's file)."""
     if path.is_dir() or str(path).endswith(("/", "\\")):
@@ -168,6 +177,8 @@ def _estimate_values(
     _choice(arrivals, ("poisson", "even"), "--arrivals")
     _choice(defaults, ("console", "flash"), "--defaults")
     _choice(orchestrator_for, ("mixed", "both"), "--orchestrator-for")
+    _instance(cpu_instance, "--cpu-instance")
+    _instance(orchestrator_instance, "--orchestrator-instance")
     if report_out is not None:
         _check_output_file(report_out, "--report")
     extras = dict(
@@ -436,7 +447,8 @@ def plan_cmd(
           spend_limit if spend_limit is not None else 80.0, idle_timeout)
 
 
-def _measured_reports(from_report: list[str]) -> list[tuple[str, str, object]]:
+def _measured_reports(from_report: list[str]) -> list:
+    """(profile, path, classify report) for each --from-report PROFILE=REPORT.json."""
     from mixedclf.costs.report import ClassifyReport, load_report
 
     out = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -102,6 +102,7 @@ class DeployPlan(BaseModel):
     simulated: int  # of them, simulated (the rest dropped by the limits or servability)
     best: Deployment | None = None
     note: str = ""
+    notes: list[str] = []  # about the prices used (illustrative, stale, no longer shown)
 
 
 def measured_stages(report: ClassifyReport, profile: str, pricing: PricingProfile, source: str) -> MeasuredStages:
@@ -131,7 +132,8 @@ def candidates(measured: list[MeasuredStages], limits: PlanLimits) -> list[Candi
         for idle, gmin, gmax in itertools.product(GPU_IDLE_GRID, GPU_MIN_GRID, workers):
             if gmin > gmax:
                 continue
-            base = dict(orchestrator=orch, profile=m.profile, gpu_idle_s=idle, gpu_workers=(gmin, gmax))
+            base: dict[str, Any] = dict(orchestrator=orch, profile=m.profile, gpu_idle_s=idle,
+                                        gpu_workers=(gmin, gmax))
             out.append(Candidate(topology="single", **base))
             for cidle, pre, post in itertools.product(CPU_IDLE_GRID, workers, workers):
                 out.append(Candidate(topology="split", cpu_idle_s=cidle, pre_max=pre, post_max=post, **base))
@@ -139,9 +141,9 @@ def candidates(measured: list[MeasuredStages], limits: PlanLimits) -> list[Candi
 
 
 def stages_of(c: Candidate, m: MeasuredStages, base: EstimateInputs) -> list[Stage]:
-    cpu = dict(worker="cpu", instance=base.cpu_instance, vcpus=base.cpu_vcpus, min_workers=0,
+    cpu: dict[str, Any] = dict(worker="cpu", instance=base.cpu_instance, vcpus=base.cpu_vcpus, min_workers=0,
                cold_start_s=base.cold_start_cpu_sec or 0.0, idle_timeout_s=c.cpu_idle_s, start_billed=base.start_billed)
-    gpu = dict(worker="gpu", cold_start_s=m.cold_start_s, idle_timeout_s=c.gpu_idle_s, min_workers=c.gpu_workers[0],
+    gpu: dict[str, Any] = dict(worker="gpu", cold_start_s=m.cold_start_s, idle_timeout_s=c.gpu_idle_s, min_workers=c.gpu_workers[0],
                max_workers=c.gpu_workers[1], start_billed=base.start_billed)
     o = base.overhead_sec
     if c.topology == "single":
@@ -216,6 +218,17 @@ def deployment_of(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: Pric
                       model=ModelSpec(name=m.model, precision=m.precision))
 
 
+def price_notes(profiles: list[PricingProfile]) -> list[str]:
+    out = []
+    for p in profiles:
+        if p.illustrative:
+            out.append(f"pricing profile {p.name!r}: ILLUSTRATIVE rates, not a price list")
+        elif p.cpu_illustrative:
+            out.append(f"pricing profile {p.name!r}: its CPU rates are illustrative ({p.cpu_source or 'not published'})")
+        out += [line for line in (p.staleness(), p.unshown()) if line]
+    return out
+
+
 def make_deploy_plan(base: EstimateInputs, profiles: dict[str, PricingProfile], measured: list[MeasuredStages],
                      limits: PlanLimits) -> DeployPlan:
     """Search the grid, rank, and pick the cheapest feasible deployment."""
@@ -237,7 +250,8 @@ def make_deploy_plan(base: EstimateInputs, profiles: dict[str, PricingProfile], 
         out.append(evaluate(c, m, base, profiles[c.profile], limits))
     out.sort(key=rank_key)
     plan = DeployPlan(requests_per_day=base.requests_per_day, active_hours=base.active_hours, limits=limits,
-                      measured=measured, ranked=out, considered=len(grid), simulated=simulated)
+                      measured=measured, ranked=out, considered=len(grid), simulated=simulated,
+                      notes=price_notes([profiles[m.profile] for m in measured]))
     if out and out[0].feasible:
         c = out[0].candidate
         plan.best = deployment_of(c, by_profile[c.profile], base, profiles[c.profile])

@@ -10,7 +10,7 @@ the clock at the active rate. Formulas, sources and worked examples: docs/cost-m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel
 
@@ -176,9 +176,9 @@ def pipelines(i: "EstimateInputs") -> tuple[list[Stage], list[Stage]]:
     cmin, cmax = i.cpu_workers
     gmin, gmax = i.gpu_workers
     cold_cpu = i.cold_start_cpu_sec or 0.0
-    cpu = dict(instance=i.cpu_instance, vcpus=i.cpu_vcpus, start_billed=i.start_billed, cold_start_s=cold_cpu,
+    cpu: dict[str, Any] = dict(instance=i.cpu_instance, vcpus=i.cpu_vcpus, start_billed=i.start_billed, cold_start_s=cold_cpu,
                min_workers=cmin, max_workers=cmax, worker="cpu")
-    gpu = dict(cold_start_s=i.cold_start_sec, start_billed=i.start_billed, min_workers=gmin, max_workers=gmax,
+    gpu: dict[str, Any] = dict(cold_start_s=i.cold_start_sec, start_billed=i.start_billed, min_workers=gmin, max_workers=gmax,
                worker="gpu", idle_timeout_s=i.idle_gpu)
     mixed = [
         Stage(name="pre", exec_s=i.pre_sec + o, idle_timeout_s=i.idle_pre, **cpu),
@@ -372,7 +372,6 @@ def runpod_bill(i: "EstimateInputs", p: "PricingProfile", *, break_even: bool = 
     g_day = clean(sum(b.per_day for b in go) + go_orch) if g_ok else None
     r, days = i.requests_per_day, i.days_per_month
     hours = i.active_hours
-    both = m_day is not None and g_day is not None
 
     def spend_per_hour(bills: list[EndpointBill], always_on: float) -> float:
         return clean(sum(b.flex_per_day for b in bills) / hours + (sum(b.active_per_day for b in bills) + always_on) / 24)
@@ -389,9 +388,9 @@ def runpod_bill(i: "EstimateInputs", p: "PricingProfile", *, break_even: bool = 
         gpu_only_per_request=(clean(g_day / r) if r > 0 else 0.0) if g_day is not None else None,
         mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=per(m_day, days),
         gpu_only_per_month=per(g_day, days),
-        savings_per_day=clean(g_day - m_day) if both else None,  # type: ignore[operator]
-        savings_per_month=clean((g_day - m_day) * days) if both else None,  # type: ignore[operator]
-        savings_pct=pct(g_day - m_day, g_day) if both else None,  # type: ignore[operator]
+        savings_per_day=clean(g_day - m_day) if g_day is not None and m_day is not None else None,
+        savings_per_month=clean((g_day - m_day) * days) if g_day is not None and m_day is not None else None,
+        savings_pct=pct(g_day - m_day, g_day) if g_day is not None and m_day is not None else None,
         mixed_spend_per_hour=spend_per_hour(mixed, orch) if m_ok else None,
         gpu_only_spend_per_hour=spend_per_hour(go, go_orch) if g_ok else None,
         mixed_latency_mean_s=sim.latency["mixed"][0], mixed_latency_p95_s=sim.latency["mixed"][1],
@@ -443,7 +442,8 @@ def saturations(i: "EstimateInputs") -> list[Saturation]:
     """Where each pipeline stops being servable (only the finite ones)."""
     mixed, go = pipelines(i)
     out = []
-    for arch, stages in (("mixed", mixed), ("GPU-only", go)):
+    named: tuple[tuple[Literal["mixed", "GPU-only"], list[Stage]], ...] = (("mixed", mixed), ("GPU-only", go))
+    for arch, stages in named:
         r, st = saturation_rate(stages, i.active_hours)
         if math.isfinite(r):
             out.append(Saturation(pipeline=arch, endpoint=st.name, max_workers=st.max_workers, requests_per_day=r))

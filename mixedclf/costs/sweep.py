@@ -65,15 +65,15 @@ def sweep_row(inputs: EstimateInputs, p: PricingProfile, r: float) -> SweepRow:
         m_day, g_day = rp_m_day, rp_g_day
     else:
         m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
-    both = m_day is not None and g_day is not None
 
     def month(x: float | None) -> float | None:
         return None if x is None else clean(x * days)
 
     return SweepRow(
         requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=month(m_day),
-        gpu_only_per_month=month(g_day), savings_per_month=clean((g_day - m_day) * days) if both else None,  # type: ignore[operator]
-        savings_pct=pct(g_day - m_day, g_day) if both else None,  # type: ignore[operator]
+        gpu_only_per_month=month(g_day),
+        savings_per_month=clean((g_day - m_day) * days) if g_day is not None and m_day is not None else None,
+        savings_pct=pct(g_day - m_day, g_day) if g_day is not None and m_day is not None else None,
         ideal_mixed_per_month=ideal.mixed_per_month, ideal_gpu_only_per_month=ideal.gpu_only_per_month,
         runpod_mixed_per_month=month(rp_m_day), runpod_gpu_only_per_month=month(rp_g_day),
     )

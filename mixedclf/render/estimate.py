@@ -46,23 +46,22 @@ def _runpod_rows(r: EstimateReport) -> list[list[str]]:
     for arch, bills in (("mixed", rp.mixed), ("GPU-only", rp.gpu_only)):
         for e in bills:
             ok = rp.mixed_servable if arch == "mixed" else rp.gpu_only_servable
-            where = f"{e.worker.upper()}, {e.instance}" if e.instance else e.worker.upper()
+            where = e.worker.upper()
             rows.append([
                 f"{arch} ({where})" if e.name == "gpu-only" else f"{arch} {e.name} ({where})", f"{e.exec_s:.4g}",
                 f"{e.min_workers}:{e.max_workers}",
                 f"{e.utilization:.0%}" + ("" if e.servable else f" (needs {e.workers_needed})"),
                 f"{e.runs_per_request:.3f}", f"{e.billed_s_per_request:.3f}",
-                f"{e.mean_wait_s:.3f} / {e.p95_wait_s:.3f}", fmt_money(e.per_day, 2) if ok else NOT_SERVABLE,
+                f"{e.mean_wait_s:.3f}/{e.p95_wait_s:.3f}", fmt_money(e.per_day, 2) if ok else NOT_SERVABLE,
             ])
     if rp.orchestrator_workers:
         who = "both" if rp.orchestrator_for == "both" else "mixed"
-        rows.append([f"{who} orchestrator (CPU, {rp.orchestrator_instance})", "", f"{rp.orchestrator_workers} on", "",
+        rows.append([f"{who} orchestrator (CPU)", "", f"{rp.orchestrator_workers} on", "",
                      "", "", "", fmt_money(rp.orchestrator_per_day, 2)])
     return rows
 
 
-_RUNPOD_HEADER = ["endpoint", "exec s", "workers", "utilization", "runs/req", "billed s/req",
-                  "wait s mean / p95", "$/day"]
+_RUNPOD_HEADER = ["endpoint", "exec s", "workers", "util", "runs/req", "billed s/req", "wait s mean/p95", "$/day"]
 
 
 def _runpod_totals(r: EstimateReport) -> list[list[str]]:
@@ -72,8 +71,8 @@ def _runpod_totals(r: EstimateReport) -> list[list[str]]:
         ["per day", _money(rp.mixed_per_day, 2), _money(rp.gpu_only_per_day, 2), _money(rp.savings_per_day, 2)],
         [f"per month ({r.inputs.days_per_month} days)", _money(rp.mixed_per_month, 2),
          _money(rp.gpu_only_per_month, 2), _money(rp.savings_per_month, 2)],
-        ["latency mean / p95 s", f"{rp.mixed_latency_mean_s:.3f} / {rp.mixed_latency_p95_s:.3f}",
-         f"{rp.gpu_only_latency_mean_s:.3f} / {rp.gpu_only_latency_p95_s:.3f}", ""],
+        ["latency s mean/p95", f"{rp.mixed_latency_mean_s:.3f}/{rp.mixed_latency_p95_s:.3f}",
+         f"{rp.gpu_only_latency_mean_s:.3f}/{rp.gpu_only_latency_p95_s:.3f}", ""],
     ]
 
 

@@ -48,6 +48,7 @@ def deploy_plan_lines(plan: DeployPlan, written: Path, runners_up: int = 4) -> l
     for m in plan.measured:
         out.append(f"  measured {m.profile} on {m.device} ({m.source}): pre {m.pre_sec:.4g} s, GPU {m.gpu_sec:.4g} s, "
                    f"post {m.post_sec:.4g} s per request, cold start {m.cold_start_s:.3g} s")
+    out += [f"  note: {n}" for n in plan.notes]
     feasible = [e for e in plan.ranked if e.feasible]
     if plan.best is None:
         out.append(plan.note)
