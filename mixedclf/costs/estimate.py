@@ -206,6 +206,9 @@ def estimate(
         be_r, be_r_note = break_even_requests(inputs, c, g)
     rows = sweep(inputs, pricing, sweep_points(*sweep_range, sweep_count)) if sweep_range else []
     notes = list(notes or [])
+    if not pricing.illustrative and pricing.read_on is not None:
+        notes.append(f"pricing profile {pricing.name!r}: rates its source ({pricing.source or 'unnamed'}) still shows: "
+                     f"{', '.join(pricing.shown_rates()) or 'none'} (read on {pricing.read_on.isoformat()}).")
     for line in (pricing.staleness(), pricing.unshown()):
         if line:
             notes.append(line)
