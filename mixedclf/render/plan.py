@@ -56,6 +56,10 @@ def deploy_plan_lines(plan: DeployPlan, written: Path, runners_up: int = 4) -> l
     best = feasible[0]
     out.append(f"cheapest: {_describe(best)}: ${best.per_month:,.2f}/month, p95 {best.p95_latency_s:.3f} s, mean "
                f"{best.mean_latency_s:.3f} s -> written to {written}")
-    for e in feasible[1:runners_up + 1]:
+    ties = [e for e in feasible[1:] if (e.per_month, e.p95_latency_s) == (best.per_month, best.p95_latency_s)]
+    if ties:
+        out.append(f"  {len(ties)} more cost and wait the same (longer idle timeouts or more max workers); the one "
+                   "with the fewest workers and shortest idle timeouts was written")
+    for e in [e for e in feasible[1:] if e not in ties][:runners_up]:
         out.append(f"  then: {_describe(e)}: ${e.per_month:,.2f}/month, p95 {e.p95_latency_s:.3f} s")
     return out
