@@ -119,7 +119,7 @@ def test_active_workers_are_billed_around_the_clock():
 def test_orchestrator_is_always_on_and_mixed_only():
     base = runpod_bill(EstimateInputs(requests_per_day=1000, orchestrator_workers=0), REFERENCE, break_even=False)
     two = runpod_bill(EstimateInputs(requests_per_day=1000, orchestrator_workers=2), REFERENCE, break_even=False)
-    assert two.orchestrator_per_day == pytest.approx(2 * 86400 * 0.0002)
+    assert two.orchestrator_per_day == pytest.approx(2 * 86400 * 0.0001)  # cpu3c-1-2: 1 vCPU at $0.0001/s
     assert two.mixed_per_day == pytest.approx(base.mixed_per_day + two.orchestrator_per_day)
     assert two.gpu_only_per_day == base.gpu_only_per_day
 
@@ -132,12 +132,25 @@ def test_cpu_cold_start_is_independent_of_the_gpu():
     assert pre.billed_s_per_request == 6 and inf.billed_s_per_request == 36  # ceil(0.05 + 5), ceil(30 + 0.2 + 5)
 
 
-def test_cap_reached_queues_and_warns():
-    """1M requests/day of 0.28 s need 3.24 GPU workers; Runpod's default max is 3."""
+def test_unservable_load_gets_no_dollar_figure(cli):
+    """1M requests/day of 0.28 s need 3.24 GPU workers; Runpod's default max is 3: GPU-only cannot serve it, so
+    it gets no $ figure (it showed $419.85/day, above the $388.80 three workers can cost), only what it needs."""
     rp = runpod_bill(EstimateInputs(requests_per_day=1_000_000), REFERENCE, break_even=False)
     go = rp.gpu_only[0]
-    assert go.saturated and go.load_workers == pytest.approx(3.2407, abs=1e-4) and go.p95_queue_s > 60
-    assert any("needs 3.24 workers" in w and "max workers is 3" in w for w in rp.warnings)
+    assert go.saturated and not go.servable and go.load_workers == pytest.approx(3.2407, abs=1e-4)
+    assert go.utilization == pytest.approx(1.0802, abs=1e-4) and go.workers_needed == 4
+    assert not rp.gpu_only_servable and rp.gpu_only_per_day is None and rp.gpu_only_per_month is None
+    assert rp.savings_per_day is None and rp.savings_pct is None
+    assert rp.mixed_servable and rp.mixed_per_day is not None  # inference at 0.2 s needs 2.31 of 3
+    assert any("needs 3.24 workers" in w and "max workers to 4" in w for w in rp.warnings)
+    d = json.loads(cli("estimate", "-n", "1000000", "--billing", "runpod", "-f", "json").stdout)
+    assert d["runpod"]["gpu_only_servable"] is False and d["gpu_only_per_day"] is None
+    assert d["runpod"]["gpu_only"][0]["workers_needed"] == 4
+    table = cli("estimate", "-n", "1000000", "--billing", "runpod").stdout
+    assert "not servable" in table and "needs 4" in table and "$419" not in table
+    # 1M requests in one hour: neither pipeline is servable with 0:3 workers
+    burst = runpod_bill(EstimateInputs(requests_per_day=1_000_000, active_hours=1), REFERENCE, break_even=False)
+    assert burst.mixed_per_day is None and burst.gpu_only_per_day is None
     roomy = runpod_bill(EstimateInputs(requests_per_day=1_000_000, gpu_workers=(0, 6)), REFERENCE, break_even=False)
     assert not roomy.gpu_only[0].saturated and roomy.gpu_only[0].mean_queue_s < 0.05
 
@@ -165,23 +178,53 @@ def test_runpod_break_even_is_a_real_crossing():
     lo = totals(i.model_copy(update={"requests_per_day": r / 3}), REFERENCE)
     hi = totals(i.model_copy(update={"requests_per_day": r * 3}), REFERENCE)
     assert lo[0] > lo[1] and hi[0] < hi[1]  # mixed dearer below, cheaper above
+    assert r < 15_000_000  # below GPU-only's saturation (50 x 86,400 / 0.28 = 15.4M)
 
 
 def test_design_deployment_mixed_is_not_cheaper():
-    """The original design's deployment at 10,000 requests/day (docs/cost-model.md): mixed is dearer."""
+    """The original design's deployment at 10,000 requests/day (docs/cost-model.md): mixed is dearer. The
+    orchestrator runs on cpu3c-1-2 (1 vCPU), priced per vCPU: half the 2-vCPU worker's rate."""
     r = estimate(EstimateInputs(**DESIGN), REFERENCE)
     rp = r.runpod
     assert [e.idle_timeout_s for e in rp.mixed] == [180, 300, 3] and rp.orchestrator_workers == 1
-    assert (round(rp.mixed_per_day, 2), round(rp.gpu_only_per_day, 2)) == (171.97, 129.60)
-    assert (round(rp.mixed_per_month, 2), round(rp.gpu_only_per_month, 2)) == (5159.24, 3888.00)
+    assert rp.orchestrator_instance == "cpu3c-1-2" and rp.orchestrator_per_day == 8.64  # 86,400 s x 1 x $0.0001
+    assert (round(rp.mixed_per_day, 2), round(rp.gpu_only_per_day, 2)) == (163.33, 129.60)
+    assert (round(rp.mixed_per_month, 2), round(rp.gpu_only_per_month, 2)) == (4900.04, 3888.00)
     # a 180 s / 300 s idle timeout with a request every 8.64 s: pre and inference never stop (86,400 s a day)
-    assert [round(e.per_day, 2) for e in rp.mixed] == [17.28, 129.60, 7.81] and rp.orchestrator_per_day == 17.28
+    assert [round(e.per_day, 2) for e in rp.mixed] == [17.28, 129.60, 7.81]
+    assert [e.vcpus for e in rp.mixed] == [2, None, 2]
     assert rp.savings_per_day < 0 and r.savings_per_month < 0
     assert r.ideal.savings_per_month == 31.2  # the ideal arithmetic says the opposite
-    assert round(rp.savings_pct, 1) == -32.7 and "above 1,100,000 requests/day" in rp.break_even_requests_note
+    assert round(rp.savings_pct, 1) == -26.0
     # Runpod's defaults instead (idle 5 s, no cold start, one orchestrator), as docs/cost-model.md quotes
     d = runpod_bill(EstimateInputs(requests_per_day=10_000), REFERENCE, break_even=False)
-    assert (round(d.mixed_per_day, 2), round(d.gpu_only_per_day, 2)) == (100.32, 67.02)
+    assert (round(d.mixed_per_day, 2), round(d.gpu_only_per_day, 2)) == (91.68, 67.02)
+
+
+def test_design_deployment_reports_saturation_never_a_break_even():
+    """GPU-only with 0:3 workers saturates at 3 x 86,400 / 0.28 = 925,714 requests/day: the old scan called the
+    cost jump there a break-even ("mixed is cheaper above 1,100,000"). The search stops below it and says so."""
+    be = runpod_bill(EstimateInputs(**DESIGN), REFERENCE).break_even
+    sat = {s.pipeline: s for s in be.saturation}
+    assert sat["GPU-only"].requests_per_day == pytest.approx(925_714.3, abs=0.1) and sat["GPU-only"].max_workers == 3
+    assert sat["mixed"].endpoint == "inference" and sat["mixed"].requests_per_day == pytest.approx(1_296_000)
+    assert be.scanned[1] < 925_714.3 and be.requests_per_day is None
+    assert "GPU-only needs 4+ GPU workers above 926,000 requests/day" in be.note and "no break-even" in be.note
+    assert be.seeds == [0, 1, 2]
+
+
+def test_break_even_reports_its_seed_spread(cli):
+    """With room to scale (0:50 workers, no orchestrator) the curves do cross below saturation: the crossing is
+    found on the mean of three seeds and refined on each seed's own curve; the spread is printed."""
+    i = EstimateInputs(requests_per_day=1000, orchestrator_workers=0, gpu_workers=(0, 50), cpu_workers=(0, 50))
+    be = runpod_bill(i, REFERENCE).break_even
+    assert be.requests_per_day is not None and be.sides[0] == "above" and len(be.per_seed) == 3
+    assert be.spread is not None and be.spread[0] <= be.spread[1]
+    assert all(x is None or be.spread[0] <= x <= be.spread[1] for x in be.per_seed)
+    assert "seeds 0..2" in be.note and "seeds " in be.note.split("seeds 0..2")[1]
+    out = cli("estimate", "-n", 1000, "--billing", "runpod", "--orchestrator-workers", 0, "--gpu-workers", "0:50",
+              "--cpu-workers", "0:50").stdout
+    assert f"seeds {be.spread[0]:,.0f}..{be.spread[1]:,.0f}" in " ".join(out.split())  # the spread, printed
 
 
 def test_sweep_has_both_models_and_crossings(cli):
@@ -190,8 +233,11 @@ def test_sweep_has_both_models_and_crossings(cli):
     rows = d["sweep"]
     assert [r["ideal_mixed_per_month"] for r in rows] == [9.48, 94.8, 948.0, 9480.0]
     assert all(r["runpod_mixed_per_month"] > r["ideal_mixed_per_month"] for r in rows)
-    ratios = {r["runpod_mixed_per_month"] / r["runpod_gpu_only_per_month"] for r in rows}
+    # 1M/day needs 4 GPU-only workers (max 3): no Runpod figure there, and none in the headline's savings
+    assert rows[-1]["runpod_gpu_only_per_month"] is None and rows[-1]["runpod_mixed_per_month"] is not None
+    ratios = {r["runpod_mixed_per_month"] / r["runpod_gpu_only_per_month"] for r in rows[:-1]}
     assert max(ratios) - min(ratios) > 0.05  # not parallel lines
+    assert crossings([1, 10, 100], [1, 5, 20], [2, float("nan"), 10]) == []  # never across a gap
     assert crossings([1, 10, 100], [1, 5, 20], [2, 5.5, 10]) == [pytest.approx(10 ** (1 + 0.5 / 10.5))]
     assert crossings([1, 10], [1, 2], [2, 3]) == []
 

@@ -36,6 +36,26 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
+def _instance(value: str, option: str) -> None:
+    from mixedclf.costs.pricing import instance_vcpus
+
+    try:
+        instance_vcpus(value)
+    except CostInputError as exc:
+        raise CostInputError(f"{option}: {exc}") from None
+
+
+def _check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be a file (a folder, or inside a missing one's file)."""
+    if path.is_dir() or str(path).endswith(("/", "\\")):
+        raise CostInputError(f"{option} {path}: is a folder; give a file name, e.g. {path / 'estimate.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise CostInputError(f"{option} {path}: {parent} is a file, not a folder")
+
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -90,15 +110,26 @@ def estimate_cmd(
     cold_start_cpu_sec: Optional[float] = typer.Option(
         None, "--cold-start-cpu-sec", help="Runpod: seconds a CPU worker takes to start [default: 0]"
     ),
-    idle_timeout_cpu: Optional[float] = typer.Option(None, "--idle-timeout-cpu", help="Runpod: idle timeout of both CPU endpoints [default: 5]"),
-    idle_timeout_pre: Optional[float] = typer.Option(None, "--idle-timeout-pre", help="Runpod: idle timeout of the pre endpoint [default: 5]"),
-    idle_timeout_gpu: Optional[float] = typer.Option(None, "--idle-timeout-gpu", help="Runpod: idle timeout of the GPU endpoint [default: 5]"),
-    idle_timeout_post: Optional[float] = typer.Option(None, "--idle-timeout-post", help="Runpod: idle timeout of the post endpoint [default: 5]"),
-    gpu_workers: Optional[str] = typer.Option(None, "--gpu-workers", help="Runpod: GPU endpoint workers MIN:MAX [default: 0:3]"),
-    cpu_workers: Optional[str] = typer.Option(None, "--cpu-workers", help="Runpod: each CPU endpoint's workers MIN:MAX [default: 0:3]"),
+    defaults: str = typer.Option(
+        "console", "--defaults", help="Runpod: whose defaults unset endpoints take: console (idle 5 s, workers 0:3) "
+                                      "| flash (runpod-flash: idle 60 s, workers 0:1)."),
+    start_billed: bool = typer.Option(
+        True, "--start-billed/--start-not-billed",
+        help="Runpod: bill each worker's start (pricing page) or not (workers page); docs/cost-model.md."),
+    idle_timeout_cpu: Optional[float] = typer.Option(None, "--idle-timeout-cpu", help="Runpod: idle timeout of both CPU endpoints, 0..3600 s [default: per --defaults]"),
+    idle_timeout_pre: Optional[float] = typer.Option(None, "--idle-timeout-pre", help="Runpod: idle timeout of the pre endpoint [default: per --defaults]"),
+    idle_timeout_gpu: Optional[float] = typer.Option(None, "--idle-timeout-gpu", help="Runpod: idle timeout of the GPU endpoint [default: per --defaults]"),
+    idle_timeout_post: Optional[float] = typer.Option(None, "--idle-timeout-post", help="Runpod: idle timeout of the post endpoint [default: per --defaults]"),
+    gpu_workers: Optional[str] = typer.Option(None, "--gpu-workers", help="Runpod: GPU endpoint workers MIN:MAX [default: per --defaults]"),
+    cpu_workers: Optional[str] = typer.Option(None, "--cpu-workers", help="Runpod: each CPU endpoint's workers MIN:MAX [default: per --defaults]"),
+    cpu_instance: str = typer.Option("cpu3c-2-4", "--cpu-instance", help="Runpod: pre/post CPU instance (priced per vCPU)."),
     orchestrator_workers: int = typer.Option(
         1, "--orchestrator-workers", help="Runpod: always-on CPU workers in front of the mixed stages (0: the client calls them)."
     ),
+    orchestrator_instance: str = typer.Option("cpu3c-1-2", "--orchestrator-instance", help="Runpod: the orchestrator's CPU instance."),
+    orchestrator_for: str = typer.Option(
+        "mixed", "--orchestrator-for", help="Runpod: which pipelines pay the front end: mixed (GPU-only called "
+                                            "directly) | both."),
     arrivals: str = typer.Option("poisson", "--arrivals", help="Runpod: poisson | even arrivals."),
     seed: int = typer.Option(0, "--seed", help="Runpod: seed of the simulated arrivals."),
     sim_requests: int = typer.Option(10_000, "--sim-requests", help="Runpod: most requests per simulated pass."),
@@ -157,9 +188,10 @@ def _apply_deploy(values: dict, given: set[str], usage_file, deploy: Path) -> tu
 
 def _estimate_values(
     requests_per_day, pre_sec, gpu_sec, post_sec, from_report, pricing, profile, billing, overhead_sec, cold_start_sec,
-    cold_start_cpu_sec, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post, gpu_workers,
-    cpu_workers, orchestrator_workers, arrivals, seed, sim_requests, spend_limit, active_hours, days_per_month,
-    sweep_spec, sweep_points, plot, fmt, report_out, notes,
+    cold_start_cpu_sec, defaults, start_billed, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post,
+    gpu_workers, cpu_workers, cpu_instance, orchestrator_workers, orchestrator_instance, orchestrator_for, arrivals,
+    seed, sim_requests, spend_limit, active_hours, days_per_month, sweep_spec, sweep_points, plot, fmt, report_out,
+    notes,
 ) -> None:
     from mixedclf.costs.estimate import BILLINGS, EstimateInputs, estimate, inputs_from_report
     from mixedclf.costs.report import ClassifyReport, load_report, write_report
@@ -169,12 +201,23 @@ def _estimate_values(
     _choice(fmt, FORMATS, "--format")
     _choice(billing, BILLINGS, "--billing")
     _choice(arrivals, ("poisson", "even"), "--arrivals")
+    _choice(defaults, ("console", "flash"), "--defaults")
+    _choice(orchestrator_for, ("mixed", "both"), "--orchestrator-for")
+    _instance(cpu_instance, "--cpu-instance")
+    _instance(orchestrator_instance, "--orchestrator-instance")
+    if report_out is not None:
+        _check_output_file(report_out, "--report")
     extras = dict(
         requests_per_day=requests_per_day,
         billing=billing,
         overhead_sec=overhead_sec,
         cold_start_sec=cold_start_sec,
         cold_start_cpu_sec=cold_start_cpu_sec,
+        defaults=defaults,
+        start_billed=start_billed,
+        cpu_instance=cpu_instance,
+        orchestrator_instance=orchestrator_instance,
+        orchestrator_for=orchestrator_for,
         idle_timeout_cpu=idle_timeout_cpu,
         idle_timeout_pre=idle_timeout_pre,
         idle_timeout_gpu=idle_timeout_gpu,
@@ -395,31 +438,46 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
 
 
 def plan_cmd(
-    rows: Optional[int] = typer.Option(None, "--rows", help="Rows the job must classify."),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Batch: rows the job must classify."),
     requests_per_day: Optional[float] = typer.Option(
-        None, "--requests-per-day", help="Instead of --rows: a day's requests, due within --deadline."),
-    deadline: str = typer.Option("24h", "--deadline", help="When the job must be done: 90m, 2h, 1d, or seconds."),
+        None, "--requests-per-day", help="Batch: instead of --rows, a day's requests, due within --deadline."),
+    deadline: str = typer.Option("24h", "--deadline", help="Batch: when the job must be done: 90m, 2h, 1d, or seconds."),
+    p95_latency: Optional[str] = typer.Option(
+        None, "--p95-latency", help="Serverless: the p95 end-to-end latency target (e.g. 2s, 500ms): plan the "
+                                    "cheapest Runpod deployment for the usage file's traffic and write it."),
     from_report: list[str] = typer.Option(
-        [], "--from-report", help="PROFILE=REPORT.json, a classify report measured on that profile's device class "
+        [], "--from-report", help="PROFILE=REPORT.json, a classify report measured on that profile's GPU class "
                                   "(repeat once per class; classes without one are listed as unmeasured)."),
     pricing: Optional[Path] = opt.PRICING,
+    usage: Optional[Path] = typer.Option(None, "--usage", help=USAGE_HELP),
+    no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
+    max_workers: int = typer.Option(3, "--max-workers", help="Most workers per endpoint (Runpod console default 3)."),
+    account_workers: int = typer.Option(
+        5, "--account-workers", help="The account's worker limit: max workers summed over endpoints (default 5)."),
+    spend_limit: Optional[float] = typer.Option(
+        None, "--spend-limit", help="Account spend limit, $/hour [default: the usage file's, else 80]."),
+    idle_timeout: float = typer.Option(
+        5.0, "--idle-timeout", help="Batch: seconds each worker stays up (billed) after its last batch."),
+    write: Optional[Path] = typer.Option(
+        None, "--write", help="Serverless: where to write the chosen deployment [default: ./mixedclf-deploy.toml]."),
+    force: bool = typer.Option(False, "--force", help="Serverless: replace an existing --write file."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Rank the catalogue's hardware by the cost of classifying ROWS before a deadline, from measured throughput."""
-    _plan(rows, requests_per_day, deadline, from_report, pricing, fmt)
+    """Plan hardware from measured reports: a batch job before a deadline (--rows), or the cheapest Runpod
+    serverless deployment meeting a latency target (--p95-latency, with --usage), written as mixedclf-deploy.toml."""
+    if p95_latency is not None:
+        _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers, account_workers, spend_limit,
+                     write, force, fmt)
+        return
+    _plan(rows, requests_per_day, deadline, from_report, pricing, fmt, max_workers, account_workers,
+          spend_limit if spend_limit is not None else 80.0, idle_timeout)
 
 
-def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
-    from mixedclf.costs.plan import make_plan, measured_throughput, parse_duration
-    from mixedclf.costs.pricing import list_profiles
+def _measured_reports(from_report: list[str]) -> list:
+    """(profile, path, classify report) for each --from-report PROFILE=REPORT.json."""
     from mixedclf.costs.report import ClassifyReport, load_report
-    from mixedclf.render.plan import plan_table
 
-    _choice(fmt, ("table", "json"), "--format")
-    if (rows is None) == (requests_per_day is None):
-        raise CostInputError("give exactly one of --rows and --requests-per-day")
-    total = rows if rows is not None else math.ceil(requests_per_day)
-    measured = {}
+    out = []
     for item in from_report:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
@@ -427,13 +485,72 @@ def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt) -> None:
         report = load_report(path)
         if not isinstance(report, ClassifyReport):
             raise CostInputError(f"{path}: an estimate report has no measured throughput; give a classify report")
-        measured[name] = measured_throughput(report, path)
+        out.append((name, path, report))
+    return out
+
+
+def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt, max_workers, account_workers, spend_limit,
+          idle_timeout) -> None:
+    from mixedclf.costs.plan import BatchLimits, make_plan, measured_throughput, parse_duration
+    from mixedclf.costs.pricing import list_profiles
+    from mixedclf.render.plan import plan_table
+
+    _choice(fmt, ("table", "json"), "--format")
+    if (rows is None) == (requests_per_day is None):
+        raise CostInputError("give exactly one of --rows and --requests-per-day (or --p95-latency with --usage)")
+    if not from_report:
+        raise CostInputError("plan: no measured reports: give --from-report PROFILE=REPORT.json, a classify report "
+                             "measured on that profile's device class")
+    total = rows if rows is not None else math.ceil(requests_per_day)
+    measured = {name: measured_throughput(report, path) for name, path, report in _measured_reports(from_report)}
     profiles = {name: load_pricing(pricing, name) for name in list_profiles(pricing)}
-    plan = make_plan(profiles, measured, total, parse_duration(deadline))
+    limits = BatchLimits(max_workers=max_workers, account_workers=account_workers, spend_limit_per_hour=spend_limit,
+                         idle_timeout_s=idle_timeout)
+    plan = make_plan(profiles, measured, total, parse_duration(deadline), limits)
     if fmt == "json":
         _emit(plan.model_dump_json(indent=2))
     else:
         _console().print(plan_table(plan))
+
+
+def _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers, account_workers, spend_limit,
+                 write, force, fmt) -> None:
+    from mixedclf.costs.deploy_plan import PlanLimits, make_deploy_plan, measured_stages
+    from mixedclf.costs.deployment import DEPLOY_FILE_NAME, write_deployment
+    from mixedclf.costs.estimate import EstimateInputs
+    from mixedclf.costs.plan import parse_duration
+    from mixedclf.costs.usage import find_usage
+    from mixedclf.render.plan import deploy_plan_lines
+
+    _choice(fmt, ("table", "json"), "--format")
+    usage_file = find_usage(usage, disabled=no_usage)
+    if usage_file is None:
+        raise CostInputError("plan --p95-latency needs the traffic: give --usage mixedclf-usage.toml "
+                             "(requests_per_day, active_hours, ...)")
+    fields = usage_file.usage.estimate_fields()
+    if "requests_per_day" not in fields:
+        raise CostInputError(f"{usage_file.path}: sets no requests_per_day, which the planner needs")
+    base = EstimateInputs(**fields)
+    reports = _measured_reports(from_report)
+    profiles = {name: load_pricing(pricing or usage_file.usage.pricing, name) for name, _, _ in reports}
+    measured = [measured_stages(report, name, profiles[name], path) for name, path, report in reports]
+    target = parse_duration(p95_latency, "--p95-latency")
+    limits = PlanLimits(p95_latency_s=target, max_workers=max_workers, account_workers=account_workers,
+                        spend_limit_per_hour=spend_limit if spend_limit is not None else base.spend_limit_per_hour)
+    plan = make_deploy_plan(base, profiles, measured, limits)
+    if plan.best is not None:
+        best = plan.ranked[0]
+        header = [f"written by `mixedclf plan` from {usage_file.path} and {', '.join(p for _, p, _ in reports)}",
+                  f"{base.requests_per_day:,.0f} requests/day over {base.active_hours:g} h: ${best.per_month:,.2f}/month "
+                  f"({base.days_per_month} days), p95 latency {best.p95_latency_s:.3f} s (target {target:g} s)"]
+        write_deployment(plan.best, write or Path(DEPLOY_FILE_NAME), header=header, overwrite=force)
+    if fmt == "json":
+        _emit(plan.model_dump_json(indent=2))
+    else:
+        for line in deploy_plan_lines(plan, write or Path(DEPLOY_FILE_NAME)):
+            _emit(line)
+    if plan.best is None:
+        raise CostInputError(plan.note)
 
 
 # ------------------------------------------------------------------------------------- register

@@ -216,6 +216,8 @@ def _advise_estimate(r) -> list[Advice]:
     """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
     i, p = r.inputs, r.pricing
     rp = r.runpod or runpod_bill(i, p, break_even=False)
+    if rp.mixed_per_month is None:
+        return []  # not servable: the warnings say what is needed, no saving can be priced
     days = i.days_per_month
     gap = r.mean_gap_s
     out: list[Advice] = []
@@ -232,6 +234,8 @@ def _advise_estimate(r) -> list[Advice]:
             continue
         new_t = float(max(1, round(gap)))
         alt = runpod_bill(i.model_copy(update={field: new_t}), p, break_even=False)
+        if alt.mixed_per_month is None:
+            continue
         saving = now - alt.mixed_per_month
         was, then = rp.mixed[k], alt.mixed[k]
         out.append(
@@ -265,7 +269,7 @@ def _advise_estimate(r) -> list[Advice]:
             )
         )
 
-    if rp.savings_per_month < 0:
+    if rp.savings_per_month is not None and rp.savings_per_month < 0:
         out.append(
             Advice(
                 key="use-gpu-only",

@@ -44,6 +44,9 @@ def metric_value(report, metric: str, basis: str = "pay-per-use") -> float:
         return c.throughput
     # estimate
     if metric == "cost_per_1k":
+        if report.mixed_per_1k is None:
+            raise CostInputError("the estimate has no $ figure: its mixed pipeline cannot serve the traffic "
+                                 "(runpod.mixed_servable is false)")
         return report.mixed_per_1k
     if metric == "gpu_seconds_per_1k":
         return report.gpu_seconds_per_1k

@@ -86,18 +86,19 @@ class EstimateReport(BaseModel):
     billing: Billing = "ideal"  # the model of the headline numbers below
     pricing: PricingProfile
     inputs: EstimateInputs
-    # headline numbers (dollars) under `billing`, named as in the original design
-    mixed_per_day: float
-    mixed_per_month: float
-    gpu_only_per_day: float
-    gpu_only_per_month: float
-    savings_per_day: float
-    savings_per_month: float
-    savings_pct: float
-    mixed_per_request: float
-    gpu_only_per_request: float
-    mixed_per_1k: float
-    gpu_only_per_1k: float
+    # headline numbers (dollars) under `billing`, named as in the original design; None where the runpod model
+    # finds the pipeline cannot serve the traffic (runpod.mixed_servable / gpu_only_servable)
+    mixed_per_day: float | None
+    mixed_per_month: float | None
+    gpu_only_per_day: float | None
+    gpu_only_per_month: float | None
+    savings_per_day: float | None
+    savings_per_month: float | None
+    savings_pct: float | None
+    mixed_per_request: float | None
+    gpu_only_per_request: float | None
+    mixed_per_1k: float | None
+    gpu_only_per_1k: float | None
     # the ideal model's per-request breakdown (whatever `billing` is)
     mixed_cpu: WorkerBill
     mixed_gpu: WorkerBill
@@ -127,14 +128,15 @@ class EstimateReport(BaseModel):
 
 
 
-def headline(inputs: EstimateInputs, rp: RunpodBill | None, ideal: EstimateNumbers) -> dict[str, float]:
-    """The headline figures under inputs.billing (the runpod ones from its bill)."""
+def headline(inputs: EstimateInputs, rp: RunpodBill | None, ideal: EstimateNumbers) -> dict[str, float | None]:
+    """The headline figures under inputs.billing (the runpod ones from its bill; None where not servable)."""
     keys = ("mixed_per_request", "gpu_only_per_request", "mixed_per_day", "gpu_only_per_day", "mixed_per_month",
             "gpu_only_per_month", "savings_per_day", "savings_per_month", "savings_pct")
     src = rp if inputs.billing == "runpod" and rp is not None else ideal
     out = {k: getattr(src, k) for k in keys}
-    out["mixed_per_1k"] = clean(out["mixed_per_request"] * 1000)
-    out["gpu_only_per_1k"] = clean(out["gpu_only_per_request"] * 1000)
+    for arch in ("mixed", "gpu_only"):
+        per = out[f"{arch}_per_request"]
+        out[f"{arch}_per_1k"] = None if per is None else clean(per * 1000)
     return out
 
 
@@ -204,9 +206,12 @@ def estimate(
         be_r, be_r_note = break_even_requests(inputs, c, g)
     rows = sweep(inputs, pricing, sweep_points(*sweep_range, sweep_count)) if sweep_range else []
     notes = list(notes or [])
-    stale = pricing.staleness()
-    if stale:
-        notes.append(stale)
+    if not pricing.illustrative and pricing.read_on is not None:
+        notes.append(f"pricing profile {pricing.name!r}: rates its source ({pricing.source or 'unnamed'}) still shows: "
+                     f"{', '.join(pricing.shown_rates()) or 'none'} (read on {pricing.read_on.isoformat()}).")
+    for line in (pricing.staleness(), pricing.unshown()):
+        if line:
+            notes.append(line)
     if pricing.cpu_source:
         notes.append(f"CPU rate of profile {pricing.name!r}: {pricing.cpu_source}.")
     if c > g:

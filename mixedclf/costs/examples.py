@@ -16,6 +16,7 @@ REFERENCE = PricingProfile(
     cpu_per_sec=0.0002,
     gpu_per_sec=0.0015,
     cpu_desc="2 vCPU, 8 GB",
+    cpu_per_vcpu_sec=0.0001,  # the same worker, per vCPU (Runpod prices CPU endpoints per vCPU)
     gpu_desc="RTX 4090 class",
     source="original mixed CPU/GPU pipeline design",
     illustrative=True,

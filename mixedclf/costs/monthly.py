@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from mixedclf.costs.accounting import clean
 from mixedclf.costs.estimate import EstimateInputs, compute, headline, inputs_from_report
 from mixedclf.costs.fmt import fmt_money, fmt_num
-from mixedclf.costs.pricing import DEFAULT_PROFILE, PricingProfile, load_pricing
+from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, PricingProfile, load_pricing
 from mixedclf.costs.report import ClassifyReport
 from mixedclf.costs.runpod import runpod_bill
 from mixedclf.costs.usage import UsageFile
@@ -71,7 +71,11 @@ def per_month(report, usage_file: UsageFile) -> tuple[float, PricingProfile, Est
     rp = runpod_bill(inputs, pricing, break_even=False) if inputs.billing == "runpod" else None
     figures = headline(inputs, rp, ideal)
     key = "gpu_only_per_month" if getattr(report, "mode", "mixed") == "gpu-only" else "mixed_per_month"
-    return figures[key], pricing, inputs
+    value = figures[key]
+    if value is None:
+        raise CostInputError(f"{usage_file.path}: the deployment cannot serve {inputs.requests_per_day:,.0f} "
+                             "requests/day (an endpoint's utilization is 1 or more): raise its max workers")
+    return value, pricing, inputs
 
 
 def _side(values: list[float]) -> tuple[float, tuple[float, float] | None]:

@@ -4,13 +4,14 @@ the rows of a sweep. The Runpod model, break-evens and the report are built on i
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from mixedclf.costs.accounting import DAYS_PER_MONTH, clean, pct
+from mixedclf.costs.pricing import instance_vcpus
 from mixedclf.costs.runpod import DEFAULT_SPEND_LIMIT_PER_HOUR
-from mixedclf.costs.runpod_sim import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_WORKERS, DEFAULT_MIN_WORKERS, Arrivals
+from mixedclf.costs.runpod_sim import DEFAULTS, MAX_IDLE_TIMEOUT_S, Arrivals
 
 Billing = Literal["ideal", "runpod"]  # the model a headline figure is billed under
 
@@ -20,32 +21,56 @@ DEFAULT_GPU_SEC = 0.2
 DEFAULT_POST_SEC = 0.03
 MIXED_HOPS = 2  # CPU -> GPU -> CPU
 BILLINGS = ("ideal", "runpod")
+#: Bounds that keep the arithmetic meaningful: a request rate above 10^9 a day, or a stage, hop or cold start
+#: longer than a day, is a typo, not a deployment (and floats lose whole seconds there). The runpod model also
+#: needs at least MIN_SIM_REQUESTS_PER_DAY (mixedclf.costs.runpod).
+MAX_REQUESTS_PER_DAY = 1e9
+MAX_STAGE_SEC = 86400.0
+DEFAULT_CPU_INSTANCE = "cpu3c-2-4"  # pre and post: 2 vCPU, 4 GB
+DEFAULT_ORCHESTRATOR_INSTANCE = "cpu3c-1-2"  # the original design's orchestrator: 1 vCPU, 2 GB
 
 
 class EstimateInputs(BaseModel):
-    requests_per_day: float = Field(ge=0)
-    pre_sec: float = Field(default=DEFAULT_PRE_SEC, ge=0)
-    gpu_sec: float = Field(default=DEFAULT_GPU_SEC, ge=0)
-    post_sec: float = Field(default=DEFAULT_POST_SEC, ge=0)
-    overhead_sec: float = Field(default=0.0, ge=0)  # per hop, paid by each side
+    requests_per_day: float = Field(ge=0, le=MAX_REQUESTS_PER_DAY)
+    pre_sec: float = Field(default=DEFAULT_PRE_SEC, ge=0, le=MAX_STAGE_SEC)
+    gpu_sec: float = Field(default=DEFAULT_GPU_SEC, ge=0, le=MAX_STAGE_SEC)
+    post_sec: float = Field(default=DEFAULT_POST_SEC, ge=0, le=MAX_STAGE_SEC)
+    overhead_sec: float = Field(default=0.0, ge=0, le=MAX_STAGE_SEC)  # per hop, paid by each side
     billing: Billing = "ideal"
     # runpod model: per endpoint, the same inputs
-    cold_start_sec: float = Field(default=0.0, ge=0)  # GPU worker (container start + model load)
-    cold_start_cpu_sec: float | None = Field(default=None, ge=0)  # CPU worker; independent of the GPU's (None: 0)
-    idle_timeout_cpu: float | None = Field(default=None, ge=0)  # both CPU endpoints, unless set one by one
-    idle_timeout_pre: float | None = Field(default=None, ge=0)
-    idle_timeout_gpu: float | None = Field(default=None, ge=0)
-    idle_timeout_post: float | None = Field(default=None, ge=0)
-    gpu_workers: tuple[int, int] = (DEFAULT_MIN_WORKERS, DEFAULT_MAX_WORKERS)  # (min = active, max)
-    cpu_workers: tuple[int, int] = (DEFAULT_MIN_WORKERS, DEFAULT_MAX_WORKERS)
-    orchestrator_workers: int = Field(default=1, ge=0)  # always-on CPU workers in front of the mixed stages
+    defaults: Literal["console", "flash"] = "console"  # whose idle timeout and workers an unset endpoint takes
+    cold_start_sec: float = Field(default=0.0, ge=0, le=MAX_STAGE_SEC)  # GPU worker (container start + model load)
+    cold_start_cpu_sec: float | None = Field(default=None, ge=0, le=MAX_STAGE_SEC)  # CPU worker (None: 0)
+    start_billed: bool = True  # whether a worker's start is billed (Runpod's pages disagree: docs/cost-model.md)
+    idle_timeout_cpu: float | None = Field(default=None, ge=0, le=MAX_IDLE_TIMEOUT_S)  # both CPU endpoints
+    idle_timeout_pre: float | None = Field(default=None, ge=0, le=MAX_IDLE_TIMEOUT_S)
+    idle_timeout_gpu: float | None = Field(default=None, ge=0, le=MAX_IDLE_TIMEOUT_S)
+    idle_timeout_post: float | None = Field(default=None, ge=0, le=MAX_IDLE_TIMEOUT_S)
+    gpu_workers: tuple[int, int] = DEFAULTS["console"][1]  # (min = active, max); unset: the named defaults'
+    cpu_workers: tuple[int, int] = DEFAULTS["console"][1]
+    cpu_instance: str = DEFAULT_CPU_INSTANCE  # pre and post endpoints' Runpod CPU instance (priced per vCPU)
+    orchestrator_workers: int = Field(default=1, ge=0, le=1000)  # always-on CPU workers in front of the stages
+    orchestrator_instance: str = DEFAULT_ORCHESTRATOR_INSTANCE
+    orchestrator_for: Literal["mixed", "both"] = "mixed"  # which pipelines pay the front end
     arrivals: Arrivals = "poisson"
     seed: int = 0
     sim_requests: int = Field(default=10_000, ge=100, le=1_000_000)  # per simulated pass
     spend_limit_per_hour: float = Field(default=DEFAULT_SPEND_LIMIT_PER_HOUR, gt=0)
     active_hours: float = Field(default=24.0, gt=0, le=24)
-    days_per_month: int = Field(default=DAYS_PER_MONTH, gt=0)
+    days_per_month: int = Field(default=DAYS_PER_MONTH, gt=0, le=31)
     source: str = "defaults"  # "defaults", "options", or "report:PATH"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_defaults(cls, data: Any) -> Any:
+        """Workers left unset take the named defaults' (console 0:3, flash 0:1)."""
+        if isinstance(data, dict):
+            preset = DEFAULTS.get(data.get("defaults", "console"), DEFAULTS["console"])
+            data = {**data}
+            for k in ("gpu_workers", "cpu_workers"):
+                if data.get(k) is None:
+                    data[k] = preset[1]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "EstimateInputs":
@@ -56,19 +81,33 @@ class EstimateInputs(BaseModel):
             lo, hi = getattr(self, k)
             if not (0 <= lo <= hi and 1 <= hi <= 1000):
                 raise ValueError(f"{k} must be MIN:MAX with 0 <= MIN <= MAX and 1 <= MAX <= 1000, got {lo}:{hi}")
+        for k in ("cpu_instance", "orchestrator_instance"):
+            instance_vcpus(getattr(self, k))
         return self
 
     @property
+    def cpu_vcpus(self) -> int:
+        return instance_vcpus(self.cpu_instance)
+
+    @property
+    def orchestrator_vcpus(self) -> int:
+        return instance_vcpus(self.orchestrator_instance)
+
+    @property
+    def default_idle(self) -> float:
+        return DEFAULTS[self.defaults][0]
+
+    @property
     def idle_pre(self) -> float:
-        return _first(self.idle_timeout_pre, self.idle_timeout_cpu, DEFAULT_IDLE_TIMEOUT_S)
+        return _first(self.idle_timeout_pre, self.idle_timeout_cpu, self.default_idle)
 
     @property
     def idle_post(self) -> float:
-        return _first(self.idle_timeout_post, self.idle_timeout_cpu, DEFAULT_IDLE_TIMEOUT_S)
+        return _first(self.idle_timeout_post, self.idle_timeout_cpu, self.default_idle)
 
     @property
     def idle_gpu(self) -> float:
-        return _first(self.idle_timeout_gpu, DEFAULT_IDLE_TIMEOUT_S)
+        return _first(self.idle_timeout_gpu, self.default_idle)
 
     @property
     def arrival_rate(self) -> float:
@@ -100,19 +139,20 @@ class EstimateLine(BaseModel):
 
 
 class SweepRow(BaseModel):
-    """One request rate: the headline figures under the report's billing model, and both models per month."""
+    """One request rate: the headline figures under the report's billing model, and both models per month (a
+    Runpod figure is None where that pipeline cannot serve the rate)."""
 
     requests_per_day: float
-    mixed_per_day: float
-    gpu_only_per_day: float
-    mixed_per_month: float
-    gpu_only_per_month: float
-    savings_per_month: float
-    savings_pct: float
+    mixed_per_day: float | None
+    gpu_only_per_day: float | None
+    mixed_per_month: float | None
+    gpu_only_per_month: float | None
+    savings_per_month: float | None
+    savings_pct: float | None
     ideal_mixed_per_month: float = 0.0
     ideal_gpu_only_per_month: float = 0.0
-    runpod_mixed_per_month: float = 0.0
-    runpod_gpu_only_per_month: float = 0.0
+    runpod_mixed_per_month: float | None = 0.0
+    runpod_gpu_only_per_month: float | None = 0.0
 
 
 class EstimateNumbers(BaseModel):

@@ -7,13 +7,15 @@ rounded up to the second (Runpod's rule):
 
     steady rate r    = inference rows / inference wall seconds           (one device worker, from the report)
     start-up s0      = report rows' wall time not spent in steady inference (imports, model load, first window)
-    device workers w = ceil(rows / (r x (deadline - s0)))                 (infeasible when deadline <= s0)
-    held per worker  = ceil(s0 + rows / (w x r))                          seconds
+    idle tail t      = the idle timeout each worker stays up (billed) after its last batch
+    device workers w = ceil(rows / (r x (deadline - s0 - t)))             (infeasible when deadline <= s0 + t)
+    held per worker  = ceil(s0 + rows / (w x r) + t)                      seconds
     CPU workers      = w x ceil(r x CPU busy seconds per row)             (mixed runs; preprocessing keeps up)
     cost             = w x held x device rate + CPU workers x held x CPU rate
 
-A report measured on a CPU device plans a CPU-only deployment: its inference is priced at the profile's CPU rate and
-the row says so. A CPU second is never priced as a GPU second.
+A plan is feasible only within Runpod's limits: at most `max_workers` device workers (and as many CPU workers) per
+endpoint, their sum within the account's worker limit, and the spend of all of them at once within the spend
+limit ($/hour). A report measured on a CPU never stands for a GPU class: it is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ class MeasuredThroughput(BaseModel):
     cpu_s_per_row: float = Field(ge=0)
 
 
+class BatchLimits(BaseModel):
+    """Runpod's limits a batch plan must fit (defaults: the console's max workers, the account's limits)."""
+
+    max_workers: int = Field(default=3, ge=1)
+    account_workers: int = Field(default=5, ge=1)
+    spend_limit_per_hour: float = Field(default=80.0, gt=0)
+    idle_timeout_s: float = Field(default=5.0, ge=0, le=3600)
+
+
 class PlanRow(BaseModel):
     profile: str
     device_class: str
@@ -55,6 +66,7 @@ class Plan(BaseModel):
     rows: int
     deadline_s: float
     rows_ranked: list[PlanRow]
+    limits: BatchLimits = BatchLimits()
 
 
 def measured_throughput(report: ClassifyReport, source: str) -> MeasuredThroughput:
@@ -75,49 +87,67 @@ def _on_cpu(device: str) -> bool:
 
 
 def plan_row(name: str, pricing: PricingProfile, measured: MeasuredThroughput | None, rows: int,
-             deadline_s: float) -> PlanRow:
+             deadline_s: float, limits: BatchLimits | None = None) -> PlanRow:
+    lim = limits or BatchLimits()
     row = PlanRow(profile=name, device_class=pricing.gpu_desc or name, measured=measured is not None)
     if measured is None:
         row.note = "unmeasured: give --from-report PROFILE=REPORT measured on this class"
         return row
-    row.source = measured.source
     if _on_cpu(measured.device):
-        row.device_billing, row.device_class = "cpu", "CPU only: inference measured on a CPU, at the CPU rate"
-    available = deadline_s - measured.startup_s
+        raise CostInputError(f"{measured.source}: measured on {measured.device!r}, not a GPU: a CPU run cannot stand "
+                             f"for the GPU of profile {name!r} ({pricing.gpu_desc or name})")
+    row.source = measured.source
+    tail = lim.idle_timeout_s
+    available = deadline_s - measured.startup_s - tail
     if available <= 0:
-        row.note = f"start-up alone ({measured.startup_s:.1f} s) exceeds the deadline"
+        row.note = f"start-up ({measured.startup_s:.1f} s) and idle tail ({tail:g} s) alone exceed the deadline"
         return row
     workers = math.ceil(rows / (measured.rows_per_s * available))
-    held = math.ceil(measured.startup_s + rows / (workers * measured.rows_per_s))
+    held = math.ceil(measured.startup_s + rows / (workers * measured.rows_per_s) + tail)
     cpu_workers = workers * math.ceil(measured.rows_per_s * measured.cpu_s_per_row) if measured.cpu_s_per_row else 0
     device_rate = pricing.rate(row.device_billing)
-    row.feasible, row.device_workers, row.cpu_workers = True, workers, cpu_workers
+    row.device_workers, row.cpu_workers = workers, cpu_workers
     row.hours = held / 3600
     row.cost = workers * held * device_rate + cpu_workers * held * pricing.cpu_per_sec
+    per_hour = (workers * device_rate + cpu_workers * pricing.cpu_per_sec) * 3600
+    if workers > lim.max_workers or cpu_workers > lim.max_workers:
+        row.note = (f"needs {workers} device and {cpu_workers} CPU workers; an endpoint allows {lim.max_workers} "
+                    "(--max-workers)")
+    elif workers + cpu_workers > lim.account_workers:
+        row.note = (f"needs {workers + cpu_workers} workers in all, above the account limit {lim.account_workers} "
+                    "(--account-workers)")
+    elif per_hour > lim.spend_limit_per_hour:
+        row.note = f"spends ${per_hour:,.2f}/hour, above the ${lim.spend_limit_per_hour:g}/hour spend limit"
+    else:
+        row.feasible = True
     return row
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '45m', '2h', '1d' or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+def parse_duration(text: str, option: str = "--deadline") -> float:
+    """'500ms', '90s', '45m', '2h', '1d' or plain seconds -> seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    unit = next((u for u in ("ms", "s", "m", "h", "d") if text.endswith(u)), "")
+    value = text[: len(text) - len(unit)] if unit else text
     try:
-        seconds = float(value) * units[unit]
+        seconds = float(value) * units[unit or "s"]
     except ValueError:
-        raise CostInputError(f"--deadline {text!r}: expected a number with s, m, h or d (e.g. 2h)") from None
+        raise CostInputError(f"{option} {text!r}: expected a number with ms, s, m, h or d (e.g. 2h)") from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise CostInputError(f"--deadline {text!r}: must be a positive duration")
+        raise CostInputError(f"{option} {text!r}: must be a positive duration")
     return seconds
 
 
 def make_plan(profiles: dict[str, PricingProfile], measured: dict[str, MeasuredThroughput], rows: int,
-              deadline_s: float) -> Plan:
+              deadline_s: float, limits: BatchLimits | None = None) -> Plan:
     if rows <= 0 or deadline_s <= 0:
         raise CostInputError("--rows and --deadline must be positive")
     unknown = sorted(set(measured) - set(profiles))
     if unknown:
         raise CostInputError(f"--from-report names unknown profiles: {', '.join(unknown)} "
                              f"(available: {', '.join(sorted(profiles))})")
-    ranked = [plan_row(name, p, measured.get(name), rows, deadline_s) for name, p in profiles.items()]
-    ranked.sort(key=lambda r: (not r.feasible, r.cost, r.profile))
-    return Plan(rows=rows, deadline_s=deadline_s, rows_ranked=ranked)
+    if not measured:
+        raise CostInputError("plan: no measured reports: give --from-report PROFILE=REPORT.json")
+    lim = limits or BatchLimits()
+    ranked = [plan_row(name, p, measured.get(name), rows, deadline_s, lim) for name, p in profiles.items()]
+    ranked.sort(key=lambda r: (not r.feasible, not r.measured, r.cost, r.profile))
+    return Plan(rows=rows, deadline_s=deadline_s, rows_ranked=ranked, limits=lim)

@@ -141,8 +141,11 @@ def build_classify_report(**fields: Any) -> ClassifyReport:
 
 
 def write_report(report: BaseModel, path: str | Path) -> Path:
-    """Write a report as indented JSON, atomically (temp file + rename)."""
+    """Write a report as indented JSON, atomically (temp file + rename). A folder is refused by name, before a temp
+    file is made beside it (renaming onto a folder fails with the temp file's name, or EBUSY on a mount point)."""
     p = Path(path)
+    if p.is_dir():
+        raise CostInputError(f"report path {p} is a folder; give a file name, e.g. {p / 'report.json'}")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:

@@ -10,12 +10,13 @@ the clock at the active rate. Formulas, sources and worked examples: docs/cost-m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.fmt import fmt_num
+from mixedclf.costs.pricing import CostInputError
 from mixedclf.costs.runpod_sim import EndpointRun, EndpointSpec, arrival_times, percentile, simulate_endpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +29,8 @@ DEFAULT_SPEND_LIMIT_PER_HOUR = 80.0
 #: The fewest requests simulated (low rates span many days), and the fewest for sweeps and break-even scans.
 MIN_SIM_REQUESTS = 2000
 SCAN_SIM_REQUESTS = 2000  # per pass (each simulation runs one pass and two passes: three in all)
+#: The slowest traffic the simulation takes: one request in 1,000 days (below, its clock overflows floats).
+MIN_SIM_REQUESTS_PER_DAY = 1e-3
 
 
 class EndpointBill(BaseModel):
@@ -35,15 +38,21 @@ class EndpointBill(BaseModel):
 
     name: str  # pre | inference | post | gpu-only
     worker: Literal["cpu", "gpu"]
+    instance: str = ""  # a CPU endpoint's Runpod instance id (priced per vCPU)
+    vcpus: int | None = None
     exec_s: float
     cold_start_s: float
+    start_billed: bool = True
     idle_timeout_s: float
     min_workers: int
     max_workers: int
     flex_rate: float
     active_rate: float
     load_workers: float  # offered load: requests/s x exec seconds (workers needed on average)
-    saturated: bool  # the load needs more workers than max: the queue grows without bound
+    utilization: float = 0.0  # load_workers / max_workers: servable only below 1
+    servable: bool = True
+    workers_needed: int = 1  # the fewest max workers that keep utilization below 1
+    saturated: bool  # not servable: the queue grows without bound
     runs_per_request: float  # flex worker runs (cold starts) per request
     run_s_per_request: float  # flex worker seconds per request, unrounded
     billed_s_per_request: float  # the same, each run rounded up to the whole second
@@ -52,12 +61,44 @@ class EndpointBill(BaseModel):
     flex_per_day: float
     active_per_day: float
     per_day: float
-    mean_queue_s: float
+    mean_queue_s: float  # waiting for a busy worker
     p95_queue_s: float
     max_queue_s: float
+    mean_wait_s: float = 0.0  # arrival to execution start: queueing and cold starts
+    p95_wait_s: float = 0.0
     cold_start_waits_per_request: float
     capped_per_request: float  # share of requests that waited because max workers were running
     peak_workers: int
+
+
+class Saturation(BaseModel):
+    """Where a pipeline stops being servable: its first endpoint to reach utilization 1."""
+
+    pipeline: Literal["mixed", "GPU-only"]
+    endpoint: str
+    max_workers: int
+    requests_per_day: float
+
+    @property
+    def text(self) -> str:
+        kind = "GPU" if self.endpoint == "gpu-only" else self.endpoint
+        return (f"{self.pipeline} needs {self.max_workers + 1}+ {kind} workers above "
+                f"{fmt_num(float(f'{self.requests_per_day:.3g}'))} requests/day")
+
+
+class BreakEven(BaseModel):
+    """The requests/day where mixed and GPU-only cost the same under Runpod billing, over several seeds."""
+
+    requests_per_day: float | None = None  # the first crossing of the seed-mean curves
+    crossings: list[float] = []  # every crossing of the mean curves, with the side mixed is cheaper on
+    sides: list[Literal["above", "below"]] = []
+    seeds: list[int] = []
+    per_seed: list[float | None] = []  # the first crossing's bracket refined on each seed's own curve
+    spread: tuple[float, float] | None = None  # min and max of per_seed
+    scanned: tuple[float, float] = (0.0, 0.0)  # the servable range searched
+    points: int = 0  # request rates evaluated per seed
+    saturation: list[Saturation] = []
+    note: str = ""
 
 
 class RunpodBill(BaseModel):
@@ -67,28 +108,67 @@ class RunpodBill(BaseModel):
     mixed: list[EndpointBill]
     gpu_only: list[EndpointBill]
     orchestrator_workers: int
+    orchestrator_instance: str = ""
+    orchestrator_for: str = "mixed"
     orchestrator_per_day: float
-    mixed_per_request: float
-    gpu_only_per_request: float
-    mixed_per_day: float
-    gpu_only_per_day: float
-    mixed_per_month: float
-    gpu_only_per_month: float
-    savings_per_day: float
-    savings_per_month: float
-    savings_pct: float
-    mixed_spend_per_hour: float  # mean over active hours
-    gpu_only_spend_per_hour: float
+    start_billed: bool = True
+    defaults: str = "console"
+    # servability: a pipeline with any endpoint at utilization >= 1 gets no $ figure (None)
+    mixed_servable: bool = True
+    gpu_only_servable: bool = True
+    mixed_per_request: float | None
+    gpu_only_per_request: float | None
+    mixed_per_day: float | None
+    gpu_only_per_day: float | None
+    mixed_per_month: float | None
+    gpu_only_per_month: float | None
+    savings_per_day: float | None
+    savings_per_month: float | None
+    savings_pct: float | None
+    mixed_spend_per_hour: float | None  # mean over active hours
+    gpu_only_spend_per_hour: float | None
+    # end-to-end latency per request (arrival to the last stage's end; the orchestrator's own time not counted)
+    mixed_latency_mean_s: float = 0.0
+    mixed_latency_p95_s: float = 0.0
+    gpu_only_latency_mean_s: float = 0.0
+    gpu_only_latency_p95_s: float = 0.0
     break_even_requests_per_day: float | None = None
     break_even_requests_note: str = ""
+    break_even: BreakEven | None = None
     warnings: list[str] = []
 
 
 # ------------------------------------------------------------------------------------- endpoints
 
 
-def endpoint_specs(i: "EstimateInputs") -> tuple[list[tuple[str, str, EndpointSpec]], tuple[str, str, EndpointSpec]]:
-    """(mixed: [(name, worker, spec)] in pipeline order, GPU-only: (name, worker, spec)).
+class Stage(BaseModel):
+    """One endpoint of a pipeline: its name, billing class, instance and simulated settings."""
+
+    name: str
+    worker: Literal["cpu", "gpu"]
+    exec_s: float
+    cold_start_s: float
+    idle_timeout_s: float
+    min_workers: int
+    max_workers: int
+    instance: str = ""
+    vcpus: int | None = None
+    start_billed: bool = True
+
+    @property
+    def spec(self) -> EndpointSpec:
+        return EndpointSpec(self.name, self.exec_s, self.cold_start_s, self.idle_timeout_s, self.min_workers,
+                            self.max_workers, self.start_billed)
+
+    def rates(self, p: "PricingProfile") -> tuple[float, float]:
+        """(flex, active) $/s of one worker of this endpoint."""
+        if self.worker == "cpu":
+            return p.cpu_rate(self.vcpus), p.cpu_rate(self.vcpus, active=True)
+        return p.rate("gpu"), p.active_rate("gpu")
+
+
+def pipelines(i: "EstimateInputs") -> tuple[list[Stage], list[Stage]]:
+    """(mixed stages in order, GPU-only's one stage).
 
     A hop's overhead is execution time on both sides: pre sends, inference receives and sends, post receives.
     """
@@ -96,14 +176,47 @@ def endpoint_specs(i: "EstimateInputs") -> tuple[list[tuple[str, str, EndpointSp
     cmin, cmax = i.cpu_workers
     gmin, gmax = i.gpu_workers
     cold_cpu = i.cold_start_cpu_sec or 0.0
+    cpu: dict[str, Any] = dict(instance=i.cpu_instance, vcpus=i.cpu_vcpus, start_billed=i.start_billed, cold_start_s=cold_cpu,
+               min_workers=cmin, max_workers=cmax, worker="cpu")
+    gpu: dict[str, Any] = dict(cold_start_s=i.cold_start_sec, start_billed=i.start_billed, min_workers=gmin, max_workers=gmax,
+               worker="gpu", idle_timeout_s=i.idle_gpu)
     mixed = [
-        ("pre", "cpu", EndpointSpec("pre", i.pre_sec + o, cold_cpu, i.idle_pre, cmin, cmax)),
-        ("inference", "gpu", EndpointSpec("inference", i.gpu_sec + 2 * o, i.cold_start_sec, i.idle_gpu, gmin, gmax)),
-        ("post", "cpu", EndpointSpec("post", i.post_sec + o, cold_cpu, i.idle_post, cmin, cmax)),
+        Stage(name="pre", exec_s=i.pre_sec + o, idle_timeout_s=i.idle_pre, **cpu),
+        Stage(name="inference", exec_s=i.gpu_sec + 2 * o, **gpu),
+        Stage(name="post", exec_s=i.post_sec + o, idle_timeout_s=i.idle_post, **cpu),
     ]
-    go = ("gpu-only", "gpu", EndpointSpec("gpu-only", i.pre_sec + i.gpu_sec + i.post_sec, i.cold_start_sec,
-                                          i.idle_gpu, gmin, gmax))
+    go = [Stage(name="gpu-only", exec_s=i.pre_sec + i.gpu_sec + i.post_sec, **gpu)]
     return mixed, go
+
+
+def endpoint_specs(i: "EstimateInputs") -> tuple[list[tuple[str, str, EndpointSpec]], tuple[str, str, EndpointSpec]]:
+    """(mixed: [(name, worker, spec)] in pipeline order, GPU-only: (name, worker, spec))."""
+    mixed, go = pipelines(i)
+    return [(s.name, s.worker, s.spec) for s in mixed], (go[0].name, go[0].worker, go[0].spec)
+
+
+def utilization(stage: Stage, arrival_rate: float) -> float:
+    """Offered load per allowed worker: the endpoint can serve the traffic only below 1."""
+    return arrival_rate * stage.exec_s / stage.max_workers
+
+
+def workers_needed(stage: Stage, arrival_rate: float) -> int:
+    """The fewest max workers with utilization below 1."""
+    return max(1, math.floor(arrival_rate * stage.exec_s) + 1)
+
+
+def servable(stages: list[Stage], arrival_rate: float) -> bool:
+    return all(utilization(s, arrival_rate) < 1 for s in stages)
+
+
+def saturation_rate(stages: list[Stage], active_hours: float) -> tuple[float, Stage]:
+    """The requests/day at which the pipeline's first endpoint reaches utilization 1 (inf when none can)."""
+    best, first = math.inf, stages[0]
+    for s in stages:
+        r = s.max_workers / s.exec_s * active_hours * 3600.0 if s.exec_s > 0 else math.inf
+        if r < best:
+            best, first = r, s
+    return best, first
 
 
 def sim_size(requests_per_day: float, cap: int) -> int:
@@ -112,14 +225,16 @@ def sim_size(requests_per_day: float, cap: int) -> int:
     return max(1, min(cap, max(MIN_SIM_REQUESTS, math.ceil(requests_per_day))))
 
 
-def _bill(name: str, worker: str, spec: EndpointSpec, one: EndpointRun, two: EndpointRun, i: "EstimateInputs",
-          flex_rate: float, active_rate: float) -> EndpointBill:
+def _bill(st: Stage, one: EndpointRun, two: EndpointRun, i: "EstimateInputs", p: "PricingProfile") -> EndpointBill:
     """One endpoint's bill from two simulations of the same arrival pattern: once, and twice back to back.
 
     Their difference is what one more pass costs with the workers already in their usual state, free of the
     simulation's own edges (the first cold start, the last idle tail). Those edges are real once a day when
     requests stop overnight (active hours < 24) and a pass is shorter than a day: then they are added per day.
+    A day's flex seconds are bounded by what the endpoint's flex workers can run in a day.
     """
+    flex_rate, active_rate = st.rates(p)
+    spec = st.spec
     n = max(one.requests, 1)
     r = i.requests_per_day
     runs = max(0, two.runs - one.runs)
@@ -131,89 +246,175 @@ def _bill(name: str, worker: str, spec: EndpointSpec, one: EndpointRun, two: End
         edges = max(0, 2 * one.billed_seconds - two.billed_seconds)
     lam = i.arrival_rate
     load = lam * spec.exec_s
-    idle = max(0.0, run_s - runs * spec.cold_start_s - busy)
-    flex_day = (billed / n * r + edges) * flex_rate
+    util = load / spec.max_workers
+    ok = util < 1 or r == 0
+    idle = max(0.0, run_s - (runs * spec.cold_start_s if spec.start_billed else 0.0) - busy)
+    flex_s_day = min(billed / n * r + edges, (spec.max_workers - spec.min_workers) * DAY_S)
+    flex_day = flex_s_day * flex_rate
     active_day = spec.min_workers * DAY_S * active_rate
     delays = two.queue_delays[one.requests:]
+    waits = two.waits[one.requests:]
     return EndpointBill(
-        name=name, worker=worker, exec_s=clean(spec.exec_s), cold_start_s=spec.cold_start_s,  # type: ignore[arg-type]
+        name=st.name, worker=st.worker, instance=st.instance, vcpus=st.vcpus, exec_s=clean(spec.exec_s),
+        cold_start_s=spec.cold_start_s, start_billed=spec.start_billed,
         idle_timeout_s=spec.idle_timeout_s, min_workers=spec.min_workers, max_workers=spec.max_workers,
-        flex_rate=flex_rate, active_rate=active_rate, load_workers=clean(load),
-        saturated=load >= spec.max_workers and r > 0,
+        flex_rate=flex_rate, active_rate=active_rate, load_workers=clean(load), utilization=clean(util),
+        servable=ok, workers_needed=workers_needed(st, lam), saturated=not ok,
         runs_per_request=clean(runs / n), run_s_per_request=clean(run_s / n),
         billed_s_per_request=clean(billed / n), idle_s_per_request=clean(idle / n),
         day_edge_billed_s=edges, flex_per_day=clean(flex_day), active_per_day=clean(active_day),
         per_day=clean(flex_day + active_day), mean_queue_s=clean(sum(delays) / n),
         p95_queue_s=clean(percentile(delays, 95)), max_queue_s=clean(max(delays, default=0.0)),
+        mean_wait_s=clean(sum(waits) / n), p95_wait_s=clean(percentile(waits, 95)),
         cold_start_waits_per_request=clean(max(0, two.cold_waits - one.cold_waits) / n),
         capped_per_request=clean(max(0, two.cap_waits - one.cap_waits) / n), peak_workers=two.peak_workers,
     )
 
 
-def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> tuple[list[EndpointBill], list[EndpointBill], int]:
-    mixed, go = endpoint_specs(i)
+def run_pipeline(arrivals: list[float], stages: list[Stage]) -> tuple[list[EndpointRun], list[float]]:
+    """Each stage's run, and each request's end-to-end latency (in arrival order): a request enters a stage when
+    it leaves the one before, so requests are followed by identity, not by rank."""
+    ids = list(range(len(arrivals)))
+    t_in = arrivals
+    runs = []
+    for st in stages:
+        run = simulate_endpoint(t_in, st.spec)
+        runs.append(run)
+        order = sorted(range(len(run.departures)), key=run.departures.__getitem__)
+        ids = [ids[m] for m in order]
+        t_in = [run.departures[m] for m in order]
+    done = [0.0] * len(arrivals)
+    for m, rid in enumerate(ids):
+        done[rid] = t_in[m]
+    return runs, [d - a for d, a in zip(done, arrivals)]
+
+
+class _Sim(BaseModel):
+    mixed: list[EndpointBill]
+    gpu_only: list[EndpointBill]
+    n: int
+    latency: dict[str, tuple[float, float]]  # pipeline -> (mean, p95) seconds
+
+
+def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> _Sim:
+    if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
+        raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g} (one request in "
+                             f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {i.requests_per_day:g}")
+    mixed, go = pipelines(i)
     n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
     passes = {k: arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=k) for k in (1, 2)}
+    latency = {}
 
-    def run(pipeline: list[tuple[str, str, EndpointSpec]]) -> list[EndpointBill]:
-        stage_in = dict(passes)
-        bills = []
-        for name, worker, spec in pipeline:
-            runs = {k: simulate_endpoint(stage_in[k], spec) for k in (1, 2)}
-            bills.append(_bill(name, worker, spec, runs[1], runs[2], i, p.rate(worker), p.active_rate(worker)))
-            stage_in = {k: sorted(runs[k].departures) for k in (1, 2)}
-        return bills
+    def run(name: str, stages: list[Stage]) -> list[EndpointBill]:
+        one, _ = run_pipeline(passes[1], stages)
+        two, lat = run_pipeline(passes[2], stages)
+        steady = lat[n:]
+        latency[name] = (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
+        return [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
 
-    return run(mixed), run([go]), n
+    return _Sim(mixed=run("mixed", mixed), gpu_only=run("gpu_only", go), n=n, latency=latency)
+
+
+class PipelineRun(BaseModel):
+    """One pipeline of given endpoints under `i`'s traffic: its bills, $/day and end-to-end latency."""
+
+    bills: list[EndpointBill]
+    servable: bool
+    per_day: float  # the endpoints only (an orchestrator is the caller's to add)
+    latency_mean_s: float
+    latency_p95_s: float
+    spend_per_hour: float  # flex over the active hours plus active around the clock
+
+
+def simulate_stages(i: "EstimateInputs", p: "PricingProfile", stages: list[Stage],
+                    cap: int = SCAN_SIM_REQUESTS) -> PipelineRun:
+    """Simulate any chain of endpoints (the planner's candidates) as the estimate simulates its two pipelines."""
+    if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
+        raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g}")
+    n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
+    one, _ = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=1), stages)
+    two, lat = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=2), stages)
+    bills = [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
+    steady = lat[n:]
+    flex = sum(b.flex_per_day for b in bills)
+    active = sum(b.active_per_day for b in bills)
+    return PipelineRun(bills=bills, servable=all(b.servable for b in bills), per_day=clean(flex + active),
+                       latency_mean_s=clean(sum(steady) / max(n, 1)), latency_p95_s=clean(percentile(steady, 95)),
+                       spend_per_hour=clean(flex / i.active_hours + active / 24))
+
+
+def orchestrator_per_day(i: "EstimateInputs", p: "PricingProfile") -> float:
+    """The always-on front end: its workers around the clock on their own instance, at the active rate."""
+    return clean(i.orchestrator_workers * DAY_S * p.cpu_rate(i.orchestrator_vcpus, active=True))
 
 
 def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS) -> tuple[float, float]:
-    """(mixed $/day, GPU-only $/day) under the runpod model: what sweeps and break-even scans evaluate."""
-    mixed, go, _ = _simulate(i, p, cap)
-    orch = i.orchestrator_workers * DAY_S * p.active_rate("cpu")
-    return sum(b.per_day for b in mixed) + orch, sum(b.per_day for b in go)
+    """(mixed $/day, GPU-only $/day) as simulated under the runpod model, servable or not (callers check
+    `servable`): what sweeps and break-even scans evaluate."""
+    sim = _simulate(i, p, cap)
+    orch = orchestrator_per_day(i, p)
+    go_orch = orch if i.orchestrator_for == "both" else 0.0
+    return sum(b.per_day for b in sim.mixed) + orch, sum(b.per_day for b in sim.gpu_only) + go_orch
 
 
 # ------------------------------------------------------------------------------------- the bill
 
 
 def runpod_bill(i: "EstimateInputs", p: "PricingProfile", *, break_even: bool = True) -> RunpodBill:
-    """What Runpod would bill per day and month for `i` at `p`'s flex and active rates."""
-    mixed, go, n = _simulate(i, p, i.sim_requests)
-    orch = clean(i.orchestrator_workers * DAY_S * p.active_rate("cpu"))
-    m_day = clean(sum(b.per_day for b in mixed) + orch)
-    g_day = clean(sum(b.per_day for b in go))
+    """What Runpod would bill per day and month for `i` at `p`'s rates; no $ figure for a pipeline that cannot
+    serve the traffic."""
+    sim = _simulate(i, p, i.sim_requests)
+    mixed, go = sim.mixed, sim.gpu_only
+    orch = orchestrator_per_day(i, p)
+    go_orch = orch if i.orchestrator_for == "both" else 0.0
+    m_ok, g_ok = all(b.servable for b in mixed), all(b.servable for b in go)
+    m_day = clean(sum(b.per_day for b in mixed) + orch) if m_ok else None
+    g_day = clean(sum(b.per_day for b in go) + go_orch) if g_ok else None
     r, days = i.requests_per_day, i.days_per_month
     hours = i.active_hours
 
     def spend_per_hour(bills: list[EndpointBill], always_on: float) -> float:
         return clean(sum(b.flex_per_day for b in bills) / hours + (sum(b.active_per_day for b in bills) + always_on) / 24)
 
+    def per(x: float | None, k: float) -> float | None:
+        return None if x is None else clean(x * k)
+
     bill = RunpodBill(
-        arrivals=i.arrivals, seed=i.seed, simulated_requests=n, mixed=mixed, gpu_only=go,
-        orchestrator_workers=i.orchestrator_workers, orchestrator_per_day=orch,
-        mixed_per_request=clean(m_day / r) if r > 0 else 0.0, gpu_only_per_request=clean(g_day / r) if r > 0 else 0.0,
-        mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=clean(m_day * days),
-        gpu_only_per_month=clean(g_day * days), savings_per_day=clean(g_day - m_day),
-        savings_per_month=clean((g_day - m_day) * days), savings_pct=pct(g_day - m_day, g_day),
-        mixed_spend_per_hour=spend_per_hour(mixed, orch), gpu_only_spend_per_hour=spend_per_hour(go, 0.0),
+        arrivals=i.arrivals, seed=i.seed, simulated_requests=sim.n, mixed=mixed, gpu_only=go,
+        orchestrator_workers=i.orchestrator_workers, orchestrator_instance=i.orchestrator_instance,
+        orchestrator_for=i.orchestrator_for, orchestrator_per_day=orch, start_billed=i.start_billed,
+        defaults=i.defaults, mixed_servable=m_ok, gpu_only_servable=g_ok,
+        mixed_per_request=(clean(m_day / r) if r > 0 else 0.0) if m_day is not None else None,
+        gpu_only_per_request=(clean(g_day / r) if r > 0 else 0.0) if g_day is not None else None,
+        mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=per(m_day, days),
+        gpu_only_per_month=per(g_day, days),
+        savings_per_day=clean(g_day - m_day) if g_day is not None and m_day is not None else None,
+        savings_per_month=clean((g_day - m_day) * days) if g_day is not None and m_day is not None else None,
+        savings_pct=pct(g_day - m_day, g_day) if g_day is not None and m_day is not None else None,
+        mixed_spend_per_hour=spend_per_hour(mixed, orch) if m_ok else None,
+        gpu_only_spend_per_hour=spend_per_hour(go, go_orch) if g_ok else None,
+        mixed_latency_mean_s=sim.latency["mixed"][0], mixed_latency_p95_s=sim.latency["mixed"][1],
+        gpu_only_latency_mean_s=sim.latency["gpu_only"][0], gpu_only_latency_p95_s=sim.latency["gpu_only"][1],
     )
     bill.warnings = _warnings(bill, i)
     if break_even:
-        bill.break_even_requests_per_day, bill.break_even_requests_note = break_even_requests(i, p)
+        be = break_even_search(i, p)
+        bill.break_even, bill.break_even_requests_per_day, bill.break_even_requests_note = be, be.requests_per_day, be.note
     return bill
+
+
+def unservable_line(arch: str, e: EndpointBill, simulated: int) -> str:
+    return (f"{arch} {e.name} endpoint cannot serve this traffic: it needs {e.load_workers:.2f} workers on average "
+            f"(utilization {e.utilization:.0%} of max {e.max_workers}); set max workers to {e.workers_needed} or more. "
+            f"No $ figure for {arch}: the queue would grow without bound (requests time out instead of being billed).")
 
 
 def _warnings(b: RunpodBill, i: "EstimateInputs") -> list[str]:
     out = []
     for arch, bills in (("mixed", b.mixed), ("GPU-only", b.gpu_only)):
         for e in bills:
-            if e.saturated:
-                out.append(
-                    f"{arch} {e.name} endpoint: the traffic needs {e.load_workers:.2f} workers on average but max "
-                    f"workers is {e.max_workers}; requests queue without bound (p95 wait {e.p95_queue_s:,.0f} s over "
-                    f"{b.simulated_requests:,} simulated requests): raise max workers."
-                )
+            if not e.servable:
+                out.append(unservable_line(arch, e, b.simulated_requests))
             elif e.capped_per_request > 0:
                 out.append(
                     f"{arch} {e.name} endpoint: all {e.max_workers} workers busy at times: "
@@ -222,7 +423,7 @@ def _warnings(b: RunpodBill, i: "EstimateInputs") -> list[str]:
                 )
     limit = i.spend_limit_per_hour
     for arch, spend in (("mixed", b.mixed_spend_per_hour), ("GPU-only", b.gpu_only_spend_per_hour)):
-        if spend > limit:
+        if spend is not None and spend > limit:
             out.append(
                 f"{arch} spends ${spend:,.2f}/hour on average over the active hours, above the ${limit:g}/hour spend "
                 "limit (Runpod's default account limit): Runpod stops workers at the limit; ask support to raise it."
@@ -230,38 +431,101 @@ def _warnings(b: RunpodBill, i: "EstimateInputs") -> list[str]:
     return out
 
 
-def break_even_requests(i: "EstimateInputs", p: "PricingProfile") -> tuple[float | None, str]:
-    """The requests/day at which mixed and GPU-only cost the same under the runpod model.
+#: The break-even search: seeds per point, grid points per decade, bisections per bracket, and its range.
+BREAK_EVEN_SEEDS = 3
+BREAK_EVEN_PER_DECADE = 4
+BREAK_EVEN_BISECTIONS = 8
+BREAK_EVEN_RANGE = (0.1, 1e7)
 
-    Scanned over 0.1 .. 10^7 requests/day (one point a decade, SCAN_SIM_REQUESTS requests each, the same seed
-    throughout), each sign change refined by 8 bisections on a log scale (1% apart), reported to 2 significant
-    digits; the first crossing is returned.
+
+def saturations(i: "EstimateInputs") -> list[Saturation]:
+    """Where each pipeline stops being servable (only the finite ones)."""
+    mixed, go = pipelines(i)
+    out = []
+    named: tuple[tuple[Literal["mixed", "GPU-only"], list[Stage]], ...] = (("mixed", mixed), ("GPU-only", go))
+    for arch, stages in named:
+        r, st = saturation_rate(stages, i.active_hours)
+        if math.isfinite(r):
+            out.append(Saturation(pipeline=arch, endpoint=st.name, max_workers=st.max_workers, requests_per_day=r))
+    return out
+
+
+def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
+    """The requests/day at which mixed and GPU-only cost the same under the runpod model, searched only where
+    both pipelines can serve the traffic.
+
+    The per-request difference (mixed - GPU-only $/day) / r is simulated at BREAK_EVEN_PER_DECADE log-spaced
+    rates a decade over the servable range, on BREAK_EVEN_SEEDS seeds (i.seed, i.seed + 1, ...); every sign change
+    of the seed mean is a crossing, refined by bisection on the mean; the first one is also refined on each seed's
+    own curve, and their min..max is the spread. A pipeline's saturation point is reported as such, never as a
+    break-even. docs/cost-model.md, "Break-even".
     """
+    lo, hi = BREAK_EVEN_RANGE
+    sats = saturations(i)
+    top = min([hi, *(s.requests_per_day * (1 - 1e-6) for s in sats)])
+    seeds = [i.seed + k for k in range(BREAK_EVEN_SEEDS)]
+    be = BreakEven(seeds=seeds, saturation=sats, scanned=(lo, clean(top)))
+    sat_text = "; ".join(s.text for s in sats)
+    if top <= lo:
+        be.note = f"no servable request rate above {fmt_num(lo)}/day to compare ({sat_text})"
+        return be
 
-    def f(r: float) -> float:
-        m, g = totals(i.model_copy(update={"requests_per_day": r}), p)
+    def f(r: float, seed: int) -> float:
+        m, g = totals(i.model_copy(update={"requests_per_day": r, "seed": seed}), p)
         return (m - g) / r
 
-    grid = [10.0**k for k in range(-1, 8)]
-    vals = [f(r) for r in grid]
-    crossings: list[tuple[float, str]] = []
+    def mean(r: float) -> float:
+        return sum(f(r, s) for s in seeds) / len(seeds)
+
+    steps = max(1, math.ceil(math.log10(top / lo) * BREAK_EVEN_PER_DECADE))
+    grid = [lo * (top / lo) ** (k / steps) for k in range(steps + 1)]
+    vals = [mean(r) for r in grid]
+    be.points = len(grid)
+
+    def bisect(g: Callable[[float], float], a: float, b: float, fa: float) -> float:
+        for _ in range(BREAK_EVEN_BISECTIONS):
+            mid = math.sqrt(a * b)
+            fm = g(mid)
+            if (fm >= 0) == (fa >= 0):
+                a, fa = mid, fm
+            else:
+                b = mid
+        return math.sqrt(a * b)
+
+    brackets = []
     for (r0, v0), (r1, v1) in zip(zip(grid, vals), zip(grid[1:], vals[1:])):
         if (v0 >= 0) != (v1 >= 0):
-            lo, hi, flo = r0, r1, v0
-            for _ in range(8):
-                mid = math.sqrt(lo * hi)
-                fm = f(mid)
-                if (fm >= 0) == (flo >= 0):
-                    lo, flo = mid, fm
-                else:
-                    hi = mid
-            crossings.append((float(f"{math.sqrt(lo * hi):.2g}"), "above" if v1 < 0 else "below"))
-    if not crossings:
-        if all(v < 0 for v in vals):
-            return None, "under Runpod billing mixed is cheaper at every request rate from 0.1 to 10,000,000/day"
-        return None, "under Runpod billing mixed is not cheaper at any request rate from 0.1 to 10,000,000/day"
-    r, side = crossings[0]
-    note = f"under Runpod billing mixed is cheaper {side} {fmt_num(r)} requests/day"
-    if len(crossings) > 1:
-        note += "; " + "; ".join(f"{s} {fmt_num(x)}" for x, s in crossings[1:])
-    return r, note
+            brackets.append((r0, r1, v0))
+            be.crossings.append(float(f"{bisect(mean, r0, r1, v0):.3g}"))
+            be.sides.append("above" if v1 < 0 else "below")
+    where = f"from {fmt_num(lo)} to {fmt_num(float(f'{top:.3g}'))}/day"
+    tail = f" ({sat_text})" if sats else ""
+    if not be.crossings:
+        cheaper = "cheaper" if all(v < 0 for v in vals) else "dearer"
+        be.note = (f"no break-even: under Runpod billing mixed is {cheaper} at every servable rate {where} "
+                   f"(mean of seeds {seeds[0]}..{seeds[-1]}){tail}")
+        return be
+    r0, r1, _ = brackets[0]
+    per_seed: list[float | None] = []
+    for s in seeds:
+        a, b = f(r0, s), f(r1, s)
+        per_seed.append(float(f"{bisect(lambda r: f(r, s), r0, r1, a):.3g}") if (a >= 0) != (b >= 0) else None)
+    be.per_seed = per_seed
+    found = [x for x in per_seed if x is not None]
+    be.spread = (min(found), max(found)) if found else None
+    be.requests_per_day = be.crossings[0]
+    spread = (f", seeds {fmt_num(be.spread[0])}..{fmt_num(be.spread[1])}" if be.spread else "")
+    if len(found) < len(seeds):
+        spread += f"; {len(seeds) - len(found)} of {len(seeds)} seeds do not cross in that bracket"
+    be.note = (f"under Runpod billing mixed is cheaper {be.sides[0]} {fmt_num(be.requests_per_day)} requests/day "
+               f"(mean of seeds {seeds[0]}..{seeds[-1]}{spread})")
+    if len(be.crossings) > 1:
+        be.note += "; then " + "; ".join(f"{s} {fmt_num(x)}" for x, s in zip(be.crossings[1:], be.sides[1:]))
+    be.note += f"; searched {where}{tail}"
+    return be
+
+
+def break_even_requests(i: "EstimateInputs", p: "PricingProfile") -> tuple[float | None, str]:
+    """(requests/day, note) of break_even_search."""
+    be = break_even_search(i, p)
+    return be.requests_per_day, be.note

@@ -27,6 +27,14 @@ from typing import Literal
 DEFAULT_IDLE_TIMEOUT_S = 5.0
 DEFAULT_MAX_WORKERS = 3
 DEFAULT_MIN_WORKERS = 0
+#: Whose defaults an endpoint left unset takes: (idle timeout s, (min, max) workers). console: the Runpod console's
+#: (endpoint settings page); flash: runpod-flash's `Endpoint` (idle_timeout=60, workers None -> (0, 1)).
+DEFAULTS: dict[str, tuple[float, tuple[int, int]]] = {
+    "console": (DEFAULT_IDLE_TIMEOUT_S, (DEFAULT_MIN_WORKERS, DEFAULT_MAX_WORKERS)),
+    "flash": (60.0, (0, 1)),
+}
+#: Runpod's bounds on an endpoint's idle timeout, seconds (endpoint settings; Flash validates 1..3600).
+MAX_IDLE_TIMEOUT_S = 3600.0
 
 Arrivals = Literal["poisson", "even"]
 
@@ -39,6 +47,7 @@ class EndpointSpec:
     idle_timeout_s: float  # a flex worker stops this long after its last request (billed)
     min_workers: int = DEFAULT_MIN_WORKERS  # active workers: always on
     max_workers: int = DEFAULT_MAX_WORKERS
+    start_billed: bool = True  # whether a run's cold start is billed (Runpod's pages disagree: docs/cost-model.md)
 
 
 @dataclass
@@ -51,6 +60,7 @@ class EndpointRun:
     billed_seconds: int = 0  # their lengths, each rounded up to the whole second
     busy_flex_seconds: float = 0.0  # execution seconds on flex workers
     queue_delays: list[float] = field(default_factory=list)  # per request: waiting for a busy worker
+    waits: list[float] = field(default_factory=list)  # per request: arrival to execution start (cold starts too)
     cold_waits: int = 0  # requests that waited for a worker's cold start
     cap_waits: int = 0  # requests that waited because max workers were running
     departures: list[float] = field(default_factory=list)  # per request (in arrival order): execution end
@@ -73,12 +83,12 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
     out = EndpointRun(requests=len(arrivals))
 
     def close(w: list[float]) -> None:
-        length = w[0] + idle - w[1]
+        length = w[0] + idle - w[1] - (0.0 if spec.start_billed else cold)
         out.runs += 1
         out.run_seconds += length
         out.billed_seconds += billed_seconds(length)
 
-    queue_delays, departures = out.queue_delays, out.departures
+    queue_delays, departures, waits = out.queue_delays, out.departures, out.waits
     for t in arrivals:
         wait = 0.0
         # an idle active worker first
@@ -131,6 +141,7 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
                     else:
                         active[active.index(a_first)] = start + ex
         queue_delays.append(wait)
+        waits.append(start - t)
         departures.append(start + ex)
     for w in flex:
         close(w)

@@ -6,6 +6,7 @@ matplotlib is imported only when a plot is drawn, so the cost package stays ligh
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.fmt import fmt_num
 from mixedclf.costs.per_request import EstimateInputs, SweepRow, compute
 from mixedclf.costs.pricing import CostInputError, PricingProfile
-from mixedclf.costs.runpod import totals
+from mixedclf.costs.runpod import pipelines, servable, totals
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.costs.estimate import EstimateReport
@@ -55,17 +56,26 @@ def sweep_row(inputs: EstimateInputs, p: PricingProfile, r: float) -> SweepRow:
     i = inputs.model_copy(update={"requests_per_day": r})
     ideal = compute(i, p.cpu_per_sec, p.gpu_per_sec)
     rp_m, rp_g = totals(i, p)
+    mixed, go = pipelines(i)
+    m_ok, g_ok = servable(mixed, i.arrival_rate), servable(go, i.arrival_rate)
     days = i.days_per_month
+    rp_m_day = clean(rp_m) if m_ok else None
+    rp_g_day = clean(rp_g) if g_ok else None
     if i.billing == "runpod":
-        m_day, g_day = clean(rp_m), clean(rp_g)
+        m_day, g_day = rp_m_day, rp_g_day
     else:
         m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
+
+    def month(x: float | None) -> float | None:
+        return None if x is None else clean(x * days)
+
     return SweepRow(
-        requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=clean(m_day * days),
-        gpu_only_per_month=clean(g_day * days), savings_per_month=clean((g_day - m_day) * days),
-        savings_pct=pct(g_day - m_day, g_day), ideal_mixed_per_month=ideal.mixed_per_month,
-        ideal_gpu_only_per_month=ideal.gpu_only_per_month, runpod_mixed_per_month=clean(rp_m * days),
-        runpod_gpu_only_per_month=clean(rp_g * days),
+        requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=month(m_day),
+        gpu_only_per_month=month(g_day),
+        savings_per_month=clean((g_day - m_day) * days) if g_day is not None and m_day is not None else None,
+        savings_pct=pct(g_day - m_day, g_day) if g_day is not None and m_day is not None else None,
+        ideal_mixed_per_month=ideal.mixed_per_month, ideal_gpu_only_per_month=ideal.gpu_only_per_month,
+        runpod_mixed_per_month=month(rp_m_day), runpod_gpu_only_per_month=month(rp_g_day),
     )
 
 
@@ -78,6 +88,8 @@ def crossings(xs: list[float], a: list[float], b: list[float]) -> list[float]:
     out = []
     for k in range(len(xs) - 1):
         d0, d1 = a[k] - b[k], a[k + 1] - b[k + 1]
+        if not (math.isfinite(d0) and math.isfinite(d1)):
+            continue  # a pipeline not servable there: no crossing to claim
         if (d0 < 0) != (d1 < 0) and d0 != d1:
             f = d0 / (d0 - d1)
             out.append(xs[k] * (xs[k + 1] / xs[k]) ** f)
@@ -85,6 +97,10 @@ def crossings(xs: list[float], a: list[float], b: list[float]) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------- plot
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else x
 
 
 def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
@@ -109,8 +125,8 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
     lines = {
         "ideal: mixed": [s.ideal_mixed_per_month for s in curve],
         "ideal: GPU-only": [s.ideal_gpu_only_per_month for s in curve],
-        "Runpod: mixed": [s.runpod_mixed_per_month for s in curve],
-        "Runpod: GPU-only": [s.runpod_gpu_only_per_month for s in curve],
+        "Runpod: mixed": [_nan(s.runpod_mixed_per_month) for s in curve],  # a gap where not servable
+        "Runpod: GPU-only": [_nan(s.runpod_gpu_only_per_month) for s in curve],
     }
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     try:
@@ -121,7 +137,7 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
             ls, lw = styles[model]
             ax.plot(xs, ys, linestyle=ls, linewidth=lw, color=colors[arch], label=label)
         ax.set_xscale("log")
-        if all(y > 0 for ys in lines.values() for y in ys):
+        if all(y > 0 or math.isnan(y) for ys in lines.values() for y in ys):
             ax.set_yscale("log")
         for model in ("ideal", "Runpod"):
             m, g = lines[f"{model}: mixed"], lines[f"{model}: GPU-only"]

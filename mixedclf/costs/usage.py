@@ -55,6 +55,11 @@ class Usage(BaseModel):
     overhead_sec: float | None = Field(default=None, ge=0)
     cold_start_sec: float | None = Field(default=None, ge=0)
     cold_start_cpu_sec: float | None = Field(default=None, ge=0)
+    defaults: Literal["console", "flash"] | None = None
+    start_billed: bool | None = None
+    cpu_instance: str | None = None
+    orchestrator_instance: str | None = None
+    orchestrator_for: Literal["mixed", "both"] | None = None
     idle_timeout_cpu: float | None = Field(default=None, ge=0)
     idle_timeout_pre: float | None = Field(default=None, ge=0)
     idle_timeout_gpu: float | None = Field(default=None, ge=0)

@@ -10,17 +10,32 @@ from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table, print_table
 
 
+NOT_SERVABLE = "not servable"
+
+
+def _money(x: float | None, digits: int | None = None) -> str:
+    if x is None:
+        return NOT_SERVABLE
+    return fmt_money(x, digits) if digits is not None else fmt_money(x)
+
+
 def _runpod_settings(r: EstimateReport) -> str:
     i, rp = r.inputs, r.runpod
     assert rp is not None
     gap = f"mean gap {r.mean_gap_s:,.2f} s" if r.mean_gap_s else "no requests"
+    start = ("each worker's start billed (Runpod's pricing page)" if i.start_billed else
+             "workers' start not billed (Runpod's workers page; --start-billed for the pricing page's rule)")
+    front = ("both pipelines pay it" if i.orchestrator_for == "both" else
+             "mixed only: GPU-only is called directly, with no front end (--orchestrator-for both to give it one)")
     return (
-        f"Runpod model: idle timeout pre {i.idle_pre:g} s, GPU {i.idle_gpu:g} s, post {i.idle_post:g} s; cold start "
-        f"GPU {i.cold_start_sec:g} s, CPU {i.cold_start_cpu_sec or 0:g} s; workers GPU {i.gpu_workers[0]}:"
-        f"{i.gpu_workers[1]}, CPU {i.cpu_workers[0]}:{i.cpu_workers[1]} (min:max); orchestrator {i.orchestrator_workers} "
-        f"always-on; {rp.arrivals} arrivals over {i.active_hours:g} h/day ({gap}), seed {rp.seed}, "
-        f"{rp.simulated_requests:,} requests a pass (cost = two passes minus one); every worker run rounded up to "
-        "the whole second."
+        f"Runpod model ({i.defaults} defaults: idle {i.default_idle:g} s, workers "
+        f"{'0:3' if i.defaults == 'console' else '0:1'} where unset): idle timeout pre {i.idle_pre:g} s, GPU "
+        f"{i.idle_gpu:g} s, post {i.idle_post:g} s; cold start GPU {i.cold_start_sec:g} s, CPU "
+        f"{i.cold_start_cpu_sec or 0:g} s, {start}; workers GPU {i.gpu_workers[0]}:{i.gpu_workers[1]}, CPU "
+        f"{i.cpu_workers[0]}:{i.cpu_workers[1]} (min:max) on {i.cpu_instance} ({i.cpu_vcpus} vCPU); orchestrator "
+        f"{i.orchestrator_workers} always-on on {i.orchestrator_instance} ({i.orchestrator_vcpus} vCPU), {front}; "
+        f"{rp.arrivals} arrivals over {i.active_hours:g} h/day ({gap}), seed {rp.seed}, {rp.simulated_requests:,} "
+        "requests a pass (cost = two passes minus one); every worker run rounded up to the whole second."
     )
 
 
@@ -30,50 +45,69 @@ def _runpod_rows(r: EstimateReport) -> list[list[str]]:
     rows = []
     for arch, bills in (("mixed", rp.mixed), ("GPU-only", rp.gpu_only)):
         for e in bills:
+            ok = rp.mixed_servable if arch == "mixed" else rp.gpu_only_servable
+            where = e.worker.upper()
             rows.append([
-                f"{arch} ({e.worker.upper()})" if e.name == "gpu-only" else f"{arch} {e.name} ({e.worker.upper()})", f"{e.exec_s:.4g}", f"{e.min_workers}:{e.max_workers}",
-                f"{e.runs_per_request:.3f}", f"{e.billed_s_per_request:.3f}", f"{e.mean_queue_s:.3f}",
-                fmt_money(e.per_day, 2),
+                f"{arch} ({where})" if e.name == "gpu-only" else f"{arch} {e.name} ({where})", f"{e.exec_s:.4g}",
+                f"{e.min_workers}:{e.max_workers}",
+                f"{e.utilization:.0%}" + ("" if e.servable else f" (needs {e.workers_needed})"),
+                f"{e.runs_per_request:.3f}", f"{e.billed_s_per_request:.3f}",
+                f"{e.mean_wait_s:.3f}/{e.p95_wait_s:.3f}", fmt_money(e.per_day, 2) if ok else NOT_SERVABLE,
             ])
     if rp.orchestrator_workers:
-        rows.append(["mixed orchestrator (CPU)", "", f"{rp.orchestrator_workers} on", "", "", "",
-                     fmt_money(rp.orchestrator_per_day, 2)])
+        who = "both" if rp.orchestrator_for == "both" else "mixed"
+        rows.append([f"{who} orchestrator (CPU)", "", f"{rp.orchestrator_workers} on", "",
+                     "", "", "", fmt_money(rp.orchestrator_per_day, 2)])
     return rows
 
 
-_RUNPOD_HEADER = ["endpoint", "exec s", "workers", "runs/req", "billed s/req", "wait s", "$/day"]
+_RUNPOD_HEADER = ["endpoint", "exec s", "workers", "util", "runs/req", "billed s/req", "wait s mean/p95", "$/day"]
 
 
 def _runpod_totals(r: EstimateReport) -> list[list[str]]:
     rp = r.runpod
     assert rp is not None
     return [
-        ["per day", fmt_money(rp.mixed_per_day, 2), fmt_money(rp.gpu_only_per_day, 2), fmt_money(rp.savings_per_day, 2)],
-        [f"per month ({r.inputs.days_per_month} days)", fmt_money(rp.mixed_per_month, 2),
-         fmt_money(rp.gpu_only_per_month, 2), fmt_money(rp.savings_per_month, 2)],
+        ["per day", _money(rp.mixed_per_day, 2), _money(rp.gpu_only_per_day, 2), _money(rp.savings_per_day, 2)],
+        [f"per month ({r.inputs.days_per_month} days)", _money(rp.mixed_per_month, 2),
+         _money(rp.gpu_only_per_month, 2), _money(rp.savings_per_month, 2)],
+        ["latency s mean/p95", f"{rp.mixed_latency_mean_s:.3f}/{rp.mixed_latency_p95_s:.3f}",
+         f"{rp.gpu_only_latency_mean_s:.3f}/{rp.gpu_only_latency_p95_s:.3f}", ""],
     ]
 
 
 def runpod_summary_line(r: EstimateReport) -> str:
     rp = r.runpod
     assert rp is not None
+
+    def side(name: str, day: float | None, month: float | None, needed: str) -> str:
+        if day is None:
+            return f"{name} cannot serve this traffic ({needed}): no $ figure"
+        return f"{name} {fmt_money(day, 2)}/day = {fmt_money(month, 2)}/month"
+
+    def needs(bills) -> str:
+        return ", ".join(f"{e.name} needs {e.workers_needed}+ workers" for e in bills if not e.servable)
+
+    text = (f"Runpod would bill: {side('mixed', rp.mixed_per_day, rp.mixed_per_month, needs(rp.mixed))}, "
+            f"{side('GPU-only', rp.gpu_only_per_day, rp.gpu_only_per_month, needs(rp.gpu_only))}")
+    if rp.savings_per_day is None or rp.savings_pct is None:
+        return text
     verdict = "mixed is cheaper" if rp.savings_per_day > 0 else "mixed is NOT cheaper than GPU-only"
-    return (
-        f"Runpod would bill: mixed {fmt_money(rp.mixed_per_day, 2)}/day = {fmt_money(rp.mixed_per_month, 2)}/month, "
-        f"GPU-only {fmt_money(rp.gpu_only_per_day, 2)}/day = {fmt_money(rp.gpu_only_per_month, 2)}/month: "
-        f"{verdict} ({fmt_pct(rp.savings_pct)})"
-    )
+    return f"{text}: {verdict} ({fmt_pct(rp.savings_pct)})"
 
 
 def _totals_rows(r: EstimateReport) -> list[list[str]]:
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
     return [
-        ["per request", fmt_money(r.mixed_per_request), fmt_money(r.gpu_only_per_request),
-         fmt_money(r.gpu_only_per_request - r.mixed_per_request)],
-        ["per 1,000 requests", fmt_money(r.mixed_per_1k), fmt_money(r.gpu_only_per_1k),
-         fmt_money(r.gpu_only_per_1k - r.mixed_per_1k)],
-        ["per day", fmt_money(r.mixed_per_day, 2), fmt_money(r.gpu_only_per_day, 2), fmt_money(r.savings_per_day, 2)],
-        [f"per month ({r.inputs.days_per_month} days)", fmt_money(r.mixed_per_month, 2),
-         fmt_money(r.gpu_only_per_month, 2), fmt_money(r.savings_per_month, 2)],
+        ["per request", _money(r.mixed_per_request), _money(r.gpu_only_per_request),
+         _money(diff(r.gpu_only_per_request, r.mixed_per_request))],
+        ["per 1,000 requests", _money(r.mixed_per_1k), _money(r.gpu_only_per_1k),
+         _money(diff(r.gpu_only_per_1k, r.mixed_per_1k))],
+        ["per day", _money(r.mixed_per_day, 2), _money(r.gpu_only_per_day, 2), _money(r.savings_per_day, 2)],
+        [f"per month ({r.inputs.days_per_month} days)", _money(r.mixed_per_month, 2),
+         _money(r.gpu_only_per_month, 2), _money(r.savings_per_month, 2)],
     ]
 
 
@@ -93,17 +127,21 @@ def _line_rows(r: EstimateReport) -> list[list[str]]:
 def _header(r: EstimateReport) -> str:
     p = r.pricing
     src = f" · from {r.source_report}" if r.source_report else ""
+    cpu_flag = " illustrative" if p.illustrative or p.cpu_illustrative else ""
+    gpu_flag = " illustrative" if p.illustrative else ""
+    whole = " · ILLUSTRATIVE rates, not a price list" if p.illustrative else ""
     return (
         f"mixedclf estimate · {fmt_num(r.inputs.requests_per_day)} requests/day · billing {r.billing} · "
         f"pricing {p.name} "
-        f"(CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}){src}"
+        f"(CPU{cpu_flag} {fmt_rate(p.cpu_per_sec)}, GPU{gpu_flag} {fmt_rate(p.gpu_per_sec)}){whole}{src}"
     )
 
 
 def _sweep_rows(r: EstimateReport) -> list[list[str]]:
     return [
         [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
-         fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2), fmt_pct(s.savings_pct)]
+         _money(s.runpod_mixed_per_month, 2), _money(s.runpod_gpu_only_per_month, 2),
+         fmt_pct(s.savings_pct) if s.savings_pct is not None else NOT_SERVABLE]
         for s in r.sweep
     ]
 
@@ -162,7 +200,7 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
     out += [f"Break-even: {r.break_even_overhead_note}; {r.break_even_requests_note}.", ""]
     if r.runpod is not None:
         out += ["### What Runpod would bill (same inputs)", ""]
-        out += [md_table(_RUNPOD_HEADER, _runpod_rows(r), ["l"] + ["r"] * 6), ""]
+        out += [md_table(_RUNPOD_HEADER, _runpod_rows(r), ["l"] + ["r"] * (len(_RUNPOD_HEADER) - 1)), ""]
         out += [md_table(["Runpod", "mixed", "GPU-only", "savings"], _runpod_totals(r), ["l", "r", "r", "r"]), ""]
         out += [f"**{runpod_summary_line(r)}**", "", _runpod_settings(r), ""]
         out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
@@ -177,6 +215,9 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
 
 
 def estimate_summary_line(r: EstimateReport) -> str:
+    if r.mixed_per_day is None or r.gpu_only_per_day is None or r.savings_pct is None:
+        return f"{fmt_num(r.inputs.requests_per_day)} requests/day ({r.billing} billing): " + (
+            runpod_summary_line(r).removeprefix("Runpod would bill: ") if r.runpod is not None else "no $ figure")
     return (
         f"{fmt_num(r.inputs.requests_per_day)} requests/day ({r.billing} billing): mixed {fmt_money(r.mixed_per_day, 2)}/day "
         f"= {fmt_money(r.mixed_per_month, 2)}/month, GPU-only {fmt_money(r.gpu_only_per_day, 2)}/day "
