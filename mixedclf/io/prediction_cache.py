@@ -30,9 +30,10 @@ DEFAULT_MAX_BYTES = 1 << 30
 BUSY_TIMEOUT_MS = 5000
 _SQL_VARIABLES = 900  # under SQLite's oldest default limit of 999 host parameters per statement
 _PAGE_SIZE = 4096
-# Per stored row besides its key and logits: the b-tree cell, the use-order index entry and page slack, measured on
-# SQLite 3.4x with 16-byte keys (see tests/test_prediction_cache.py's cap test).
+# Per stored row besides its key and logits: the b-tree cell and page slack (an estimate for the first insert; the
+# cap itself is enforced from the pages in use).
 _ROW_OVERHEAD_BYTES = 64
+_FOLD_AT = 1_000_000  # hits kept in the append-only log before they are folded into the use order
 _EVICT_TO = 0.9  # evict down to this share of the cap, so a full cache does not evict on every insert
 
 
@@ -40,6 +41,20 @@ def default_cache_path() -> Path:
     from mixedclf.models.cache import cache_root
 
     return cache_root() / "predictions.sqlite3"
+
+
+def _check_length(path: Path) -> None:
+    """A truncated file opens cleanly and fails only on the first page it lacks: compare its length with the page
+    count its header records at the last checkpoint (bytes 16-17 page size, 28-31 pages; SQLite's file format)."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100:
+        return  # a new, empty database
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if os.path.getsize(path) < pages * page_size:
+        raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
 
 
 def _stderr_warning(message: str) -> None:
@@ -101,9 +116,7 @@ class PredictionCache:
             # The log is checkpointed before it takes more than a small share of the cap.
             db.execute(f"PRAGMA wal_autocheckpoint = {max(16, self.max_bytes // _PAGE_SIZE // 32)}")
             db.execute(f"PRAGMA journal_size_limit = {self.max_bytes // 16}")
-            # A truncated file opens cleanly and fails on the first page it lacks: read every page of the use-order
-            # index once, which is small next to the table and touches the file's end in a truncated one.
-            db.execute("SELECT count(*) FROM answers INDEXED BY answers_used WHERE used > 0").fetchone()
+            _check_length(self.path)
         except BaseException:
             db.close()
             raise
@@ -115,7 +128,9 @@ class PredictionCache:
         db.execute("BEGIN IMMEDIATE")
         db.execute("CREATE TABLE IF NOT EXISTS answers (key BLOB PRIMARY KEY, logits BLOB NOT NULL, "
                    "used INTEGER NOT NULL) WITHOUT ROWID")
-        db.execute("CREATE INDEX IF NOT EXISTS answers_used ON answers (used)")
+        # Hits are appended here and folded into answers.used before an eviction: an append costs a fraction of
+        # rewriting the hit row in place, and the use order is only read when evicting.
+        db.execute("CREATE TABLE IF NOT EXISTS touched (key BLOB NOT NULL, used INTEGER NOT NULL)")
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
@@ -233,10 +248,15 @@ class PredictionCache:
     def _touch(self) -> None:
         assert self._db is not None
         touched, self._touched = self._touched, []
-        for start in range(0, len(touched), _SQL_VARIABLES):
-            part = touched[start : start + _SQL_VARIABLES]
-            self._db.execute(f"UPDATE answers SET used = ? WHERE key IN ({','.join('?' * len(part))}) AND used < ?",
-                             (self._tick, *part, self._tick))
+        self._db.executemany("INSERT INTO touched (key, used) VALUES (?, ?)", ((k, self._tick) for k in touched))
+        if self._db.execute("SELECT coalesce(max(rowid), 0) FROM touched").fetchone()[0] > _FOLD_AT:
+            self._fold_touches()
+
+    def _fold_touches(self) -> None:
+        assert self._db is not None
+        self._db.execute("UPDATE answers SET used = t.used FROM (SELECT key, max(used) AS used FROM touched "
+                         "GROUP BY key) AS t WHERE answers.key = t.key AND answers.used < t.used")
+        self._db.execute("DELETE FROM touched")
 
     def file_bytes(self) -> int:
         return sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
@@ -260,11 +280,14 @@ class PredictionCache:
         in_use = (pages - self._db.execute("PRAGMA freelist_count").fetchone()[0]) * _PAGE_SIZE
         if in_use + incoming <= budget:
             return True
+        self._fold_touches()
         rows = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
         per_row = max(1, in_use // max(rows, 1))
         keep = max(0, int(budget * _EVICT_TO) - incoming) // per_row
         if rows > keep:
-            self._db.execute("DELETE FROM answers WHERE key IN "
-                             "(SELECT key FROM answers INDEXED BY answers_used ORDER BY used LIMIT ?)", (rows - keep,))
+            # No index on the use order: it would double the cost of every store and hit, while eviction runs once per
+            # tenth of the cap filled and scans the table then.
+            self._db.execute("DELETE FROM answers WHERE used <= (SELECT used FROM answers ORDER BY used LIMIT 1 "
+                             "OFFSET ?)", (rows - keep - 1,))
             self.stats.evicted += rows - keep
         return True
