@@ -1,0 +1,293 @@
+"""The prediction cache: rows answered before are answered again without the device.
+
+An `AnswerStore` (core/answers.py) on one SQLite file in WAL mode, so several runs can share it at once (readers never
+wait for a writer; writers wait up to BUSY_TIMEOUT_MS for each other). A row's key digests every setting that decides
+its logits with its cleaned text; the value is the logits as float32 bytes, so a cached answer goes through the same
+postprocess as a computed one and gives the same output bytes.
+
+The cache never decides a run's outcome: a file that is corrupt, truncated or not a cache is set aside and built
+anew, and a cache that cannot be written (read-only, disk full, locked too long) is dropped for the rest of the run.
+Each of these says so once through `warn`. The size cap counts the database and its write-ahead log; the least
+recently used entries are evicted before an insert would pass it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# "mxcl": tells this project's cache from any other SQLite file at the same path.
+APPLICATION_ID = 0x6D78636C
+SCHEMA_VERSION = 1
+DEFAULT_MAX_BYTES = 1 << 30
+BUSY_TIMEOUT_MS = 5000
+_SQL_VARIABLES = 900  # under SQLite's oldest default limit of 999 host parameters per statement
+_PAGE_SIZE = 4096
+# Per stored row besides its key and logits: the b-tree cell and page slack (an estimate for the first insert; the
+# cap itself is enforced from the pages in use).
+_ROW_OVERHEAD_BYTES = 64
+_FOLD_AT = 1_000_000  # hits kept in the append-only log before they are folded into the use order
+_EVICT_TO = 0.9  # evict down to this share of the cap, so a full cache does not evict on every insert
+
+
+def default_cache_path() -> Path:
+    from mixedclf.models.cache import cache_root
+
+    return cache_root() / "predictions.sqlite3"
+
+
+def _check_length(path: Path) -> None:
+    """A truncated file opens cleanly and fails only on the first page it lacks: compare its length with the page
+    count its header records at the last checkpoint (bytes 16-17 page size, 28-31 pages; SQLite's file format)."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100:
+        return  # a new, empty database
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if os.path.getsize(path) < pages * page_size:
+        raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    stored: int = 0
+    evicted: int = 0
+    disabled: str | None = None  # why the cache stopped serving this run, if it did
+
+
+class PredictionCache:
+    """Logits by row key, in one SQLite file capped at `max_bytes`."""
+
+    def __init__(self, path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES,
+                 warn: Callable[[str], None] = _stderr_warning):
+        if max_bytes < 64 * _PAGE_SIZE:
+            raise ValueError(f"a prediction cache needs at least {64 * _PAGE_SIZE} bytes, got {max_bytes}")
+        self.path = Path(path)
+        self.max_bytes = int(max_bytes)
+        self.stats = CacheStats()
+        self._warn = warn
+        self._db: sqlite3.Connection | None = None
+        self._tick = time.time_ns()  # the use order, advanced by every store: the oldest use is evicted first
+        self._touched: list[bytes] = []
+        self._open()
+
+    # -- opening, and what to do with a file that is not a healthy cache
+
+    def _open(self) -> None:
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:  # not a database, a damaged header, a foreign schema
+            self._rebuild(f"{exc}")
+        except OSError as exc:
+            self._disable(f"cannot open {self.path}: {exc}")
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if app_id == 0 and not tables:
+                self._create(db)
+            elif app_id != APPLICATION_ID:
+                raise sqlite3.DatabaseError("the file is not a mixedclf prediction cache")
+            elif db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError("the cache was written by another version of mixedclf")
+            if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise sqlite3.DatabaseError("the cache cannot use write-ahead logging")
+            db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on a crash; only the last commits may go
+            # The log is checkpointed before it takes more than a small share of the cap.
+            db.execute(f"PRAGMA wal_autocheckpoint = {max(16, self.max_bytes // _PAGE_SIZE // 32)}")
+            db.execute(f"PRAGMA journal_size_limit = {self.max_bytes // 16}")
+            _check_length(self.path)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
+        db.execute("PRAGMA auto_vacuum = NONE")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE IF NOT EXISTS answers (key BLOB PRIMARY KEY, logits BLOB NOT NULL, "
+                   "used INTEGER NOT NULL) WITHOUT ROWID")
+        # Hits are appended here and folded into answers.used before an eviction: an append costs a fraction of
+        # rewriting the hit row in place, and the use order is only read when evicting.
+        db.execute("CREATE TABLE IF NOT EXISTS touched (key BLOB NOT NULL, used INTEGER NOT NULL)")
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+
+    def _rebuild(self, why: str) -> None:
+        self._close_db()
+        self._warn(f"prediction cache {self.path} is unusable ({why}); starting it anew")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._db = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(f"cannot rebuild {self.path}: {exc}")
+
+    def _disable(self, why: str) -> None:
+        self._close_db()
+        if self.stats.disabled is None:
+            self.stats.disabled = why
+            self._warn(f"prediction cache off for this run: {why}")
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def _failed(self, exc: sqlite3.Error, writing: bool) -> None:
+        message = str(exc)
+        lowered = message.lower()
+        if "locked" in lowered or "busy" in lowered:
+            return  # another run held the lock past the timeout: these rows wait for a later run
+        damaged = not isinstance(exc, sqlite3.OperationalError) or "malformed" in lowered or "not a database" in lowered
+        if damaged:
+            self._rebuild(message)
+        else:  # read-only, disk full, I/O error: the run goes on without the cache
+            self._disable(message)
+
+    # -- the AnswerStore protocol
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
+    def lookup(self, keys: Sequence[bytes]) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        if self._db is None or not keys:
+            self.stats.misses += len(keys)
+            return found
+        position = {key: i for i, key in enumerate(keys)}
+        unique = list(position)
+        try:
+            for start in range(0, len(unique), _SQL_VARIABLES):
+                part = unique[start : start + _SQL_VARIABLES]
+                marks = ",".join("?" * len(part))
+                for key, logits in self._db.execute(f"SELECT key, logits FROM answers WHERE key IN ({marks})", part):
+                    found[position[key]] = np.frombuffer(logits, dtype=np.float32)
+        except sqlite3.Error as exc:
+            self._failed(exc, writing=False)
+            self.stats.misses += len(keys)
+            return {}
+        if len(position) < len(keys):  # a key repeated in the batch: every copy is answered
+            for i, key in enumerate(keys):
+                j = position[key]
+                if j != i and j in found:
+                    found[i] = found[j]
+        self._touched.extend(keys[i] for i in found)
+        self.stats.hits += len(found)
+        self.stats.misses += len(keys) - len(found)
+        return found
+
+    def store(self, keys: Sequence[bytes], logits: np.ndarray) -> None:
+        if self._db is None:
+            return
+        values = np.ascontiguousarray(logits, dtype=np.float32)
+        self._tick = max(self._tick + 1, time.time_ns())
+        rows = [(key, values[i].tobytes(), self._tick) for i, key in enumerate(keys)]
+        entry = len(rows[0][0]) + len(rows[0][1]) + _ROW_OVERHEAD_BYTES if rows else 0
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._touch()
+                if self._make_room(entry * len(rows)):
+                    self._db.executemany("INSERT OR REPLACE INTO answers (key, logits, used) VALUES (?, ?, ?)", rows)
+                else:  # a batch too large for the cap is not stored: rows are recomputed next time
+                    rows = []
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._failed(exc, writing=True)
+            return
+        self.stats.stored += len(rows)
+
+    def close(self) -> None:
+        if self._db is not None and self._touched:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._touch()
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                pass  # the use order is advisory: losing it only makes eviction less accurate
+        self._close_db()
+
+    def __enter__(self) -> PredictionCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- use order and the cap
+
+    def _touch(self) -> None:
+        assert self._db is not None
+        touched, self._touched = self._touched, []
+        self._db.executemany("INSERT INTO touched (key, used) VALUES (?, ?)", ((k, self._tick) for k in touched))
+        if self._db.execute("SELECT coalesce(max(rowid), 0) FROM touched").fetchone()[0] > _FOLD_AT:
+            self._fold_touches()
+
+    def _fold_touches(self) -> None:
+        assert self._db is not None
+        self._db.execute("UPDATE answers SET used = t.used FROM (SELECT key, max(used) AS used FROM touched "
+                         "GROUP BY key) AS t WHERE answers.key = t.key AND answers.used < t.used")
+        self._db.execute("DELETE FROM touched")
+
+    def file_bytes(self) -> int:
+        return sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(f"{self.path}-wal")
+        except OSError:
+            return 0
+
+    def _make_room(self, incoming: int) -> bool:
+        """Evict the least recently used entries until `incoming` more bytes fit under the cap; False when they
+        cannot fit at all. New rows fill freed pages before the file grows, so pages in use bound the file."""
+        assert self._db is not None
+        # Rows go to the log first and are copied into the database at its checkpoint: room for both, and for the
+        # log as large as it already is (a reader in another run can hold a checkpoint back).
+        budget = self.max_bytes - max(self._wal_bytes(), self.max_bytes // 32) - 2 * incoming
+        if budget <= 0:
+            return False
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        in_use = (pages - self._db.execute("PRAGMA freelist_count").fetchone()[0]) * _PAGE_SIZE
+        if in_use + incoming <= budget:
+            return True
+        self._fold_touches()
+        rows = self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        per_row = max(1, in_use // max(rows, 1))
+        keep = max(0, int(budget * _EVICT_TO) - incoming) // per_row
+        if rows > keep:
+            # No index on the use order: it would double the cost of every store and hit, while eviction runs once per
+            # tenth of the cap filled and scans the table then.
+            self._db.execute("DELETE FROM answers WHERE used <= (SELECT used FROM answers ORDER BY used LIMIT 1 "
+                             "OFFSET ?)", (rows - keep - 1,))
+            self.stats.evicted += rows - keep
+        return True

@@ -1,0 +1,159 @@
+"""The prediction cache as a store: exact answers, the cap, sharing, and every way its file can be unusable."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import stat
+
+import numpy as np
+import pytest
+
+from mixedclf.core.answers import answer_keys, run_key
+from mixedclf.io.prediction_cache import PredictionCache
+
+KEY = run_key(model="m", precision="fp32")
+
+
+def _keys(n: int, start: int = 0) -> list[bytes]:
+    return answer_keys(KEY, [f"row {i}" for i in range(start, start + n)])
+
+
+def _logits(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3)).astype(np.float32)
+
+
+def _cache(path, warnings=None, **kw) -> PredictionCache:
+    return PredictionCache(path, warn=(warnings.append if warnings is not None else lambda m: None), **kw)
+
+
+def test_stored_logits_come_back_bit_for_bit(tmp_path):
+    keys, logits = _keys(500), _logits(500)
+    with _cache(tmp_path / "c.db") as cache:
+        assert cache.lookup(keys) == {}
+        cache.store(keys, logits)
+    with _cache(tmp_path / "c.db") as cache:
+        found = cache.lookup(keys[::-1] + _keys(10, start=10_000))
+        assert len(found) == 500 and cache.stats.hits == 500 and cache.stats.misses == 10
+        got = np.stack([found[i] for i in range(500)])
+        assert got.tobytes() == logits[::-1].tobytes()
+
+
+def test_a_key_repeated_in_one_lookup_is_answered_at_every_position(tmp_path):
+    keys = _keys(3)
+    with _cache(tmp_path / "c.db") as cache:
+        cache.store(keys, _logits(3))
+        found = cache.lookup([keys[1], keys[0], keys[1]])
+        assert sorted(found) == [0, 1, 2] and found[0].tobytes() == found[2].tobytes()
+
+
+def test_another_run_key_misses(tmp_path):
+    with _cache(tmp_path / "c.db") as cache:
+        cache.store(_keys(5), _logits(5))
+        other = answer_keys(run_key(model="m", precision="bf16"), [f"row {i}" for i in range(5)])
+        assert cache.lookup(other) == {}
+
+
+def test_the_cap_is_never_passed_and_recent_rows_survive(tmp_path):
+    cap = 2 << 20
+    with _cache(tmp_path / "c.db", max_bytes=cap) as cache:
+        for batch in range(80):
+            cache.store(_keys(1000, start=batch * 1000), _logits(1000, seed=batch))
+            assert cache.file_bytes() <= cap
+        assert cache.stats.evicted > 0
+        assert len(cache.lookup(_keys(1000, start=79_000))) == 1000  # the newest batch is kept
+        assert len(cache.lookup(_keys(1000, start=0))) == 0  # the oldest went first
+
+
+def test_a_row_used_again_outlives_rows_stored_after_it(tmp_path):
+    cap = 2 << 20
+    with _cache(tmp_path / "c.db", max_bytes=cap) as cache:
+        hot = _keys(200, start=10**6)
+        cache.store(hot, _logits(200))
+        for batch in range(60):
+            assert len(cache.lookup(hot)) == 200, f"hot rows evicted at batch {batch}"
+            cache.store(_keys(1000, start=batch * 1000), _logits(1000, seed=batch))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "empty"])
+def test_an_unusable_file_is_started_anew_with_one_warning(tmp_path, damage):
+    path = tmp_path / "c.db"
+    with _cache(path) as cache:
+        cache.store(_keys(3000), _logits(3000))
+    if damage == "garbage":
+        path.write_bytes(os.urandom(8192))
+    elif damage == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    elif damage == "foreign":
+        path.unlink()
+        with sqlite3.connect(path) as other:
+            other.execute("CREATE TABLE notes (body TEXT)")
+    else:
+        path.write_bytes(b"")
+    warnings: list[str] = []
+    with _cache(path, warnings) as cache:
+        found = cache.lookup(_keys(3000))
+        cache.store(_keys(10, start=5000), _logits(10))
+        assert cache.enabled
+    if damage == "empty":  # an empty file is a new database
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "starting it anew" in warnings[0]
+        assert found == {}  # nothing from the damaged file is served
+    with _cache(path) as cache:
+        assert len(cache.lookup(_keys(10, start=5000))) == 10
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_a_read_only_cache_turns_itself_off(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with _cache(folder / "c.db") as cache:
+        cache.store(_keys(5), _logits(5))
+    os.chmod(folder / "c.db", stat.S_IRUSR)
+    os.chmod(folder, stat.S_IRUSR | stat.S_IXUSR)
+    warnings: list[str] = []
+    try:
+        with _cache(folder / "c.db", warnings) as cache:
+            cache.store(_keys(5, start=100), _logits(5))
+            assert cache.lookup(_keys(5)) == {} or not cache.enabled
+    finally:
+        os.chmod(folder, stat.S_IRWXU)
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("pragma", ["max_page_count = 1", "query_only = 1"], ids=["disk-full", "read-only"])
+def test_a_cache_that_cannot_be_written_turns_itself_off_and_the_run_goes_on(tmp_path, pragma):
+    warnings: list[str] = []
+    cache = _cache(tmp_path / "c.db", warnings)
+    cache.store(_keys(5), _logits(5))
+    cache._db.execute(f"PRAGMA {pragma}")  # SQLite then fails writes as a full disk or a read-only file does
+    cache.store(_keys(2000, start=10), _logits(2000))
+    assert not cache.enabled and len(warnings) == 1 and "off for this run" in warnings[0]
+    assert cache.lookup(_keys(5)) == {}  # off: every row goes to the device
+    cache.store(_keys(5, start=10), _logits(5))  # and nothing more is said
+    assert len(warnings) == 1
+    cache.close()
+
+
+def _writer(path, start):
+    with PredictionCache(path, warn=lambda m: None) as cache:
+        for batch in range(20):
+            keys = _keys(200, start=start + batch * 200)
+            cache.lookup(keys)
+            cache.store(keys, _logits(200, seed=start + batch))
+
+
+def test_two_runs_share_one_cache_at_once(tmp_path):
+    path = tmp_path / "c.db"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, start)) for start in (0, 100_000)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with _cache(path) as cache:
+        assert len(cache.lookup(_keys(4000) + _keys(4000, start=100_000))) == 8000
