@@ -14,8 +14,9 @@ import math
 
 from pydantic import BaseModel
 
+from mixedclf.costs.accounting import clean
 from mixedclf.costs.fmt import fmt_money
-from mixedclf.costs.runpod import runpod_bill, totals
+from mixedclf.costs.runpod import mixed_per_day
 
 #: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
 #: row of their chunk. With ``settings["dedup"]`` true: no advice.
@@ -213,16 +214,25 @@ def _advise_classify(report) -> list[Advice]:
 
 
 def _advise_estimate(r) -> list[Advice]:
-    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
+    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed), only
+    the mixed endpoints from the changed one on (the rest are the report's own simulations). None under ideal
+    billing, which simulates nothing."""
     i, p = r.inputs, r.pricing
-    rp = r.runpod or runpod_bill(i, p, break_even=False)
+    rp = r.runpod
+    if rp is None:
+        return []
     days = i.days_per_month
     gap = r.mean_gap_s
     out: list[Advice] = []
     per = "per month"
 
+    def what_if(**update):
+        """(the mixed endpoints' bills, $/month) with `update` applied, rounded as the report's bill is."""
+        bills, per_day = mixed_per_day(i.model_copy(update=update), p, i.sim_requests)
+        return bills, clean(per_day * days)
+
     def mixed_month(**update) -> float:
-        return totals(i.model_copy(update=update), p, cap=i.sim_requests)[0] * days
+        return what_if(**update)[1]
 
     now = rp.mixed_per_month
     stages = (("pre", "idle_timeout_pre", i.idle_pre, 0), ("GPU", "idle_timeout_gpu", i.idle_gpu, 1),
@@ -231,9 +241,9 @@ def _advise_estimate(r) -> list[Advice]:
         if gap is None or t <= 3 * gap:
             continue
         new_t = float(max(1, round(gap)))
-        alt = runpod_bill(i.model_copy(update={field: new_t}), p, break_even=False)
-        saving = now - alt.mixed_per_month
-        was, then = rp.mixed[k], alt.mixed[k]
+        alt_bills, alt_month = what_if(**{field: new_t})
+        saving = now - alt_month
+        was, then = rp.mixed[k], alt_bills[k]
         out.append(
             Advice(
                 key=f"idle-timeout-{name.lower()}",

@@ -111,8 +111,8 @@ class SweepRow(BaseModel):
     savings_pct: float
     ideal_mixed_per_month: float = 0.0
     ideal_gpu_only_per_month: float = 0.0
-    runpod_mixed_per_month: float = 0.0
-    runpod_gpu_only_per_month: float = 0.0
+    runpod_mixed_per_month: float | None = None  # None under ideal billing: nothing simulated
+    runpod_gpu_only_per_month: float | None = None
 
 
 class EstimateNumbers(BaseModel):

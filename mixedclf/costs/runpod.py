@@ -10,13 +10,21 @@ the clock at the active rate. Formulas, sources and worked examples: docs/cost-m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.fmt import fmt_num
-from mixedclf.costs.runpod_sim import EndpointRun, EndpointSpec, arrival_times, percentile, simulate_endpoint
+from mixedclf.costs.runpod_sim import (
+    EndpointRun,
+    EndpointSpec,
+    arrival_times,
+    percentile,
+    simulate_endpoint,
+    simulate_endpoint_marked,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.costs.per_request import EstimateInputs
@@ -150,21 +158,117 @@ def _bill(name: str, worker: str, spec: EndpointSpec, one: EndpointRun, two: End
     )
 
 
+class Load(NamedTuple):
+    """What an endpoint chain's arrivals depend on: with the chain's specs, the key of a memoized simulation."""
+
+    requests_per_day: float
+    active_hours: float
+    n: int  # requests per pass
+    arrivals: str
+    seed: int
+
+
+class _Memo:
+    """Least recently used results up to a budget of simulated requests, so a long --sim-requests cannot fill
+    memory: a result heavier than the whole budget is computed and not kept."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.held = budget, 0
+        self.items: OrderedDict[object, tuple[object, int]] = OrderedDict()
+
+    def get(self, key: object) -> object | None:
+        hit = self.items.get(key)
+        if hit is None:
+            return None
+        self.items.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: object, value: object, weight: int) -> None:
+        if weight > self.budget or key in self.items:
+            return
+        self.items[key] = (value, weight)
+        self.held += weight
+        while self.held > self.budget:
+            self.held -= self.items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.held = 0
+
+
+#: Weights count requests kept (departures, waits, arrival keys): 1.5 M is a few tens of MB, and every figure of
+#: one estimate at the default 10,000 requests per pass (headline, advice, break-even scan) fits.
+MEMO = _Memo(budget=1_500_000)
+
+
+def _arrivals(load: Load) -> list[float]:
+    """The seeded arrivals twice back to back; the first `load.n` are the one-pass arrivals (read-only: shared)."""
+    key = ("arrivals", load)
+    hit = MEMO.get(key)
+    if hit is None:
+        hit = arrival_times(load.requests_per_day, load.active_hours, load.n, load.arrivals,  # type: ignore[arg-type]
+                            load.seed, repeat=2)
+        MEMO.put(key, hit, 2 * load.n)
+    return hit  # type: ignore[return-value]
+
+
+def _passes(spec: EndpointSpec, one_in: list[float], two_in: list[float]) -> tuple[EndpointRun, EndpointRun]:
+    """The endpoint over one pass and over two: one simulation where the one-pass arrivals open the two-pass
+    ones (always at the first endpoint; downstream when no second-pass request leaves before a first-pass one)."""
+    if two_in[: len(one_in)] == one_in:
+        return simulate_endpoint_marked(two_in, spec, len(one_in))
+    return simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec)
+
+
+def chain_runs(chain: tuple[EndpointSpec, ...], load: Load) -> list[tuple[EndpointRun, EndpointRun]]:
+    """Each endpoint of `chain` fed by the one before it, simulated once and over two passes (read-only results).
+
+    Memoized per (endpoint, arrivals): the simulation is deterministic, so a figure that changes one endpoint (an
+    advice's idle timeout) re-simulates only what that changes, and no figure simulates again what another
+    already did (GPU-only, the unchanged stages, a sweep rate the break-even scan also visits). The first
+    endpoint's arrivals are named by their load; the others' by their values (the departures before them).
+    """
+    out: list[tuple[EndpointRun, EndpointRun]] = []
+    for k, spec in enumerate(chain):
+        if k == 0:
+            key: tuple = ("first", spec, load)
+        else:
+            one_in, two_in = sorted(out[-1][0].departures), sorted(out[-1][1].departures)
+            key = ("after", spec, tuple(one_in), tuple(two_in))
+        runs = MEMO.get(key)
+        if runs is None:
+            if k == 0:
+                two_in = _arrivals(load)
+                one_in = two_in[: load.n]
+            runs = _passes(spec, one_in, two_in)
+            MEMO.put(key, runs, 4 * load.n)
+        out.append(runs)  # type: ignore[arg-type]
+    return out
+
+
+def _load(i: "EstimateInputs", cap: int) -> Load:
+    n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
+    return Load(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed)
+
+
+def _chain_bills(pipeline: list[tuple[str, str, EndpointSpec]], i: "EstimateInputs", p: "PricingProfile",
+                 load: Load) -> list[EndpointBill]:
+    runs = chain_runs(tuple(spec for _, _, spec in pipeline), load)
+    return [_bill(name, worker, spec, one, two, i, p.rate(worker), p.active_rate(worker))
+            for (name, worker, spec), (one, two) in zip(pipeline, runs)]
+
+
 def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> tuple[list[EndpointBill], list[EndpointBill], int]:
     mixed, go = endpoint_specs(i)
-    n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    passes = {k: arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=k) for k in (1, 2)}
+    load = _load(i, cap)
+    return _chain_bills(mixed, i, p, load), _chain_bills([go], i, p, load), load.n
 
-    def run(pipeline: list[tuple[str, str, EndpointSpec]]) -> list[EndpointBill]:
-        stage_in = dict(passes)
-        bills = []
-        for name, worker, spec in pipeline:
-            runs = {k: simulate_endpoint(stage_in[k], spec) for k in (1, 2)}
-            bills.append(_bill(name, worker, spec, runs[1], runs[2], i, p.rate(worker), p.active_rate(worker)))
-            stage_in = {k: sorted(runs[k].departures) for k in (1, 2)}
-        return bills
 
-    return run(mixed), run([go]), n
+def mixed_per_day(i: "EstimateInputs", p: "PricingProfile", cap: int) -> tuple[list[EndpointBill], float]:
+    """The mixed endpoints' bills and $/day (orchestrator included, rounded as runpod_bill rounds) alone: what a
+    mixed-only what-if needs."""
+    bills = _chain_bills(endpoint_specs(i)[0], i, p, _load(i, cap))
+    return bills, clean(sum(b.per_day for b in bills) + clean(i.orchestrator_workers * DAY_S * p.active_rate("cpu")))
 
 
 def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS) -> tuple[float, float]:

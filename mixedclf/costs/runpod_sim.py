@@ -64,13 +64,30 @@ def billed_seconds(run_length: float) -> int:
 
 def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
     """Serve `arrivals` (sorted seconds) on one endpoint; see the module docstring for the rules."""
+    return _serve(arrivals, spec, None)[1]
+
+
+def simulate_endpoint_marked(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[EndpointRun, EndpointRun]:
+    """(what simulate_endpoint(arrivals[:mark]) returns, what simulate_endpoint(arrivals) returns), in one pass.
+
+    Exact, not approximate: a request's service depends only on the requests before it, so the state after the
+    first `mark` requests is the shorter run's state, which then only closes its running workers.
+    """
+    one, whole = _serve(arrivals, spec, mark)
+    assert one is not None
+    return one, whole
+
+
+def _serve(arrivals: list[float], spec: EndpointSpec, mark: int | None) -> tuple[EndpointRun | None, EndpointRun]:
     if spec.max_workers < 1 or not 0 <= spec.min_workers <= spec.max_workers:
         raise ValueError(f"{spec.name}: workers must satisfy 0 <= min <= max and max >= 1")
     ex, cold, idle = spec.exec_s, spec.cold_start_s, spec.idle_timeout_s
-    flex_cap = spec.max_workers - spec.min_workers
-    active = [-math.inf] * spec.min_workers  # free_at of each active worker
+    min_workers = spec.min_workers
+    flex_cap = spec.max_workers - min_workers
+    active = [-math.inf] * min_workers  # free_at of each active worker
     flex: list[list[float]] = []  # [free_at, run_start] of each running flex worker
     out = EndpointRun(requests=len(arrivals))
+    inf = math.inf
 
     def close(w: list[float]) -> None:
         length = w[0] + idle - w[1]
@@ -78,64 +95,98 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
         out.run_seconds += length
         out.billed_seconds += billed_seconds(length)
 
+    # the per-request counters live in locals (this loop is what `estimate` spends its time on) and are written
+    # to `out` where a run is read: at the mark and at the end
+    busy, cold_waits, cap_waits, peak = 0.0, 0, 0, 0
+    runs, run_s, billed = 0, 0.0, 0  # closed flex runs: count, seconds, billed seconds (as close() counts them)
+    ceil = math.ceil
     queue_delays, departures = out.queue_delays, out.departures
-    for t in arrivals:
-        wait = 0.0
-        # an idle active worker first
-        i = -1
-        for k in range(len(active)):
-            if active[k] <= t:
-                i = k
-                break
-        if i >= 0:
-            start = t
-            active[i] = start + ex
-        else:
-            # one pass over the flex workers: stop the expired, find the idle one freed last and the first free
-            best = None
-            first = None
-            stopped = False
-            for w in flex:
-                f = w[0]
-                if f + idle < t:
-                    close(w)
-                    stopped = True
-                elif f <= t:
-                    if best is None or f > best[0]:
-                        best = w
-                elif first is None or f < first[0]:
-                    first = w
-            if stopped:
-                flex = [w for w in flex if w[0] + idle >= t]
-            if best is not None:
+    delay, depart = queue_delays.append, departures.append
+    marked = None
+    segments = (arrivals,) if mark is None else (arrivals[:mark], arrivals[mark:])
+    for part, segment in enumerate(segments):
+        if part == 1:
+            out.busy_flex_seconds, out.cold_waits, out.cap_waits, out.peak_workers = busy, cold_waits, cap_waits, peak
+            out.runs, out.run_seconds, out.billed_seconds = runs, run_s, billed
+            marked = _closed_copy(out, flex, idle, min_workers, len(segments[0]))
+        for t in segment:
+            wait = 0.0
+            # an idle active worker first
+            i = -1
+            if active:
+                for k in range(len(active)):
+                    if active[k] <= t:
+                        i = k
+                        break
+            if i >= 0:
                 start = t
-                best[0] = start + ex
-                out.busy_flex_seconds += ex
+                active[i] = start + ex
             else:
-                a_first = min(active) if active else math.inf
-                earliest = min(a_first, first[0] if first is not None else math.inf)
-                if len(flex) < flex_cap and t + cold < earliest:
-                    start = t + cold
-                    flex.append([start + ex, t])
-                    out.cold_waits += 1
-                    out.busy_flex_seconds += ex
-                    if len(flex) + spec.min_workers > out.peak_workers:
-                        out.peak_workers = len(flex) + spec.min_workers
-                else:  # every worker busy or starting: queue for the first one free
-                    start = earliest
-                    wait = start - t
-                    out.cap_waits += len(flex) >= flex_cap
-                    if first is not None and first[0] == earliest:
-                        first[0] = start + ex
-                        out.busy_flex_seconds += ex
-                    else:
-                        active[active.index(a_first)] = start + ex
-        queue_delays.append(wait)
-        departures.append(start + ex)
+                # one pass over the flex workers: stop the expired, find the idle one freed last and the first free
+                best = None
+                first = None
+                stopped = False
+                for w in flex:
+                    f = w[0]
+                    if f + idle < t:  # close(w), inline
+                        length = f + idle - w[1]
+                        runs += 1
+                        run_s += length
+                        whole = ceil(length - 1e-9)
+                        billed += whole if whole > 0 else 0
+                        stopped = True
+                    elif f <= t:
+                        if best is None or f > best[0]:
+                            best = w
+                    elif first is None or f < first[0]:
+                        first = w
+                if stopped:
+                    flex = [w for w in flex if w[0] + idle >= t]
+                if best is not None:
+                    start = t
+                    best[0] = start + ex
+                    busy += ex
+                else:
+                    a_first = min(active) if active else inf
+                    earliest = a_first if first is None or a_first < first[0] else first[0]
+                    if len(flex) < flex_cap and t + cold < earliest:
+                        start = t + cold
+                        flex.append([start + ex, t])
+                        cold_waits += 1
+                        busy += ex
+                        if len(flex) + min_workers > peak:
+                            peak = len(flex) + min_workers
+                    else:  # every worker busy or starting: queue for the first one free
+                        start = earliest
+                        wait = start - t
+                        cap_waits += len(flex) >= flex_cap
+                        if first is not None and first[0] == earliest:
+                            first[0] = start + ex
+                            busy += ex
+                        else:
+                            active[active.index(a_first)] = start + ex
+            delay(wait)
+            depart(start + ex)
+    out.busy_flex_seconds, out.cold_waits, out.cap_waits = busy, cold_waits, cap_waits
+    out.runs, out.run_seconds, out.billed_seconds = runs, run_s, billed
     for w in flex:
         close(w)
-    out.peak_workers = max(out.peak_workers, spec.min_workers)
-    return out
+    out.peak_workers = max(peak, min_workers)
+    return marked, out
+
+
+def _closed_copy(out: EndpointRun, flex: list[list[float]], idle: float, min_workers: int, n: int) -> EndpointRun:
+    """The run so far, its running flex workers closed as the end of a run closes them (same order, same sums)."""
+    run = EndpointRun(requests=n, runs=out.runs, run_seconds=out.run_seconds, billed_seconds=out.billed_seconds,
+                      busy_flex_seconds=out.busy_flex_seconds, queue_delays=out.queue_delays[:n],
+                      cold_waits=out.cold_waits, cap_waits=out.cap_waits, departures=out.departures[:n],
+                      peak_workers=max(out.peak_workers, min_workers))
+    for w in flex:
+        length = w[0] + idle - w[1]
+        run.runs += 1
+        run.run_seconds += length
+        run.billed_seconds += billed_seconds(length)
+    return run
 
 
 def arrival_times(requests_per_day: float, active_hours: float, n: int, mode: Arrivals = "poisson",

@@ -51,21 +51,23 @@ def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
 
 
 def sweep_row(inputs: EstimateInputs, p: PricingProfile, r: float) -> SweepRow:
-    """Both billing models at r requests/day; the headline fields follow inputs.billing."""
+    """The ideal model at r requests/day, and the runpod one under runpod billing (ideal billing simulates nothing);
+    the headline fields follow inputs.billing."""
     i = inputs.model_copy(update={"requests_per_day": r})
     ideal = compute(i, p.cpu_per_sec, p.gpu_per_sec)
-    rp_m, rp_g = totals(i, p)
     days = i.days_per_month
     if i.billing == "runpod":
+        rp_m, rp_g = totals(i, p)
         m_day, g_day = clean(rp_m), clean(rp_g)
+        runpod = dict(runpod_mixed_per_month=clean(rp_m * days), runpod_gpu_only_per_month=clean(rp_g * days))
     else:
         m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
+        runpod = {}
     return SweepRow(
         requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=clean(m_day * days),
         gpu_only_per_month=clean(g_day * days), savings_per_month=clean((g_day - m_day) * days),
         savings_pct=pct(g_day - m_day, g_day), ideal_mixed_per_month=ideal.mixed_per_month,
-        ideal_gpu_only_per_month=ideal.gpu_only_per_month, runpod_mixed_per_month=clean(rp_m * days),
-        runpod_gpu_only_per_month=clean(rp_g * days),
+        ideal_gpu_only_per_month=ideal.gpu_only_per_month, **runpod,
     )
 
 
@@ -109,9 +111,10 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
     lines = {
         "ideal: mixed": [s.ideal_mixed_per_month for s in curve],
         "ideal: GPU-only": [s.ideal_gpu_only_per_month for s in curve],
-        "Runpod: mixed": [s.runpod_mixed_per_month for s in curve],
-        "Runpod: GPU-only": [s.runpod_gpu_only_per_month for s in curve],
     }
+    if r.billing == "runpod":
+        lines["Runpod: mixed"] = [s.runpod_mixed_per_month or 0.0 for s in curve]
+        lines["Runpod: GPU-only"] = [s.runpod_gpu_only_per_month or 0.0 for s in curve]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     try:
         styles = {"ideal": ("--", 1.2), "Runpod": ("-", 1.8)}
@@ -123,7 +126,7 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
         ax.set_xscale("log")
         if all(y > 0 for ys in lines.values() for y in ys):
             ax.set_yscale("log")
-        for model in ("ideal", "Runpod"):
+        for model in ("ideal", "Runpod") if r.billing == "runpod" else ("ideal",):
             m, g = lines[f"{model}: mixed"], lines[f"{model}: GPU-only"]
             for x in crossings(xs, m, g):
                 ax.axvline(x, color="grey", linestyle=":", linewidth=1)
@@ -131,7 +134,8 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
                             fontsize=7, rotation=90, va="bottom", ha="right")
         ax.set_xlabel("requests per day")
         ax.set_ylabel(f"$ per month ({r.inputs.days_per_month} days)")
-        ax.set_title(f"mixedclf estimate · ideal vs Runpod billing · pricing {r.pricing.name}")
+        models = "ideal vs Runpod" if r.billing == "runpod" else "ideal"
+        ax.set_title(f"mixedclf estimate · {models} billing · pricing {r.pricing.name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()

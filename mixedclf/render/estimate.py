@@ -102,15 +102,25 @@ def _header(r: EstimateReport) -> str:
 
 
 def _sweep_rows(r: EstimateReport) -> list[list[str]]:
+    runpod = r.billing == "runpod"
     return [
         [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
-         fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2), fmt_pct(s.savings_pct)]
+         *([fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2)] if runpod else []),
+         fmt_pct(s.savings_pct)]
         for s in r.sweep
     ]
 
 
+def _sweep_header(r: EstimateReport) -> list[str]:
+    """Runpod's columns only where something was simulated (runpod billing)."""
+    return _SWEEP_HEADER if r.billing == "runpod" else [h for h in _SWEEP_HEADER if not h.startswith("Runpod")]
+
+
 _SWEEP_HEADER = ["requests/day", "ideal mixed / month", "ideal GPU-only / month", "Runpod mixed / month",
                  "Runpod GPU-only / month", "savings % (headline)"]
+
+
+NOT_SIMULATED = "Runpod billing not simulated under ideal billing: pass --billing runpod to see what Runpod would bill."
 
 
 def _table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int = 1) -> None:
@@ -137,8 +147,11 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
         console.print(f"break-even: {escape(r.runpod.break_even_requests_note)}.")
         for w in r.runpod.warnings:
             console.print(f"[yellow]warning: {escape(w)}[/yellow]")
+    else:
+        console.print(NOT_SIMULATED)
     if r.sweep:
-        _table(console, "Sweep over request rates (both billing models)", _SWEEP_HEADER, _sweep_rows(r), left=0)
+        title = "both billing models" if r.billing == "runpod" else "ideal billing"
+        _table(console, f"Sweep over request rates ({title})", _sweep_header(r), _sweep_rows(r), left=0)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
@@ -168,8 +181,10 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
         out += [f"**{runpod_summary_line(r)}**", "", _runpod_settings(r), ""]
         out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
         out += [f"> warning: {w}" for w in r.runpod.warnings] + ([""] if r.runpod.warnings else [])
+    else:
+        out += [NOT_SIMULATED, ""]
     if r.sweep:
-        out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 6), ""]
+        out += [md_table(_sweep_header(r), _sweep_rows(r), ["r"] * len(_sweep_header(r))), ""]
     out += [f"> note: {n}" for n in r.notes]
     adv = _advice(r) if advice else []
     if adv:
