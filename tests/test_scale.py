@@ -1,0 +1,115 @@
+"""Issue 19, item 4: flat at any scale. A checkpoint costs the same however many parts a run has staged, and a
+run's memory does not grow with its row count."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mixedclf.errors import ResumeError
+from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, verify_resumable
+from mixedclf.io.partstore import PartStore, parts_mismatch
+from mixedclf.io.sinks import open_error_log, open_writer
+
+CHUNKS = 2000
+
+
+def _checkpoint(writer, errors, out: Path, chunks: int) -> None:
+    """What the engine does after each chunk (engines/local.py _save_checkpoint)."""
+    writer.flush()
+    errors.flush()
+    Checkpoint(fingerprint="f", model_run="torch fp32 on cpu", chunks_done=chunks, rows_in=chunks, rows_out=chunks,
+               rows_errored=0, output=writer.files(), errors=errors.state(), tally={}).save(out)
+
+
+def _checkpoint_seconds(out: Path, kind: str, fmt: str) -> list[float]:
+    writer = open_writer(out, fmt, kind)
+    errors = open_error_log(out, kind)
+    seconds = []
+    try:
+        for k in range(CHUNKS):
+            writer.write(pa.table({"id": [k], "label": ["POSITIVE"]}), *([k // 100] if kind == "folder" else []))
+            start = time.perf_counter()
+            _checkpoint(writer, errors, out, k + 1)
+            seconds.append(time.perf_counter() - start)
+    finally:
+        writer.abort()
+        errors.abort()
+    return seconds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, name, fmt", [("folder", "out", "parquet"), ("file", "out.parquet", "parquet")])
+def test_checkpoint_time_does_not_grow_with_the_parts(tmp_path, kind, name, fmt):
+    """2,000 one-row chunks: the median checkpoint of the last 10% is at most 1.2x that of the first 10% (best of
+    three tries, so a burst of load on a shared machine does not decide it). Before issue 19 a folder output
+    re-read and re-hashed every staged part at each checkpoint, and a Parquet file's checkpoint listed each part."""
+    tenth = CHUNKS // 10
+    ratios = []
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        seconds = _checkpoint_seconds(folder / name, kind, fmt)
+        ratios.append(statistics.median(seconds[-tenth:]) / statistics.median(seconds[:tenth]))
+        if ratios[-1] <= 1.2:
+            break
+    assert min(ratios) <= 1.2, f"last/first checkpoint medians: {[round(r, 2) for r in ratios]}"
+
+
+def test_a_checkpoint_is_the_same_size_at_any_part_count(tmp_path):
+    out = tmp_path / "out"
+    writer, errors = open_writer(out, "parquet", "folder"), open_error_log(out, "folder")
+    sizes = []
+    for k in range(60):
+        writer.write(pa.table({"id": [k]}), k)
+        _checkpoint(writer, errors, out, 1)
+        sizes.append(len(json.loads(checkpoint_path(out).read_text())["output"]))
+    assert sizes == [1] * 60
+    writer.abort()
+    errors.abort()
+
+
+def _store_with_parts(folder: Path, n: int) -> PartStore:
+    store = PartStore(folder / "parts", "parts", "chunk-")
+    for k in range(n):
+        store.add(pa.table({"id": [k, k + 1]}), f"{k % 3:06d}")
+    return store
+
+
+def test_a_part_store_is_hashed_once_and_verified_whole(tmp_path):
+    store = _store_with_parts(tmp_path, 5)
+    state = store.state()
+    assert state.count == 5 and parts_mismatch(tmp_path, state) is None
+    store.add(pa.table({"id": [9]}), "000000")  # parts after the checkpoint's: a resume drops them
+    assert parts_mismatch(tmp_path, state) is None
+    # the same state when the store is reopened at the checkpoint (hashing what is there once)
+    assert PartStore(tmp_path / "parts", "parts", "chunk-", resume_at=5).state() == state
+    paths = store.paths()
+    table = pq.read_table(paths[2])
+    pq.write_table(table.set_column(0, "id", pa.array([7, 7])), paths[2])  # same rows, other bytes
+    assert "not what the checkpoint recorded" in parts_mismatch(tmp_path, state)
+    paths[1].unlink()
+    assert "part 2 of 5" in parts_mismatch(tmp_path, state) and "chunk-000001" in parts_mismatch(tmp_path, state)
+
+
+def test_resume_refuses_a_folder_output_whose_staged_chunk_changed(tmp_path):
+    out = tmp_path / "out"
+    writer, errors = open_writer(out, "parquet", "folder"), open_error_log(out, "folder")
+    for k in range(3):
+        writer.write(pa.table({"id": [k]}), 0)
+    _checkpoint(writer, errors, out, 3)
+    writer.suspend()
+    errors.suspend()
+    checkpoint = Checkpoint.load(out)
+    assert checkpoint.output_bytes == 3
+    verify_resumable(checkpoint, out)
+    chunk = sorted((tmp_path / ".out.partial" / "chunks").glob("chunk-*.parquet"))[1]
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
+    with pytest.raises(ResumeError, match="not what the checkpoint recorded"):
+        verify_resumable(checkpoint, out)
