@@ -8,6 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -62,12 +63,13 @@ def test_checkpoint_time_does_not_grow_with_the_parts(tmp_path, kind, name, fmt)
     assert min(ratios) <= 1.2, f"last/first checkpoint medians: {[round(r, 2) for r in ratios]}"
 
 
-def test_a_checkpoint_is_the_same_size_at_any_part_count(tmp_path):
-    out = tmp_path / "out"
-    writer, errors = open_writer(out, "parquet", "folder"), open_error_log(out, "folder")
+@pytest.mark.parametrize("kind, name", [("folder", "out"), ("file", "out.parquet")])
+def test_a_checkpoint_is_the_same_size_at_any_part_count(tmp_path, kind, name):
+    out = tmp_path / name
+    writer, errors = open_writer(out, "parquet", kind), open_error_log(out, kind)
     sizes = []
     for k in range(60):
-        writer.write(pa.table({"id": [k]}), k)
+        writer.write(pa.table({"id": [k]}), *([k] if kind == "folder" else []))
         _checkpoint(writer, errors, out, 1)
         sizes.append(len(json.loads(checkpoint_path(out).read_text())["output"]))
     assert sizes == [1] * 60
@@ -113,3 +115,65 @@ def test_resume_refuses_a_folder_output_whose_staged_chunk_changed(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:-1] + b"!")
     with pytest.raises(ResumeError, match="not what the checkpoint recorded"):
         verify_resumable(checkpoint, out)
+
+
+# --- memory that does not grow with rows ---------------------------------------------------------------------
+
+def test_id_repeats_are_exact_when_spilled_to_disk():
+    """A buffer of 500 hashes forces spills and a second split of the buckets; the count is the exact one."""
+    import random
+
+    from mixedclf.core.stats import IdRepeats
+
+    rng = random.Random(0)
+    ids = [rng.randrange(30_000) for _ in range(60_000)] + ["a", "a", None, "None"]
+    repeats = IdRepeats(buffer_rows=500)
+    for k in range(0, len(ids), 997):
+        repeats.add(ids[k : k + 997])
+    folder = Path(repeats._spill.name)
+    assert folder.is_dir()
+    assert repeats.count() == len(ids) - len({str(i) for i in ids})
+    assert not folder.exists()  # the spill files go with the count
+    assert IdRepeats().count() == 0
+
+
+def test_id_repeats_hold_a_bounded_buffer():
+    """1M ids through a 32k buffer: traced memory peaks at a few MB (it held 8 bytes per row before issue 19)."""
+    import tracemalloc
+
+    from mixedclf.core.stats import IdRepeats
+
+    repeats = IdRepeats(buffer_rows=1 << 15)
+    chunk = [f"row-{k}" for k in range(16_384)]
+    tracemalloc.start()
+    try:
+        for _ in range(64):
+            repeats.add(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3_000_000, f"peak {peak / 1e6:.1f} MB"
+    assert repeats.count() == 63 * 16_384
+
+
+def test_device_statistics_stay_the_same_size():
+    """Per-micro-batch entries are bounded; the totals keep counting."""
+    from mixedclf.core.inference import RECENT_BATCHES, InferenceRunner
+    from mixedclf.core.preprocess import PreprocessedBatch
+    from mixedclf.models.device import CPU
+
+    class Echo:
+        numpy_io = True
+
+        def __call__(self, input_ids, attention_mask):
+            return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
+
+    rows = RECENT_BATCHES + 500
+    ones = np.ones(rows, dtype=np.int32)
+    batch = PreprocessedBatch(cleaned=["x"] * rows, token_ids=np.full(rows * 3, 7, dtype=np.int32),
+                              lengths=ones * 3, truncated=np.zeros(rows, dtype=bool), word_count=ones,
+                              sentence_count=ones, char_count=ones)
+    runner = InferenceRunner(Echo(), CPU, 2)
+    runner.logits(batch, 1, 64)
+    assert runner.stats.batches == rows and runner.stats.rows == rows
+    assert len(runner.stats.batch_sizes) == RECENT_BATCHES

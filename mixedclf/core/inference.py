@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +18,9 @@ import numpy as np
 from mixedclf.core.batching import batch_limits, fill_padded, plan_micro_batches
 from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.core.stats import Clock
+
+
+RECENT_BATCHES = 4096
 
 
 @dataclass
@@ -33,7 +37,10 @@ class InferenceStats(Clock):
     loop_s: float = 0.0  # host time inside logits(), all of it
     wait_s: float = 0.0  # host time blocked on the device (on CUDA: slot waits and the chunk's synchronize)
     oom_splits: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
+    # The latest micro-batches' rows (a server reads and clears them after each call), never more than
+    # RECENT_BATCHES: the other counts above are running totals, so a run's statistics stay the same size at
+    # any row count.
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=RECENT_BATCHES))
 
     @property
     def host_overhead_s(self) -> float:
