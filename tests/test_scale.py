@@ -98,6 +98,8 @@ def test_a_part_store_is_hashed_once_and_verified_whole(tmp_path):
     assert "not what the checkpoint recorded" in parts_mismatch(tmp_path, state)
     paths[1].unlink()
     assert "part 2 of 5" in parts_mismatch(tmp_path, state) and "chunk-000001" in parts_mismatch(tmp_path, state)
+    fresh = PartStore(tmp_path / "parts", "parts", "chunk-")  # a new run: the earlier parts go
+    assert fresh.count == 0 and fresh.paths() == []
 
 
 def test_resume_refuses_a_folder_output_whose_staged_chunk_changed(tmp_path):
@@ -177,3 +179,45 @@ def test_device_statistics_stay_the_same_size():
     runner.logits(batch, 1, 64)
     assert runner.stats.batches == rows and runner.stats.rows == rows
     assert len(runner.stats.batch_sizes) == RECENT_BATCHES
+
+
+_PEAK_RSS = """
+import resource, runpy, sys
+sys.argv = ["mixedclf", *sys.argv[1:]]
+try:
+    runpy.run_module("mixedclf", run_name="__main__")
+except SystemExit as exc:
+    if exc.code:
+        raise
+print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _peak_rss_kb(tmp_path: Path, model: Path, rows: int) -> int:
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / f"in-{rows}.jsonl"
+    with open(source, "w", encoding="utf-8") as f:
+        for start in range(0, rows, 100_000):
+            f.write("".join(f'{{"id": "r{k}", "text": "good food {k % 97}"}}\n'
+                            for k in range(start, min(rows, start + 100_000))))
+    out = tmp_path / f"out-{rows}.parquet"
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, "classify", str(source), "-o", str(out), "--model",
+                           str(model), "--device", "cpu", "--mode", "gpu-only", "-q"],
+                          capture_output=True, text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert pq.ParquetFile(out).metadata.num_rows == rows
+    source.unlink()
+    return int(proc.stdout.strip().splitlines()[-1].split()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_peak_memory_of_a_run_does_not_grow_with_its_rows(tmp_path, tiny_model):
+    """The README's "memory stays flat": a classify run's peak RSS at 2M rows is at most 1.1x that at 200k (tiny
+    model, short texts, every id distinct, Parquet output through the part store)."""
+    small = _peak_rss_kb(tmp_path, tiny_model, 200_000)
+    large = _peak_rss_kb(tmp_path, tiny_model, 2_000_000)
+    assert large <= 1.1 * small, f"peak RSS {small / 1024:.0f} MB at 200k rows, {large / 1024:.0f} MB at 2M"

@@ -1,9 +1,9 @@
 """Checkpoints of an interrupted run: which chunks are safely written, so --resume can continue after them.
 
 A checkpoint vouches for the files it counts on (size and sha256 of the partial output and of the partial errors
-log; for staged Parquet parts, one fixed-size record of the part store: io.partstore). --resume continues only when each is exactly as recorded; anything else stops it
-before a byte is written, so a stale or foreign checkpoint can never turn a complete output into a shorter one.
-Once a run has sealed its output, the checkpoint says so (`committed`): the renames into place that follow can
+log; for staged Parquet parts, one fixed-size record of the part store: io.partstore). --resume continues only
+when each is exactly as recorded; anything else stops it before a byte is written, so a stale or foreign
+checkpoint can never turn a complete output into a shorter one. Once a run has sealed its output, the checkpoint says so (`committed`): the renames into place that follow can
 be finished by a later --resume, whichever of them a kill interrupted.
 """
 
@@ -162,8 +162,8 @@ def finish_commit(checkpoint: Checkpoint, output: Path) -> None:
     Call after verify_resumable; each step can be repeated after a kill."""
     folder = output.parent
     for name, final in _finals(output).items():
-        state = next((s for s in [*checkpoint.output, checkpoint.errors] if isinstance(s, FileState) and s.name == name),
-                     None)
+        files = [s for s in [*checkpoint.output, checkpoint.errors] if isinstance(s, FileState)]
+        state = next((s for s in files if s.name == name), None)
         partial = folder / name
         if state is checkpoint.errors and state.size == 0:
             partial.unlink(missing_ok=True)

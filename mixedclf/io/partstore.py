@@ -53,7 +53,7 @@ class PartStore:
         self.folder, self.name, self.prefix = folder, name, prefix
         self.pattern = f"{prefix}*.parquet"
         if resume_at is None:
-            for stale in folder.glob(pattern) if folder.is_dir() else []:
+            for stale in folder.glob(self.pattern) if folder.is_dir() else []:
                 stale.unlink()
         folder.mkdir(parents=True, exist_ok=True)
         existing = self.paths()
