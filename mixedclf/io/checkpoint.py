@@ -3,8 +3,9 @@
 A checkpoint vouches for the files it counts on (size and sha256 of the partial output and of the partial errors
 log; for staged Parquet parts, one fixed-size record of the part store: io.partstore). --resume continues only
 when each is exactly as recorded; anything else stops it before a byte is written, so a stale or foreign
-checkpoint can never turn a complete output into a shorter one. Once a run has sealed its output, the checkpoint says so (`committed`): the renames into place that follow can
-be finished by a later --resume, whichever of them a kill interrupted.
+checkpoint can never turn a complete output into a shorter one. Once a run has sealed its output, the
+checkpoint says so (`committed`): the renames into place that follow can be finished by a later --resume,
+whichever of them a kill interrupted.
 """
 
 from __future__ import annotations
