@@ -19,7 +19,6 @@ from mixedclf.core.batching import batch_limits, fill_padded, plan_micro_batches
 from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.core.stats import Clock
 
-
 RECENT_BATCHES = 4096
 
 

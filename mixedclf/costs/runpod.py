@@ -255,7 +255,7 @@ def _chain_bills(pipeline: list[tuple[str, str, EndpointSpec]], i: "EstimateInpu
                  load: Load) -> list[EndpointBill]:
     runs = chain_runs(tuple(spec for _, _, spec in pipeline), load)
     return [_bill(name, worker, spec, one, two, i, p.rate(worker), p.active_rate(worker))
-            for (name, worker, spec), (one, two) in zip(pipeline, runs)]
+            for (name, worker, spec), (one, two) in zip(pipeline, runs, strict=True)]
 
 
 def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> tuple[list[EndpointBill], list[EndpointBill], int]:
