@@ -71,6 +71,7 @@ def _ids_and_labels(path):
     return [(r["id"], r["label"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(tmp_path, tiny_model, input_3k):
     common = ["--model", tiny_model, "--chunk-rows", "500", "--cpu-workers", "1", "-q"]
     whole = tmp_path / "whole.jsonl"
@@ -99,6 +100,7 @@ def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(
     assert _ids_and_labels(out) == _ids_and_labels(whole)
 
 
+@pytest.mark.slow
 def test_a_budget_that_is_not_reached_changes_nothing(tmp_path, tiny_model, input_3k):
     out, report = tmp_path / "out.jsonl", tmp_path / "run.json"
     done = _classify(input_3k, "-o", out, "--model", tiny_model, "--chunk-rows", "1000", "--cpu-workers", "1",

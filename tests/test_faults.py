@@ -20,6 +20,8 @@ from mixedclf.core.options import build_options
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io.checkpoint import checkpoint_path
 
+pytestmark = pytest.mark.slow  # real classify processes killed and resumed
+
 runner = CliRunner()
 
 

@@ -13,6 +13,8 @@ from datagen import write_jsonl
 
 from mixedclf.io.checkpoint import checkpoint_path
 
+pytestmark = pytest.mark.slow  # real classify processes and orphaned children
+
 
 @pytest.fixture(scope="module")
 def long_input(tmp_path_factory):

@@ -155,6 +155,7 @@ def test_the_first_chunks_go_to_the_pool_before_the_model_loads(tmp_path, tiny_m
     assert seen["submitted"] == [64, 256]
 
 
+@pytest.mark.slow
 def test_cli_shows_start_up_and_writes_it_to_the_report(tmp_path, tiny_model, reviews):
     report = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "mixedclf", "classify", str(reviews), "-o", str(tmp_path / "o.jsonl"),
@@ -173,6 +174,7 @@ def _classify(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_resume_with_growing_chunks_is_byte_identical(tmp_path, tiny_model, fmt):
     source = write_reviews(tmp_path / "in.jsonl", 3000, seed=5)
@@ -228,6 +230,7 @@ def test_json_summary_carries_the_start_up(tmp_path, tiny_model, reviews):
     assert summary["cold_start_s"] == m.cold_start_s and m.cold_start_s > m.startup_s > 0
 
 
+@pytest.mark.slow
 def test_tokenizer_is_built_once_then_read_from_the_cache_without_transformers(tmp_path):
     from mixedclf.models import tokenizer as tok
     from mixedclf.models.spec import resolve_model
