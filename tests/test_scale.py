@@ -220,4 +220,5 @@ def test_peak_memory_of_a_run_does_not_grow_with_its_rows(tmp_path, tiny_model):
     model, short texts, every id distinct, Parquet output through the part store)."""
     small = _peak_rss_kb(tmp_path, tiny_model, 200_000)
     large = _peak_rss_kb(tmp_path, tiny_model, 2_000_000)
+    print(f"peak RSS: {small / 1024:.0f} MB at 200k rows, {large / 1024:.0f} MB at 2M ({large / small:.3f}x)")
     assert large <= 1.1 * small, f"peak RSS {small / 1024:.0f} MB at 200k rows, {large / 1024:.0f} MB at 2M"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 
 @dataclass(kw_only=True)
@@ -22,7 +23,7 @@ class Clock:
 
     @property
     def wall_s(self) -> float:
-        return (self.last - self.first) if self.first is not None else 0.0
+        return (self.last - self.first) if self.first is not None and self.last is not None else 0.0
 
 
 @dataclass
@@ -68,7 +69,8 @@ class IdRepeats:
         self._pending: list = []
         self._pending_rows = 0
         self._rows = 0  # hashes added
-        self._spill = None  # a TemporaryDirectory once the buffer first overflows (removed with this object)
+        # a temporary folder once the buffer first overflows (removed with this object, or by count())
+        self._spill: TemporaryDirectory | None = None
 
     def add(self, ids) -> None:
         import numpy as np
@@ -81,14 +83,12 @@ class IdRepeats:
             self._flush()
 
     def _flush(self) -> None:
-        import tempfile
-
         import numpy as np
 
         if not self._pending_rows:
             return
         if self._spill is None:
-            self._spill = tempfile.TemporaryDirectory(prefix="mixedclf-ids-")
+            self._spill = TemporaryDirectory(prefix="mixedclf-ids-")
         hashes = np.unique(np.concatenate(self._pending))  # repeats within the buffer need no disk
         self._pending, self._pending_rows = [], 0
         _append_buckets(Path(self._spill.name), hashes, 64 - self.BUCKET_BITS)
