@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-wheel bench bench-memory bench-precision default-head clean
+.PHONY: install demo lint test test-fast test-wheel bench bench-memory bench-precision default-head clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ install: $(STAMP)
 demo: install
 	mkdir -p demo-output
 	$(BIN)/mixedclf classify sample_data/reviews.jsonl -o demo-output/labeled.parquet --report demo-output/report.json --requests-per-day 10000
+
+# The cheap gates: ruff (E, F, W, I, B, SIM, UP) and mypy on mixedclf/, configured in pyproject.toml; modules
+# not clean yet are listed there (per-file-ignores, mypy overrides), a list that only shrinks.
+lint: install
+	$(BIN)/ruff check mixedclf
+	$(BIN)/mypy
+
+# The fast tier: every test not marked slow (subprocess runs, Ray, scale and timing checks); under 2 minutes on
+# 2 cores. .ci/run runs it first, then the full suite.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q
 
 test: install
 	$(BIN)/python -m pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -109,6 +110,20 @@ def cli():
         return CliRunner().invoke(app, [str(a) for a in args], terminal_width=160)
 
     return invoke
+
+
+def classify_process(*args, wait: bool = True, timeout: float = 300, env: dict | None = None, **popen):
+    """`python -m mixedclf classify ARGS` as a real process, offline and unbuffered: the one way the tests start
+    one. wait=True: run it to the end (stdout, stderr captured as text) and return the CompletedProcess;
+    wait=False: return the Popen (stdout, stderr piped unless `popen` says otherwise), for tests that signal,
+    kill or watch it. `env` adds to the environment."""
+    command = [sys.executable, "-m", "mixedclf", "classify", *map(str, args)]
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
+    if wait:
+        return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout, **popen)
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(command, env=full_env, text=True, **popen)
 
 
 def write_classify_report(path: Path, run=None, **over) -> Path:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from conftest import classify_process
 from datagen import write_jsonl
 
 from mixedclf.costs.budget import BillSnapshot, bill, check_budget
@@ -60,25 +58,20 @@ def input_3k(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("budget") / "in.jsonl", 3000, seed=3)
 
 
-def _classify(*args, timeout=300):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "mixedclf", "classify", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def _ids_and_labels(path):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     return [(r["id"], r["label"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(tmp_path, tiny_model, input_3k):
     common = ["--model", tiny_model, "--chunk-rows", "500", "--cpu-workers", "1", "-q"]
     whole = tmp_path / "whole.jsonl"
-    done = _classify(input_3k, "-o", whole, *common)
+    done = classify_process(input_3k, "-o", whole, *common)
     assert done.returncode == 0, done.stderr
 
     out = tmp_path / "out.jsonl"
-    stopped = _classify(input_3k, "-o", out, "--max-cost", "0.000001", *common)
+    stopped = classify_process(input_3k, "-o", out, "--max-cost", "0.000001", *common)
     assert stopped.returncode == EXIT_BUDGET == 4, stopped.stderr
     assert "stopped at the cost budget" in stopped.stderr and "--resume" in stopped.stderr
     assert "Traceback" not in stopped.stderr and len(stopped.stderr.strip().splitlines()) == 1
@@ -89,19 +82,20 @@ def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(
     assert _ids_and_labels(temp_path_for(out)) == _ids_and_labels(whole)[:500]
 
     # the budget covers the whole job: resuming with the same budget does nothing and keeps everything
-    again = _classify(input_3k, "-o", out, "--resume", "--max-cost", "0.000001", *common)
+    again = classify_process(input_3k, "-o", out, "--resume", "--max-cost", "0.000001", *common)
     assert again.returncode == EXIT_BUDGET and "already spent" in again.stderr
     assert Checkpoint.load(out) == checkpoint
 
-    resumed = _classify(input_3k, "-o", out, "--resume", *common)
+    resumed = classify_process(input_3k, "-o", out, "--resume", *common)
     assert resumed.returncode == 0, resumed.stderr
     assert not checkpoint_path(out).exists()
     assert _ids_and_labels(out) == _ids_and_labels(whole)
 
 
+@pytest.mark.slow
 def test_a_budget_that_is_not_reached_changes_nothing(tmp_path, tiny_model, input_3k):
     out, report = tmp_path / "out.jsonl", tmp_path / "run.json"
-    done = _classify(input_3k, "-o", out, "--model", tiny_model, "--chunk-rows", "1000", "--cpu-workers", "1",
+    done = classify_process(input_3k, "-o", out, "--model", tiny_model, "--chunk-rows", "1000", "--cpu-workers", "1",
                      "--max-cost", "100", "--report", report, "-q")
     assert done.returncode == 0, done.stderr
     budget = json.loads(report.read_text())["extra"]["budget"]

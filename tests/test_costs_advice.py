@@ -80,24 +80,28 @@ def test_sorted_and_limited():
 
 def test_estimate_advice():
     """Estimate advice re-simulates the Runpod bill with each change (same arrivals)."""
-    long_idle = advise(estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, orchestrator_workers=0),
-                                REFERENCE), limit=10)
+    long_idle = advise(estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, orchestrator_workers=0,
+                                               billing="runpod"), REFERENCE), limit=10)
     assert long_idle[0].key == "idle-timeout-gpu" and long_idle[0].basis == "runpod" and long_idle[0].saving > 0
     # a 120 s cold start, longer than the 43 s mean gap: the shorter timeout still bills less, because requests
     # queue behind the starting worker, and the advice says how long they would wait
     slow = {a.key: a for a in advise(estimate(
-        EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, cold_start_sec=120, orchestrator_workers=0),
+        EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, cold_start_sec=120, orchestrator_workers=0,
+                       billing="runpod"),
         REFERENCE), limit=10)}
     wait = float(slow["idle-timeout-gpu"].detail.split("requests wait ")[1].split(" s")[0])
     assert wait > 10
-    dear = _keys(estimate(EstimateInputs(requests_per_day=100), REFERENCE))
+    dear = _keys(estimate(EstimateInputs(requests_per_day=100, billing="runpod"), REFERENCE))
     assert "use-gpu-only" in dear and "drop-orchestrator" in dear
-    hops = estimate(EstimateInputs(requests_per_day=10_000, overhead_sec=0.01), REFERENCE)
+    hops = estimate(EstimateInputs(requests_per_day=10_000, overhead_sec=0.01, billing="runpod"), REFERENCE)
     assert "cut-hop-overhead" in _keys(hops)
     # 3M requests/day on endpoints allowed 50 workers, the client calling the stages: Runpod bills mixed less
     big = estimate(EstimateInputs(requests_per_day=3_000_000, gpu_workers=(0, 50), cpu_workers=(0, 50),
-                                  orchestrator_workers=0), REFERENCE)
+                                  orchestrator_workers=0, billing="runpod"), REFERENCE)
     assert big.runpod.savings_per_month > 0 and "use-gpu-only" not in _keys(big)
+    # ideal billing simulates nothing, so it has no Runpod advice
+    ideal = estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600), REFERENCE)
+    assert ideal.runpod is None and "idle-timeout-gpu" not in _keys(ideal)
 
 
 def test_cli_report_show_and_advice(tmp_path):

@@ -58,11 +58,16 @@ def test_cli_json_keeps_the_keys(cli):
     assert "What Runpod would bill" in table and "$0.65" in table and "NOT cheaper" in table
 
 
-def test_table_always_shows_both_models(cli):
+def test_runpod_block_only_under_runpod_billing(cli):
+    """Ideal billing simulates nothing (issue 19): no Runpod block, a pointer to it instead; runpod shows it."""
     res = cli("estimate")
-    assert "billing ideal" in res.stdout and "$94.80" in res.stdout and "What Runpod would bill" in res.stdout
+    assert "billing ideal" in res.stdout and "$94.80" in res.stdout and "What Runpod would bill" not in res.stdout
+    assert "--billing runpod" in res.stdout
     md = cli("estimate", "-f", "markdown").stdout
-    assert "### What Runpod would bill (same inputs)" in md
+    assert "What Runpod would bill" not in md and "--billing runpod" in md
+    assert json.loads(cli("estimate", "-f", "json").stdout)["runpod"] is None
+    assert "What Runpod would bill" in cli("estimate", "--billing", "runpod").stdout
+    assert "### What Runpod would bill (same inputs)" in cli("estimate", "--billing", "runpod", "-f", "markdown").stdout
 
 
 def test_rounding_per_run():
@@ -229,7 +234,7 @@ def test_break_even_reports_its_seed_spread(cli):
 
 def test_sweep_has_both_models_and_crossings(cli):
     d = json.loads(cli("estimate", "--sweep", "1k:1M", "--sweep-points", 4, "--orchestrator-workers", 0,
-                       "-f", "json").stdout)
+                       "--billing", "runpod", "-f", "json").stdout)
     rows = d["sweep"]
     assert [r["ideal_mixed_per_month"] for r in rows] == [9.48, 94.8, 948.0, 9480.0]
     assert all(r["runpod_mixed_per_month"] > r["ideal_mixed_per_month"] for r in rows)

@@ -293,7 +293,7 @@ def test_cli_errors_are_one_line_exit_2(cli, args, needle):
 def test_estimate_advice_on_long_idle_timeout():
     from mixedclf.costs.advice import advise
 
-    r = estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600), REFERENCE)
+    r = estimate(EstimateInputs(requests_per_day=2000, idle_timeout_gpu=600, billing="runpod"), REFERENCE)
     adv = advise(r)
     assert adv and adv[0].key == "idle-timeout-gpu" and adv[0].saving > 0 and adv[0].per == "per month"
 

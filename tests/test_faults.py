@@ -4,14 +4,13 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import classify_process
 from datagen import write_jsonl
 from typer.testing import CliRunner
 
@@ -19,6 +18,8 @@ from mixedclf.cli.app import app
 from mixedclf.core.options import build_options
 from mixedclf.engines.local import LocalEngine
 from mixedclf.io.checkpoint import checkpoint_path
+
+pytestmark = pytest.mark.slow  # real classify processes killed and resumed
 
 runner = CliRunner()
 
@@ -84,12 +85,6 @@ def test_a_stage_over_its_timeout_fails_the_run_clearly(tmp_path, tiny_model, bi
     assert not out.exists()
 
 
-def _start(args, **kw):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "mixedclf", "classify", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
 def _interrupt_when_checkpointed(proc, output, sig, deadline_s=120):
     """Send sig once the first chunks are safely written (the checkpoint file exists)."""
     start = time.monotonic()
@@ -106,16 +101,16 @@ def _interrupt_when_checkpointed(proc, output, sig, deadline_s=120):
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model, big_input, fmt, sig, code):
     common = ["--model", tiny_model, "--chunk-rows", "100", "--cpu-workers", "1", "-q"]
     whole = tmp_path / f"whole.{fmt}"
-    assert _start([big_input, "-o", whole, *common]).wait(timeout=300) == 0
+    assert classify_process(big_input, "-o", whole, *common, wait=False).wait(timeout=300) == 0
 
     out = tmp_path / f"out.{fmt}"
-    proc = _start([big_input, "-o", out, *common])
+    proc = classify_process(big_input, "-o", out, *common, wait=False)
     assert _interrupt_when_checkpointed(proc, out, sig) == code
     stderr = proc.stderr.read()
     assert "--resume" in stderr
     assert not out.exists() and checkpoint_path(out).exists()
 
-    resumed = _start([big_input, "-o", out, "--resume", *common])
+    resumed = classify_process(big_input, "-o", out, "--resume", *common, wait=False)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert not checkpoint_path(out).exists()
     if fmt == "parquet":
@@ -127,14 +122,14 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model,
 def test_killed_run_leaves_the_old_output_untouched(tmp_path, tiny_model, big_input):
     out = tmp_path / "out.jsonl"
     out.write_text("previous run\n")
-    proc = _start([big_input, "-o", out, "--model", tiny_model, "--chunk-rows", "100", "-q"])
+    proc = classify_process(big_input, "-o", out, "--model", tiny_model, "--chunk-rows", "100", "-q", wait=False)
     _interrupt_when_checkpointed(proc, out, signal.SIGKILL)
     assert out.read_text() == "previous run\n"
 
 
 def test_resume_refuses_a_changed_input(tmp_path, tiny_model, big_input):
     out = tmp_path / "out.jsonl"
-    proc = _start([big_input, "-o", out, "--model", tiny_model, "--chunk-rows", "100", "-q"])
+    proc = classify_process(big_input, "-o", out, "--model", tiny_model, "--chunk-rows", "100", "-q", wait=False)
     _interrupt_when_checkpointed(proc, out, signal.SIGINT)
     result = runner.invoke(app, ["classify", str(big_input), "-o", str(out), "--model", str(tiny_model),
                                  "--chunk-rows", "50", "--resume"])

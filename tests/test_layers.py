@@ -1,8 +1,10 @@
-"""Imports point down only: every module's package imports (read with ast) must follow the layer table."""
+"""Imports point down only: every module's package imports (read with ast) must follow the layer table, no
+layer's modules import each other in a circle, and the cost layer renders nothing."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mixedclf"
@@ -22,6 +24,9 @@ ALLOWED = {
     "core": set(),
 }
 LEAVES = {"errors", "configs", "__init__", "__main__"}
+
+# Layer -> third-party packages it must not import: the cost layer is numbers only (no rendering, no device).
+FORBIDDEN = {"costs": {"rich", "torch", "transformers", "typer"}}
 
 
 def _layer(module: str) -> str:
@@ -65,4 +70,79 @@ def test_imports_point_down_only():
 
 def test_leaves_import_nothing_of_the_package_but_leaves():
     wrong = [f"{m} -> {t}" for m, t in _edges() if _layer(m) in {"errors", "configs"} and _layer(t) not in LEAVES]
+    assert not wrong, wrong
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split(".")[1:])
+    return (PACKAGE / rel).is_dir() or (PACKAGE / rel).with_suffix(".py").is_file()
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """Ids of the import nodes under `if TYPE_CHECKING:`: they never run, so they close no import cycle."""
+    hidden = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            hidden |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return hidden
+
+
+def _runtime_edges():
+    """(module, module it imports when run), deferred imports inside functions included: `from pkg import sub`
+    points at pkg.sub when sub is a module (importing a submodule is not an import of its package's code)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_of(path)
+        tree = ast.parse(path.read_text(), str(path))
+        hidden = _type_checking_nodes(tree)
+        for node in ast.walk(tree):
+            if id(node) in hidden:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mixedclf"):
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [t for t in subs if _is_module(t)] or [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("mixedclf")]
+            else:
+                continue
+            for target in targets:
+                if target != module:
+                    yield module, target
+
+
+def _cycle(edges) -> list[str] | None:
+    graph: dict[str, set[str]] = {}
+    for src, dst in edges:
+        graph.setdefault(src, set()).add(dst)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        return list(e.args[1])
+    return None
+
+
+def test_cycle_finder_sees_a_cycle():
+    assert _cycle([("a", "b"), ("b", "c"), ("c", "a")])
+    assert _cycle([("a", "b"), ("b", "c")]) is None
+
+
+def test_no_import_cycle_inside_a_layer():
+    inside = [(m, t) for m, t in _runtime_edges() if _layer(m) == _layer(t)]
+    cycle = _cycle(inside)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_layers_import_no_forbidden_library():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_of(path)
+        banned = FORBIDDEN.get(_layer(module), set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            wrong += [f"{module} imports {n}" for n in names if n.split(".")[0] in banned]
     assert not wrong, wrong

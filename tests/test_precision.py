@@ -25,12 +25,19 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def flags(monkeypatch, *, avx512_bf16=False, amx=False, cpuinfo=(), mkldnn_bf16=True):
-    """Mock what the CPU reports; oneDNN's "can run bf16" stays True, as on any AVX-512 CPU."""
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+def flags(monkeypatch, *, avx512_bf16=False, amx=False, cpuinfo=()):
+    """Mock what the CPU reports, through mixedclf's own seams (torch's probes are private: patching them with
+    raising=False would silently test nothing after a rename; test_torch_has_the_cpu_probes_we_call guards them)."""
+    monkeypatch.setattr(precision, "torch_cpu_probes",
+                        lambda: {"_is_avx512_bf16_supported": avx512_bf16, "_is_amx_tile_supported": amx})
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512bw", "avx512_vnni", *cpuinfo})
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: mkldnn_bf16, raising=False)
+
+
+def test_torch_has_the_cpu_probes_we_call():
+    """precision.torch_cpu_probes calls these private torch.cpu functions; a torch that renamed them would turn
+    the native-bf16 check into /proc/cpuinfo alone without a word."""
+    assert all(callable(getattr(torch.cpu, name, None)) for name in precision.TORCH_CPU_PROBES)
+    assert set(precision.torch_cpu_probes()) == set(precision.TORCH_CPU_PROBES)
 
 
 @pytest.mark.parametrize("kw, expected, why", [

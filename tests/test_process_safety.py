@@ -1,7 +1,6 @@
 """Worker processes never outlive the run that started them, and a row that kills its worker is set aside."""
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -9,9 +8,12 @@ import time
 
 import psutil
 import pytest
+from conftest import classify_process
 from datagen import write_jsonl
 
 from mixedclf.io.checkpoint import checkpoint_path
+
+pytestmark = pytest.mark.slow  # real classify processes and orphaned children
 
 
 @pytest.fixture(scope="module")
@@ -19,18 +21,12 @@ def long_input(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("long") / "long.jsonl", 20000, seed=2)
 
 
-def _classify(args, log, **env):
-    """A real `mixedclf classify` run. Its output goes to a file, not a pipe: a worker that outlived the run
-    would hold a pipe open and hang the test instead of failing it."""
-    return subprocess.Popen([sys.executable, "-m", "mixedclf", "classify", *map(str, args)],
-                            env=dict(os.environ, HF_HUB_OFFLINE="1", **env), stdout=log, stderr=subprocess.STDOUT)
-
-
 def test_workers_exit_when_the_main_process_is_killed(tmp_path, tiny_model, long_input):
     out = tmp_path / "o.jsonl"
     log = open(tmp_path / "log.txt", "w")
-    proc = _classify([long_input, "-o", out, "--model", tiny_model, "--chunk-rows", "200", "--cpu-workers", "2",
-                      "-q"], log)
+    # output to a file, not a pipe: a worker that outlived the run would hold a pipe open and hang the test
+    proc = classify_process(long_input, "-o", out, "--model", tiny_model, "--chunk-rows", "200", "--cpu-workers", "2",
+                            "-q", wait=False, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not checkpoint_path(out).exists():  # mid-run: chunks are flowing through the workers
@@ -112,8 +108,9 @@ def test_a_row_that_kills_its_worker_every_time_is_set_aside(tmp_path, tiny_mode
     inp = write_rows(tmp_path / "in.jsonl", rows)
     out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
     with open(tmp_path / "log.txt", "w") as log:
-        proc = _classify([inp, "-o", out, "--model", tiny_model, "--chunk-rows", "16", "--cpu-workers", "1",
-                          "--report", report, "-q"], log, MIXEDCLF_TEST_KILL_ON_TEXT=poison)
+        proc = classify_process(inp, "-o", out, "--model", tiny_model, "--chunk-rows", "16", "--cpu-workers", "1",
+                                "--report", report, "-q", wait=False, stdout=log, stderr=subprocess.STDOUT,
+                                env={"MIXEDCLF_TEST_KILL_ON_TEXT": poison})
         try:
             code = proc.wait(timeout=240)
         except subprocess.TimeoutExpired:

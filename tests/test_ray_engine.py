@@ -20,6 +20,8 @@ from mixedclf.core.options import ClassifyOptions  # noqa: E402
 from mixedclf.engines.run import classify_file  # noqa: E402
 from mixedclf.errors import InputError, RowError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts a Ray node
+
 LIGHT = {"chunk_rows": 64, "batch_size": 16}  # several blocks, parts and micro-batches out of 300 rows
 
 

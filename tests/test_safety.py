@@ -132,7 +132,7 @@ def test_resume_refuses_a_missing_parquet_part(tmp_path, monkeypatch, source, ti
     assert len(parts) >= 2
     parts[0].unlink()
     result = classify(source, out, tiny_model, "--resume")
-    assert result.exit_code == 2 and "cannot resume" in result.output and parts[0].name in result.output
+    assert result.exit_code == 2 and "cannot resume" in result.output and parts[0].stem in result.output
 
 
 @pytest.mark.parametrize("content, message", [("{not json", "corrupt"), ('{"version": 1}', "checkpoint format 1"),

@@ -41,6 +41,7 @@ def test_docs_page_loads_its_assets_from_the_app_itself(app):
     assert redoc.status_code == 200 and all(u.startswith("/") for u in asset_urls(redoc.text))
 
 
+@pytest.mark.slow
 def test_docs_render_the_operations_in_a_headless_browser(app, tmp_path):
     chromium = next((p for p in CHROMIUM_PATHS if shutil.which(p)), None)
     if chromium is None:

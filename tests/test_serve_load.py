@@ -21,6 +21,8 @@ from serve_helpers import serve_in_subprocess
 
 from mixedclf.serve.settings import ServeSettings
 
+pytestmark = pytest.mark.slow  # 64 concurrent clients against a live server
+
 CLIENTS = 64
 REQUESTS_PER_CLIENT = 20
 TIME_LIMIT_S = 60.0

@@ -15,7 +15,7 @@ from serve_helpers import serve_in_subprocess
 
 from mixedclf.serve.settings import ServeSettings
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]  # a live server; clients wait out its timeouts
 
 API_KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -12,7 +12,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_jsonl
+from conftest import classify_process, write_jsonl
 from typer.testing import CliRunner
 
 from mixedclf.cli.app import app
@@ -155,6 +155,7 @@ def test_the_first_chunks_go_to_the_pool_before_the_model_loads(tmp_path, tiny_m
     assert seen["submitted"] == [64, 256]
 
 
+@pytest.mark.slow
 def test_cli_shows_start_up_and_writes_it_to_the_report(tmp_path, tiny_model, reviews):
     report = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "mixedclf", "classify", str(reviews), "-o", str(tmp_path / "o.jsonl"),
@@ -167,20 +168,15 @@ def test_cli_shows_start_up_and_writes_it_to_the_report(tmp_path, tiny_model, re
     assert m.cold_start_s > m.startup_s > 0 and m.process_s >= m.cold_start_s
 
 
-def _classify(args):
-    return subprocess.Popen([sys.executable, "-m", "mixedclf", "classify", *map(str, args)],
-                            env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_resume_with_growing_chunks_is_byte_identical(tmp_path, tiny_model, fmt):
     source = write_reviews(tmp_path / "in.jsonl", 3000, seed=5)
     common = ["--model", tiny_model, "--chunk-rows", "400", "--first-chunk-rows", "25", "--cpu-workers", "1", "-q"]
     whole = tmp_path / f"whole.{fmt}"
-    assert _classify([source, "-o", whole, *common]).wait(timeout=300) == 0
+    assert classify_process(source, "-o", whole, *common, wait=False).wait(timeout=300) == 0
     out = tmp_path / f"out.{fmt}"
-    proc = _classify([source, "-o", out, *common])
+    proc = classify_process(source, "-o", out, *common, wait=False)
     deadline = time.monotonic() + 120
     while not checkpoint_path(out).exists():
         assert proc.poll() is None, proc.communicate()
@@ -199,7 +195,7 @@ def test_resume_with_growing_chunks_is_byte_identical(tmp_path, tiny_model, fmt)
         refused = runner.invoke(app, ["classify", str(source), "-o", str(out), *map(str, common), "--resume"])
     assert refused.exit_code == 2 and "other options" in refused.output
 
-    assert _classify([source, "-o", out, "--resume", *common]).wait(timeout=300) == 0
+    assert classify_process(source, "-o", out, "--resume", *common, wait=False).wait(timeout=300) == 0
     if fmt == "parquet":
         assert pq.read_table(out).equals(pq.read_table(whole))
     else:
@@ -228,6 +224,7 @@ def test_json_summary_carries_the_start_up(tmp_path, tiny_model, reviews):
     assert summary["cold_start_s"] == m.cold_start_s and m.cold_start_s > m.startup_s > 0
 
 
+@pytest.mark.slow
 def test_tokenizer_is_built_once_then_read_from_the_cache_without_transformers(tmp_path):
     from mixedclf.models import tokenizer as tok
     from mixedclf.models.spec import resolve_model

@@ -152,6 +152,7 @@ def _classify(args: list[str], env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_classify_on_onnxruntime_imports_no_torch_once_converted(tmp_path, tiny_model, precision):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS * 8)])
@@ -176,6 +177,7 @@ def test_classify_on_onnxruntime_imports_no_torch_once_converted(tmp_path, tiny_
     assert reports[1]["measurements"]["cold_start_s"] > 0
 
 
+@pytest.mark.slow
 def test_serve_on_onnxruntime_answers_like_torch(tmp_path, tiny_model, monkeypatch):
     """The server resolves its device with the backend and runs the session through the same device stage."""
     import httpx

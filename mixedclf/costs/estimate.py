@@ -13,7 +13,8 @@ Two billing models, always named:
   the original design's arithmetic, kept to the cent.
 * ``runpod``: what Runpod serverless bills: one endpoint per stage with its own idle timeout, cold start and
   min/max workers, per-second rounding of every worker run, flex vs active rates and the always-on
-  orchestrator, simulated over seeded arrivals (mixedclf.costs.runpod). Every report carries its block.
+  orchestrator, simulated over seeded arrivals (mixedclf.costs.runpod). Only a runpod report carries its
+  block: under ideal billing nothing is simulated (no Runpod block, break-even or sweep columns).
 
 Sweeps over request rates and the --plot image: mixedclf.costs.sweep; tables and markdown:
 mixedclf.render.estimate.
@@ -198,9 +199,9 @@ def estimate(
 
     c, g = pricing.cpu_per_sec, pricing.gpu_per_sec
     n = compute(inputs, c, g)
-    rp = runpod_bill(inputs, pricing)
+    rp = runpod_bill(inputs, pricing) if inputs.billing == "runpod" else None
     be_o, be_o_note = break_even_overhead(inputs, c, g)
-    if inputs.billing == "runpod":
+    if rp is not None:
         be_r, be_r_note = rp.break_even_requests_per_day, rp.break_even_requests_note
     else:
         be_r, be_r_note = break_even_requests(inputs, c, g)

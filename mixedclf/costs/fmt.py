@@ -1,13 +1,8 @@
-"""Number formatting shared by the renderings (rich tables, markdown, summary lines)."""
+"""Number formatting shared by the renderings and the cost messages: plain strings, no rendering library."""
 
 from __future__ import annotations
 
 import math
-
-from rich import box
-
-#: Compact rich table style: 8 columns of costs fit in 80 terminal columns.
-TABLE_STYLE = dict(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True, pad_edge=False)
 
 
 def fmt_money(x: float | None, digits: int | None = None) -> str:
@@ -46,28 +41,6 @@ def fmt_pct(x: float | None) -> str:
 def fmt_num(x: float) -> str:
     """Counts such as requests/day: integer with separators when whole, else 3 significant digits."""
     return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 100 else f"{x:,.3g}"
-
-
-def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
-    """A GitHub-flavoured markdown table; align items "l" or "r"."""
-    align = align or ["l"] * len(header)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def print_table(console, table) -> None:
-    """Print a table with its title on a line of its own: rich wraps a title to the table's width, which cuts
-    a long title (or a path in it) into pieces however wide the terminal is."""
-    from rich.text import Text
-
-    title, table.title = table.title, None
-    if title:
-        text = Text.from_markup(title) if isinstance(title, str) else title
-        text.stylize("table.title")
-        console.print(text, overflow="fold")
-    console.print(table)
 
 
 def format_pct(p: float) -> str:

@@ -1,10 +1,11 @@
 """Checkpoints of an interrupted run: which chunks are safely written, so --resume can continue after them.
 
-A checkpoint vouches for the files it counts on (size and sha256 of the partial output, of every Parquet part,
-of the partial errors log). --resume continues only when each is exactly as recorded; anything else stops it
-before a byte is written, so a stale or foreign checkpoint can never turn a complete output into a shorter one.
-Once a run has sealed its output, the checkpoint says so (`committed`): the renames into place that follow can
-be finished by a later --resume, whichever of them a kill interrupted.
+A checkpoint vouches for the files it counts on (size and sha256 of the partial output and of the partial errors
+log; for staged Parquet parts, one fixed-size record of the part store: io.partstore). --resume continues only
+when each is exactly as recorded; anything else stops it before a byte is written, so a stale or foreign
+checkpoint can never turn a complete output into a shorter one. Once a run has sealed its output, the
+checkpoint says so (`committed`): the renames into place that follow can be finished by a later --resume,
+whichever of them a kill interrupted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pydantic import BaseModel, ValidationError
 
 from mixedclf.errors import ResumeError, validation_line
 from mixedclf.io.filestate import READ_BLOCK, FileState, matches
+from mixedclf.io.partstore import PartsState, parts_mismatch
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4  # 4: staged Parquet parts as one PartsState record, not one FileState each
 SAMPLE_BLOCKS = 64  # blocks of READ_BLOCK hashed from a large input: first, last and evenly spaced between
 START_OVER = "rerun without --resume to start over"
 
@@ -64,7 +66,8 @@ class Checkpoint(BaseModel):
     rows_in: int
     rows_out: int
     rows_errored: int
-    output: list[FileState]  # JSONL/CSV: the partial file's first bytes; Parquet: every part; committed: the file
+    # JSONL/CSV: the partial file's first bytes; Parquet and folders: the part store; committed: the file
+    output: list[FileState | PartsState]
     errors: FileState
     committed: bool = False  # every chunk is written and the partial files are sealed: only renames remain
     tally: dict[str, Any]
@@ -72,10 +75,11 @@ class Checkpoint(BaseModel):
 
     @property
     def output_bytes(self) -> int:
-        """Where the writer resumes: bytes of the partial output (JSONL/CSV) or parts (Parquet)."""
-        if len(self.output) == 1 and "/" not in self.output[0].name:
-            return self.output[0].size
-        return len(self.output)
+        """Where the writer resumes: bytes of the partial output (JSONL/CSV) or parts (Parquet, folders)."""
+        for state in self.output:
+            if isinstance(state, PartsState):
+                return state.count
+        return self.output[0].size if self.output else 0
 
     def verify_model_run(self, model_run: str, output: Path) -> None:
         """Stop (ResumeError) when the rows left would be computed another way than the rows written."""
@@ -131,6 +135,12 @@ def verify_resumable(checkpoint: Checkpoint, output: Path) -> None:
     """Stop (ResumeError) unless every file the checkpoint counts on is exactly as it recorded. Reads only."""
     folder, finals = output.parent, _finals(output)
     for state in [*checkpoint.output, checkpoint.errors]:
+        if isinstance(state, PartsState):
+            wrong = parts_mismatch(folder, state)
+            if wrong is None:
+                continue
+            raise ResumeError(f"cannot resume: {wrong} ({checkpoint.chunks_done} chunks counted as done)",
+                              hint=START_OVER)
         path = folder / state.name
         if not checkpoint.committed:
             if state.size == 0 or matches(path, state, whole="/" in state.name):
@@ -153,7 +163,8 @@ def finish_commit(checkpoint: Checkpoint, output: Path) -> None:
     Call after verify_resumable; each step can be repeated after a kill."""
     folder = output.parent
     for name, final in _finals(output).items():
-        state = next((s for s in [*checkpoint.output, checkpoint.errors] if s.name == name), None)
+        files = [s for s in [*checkpoint.output, checkpoint.errors] if isinstance(s, FileState)]
+        state = next((s for s in files if s.name == name), None)
         partial = folder / name
         if state is checkpoint.errors and state.size == 0:
             partial.unlink(missing_ok=True)

@@ -27,12 +27,3 @@ def detect_format(path: Path, override: str | None = None, role: str = "input") 
             hint=f"use .jsonl, .parquet or .csv, or pass --{role}-format",
         )
     return fmt
-
-
-def check_paths(opts) -> tuple[str, str]:
-    """Every file-level check of a classify run, before any expensive stage: (input format, output format).
-    io.runio.resolve_io gives the whole resolved input and output."""
-    from mixedclf.io.runio import resolve_io
-
-    resolved = resolve_io(opts)
-    return resolved.in_fmt, resolved.out_fmt

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError, MixedclfError
-from mixedclf.io.filestate import FileState, file_state
 from mixedclf.io.jsonvalues import dumps
+from mixedclf.io.partstore import PartsState, PartStore
 from mixedclf.io.writers import (
     ChunkWriter,
     ErrorLog,
@@ -174,11 +174,8 @@ class FolderSink:
         self.chunks = self.stage / "chunks"
         if resume_at is None:
             shutil.rmtree(self.stage, ignore_errors=True)
-        self.chunks.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.chunks.glob("chunk-*.parquet"))
-        for extra in existing[resume_at or 0 :]:
-            extra.unlink()
-        self.count = min(len(existing), resume_at or 0)
+        self._store = PartStore(self.chunks, f"{self.stage.name}/chunks", "chunk-", resume_at)
+        self.count = self._store.count
         self.rows = 0
 
     @property
@@ -187,17 +184,16 @@ class FolderSink:
 
     def write(self, table: pa.Table, source: int = 0) -> None:
         self.rows += table.num_rows
-        part = self.chunks / f"chunk-{self.count:06d}-{source:06d}.parquet"
-        pq.write_table(table, part.with_suffix(".tmp"))
-        os.replace(part.with_suffix(".tmp"), part)
+        self._store.add(table, f"{source:06d}")
         self.count += 1
 
     def flush(self) -> None:
         """Each chunk is a closed file as soon as write() returns."""
 
-    def files(self) -> list[FileState]:
-        """What a checkpoint vouches for: every staged chunk (the folder is renamed whole at commit)."""
-        return [file_state(p, f"{self.stage.name}/chunks/{p.name}") for p in sorted(self.chunks.glob("chunk-*.parquet"))]
+    def files(self) -> list[PartsState]:
+        """What a checkpoint vouches for: the staged chunks, as one fixed-size record of the part store (each
+        chunk was hashed once, when written; the folder is renamed whole at commit)."""
+        return [self._store.state()]
 
     def seal(self) -> None:
         """Nothing to finish before commit(): the parts are cut from the staged chunks there."""
@@ -205,7 +201,7 @@ class FolderSink:
     def _groups(self) -> list[tuple[str, list[tuple[Path, int, int]]]]:
         """(part name, [(chunk file, first row, rows)]) in output order."""
         chunks = []
-        for path in sorted(self.chunks.glob("chunk-*.parquet")):
+        for path in self._store.paths():
             source = int(path.stem.rsplit("-", 1)[1])
             chunks.append((path, source, pq.ParquetFile(path).metadata.num_rows))
         ext = EXTENSIONS[self.fmt]

@@ -18,8 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError, OutputError
-from mixedclf.io.filestate import FileState, RunningHash, file_state
+from mixedclf.io.filestate import FileState, RunningHash
 from mixedclf.io.jsonvalues import JSON, dumps, is_json, json_to_cells, json_to_python, to_json_column
+from mixedclf.io.partstore import PartsState, PartStore
 
 PARQUET_ROW_GROUP = 65_536
 
@@ -212,30 +213,23 @@ class ChunkWriter:
     def _open_parts(self, resume_at: int | None) -> None:
         if resume_at is None:
             shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir(exist_ok=True)
-        existing = sorted(self.parts.glob("part-*.parquet"))
-        for extra in existing[resume_at or 0 :]:
-            extra.unlink()
-        self.part_count = min(len(existing), resume_at or 0)
-        self._part_states = [self._part_state(p) for p in existing[: self.part_count]]
+        self._store = PartStore(self.parts, self.parts.name, "part-", resume_at)
+        self.part_count = self._store.count
         if self.part_count:
-            self.schema = pq.read_schema(existing[0])
-
-    def _part_state(self, part: Path) -> FileState:
-        return file_state(part, f"{self.parts.name}/{part.name}")
+            self.schema = pq.read_schema(self._store.paths()[0])
 
     @property
     def position(self) -> int:
         """What a checkpoint records: bytes written (JSONL/CSV) or parts written (Parquet)."""
         return self.part_count if self.fmt == "parquet" else self._handle.tell()
 
-    def files(self) -> list[FileState]:
-        """What a checkpoint vouches for, after flush(): the partial's bytes, or every part (Parquet);
-        once sealed, the finished partial file."""
+    def files(self) -> list[FileState | PartsState]:
+        """What a checkpoint vouches for, after flush(): the partial's bytes, or the part store (Parquet: one
+        fixed-size record however many parts); once sealed, the finished partial file."""
         if self._sealed is not None:
             return [self._sealed]
         if self.fmt == "parquet":
-            return list(self._part_states)
+            return [self._store.state()]
         return [self._hash.state(self.temp.name)]
 
     def write(self, table: pa.Table) -> None:
@@ -252,10 +246,7 @@ class ChunkWriter:
             # Each part keeps its own types; commit() merges them into one schema (see _merged_schema).
             if self.schema is None:
                 self.schema = table.schema
-            part = self.parts / f"part-{self.part_count:06d}.parquet"
-            pq.write_table(table, part.with_suffix(".tmp"))
-            os.replace(part.with_suffix(".tmp"), part)
-            self._part_states.append(self._part_state(part))
+            self._store.add(table)
             self.part_count += 1
             return
         table = _csv_cells(table)
@@ -286,7 +277,7 @@ class ChunkWriter:
             self._handle.close()  # flushes; the file is closed even when that flush fails
 
     def _merge_parts(self) -> None:
-        parts = sorted(self.parts.glob("part-*.parquet"))
+        parts = self._store.paths()
         # No valid row at all: still a readable (empty) file.
         schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
         self.temp.unlink(missing_ok=True)

@@ -69,15 +69,25 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def native_bf16() -> str | None:
-    """The instruction set that computes bf16 in hardware here ("AVX512_BF16" or "AMX"), or None."""
+#: torch.cpu's probes of native bf16 (private: an older torch lacks them, and then they answer False).
+TORCH_CPU_PROBES = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+
+
+def torch_cpu_probes() -> dict[str, bool]:
+    """What torch's own CPU probes report, by name (the seam tests mock instead of torch's private functions)."""
     import torch
 
     cpu = getattr(torch, "cpu", None)
+    return {name: _probe(cpu, name) for name in TORCH_CPU_PROBES}
+
+
+def native_bf16() -> str | None:
+    """The instruction set that computes bf16 in hardware here ("AVX512_BF16" or "AMX"), or None."""
+    probes = torch_cpu_probes()
     flags = cpu_flags()
-    if _probe(cpu, "_is_amx_tile_supported") or "amx_bf16" in flags:
+    if probes["_is_amx_tile_supported"] or "amx_bf16" in flags:
         return "AMX"
-    if _probe(cpu, "_is_avx512_bf16_supported") or "avx512_bf16" in flags:
+    if probes["_is_avx512_bf16_supported"] or "avx512_bf16" in flags:
         return "AVX512_BF16"
     return None
 

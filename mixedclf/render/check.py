@@ -11,7 +11,8 @@ from rich.table import Table
 from mixedclf.costs.check import COMMENT_MARKER, CheckResult
 from mixedclf.costs.check_metrics import METRIC_LABELS
 from mixedclf.costs.check_rows import CompareRow
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, format_value, md_table, print_table
+from mixedclf.costs.fmt import fmt_money, format_value
+from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
 
 def _fmt_diff(row: CompareRow) -> str:

@@ -9,9 +9,10 @@ from rich.table import Table
 from mixedclf.costs.accounting import CostBreakdown, CostTotals, RunMeasurements
 from mixedclf.costs.budget import budget_line
 from mixedclf.costs.estimate import EstimateReport
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_pct, fmt_rate, fmt_s, md_table, money_digits, print_table
+from mixedclf.costs.fmt import fmt_money, fmt_pct, fmt_rate, fmt_s, money_digits
 from mixedclf.costs.report import AnyReport, ClassifyReport, LabelAggregate
 from mixedclf.render.estimate import estimate_summary_line, estimate_to_markdown, render_estimate
+from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
 
 def _savings_pct_text(t: CostTotals, cost: CostBreakdown | None = None) -> str:

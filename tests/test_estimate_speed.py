@@ -1,0 +1,132 @@
+"""Issue 19, item 5: `estimate` runs each Runpod simulation once per figure it needs, none under ideal billing, and
+`estimate -n 1000000 --billing runpod` takes at most twice the time of `mixedclf --help`."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixedclf.costs import runpod
+from mixedclf.costs.advice import advise
+from mixedclf.costs.estimate import EstimateInputs, estimate
+from mixedclf.costs.examples import REFERENCE
+from mixedclf.costs.runpod_sim import EndpointSpec, arrival_times, simulate_endpoint
+from mixedclf.render.estimate import estimate_to_markdown
+
+
+@pytest.fixture
+def simulations(monkeypatch):
+    """Every endpoint simulation `estimate` runs, as (spec, arrivals): the memo starts empty."""
+    seen: list[tuple[EndpointSpec, tuple[float, ...]]] = []
+    plain, marked = runpod.simulate_endpoint, runpod.simulate_endpoint_marked
+
+    def record_plain(arrivals, spec):
+        seen.append((spec, tuple(arrivals)))
+        return plain(arrivals, spec)
+
+    def record_marked(arrivals, spec, mark):
+        seen.append((spec, tuple(arrivals[:mark])))
+        seen.append((spec, tuple(arrivals)))
+        return marked(arrivals, spec, mark)
+
+    monkeypatch.setattr(runpod, "simulate_endpoint", record_plain)
+    monkeypatch.setattr(runpod, "simulate_endpoint_marked", record_marked)
+    runpod.MEMO.clear()
+    yield seen
+    runpod.MEMO.clear()
+
+
+def test_ideal_billing_simulates_nothing(simulations):
+    r = estimate(EstimateInputs(requests_per_day=1_000_000, idle_timeout_gpu=600), REFERENCE,
+                 sweep_range=(1000, 1_000_000))
+    estimate_to_markdown(r)  # the rendering and its advice included
+    assert simulations == [] and r.runpod is None and r.sweep and r.sweep[0].runpod_mixed_per_month is None
+
+
+def test_runpod_billing_simulates_each_endpoint_once(simulations):
+    """The headline bill, the break-even scan, a sweep and the advice (three idle-timeout what-ifs, the hop
+    overhead) together: no endpoint is simulated twice on the same arrivals."""
+    i = EstimateInputs(requests_per_day=2000, billing="runpod", overhead_sec=0.01, idle_timeout_cpu=600,
+                       idle_timeout_gpu=600)
+    r = estimate(i, REFERENCE, sweep_range=(1000, 1_000_000), sweep_count=4)
+    keys = {a.key for a in advise(r, limit=20)}
+    assert {"idle-timeout-pre", "idle-timeout-gpu", "idle-timeout-post", "cut-hop-overhead"} <= keys
+    counts: dict = {}
+    for spec, arrivals in simulations:
+        counts[(spec, arrivals)] = counts.get((spec, arrivals), 0) + 1
+    twice = [(spec.name, len(arrivals)) for (spec, arrivals), n in counts.items() if n > 1]
+    assert not twice, f"simulated more than once: {twice}"
+
+
+def test_memoized_figures_equal_fresh_ones():
+    """The memo answers exactly what a fresh simulation computes."""
+    i = EstimateInputs(requests_per_day=50_000, billing="runpod", idle_timeout_gpu=30, cold_start_sec=4)
+    runpod.MEMO.clear()
+    fresh = runpod.runpod_bill(i, REFERENCE, break_even=False)
+    again = runpod.runpod_bill(i, REFERENCE, break_even=False)
+    runpod.MEMO.clear()
+    assert fresh == again == runpod.runpod_bill(i, REFERENCE, break_even=False)
+
+
+def test_memo_is_bounded():
+    memo = runpod._Memo(budget=10)
+    for k in range(5):
+        memo.put(k, str(k), weight=4)
+    assert memo.held <= 10 and memo.get(0) is None and memo.get(4) == "4"
+    memo.put("huge", "x", weight=11)  # heavier than the whole budget: computed by the caller, never kept
+    assert memo.get("huge") is None and memo.held <= 10
+
+
+_specs = st.builds(
+    lambda ex, cold, idle, lo, extra: EndpointSpec("s", ex, cold, idle, lo, lo + extra),
+    st.floats(0.01, 30), st.floats(0, 20), st.floats(0, 60), st.integers(0, 2), st.integers(0, 3),
+).filter(lambda s: s.max_workers >= 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chain=st.lists(_specs, min_size=1, max_size=3), rate=st.floats(1, 2e6), n=st.integers(0, 300),
+       hours=st.sampled_from([24.0, 8.0]), mode=st.sampled_from(["poisson", "even"]), seed=st.integers(0, 5))
+def test_chain_runs_equal_separate_passes(chain, rate, n, hours, mode, seed):
+    """One marked simulation per endpoint, where exact, gives what the two separate passes give, field for field
+    (sums in the same order): each endpoint fed the sorted departures of the one before, as before issue 19."""
+    load = runpod.Load(rate, hours, n, mode, seed)
+    runpod.MEMO.clear()
+    got = runpod.chain_runs(tuple(chain), load)
+    inputs = [arrival_times(rate, hours, n, mode, seed, repeat=k) for k in (1, 2)]
+    for spec, (one, two) in zip(chain, got):
+        want = [simulate_endpoint(a, spec) for a in inputs]
+        assert (one, two) == (want[0], want[1])
+        inputs = [sorted(w.departures) for w in want]
+
+
+def test_marked_run_falls_back_when_the_passes_interleave():
+    """A downstream endpoint whose second-pass requests leave before first-pass ones gets two simulations."""
+    rng = random.Random(1)
+    one_in = sorted(rng.uniform(0, 100) for _ in range(50))
+    two_in = sorted(one_in + [rng.uniform(50, 150) for _ in range(50)])
+    spec = EndpointSpec("s", 3.0, 1.0, 5.0, 0, 2)
+    assert runpod._passes(spec, one_in, two_in) == (simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec))
+
+
+def _seconds(*args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mixedclf", *args], check=True, capture_output=True, timeout=120)
+    return time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_runpod_estimate_takes_at_most_twice_help():
+    """Interleaved, so the machine's load weighs on both alike; medians of five."""
+    helps, estimates = [], []
+    for _ in range(5):
+        helps.append(_seconds("--help"))
+        estimates.append(_seconds("estimate", "-n", "1000000", "--billing", "runpod", "--no-usage"))
+    ratio = statistics.median(estimates) / statistics.median(helps)
+    assert ratio <= 2.0, f"estimate {statistics.median(estimates):.2f} s vs --help {statistics.median(helps):.2f} s"
