@@ -7,7 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.estimate import EstimateReport
-from mixedclf.costs.fmt import TABLE_STYLE, fmt_money, fmt_num, fmt_pct, fmt_rate, md_table, print_table
+from mixedclf.costs.fmt import fmt_money, fmt_num, fmt_pct, fmt_rate
+from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
 
 NOT_SERVABLE = "not servable"
