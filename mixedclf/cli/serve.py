@@ -50,6 +50,9 @@ def register(app: typer.Typer) -> None:
         ),
         max_text_chars: Optional[int] = typer.Option(None, help="Longest text accepted (default 10000 chars)."),
         max_batch_texts: Optional[int] = typer.Option(None, help="Most texts per /classify/batch (default 256)."),
+        max_request_items: Optional[int] = typer.Option(
+            None, help="Most JSON values in one request body, counted before parsing; more get 413 (default 10000)."
+        ),
         stage_timeout_cpu: Optional[float] = typer.Option(
             None, help="Seconds preprocessing may take, then 504 (default 10)."
         ),

@@ -36,7 +36,7 @@ from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
 from mixedclf.serve.batcher import QueueFull, ShuttingDown
-from mixedclf.serve.errors import ServeError, public_errors
+from mixedclf.serve.errors import ServeError, invalid, public_errors
 from mixedclf.serve.guards import BearerAuth, BodyGuard
 from mixedclf.serve.jobs import JobResult, JobStoreFull
 from mixedclf.serve.metrics import CONTENT_TYPE_LATEST
@@ -74,6 +74,17 @@ server was started with --api-key.
 """
 
 
+def check_unicode(text: str, loc: list, name: str = "text") -> None:
+    """A text the tokenizer gets as sent (cleaned_text, or every text under --clean none) must be valid Unicode:
+    a lone surrogate (a \\udXXX escape without its pair) has no UTF-8 form, and the tokenizer fails on it.
+    Standard cleaning drops such code points, so the other routes never hand one over."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid(loc, f"{name} holds a lone surrogate (\\u{ord(text[exc.start]):04x}) at character "
+                           f"{exc.start}, which is not valid Unicode: send the whole pair or leave it out") from None
+
+
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app for these settings. Raises ModelError / CostInputError before anything starts."""
     settings = settings or ServeSettings()
@@ -100,11 +111,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # add_middleware wraps: the last added runs first. Metrics see every answer, the key is checked before
     # the body is read.
     app.add_middleware(BodyGuard, max_body=settings.max_body_bytes(), timeout_s=settings.body_timeout,
-                       on_reject=reject)
+                       max_items=settings.max_request_items, on_reject=reject)
     if settings.api_key:
         app.add_middleware(BearerAuth, api_key=settings.api_key, on_reject=reject)
     app.add_middleware(MetricsMiddleware, state=state)
     labels, activation = spec.labels, spec.activation
+
+    def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
+        """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""
+        state.check_text(text, loc, name)
+        if as_sent or settings.clean == "none":
+            check_unicode(text, loc, name)
     pipeline_errors = {
         422: {"description": "Invalid input (empty, too long, too many texts, wrong shape)"},
         503: {"description": "Queue full or not ready; see Retry-After"},
@@ -134,7 +151,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
               summary="Classify one text (whole pipeline)")
     async def classify(body: TextIn) -> JSONResponse:
         request_start = time.monotonic()
-        state.check_text(body.text, ["text"])
+        check(body.text, ["text"])
         outcome = await state.run_pipeline([body.text])
         post_start = time.monotonic()
         row = prediction_rows(outcome.logits, outcome.prep, labels, activation)[0]
@@ -149,6 +166,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def classify_batch(body: TextsIn) -> JSONResponse:
         request_start = time.monotonic()
         state.check_texts(body.texts)
+        if settings.clean == "none":
+            for i, text in enumerate(body.texts):
+                check_unicode(text, ["texts", i], f"texts[{i}]")
         outcome = await state.run_pipeline(body.texts)
         post_start = time.monotonic()
         rows = prediction_rows(outcome.logits, outcome.prep, labels, activation)
@@ -236,7 +256,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         text = body.input.text if runpod_id else body.text
 
         async def work() -> JSONResponse:
-            state.check_text(text, ["input", "text"] if runpod_id else ["text"])
+            check(text, ["input", "text"] if runpod_id else ["text"])
             output, headers, elapsed = await cpu_job(text, request_start)
             state.metrics.texts.labels("/cpu_worker/runsync").inc()
             if runpod_id:
@@ -254,8 +274,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         job = body.input if runpod_id else body
 
         async def work() -> JSONResponse:
-            state.check_text(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"],
-                             "cleaned_text")
+            check(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"], "cleaned_text",
+                  as_sent=True)
             output, headers, outcome = await gpu_job(job, request_start)
             state.metrics.texts.labels("/gpu_worker/runsync").inc()
             if runpod_id:
@@ -274,7 +294,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/cpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The CPU worker as an async job: answers an id at once")
     async def cpu_worker_run(body: RunpodTextIn) -> JSONResponse:
-        state.check_text(body.input.text, ["input", "text"])
+        check(body.input.text, ["input", "text"])
         text = body.input.text
 
         async def work() -> JobResult:
@@ -288,7 +308,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/gpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The GPU worker as an async job: answers an id at once")
     async def gpu_worker_run(body: RunpodCleanedIn) -> JSONResponse:
-        state.check_text(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text")
+        check(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text", as_sent=True)
         cleaned = body.input
 
         async def work() -> JobResult:
