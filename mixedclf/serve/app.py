@@ -19,8 +19,11 @@ bearer key, the body's size and deadline), `strict_json` (bodies are RFC 8259 JS
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
+import threading
 import time
 import uuid
 from typing import Any
@@ -339,6 +342,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def gpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("gpu_worker", job_id)
 
+    @app.get("/ping", tags=["health"], response_model=None,
+             responses={200: {"description": "Ready", "content": {"application/json": {"example": {"status": "ok"}}}},
+                        204: {"description": "Starting: the model is loading"},
+                        503: {"description": "Failed to start, or stopping"}},
+             summary="Load-balancer health: 204 while starting, 200 when ready (Runpod's contract)")
+    async def ping() -> Response:
+        if state.status == "ok":
+            return JSONResponse({"status": "ok"})
+        if state.status == "starting":
+            return Response(status_code=204)
+        return JSONResponse({"status": state.status}, status_code=503)
+
     @app.get("/health", summary="Readiness, model, queue and device-batch statistics")
     async def health() -> JSONResponse:
         info = state.health()
@@ -352,8 +367,41 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
 
 def run_server(settings: ServeSettings) -> None:
-    """Build the app and serve it with uvicorn until SIGINT/SIGTERM (one process: the model is loaded once)."""
+    """Build the app and serve it with uvicorn until SIGINT/SIGTERM (one process: the model is loaded once).
+
+    Listens on settings.port, and on settings.health_port too when that is another port (Runpod's load balancer
+    probes /ping on PORT_HEALTH). A graceful stop after SIGINT or SIGTERM returns normally (exit 0); a start that
+    failed raises its error (the command's exit code)."""
     import uvicorn
 
     app = create_app(settings)
-    uvicorn.run(app, **uvicorn_options(settings))
+    state: ServerState = app.state.server
+    options = uvicorn_options(settings)
+    config = uvicorn.Config(app, **options)
+    server = uvicorn.Server(config)
+    state.on_start_failed = lambda: setattr(server, "should_exit", True)
+    sockets = [config.bind_socket()]
+    if settings.health_port is not None and settings.health_port != settings.port:
+        sockets.append(uvicorn.Config(app, **(options | {"port": settings.health_port})).bind_socket())
+    with _stop_signals_end_cleanly():
+        server.run(sockets=sockets)
+    if state.start_error is not None:
+        raise state.start_error
+
+
+@contextlib.contextmanager
+def _stop_signals_end_cleanly():
+    """uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again under the handlers it found, so
+    that the process dies of it (exit 143 after SIGTERM). For a server a graceful stop is its normal end: the
+    handlers found here only note the signal, and the command exits 0 as process managers expect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from fastapi.responses import JSONResponse
 
-OPEN_PATHS = frozenset({"/health"})  # a load balancer's probe carries no key
+OPEN_PATHS = frozenset({"/health", "/ping"})  # a load balancer's probe carries no key
 
 
 def _header(scope, name: bytes) -> bytes | None:

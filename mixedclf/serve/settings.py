@@ -19,6 +19,8 @@ class ServeSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8888, ge=0, le=65535)
+    # A second port serving the same app, for a load balancer's /ping (Runpod's PORT_HEALTH); None: only `port`.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
     model: str = "default"
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"

@@ -92,7 +92,9 @@ class ServerState:
         self.pool_restarts = 0
         # As many async jobs run at once as fit in one device batch, so they can share it.
         self.jobs = JobStore(settings.max_jobs, settings.job_ttl, runners=settings.max_batch_size)
-        self.status = "starting"
+        self.status = "starting"  # then "ok", or "failed"; "stopping" once shutdown begins
+        self.start_error: BaseException | None = None
+        self.on_start_failed: Callable[[], None] = lambda: None
         self.started_at = time.time()
         self._tokenizer_json = ""
         self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
@@ -103,6 +105,38 @@ class ServerState:
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
+        """Serve at once and start in the background: the socket answers while the model loads (/ping 204, then
+        200 once ready: Runpod's load-balancer health contract), pipeline routes answer 503 + Retry-After until
+        then. A start that fails sets status "failed" and calls `on_start_failed` (run_server stops uvicorn)."""
+        starting = asyncio.create_task(self._start(), name="mixedclf-start")
+        try:
+            yield
+        finally:
+            self.status = "stopping"
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await self.jobs.stop()
+            if self.batcher is not None:
+                await self.batcher.stop(self.settings.graceful_timeout_s)
+            if self.pool is not None:
+                await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+            log.info("mixedclf serve: stopped")
+
+    async def _start(self) -> None:
+        """Load the tokenizer and the model, start and warm the CPU pool, warm the device, start the batcher."""
+        try:
+            await self._load()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
+            from mixedclf.errors import exit_code_and_line
+
+            self.status = "failed"
+            self.start_error = exc
+            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
+            self.on_start_failed()
+
+    async def _load(self) -> None:
         import torch
 
         from mixedclf.core.inference import InferenceRunner
@@ -114,41 +148,33 @@ class ServerState:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         torch.set_num_threads(self.torch_threads)
-        try:
-            self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
-            self.pool, ready = self._start_pool()
-            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
-            runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-            stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
-            await asyncio.gather(*map(asyncio.wrap_future, ready))
-            sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
-            await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
-            self.batcher = MicroBatcher(
-                stage.run_batch,
-                max_batch_size=s.max_batch_size,
-                max_wait_ms=s.max_wait_ms,
-                max_queue=s.max_queue,
-                observer=self.metrics,
-            )
-            await self.batcher.start()
-            await self.jobs.start()
-            self.status = "ok"
-            log.info(
-                "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
-                "batches of <= %d texts / %.1f ms; ready in %.1f s",
-                self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
-                module.backend, self.torch_threads, self.cpu_workers,
-                s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
-            )
-            yield
-        finally:
-            self.status = "stopping"
-            await self.jobs.stop()
-            if self.batcher is not None:
-                await self.batcher.stop(s.graceful_timeout_s)
-            if self.pool is not None:
-                await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
-            log.info("mixedclf serve: stopped")
+        self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
+        self.pool, ready = self._start_pool()
+        module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
+        runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
+        stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
+        await asyncio.gather(*map(asyncio.wrap_future, ready))
+        sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
+        await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
+        self.batcher = MicroBatcher(
+            stage.run_batch,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+            max_queue=s.max_queue,
+            observer=self.metrics,
+        )
+        await self.batcher.start()
+        await self.jobs.start()
+        if self.status != "starting":  # stopped while loading
+            return
+        self.status = "ok"
+        log.info(
+            "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
+            "batches of <= %d texts / %.1f ms; ready in %.1f s",
+            self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
+            module.backend, self.torch_threads, self.cpu_workers,
+            s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
+        )
 
     # --- stages ---------------------------------------------------------------------------------------------
     async def preprocess(self, texts: list[str], task: Callable) -> tuple[PreprocessedBatch, float]:
