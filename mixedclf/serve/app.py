@@ -77,6 +77,20 @@ server was started with --api-key.
 """
 
 
+# /docs groups the routes by these tags, in this order.
+OPENAPI_TAGS = [
+    {"name": "classify", "description": "The whole pipeline: clean, tokenize (CPU pool), the model (device), "
+                                        "labels and scores."},
+    {"name": "workers", "description": "The original design's two serverless workers, plain or Runpod style "
+                                       "(`{\"input\": ...}`), answered synchronously."},
+    {"name": "async jobs", "description": "Runpod's asynchronous pair: `/run` answers a job id at once, "
+                                          "`/status/{id}` until COMPLETED or FAILED."},
+    {"name": "operations", "description": "Health for load balancers (`/ping`: 204 starting, 200 ready), "
+                                          "readiness and statistics, Prometheus metrics. No API key needed for "
+                                          "`/ping` and `/health`."},
+]
+
+
 def check_unicode(text: str, loc: list, name: str = "text") -> None:
     """A text the tokenizer gets as sent (cleaned_text, or every text under --clean none) must be valid Unicode:
     a lone surrogate (a \\udXXX escape without its pair) has no UTF-8 form, and the tokenizer fails on it.
@@ -107,6 +121,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=state.lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.server = state
     app.router.route_class = StrictJSONRoute
@@ -125,10 +140,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.check_text(text, loc, name)
         if as_sent or settings.clean == "none":
             check_unicode(text, loc, name)
+    def error_doc(description: str, detail: Any) -> dict:
+        return {"description": description, "content": {"application/json": {"example": {"detail": detail}}}}
+
+    invalid_doc = [{"type": "value_error", "loc": ["body", "text"],
+                    "msg": "text is 12,345 characters long; the limit is 10,000 (--max-text-chars)"}]
     pipeline_errors = {
-        422: {"description": "Invalid input (empty, too long, too many texts, wrong shape)"},
-        503: {"description": "Queue full or not ready; see Retry-After"},
-        504: {"description": "A stage timed out"},
+        422: error_doc("Invalid input (empty, too long, too many texts, wrong shape)", invalid_doc),
+        503: error_doc("Queue full or not ready; see Retry-After",
+                       "server busy: 1024 texts in flight, 1 more would pass --max-queue 1024"),
+        504: error_doc("A stage timed out",
+                       "the inference stage (queue + device) took longer than 30 s (--stage-timeout-gpu)"),
     }
 
     @app.exception_handler(ServeError)
@@ -150,7 +172,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.metrics.rejected.labels("jobs_full").inc()
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
 
-    @app.post("/classify", response_model=None, responses={200: {"model": ClassifyOut}, **pipeline_errors},
+    @app.post("/classify", tags=["classify"], response_model=None,
+              responses={200: {"model": ClassifyOut}, **pipeline_errors},
               summary="Classify one text (whole pipeline)")
     async def classify(body: TextIn) -> JSONResponse:
         request_start = time.monotonic()
@@ -164,7 +187,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.metrics.texts.labels("/classify").inc()
         return JSONResponse(row, headers=headers)
 
-    @app.post("/classify/batch", response_model=None, responses={200: {"model": BatchOut}, **pipeline_errors},
+    @app.post("/classify/batch", tags=["classify"], response_model=None,
+              responses={200: {"model": BatchOut}, **pipeline_errors},
               summary="Classify several texts (answered in order)")
     async def classify_batch(body: TextsIn) -> JSONResponse:
         request_start = time.monotonic()
@@ -250,7 +274,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             exc.runpod_id = runpod_id
             raise
 
-    @app.post("/cpu_worker/runsync", response_model=None,
+    @app.post("/cpu_worker/runsync", tags=["workers"], response_model=None,
               responses={200: {"model": CpuWorkerOut | RunpodOut}, **pipeline_errors},
               summary="The CPU worker alone: clean, count and tokenize one text")
     async def cpu_worker(body: TextIn | RunpodTextIn) -> JSONResponse:
@@ -268,7 +292,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
         return await guarded(runpod_id, work)
 
-    @app.post("/gpu_worker/runsync", response_model=None,
+    @app.post("/gpu_worker/runsync", tags=["workers"], response_model=None,
               responses={200: {"model": GpuWorkerOut | RunpodOut}, **pipeline_errors},
               summary="The GPU worker alone: tokenize cleaned text (CPU pool) and run the model")
     async def gpu_worker(body: CleanedIn | RunpodCleanedIn) -> JSONResponse:
@@ -289,12 +313,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     # --- Runpod's async pair: /run answers at once, /status/{id} until COMPLETED or FAILED -------------------
     job_errors = {
-        422: {"description": "Invalid input, checked before the job is queued"},
-        503: {"description": "The job store is full (--max-jobs); see Retry-After"},
+        422: error_doc("Invalid input, checked before the job is queued", invalid_doc),
+        503: error_doc("The job store is full (--max-jobs); see Retry-After",
+                       "job store full: 1,024 jobs held (--max-jobs 1024); read finished results with /status "
+                       "or wait for them to expire (--job-ttl 1800 s)"),
     }
-    status_doc = {200: {"model": JobStatusOut}, 404: {"description": "No such job, or its result expired"}}
+    status_doc = {200: {"model": JobStatusOut},
+                  404: error_doc("No such job, or its result expired",
+                                 "no such job on /cpu_worker: unknown id, or its result expired (--job-ttl 1800 s)")}
 
-    @app.post("/cpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+    @app.post("/cpu_worker/run", tags=["async jobs"], response_model=None,
+              responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The CPU worker as an async job: answers an id at once")
     async def cpu_worker_run(body: RunpodTextIn) -> JSONResponse:
         check(body.input.text, ["input", "text"])
@@ -308,7 +337,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         job = state.jobs.submit("cpu_worker", work)
         return JSONResponse({"id": job.id, "status": job.status})
 
-    @app.post("/gpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+    @app.post("/gpu_worker/run", tags=["async jobs"], response_model=None,
+              responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The GPU worker as an async job: answers an id at once")
     async def gpu_worker_run(body: RunpodCleanedIn) -> JSONResponse:
         check(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text", as_sent=True)
@@ -332,17 +362,17 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             )
         return JSONResponse(job.public())
 
-    @app.get("/cpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+    @app.get("/cpu_worker/status/{job_id}", tags=["async jobs"], response_model=None, responses=status_doc,
              summary="An async CPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def cpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("cpu_worker", job_id)
 
-    @app.get("/gpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+    @app.get("/gpu_worker/status/{job_id}", tags=["async jobs"], response_model=None, responses=status_doc,
              summary="An async GPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def gpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("gpu_worker", job_id)
 
-    @app.get("/ping", tags=["health"], response_model=None,
+    @app.get("/ping", tags=["operations"], response_model=None,
              responses={200: {"description": "Ready", "content": {"application/json": {"example": {"status": "ok"}}}},
                         204: {"description": "Starting: the model is loading"},
                         503: {"description": "Failed to start, or stopping"}},
@@ -354,12 +384,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             return Response(status_code=204)
         return JSONResponse({"status": state.status}, status_code=503)
 
-    @app.get("/health", summary="Readiness, model, queue and device-batch statistics")
+    @app.get("/health", tags=["operations"], summary="Readiness, model, queue and device-batch statistics")
     async def health() -> JSONResponse:
         info = state.health()
         return JSONResponse(info, status_code=200 if info["status"] == "ok" else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
