@@ -28,8 +28,11 @@ GPU_OUTPUT = {"label": "positive", "score": 0.97, "confidence": "high",
 JOB_ID = "5b0c2f9e-8d1a-4d59-9a53-1f0f3c2b7e11"
 
 
-def example(value: dict, **config) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [value]}, **config)
+def example(value: dict, allow_extra: bool = False) -> ConfigDict:
+    config = ConfigDict(json_schema_extra={"examples": [value]})
+    if allow_extra:
+        config["extra"] = "allow"
+    return config
 
 
 class TextIn(BaseModel):
@@ -54,13 +57,13 @@ class CleanedIn(BaseModel):
 class RunpodTextIn(BaseModel):
     """Runpod serverless style: the job's input under "input"."""
 
-    model_config = example({"input": {"text": TEXT}, "id": "job-1"}, extra="allow")
+    model_config = example({"input": {"text": TEXT}, "id": "job-1"}, allow_extra=True)
     input: TextIn
     id: str | None = Field(default=None, max_length=256, description="Kept by /runsync; /run makes its own")
 
 
 class RunpodCleanedIn(BaseModel):
-    model_config = example({"input": {"cleaned_text": CLEANED}, "id": "job-2"}, extra="allow")
+    model_config = example({"input": {"cleaned_text": CLEANED}, "id": "job-2"}, allow_extra=True)
     input: CleanedIn
     id: str | None = Field(default=None, max_length=256, description="Kept by /runsync; /run makes its own")
 
