@@ -439,6 +439,24 @@ def test_a_lone_surrogate_in_cleaned_text_is_a_422_not_a_500(server, route, raw)
     assert paired.status_code == 200, paired.text  # a surrogate pair is one real character
 
 
+def test_under_clean_none_every_route_refuses_a_lone_surrogate_with_a_422(tiny_model):
+    from serve_helpers import serve_in_thread
+
+    from mixedclf.serve.app import create_app
+
+    app = create_app(in_process_settings(tiny_model, clean="none"))
+    raw = {"/classify": b'{"text": "bad \\udfff"}', "/classify/batch": b'{"texts": ["fine", "\\ud800 bad"]}',
+           "/cpu_worker/runsync": b'{"text": "bad \\udfff"}', "/cpu_worker/run": b'{"input": {"text": "\\udfff"}}'}
+    with serve_in_thread(app) as running, client(running.url) as c:
+        answers = {route: c.post(route, content=body, headers={"content-type": "application/json"})
+                   for route, body in raw.items()}
+        fine = c.post("/classify", json={"text": "fine \U0001F600"})
+    for route, r in answers.items():
+        assert r.status_code == 422 and "lone surrogate" in r.text, (route, r.text)
+    assert answers["/classify/batch"].json()["detail"][0]["loc"] == ["body", "texts", 1]
+    assert fine.status_code == 200, fine.text
+
+
 def test_a_body_that_is_not_text_is_a_400_with_a_json_body(server):
     with client(server.url) as c:
         r = c.post("/classify", content=b'{"text": "\xff\xfe\x00\x81"}', headers={"content-type": "application/json"})
