@@ -87,8 +87,8 @@ def register(app: typer.Typer) -> None:
         profile: Optional[str] = opt.PROFILE,
         api_key: Optional[str] = typer.Option(
             None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
-            help="Require Authorization: Bearer KEY on every route but /health (prefer the environment variable: "
-                 "options show in ps).",
+            help="Require Authorization: Bearer KEY on every route but /health and /ping (prefer the environment "
+                 "variable: options show in ps).",
         ),
         insecure_no_auth: Optional[bool] = typer.Option(
             None, "--insecure-no-auth", help="Serve a non-loopback --host without an API key."

@@ -71,9 +71,9 @@ Cost-aware text classification over HTTP. Requests arriving together share the d
 Every pipeline response carries `X-Stage-Preprocess-Ms`, `X-Stage-Queue-Ms`, `X-Stage-Inference-Ms`,
 `X-Stage-Postprocess-Ms`, `X-Total-Ms`, `X-Batch-Size` and `X-Cost-USD` (this request's pay-per-use cost at
 the pricing profile's rates). 400: the body is not text; 401: no or wrong API key (when the server has one);
-408: the request arrived too slowly; 413: the body is too large; 422: invalid input; 503 + Retry-After: the
-queue is full; 504: a stage timed out. Every route but /health needs `Authorization: Bearer <key>` when the
-server was started with --api-key.
+408: the request arrived too slowly; 413: the body is too large or holds too many JSON values; 422: invalid
+input; 503 + Retry-After: the queue is full or the model is still loading; 504: a stage timed out. Every route
+but /health and /ping needs `Authorization: Bearer <key>` when the server was started with --api-key.
 """
 
 

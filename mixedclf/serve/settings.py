@@ -49,7 +49,7 @@ class ServeSettings(BaseModel):
     # Cost accounting.
     pricing: Path | None = None
     profile: str = "reference"
-    # Authentication: a bearer key on every route but /health. Never printed (repr=False).
+    # Authentication: a bearer key on every route but /health and /ping. Never printed (repr=False).
     api_key: str | None = Field(default=None, repr=False, description="bearer key clients must send")
     insecure_no_auth: bool = Field(default=False, description="allow a non-loopback host without --api-key")
     # Slow or hostile clients: how long one may hold a connection without finishing its request.
