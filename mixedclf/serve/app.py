@@ -140,6 +140,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.check_text(text, loc, name)
         if as_sent or settings.clean == "none":
             check_unicode(text, loc, name)
+
     def error_doc(description: str, detail: Any) -> dict:
         return {"description": description, "content": {"application/json": {"example": {"detail": detail}}}}
 
