@@ -114,6 +114,19 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend))
     pricing = load_pricing(settings.pricing, settings.profile)
     state = ServerState(settings, spec, device, pricing)
+
+    def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
+        """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""
+        state.check_text(text, loc, name)
+        if as_sent or settings.clean == "none":
+            check_unicode(text, loc, name)
+
+    def error_doc(description: str, detail: Any) -> dict:
+        return {"description": description, "content": {"application/json": {"example": {"detail": detail}}}}
+
+    invalid_doc = [{"type": "value_error", "loc": ["body", "text"],
+                    "msg": "text is 12,345 characters long; the limit is 10,000 (--max-text-chars)"}]
+
     # /docs and /redoc from the Swagger UI and ReDoc files the fastapi-offline package installs, not a CDN:
     # a server without internet access still shows its documentation.
     app = FastAPIOffline(
@@ -134,18 +147,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.add_middleware(BearerAuth, api_key=settings.api_key, on_reject=reject)
     app.add_middleware(MetricsMiddleware, state=state)
     labels, activation = spec.labels, spec.activation
-
-    def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
-        """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""
-        state.check_text(text, loc, name)
-        if as_sent or settings.clean == "none":
-            check_unicode(text, loc, name)
-
-    def error_doc(description: str, detail: Any) -> dict:
-        return {"description": description, "content": {"application/json": {"example": {"detail": detail}}}}
-
-    invalid_doc = [{"type": "value_error", "loc": ["body", "text"],
-                    "msg": "text is 12,345 characters long; the limit is 10,000 (--max-text-chars)"}]
     pipeline_errors = {
         422: error_doc("Invalid input (empty, too long, too many texts, wrong shape)", invalid_doc),
         503: error_doc("Queue full or not ready; see Retry-After",

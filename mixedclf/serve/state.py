@@ -22,7 +22,6 @@ import numpy as np
 from fastapi import FastAPI
 
 from mixedclf import __version__
-from mixedclf.core.postprocess import prediction_rows
 from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.models.spec import ModelSpec
 from mixedclf.runtime.pool import start_worker_pool
@@ -123,21 +122,16 @@ class ServerState:
                 await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
             log.info("mixedclf serve: stopped")
 
+    def _warm_postprocess(self, sample, logits) -> None:
+        """The routes' postprocess once before "ready": pyarrow imports pandas on its first table, which made the
+        first request after "ready" take 0.4 s (1.6 s on a loaded 2-core machine) instead of a millisecond."""
+        from mixedclf.core.postprocess import prediction_rows
+
+        prediction_rows(logits, sample, self.spec.labels, self.spec.activation)
+
     async def _start(self) -> None:
-        """Load the tokenizer and the model, start and warm the CPU pool, warm the device, start the batcher."""
-        try:
-            await self._load()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
-            from mixedclf.errors import exit_code_and_line
-
-            self.status = "failed"
-            self.start_error = exc
-            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
-            self.on_start_failed()
-
-    async def _load(self) -> None:
+        """Load the tokenizer and the model, start and warm the CPU pool, warm the device and the postprocess,
+        start the batcher. A failure is one line in the log, status "failed" and `on_start_failed()`."""
         import torch
 
         from mixedclf.core.inference import InferenceRunner
@@ -149,37 +143,42 @@ class ServerState:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         torch.set_num_threads(self.torch_threads)
-        self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
-        self.pool, ready = self._start_pool()
-        module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
-        runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
-        stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
-        await asyncio.gather(*map(asyncio.wrap_future, ready))
-        sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
-        warm = await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
-        # ... and the first postprocess: pyarrow imports pandas on its first table, which made the first request
-        # after "ready" take 0.4 s (1.6 s on a loaded 2-core machine) instead of a millisecond.
-        await asyncio.to_thread(prediction_rows, warm.results[0].logits, sample, self.spec.labels,
-                                self.spec.activation)
-        self.batcher = MicroBatcher(
-            stage.run_batch,
-            max_batch_size=s.max_batch_size,
-            max_wait_ms=s.max_wait_ms,
-            max_queue=s.max_queue,
-            observer=self.metrics,
-        )
-        await self.batcher.start()
-        await self.jobs.start()
-        if self.status != "starting":  # stopped while loading
-            return
-        self.status = "ok"
-        log.info(
-            "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
-            "batches of <= %d texts / %.1f ms; ready in %.1f s",
-            self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
-            module.backend, self.torch_threads, self.cpu_workers,
-            s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
-        )
+        try:
+            self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
+            self.pool, ready = self._start_pool()
+            module = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
+            runner = InferenceRunner(module, self.device, len(self.spec.labels), pad_id)
+            stage = DeviceStage(runner, s.max_batch_size, self.max_batch_tokens)
+            await asyncio.gather(*map(asyncio.wrap_future, ready))
+            sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
+            warm = await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
+            await asyncio.to_thread(self._warm_postprocess, sample, warm.results[0].logits)
+            self.batcher = MicroBatcher(
+                stage.run_batch,
+                max_batch_size=s.max_batch_size,
+                max_wait_ms=s.max_wait_ms,
+                max_queue=s.max_queue,
+                observer=self.metrics,
+            )
+            await self.batcher.start()
+            await self.jobs.start()
+            self.status = "ok"
+            log.info(
+                "mixedclf serve: model %s (%s) on %s (%s on %s; %d torch thread(s)), %d CPU worker(s), "
+                "batches of <= %d texts / %.1f ms; ready in %.1f s",
+                self.spec.name, ", ".join(self.spec.labels), self.device, module.precision_choice.reason,
+                module.backend, self.torch_threads, self.cpu_workers,
+                s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
+            from mixedclf.errors import exit_code_and_line
+
+            self.status = "failed"
+            self.start_error = exc
+            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
+            self.on_start_failed()
 
     # --- stages ---------------------------------------------------------------------------------------------
     async def preprocess(self, texts: list[str], task: Callable) -> tuple[PreprocessedBatch, float]:
