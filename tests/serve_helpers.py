@@ -141,10 +141,12 @@ class ThreadServer:
 
 
 @contextmanager
-def serve_in_thread(app, port: int | None = None, startup_timeout_s: float = 60.0) -> Iterator[ThreadServer]:
+def serve_in_thread(app, port: int | None = None, startup_timeout_s: float = 60.0,
+                    wait_ready: bool = True) -> Iterator[ThreadServer]:
     """Serve an app object with uvicorn in a background thread of this process (so a test can reach into
     `app.state.server`), on 127.0.0.1, with the app's own uvicorn options; stop it the way SIGINT would
-    (graceful: in-flight requests finish)."""
+    (graceful: in-flight requests finish). Yields once the model is loaded, or, with wait_ready=False, as soon
+    as the socket listens."""
     import threading
 
     import uvicorn
@@ -156,11 +158,14 @@ def serve_in_thread(app, port: int | None = None, startup_timeout_s: float = 60.
                                                             "log_level": "warning"}
     config = uvicorn.Config(app, lifespan="on", **options)
     server = uvicorn.Server(config)
+    state = app.state.server
+    state.on_start_failed = lambda: setattr(server, "should_exit", True)
     thread = threading.Thread(target=server.run, name="mixedclf-test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+    # The socket opens at once and the model loads behind it: ready means the app says so.
+    while not (server.started and (state.status == "ok" or not wait_ready)):
+        if not thread.is_alive() or time.monotonic() > deadline or state.status == "failed":
             server.should_exit = True
             thread.join(10)
             raise RuntimeError("the in-thread server did not start (see the log above)")

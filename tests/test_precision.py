@@ -217,3 +217,93 @@ def test_classify_int8_end_to_end_reports_backend_and_reason(tmp_path, tiny_mode
         assert settings["backend"] == {"fp32": "torch", "int8": "onnxruntime"}[precision_]
         assert f"precision {precision_} (asked for (--precision {precision_})) on {settings['backend']}" in result.output
     assert max(abs(a["score"] - b["score"]) for a, b in zip(rows["fp32"], rows["int8"])) < 0.05
+
+
+# --- the converted-model cache: entries checked by content, conversions keyed by content ---------------------------
+def quantized(path) -> bool:
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    return bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention"})
+
+
+def warnings_in(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def test_an_int8_entry_overwritten_with_fp32_is_rebuilt_with_one_warning(cache, tiny_model, capsys):
+    spec = resolve_model(str(tiny_model))
+    fp32, int8 = onnx_backend.model_path(spec, "fp32"), onnx_backend.model_path(spec, "int8")
+    assert quantized(int8) and not quantized(fp32)
+    capsys.readouterr()
+    int8.write_bytes(fp32.read_bytes())  # loadable, and would silently run as fp32
+    again = onnx_backend.model_path(spec, "int8")
+    assert again == int8 and quantized(again)
+    warned = warnings_in(capsys.readouterr().err)
+    assert len(warned) == 1 and "model.onnx changed size since it was built" in warned[0], warned
+    assert onnx_backend.model_path(spec, "int8") == int8 and warnings_in(capsys.readouterr().err) == []
+
+
+def test_a_damaged_but_loadable_graph_is_rebuilt_and_gives_the_right_labels(cache, tiny_model, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    spec = resolve_model(str(tiny_model))
+    reference = probabilities(spec, load_model(spec, CPU, "fp32", "onnxruntime"))
+    path = onnx_backend.model_path(spec, "fp32")
+    graph = onnx.load(str(path))
+    biggest = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    damaged = numpy_helper.to_array(biggest).copy()
+    damaged.flat[::7] *= -3.0  # what a few flipped bits in the weights do: still a valid graph
+    biggest.CopyFrom(numpy_helper.from_array(damaged, biggest.name))
+    onnx.save(graph, str(path))
+    capsys.readouterr()
+    got = probabilities(spec, load_model(spec, CPU, "fp32", "onnxruntime"))
+    warned = warnings_in(capsys.readouterr().err)
+    assert len(warned) == 1 and "model.onnx changed since it was built (its sha256 differs)" in warned[0], warned
+    assert np.abs(got - reference).max() < 1e-6
+
+
+def test_an_entry_without_its_completion_marker_is_rebuilt_not_a_dead_end(cache, tiny_model, capsys):
+    spec = resolve_model(str(tiny_model))
+    path = onnx_backend.model_path(spec, "int8")
+    (path.parent / "complete.json").unlink()  # a conversion killed between its files and its marker
+    capsys.readouterr()
+    again = onnx_backend.model_path(spec, "int8")
+    assert again == path and (path.parent / "complete.json").exists() and quantized(again)
+    warned = warnings_in(capsys.readouterr().err)
+    assert len(warned) == 1 and "completion marker" in warned[0], warned
+
+
+def test_weights_rewritten_in_place_with_the_same_stat_get_a_new_conversion(cache, tiny_model, tmp_path):
+    import json
+    import os
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    spec = resolve_model(str(folder))
+    before = probabilities(spec, load_model(spec, CPU, "fp32", "onnxruntime"))
+    first = onnx_backend.model_path(spec, "fp32")
+    weights = next(p for p in folder.iterdir() if p.suffix == ".safetensors")
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    start, end = max((v["data_offsets"] for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32"),
+                     key=lambda o: o[1] - o[0])
+    base = 8 + header_len
+    for i in range(base + start + 3, base + end, 4):  # negate every float32 of the biggest tensor: the sign bit
+        data[i] ^= 0x80
+    new_bytes = bytes(data)
+    with open(weights, "r+b") as handle:  # in place: the same inode
+        handle.write(new_bytes)
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = weights.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    spec = resolve_model(str(folder))
+    second = onnx_backend.model_path(spec, "fp32")
+    assert second != first
+    expected = probabilities(spec, load_model(spec, CPU, "fp32"))  # torch on the new weights
+    got = probabilities(spec, load_model(spec, CPU, "fp32", "onnxruntime"))
+    assert np.abs(got - expected).max() < 1e-4 and np.abs(got - before).max() > 1e-3

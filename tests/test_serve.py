@@ -393,15 +393,67 @@ def test_an_overflowing_number_is_a_422_not_a_crash(server):
 
 def test_a_422_never_echoes_the_input_and_stays_small(server):
     with client(server.url) as c:
-        many = c.post("/classify/batch", json={"texts": list(range(10_000))})
+        many = c.post("/classify/batch", json={"texts": list(range(5_000))})
         long_text = c.post("/classify", json={"text": "secret-" * 40})
         wrong_type = c.post("/classify", json={"text": {"nested": "secret-value"}})
     assert many.status_code == 422 and len(many.content) < 4000, len(many.content)
     detail = many.json()["detail"]
-    assert len(detail) == 11 and detail[-1]["msg"] == "9,990 more errors not shown"
+    assert len(detail) == 11 and detail[-1]["msg"] == "4,990 more errors not shown"
     assert all("input" not in d for d in detail)
     assert long_text.status_code == 422 and "secret" not in long_text.text
     assert wrong_type.status_code == 422 and "secret" not in wrong_type.text
+
+
+def test_more_json_values_than_the_item_limit_is_a_413_before_parsing(server):
+    with client(server.url) as c:
+        over = c.post("/classify/batch", content=b'{"texts": [' + b"1," * 10_000 + b'1]}',
+                      headers={"content-type": "application/json"})
+        nested = c.post("/classify", content=b'{"text": "fine", "x": [' + b"[]," * 10_000 + b"[]]}",
+                        headers={"content-type": "application/json"})
+        # Commas and brackets inside strings are text, not values.
+        inside = c.post("/classify", json={"text": "a,[b,{c," * 24})
+        metrics = c.get("/metrics").text
+    for r in (over, nested):
+        assert r.status_code == 413, r.text
+        assert "more than 10,000 JSON values (--max-request-items)" in r.json()["detail"]
+    assert inside.status_code == 200, inside.text
+    assert metric_value(metrics, "mixedclf_rejected_total", 'reason="too_many_items"') == 2
+
+
+@pytest.mark.parametrize(
+    "route, raw",
+    [
+        ("/gpu_worker/runsync", b'{"cleaned_text": "bad \\udfff x"}'),
+        ("/gpu_worker/runsync", b'{"input": {"cleaned_text": "bad \\ud800"}, "id": "job-7"}'),
+        ("/gpu_worker/run", b'{"input": {"cleaned_text": "\\udfffbad"}}'),
+    ],
+)
+def test_a_lone_surrogate_in_cleaned_text_is_a_422_not_a_500(server, route, raw):
+    with client(server.url) as c:
+        r = c.post(route, content=raw, headers={"content-type": "application/json"})
+        paired = c.post("/gpu_worker/runsync", content=b'{"cleaned_text": "fine \\ud83d\\ude00"}',
+                        headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "lone surrogate" in r.text and "not valid Unicode" in r.text
+    assert paired.status_code == 200, paired.text  # a surrogate pair is one real character
+
+
+def test_under_clean_none_every_route_refuses_a_lone_surrogate_with_a_422(tiny_model):
+    from serve_helpers import serve_in_thread
+
+    from mixedclf.serve.app import create_app
+
+    app = create_app(in_process_settings(tiny_model, clean="none"))
+    raw = {"/classify": b'{"text": "bad \\udfff"}', "/classify/batch": b'{"texts": ["fine", "\\ud800 bad"]}',
+           "/cpu_worker/runsync": b'{"text": "bad \\udfff"}', "/cpu_worker/run": b'{"input": {"text": "\\udfff"}}'}
+    with serve_in_thread(app) as running, client(running.url) as c:
+        answers = {route: c.post(route, content=body, headers={"content-type": "application/json"})
+                   for route, body in raw.items()}
+        fine = c.post("/classify", json={"text": "fine \U0001F600"})
+    for route, r in answers.items():
+        assert r.status_code == 422 and "lone surrogate" in r.text, (route, r.text)
+    assert answers["/classify/batch"].json()["detail"][0]["loc"] == ["body", "texts", 1]
+    assert fine.status_code == 200, fine.text
 
 
 def test_a_body_that_is_not_text_is_a_400_with_a_json_body(server):

@@ -58,3 +58,56 @@ def test_docs_render_the_operations_in_a_headless_browser(app, tmp_path):
     # Swagger UI writes one block per operation, with its path, once it has fetched and parsed /openapi.json.
     assert 'class="swagger-ui' in dom, dom[:2000]
     assert 'data-path="/classify/batch"' in dom, dom[:2000]
+
+
+def schema_refs(schema: dict) -> list[str]:
+    """The component names a request or response schema points at (directly or through anyOf/oneOf)."""
+    if "$ref" in schema:
+        return [schema["$ref"].rsplit("/", 1)[1]]
+    return [name for part in schema.get("anyOf", []) + schema.get("oneOf", []) for name in schema_refs(part)]
+
+
+def test_docs_group_routes_by_tag_and_show_real_examples(app):
+    from fastapi.testclient import TestClient
+
+    spec = TestClient(app).get("/openapi.json").json()
+    declared = [t["name"] for t in spec["tags"]]
+    assert declared == ["classify", "workers", "async jobs", "operations"]
+    components = spec["components"]["schemas"]
+    shown = set()
+    for path, operations in spec["paths"].items():
+        for verb, op in operations.items():
+            assert op.get("tags") and set(op["tags"]) <= set(declared), (verb, path, op.get("tags"))
+            bodies = [op["requestBody"]] if "requestBody" in op else []
+            bodies += [op["responses"]["200"]] if "200" in op["responses"] else []
+            for body in bodies:
+                for media in body.get("content", {}).values():
+                    shown.update(schema_refs(media.get("schema", {})))
+    assert {"TextIn", "TextsIn", "CleanedIn", "RunpodTextIn", "RunpodCleanedIn", "ClassifyOut", "BatchOut",
+            "CpuWorkerOut", "GpuWorkerOut", "RunpodOut", "JobAcceptedOut", "JobStatusOut"} <= shown, shown
+    # Swagger UI shows a schema's first example instead of placeholders ("string", "additionalProp1").
+    missing = sorted(name for name in shown if not components[name].get("examples"))
+    assert missing == [], missing
+    tags = {op["tags"][0] for path, ops in spec["paths"].items() for op in ops.values() if path.startswith("/classify")}
+    assert tags == {"classify"}
+    assert spec["paths"]["/ping"]["get"]["tags"] == ["operations"]
+    errors = spec["paths"]["/classify"]["post"]["responses"]
+    for code in ("422", "503", "504"):
+        assert errors[code]["content"]["application/json"]["example"]["detail"], code
+
+
+def test_every_example_is_valid_input_or_output_of_its_model():
+    import inspect
+
+    from pydantic import BaseModel
+
+    from mixedclf.serve import schemas
+
+    models = [c for c in vars(schemas).values()
+              if inspect.isclass(c) and issubclass(c, BaseModel) and c.__module__ == schemas.__name__]
+    assert len(models) >= 15
+    for model in models:
+        examples = model.model_json_schema().get("examples")
+        assert examples, model.__name__
+        for value in examples:
+            model.model_validate(value)

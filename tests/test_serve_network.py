@@ -198,3 +198,49 @@ def test_a_handful_of_byte_a_second_clients_do_not_stop_the_others(server):
     for sock in slow:
         sock.close()
     assert all(closed for closed, _, _ in outcomes)
+
+
+# --- a body of many small values -------------------------------------------------------------------------------
+def test_a_body_of_a_million_numbers_is_refused_at_once_while_health_answers(tiny_model):
+    """The default limits allow a 15.4 MB body; one of a million numbers (2 MB) used to become a million Python
+    objects and a million validation errors: 10.8 s and 1.5 GB, with /health probes timing out meanwhile. It is
+    refused from its item count before anything parses it, and memory stays flat."""
+    import threading
+
+    import psutil
+
+    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, torch_threads=1)
+    body = b'{"texts": [' + b"7," * 999_999 + b"7]}"
+    with serve_in_subprocess(settings) as running:
+        process = psutil.Process(running.process.pid)
+        baseline = process.memory_info().rss
+        result: dict = {}
+
+        def post():
+            start = time.monotonic()
+            with httpx.Client(base_url=running.url, trust_env=False, timeout=60) as c:
+                result["response"] = c.post("/classify/batch", content=body,
+                                            headers={"content-type": "application/json"})
+            result["seconds"] = time.monotonic() - start
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        probes, peak = [], baseline
+        with httpx.Client(base_url=running.url, trust_env=False, timeout=2) as c:
+            for _ in range(50):  # at most 50 probes, 0.1 s apart, while the request is under way (and 3 after)
+                try:
+                    probes.append(c.get("/health").status_code)
+                except httpx.TimeoutException:
+                    probes.append("timeout")
+                peak = max(peak, process.memory_info().rss)
+                if not sender.is_alive() and len(probes) >= 3:
+                    break
+                time.sleep(0.1)
+        sender.join(60)
+    response = result["response"]
+    assert response.status_code == 413, response.text[:300]
+    assert "--max-request-items" in response.json()["detail"]
+    assert result["seconds"] < 5, result["seconds"]
+    assert probes and all(p == 200 for p in probes), probes
+    assert peak - baseline < 100 * 2**20, f"server grew by {(peak - baseline) / 2**20:.0f} MiB"
+    assert running.exit_code == 0, running.log()[-3000:]

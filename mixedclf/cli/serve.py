@@ -16,9 +16,30 @@ import typer
 from mixedclf.cli import options as opt
 
 
+# The ports a platform hands its container (Runpod load-balanced endpoints: the app on PORT, the /ping probe on
+# PORT_HEALTH). Below --port / MIXEDCLF_PORT, above the config file.
+PLATFORM_PORTS = {"port": "PORT", "health_port": "PORT_HEALTH"}
+
+
+def platform_ports(values: dict) -> dict:
+    """`values` with the PORT / PORT_HEALTH variables filled in where neither the option nor MIXEDCLF_* gave one."""
+    from mixedclf.errors import InputError
+
+    values = dict(values)
+    for field, variable in PLATFORM_PORTS.items():
+        raw = os.environ.get(variable, "").strip()
+        if values.get(field) is not None or os.environ.get(f"MIXEDCLF_{field.upper()}") or not raw:
+            continue
+        if not raw.isdigit() or int(raw) > 65535:
+            raise InputError(f"invalid {variable}: {raw!r} is not a port number (0-65535)",
+                             hint="fix or unset the environment variable")
+        values[field] = int(raw)
+    return values
+
+
 def build_settings(values: dict, config: Optional[Path] = None):
-    """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then the [serve] table of
-    the --config file and of the packaged defaults."""
+    """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then PORT / PORT_HEALTH,
+    then the [serve] table of the --config file and of the packaged defaults."""
     from mixedclf.core.options import LayeredSettings
     from mixedclf.core.options import build_settings as build_layered
     from mixedclf.serve.settings import ServeSettings
@@ -26,7 +47,7 @@ def build_settings(values: dict, config: Optional[Path] = None):
     class ServeOptions(ServeSettings, LayeredSettings):
         config_section = "serve"
 
-    layered = build_layered(ServeOptions, values, config)
+    layered = build_layered(ServeOptions, platform_ports(values), config)
     return ServeSettings(**layered.model_dump(exclude={"config"}))  # the server takes plain, picklable settings
 
 
@@ -34,7 +55,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-        port: Optional[int] = typer.Option(None, help="Port to listen on (default 8888)."),
+        port: Optional[int] = typer.Option(None, help="Port to listen on (default 8888; or $PORT)."),
+        health_port: Optional[int] = typer.Option(
+            None, help="A second port serving the same app, for a load balancer's GET /ping (or $PORT_HEALTH)."
+        ),
         model: Optional[str] = opt.MODEL,
         device: Optional[str] = opt.DEVICE,
         precision: Optional[str] = opt.PRECISION,
@@ -50,6 +74,9 @@ def register(app: typer.Typer) -> None:
         ),
         max_text_chars: Optional[int] = typer.Option(None, help="Longest text accepted (default 10000 chars)."),
         max_batch_texts: Optional[int] = typer.Option(None, help="Most texts per /classify/batch (default 256)."),
+        max_request_items: Optional[int] = typer.Option(
+            None, help="Most JSON values in one request body, counted before parsing; more get 413 (default 10000)."
+        ),
         stage_timeout_cpu: Optional[float] = typer.Option(
             None, help="Seconds preprocessing may take, then 504 (default 10)."
         ),
@@ -60,8 +87,8 @@ def register(app: typer.Typer) -> None:
         profile: Optional[str] = opt.PROFILE,
         api_key: Optional[str] = typer.Option(
             None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
-            help="Require Authorization: Bearer KEY on every route but /health (prefer the environment variable: "
-                 "options show in ps).",
+            help="Require Authorization: Bearer KEY on every route but /health and /ping (prefer the environment "
+                 "variable: options show in ps).",
         ),
         insecure_no_auth: Optional[bool] = typer.Option(
             None, "--insecure-no-auth", help="Serve a non-loopback --host without an API key."

@@ -19,8 +19,11 @@ bearer key, the body's size and deadline), `strict_json` (bodies are RFC 8259 JS
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
+import threading
 import time
 import uuid
 from typing import Any
@@ -35,7 +38,7 @@ from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
 from mixedclf.serve.batcher import QueueFull, ShuttingDown
-from mixedclf.serve.errors import ServeError, public_errors
+from mixedclf.serve.errors import ServeError, invalid, public_errors
 from mixedclf.serve.guards import BearerAuth, BodyGuard
 from mixedclf.serve.jobs import JobResult, JobStoreFull
 from mixedclf.serve.metrics import CONTENT_TYPE_LATEST
@@ -67,10 +70,35 @@ Cost-aware text classification over HTTP. Requests arriving together share the d
 Every pipeline response carries `X-Stage-Preprocess-Ms`, `X-Stage-Queue-Ms`, `X-Stage-Inference-Ms`,
 `X-Stage-Postprocess-Ms`, `X-Total-Ms`, `X-Batch-Size` and `X-Cost-USD` (this request's pay-per-use cost at
 the pricing profile's rates). 400: the body is not text; 401: no or wrong API key (when the server has one);
-408: the request arrived too slowly; 413: the body is too large; 422: invalid input; 503 + Retry-After: the
-queue is full; 504: a stage timed out. Every route but /health needs `Authorization: Bearer <key>` when the
-server was started with --api-key.
+408: the request arrived too slowly; 413: the body is too large or holds too many JSON values; 422: invalid
+input; 503 + Retry-After: the queue is full or the model is still loading; 504: a stage timed out. Every route
+but /health and /ping needs `Authorization: Bearer <key>` when the server was started with --api-key.
 """
+
+
+# /docs groups the routes by these tags, in this order.
+OPENAPI_TAGS = [
+    {"name": "classify", "description": "The whole pipeline: clean, tokenize (CPU pool), the model (device), "
+                                        "labels and scores."},
+    {"name": "workers", "description": "The original design's two serverless workers, plain or Runpod style "
+                                       "(`{\"input\": ...}`), answered synchronously."},
+    {"name": "async jobs", "description": "Runpod's asynchronous pair: `/run` answers a job id at once, "
+                                          "`/status/{id}` until COMPLETED or FAILED."},
+    {"name": "operations", "description": "Health for load balancers (`/ping`: 204 starting, 200 ready), "
+                                          "readiness and statistics, Prometheus metrics. No API key needed for "
+                                          "`/ping` and `/health`."},
+]
+
+
+def check_unicode(text: str, loc: list, name: str = "text") -> None:
+    """A text the tokenizer gets as sent (cleaned_text, or every text under --clean none) must be valid Unicode:
+    a lone surrogate (a \\udXXX escape without its pair) has no UTF-8 form, and the tokenizer fails on it.
+    Standard cleaning drops such code points, so the other routes never hand one over."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid(loc, f"{name} holds a lone surrogate (\\u{ord(text[exc.start]):04x}) at character "
+                           f"{exc.start}, which is not valid Unicode: send the whole pair or leave it out") from None
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
@@ -85,6 +113,19 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend))
     pricing = load_pricing(settings.pricing, settings.profile)
     state = ServerState(settings, spec, device, pricing)
+
+    def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
+        """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""
+        state.check_text(text, loc, name)
+        if as_sent or settings.clean == "none":
+            check_unicode(text, loc, name)
+
+    def error_doc(description: str, detail: Any) -> dict:
+        return {"description": description, "content": {"application/json": {"example": {"detail": detail}}}}
+
+    invalid_doc = [{"type": "value_error", "loc": ["body", "text"],
+                    "msg": "text is 12,345 characters long; the limit is 10,000 (--max-text-chars)"}]
+
     # /docs and /redoc from the Swagger UI and ReDoc files the fastapi-offline package installs, not a CDN:
     # a server without internet access still shows its documentation.
     app = FastAPIOffline(
@@ -92,6 +133,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=state.lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.server = state
     app.router.route_class = StrictJSONRoute
@@ -99,14 +141,16 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # add_middleware wraps: the last added runs first. Metrics see every answer, the key is checked before
     # the body is read.
     app.add_middleware(BodyGuard, max_body=settings.max_body_bytes(), timeout_s=settings.body_timeout,
-                       on_reject=reject)
+                       max_items=settings.max_request_items, on_reject=reject)
     if settings.api_key:
         app.add_middleware(BearerAuth, api_key=settings.api_key, on_reject=reject)
     app.add_middleware(MetricsMiddleware, state=state)
     pipeline_errors = {
-        422: {"description": "Invalid input (empty, too long, too many texts, wrong shape)"},
-        503: {"description": "Queue full or not ready; see Retry-After"},
-        504: {"description": "A stage timed out"},
+        422: error_doc("Invalid input (empty, too long, too many texts, wrong shape)", invalid_doc),
+        503: error_doc("Queue full or not ready; see Retry-After",
+                       "server busy: 1024 texts in flight, 1 more would pass --max-queue 1024"),
+        504: error_doc("A stage timed out",
+                       "the inference stage (queue + device) took longer than 30 s (--stage-timeout-gpu)"),
     }
 
     @app.exception_handler(ServeError)
@@ -128,11 +172,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.metrics.rejected.labels("jobs_full").inc()
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
 
-    @app.post("/classify", response_model=None, responses={200: {"model": ClassifyOut}, **pipeline_errors},
+    @app.post("/classify", tags=["classify"], response_model=None,
+              responses={200: {"model": ClassifyOut}, **pipeline_errors},
               summary="Classify one text (whole pipeline)")
     async def classify(body: TextIn) -> JSONResponse:
         request_start = time.monotonic()
-        state.check_text(body.text, ["text"])
+        check(body.text, ["text"])
         outcome = await state.run_pipeline([body.text])
         post_start = time.monotonic()
         row = state.predictions(outcome)[0]
@@ -142,11 +187,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         state.metrics.texts.labels("/classify").inc()
         return JSONResponse(row, headers=headers)
 
-    @app.post("/classify/batch", response_model=None, responses={200: {"model": BatchOut}, **pipeline_errors},
+    @app.post("/classify/batch", tags=["classify"], response_model=None,
+              responses={200: {"model": BatchOut}, **pipeline_errors},
               summary="Classify several texts (answered in order)")
     async def classify_batch(body: TextsIn) -> JSONResponse:
         request_start = time.monotonic()
         state.check_texts(body.texts)
+        if settings.clean == "none":
+            for i, text in enumerate(body.texts):
+                check_unicode(text, ["texts", i], f"texts[{i}]")
         outcome = await state.run_pipeline(body.texts)
         post_start = time.monotonic()
         rows = state.predictions(outcome)
@@ -226,7 +275,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             exc.runpod_id = runpod_id
             raise
 
-    @app.post("/cpu_worker/runsync", response_model=None,
+    @app.post("/cpu_worker/runsync", tags=["workers"], response_model=None,
               responses={200: {"model": CpuWorkerOut | RunpodOut}, **pipeline_errors},
               summary="The CPU worker alone: clean, count and tokenize one text")
     async def cpu_worker(body: TextIn | RunpodTextIn) -> JSONResponse:
@@ -235,7 +284,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         text = body.input.text if runpod_id else body.text
 
         async def work() -> JSONResponse:
-            state.check_text(text, ["input", "text"] if runpod_id else ["text"])
+            check(text, ["input", "text"] if runpod_id else ["text"])
             output, headers, elapsed = await cpu_job(text, request_start)
             state.metrics.texts.labels("/cpu_worker/runsync").inc()
             if runpod_id:
@@ -244,7 +293,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
         return await guarded(runpod_id, work)
 
-    @app.post("/gpu_worker/runsync", response_model=None,
+    @app.post("/gpu_worker/runsync", tags=["workers"], response_model=None,
               responses={200: {"model": GpuWorkerOut | RunpodOut}, **pipeline_errors},
               summary="The GPU worker alone: tokenize cleaned text (CPU pool) and run the model")
     async def gpu_worker(body: CleanedIn | RunpodCleanedIn) -> JSONResponse:
@@ -253,8 +302,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         job = body.input if runpod_id else body
 
         async def work() -> JSONResponse:
-            state.check_text(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"],
-                             "cleaned_text")
+            check(job.cleaned_text, ["input", "cleaned_text"] if runpod_id else ["cleaned_text"], "cleaned_text",
+                  as_sent=True)
             output, headers, outcome = await gpu_job(job, request_start)
             state.metrics.texts.labels("/gpu_worker/runsync").inc()
             if runpod_id:
@@ -265,15 +314,20 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     # --- Runpod's async pair: /run answers at once, /status/{id} until COMPLETED or FAILED -------------------
     job_errors = {
-        422: {"description": "Invalid input, checked before the job is queued"},
-        503: {"description": "The job store is full (--max-jobs); see Retry-After"},
+        422: error_doc("Invalid input, checked before the job is queued", invalid_doc),
+        503: error_doc("The job store is full (--max-jobs); see Retry-After",
+                       "job store full: 1,024 jobs held (--max-jobs 1024); read finished results with /status "
+                       "or wait for them to expire (--job-ttl 1800 s)"),
     }
-    status_doc = {200: {"model": JobStatusOut}, 404: {"description": "No such job, or its result expired"}}
+    status_doc = {200: {"model": JobStatusOut},
+                  404: error_doc("No such job, or its result expired",
+                                 "no such job on /cpu_worker: unknown id, or its result expired (--job-ttl 1800 s)")}
 
-    @app.post("/cpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+    @app.post("/cpu_worker/run", tags=["async jobs"], response_model=None,
+              responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The CPU worker as an async job: answers an id at once")
     async def cpu_worker_run(body: RunpodTextIn) -> JSONResponse:
-        state.check_text(body.input.text, ["input", "text"])
+        check(body.input.text, ["input", "text"])
         text = body.input.text
 
         async def work() -> JobResult:
@@ -284,10 +338,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         job = state.jobs.submit("cpu_worker", work)
         return JSONResponse({"id": job.id, "status": job.status})
 
-    @app.post("/gpu_worker/run", response_model=None, responses={200: {"model": JobAcceptedOut}, **job_errors},
+    @app.post("/gpu_worker/run", tags=["async jobs"], response_model=None,
+              responses={200: {"model": JobAcceptedOut}, **job_errors},
               summary="The GPU worker as an async job: answers an id at once")
     async def gpu_worker_run(body: RunpodCleanedIn) -> JSONResponse:
-        state.check_text(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text")
+        check(body.input.cleaned_text, ["input", "cleaned_text"], "cleaned_text", as_sent=True)
         cleaned = body.input
 
         async def work() -> JobResult:
@@ -308,22 +363,34 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             )
         return JSONResponse(job.public())
 
-    @app.get("/cpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+    @app.get("/cpu_worker/status/{job_id}", tags=["async jobs"], response_model=None, responses=status_doc,
              summary="An async CPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def cpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("cpu_worker", job_id)
 
-    @app.get("/gpu_worker/status/{job_id}", response_model=None, responses=status_doc,
+    @app.get("/gpu_worker/status/{job_id}", tags=["async jobs"], response_model=None, responses=status_doc,
              summary="An async GPU job: IN_QUEUE, IN_PROGRESS, COMPLETED or FAILED")
     async def gpu_worker_status(job_id: str) -> JSONResponse:
         return job_status("gpu_worker", job_id)
 
-    @app.get("/health", summary="Readiness, model, queue and device-batch statistics")
+    @app.get("/ping", tags=["operations"], response_model=None,
+             responses={200: {"description": "Ready", "content": {"application/json": {"example": {"status": "ok"}}}},
+                        204: {"description": "Starting: the model is loading"},
+                        503: {"description": "Failed to start, or stopping"}},
+             summary="Load-balancer health: 204 while starting, 200 when ready (Runpod's contract)")
+    async def ping() -> Response:
+        if state.status == "ok":
+            return JSONResponse({"status": "ok"})
+        if state.status == "starting":
+            return Response(status_code=204)
+        return JSONResponse({"status": state.status}, status_code=503)
+
+    @app.get("/health", tags=["operations"], summary="Readiness, model, queue and device-batch statistics")
     async def health() -> JSONResponse:
         info = state.health()
         return JSONResponse(info, status_code=200 if info["status"] == "ok" else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -331,8 +398,41 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
 
 def run_server(settings: ServeSettings) -> None:
-    """Build the app and serve it with uvicorn until SIGINT/SIGTERM (one process: the model is loaded once)."""
+    """Build the app and serve it with uvicorn until SIGINT/SIGTERM (one process: the model is loaded once).
+
+    Listens on settings.port, and on settings.health_port too when that is another port (Runpod's load balancer
+    probes /ping on PORT_HEALTH). A graceful stop after SIGINT or SIGTERM returns normally (exit 0); a start that
+    failed raises its error (the command's exit code)."""
     import uvicorn
 
     app = create_app(settings)
-    uvicorn.run(app, **uvicorn_options(settings))
+    state: ServerState = app.state.server
+    options = uvicorn_options(settings)
+    config = uvicorn.Config(app, **options)
+    server = uvicorn.Server(config)
+    state.on_start_failed = lambda: setattr(server, "should_exit", True)
+    sockets = [config.bind_socket()]
+    if settings.health_port is not None and settings.health_port != settings.port:
+        sockets.append(uvicorn.Config(app, **(options | {"port": settings.health_port})).bind_socket())
+    with _stop_signals_end_cleanly():
+        server.run(sockets=sockets)
+    if state.start_error is not None:
+        raise state.start_error
+
+
+@contextlib.contextmanager
+def _stop_signals_end_cleanly():
+    """uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again under the handlers it found, so
+    that the process dies of it (exit 143 after SIGTERM). For a server a graceful stop is its normal end: the
+    handlers found here only note the signal, and the command exits 0 as process managers expect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,4 +1,5 @@
-"""ASGI guards in front of the routes: the bearer key (401) and the request body's size (413) and pace (408).
+"""ASGI guards in front of the routes: the bearer key (401) and the request body's size, item count (413) and
+pace (408).
 
 Both answer before any route runs, with a JSON body and `Connection: close` (the rest of what the client sends
 is not read). Order in the app: metrics -> BearerAuth -> BodyGuard -> routes, so a request without the key
@@ -10,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from typing import Callable
 
 from fastapi.responses import JSONResponse
 
-OPEN_PATHS = frozenset({"/health"})  # a load balancer's probe carries no key
+OPEN_PATHS = frozenset({"/health", "/ping"})  # a load balancer's probe carries no key
 
 
 def _header(scope, name: bytes) -> bytes | None:
@@ -59,15 +61,38 @@ class BearerAuth:
                       {"WWW-Authenticate": challenge})
 
 
+# What the item count looks at: a whole JSON string (the commas and brackets inside it are text), or a comma or
+# an opening bracket. Possessive quantifiers: an unterminated string fails in one pass, without backtracking.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"|([,\[{])', re.DOTALL)
+
+
+def json_values_exceed(body: bytes, limit: int) -> bool:
+    """Whether a JSON document holds more than `limit` values (array items and object members at any depth, the
+    document itself included), found without parsing it: every value after the first in a container follows a
+    comma, so 1 + commas + openings bounds the count from above. Stops at the limit, so a 14 MB array of 7
+    million numbers costs about `limit` steps, not 7 million Python objects. A malformed body can only be
+    over-counted (it would be refused as malformed anyway)."""
+    count = 1
+    for match in _JSON_TOKEN.finditer(body):
+        if match.group(1) is not None:
+            count += 1
+            if count > limit:
+                return True
+    return False
+
+
 class BodyGuard:
     """Reads the whole request body before the app does, counting bytes as they arrive: more than `max_body`
     (whatever Content-Length says, or with none: chunked) is a 413 at the limit, and a body that has not
-    arrived within `timeout_s` of the request's head is a 408. The app then gets the buffered body."""
+    arrived within `timeout_s` of the request's head is a 408. A body holding more than `max_items` JSON values
+    is a 413 before anything parses it. The app then gets the buffered body."""
 
-    def __init__(self, app, max_body: int, timeout_s: float, on_reject: Callable[[str], None] = lambda r: None):
+    def __init__(self, app, max_body: int, timeout_s: float, max_items: int | None = None,
+                 on_reject: Callable[[str], None] = lambda r: None):
         self.app = app
         self.max_body = max_body
         self.timeout_s = timeout_s
+        self.max_items = max_items
         self.on_reject = on_reject
 
     def _too_large(self, size: str) -> str:
@@ -105,6 +130,14 @@ class BodyGuard:
             if not message.get("more_body", False):
                 break
         buffered = b"".join(chunks)
+        del chunks
+        if self.max_items is not None and json_values_exceed(buffered, self.max_items):
+            self.on_reject("too_many_items")
+            return await _refuse(
+                scope, receive, send, 413,
+                f"the request body holds more than {self.max_items:,} JSON values (--max-request-items); "
+                "send fewer texts per request (--max-batch-texts)",
+            )
         replayed = False
 
         async def replay():

@@ -19,6 +19,8 @@ class ServeSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8888, ge=0, le=65535)
+    # A second port serving the same app, for a load balancer's /ping (Runpod's PORT_HEALTH); None: only `port`.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
     model: str = "default"
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
@@ -36,13 +38,18 @@ class ServeSettings(BaseModel):
     # Validation limits, checked before any work is queued.
     max_text_chars: int = Field(default=10_000, ge=1)
     max_batch_texts: int = Field(default=256, ge=1)
+    # Counted in the raw body before it is parsed: a 14 MB array of 7 million numbers would otherwise become
+    # gigabytes of Python objects and validation errors, and stall every other request meanwhile.
+    max_request_items: int = Field(
+        default=10_000, ge=1, description="most JSON values (array items, object members) in one request body"
+    )
     # Per-stage timeouts (seconds) -> 504.
     stage_timeout_cpu: float = Field(default=10.0, gt=0, description="preprocessing of one request")
     stage_timeout_gpu: float = Field(default=30.0, gt=0, description="waiting for and running the device batch")
     # Cost accounting.
     pricing: Path | None = None
     profile: str = "reference"
-    # Authentication: a bearer key on every route but /health. Never printed (repr=False).
+    # Authentication: a bearer key on every route but /health and /ping. Never printed (repr=False).
     api_key: str | None = Field(default=None, repr=False, description="bearer key clients must send")
     insecure_no_auth: bool = Field(default=False, description="allow a non-loopback host without --api-key")
     # Slow or hostile clients: how long one may hold a connection without finishing its request.
@@ -72,6 +79,16 @@ class ServeSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _items_hold_a_batch(self) -> "ServeSettings":
+        needed = self.max_batch_texts + REQUEST_ITEMS_SLACK
+        if self.max_request_items < needed:
+            raise ValueError(
+                f"max_request_items ({self.max_request_items}) must be at least max_batch_texts + "
+                f"{REQUEST_ITEMS_SLACK} ({needed}), or the largest allowed batch request would be refused"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_open_door(self) -> "ServeSettings":
         if self.api_key is not None and self.api_key != self.api_key.strip():
             raise ValueError("--api-key starts or ends with white space, which no HTTP header can carry")
@@ -89,6 +106,8 @@ class ServeSettings(BaseModel):
 
 
 MIN_API_KEY_CHARS = 16
+# Room beside a batch's texts for the body's own object and keys (and a few a client may add, which are ignored).
+REQUEST_ITEMS_SLACK = 16
 
 
 def is_loopback(host: str) -> bool:

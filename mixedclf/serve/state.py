@@ -95,7 +95,9 @@ class ServerState:
         self.pool_restarts = 0
         # As many async jobs run at once as fit in one device batch, so they can share it.
         self.jobs = JobStore(settings.max_jobs, settings.job_ttl, runners=settings.max_batch_size)
-        self.status = "starting"
+        self.status = "starting"  # then "ok", or "failed"; "stopping" once shutdown begins
+        self.start_error: BaseException | None = None
+        self.on_start_failed: Callable[[], None] = lambda: None
         self.started_at = time.time()
         self._tokenizer_json = ""
         self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
@@ -106,6 +108,33 @@ class ServerState:
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI):
+        """Serve at once and start in the background: the socket answers while the model loads (/ping 204, then
+        200 once ready: Runpod's load-balancer health contract), pipeline routes answer 503 + Retry-After until
+        then. A start that fails sets status "failed" and calls `on_start_failed` (run_server stops uvicorn)."""
+        starting = asyncio.create_task(self._start(), name="mixedclf-start")
+        try:
+            yield
+        finally:
+            self.status = "stopping"
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await self.jobs.stop()
+            if self.batcher is not None:
+                await self.batcher.stop(self.settings.graceful_timeout_s)
+            if self.pool is not None:
+                await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+            log.info("mixedclf serve: stopped")
+
+    def _warm_postprocess(self, sample, logits) -> None:
+        """The routes' postprocess once before "ready": pyarrow imports pandas on its first table, which made the
+        first request after "ready" take 0.4 s (1.6 s on a loaded 2-core machine) instead of a millisecond."""
+        from mixedclf.core.postprocess import prediction_rows
+
+        prediction_rows(logits, sample, self.spec.labels, self.spec.activation)
+
+    async def _start(self) -> None:
+        """Load the tokenizer and the model, start and warm the CPU pool, warm the device and the postprocess,
+        start the batcher. A failure is one line in the log, status "failed" and `on_start_failed()`."""
         import torch
 
         from mixedclf.models.backend import load_model
@@ -125,7 +154,8 @@ class ServerState:
             stage = DeviceStage(self.pipeline)
             await asyncio.gather(*map(asyncio.wrap_future, ready))
             sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
-            await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
+            warm = await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
+            await asyncio.to_thread(self._warm_postprocess, sample, warm.results[0].logits)
             self.batcher = MicroBatcher(
                 stage.run_batch,
                 max_batch_size=s.max_batch_size,
@@ -143,15 +173,15 @@ class ServerState:
                 model.backend, self.torch_threads, self.cpu_workers,
                 s.max_batch_size, s.max_wait_ms, time.monotonic() - started,
             )
-            yield
-        finally:
-            self.status = "stopping"
-            await self.jobs.stop()
-            if self.batcher is not None:
-                await self.batcher.stop(s.graceful_timeout_s)
-            if self.pool is not None:
-                await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
-            log.info("mixedclf serve: stopped")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
+            from mixedclf.errors import exit_code_and_line
+
+            self.status = "failed"
+            self.start_error = exc
+            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
+            self.on_start_failed()
 
     # --- stages ---------------------------------------------------------------------------------------------
     async def preprocess(self, texts: list[str], task: Callable) -> tuple[Sequences, float]:
