@@ -87,6 +87,10 @@ def classify(
     ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
+    output_prefix: Optional[str] = typer.Option(
+        None, help="Put this before the name of each column the classifier adds (pred_ -> pred_label, pred_score, "
+        "...); needed when an input column has one of those names, which is never overwritten [default: none]"
+    ),
     dedup: Optional[bool] = typer.Option(
         None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts [default: dedup]"
     ),

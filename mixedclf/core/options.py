@@ -76,6 +76,7 @@ class ClassifyOptions(LayeredSettings):
     first_chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_sizes_for)
     all_scores: bool = False
     keep_text: bool = False
+    output_prefix: str = ""  # put before each classifier column's name (label -> pred_label): see core/columns.py
     dedup: bool = True
     on_error: Literal["skip", "fail"] = "skip"
     resume: bool = False

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from mixedclf.core.batching import batch_limits
+from mixedclf.core.columns import check_option_names, output_table
 from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.postprocess import LabelTally, label_columns
@@ -48,7 +49,7 @@ from mixedclf.runtime.device import default_cpu_workers
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
                   "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
-                  "output_format", "input_format")
+                  "output_format", "input_format", "output_prefix")
 
 
 @dataclass
@@ -120,6 +121,7 @@ class LocalEngine:
         self.io = resolve_io(o)
         in_fmt, out_fmt = self.io.in_fmt, self.io.out_fmt
         spec = resolve_model(o.model)
+        check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
         backend = resolve_backend(o.precision, o.backend)
         device = resolve_device(o.device, backend)
         self._batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
@@ -375,13 +377,9 @@ class LocalEngine:
         spec, tally, clocks, counts = job.spec, job.tally, job.clocks, job.counts
         start = time.monotonic()
         columns = label_columns(logits, spec.labels, spec.activation, prep, spec.name, o.all_scores)
-        table = chunk.passthrough
-        if o.keep_text:
-            table = table.append_column(o.text_field, pa.array(chunk.texts, type=pa.string()))
-        for name, values in columns.items():
-            if name in table.column_names:
-                table = table.drop_columns([name])  # the classifier's columns win over same-named input columns
-            table = table.append_column(name, values)
+        texts = pa.array(chunk.texts, type=pa.string()) if o.keep_text else None
+        table = output_table(chunk.passthrough, columns, id_field=o.id_field, text_field=o.text_field, texts=texts,
+                             prefix=o.output_prefix)
         tally.add(columns)
         ids = python_values(table.column(o.id_field))
         self._id_repeats.add(ids)

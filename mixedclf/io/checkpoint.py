@@ -22,7 +22,7 @@ from mixedclf.errors import ResumeError, validation_line
 from mixedclf.io.filestate import READ_BLOCK, FileState, matches
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4  # 4: CSV output staged as Parquet parts, folder inputs fingerprinted by content
 SAMPLE_BLOCKS = 64  # blocks of READ_BLOCK hashed from a large input: first, last and evenly spaced between
 START_OVER = "rerun without --resume to start over"
 
@@ -72,7 +72,7 @@ class Checkpoint(BaseModel):
 
     @property
     def output_bytes(self) -> int:
-        """Where the writer resumes: bytes of the partial output (JSONL/CSV) or parts (Parquet)."""
+        """Where the writer resumes: bytes of the partial output (JSONL) or parts (Parquet, CSV)."""
         if len(self.output) == 1 and "/" not in self.output[0].name:
             return self.output[0].size
         return len(self.output)

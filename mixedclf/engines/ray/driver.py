@@ -36,6 +36,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mixedclf.core.columns import check_option_names
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
@@ -153,7 +154,7 @@ class RayEngine:
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
-            Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector),
+            Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector, o.output_prefix),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
             batch_format="pyarrow",
         )
@@ -167,6 +168,7 @@ class RayEngine:
         o = self.opts
         in_fmt, out_fmt = self._check()
         spec = resolve_model(o.model)
+        check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
         started = connect(o.ray_address)
         try:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mixedclf.core.columns import output_table
 from mixedclf.core.dedup import logits_with_dedup
 from mixedclf.core.postprocess import label_columns
 from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer, preprocess_texts
@@ -283,9 +284,10 @@ class Postprocess:
     """CPU stage, as Ray tasks: `label_columns`, then the output row as the local engine builds it."""
 
     def __init__(self, spec: ModelSpec, text_field: str, id_field: str, keep_text: bool, all_scores: bool,
-                 collector) -> None:
+                 collector, prefix: str = "") -> None:
         self.spec, self.text_field, self.id_field = spec, text_field, id_field
         self.keep_text, self.all_scores, self.collector = keep_text, all_scores, collector
+        self.prefix = prefix  # --output-prefix
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
@@ -312,12 +314,9 @@ class Postprocess:
         id_column = (valid.column(self.id_field) if self.id_field in valid.column_names
                      else pa.array(rows, pa.int64()))
         out = pa.table([id_column] + [valid.column(c) for c in names], names=[self.id_field] + names)
-        if self.keep_text:
-            out = out.append_column(self.text_field, valid.column(self.text_field).cast(pa.string()))
-        for name, values in columns.items():
-            if name in out.column_names:
-                out = out.drop_columns([name])  # the classifier's columns win over same-named input columns
-            out = out.append_column(name, values)
+        texts = valid.column(self.text_field).cast(pa.string()) if self.keep_text else None
+        out = output_table(out, columns, id_field=self.id_field, text_field=self.text_field, texts=texts,
+                           prefix=self.prefix)
         out = out.append_column(ROW, pa.array(rows, pa.int64()))
         out = out.append_column(PROBLEM, pa.nulls(len(idx), pa.string()))
         if len(bad):

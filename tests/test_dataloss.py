@@ -1,0 +1,119 @@
+"""Nothing lost, round two (issue 25): columns that appear late, input columns named like output columns, folders
+with links, inputs that change under the run, the output's own files as inputs. Every test compares what went in
+with what came out: ids in == ids out + ids in the errors file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from mixedclf.cli.app import app
+
+runner = CliRunner()
+WORDS = ["good great", "bad awful", "fine phone", "terrible slow", "love it", "broken app"]
+
+
+def classify(*args):
+    return runner.invoke(app, ["classify", *[str(a) for a in args]])
+
+
+def fast(model) -> list[str]:
+    return ["--model", str(model), "--device", "cpu", "--mode", "gpu-only", "--quiet"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    if path.is_dir():
+        return [r for part in sorted(path.iterdir()) for r in read_rows(part)]
+    if path.suffix == ".csv":
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def errors_ids(output: Path) -> list[str]:
+    errors = output.with_name(output.name + ".errors.jsonl")
+    return [str(json.loads(line)["id"]) for line in errors.read_text().splitlines()] if errors.exists() else []
+
+
+# --- 1: CSV output keeps columns that first appear late ---------------------------------------------------------
+
+def test_a_csv_output_keeps_a_key_that_first_appears_after_the_first_chunk(tmp_path, tiny_model):
+    rows = [{"id": i, "text": WORDS[i % 6], **({"late": f"L{i}"} if i >= 200 else {})} for i in range(300)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.csv"
+    result = classify(source, "-o", out, "--chunk-rows", "64", "--first-chunk-rows", "64", *fast(tiny_model))
+    assert result.exit_code == 0, result.output
+    got = read_rows(out)
+    assert [r["id"] for r in got] == [str(i) for i in range(300)]
+    assert [r["late"] for r in got] == [""] * 200 + [f"L{i}" for i in range(200, 300)]
+
+
+@pytest.mark.parametrize("output", ["out.csv", "folder"])
+def test_a_csv_output_keeps_a_column_only_a_later_file_of_a_folder_has(tmp_path, tiny_model, output):
+    write_jsonl(tmp_path / "in" / "a.jsonl", [{"id": f"a{i}", "text": WORDS[i % 6]} for i in range(5)])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [{"id": f"b{i}", "text": WORDS[i % 6], "extra": i} for i in range(5)])
+    out = tmp_path / output
+    extra = ["--output-format", "csv", "--rows-per-file", "100"] if output == "folder" else []
+    result = classify(tmp_path / "in", "-o", out, *extra, *fast(tiny_model))
+    assert result.exit_code == 0, result.output
+    got = read_rows(out)
+    assert [r["id"] for r in got] == [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)]
+    assert [r["extra"] for r in got] == [""] * 5 + [str(i) for i in range(5)]
+
+
+def test_csv_to_stdout_refuses_a_late_column_by_name(tmp_path, tiny_model):
+    rows = [{"id": i, "text": WORDS[i % 6], **({"late": 1} if i >= 100 else {})} for i in range(150)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = classify(source, "-o", "-", "--output-format", "csv", "--chunk-rows", "50", "--first-chunk-rows", "50",
+                      *fast(tiny_model))
+    assert result.exit_code == 1
+    assert "'late'" in result.output and "stdout" in result.output
+
+
+# --- 2: an input column named like an output column is never overwritten -------------------------------------
+
+@pytest.mark.parametrize("column", ["label", "score", "confidence", "model", "word_count", "truncated",
+                                    "score_POSITIVE"])
+def test_an_input_column_named_like_an_output_column_is_refused_then_kept_with_a_prefix(tmp_path, tiny_model,
+                                                                                         column):
+    rows = [{"id": i, "text": WORDS[i % 6], column: f"gold{i}"} for i in range(20)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    refused = classify(source, "-o", out, "--all-scores", *fast(tiny_model))
+    assert refused.exit_code == 2 and repr(column) in refused.output and "--output-prefix" in refused.output
+    assert not out.exists()
+    kept = classify(source, "-o", out, "--all-scores", "--output-prefix", "pred_", *fast(tiny_model))
+    assert kept.exit_code == 0, kept.output
+    got = read_rows(out)
+    assert [r[column] for r in got] == [f"gold{i}" for i in range(20)]
+    assert [r["id"] for r in got] == list(range(20)) and all("pred_label" in r and "pred_score" in r for r in got)
+
+
+@pytest.mark.parametrize("options, column", [(["--text-field", "label", "--keep-text"], "label"),
+                                             (["--text-field", "body", "--id-field", "score"], "score")])
+def test_the_text_or_id_column_named_like_an_output_column_is_refused(tmp_path, tiny_model, options, column):
+    rows = [{"label": WORDS[i % 6], "body": WORDS[i % 6], "score": 100 + i} for i in range(10)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    refused = classify(source, "-o", out, *options, *fast(tiny_model))
+    assert refused.exit_code == 2 and repr(column) in refused.output and not out.exists()
+    kept = classify(source, "-o", out, *options, "--output-prefix", "p_", *fast(tiny_model))
+    assert kept.exit_code == 0, kept.output
+    got = read_rows(out)
+    if column == "label":
+        assert [r["label"] for r in got] == [WORDS[i % 6] for i in range(10)]
+    else:
+        assert [r["score"] for r in got] == [100 + i for i in range(10)]
