@@ -117,3 +117,30 @@ def test_the_text_or_id_column_named_like_an_output_column_is_refused(tmp_path, 
         assert [r["label"] for r in got] == [WORDS[i % 6] for i in range(10)]
     else:
         assert [r["score"] for r in got] == [100 + i for i in range(10)]
+
+
+# --- 5, 6: the output's folder and the run's own files ----------------------------------------------------------
+
+def test_a_part_named_subfolder_of_an_output_folder_is_never_deleted(tmp_path, tiny_model):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": WORDS[i % 6]} for i in range(5)])
+    out = tmp_path / "out"
+    (out / "part-00001").mkdir(parents=True)
+    (out / "part-00001" / "keep.txt").write_text("precious")
+    result = classify(source, "-o", out, *fast(tiny_model))
+    assert result.exit_code == 2 and "part-00001" in result.output
+    assert (out / "part-00001" / "keep.txt").read_text() == "precious"
+    (out / "part-00001" / "keep.txt").unlink()
+    (out / "part-00001").rmdir()
+    (out / "part-00000.parquet").write_bytes(b"an earlier run's part")  # what a run writes: replaced
+    assert classify(source, "-o", out, *fast(tiny_model)).exit_code == 0
+    assert [r["id"] for r in read_rows(out)] == list(range(5))
+
+
+@pytest.mark.parametrize("name", ["out.jsonl.errors.jsonl", ".out.jsonl.partial", ".out.jsonl.lock",
+                                  ".out.jsonl.checkpoint.json", ".out.jsonl.errors.jsonl.partial"])
+def test_an_input_that_is_one_of_the_runs_own_files_is_refused_untouched(tmp_path, tiny_model, name):
+    source = write_jsonl(tmp_path / name, [{"id": i, "text": WORDS[i % 6]} for i in range(5)])
+    before = source.read_bytes()
+    result = classify(source, "-o", tmp_path / "out.jsonl", "--input-format", "jsonl", *fast(tiny_model))
+    assert result.exit_code == 2 and "this run's" in result.output, result.output
+    assert source.read_bytes() == before and not (tmp_path / "out.jsonl").exists()

@@ -14,6 +14,7 @@ from mixedclf.costs.work import ModelShape, WorkCounts, count_work
 from mixedclf.engines.progress import RowProgress, rows_already_done, source_rows
 from mixedclf.errors import InputError
 from mixedclf.io.lock import output_lock
+from mixedclf.io.runio import check_apart
 from mixedclf.io.writers import check_writable, resolve_output
 
 
@@ -87,6 +88,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         opts = opts.model_copy(update={"output": resolve_output(opts.output)})
         if kind == "file":
             check_writable(opts.output)
+    check_apart(opts)
     bar = _progress_bar(opts) if progress else nullcontext()
     with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
         on_rows = bar.advance if progress else None

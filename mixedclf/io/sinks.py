@@ -9,6 +9,7 @@ assembles the part files there and renames the finished folder into place."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -33,6 +34,7 @@ from mixedclf.io.writers import (
 )
 
 STDOUT = "-"
+_PART = re.compile(r"part-\d{5,}\.(jsonl|parquet|csv)")
 EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv"}
 OutputKind = Literal["file", "folder", "stdout"]
 
@@ -167,7 +169,9 @@ def check_folder_target(target: Path) -> None:
         raise InputError(f"{target}: is a file, and an output without an extension is a folder",
                          hint="give the output file an extension (.jsonl, .parquet, .csv)")
     if target.is_dir():
-        others = [p.name for p in target.iterdir() if not p.name.startswith("part-")]
+        # Only what a run writes there: a part-… folder, a link or part-9.txt is the user's, and stays.
+        others = [p.name for p in target.iterdir() if not (_PART.fullmatch(p.name) and p.is_file()
+                                                           and not p.is_symlink())]
         if others:
             raise InputError(f"{target}: the folder holds other files ({', '.join(sorted(others)[:3])}), "
                              "which a finished run would replace", hint="pick a new or empty folder")
