@@ -144,3 +144,45 @@ def test_an_input_that_is_one_of_the_runs_own_files_is_refused_untouched(tmp_pat
     result = classify(source, "-o", tmp_path / "out.jsonl", "--input-format", "jsonl", *fast(tiny_model))
     assert result.exit_code == 2 and "this run's" in result.output, result.output
     assert source.read_bytes() == before and not (tmp_path / "out.jsonl").exists()
+
+
+# --- 3: links inside an input folder ------------------------------------------------------------------------------
+
+@pytest.fixture()
+def linked_folder(tmp_path) -> Path:
+    """50 rows in one real file; a loop (sub/up -> ..), a second name for the file, a link to nothing and two
+    links that point at each other."""
+    folder = tmp_path / "data"
+    write_jsonl(folder / "a.jsonl", [{"id": f"a{i}", "text": WORDS[i % 6]} for i in range(50)])
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to("..")
+    (folder / "sub" / "up2").symlink_to("../sub")
+    (folder / "b.jsonl").symlink_to("a.jsonl")
+    (folder / "gone.jsonl").symlink_to("missing.jsonl")
+    (folder / "loop1.jsonl").symlink_to("loop2.jsonl")
+    (folder / "loop2.jsonl").symlink_to("loop1.jsonl")
+    return folder
+
+
+@pytest.mark.parametrize("spec", ["data", "data/**/*.jsonl", "data/**"])
+def test_each_real_file_of_a_linked_folder_is_read_once_and_each_odd_link_is_said(tmp_path, tiny_model,
+                                                                                 linked_folder, spec):
+    out = tmp_path / "out.jsonl"
+    result = classify(str(tmp_path / spec), "-o", out, *fast(tiny_model))
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_rows(out)] == [f"a{i}" for i in range(50)]
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert any("1 link to nothing" in line for line in warnings), warnings
+    assert any("2 looping links" in line for line in warnings), warnings
+    assert any("read once" in line for line in warnings), warnings
+
+
+def test_a_glob_through_two_loops_ends_quickly(tmp_path):
+    from mixedclf.io.sources import resolve_source
+
+    folder = tmp_path / "data"
+    write_jsonl(folder / "a.jsonl", [{"id": 1, "text": "good"}])
+    for name in "abcdef":  # glob.glob would walk 6^40 paths
+        (folder / f"loop{name}").symlink_to(".")
+    source = resolve_source(str(folder / "**" / "*.jsonl"))
+    assert [f.name for f in source.files] == [str(folder / "a.jsonl")]

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mixedclf import __version__
 from mixedclf.cli import options as opt
@@ -142,7 +143,9 @@ def classify(
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)
     show_progress = not quiet and sys.stderr.isatty()
-    result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start())
+    result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
+                           warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,
+                                                       soft_wrap=True))
     from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
     report = result.report

@@ -70,12 +70,14 @@ def resolve_io(opts, stdin=None) -> RunIO:
     return RunIO(source, source.fmt, output, kind, out_fmt, rows_per_file)
 
 
-def check_apart(opts) -> None:
-    """The input shares no file with the output or the files the run keeps beside it; run before the output's
-    lock is taken (the lock file is truncated and removed, so an input by its name would be lost first)."""
+def check_apart(opts) -> Source:
+    """The input, checked to share no file with the output or the files the run keeps beside it; run before the
+    output's lock is taken (the lock file is truncated and removed, so an input by its name would be lost first)."""
+    source = resolve_source(opts.input, opts.input_format)
     kind = output_kind(opts.output, getattr(opts, "rows_per_file", None))
     if kind != "stdout":
-        _check_apart(resolve_source(opts.input, opts.input_format), Path(opts.output), kind)
+        _check_apart(source, Path(opts.output), kind)
+    return source
 
 
 def own_files(output: Path) -> dict[str, str]:
