@@ -186,3 +186,57 @@ def test_a_glob_through_two_loops_ends_quickly(tmp_path):
         (folder / f"loop{name}").symlink_to(".")
     source = resolve_source(str(folder / "**" / "*.jsonl"))
     assert [f.name for f in source.files] == [str(folder / "a.jsonl")]
+
+
+# --- 4: an input that changes while it is read ---------------------------------------------------------------------
+
+def _big(tmp_path, n=3000) -> Path:
+    return write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": WORDS[i % 6] + " phone" * 5} for i in range(n)])
+
+
+@pytest.mark.parametrize("change", ["truncate", "grow", "replace"])
+def test_a_file_that_changes_while_it_is_read_stops_the_reader(tmp_path, change):
+    import os
+
+    from mixedclf.errors import InputChanged
+    from mixedclf.io.readers import iter_chunks
+    from mixedclf.io.sources import resolve_source
+
+    path = _big(tmp_path)
+    chunks = iter_chunks(resolve_source(str(path)), "jsonl", "text", "id", chunk_rows=500)
+    assert next(chunks).rows_in == 500
+    stat = path.stat()
+    if change == "truncate":
+        os.truncate(path, stat.st_size // 2 + 7)  # the cut lands inside a line: the old code skipped 1 row
+    elif change == "grow":
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"id": "late", "text": "good"}) + "\n")
+    else:  # same bytes, same mtime, another inode
+        other = tmp_path / "other.jsonl"
+        other.write_bytes(path.read_bytes())
+        os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        os.replace(other, path)
+    with pytest.raises(InputChanged, match="changed while the run read it"):
+        list(chunks)
+
+
+def test_a_file_truncated_mid_run_exits_5_and_commits_nothing(tmp_path, tiny_model, monkeypatch):
+    import os
+
+    import mixedclf.io.readers as readers
+
+    path = _big(tmp_path)
+    real = readers._iter_file
+
+    def cut_after_first_chunk(*args, **kwargs):
+        for number, chunk in enumerate(real(*args, **kwargs)):
+            yield chunk
+            if number == 0:
+                os.truncate(path, path.stat().st_size // 2 + 7)
+
+    monkeypatch.setattr(readers, "_iter_file", cut_after_first_chunk)
+    out = tmp_path / "out.jsonl"
+    result = classify(path, "-o", out, "--chunk-rows", "500", "--first-chunk-rows", "500", *fast(tiny_model))
+    assert result.exit_code == 5, result.output
+    assert "changed while the run read it" in result.output and "rows skipped" not in result.output
+    assert not out.exists() and errors_ids(out) == []

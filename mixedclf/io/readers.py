@@ -273,11 +273,13 @@ def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field
     for number, file in enumerate(source.files):
         if source.many and file.size == 0:
             continue
+        file.check_unchanged()  # since it was listed
         if number:
             check_file(file, fmt, text_field)
         at.source, at.file = number, file.name if source.many else None
         yield from _iter_file(file, fmt, text_field, id_field, chunk_rows, max_text_chars, text_as_read, at,
                               allow_empty=source.many)
+        file.check_unchanged()  # while it was read: a cut file ends early (its last line half), a grown one late
     if source.many and at.row == 0:
         raise InputError(f"{source.spec}: no file holds a row", hint="nothing to classify")
 

@@ -11,6 +11,7 @@ import glob
 import hashlib
 import io
 import json
+import contextlib
 import errno
 import os
 import re
@@ -23,10 +24,11 @@ from typing import BinaryIO, Sequence
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from mixedclf.errors import InputError
+from mixedclf.errors import InputChanged, InputError
 from mixedclf.io.formats import FORMATS, format_of_name
 
 STDIN = "-"
+_CHANGED_HINT = "classify a file that no longer changes (a copy or a snapshot)"
 # Extension -> pyarrow codec name. Only JSONL and CSV are read through them (Parquet compresses inside the file).
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 _GLOB_CHARS = "*?["
@@ -94,6 +96,31 @@ class SourceFile:
     size: int | None = None  # bytes as stored (compressed bytes for a compressed file)
     mtime_ns: int | None = None
     stdin: StdinInput | None = None
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a local file when it was listed
+
+    def check_unchanged(self) -> None:
+        """InputChanged unless the file is still as it was listed (size, modification time, and for a local
+        file the inode: a file replaced by a rename is another file)."""
+        if self.stdin is not None or self.size is None:
+            return
+        try:
+            if self.local is not None:
+                st = os.stat(self.path)
+                now = (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino) if self.inode else None)
+            else:
+                info = self.fs.get_file_info(self.path)
+                if info.type == pafs.FileType.NotFound:
+                    raise FileNotFoundError(self.path)
+                now = (info.size, info.mtime_ns if info.mtime is not None else None, None)
+        except FileNotFoundError:
+            raise InputChanged(f"{self.name}: the file was removed while the run read its input",
+                               hint=_CHANGED_HINT) from None
+        if now == (self.size, self.mtime_ns, self.inode):
+            return
+        what = (f"its size went from {self.size:,} to {now[0]:,} bytes" if now[0] != self.size else
+                "it was replaced by another file" if now[2] != self.inode else "it was rewritten")
+        raise InputChanged(f"{self.name}: the file changed while the run read it ({what}): rows may be missing "
+                           "or mixed, so nothing was committed", hint=_CHANGED_HINT)
 
     @property
     def local(self) -> Path | None:
@@ -396,8 +423,13 @@ def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
         for info in infos:
             name = item if not listed else _display(item, fs, info.path)
             plain, compression = split_compression(info.base_name)
+            inode = None
+            if isinstance(fs, pafs.LocalFileSystem):
+                with contextlib.suppress(OSError):
+                    st = os.stat(info.path)
+                    inode = (st.st_dev, st.st_ino)
             files.append(SourceFile(name, fs, info.path, compression, info.size,
-                                    info.mtime_ns if info.mtime is not None else None))
+                                    info.mtime_ns if info.mtime is not None else None, inode=inode))
     fmt = fmt_override or _common_format(files)
     if fmt == "parquet" and any(f.compression for f in files):
         bad = next(f for f in files if f.compression)
