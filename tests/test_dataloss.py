@@ -240,3 +240,39 @@ def test_a_file_truncated_mid_run_exits_5_and_commits_nothing(tmp_path, tiny_mod
     assert result.exit_code == 5, result.output
     assert "changed while the run read it" in result.output and "rows skipped" not in result.output
     assert not out.exists() and errors_ids(out) == []
+
+
+# --- 8: --resume of a folder input checks each file's content --------------------------------------------------
+
+def test_resume_of_a_folder_refuses_a_file_edited_with_the_same_size_and_mtime(tmp_path, tiny_model, monkeypatch):
+    import os
+    import signal
+
+    from mixedclf.engines.local import LocalEngine
+
+    folder = tmp_path / "data"
+    for name in ("a", "b"):
+        write_jsonl(folder / f"{name}.jsonl", [{"id": f"{name}{i}", "text": WORDS[i % 6]} for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    args = [folder, "-o", out, "--chunk-rows", "20", "--first-chunk-rows", "20", *fast(tiny_model)]
+    real = LocalEngine._postprocess_and_write
+
+    def write_then_stop(self, chunk, *rest):
+        real(self, chunk, *rest)
+        if chunk.index + 1 >= 2:
+            self.signals.signum = signal.SIGINT
+
+    with monkeypatch.context() as m:
+        m.setattr(LocalEngine, "_postprocess_and_write", write_then_stop)
+        assert classify(*args).exit_code == 130
+    edited = folder / "b.jsonl"
+    data, times = edited.read_bytes(), edited.stat()
+    edited.write_bytes(data.replace(b'"b39"', b'"X39"'))  # same size, same inode
+    os.utime(edited, ns=(times.st_atime_ns, times.st_mtime_ns))
+    result = classify(*args, "--resume")
+    assert result.exit_code == 2 and "another input" in result.output, result.output
+    edited.write_bytes(data)
+    os.utime(edited, ns=(times.st_atime_ns, times.st_mtime_ns))
+    resumed = classify(*args, "--resume")  # the same bytes again: the checkpoint still holds
+    assert resumed.exit_code == 0, resumed.output
+    assert [r["id"] for r in read_rows(out)] == [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(40)]

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from mixedclf.errors import InputChanged, InputError
+from mixedclf.io.filestate import sample_sha256
 from mixedclf.io.formats import FORMATS, format_of_name
 
 STDIN = "-"
@@ -146,6 +147,16 @@ class SourceFile:
         with self.open_stream() as stream:
             return stream.read(SAMPLE_BYTES)
 
+    def content_sample(self) -> str | None:
+        """filestate.sample_sha256 of the bytes as stored (compressed ones compressed); None for stdin."""
+        if self.stdin is not None:
+            return None
+        try:
+            with self.fs.open_input_file(self.path) as handle:
+                return sample_sha256(handle, handle.size())
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read it: {str(exc).splitlines()[0]}") from None
+
     def open_random_access(self) -> pa.NativeFile:
         return self.fs.open_input_file(self.path)
 
@@ -160,8 +171,9 @@ class Source:
     warnings: tuple[str, ...] = ()  # links passed over or read once (one line per kind, with a count)
 
     def identity(self) -> list[list]:
-        """What identifies the input for a checkpoint: every file with its size and modification time."""
-        return [[f.name, f.size, f.mtime_ns] for f in self.files]
+        """What identifies the input for a checkpoint: every file with its size, modification time and sampled
+        content (as a single file's run_fingerprint: an edit that keeps size and mtime is still seen)."""
+        return [[f.name, f.size, f.mtime_ns, f.content_sample()] for f in self.files]
 
     def fingerprint(self, settings: dict) -> str:
         payload = {"inputs": self.identity(), **settings}
