@@ -276,3 +276,32 @@ def test_resume_of_a_folder_refuses_a_file_edited_with_the_same_size_and_mtime(t
     resumed = classify(*args, "--resume")  # the same bytes again: the checkpoint still holds
     assert resumed.exit_code == 0, resumed.output
     assert [r["id"] for r in read_rows(out)] == [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(40)]
+
+
+# --- 7: --engine ray and a user column named `path` ---------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_ray_refuses_a_folder_whose_rows_have_a_path_column(tmp_path, fmt):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from mixedclf.core.options import build_options
+    from mixedclf.engines.ray.driver import RayEngine
+    from mixedclf.errors import InputError
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, extra in (("a", {}), ("b", {"path": "/home/me/x"})):
+        # JSONL: the key in one row only; a table's column is in every row
+        rows = [{"id": f"{name}{i}", "text": WORDS[i % 6], **(extra if i == 3 or fmt != "jsonl" else {})}
+                for i in range(5)]
+        if fmt == "jsonl":
+            write_jsonl(folder / f"{name}.jsonl", rows)
+        else:
+            table = pa.Table.from_pylist(rows)
+            (pq.write_table if fmt == "parquet" else pacsv.write_csv)(table, folder / f"{name}.{fmt}")
+    opts = build_options({"input": str(folder), "output": str(tmp_path / "out.jsonl"), "engine": "ray"})
+    with pytest.raises(InputError, match="'path'.*--engine local|'path'"):
+        RayEngine(opts)._check()
+    (folder / f"b.{fmt}").unlink()  # without the column: the checks pass
+    RayEngine(opts)._check()

@@ -46,11 +46,13 @@ from mixedclf.engines.ray.sizing import size_pools
 from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
 from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
+from mixedclf.io.readers import column_in_file
 from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
 
 # 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
 LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
+RAY_PATH = "path"  # the column Ray Data fills with each row's file when it reads with include_paths
 # Blocks queued per inference actor: the next batches are fetched while the current one runs, so the device
 # does not wait on the object store between batches.
 TASKS_IN_FLIGHT_PER_ACTOR = 4
@@ -82,6 +84,11 @@ class RayEngine:
         if any(not f.fs.equals(files[0].fs) for f in files[1:]):
             raise InputError("--engine ray reads every input file through one filesystem",
                              hint="put the files in one place, or use --engine local")
+        if self.io.source.many:  # Ray Data fills its own `path` column in each row (see _read)
+            for f in files:
+                if column_in_file(f, self.io.in_fmt, RAY_PATH):
+                    raise InputError(f"{f.name}: has a column named {RAY_PATH!r}, which Ray Data replaces with each "
+                                     "row's file path when it reads several files", hint="use --engine local")
         return self.io.in_fmt, self.io.out_fmt
 
     def _csv_header(self) -> pa.Schema:
