@@ -312,3 +312,42 @@ def test_ray_refuses_a_folder_whose_rows_have_a_path_column(tmp_path, fmt):
         RayEngine(opts)._check()
     (folder / f"b.{fmt}").unlink()  # without the column: the checks pass
     RayEngine(opts)._check()
+
+
+# --- 15 (part): closed stdin or stdout, a binary config file, an output URI ---------------------------------------
+
+@pytest.mark.parametrize("args, redirect, words", [
+    (["-", "-o", "{tmp}/out.jsonl"], "<&-", "stdin is closed"),
+    (["{tmp}/in.jsonl", "-o", "-"], ">&-", "stdout is closed"),
+])
+def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, args, redirect, words):
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": "good"}])
+    argv = [sys.executable, "-m", "mixedclf", "classify", *[a.format(tmp=tmp_path) for a in args], *fast(tiny_model)]
+    done = subprocess.run(["bash", "-c", shlex.join(argv) + " " + redirect], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "internal error" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_binary_config_file_is_a_usage_error(tmp_path, tiny_model):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": "good"}])
+    config = tmp_path / "c.toml"
+    config.write_bytes(b"\xfe\xff\x00binary\x89PNG")
+    result = runner.invoke(app, ["classify", str(source), "-o", str(tmp_path / "o.jsonl"), "--config", str(config),
+                                 *fast(tiny_model)])
+    assert result.exit_code == 2 and "not valid TOML" in result.output, result.output
+
+
+def test_a_file_uri_output_is_written_there_and_other_uris_are_refused(tmp_path, tiny_model):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": WORDS[i % 6]} for i in range(5)])
+    result = classify(source, "-o", f"file://{tmp_path}/out.jsonl", *fast(tiny_model))
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_rows(tmp_path / "out.jsonl")] == list(range(5))
+    refused = classify(source, "-o", "s3://bucket/out.jsonl", *fast(tiny_model))
+    assert refused.exit_code == 2 and "output URIs" in refused.output, refused.output

@@ -51,7 +51,7 @@ def classify(
         "a glob, a URI (s3://, gs://, hf://, file://), or - for stdin (JSONL; CSV with --input-format csv).",
         show_default=False,
     ),
-    output: Path = typer.Option(
+    output: str = typer.Option(  # a string: a Path would turn file:///x into file:/x
         ..., "-o", "--output", help="Output .jsonl, .parquet or .csv (written atomically); a name without an "
         "extension is a folder of part files; - writes JSONL (or CSV) to stdout, the report to stderr."
     ),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -90,6 +92,24 @@ class ClassifyOptions(LayeredSettings):
     max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
     report: Path | None = None
     rows_per_file: int | None = Field(default=None, ge=1)  # a folder output: one part per N rows
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_path(cls, value: Any) -> Any:
+        """file:// names a local path; any other URI is refused (outputs are renamed into place, which an
+        object store cannot do atomically)."""
+        if not isinstance(value, str) or "://" not in value:
+            return value
+        scheme = value.split("://", 1)[0]
+        if not (scheme.isalnum() and len(scheme) > 1):
+            return value
+        if scheme.lower() == "file":
+            parsed = urlparse(value)
+            if parsed.netloc not in ("", "localhost"):
+                raise ValueError(f"{value}: a file:// output must be on this machine (file:///path)")
+            return url2pathname(parsed.path)
+        raise ValueError(f"{value}: output URIs ({scheme}://) are not supported: write to a local or mounted path "
+                         "(or file:///path), then copy it")
 
     @field_validator("input", mode="before")
     @classmethod

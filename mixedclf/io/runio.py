@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def resolve_io(opts, stdin=None) -> RunIO:
         raise InputError("--resume cannot continue a run that wrote to stdout", hint="write to a file to resume")
     if kind == "stdout" and getattr(opts, "rows_per_file", None) is not None:
         raise InputError("--rows-per-file needs a folder output, not stdout")
+    if kind == "stdout" and sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise InputError("stdout is closed: `-o -` has nowhere to write the rows", hint="give -o a file path")
     check_source(source, opts.text_field)
     if kind != "stdout":
         _check_apart(source, output, kind)

@@ -68,7 +68,11 @@ class StdinInput:
 
     @property
     def stream(self) -> BinaryIO:
-        return self._stream if self._stream is not None else sys.stdin.buffer
+        if self._stream is not None:
+            return self._stream
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError("stdin is closed: there are no rows to read", hint="pipe the rows in, or name a file")
+        return sys.stdin.buffer
 
     def head(self) -> bytes:
         if self._head is None:
