@@ -351,3 +351,36 @@ def test_a_file_uri_output_is_written_there_and_other_uris_are_refused(tmp_path,
     assert [r["id"] for r in read_rows(tmp_path / "out.jsonl")] == list(range(5))
     refused = classify(source, "-o", "s3://bucket/out.jsonl", *fast(tiny_model))
     assert refused.exit_code == 2 and "output URIs" in refused.output, refused.output
+
+
+# --- 14: a run that fails with work in the pool ends it before exit ----------------------------------------------
+
+def test_a_run_failing_with_work_in_flight_leaves_no_pool_thread_behind(tmp_path, tiny_model, monkeypatch):
+    from concurrent.futures import process
+
+    import mixedclf.io.readers as readers
+    from mixedclf.core.options import build_options
+    from mixedclf.engines.local import LocalEngine
+    from mixedclf.errors import InputChanged
+
+    folder = tmp_path / "in"
+    for k in range(4):
+        write_jsonl(folder / f"f{k}.jsonl", [{"id": f"{k}-{i}", "text": WORDS[i % 6] * 20} for i in range(3000)])
+    real = readers._iter_file
+
+    def vanish_later_files(file, *args, **kwargs):
+        yield from real(file, *args, **kwargs)
+        if file.name.endswith("f0.jsonl"):
+            for k in (2, 3):
+                (folder / f"f{k}.jsonl").unlink()
+
+    monkeypatch.setattr(readers, "_iter_file", vanish_later_files)
+    opts = build_options({"input": str(folder), "output": str(tmp_path / "out.jsonl"), "model": str(tiny_model),
+                          "device": "cpu", "cpu_workers": 2, "chunk_rows": 500, "first_chunk_rows": 500})
+    with pytest.raises(InputChanged, match="removed"):
+        LocalEngine(opts).run()
+    # concurrent.futures' exit hook wakes every manager thread still registered; one torn down at the same
+    # moment raised "OSError: [Errno 9] Bad file descriptor" after the run's error line.
+    alive = [t for t in process._threads_wakeups if t.is_alive()]
+    assert alive == []
+    assert not (tmp_path / "out.jsonl").exists()
