@@ -156,7 +156,6 @@ def linked_folder(tmp_path) -> Path:
     write_jsonl(folder / "a.jsonl", [{"id": f"a{i}", "text": WORDS[i % 6]} for i in range(50)])
     (folder / "sub").mkdir()
     (folder / "sub" / "up").symlink_to("..")
-    (folder / "sub" / "up2").symlink_to("../sub")
     (folder / "b.jsonl").symlink_to("a.jsonl")
     (folder / "gone.jsonl").symlink_to("missing.jsonl")
     (folder / "loop1.jsonl").symlink_to("loop2.jsonl")
