@@ -6,13 +6,12 @@ extension says how, and pyarrow's input streams decompress them."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
-import glob
 import hashlib
 import io
 import json
-import contextlib
-import errno
 import os
 import re
 import stat
