@@ -222,6 +222,8 @@ class RayEngine:
                 ds.write_parquet(str(parts))
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
                 raise user_error(exc, self.io.source.spec, in_fmt) from None
+            for file in self.io.source.files:  # as the local reader does, before anything is committed
+                file.check_unchanged()
             exec_end = time.time()
             stop.set()
             poller.join(timeout=5)
