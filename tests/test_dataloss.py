@@ -325,10 +325,12 @@ def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, a
     import subprocess
     import sys
 
+    import mixedclf  # the subprocess runs the code under test, wherever it was imported from
+
     write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "text": "good"}])
     argv = [sys.executable, "-m", "mixedclf", "classify", *[a.format(tmp=tmp_path) for a in args], *fast(tiny_model)]
     done = subprocess.run(["bash", "-c", shlex.join(argv) + " " + redirect], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(Path(mixedclf.__file__).parents[1])})
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "internal error" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
