@@ -7,14 +7,11 @@ extension says how, and pyarrow's input streams decompress them."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import hashlib
 import io
 import json
 import os
-import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ import pyarrow.fs as pafs
 from mixedclf.errors import InputChanged, InputError
 from mixedclf.io.filestate import sample_sha256
 from mixedclf.io.formats import FORMATS, format_of_name
+from mixedclf.io.localfiles import Links, folder_files, glob_local
 
 STDIN = "-"
 _CHANGED_HINT = "classify a file that no longer changes (a copy or a snapshot)"
@@ -240,146 +238,15 @@ def _listing(spec: str, fs: pafs.FileSystem, path: str, recursive: bool) -> list
     return [i for i in infos if i.type == pafs.FileType.File]
 
 
-class _Links:
-    """What links in a local folder or glob did, for one warning line per kind."""
-
-    def __init__(self, spec: str):
-        self.spec = spec
-        self.dangling: list[str] = []  # links to nothing
-        self.looping: list[str] = []  # links that resolve to themselves (a -> b -> a)
-        self.again: list[str] = []  # links (or glob paths) to a folder or file already read by another path
-
-    def lines(self) -> list[str]:
-        kinds = ((self.dangling, "link{s} to nothing skipped"), (self.looping, "looping link{s} skipped"),
-                 (self.again, "path{s} through links to a file or folder already read, read once"))
-        return [f"{self.spec}: {len(found):,} {what.format(s='' if len(found) == 1 else 's')} "
-                f"(e.g. {found[0]})" for found, what in kinds if found]
-
-
-def _stat_link(path: str, links: _Links) -> os.stat_result | None:
-    """The stat of what path points to; None (and noted) when it is a dangling or looping link."""
-    try:
-        return os.stat(path)
-    except OSError as exc:
-        if os.path.islink(path):
-            (links.looping if exc.errno == errno.ELOOP else links.dangling).append(path)
-            return None
-        raise
-
-
-def _walk_local(root: str, links: _Links, hidden: bool = False, depth: int | None = None
-                ) -> list[tuple[str, tuple[int, int]]]:
-    """The regular files under a local folder (and their (st_dev, st_ino)), each real file once: a link to a
-    folder is followed unless that folder is already read (a loop like sub/up -> .., or a second way in); a file
-    reached twice (through a link) is read by the first path in sorted order. hidden: also names starting with
-    . or _; depth: how many folders down at most (None: all)."""
-    found: list[tuple[str, tuple[int, int]]] = []
-    root_stat = os.stat(root)
-    seen_dirs = {(root_stat.st_dev, root_stat.st_ino)}
-    stack = [(root, 0)]
-    while stack:
-        folder, level = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
-        except OSError:
-            continue  # unreadable: the files that matter are reported when read
-        for entry in entries:
-            if not hidden and _hidden(entry.name):
-                continue
-            st = _stat_link(entry.path, links) if entry.is_symlink() else entry.stat(follow_symlinks=False)
-            if st is None:
-                continue
-            key = (st.st_dev, st.st_ino)
-            if stat.S_ISDIR(st.st_mode):
-                if depth is not None and level >= depth:
-                    continue
-                if key in seen_dirs:
-                    links.again.append(entry.path)
-                else:
-                    seen_dirs.add(key)
-                    stack.append((entry.path, level + 1))
-            elif stat.S_ISREG(st.st_mode):
-                found.append((entry.path, key))
-    return found
-
-
-def _once(found: list[tuple[str, tuple[int, int]]], links: _Links) -> list[str]:
-    seen: set[tuple[int, int]] = set()
-    paths = []
-    for path, key in found:
-        if key in seen:
-            links.again.append(path)
-        else:
-            seen.add(key)
-            paths.append(path)
-    return paths
-
-
-def _glob_regex(pattern: str) -> re.Pattern:
-    """A glob as glob.glob(recursive=True) reads it: `**` any folders, `*` and `?` within one name and never a
-    leading dot, [...] a class."""
-    parts = []
-    segments = pattern.split("/")
-    for number, segment in enumerate(segments, start=1):
-        if segment == "**":
-            parts.append("(?:[^/.][^/]*/)*" + ("[^/.][^/]*/" if number == len(segments) else ""))
-            continue
-        text, i = "", 0
-        while i < len(segment):
-            c = segment[i]
-            if c == "*":
-                text += "[^/]*"
-            elif c == "?":
-                text += "[^/]"
-            elif c == "[":
-                j = i + 1 + (segment[i + 1:i + 2] == "!")
-                j += segment[j:j + 1] == "]"  # a ] first in the class is one of its characters
-                end = segment.find("]", j)
-                if end < 0:
-                    text += re.escape(c)
-                else:
-                    body = segment[i + 1:end]
-                    body = "^" + body[1:] if body.startswith("!") else body
-                    text += "[" + body.replace("\\", "\\\\") + "]"
-                    i = end
-            else:
-                text += re.escape(c)
-            i += 1
-        if segment[:1] in ("*", "?", "["):
-            text = "(?!\\.)" + text
-        parts.append(text + "/")
-    return re.compile("".join(parts)[:-1])
-
-
-def _glob_local(pattern: str, links: _Links) -> list[str]:
-    """glob.glob(pattern, recursive=True), but through _walk_local: a folder loop (sub/up -> ..) is walked
-    once, not 40 levels deep (exponentially so with two), and each real file is matched once."""
-    base = pattern
-    while any(c in base for c in _GLOB_CHARS):
-        base = os.path.dirname(base)
-    if not os.path.isdir(base):
-        return []
-    rest = pattern[len(base):].lstrip("/")
-    depth = None if "**" in rest.split("/") else rest.count("/")
-    regex = _glob_regex(pattern)
-    walked = _Links(links.spec)
-    found = [(p, key) for p, key in _walk_local(base, walked, hidden=True, depth=depth) if regex.fullmatch(p)]
-    # Only the links the pattern names are news: a dangling b.csv says nothing about *.jsonl.
-    links.dangling += [p for p in walked.dangling if regex.fullmatch(p)]
-    links.looping += [p for p in walked.looping if regex.fullmatch(p)]
-    links.again += walked.again if "**" in rest.split("/") else []
-    return _once(sorted(found), links)
-
-
-def _expand(spec: str, fmt_override: str | None, links: _Links | None = None
+def _expand(spec: str, fmt_override: str | None, links: Links | None = None
             ) -> tuple[list[pafs.FileInfo], pafs.FileSystem, bool]:
     """The files one input argument names, sorted; and whether it named more than a single file."""
     fs, path = _filesystem(spec)
-    links = links if links is not None else _Links(spec)
+    links = links if links is not None else Links(spec)
     local = isinstance(fs, pafs.LocalFileSystem)
     if any(c in path for c in _GLOB_CHARS):
         if local:
-            names = _glob_local(path, links)
+            names = glob_local(path, links)
             return (fs.get_file_info(names) if names else []), fs, True
         # A glob on an object store: list below the part without wildcards and match the rest.
         base = path
@@ -393,7 +260,7 @@ def _expand(spec: str, fmt_override: str | None, links: _Links | None = None
     if info.type != pafs.FileType.Directory:
         return [info], fs, False
     if local:
-        names = _once(sorted(_walk_local(path, links)), links)
+        names = folder_files(path, links)
         infos = fs.get_file_info(names) if names else []
     else:
         infos = [i for i in _listing(spec, fs, path, recursive=True)
@@ -429,7 +296,7 @@ def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
     many = len(specs) > 1
     warnings: list[str] = []
     for item in specs:
-        links = _Links(item)
+        links = Links(item)
         infos, fs, listed = _expand(item, fmt_override, links)
         warnings += links.lines()
         if not infos:
