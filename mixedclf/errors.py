@@ -12,6 +12,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_ROWS_SKIPPED = 3
 EXIT_BUDGET = 4  # classify --max-cost stopped the run: completed chunks are checkpointed, --resume continues
+EXIT_INPUT_CHANGED = 5  # an input file changed (truncated, grown, replaced, removed) while the run read it
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -54,6 +55,13 @@ class ResumeError(InputError):
 
 class OutputBusy(InputError):
     """Another run holds the output's lock: nothing was written."""
+
+
+class InputChanged(MixedclfError):
+    """An input file changed while the run read it: the rows read may be incomplete or mixed, so nothing is
+    committed (a count of skipped rows would hide the rows that were never read)."""
+
+    exit_code = EXIT_INPUT_CHANGED
 
 
 class RowError(MixedclfError):

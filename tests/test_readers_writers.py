@@ -96,7 +96,7 @@ def test_writer_is_atomic(tmp_path, fmt):
     target = tmp_path / f"out.{fmt}"
     writer = ChunkWriter(target, fmt)
     writer.write(pa.table({"id": [1, 2], "label": ["a", "b"]}))
-    partial = parts_dir_for(target) if fmt == "parquet" else temp_path_for(target)
+    partial = temp_path_for(target) if fmt == "jsonl" else parts_dir_for(target)  # CSV is staged as parts too
     assert not target.exists() and partial.exists()
     writer.write(pa.table({"id": [3], "label": ["c"]}))
     writer.commit()

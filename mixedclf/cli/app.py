@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mixedclf import __version__
 from mixedclf.cli import options as opt
@@ -50,7 +51,7 @@ def classify(
         "a glob, a URI (s3://, gs://, hf://, file://), or - for stdin (JSONL; CSV with --input-format csv).",
         show_default=False,
     ),
-    output: Path = typer.Option(
+    output: str = typer.Option(  # a string: a Path would turn file:///x into file:/x
         ..., "-o", "--output", help="Output .jsonl, .parquet or .csv (written atomically); a name without an "
         "extension is a folder of part files; - writes JSONL (or CSV) to stdout, the report to stderr."
     ),
@@ -87,6 +88,10 @@ def classify(
     ),
     all_scores: bool = typer.Option(False, "--all-scores", help="Add a score_<label> column per label."),
     keep_text: bool = typer.Option(False, "--keep-text", help="Copy the input text into the output."),
+    output_prefix: Optional[str] = typer.Option(
+        None, help="Put this before the name of each column the classifier adds (pred_ -> pred_label, pred_score, "
+        "...); needed when an input column has one of those names, which is never overwritten [default: none]"
+    ),
     dedup: Optional[bool] = typer.Option(
         None, "--dedup/--no-dedup", help="Reuse predictions for repeated texts [default: dedup]"
     ),
@@ -138,7 +143,9 @@ def classify(
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)
     show_progress = not quiet and sys.stderr.isatty()
-    result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start())
+    result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
+                           warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,
+                                                       soft_wrap=True))
     from mixedclf.render.report import render_report, report_to_markdown, summary_line
 
     report = result.report

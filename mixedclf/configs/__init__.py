@@ -31,5 +31,7 @@ def read_toml(path: Path | str, what: str, error: type[InputError] = InputError)
         raise error(f"{what} is a directory: {p}") from None
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{what} {p} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes before it parses: a binary file fails here
+        raise error(f"{what} {p} is not valid TOML: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None

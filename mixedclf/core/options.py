@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -76,6 +78,7 @@ class ClassifyOptions(LayeredSettings):
     first_chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_sizes_for)
     all_scores: bool = False
     keep_text: bool = False
+    output_prefix: str = ""  # put before each classifier column's name (label -> pred_label): see core/columns.py
     dedup: bool = True
     on_error: Literal["skip", "fail"] = "skip"
     resume: bool = False
@@ -89,6 +92,24 @@ class ClassifyOptions(LayeredSettings):
     max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
     report: Path | None = None
     rows_per_file: int | None = Field(default=None, ge=1)  # a folder output: one part per N rows
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_path(cls, value: Any) -> Any:
+        """file:// names a local path; any other URI is refused (outputs are renamed into place, which an
+        object store cannot do atomically)."""
+        if not isinstance(value, str) or "://" not in value:
+            return value
+        scheme = value.split("://", 1)[0]
+        if not (scheme.isalnum() and len(scheme) > 1):
+            return value
+        if scheme.lower() == "file":
+            parsed = urlparse(value)
+            if parsed.netloc not in ("", "localhost"):
+                raise ValueError(f"{value}: a file:// output must be on this machine (file:///path)")
+            return url2pathname(parsed.path)
+        raise ValueError(f"{value}: output URIs ({scheme}://) are not supported: write to a local or mounted path "
+                         "(or file:///path), then copy it")
 
     @field_validator("input", mode="before")
     @classmethod

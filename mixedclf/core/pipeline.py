@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from mixedclf.core.answers import AnswerStore, answer_keys
+from mixedclf.core.columns import output_table
 from mixedclf.core.inference import InferenceRunner, InferenceStats
 from mixedclf.core.postprocess import label_columns, prediction_rows
 from mixedclf.core.preprocess import select_rows
@@ -117,7 +118,7 @@ class StagePipeline:
 
     def __init__(self, module, device, model: Classifier, pad_id: int = 0, *, batch_size: int | None = None,
                  max_batch_tokens: int | None = None, dedup: bool = False, all_scores: bool = False,
-                 answers: AnswerStore | None = None, run_key: bytes = b"",
+                 answers: AnswerStore | None = None, run_key: bytes = b"", output_prefix: str = "",
                  on_batch: Callable[[int], None] | None = None):
         if answers is not None and not run_key:
             raise ValueError("an answer store needs the run key its answers are filed under")
@@ -126,7 +127,7 @@ class StagePipeline:
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.dedup = dedup
         self.answers, self.run_key = answers, run_key
-        self.output = OutputStep(model, all_scores)
+        self.output = OutputStep(model, all_scores, output_prefix)
         self.work = DeviceWork(self.runner.stats)  # the running total: the runner adds each call's device figures
 
     @property
@@ -188,6 +189,7 @@ class OutputStep:
 
     model: Classifier
     all_scores: bool = False
+    prefix: str = ""  # --output-prefix: what the classifier's column names start with
 
     def label_columns(self, seqs: Sequences, logits: np.ndarray) -> dict[str, pa.Array]:
         m = self.model
@@ -196,16 +198,12 @@ class OutputStep:
     def table(self, seqs: Sequences, logits: np.ndarray, passthrough: pa.Table,
               text: tuple[str, pa.Array] | None = None) -> tuple[pa.Table, dict[str, pa.Array]]:
         """The output rows: the input's other columns (`passthrough`, id first), the text when kept (`text`: its
-        column name and values), then the classifier's columns, which win over same-named input columns. Also
-        returns the classifier's columns (for a run's label tally)."""
+        column name and values), then the classifier's columns; InputError when one of them would replace an
+        input column (core/columns.py). Also returns the classifier's columns (for a run's label tally)."""
         columns = self.label_columns(seqs, logits)
-        table = passthrough
-        if text is not None:
-            table = table.append_column(text[0], text[1])
-        for name, values in columns.items():
-            if name in table.column_names:
-                table = table.drop_columns([name])
-            table = table.append_column(name, values)
+        text_field, texts = text if text is not None else ("", None)
+        table = output_table(passthrough, columns, id_field=passthrough.column_names[0], text_field=text_field,
+                             texts=texts, prefix=self.prefix)
         return table, columns
 
     def predictions(self, seqs: Sequences, logits: np.ndarray) -> list[dict]:

@@ -23,7 +23,7 @@ from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
 from mixedclf.errors import StageTimeout
 from mixedclf.io.readers import InputChunk, iter_chunks
 from mixedclf.runtime.control import StopSignals
-from mixedclf.runtime.pool import slices, start_worker_pool
+from mixedclf.runtime.pool import slices, start_worker_pool, stop_pool
 from mixedclf.runtime.workers import preprocess_task
 
 # Chunks read and handed to the pool ahead of the one on the device.
@@ -53,7 +53,7 @@ class ChunkFeed:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(self._pool)
 
     def _start_pool(self) -> None:
         workers, tokenizer_json, max_length = self._pool_args

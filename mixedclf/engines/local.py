@@ -115,7 +115,8 @@ class LocalEngine:
             key = answer_run_key(spec, model, o.clean, tokenizer_json) if self.answers is not None else b""
             pipeline = StagePipeline(model.module, plan.device, spec, pad_id, batch_size=plan.batch[0],
                                      max_batch_tokens=plan.batch[1], dedup=o.dedup, all_scores=o.all_scores,
-                                     answers=self.answers, run_key=key, on_batch=self._batch_done)
+                                     answers=self.answers, run_key=key, output_prefix=o.output_prefix,
+                                     on_batch=self._batch_done)
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
                 self.meter.model_loaded(mode=o.mode, device=str(plan.device), load_start=load_start,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mixedclf.core.batching import batch_limits
+from mixedclf.core.columns import check_option_names
 from mixedclf.core.options import chunk_sizes_for
 from mixedclf.core.stats import StageClock
 from mixedclf.errors import InputError
@@ -18,7 +19,7 @@ from mixedclf.runtime.device import default_cpu_workers
 # Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
 OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
                   "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
-                  "output_format", "input_format")
+                  "output_format", "input_format", "output_prefix")
 
 
 @dataclass
@@ -56,6 +57,7 @@ def plan_run(opts) -> LocalPlan:
     o = opts
     io = resolve_io(o)
     spec = resolve_model(o.model)
+    check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
     backend = resolve_backend(o.precision, o.backend)
     device = resolve_device(o.device, backend)
     batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)

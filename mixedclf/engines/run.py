@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
@@ -14,6 +16,7 @@ from mixedclf.costs.work import ModelShape, WorkCounts, count_work
 from mixedclf.engines.progress import RowProgress, rows_already_done, source_rows
 from mixedclf.errors import InputError
 from mixedclf.io.lock import output_lock
+from mixedclf.io.runio import check_apart
 from mixedclf.io.writers import check_writable, resolve_output
 
 
@@ -58,9 +61,15 @@ def _work(run) -> WorkCounts | None:
                       cpu_workers=run.settings.cpu_workers, shape=ModelShape(**dims._asdict()))
 
 
-def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None) -> ClassifyResult:
+def _warn(line: str) -> None:
+    sys.stderr.write(f"warning: {line}\n")
+
+
+def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None,
+                  warn: Callable[[str], None] | None = None) -> ClassifyResult:
     """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report.
 
+    ``warn``: where a line about the input that does not stop the run goes (links passed over) [stderr].
     ``started_at``: the time.monotonic() reading at which the process started (the command line passes it, so the
     bill covers interpreter start and imports); a library call is billed from this call.
     """
@@ -87,6 +96,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         opts = opts.model_copy(update={"output": resolve_output(opts.output)})
         if kind == "file":
             check_writable(opts.output)
+    for line in check_apart(opts).warnings:
+        (warn or _warn)(line)
     bar = _progress_bar(opts) if progress else nullcontext()
     with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
         on_rows = bar.advance if progress else None

@@ -20,12 +20,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mixedclf.errors import ResumeError, validation_line
-from mixedclf.io.filestate import READ_BLOCK, FileState, matches
+from mixedclf.io.filestate import FileState, matches, sample_sha256
 from mixedclf.io.partstore import PartsState, parts_mismatch
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
-CHECKPOINT_VERSION = 4  # 4: staged Parquet parts as one PartsState record, not one FileState each
-SAMPLE_BLOCKS = 64  # blocks of READ_BLOCK hashed from a large input: first, last and evenly spaced between
+# 5: staged Parquet parts (Parquet and CSV output) as one PartsState record; folder inputs fingerprinted by content
+CHECKPOINT_VERSION = 5
 START_OVER = "rerun without --resume to start over"
 
 
@@ -34,18 +34,8 @@ def checkpoint_path(output: Path) -> Path:
 
 
 def _input_sample_sha256(path: Path, size: int) -> str:
-    """sha256 of the whole input up to SAMPLE_BLOCKS blocks, else of that many evenly spaced blocks: catches
-    an edit that keeps the size (and even the mtime) without reading a large input twice."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        if size <= READ_BLOCK * SAMPLE_BLOCKS:
-            while block := f.read(READ_BLOCK):
-                digest.update(block)
-        else:
-            for i in range(SAMPLE_BLOCKS):
-                f.seek((size - READ_BLOCK) * i // (SAMPLE_BLOCKS - 1))
-                digest.update(f.read(READ_BLOCK))
-    return digest.hexdigest()
+        return sample_sha256(f, size)
 
 
 def run_fingerprint(input_path: Path, settings: dict[str, Any]) -> str:

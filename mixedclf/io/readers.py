@@ -9,6 +9,7 @@ rest of the file kept, which pyarrow's block reader cannot do.
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,11 +274,13 @@ def iter_chunks(source: Source | Path | str, fmt: str, text_field: str, id_field
     for number, file in enumerate(source.files):
         if source.many and file.size == 0:
             continue
+        file.check_unchanged()  # since it was listed
         if number:
             check_file(file, fmt, text_field)
         at.source, at.file = number, file.name if source.many else None
         yield from _iter_file(file, fmt, text_field, id_field, chunk_rows, max_text_chars, text_as_read, at,
                               allow_empty=source.many)
+        file.check_unchanged()  # while it was read: a cut file ends early (its last line half), a grown one late
     if source.many and at.row == 0:
         raise InputError(f"{source.spec}: no file holds a row", hint="nothing to classify")
 
@@ -329,6 +332,23 @@ def _iter_csv(file: SourceFile, text_field: str, id_field: str, chunk_rows: int 
     # line_offset 2: the header is line 1 and rows count from 0 (exact unless values span lines).
     yield from _iter_arrow_batches(iter(reader), text_field, id_field, chunk_rows, line_offset=2,
                                    max_text_chars=max_text_chars, at=at)
+
+
+def column_in_file(file: SourceFile, fmt: str, name: str) -> bool:
+    """Whether any row of the file has a column (a JSONL key) called name: Parquet's schema and CSV's header
+    say so at once; JSONL is scanned, parsing only the lines whose bytes could hold that key."""
+    if fmt == "parquet":
+        return name in pq.ParquetFile(file.open_random_access()).schema_arrow.names
+    if fmt == "csv":
+        return name in _csv_names(file)
+    needle = json.dumps(name).encode()
+    with file.open_stream() as stream:
+        for raw in stream:
+            if needle in raw or b"\\u" in raw:  # an escaped key ("\u0070ath") is the same key
+                record, _ = parse_jsonl_line(raw)
+                if isinstance(record, dict) and name in record:
+                    return True
+    return False
 
 
 def count_rows_hint(path: Path | SourceFile, fmt: str) -> int | None:

@@ -9,6 +9,7 @@ assembles the part files there and renames the finished folder into place."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -18,7 +19,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixedclf.errors import InputError, MixedclfError
+from mixedclf.errors import InputError, MixedclfError, OutputError
 from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.partstore import PartsState, PartStore
 from mixedclf.io.writers import (
@@ -29,9 +30,11 @@ from mixedclf.io.writers import (
     _merged_schema,
     _with_columns,
     write_conformed,
+    write_csv_conformed,
 )
 
 STDOUT = "-"
+_PART = re.compile(r"part-\d{5,}\.(jsonl|parquet|csv)")
 EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv"}
 OutputKind = Literal["file", "folder", "stdout"]
 
@@ -85,6 +88,13 @@ class StdoutSink:
             self.schema = table.schema
             self._write_csv(table, header=True)
         else:
+            late = [name for name in table.column_names if name not in self.schema.names] if table.num_rows else []
+            if late:
+                # The header is on its way down the pipe: the column cannot be added, and dropping it loses data.
+                raise OutputError(f"column {late[0]!r} appears after the first {self.rows - table.num_rows:,} rows, "
+                                  "whose CSV header is already written to stdout without it",
+                                  hint="write CSV to a file (-o out.csv: its header holds every column) or JSONL "
+                                       "to stdout")
             self._write_csv(_with_columns(table, self.schema.names), header=False)
 
     def _write_csv(self, table: pa.Table, header: bool) -> None:
@@ -159,7 +169,9 @@ def check_folder_target(target: Path) -> None:
         raise InputError(f"{target}: is a file, and an output without an extension is a folder",
                          hint="give the output file an extension (.jsonl, .parquet, .csv)")
     if target.is_dir():
-        others = [p.name for p in target.iterdir() if not p.name.startswith("part-")]
+        # Only what a run writes there: a part-… folder, a link or part-9.txt is the user's, and stays.
+        others = [p.name for p in target.iterdir() if not (_PART.fullmatch(p.name) and p.is_file()
+                                                           and not p.is_symlink())]
         if others:
             raise InputError(f"{target}: the folder holds other files ({', '.join(sorted(others)[:3])}), "
                              "which a finished run would replace", hint="pick a new or empty folder")
@@ -230,7 +242,7 @@ class FolderSink:
                 table = pq.read_table(path)
                 yield table if (offset, rows) == (0, table.num_rows) else table.slice(offset, rows)
 
-        if self.fmt != "parquet":
+        if self.fmt == "jsonl":
             writer = ChunkWriter(self.stage / name, self.fmt)
             try:
                 for table in tables():
@@ -243,7 +255,7 @@ class FolderSink:
         # Parts written chunk by chunk may disagree on a column's type: one schema for the file, as ChunkWriter.
         schema = _merged_schema([pq.read_schema(path) for path, _, _ in pieces])
         temp = self.stage / f".{name}.tmp"
-        write_conformed(temp, schema, tables())
+        (write_conformed if self.fmt == "parquet" else write_csv_conformed)(temp, schema, tables())
         os.replace(temp, self.stage / name)
 
     def commit(self) -> None:

@@ -6,8 +6,8 @@ extension says how, and pyarrow's input streams decompress them."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-import glob
 import hashlib
 import io
 import json
@@ -20,10 +20,13 @@ from typing import BinaryIO, Sequence
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from mixedclf.errors import InputError
+from mixedclf.errors import InputChanged, InputError
+from mixedclf.io.filestate import sample_sha256
 from mixedclf.io.formats import FORMATS, format_of_name
+from mixedclf.io.localfiles import Links, folder_files, glob_local
 
 STDIN = "-"
+_CHANGED_HINT = "classify a file that no longer changes (a copy or a snapshot)"
 # Extension -> pyarrow codec name. Only JSONL and CSV are read through them (Parquet compresses inside the file).
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 _GLOB_CHARS = "*?["
@@ -62,7 +65,11 @@ class StdinInput:
 
     @property
     def stream(self) -> BinaryIO:
-        return self._stream if self._stream is not None else sys.stdin.buffer
+        if self._stream is not None:
+            return self._stream
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError("stdin is closed: there are no rows to read", hint="pipe the rows in, or name a file")
+        return sys.stdin.buffer
 
     def head(self) -> bytes:
         if self._head is None:
@@ -91,6 +98,31 @@ class SourceFile:
     size: int | None = None  # bytes as stored (compressed bytes for a compressed file)
     mtime_ns: int | None = None
     stdin: StdinInput | None = None
+    inode: tuple[int, int] | None = None  # (st_dev, st_ino) of a local file when it was listed
+
+    def check_unchanged(self) -> None:
+        """InputChanged unless the file is still as it was listed (size, modification time, and for a local
+        file the inode: a file replaced by a rename is another file)."""
+        if self.stdin is not None or self.size is None:
+            return
+        try:
+            if self.local is not None:
+                st = os.stat(self.path)
+                now = (st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino) if self.inode else None)
+            else:
+                info = self.fs.get_file_info(self.path)
+                if info.type == pafs.FileType.NotFound:
+                    raise FileNotFoundError(self.path)
+                now = (info.size, info.mtime_ns if info.mtime is not None else None, None)
+        except FileNotFoundError:
+            raise InputChanged(f"{self.name}: the file was removed while the run read its input",
+                               hint=_CHANGED_HINT) from None
+        if now == (self.size, self.mtime_ns, self.inode):
+            return
+        what = (f"its size went from {self.size:,} to {now[0]:,} bytes" if now[0] != self.size else
+                "it was replaced by another file" if now[2] != self.inode else "it was rewritten")
+        raise InputChanged(f"{self.name}: the file changed while the run read it ({what}): rows may be missing "
+                           "or mixed, so nothing was committed", hint=_CHANGED_HINT)
 
     @property
     def local(self) -> Path | None:
@@ -116,6 +148,16 @@ class SourceFile:
         with self.open_stream() as stream:
             return stream.read(SAMPLE_BYTES)
 
+    def content_sample(self) -> str | None:
+        """filestate.sample_sha256 of the bytes as stored (compressed ones compressed); None for stdin."""
+        if self.stdin is not None:
+            return None
+        try:
+            with self.fs.open_input_file(self.path) as handle:
+                return sample_sha256(handle, handle.size())
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot read it: {str(exc).splitlines()[0]}") from None
+
     def open_random_access(self) -> pa.NativeFile:
         return self.fs.open_input_file(self.path)
 
@@ -127,10 +169,12 @@ class Source:
     fmt: str
     stdin: bool = False
     many: bool = False  # a folder, a glob or a list: row problems say which file they are in
+    warnings: tuple[str, ...] = ()  # links passed over or read once (one line per kind, with a count)
 
     def identity(self) -> list[list]:
-        """What identifies the input for a checkpoint: every file with its size and modification time."""
-        return [[f.name, f.size, f.mtime_ns] for f in self.files]
+        """What identifies the input for a checkpoint: every file with its size, modification time and sampled
+        content (as a single file's run_fingerprint: an edit that keeps size and mtime is still seen)."""
+        return [[f.name, f.size, f.mtime_ns, f.content_sample()] for f in self.files]
 
     def fingerprint(self, settings: dict) -> str:
         payload = {"inputs": self.identity(), **settings}
@@ -194,13 +238,16 @@ def _listing(spec: str, fs: pafs.FileSystem, path: str, recursive: bool) -> list
     return [i for i in infos if i.type == pafs.FileType.File]
 
 
-def _expand(spec: str, fmt_override: str | None) -> tuple[list[pafs.FileInfo], pafs.FileSystem, bool]:
+def _expand(spec: str, fmt_override: str | None, links: Links | None = None
+            ) -> tuple[list[pafs.FileInfo], pafs.FileSystem, bool]:
     """The files one input argument names, sorted; and whether it named more than a single file."""
     fs, path = _filesystem(spec)
+    links = links if links is not None else Links(spec)
+    local = isinstance(fs, pafs.LocalFileSystem)
     if any(c in path for c in _GLOB_CHARS):
-        if isinstance(fs, pafs.LocalFileSystem):
-            names = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-            return [fs.get_file_info(p) for p in names], fs, True
+        if local:
+            names = glob_local(path, links)
+            return (fs.get_file_info(names) if names else []), fs, True
         # A glob on an object store: list below the part without wildcards and match the rest.
         base = path
         while any(c in base for c in _GLOB_CHARS):
@@ -212,8 +259,12 @@ def _expand(spec: str, fmt_override: str | None) -> tuple[list[pafs.FileInfo], p
         raise InputError(f"{spec}: no such file", hint="check the input path")
     if info.type != pafs.FileType.Directory:
         return [info], fs, False
-    infos = [i for i in _listing(spec, fs, path, recursive=True)
-             if not _hidden(i.path[len(path.rstrip("/")):])]
+    if local:
+        names = folder_files(path, links)
+        infos = fs.get_file_info(names) if names else []
+    else:
+        infos = [i for i in _listing(spec, fs, path, recursive=True)
+                 if not _hidden(i.path[len(path.rstrip("/")):])]
     if fmt_override is None:  # a folder's data files are those it can read; a README beside them is not data
         infos = [i for i in infos if format_of_name(split_compression(i.base_name)[0]) is not None]
     if not infos:
@@ -243,23 +294,31 @@ def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
         raise InputError("no input given")
     files: list[SourceFile] = []
     many = len(specs) > 1
+    warnings: list[str] = []
     for item in specs:
-        infos, fs, listed = _expand(item, fmt_override)
+        links = Links(item)
+        infos, fs, listed = _expand(item, fmt_override, links)
+        warnings += links.lines()
         if not infos:
             raise InputError(f"{item}: matches no file", hint="check the pattern")
         many = many or listed
         for info in infos:
             name = item if not listed else _display(item, fs, info.path)
             plain, compression = split_compression(info.base_name)
+            inode = None
+            if isinstance(fs, pafs.LocalFileSystem):
+                with contextlib.suppress(OSError):
+                    st = os.stat(info.path)
+                    inode = (st.st_dev, st.st_ino)
             files.append(SourceFile(name, fs, info.path, compression, info.size,
-                                    info.mtime_ns if info.mtime is not None else None))
+                                    info.mtime_ns if info.mtime is not None else None, inode=inode))
     fmt = fmt_override or _common_format(files)
     if fmt == "parquet" and any(f.compression for f in files):
         bad = next(f for f in files if f.compression)
         raise InputError(f"{bad.name}: a compressed Parquet file cannot be read",
                          hint="Parquet compresses inside the file: decompress it first")
     spec_text = specs[0] if len(specs) == 1 else " ".join(specs)
-    return Source(spec_text, tuple(files), fmt, many=many)
+    return Source(spec_text, tuple(files), fmt, many=many, warnings=tuple(warnings))
 
 
 def _common_format(files: list[SourceFile]) -> str:

@@ -1,6 +1,10 @@
-"""Write labelled chunks to JSONL, Parquet or CSV, atomically: everything goes to a partial file (Parquet: a
-folder of per-chunk parts) beside the target, and only a finished run renames it into place, so the final
-path never holds a half-written file. The partial files are what a checkpoint points at for --resume."""
+"""Write labelled chunks to JSONL, Parquet or CSV, atomically: everything goes to a partial file (Parquet and CSV:
+a folder of per-chunk Parquet parts) beside the target, and only a finished run renames it into place, so the
+final path never holds a half-written file. The partial files are what a checkpoint points at for --resume.
+
+CSV is staged as parts like Parquet because its header comes first but is known only at the end: a column that
+first appears in a late chunk (a JSONL key from row 2,000 on, a column only the second file of a folder has)
+must be in the header, with empty cells in the rows before it."""
 
 from __future__ import annotations
 
@@ -176,6 +180,21 @@ def write_conformed(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -
             out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
 
 
+def write_csv_conformed(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+    """One CSV file whose header is every column of `schema` (the merged schema of all parts), from tables that
+    may lack some of them (empty cells there) or type them differently (each conformed, then made CSV cells)."""
+    with open(path, "wb") as out:
+        header = True
+        for table in tables:
+            table = _csv_cells(_conform_part(table, schema))
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=header))
+            out.write(buffer.getvalue())
+            header = False
+        if header:  # no part at all: the header alone
+            pacsv.write_csv(_csv_cells(schema.empty_table()), out)
+
+
 class ChunkWriter:
     """Appends tables to the partial output; commit() makes it the target in one rename."""
 
@@ -190,25 +209,24 @@ class ChunkWriter:
         self._sealed: FileState | None = None
         self.rows = 0
         with writing(target):
-            if fmt == "parquet":
+            if self.staged:
                 self._open_parts(resume_at)
             else:
                 self._open_stream(resume_at)
 
+    @property
+    def staged(self) -> bool:
+        """Chunks go to Parquet parts, assembled into the file at seal() (see the module docstring)."""
+        return self.fmt in ("parquet", "csv")
+
     def _open_stream(self, resume_at: int | None) -> None:
-        self._empty_schema: pa.Schema | None = None
         if resume_at is None or not self.temp.exists():
             self._handle = _create(self.temp)
-            self._header_written = False
             return
         self._handle = open(self.temp, "r+b")
         self._handle.truncate(resume_at)  # drop whatever was written after the checkpoint
         self._handle.seek(resume_at)
         self._hash.catch_up(self.temp, resume_at)
-        self._header_written = resume_at > 0
-        if self.fmt == "csv" and self._header_written:
-            with open(self.temp, "rb") as handle:  # later rows keep the columns of the header already written
-                self.schema = pacsv.read_csv(io.BytesIO(handle.readline())).schema
 
     def _open_parts(self, resume_at: int | None) -> None:
         if resume_at is None:
@@ -220,15 +238,15 @@ class ChunkWriter:
 
     @property
     def position(self) -> int:
-        """What a checkpoint records: bytes written (JSONL/CSV) or parts written (Parquet)."""
-        return self.part_count if self.fmt == "parquet" else self._handle.tell()
+        """What a checkpoint records: bytes written (JSONL) or parts written (Parquet, CSV)."""
+        return self.part_count if self.staged else self._handle.tell()
 
     def files(self) -> list[FileState | PartsState]:
-        """What a checkpoint vouches for, after flush(): the partial's bytes, or the part store (Parquet: one
+        """What a checkpoint vouches for, after flush(): the partial's bytes, or the part store (Parquet, CSV: one
         fixed-size record however many parts); once sealed, the finished partial file."""
         if self._sealed is not None:
             return [self._sealed]
-        if self.fmt == "parquet":
+        if self.staged:
             return [self._store.state()]
         return [self._hash.state(self.temp.name)]
 
@@ -242,27 +260,11 @@ class ChunkWriter:
             if table.num_rows:
                 self._handle.write(_jsonl_lines(table))
             return
-        if self.fmt == "parquet":
-            # Each part keeps its own types; commit() merges them into one schema (see _merged_schema).
-            if self.schema is None:
-                self.schema = table.schema
-            self._store.add(table)
-            self.part_count += 1
-            return
-        table = _csv_cells(table)
+        # Each part keeps its own types and columns; seal() merges them into one schema (see _merged_schema).
         if self.schema is None:
-            if not table.num_rows:
-                self._empty_schema = table.schema  # a chunk of only bad rows may lack columns: wait for rows
-                return
             self.schema = table.schema
-        table = _with_columns(table, self.schema.names)
-        self._write_csv(table)
-
-    def _write_csv(self, table: pa.Table) -> None:
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=not self._header_written))
-        self._handle.write(buffer.getvalue())
-        self._header_written = True
+        self._store.add(table)
+        self.part_count += 1
 
     def flush(self) -> None:
         """Make everything written so far durable, so a checkpoint can point at it."""
@@ -281,17 +283,16 @@ class ChunkWriter:
         # No valid row at all: still a readable (empty) file.
         schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
         self.temp.unlink(missing_ok=True)
-        write_conformed(self.temp, schema, (pq.read_table(part) for part in parts))
+        write = write_conformed if self.fmt == "parquet" else write_csv_conformed
+        write(self.temp, schema, (pq.read_table(part) for part in parts))
 
     def seal(self) -> None:
         """Finish the partial file (Parquet: merge the parts into it), durably, ready for the rename."""
         if self._sealed is not None:
             return
         with writing(self.target):
-            if self.fmt == "csv" and not self._header_written and self._empty_schema is not None:
-                self._write_csv(self._empty_schema.empty_table())  # no valid row: the header alone
             self._close()
-            if self.fmt == "parquet":
+            if self.staged:
                 self._merge_parts()
                 self._hash = RunningHash()
             with open(self.temp, "rb") as f:

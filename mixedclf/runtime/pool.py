@@ -46,6 +46,25 @@ def start_worker_pool(workers: int, tokenizer_json: str, max_length: int, clean:
     return pool, [pool.submit(warm_task, i) for i in range(workers)]
 
 
+def stop_pool(pool: ProcessPoolExecutor, timeout_s: float = 10.0) -> None:
+    """End a pool that may have work in flight (a run failing mid-way) and wait until its manager thread is
+    gone. shutdown(wait=False) alone leaves that thread running into interpreter exit, where concurrent.futures'
+    exit hook races it on the wakeup pipe: now and then an `OSError: [Errno 9] Bad file descriptor` traceback
+    after the run's one-line error. The workers are ended first, so a hung one cannot hold the wait."""
+    # What shutdown() forgets: the worker processes and the manager thread (CPython's own attributes, read
+    # defensively: without them this is the plain shutdown it was).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    thread = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout_s)
+    if thread is not None:
+        thread.join(timeout_s)
+
+
 def slices(texts: list[str], workers: int, min_rows: int = 512) -> list[list[str]]:
     """A chunk's texts cut into one piece per worker (none under min_rows), so a chunk is ready sooner."""
     pieces = max(1, min(workers, len(texts) // min_rows))

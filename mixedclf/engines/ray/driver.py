@@ -36,6 +36,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mixedclf.core.columns import check_option_names
 from mixedclf.core.options import chunk_rows_for
 from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
@@ -45,11 +46,13 @@ from mixedclf.engines.ray.sizing import size_pools
 from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
 from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
+from mixedclf.io.readers import column_in_file
 from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
 
 # 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
 LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
+RAY_PATH = "path"  # the column Ray Data fills with each row's file when it reads with include_paths
 # Blocks queued per inference actor: the next batches are fetched while the current one runs, so the device
 # does not wait on the object store between batches.
 TASKS_IN_FLIGHT_PER_ACTOR = 4
@@ -81,6 +84,11 @@ class RayEngine:
         if any(not f.fs.equals(files[0].fs) for f in files[1:]):
             raise InputError("--engine ray reads every input file through one filesystem",
                              hint="put the files in one place, or use --engine local")
+        if self.io.source.many:  # Ray Data fills its own `path` column in each row (see _read)
+            for f in files:
+                if column_in_file(f, self.io.in_fmt, RAY_PATH):
+                    raise InputError(f"{f.name}: has a column named {RAY_PATH!r}, which Ray Data replaces with each "
+                                     "row's file path when it reads several files", hint="use --engine local")
         return self.io.in_fmt, self.io.out_fmt
 
     def _csv_header(self) -> pa.Schema:
@@ -153,7 +161,7 @@ class RayEngine:
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
-            Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector),
+            Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector, o.output_prefix),
             compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
             batch_format="pyarrow",
         )
@@ -167,6 +175,7 @@ class RayEngine:
         o = self.opts
         in_fmt, out_fmt = self._check()
         spec = resolve_model(o.model)
+        check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
         started = connect(o.ray_address)
         try:
@@ -213,6 +222,8 @@ class RayEngine:
                 ds.write_parquet(str(parts))
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
                 raise user_error(exc, self.io.source.spec, in_fmt) from None
+            for file in self.io.source.files:  # as the local reader does, before anything is committed
+                file.check_unchanged()
             exec_end = time.time()
             stop.set()
             poller.join(timeout=5)

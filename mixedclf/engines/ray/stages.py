@@ -271,10 +271,10 @@ class Postprocess:
     """CPU stage, as Ray tasks: the contract's `OutputStep.table`, the output rows as the local engine makes them."""
 
     def __init__(self, spec: ModelSpec, text_field: str, id_field: str, keep_text: bool, all_scores: bool,
-                 collector) -> None:
+                 collector, prefix: str = "") -> None:
         self.spec, self.text_field, self.id_field = spec, text_field, id_field
         self.keep_text, self.collector = keep_text, collector
-        self.output = OutputStep(spec, all_scores)
+        self.output = OutputStep(spec, all_scores, prefix)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import ray
