@@ -152,6 +152,59 @@ def test_classify_format_json_prints_one_object_and_nothing_else(tmp_path, tiny_
     assert proc.stderr.strip().splitlines() == [f"1 rows skipped: see {out}.errors.jsonl"], proc.stderr
 
 
+def _mixedclf(args, tmp_path, **env_over) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDCLF_") and k != "COLUMNS"}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", **env_over)
+    return subprocess.run([sys.executable, "-m", "mixedclf", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=240, cwd=tmp_path)
+
+
+def test_quiet_prints_nothing_on_success_and_the_summary_only_when_asked(tmp_path, tiny_model):
+    """Cron mails whatever a job prints: a quiet success prints nothing, on either stream."""
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(30))
+    common = ["classify", inp, "--model", tiny_model, "--device", "cpu", "--mode", "gpu-only", "-q"]
+    done = _mixedclf([*common, "-o", tmp_path / "a.jsonl"], tmp_path)
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == "", (done.stdout, done.stderr)
+    asked = _mixedclf([*common, "-o", tmp_path / "b.jsonl", "--format", "json"], tmp_path)
+    assert asked.returncode == 0 and json.loads(asked.stdout)["rows_out"] == 30 and asked.stderr == ""
+    bad = write_jsonl(tmp_path / "bad.jsonl", reviews(3) + [{"id": 3, "text": None}])
+    skipped = _mixedclf([*common[:1], bad, *common[2:], "-o", tmp_path / "c.jsonl"], tmp_path)
+    assert skipped.returncode == EXIT_ROWS_SKIPPED and skipped.stdout == ""
+    assert "1 rows skipped" in skipped.stderr  # a problem is still said, on stderr
+
+
+def test_a_closed_pipe_is_its_own_exit_code_with_one_line(tmp_path):
+    """`mixedclf ... | head -1`: the reader goes away; the exit says so (141), and stderr has one line."""
+    from mixedclf.errors import EXIT_PIPE_CLOSED
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDCLF_")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    report = write_classify_report(tmp_path / "r.json")
+    for args in (["estimate", "--requests-per-day", "10000"], ["estimate", "--format", "markdown"],
+                 ["check", report, "--baseline", report]):
+        proc = subprocess.Popen([sys.executable, "-m", "mixedclf", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        proc.stdout.close()  # before anything is read, as a `| head -0` would
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == EXIT_PIPE_CLOSED, (args, err)
+        assert err.strip().splitlines() == ["error: stdout was closed before everything was written (broken pipe)"]
+
+
+def test_tables_in_a_log_are_never_wrapped_mid_cell(tmp_path):
+    """Cron mail and CI logs are not terminals: with no COLUMNS a table keeps its natural width (rich's default
+    there is 80 columns, which cut every long row in two); COLUMNS, when set, still rules."""
+    report = write_classify_report(tmp_path / "r.json")
+    wide = _mixedclf(["report", "show", report], tmp_path)
+    assert wide.returncode == 0, wide.stderr
+    title = "Per stage (pay-per-use: busy seconds × rate; model load is in the provisioned totals)"
+    lines = wide.stdout.splitlines()
+    assert title in lines and max(map(len, lines)) > 80
+    row = next(line for line in lines if line.startswith("provisioned"))
+    assert row.count("$") >= 4  # every cost of the row on the row's own line
+    narrow = _mixedclf(["report", "show", report], tmp_path, COLUMNS="60")
+    assert max(map(len, narrow.stdout.splitlines())) <= 60
+
+
 def test_models_format_json(tmp_path, tiny_model):
     result = invoke("models", "--search", tiny_model.parent, "--format", "json")
     assert result.exit_code == 0, result.output

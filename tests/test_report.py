@@ -139,6 +139,12 @@ def test_cpu_run_claims_no_saving():
     assert not r.cost.savings_claim
 
 
+def test_a_cpu_run_says_cpu_where_it_reports_the_model_device():
+    out = _render(_cpu_report())
+    assert "CPU (GPU-priced) utilization" in out and "GPU utilization" not in out
+    assert "GPU utilization" in _render(build_classify_report(**classify_fields()))
+
+
 def test_gpu_speedup_divides_inference_seconds_and_says_so():
     plain, fast = _cpu_report(), _cpu_report(gpu_speedup=4.0)
     rows = {s.name: s for s in fast.cost.stages}

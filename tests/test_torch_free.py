@@ -203,3 +203,48 @@ def test_serve_on_onnxruntime_answers_like_torch(tmp_path, tiny_model, monkeypat
         assert str(app.state.server.device) == "cpu" and health["torch_threads"] == threads
     assert [a["label"] for a in answers["onnxruntime"]] == [a["label"] for a in answers["torch"]]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(answers["onnxruntime"], answers["torch"])) < 1e-4
+
+
+# --- the core install: what runs without torch, and what says which extra it needs ----------------------------
+_BLOCKED = """
+import sys
+for name in {heavy!r}:
+    sys.modules[name] = None   # as in an install without the [torch] extra
+from mixedclf.cli import main
+sys.argv = ["mixedclf", *{args!r}]
+main()
+"""
+
+
+def _without_torch(args: list, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MIXEDCLF_CACHE_DIR=str(cwd / "cache"))
+    return subprocess.run([sys.executable, "-c", _BLOCKED.format(heavy=HEAVY, args=[str(a) for a in args])],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def test_help_estimate_and_check_run_without_torch(tmp_path):
+    for args in (["--help"], ["classify", "--help"], ["plan", "--help"], ["serve", "--help"],
+                 ["estimate", "--requests-per-day", "10000", "--report", tmp_path / "e.json"],
+                 ["check", tmp_path / "e.json", "--baseline", tmp_path / "e.json"]):
+        proc = _without_torch(args, tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr)
+    assert json.loads((tmp_path / "e.json").read_text())["kind"] == "estimate"
+
+
+def test_classify_without_torch_names_the_extra_in_one_line(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
+    proc = _without_torch(["classify", source, "-o", tmp_path / "out.jsonl", "--device", "cpu", "-q"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "pip install 'mixedclf[torch]'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_missing_optional_module_maps_to_its_extra():
+    from mixedclf.errors import EXIT_USAGE, exit_code_and_line
+
+    for module, extra in [("torch", "torch"), ("onnxruntime.quantization", "onnx"), ("fastapi", "serve"),
+                          ("ray", "ray"), ("runpod", "runpod")]:
+        code, line = exit_code_and_line(ModuleNotFoundError(f"No module named {module!r}", name=module))
+        assert code == EXIT_USAGE and line.endswith(f"pip install 'mixedclf[{extra}]'"), line
+    code, line = exit_code_and_line(ModuleNotFoundError("No module named 'nothere'", name="nothere"))
+    assert code == 1 and line.startswith("internal error")
