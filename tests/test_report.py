@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from rich.console import Console
@@ -182,3 +183,22 @@ def test_version_1_report_still_shows(tmp_path, report):
     old = load_report(p)
     assert old.schema_version == 1 and old.work is None
     assert "version-1 report" in _render(old)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_reports_and_trained_heads_honour_the_umask(tmp_path, report, umask, mode):
+    """A report (or head) written for a group to read gets the mode any other file would get."""
+    import torch
+
+    from mixedclf.models.head_io import write_head
+
+    old = os.umask(umask)
+    try:
+        written = write_report(report, tmp_path / "r.json")
+        write_head(tmp_path, {"w": torch.zeros(2)}, {"format": "mixedclf-head"})
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == mode
+    for name in ("head.json", "head.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.json", "head.safetensors", "r.json"]
