@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -89,6 +90,32 @@ def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path
     csv = tmp_path / "in.csv"
     csv.write_text("id,text\n" + "".join(f"{r['id']},{r['text']}\n" for r in reviews(70)), encoding="utf-8")
     assert expected_rows(csv, "csv") == (70, True)
+
+
+@pytest.mark.parametrize("ext, codec", [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")])
+def test_a_compressed_input_gets_a_sampled_total_marked_approximate(tmp_path, ext, codec):
+    """The nightly .jsonl.gz gets a total (and so an ETA): the rows of a decompressed sample scaled by the
+    compression ratio it had, shown with a "~"."""
+    from mixedclf.engines.progress import RowProgress, source_rows
+    from mixedclf.io.sources import resolve_source
+
+    rng = random.Random(0)
+    words = "good bad food service room staff phone app battery screen price slow fast great awful love".split()
+
+    def compressed(name: str, n: int) -> Path:
+        rows = [{"id": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))} for i in range(n)]
+        plain = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+        path = tmp_path / f"{name}.jsonl{ext}"
+        with pa.CompressedOutputStream(str(path), codec) as out:
+            out.write(plain.read_bytes())
+        return path
+
+    n = 150_000  # about 20 MB of JSONL: past the 4 MB sample
+    total = source_rows(resolve_source(str(compressed("big", n)), None))
+    assert total.rows is not None and not total.exact and abs(total.rows - n) / n < 0.15, total
+    assert source_rows(resolve_source(str(compressed("small", 300)), None)) == (300, True)
+    with RowProgress(total, file=open(os.devnull, "w")) as bar:
+        assert f"/~{{total_fmt}}" in bar.bar.bar_format
 
 
 def test_a_resumed_run_starts_its_bar_at_the_rows_already_done(tmp_path, tiny_model, monkeypatch):

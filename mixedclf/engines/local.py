@@ -27,7 +27,7 @@ from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.feed import ChunkFeed
-from mixedclf.engines.progress import source_rows
+from mixedclf.engines.progress import WorkListener, source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
 from mixedclf.errors import EXIT_BUDGET, InputError, Interrupted, RowError
 from mixedclf.io.checkpoint import (
@@ -68,8 +68,11 @@ class _Run:
 
 
 class LocalEngine:
-    def __init__(self, opts, on_rows: Callable[[int], None] | None = None, meter: CostMeter | None = None):
+    def __init__(self, opts, on_rows: Callable[[int], None] | None = None, meter: CostMeter | None = None,
+                 on_work: WorkListener | None = None):
         self.opts = opts
+        self.on_work = on_work  # told each chunk's tokens, each micro-batch's, and the rows answered apart (ETA)
+        self._tokens_told = 0
         self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
         self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
         self.on_rows = on_rows or (lambda n: None)
@@ -84,6 +87,7 @@ class LocalEngine:
         self.load_started_at: float | None = None  # time.monotonic() when the model load began
         self.duplicate_ids = 0
         self._id_repeats = IdRepeats()
+        self._runner_stats = None  # the device stage's counters, once the model is loaded
 
     @property
     def pool_restarts(self) -> int:  # worker pools started again after a worker died
@@ -92,6 +96,10 @@ class LocalEngine:
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
         self.on_rows(rows)
+        if self.on_work is not None and self._runner_stats is not None:
+            tokens = self._runner_stats.real_tokens  # counted before the runner calls this
+            self.on_work.computed(rows, tokens - self._tokens_told)
+            self._tokens_told = tokens
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
@@ -160,6 +168,7 @@ class LocalEngine:
             if checkpoint is not None:
                 checkpoint.verify_model_run(self._model_run, o.output)
             runner = InferenceRunner(module, device, len(spec.labels), pad_id, on_batch=self._batch_done)
+            self._runner_stats = runner.stats
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
                 self.meter.model_loaded(mode=o.mode, device=dev, load_start=load_start, load_end=load_end,
@@ -284,6 +293,8 @@ class LocalEngine:
                     break
                 start = time.monotonic()
                 self._reported = 0
+                if self.on_work is not None:
+                    self.on_work.chunk_started(chunk.rows_in, int(prep.lengths.sum()))
                 if o.dedup:
                     logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
                                                      f"inference on chunk {chunk.index}")
@@ -294,6 +305,8 @@ class LocalEngine:
                 job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
+                if self.on_work is not None:
+                    self.on_work.answered(chunk.rows_in - self._reported)
                 counts.dedup_hits += hits
                 counts.dedup_lookups += len(chunk.texts)
                 self._put(out_queue, (chunk, prep, logits), writer_thread, failure)
