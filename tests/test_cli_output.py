@@ -323,7 +323,8 @@ def _option_rows(help_text: str) -> dict[str, str]:
     current = None
     for line in help_text.splitlines():
         body = line.strip().strip("│").strip()
-        match = re.match(r"^\*?\s*(--[a-z0-9-]+)", body)
+        # An option starts its row; a wrapped help line that happens to begin with an option is indented deeper.
+        match = re.match(r"^\s*│\s{1,4}(?:\*\s+)?(--[a-z0-9-]+)", line)
         if match:
             current = match.group(1)
             rows[current] = body
@@ -435,3 +436,48 @@ def test_train_names_the_baseline_when_it_ran_one(tmp_path, labeled):
                train_top_layers=1, epochs=1, log=lines.append)
     baseline = [line for line in lines if "baseline" in line]
     assert baseline and all(re.search(r"\d+\.\d%", line) for line in baseline), lines
+
+
+# --- help that teaches: panels, examples, completion (issue 24) -------------------------------------------------
+def test_classify_options_are_grouped_in_panels():
+    text = invoke("classify", "--help").stdout
+    titles = re.findall(r"╭─ ([A-Za-z ]+?) ─", text)
+    assert {"Input and output", "Model", "Speed", "Cost", "Reliability"} <= set(titles), titles
+    panel_of, current = {}, None
+    for line in text.splitlines():
+        found = re.match(r"\s*╭─ ([A-Za-z ]+?) ─", line)
+        if found:
+            current = found.group(1)
+        option = re.match(r"^│\s+\*?\s*(--[a-z0-9-]+)", line)
+        if option:
+            panel_of[option.group(1)] = current
+    assert (panel_of["--output"], panel_of["--precision"], panel_of["--chunk-rows"], panel_of["--max-cost"],
+            panel_of["--resume"]) == ("Input and output", "Model", "Speed", "Cost", "Reliability")
+
+
+def test_every_command_shows_two_or_three_examples_that_name_real_options():
+    for path, command in _commands():
+        if getattr(command, "commands", None):  # a group: its commands carry the examples
+            continue
+        text = invoke(*path, "--help").stdout
+        examples = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("$ ")]
+        assert 2 <= len(examples) <= 3 and "Examples" in text, (path, examples)
+        options = {o for p in command.params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
+        for example in examples:
+            mine = example[example.index("mixedclf "):].split("|")[0]
+            for word in mine.split():
+                assert not word.startswith("-") or word == "-" or word in options, (path, word)
+
+
+def test_choice_options_complete_their_values():
+    import typer.main
+
+    from mixedclf.cli.app import app
+
+    classify_cmd = typer.main.get_command(app).commands["classify"]
+    ctx = classify_cmd.make_context("classify", ["x", "-o", "y"], resilient_parsing=True)
+    params = {p.name: p for p in classify_cmd.params}
+    complete = {name: [c.value for c in params[name].shell_complete(ctx, prefix)]
+                for name, prefix in (("device", "c"), ("precision", "f"), ("backend", ""))}
+    assert complete == {"device": ["cpu", "cuda", "cuda:0"], "precision": ["fp32", "fp16"],
+                        "backend": ["torch", "onnxruntime"]}
