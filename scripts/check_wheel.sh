@@ -25,7 +25,19 @@ grep -q '94.80' estimate.txt
 "$cli" check estimate.json --baseline estimate.json
 status=0
 "$cli" classify "$repo/sample_data/reviews.jsonl" -o none.parquet -q 2> missing.txt || status=$?
-[ "$status" = 2 ] && grep -q "pip install 'mixedclf\[torch\]'" missing.txt && [ ! -e none.parquet ]
+[ "$status" = 2 ] && grep -q "pip install 'mixedclf\[" missing.txt && [ ! -e none.parquet ]
+
+# With the default model's ONNX export in the wheel (make default-onnx), [onnx] alone classifies: no torch.
+has_onnx="import sys, zipfile; sys.exit(not any(n.endswith('default_onnx/model.onnx') for n in zipfile.ZipFile(sys.argv[1]).namelist()))"
+if "$python" -c "$has_onnx" "$work"/dist/mixedclf-*.whl; then
+  "${pip[@]}" "$(ls "$work"/dist/mixedclf-*.whl)[onnx]"
+  "$cli" classify "$repo/sample_data/reviews.jsonl" -o onnx.parquet --report onnx.json --quiet
+  "$work/venv/bin/python" -c "import importlib.util as u, json, pyarrow.parquet as pq
+assert u.find_spec('torch') is None, 'the [onnx] install pulled torch'
+assert pq.read_table('onnx.parquet').num_rows == 300
+assert json.load(open('onnx.json'))['settings']['backend'] == 'onnxruntime'"
+  echo "without torch: $(du -sh "$work/venv" | cut -f1) installed"
+fi
 
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   "${pip[@]}" "torch==$torch_version" "${torch_from[@]}"   # the CPU build on these machines; a bare requirement pulls a CUDA build

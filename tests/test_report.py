@@ -202,3 +202,12 @@ def test_reports_and_trained_heads_honour_the_umask(tmp_path, report, umask, mod
     for name in ("head.json", "head.safetensors"):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head.json", "head.safetensors", "r.json"]
+
+
+def test_money_has_sensible_digits():
+    from mixedclf.costs.fmt import fmt_money, money_digits
+
+    assert [fmt_money(x) for x in (94.8, 0.0374, 0.005548, 0.000069, 0.0000003, 0.0, -0.0021)] == [
+        "$94.80", "$0.0374", "$0.00555", "$0.000069", "<$0.000001", "$0.00", "-$0.00210"]
+    digits = money_digits([0.005548, 0.000069, 0.0000003])
+    assert digits == 6 and fmt_money(0.0000003, digits) == "<$0.000001" and fmt_money(0.005548, digits) == "$0.005548"
