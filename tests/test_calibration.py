@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from calibrate_default_head import expected_calibration_error, fit_temperature, softmax  # noqa: E402
+from calibrate_default_head import expected_calibration_error, fit_temperature, softmax
 
 HEAD = REPO / "mixedclf" / "assets" / "default_head" / "head.json"
 
