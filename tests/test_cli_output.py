@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -91,6 +92,32 @@ def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path
     assert expected_rows(csv, "csv") == (70, True)
 
 
+@pytest.mark.parametrize("ext, codec", [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")])
+def test_a_compressed_input_gets_a_sampled_total_marked_approximate(tmp_path, ext, codec):
+    """The nightly .jsonl.gz gets a total (and so an ETA): the rows of a decompressed sample scaled by the
+    compression ratio it had, shown with a "~"."""
+    from mixedclf.engines.progress import RowProgress, source_rows
+    from mixedclf.io.sources import resolve_source
+
+    rng = random.Random(0)
+    words = "good bad food service room staff phone app battery screen price slow fast great awful love".split()
+
+    def compressed(name: str, n: int) -> Path:
+        rows = [{"id": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(3, 40)))} for i in range(n)]
+        plain = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+        path = tmp_path / f"{name}.jsonl{ext}"
+        with pa.CompressedOutputStream(str(path), codec) as out:
+            out.write(plain.read_bytes())
+        return path
+
+    n = 150_000  # about 20 MB of JSONL: past the 4 MB sample
+    total = source_rows(resolve_source(str(compressed("big", n)), None))
+    assert total.rows is not None and not total.exact and abs(total.rows - n) / n < 0.15, total
+    assert source_rows(resolve_source(str(compressed("small", 300)), None)) == (300, True)
+    with RowProgress(total, file=open(os.devnull, "w")) as bar:
+        assert f"/~{{total_fmt}}" in bar.bar.bar_format
+
+
 def test_a_resumed_run_starts_its_bar_at_the_rows_already_done(tmp_path, tiny_model, monkeypatch):
     import mixedclf.engines.run as pipeline
     from mixedclf.engines.local import LocalEngine
@@ -150,6 +177,59 @@ def test_classify_format_json_prints_one_object_and_nothing_else(tmp_path, tiny_
             assert summary[basis][key] == saved["cost"][basis][key]
     # stderr holds the one line about the skipped row, and none of the libraries' chatter
     assert proc.stderr.strip().splitlines() == [f"1 rows skipped: see {out}.errors.jsonl"], proc.stderr
+
+
+def _mixedclf(args, tmp_path, **env_over) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDCLF_") and k != "COLUMNS"}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", **env_over)
+    return subprocess.run([sys.executable, "-m", "mixedclf", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=240, cwd=tmp_path)
+
+
+def test_quiet_prints_nothing_on_success_and_the_summary_only_when_asked(tmp_path, tiny_model):
+    """Cron mails whatever a job prints: a quiet success prints nothing, on either stream."""
+    inp = write_jsonl(tmp_path / "in.jsonl", reviews(30))
+    common = ["classify", inp, "--model", tiny_model, "--device", "cpu", "--mode", "gpu-only", "-q"]
+    done = _mixedclf([*common, "-o", tmp_path / "a.jsonl"], tmp_path)
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == "", (done.stdout, done.stderr)
+    asked = _mixedclf([*common, "-o", tmp_path / "b.jsonl", "--format", "json"], tmp_path)
+    assert asked.returncode == 0 and json.loads(asked.stdout)["rows_out"] == 30 and asked.stderr == ""
+    bad = write_jsonl(tmp_path / "bad.jsonl", reviews(3) + [{"id": 3, "text": None}])
+    skipped = _mixedclf([*common[:1], bad, *common[2:], "-o", tmp_path / "c.jsonl"], tmp_path)
+    assert skipped.returncode == EXIT_ROWS_SKIPPED and skipped.stdout == ""
+    assert "1 rows skipped" in skipped.stderr  # a problem is still said, on stderr
+
+
+def test_a_closed_pipe_is_its_own_exit_code_with_one_line(tmp_path):
+    """`mixedclf ... | head -1`: the reader goes away; the exit says so (141), and stderr has one line."""
+    from mixedclf.errors import EXIT_PIPE_CLOSED
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIXEDCLF_")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    report = write_classify_report(tmp_path / "r.json")
+    for args in (["estimate", "--requests-per-day", "10000"], ["estimate", "--format", "markdown"],
+                 ["check", report, "--baseline", report]):
+        proc = subprocess.Popen([sys.executable, "-m", "mixedclf", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        proc.stdout.close()  # before anything is read, as a `| head -0` would
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == EXIT_PIPE_CLOSED, (args, err)
+        assert err.strip().splitlines() == ["error: stdout was closed before everything was written (broken pipe)"]
+
+
+def test_tables_in_a_log_are_never_wrapped_mid_cell(tmp_path):
+    """Cron mail and CI logs are not terminals: with no COLUMNS a table keeps its natural width (rich's default
+    there is 80 columns, which cut every long row in two); COLUMNS, when set, still rules."""
+    report = write_classify_report(tmp_path / "r.json")
+    wide = _mixedclf(["report", "show", report], tmp_path)
+    assert wide.returncode == 0, wide.stderr
+    title = "Per stage (pay-per-use: busy seconds × rate; model load is in the provisioned totals)"
+    lines = wide.stdout.splitlines()
+    assert title in lines and max(map(len, lines)) > 80
+    row = next(line for line in lines if line.startswith("provisioned"))
+    assert row.count("$") >= 4  # every cost of the row on the row's own line
+    narrow = _mixedclf(["report", "show", report], tmp_path, COLUMNS="60")
+    assert max(map(len, narrow.stdout.splitlines())) <= 60
 
 
 def test_models_format_json(tmp_path, tiny_model):
@@ -243,7 +323,8 @@ def _option_rows(help_text: str) -> dict[str, str]:
     current = None
     for line in help_text.splitlines():
         body = line.strip().strip("│").strip()
-        match = re.match(r"^\*?\s*(--[a-z0-9-]+)", body)
+        # An option starts its row; a wrapped help line that happens to begin with an option is indented deeper.
+        match = re.match(r"^\s*│\s{1,4}(?:\*\s+)?(--[a-z0-9-]+)", line)
         if match:
             current = match.group(1)
             rows[current] = body
@@ -355,3 +436,48 @@ def test_train_names_the_baseline_when_it_ran_one(tmp_path, labeled):
                train_top_layers=1, epochs=1, log=lines.append)
     baseline = [line for line in lines if "baseline" in line]
     assert baseline and all(re.search(r"\d+\.\d%", line) for line in baseline), lines
+
+
+# --- help that teaches: panels, examples, completion (issue 24) -------------------------------------------------
+def test_classify_options_are_grouped_in_panels():
+    text = invoke("classify", "--help").stdout
+    titles = re.findall(r"╭─ ([A-Za-z ]+?) ─", text)
+    assert {"Input and output", "Model", "Speed", "Cost", "Reliability"} <= set(titles), titles
+    panel_of, current = {}, None
+    for line in text.splitlines():
+        found = re.match(r"\s*╭─ ([A-Za-z ]+?) ─", line)
+        if found:
+            current = found.group(1)
+        option = re.match(r"^│\s+\*?\s*(--[a-z0-9-]+)", line)
+        if option:
+            panel_of[option.group(1)] = current
+    assert (panel_of["--output"], panel_of["--precision"], panel_of["--chunk-rows"], panel_of["--max-cost"],
+            panel_of["--resume"]) == ("Input and output", "Model", "Speed", "Cost", "Reliability")
+
+
+def test_every_command_shows_two_or_three_examples_that_name_real_options():
+    for path, command in _commands():
+        if getattr(command, "commands", None):  # a group: its commands carry the examples
+            continue
+        text = invoke(*path, "--help").stdout
+        examples = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("$ ")]
+        assert 2 <= len(examples) <= 3 and "Examples" in text, (path, examples)
+        options = {o for p in command.params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
+        for example in examples:
+            mine = example[example.index("mixedclf "):].split("|")[0]
+            for word in mine.split():
+                assert not word.startswith("-") or word == "-" or word in options, (path, word)
+
+
+def test_choice_options_complete_their_values():
+    import typer.main
+
+    from mixedclf.cli.app import app
+
+    classify_cmd = typer.main.get_command(app).commands["classify"]
+    ctx = classify_cmd.make_context("classify", ["x", "-o", "y"], resilient_parsing=True)
+    params = {p.name: p for p in classify_cmd.params}
+    complete = {name: [c.value for c in params[name].shell_complete(ctx, prefix)]
+                for name, prefix in (("device", "c"), ("precision", "f"), ("backend", ""))}
+    assert complete == {"device": ["cpu", "cuda", "cuda:0"], "precision": ["fp32", "fp16"],
+                        "backend": ["torch", "onnxruntime"]}

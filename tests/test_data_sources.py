@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mixedclf.cli.app import app
 from mixedclf.core.options import build_options
-from mixedclf.errors import InputError
+from mixedclf.errors import EXIT_PIPE_CLOSED, InputError
 from mixedclf.io.readers import iter_chunks
 from mixedclf.io.sinks import FolderSink
 from mixedclf.io.sources import StdinInput, resolve_source
@@ -246,7 +246,7 @@ def test_a_reader_that_goes_away_gets_one_line_not_a_traceback(tmp_path, tiny_mo
     assert json.loads(proc.stdout.readline())["id"] == "h0"
     proc.stdout.close()  # as `| head -1` does
     err = proc.stderr.read().decode()
-    assert proc.wait(timeout=240) == 1
+    assert proc.wait(timeout=240) == EXIT_PIPE_CLOSED
     assert "broken pipe" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 

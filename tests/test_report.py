@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from rich.console import Console
@@ -139,6 +140,12 @@ def test_cpu_run_claims_no_saving():
     assert not r.cost.savings_claim
 
 
+def test_a_cpu_run_says_cpu_where_it_reports_the_model_device():
+    out = _render(_cpu_report())
+    assert "CPU (GPU-priced) utilization" in out and "GPU utilization" not in out
+    assert "GPU utilization" in _render(build_classify_report(**classify_fields()))
+
+
 def test_gpu_speedup_divides_inference_seconds_and_says_so():
     plain, fast = _cpu_report(), _cpu_report(gpu_speedup=4.0)
     rows = {s.name: s for s in fast.cost.stages}
@@ -176,3 +183,31 @@ def test_version_1_report_still_shows(tmp_path, report):
     old = load_report(p)
     assert old.schema_version == 1 and old.work is None
     assert "version-1 report" in _render(old)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_reports_and_trained_heads_honour_the_umask(tmp_path, report, umask, mode):
+    """A report (or head) written for a group to read gets the mode any other file would get."""
+    import torch
+
+    from mixedclf.models.head_io import write_head
+
+    old = os.umask(umask)
+    try:
+        written = write_report(report, tmp_path / "r.json")
+        write_head(tmp_path, {"w": torch.zeros(2)}, {"format": "mixedclf-head"})
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == mode
+    for name in ("head.json", "head.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head.json", "head.safetensors", "r.json"]
+
+
+def test_money_has_sensible_digits():
+    from mixedclf.costs.fmt import fmt_money, money_digits
+
+    assert [fmt_money(x) for x in (94.8, 0.0374, 0.005548, 0.000069, 0.0000003, 0.0, -0.0021)] == [
+        "$94.80", "$0.0374", "$0.00555", "$0.000069", "<$0.000001", "$0.00", "-$0.00210"]
+    digits = money_digits([0.005548, 0.000069, 0.0000003])
+    assert digits == 6 and fmt_money(0.0000003, digits) == "<$0.000001" and fmt_money(0.005548, digits) == "$0.005548"

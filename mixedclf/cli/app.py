@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mixedclf import __version__
 from mixedclf.cli import options as opt
-from mixedclf.cli.errors import AppGroup, err
+from mixedclf.cli.errors import AppGroup, err, fail
 from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, InputError
 from mixedclf.models.quiet import quiet_libraries
@@ -27,7 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=AppGroup,
 )
-out = Console()
 FORMATS = ("table", "json", "markdown")
 
 
@@ -40,7 +38,7 @@ def _emit(text: str) -> None:
 @app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
     if version:
-        out.print(f"mixedclf {__version__}")
+        _emit(f"mixedclf {__version__}")
         raise typer.Exit()
 
 
@@ -125,7 +123,10 @@ def classify(
     fmt: str = typer.Option(
         "table", "--format", "-f", help="table (for people), json (one summary object on stdout) or markdown."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary (for cron)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Nothing on success, problems on stderr (for cron); the summary only when "
+        "asked for (--format json or markdown, --report)."
+    ),
 ) -> None:
     """Label every row of INPUT and write OUTPUT in input order, then print what each stage cost.
 
@@ -146,7 +147,7 @@ def classify(
     result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
                            warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,
                                                        soft_wrap=True))
-    from mixedclf.render.report import render_report, report_to_markdown, summary_line
+    from mixedclf.render.report import render_report, report_to_markdown
 
     report = result.report
     # With `-o -` stdout carries the rows: everything said about them goes to stderr.
@@ -159,9 +160,7 @@ def classify(
         emit(summary.model_dump_json(indent=2))
     elif fmt == "markdown":
         emit(report_to_markdown(report))
-    elif quiet:
-        emit(summary_line(report))
-    else:
+    elif not quiet:
         render_report(report, stderr_console() if to_stderr else stdout_console())
     if report.rows_errored:
         where = "the JSON lines on stderr above" if to_stderr else result.errors_path
@@ -219,7 +218,16 @@ def main() -> None:
     process_clock.mark_process_start()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        # What a command printed may still sit in stdout's buffer: a reader gone by now (`| head`) is seen here,
+        # through the same table as an error raised inside the command, not as Python's "Exception ignored".
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError as exc:
+            raise SystemExit(fail(exc).exit_code) from None
+        raise done
 
 
 if __name__ == "__main__":

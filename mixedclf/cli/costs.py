@@ -28,7 +28,9 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    from mixedclf.render.console import stdout_console
+
+    return stdout_console()
 
 
 def _emit(text: str) -> None:

@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from mixedclf.cli.help import HelpGroup
-from mixedclf.errors import exit_code_and_line
+from mixedclf.errors import EXIT_PIPE_CLOSED, exit_code_and_line, silence_stdout
 
 err = Console(stderr=True)
 
 
 def fail(exc: BaseException) -> typer.Exit:
     code, line = exit_code_and_line(exc)
+    if code == EXIT_PIPE_CLOSED:
+        silence_stdout()
     if os.environ.get("MIXEDCLF_DEBUG") == "1":
         import traceback
 

@@ -2,7 +2,8 @@
 bracketed default such as "[default: text]" and prints a flag as `--dedup <bool>`.
 
 HelpGroup tidies every command below it once, before arguments are parsed (so before any help is printed):
-option help is escaped (brackets print as written) and flags show no type.
+option help is escaped (brackets print as written), flags show no type, options are put in their panels
+(cli.options.PANELS) and each command gets its examples (cli.examples) as its epilog.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ def tidy_help(command: Any, ctx: Any) -> None:
     if getattr(command, _DONE, False):
         return
     setattr(command, _DONE, True)
+    from mixedclf.cli.examples import epilog
+    from mixedclf.cli.options import PANELLED_COMMANDS, PANELS
+
+    examples = epilog(getattr(command, "name", "") or "")
+    if examples and not getattr(command, "epilog", None):
+        command.epilog = escape(examples)
+    panelled = getattr(command, "name", None) in PANELLED_COMMANDS
     for param in command.get_params(ctx):  # includes --help, which click builds on first use
+        if panelled and param.name in PANELS and not getattr(param, "rich_help_panel", None):
+            param.rich_help_panel = PANELS[param.name]
         if getattr(param, "help", None):  # options, and typer's arguments
             param.help = escape(param.help)
         if getattr(param, "is_flag", False) and not getattr(param, "count", False):

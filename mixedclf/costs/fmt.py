@@ -5,15 +5,27 @@ from __future__ import annotations
 import math
 
 
+def _money_decimals(a: float) -> int:
+    """2 decimals from $1 (and for 0), 4 from $0.01; below, three significant digits, at most 6 decimals."""
+    if a >= 1 or a == 0:
+        return 2
+    if a >= 0.01:
+        return 4
+    return min(6, 2 - math.floor(math.log10(a)))
+
+
 def fmt_money(x: float | None, digits: int | None = None) -> str:
-    """Dollars: 2 decimals from $1 (and for 0), 4 from $0.01, else 6 (or exactly ``digits``)."""
+    """Dollars with sensible digits (_money_decimals, or exactly ``digits``); an amount too small to show at
+    those digits is "<$0.000001", never a $0.000000 that reads as free."""
     if x is None:
         return "—"
+    a = abs(x)
     if digits is None:
-        a = abs(x)
-        digits = 2 if a >= 1 or a == 0 else 4 if a >= 0.01 else 6
-    s = f"${abs(x):,.{digits}f}"
-    return f"-{s}" if x < 0 and float(f"{abs(x):.{digits}f}") != 0 else s
+        digits = _money_decimals(a)
+    if a and round(a, digits) == 0:
+        return f"<${10 ** -digits:.{digits}f}"
+    s = f"${a:,.{digits}f}"
+    return f"-{s}" if x < 0 and float(f"{a:.{digits}f}") != 0 else s
 
 
 def money_digits(values) -> int:
@@ -21,8 +33,7 @@ def money_digits(values) -> int:
     digits = 2
     for x in values:
         if x:
-            a = abs(x)
-            digits = max(digits, 2 if a >= 1 else 4 if a >= 0.01 else 6)
+            digits = max(digits, _money_decimals(abs(x)))
     return digits
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -142,12 +142,15 @@ def build_classify_report(**fields: Any) -> ClassifyReport:
 
 def write_report(report: BaseModel, path: str | Path) -> Path:
     """Write a report as indented JSON, atomically (temp file + rename). A folder is refused by name, before a temp
-    file is made beside it (renaming onto a folder fails with the temp file's name, or EBUSY on a mount point)."""
+    file is made beside it (renaming onto a folder fails with the temp file's name, or EBUSY on a mount point).
+    The file is created 0666 less the umask, like any file a shell writes (mkstemp's 0600 would hide a nightly
+    report from the group that reads it)."""
     p = Path(path)
     if p.is_dir():
         raise CostInputError(f"report path {p} is a folder; give a file name, e.g. {p / 'report.json'}")
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp = p.parent / f".{p.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(report.model_dump_json(indent=2))

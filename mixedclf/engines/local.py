@@ -29,7 +29,7 @@ from mixedclf.engines.budget import CostMeter
 from mixedclf.engines.durable import DurableOutput
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.local_plan import LocalPlan, plan_run
-from mixedclf.engines.progress import source_rows
+from mixedclf.engines.progress import WorkListener, source_rows
 from mixedclf.engines.result import LocalTimes, RunResult, local_result
 from mixedclf.engines.writer_thread import WriterThread
 from mixedclf.errors import EXIT_BUDGET, Interrupted, RowError
@@ -54,8 +54,10 @@ class _Run:
 
 class LocalEngine:
     def __init__(self, opts, on_rows: Callable[[int], None] | None = None, meter: CostMeter | None = None,
-                 answers: AnswerStore | None = None):
+                 answers: AnswerStore | None = None, on_work: WorkListener | None = None):
         self.opts = opts
+        self.on_work = on_work  # told each chunk's tokens, each micro-batch's, and the rows answered apart (ETA)
+        self._tokens_told = 0  # of the current device call
         self.answers = answers  # rows answered without the device (a prediction cache), when given
         self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
         self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
@@ -68,6 +70,7 @@ class LocalEngine:
         self.load_started_at: float | None = None  # time.monotonic() when the model load began
         self.duplicate_ids = 0
         self._id_repeats = IdRepeats()
+        self._runner = None  # the device stage (its per-call counters feed on_work), once the model is loaded
 
     @property
     def pool_restarts(self) -> int:  # worker pools started again after a worker died
@@ -76,6 +79,10 @@ class LocalEngine:
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
         self.on_rows(rows)
+        if self.on_work is not None and self._runner is not None:
+            tokens = self._runner.call_stats.real_tokens  # counted before the runner calls this
+            self.on_work.computed(rows, tokens - self._tokens_told)
+            self._tokens_told = tokens
 
     def run(self) -> RunResult:
         # torch is imported by the model load, and only on the torch backend: the pool starts before it.
@@ -117,6 +124,7 @@ class LocalEngine:
                                      max_batch_tokens=plan.batch[1], dedup=o.dedup, all_scores=o.all_scores,
                                      answers=self.answers, run_key=key, output_prefix=o.output_prefix,
                                      on_batch=self._batch_done)
+            self._runner = pipeline.runner
             tokenizer = None if mixed else make_tokenizer(tokenizer_json, spec.max_length)
             if self.meter is not None:
                 self.meter.model_loaded(mode=o.mode, device=str(plan.device), load_start=load_start,
@@ -175,12 +183,16 @@ class LocalEngine:
                 if self._over_budget(len(chunk.texts)):
                     break
                 start = time.monotonic()
-                self._reported = 0
+                self._reported = self._tokens_told = 0
+                if self.on_work is not None:
+                    self.on_work.chunk_started(chunk.rows_in, int(seqs.batch.lengths.sum()))
                 inferred = call_with_timeout(functools.partial(pipeline.infer, seqs), o.stage_timeout_gpu,
                                              f"inference on chunk {chunk.index}")
                 job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
+                if self.on_work is not None:
+                    self.on_work.answered(chunk.rows_in - self._reported)
                 writer.put((chunk, seqs, inferred.logits))
                 if self.signals.signum is not None:
                     break

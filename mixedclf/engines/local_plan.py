@@ -58,7 +58,7 @@ def plan_run(opts) -> LocalPlan:
     io = resolve_io(o)
     spec = resolve_model(o.model)
     check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
-    backend = resolve_backend(o.precision, o.backend)
+    backend = resolve_backend(o.precision, o.backend, spec)
     device = resolve_device(o.device, backend)
     batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
     fingerprint = run_fingerprint_of(o, io, spec, batch) if io.resumable else ""

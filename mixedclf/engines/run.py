@@ -27,11 +27,12 @@ class ClassifyResult:
     errors_path: Path | str  # "<stderr>" when the output is stdout
 
 
-def _progress_bar(opts: ClassifyOptions) -> RowProgress:
+def _progress_bar(opts: ClassifyOptions, meter) -> RowProgress:
     from mixedclf.io.sources import resolve_source
 
     total = source_rows(resolve_source(opts.input, opts.input_format))
-    return RowProgress(total, initial=rows_already_done(opts.output, opts.resume))
+    return RowProgress(total, initial=rows_already_done(opts.output, opts.resume),
+                       spent=meter.job_spent if meter is not None else None, max_cost=opts.max_cost)
 
 
 def _input_text(opts: ClassifyOptions) -> str:
@@ -98,10 +99,11 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
             check_writable(opts.output)
     for line in check_apart(opts).warnings:
         (warn or _warn)(line)
-    bar = _progress_bar(opts) if progress else nullcontext()
+    bar = _progress_bar(opts, meter) if progress else nullcontext()
     with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
         on_rows = bar.advance if progress else None
-        engine = engine_class(opts.engine)(opts, on_rows=on_rows, **({"meter": meter} if meter else {}))
+        local = {"meter": meter, "on_work": bar if progress else None} if meter else {}
+        engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
         run = engine.run()
     measurements = run.measurements
     if opts.engine == "local":  # this process is the GPU worker: held from its start to its end

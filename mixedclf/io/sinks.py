@@ -19,7 +19,8 @@ from typing import Any, BinaryIO, Literal, TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mixedclf.errors import InputError, MixedclfError, OutputError
+from mixedclf.errors import InputError, MixedclfError, OutputClosed, OutputError, silence_stdout
+from mixedclf.io.filestate import FileState, file_state
 from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.partstore import PartsState, PartStore
 from mixedclf.io.writers import (
@@ -52,13 +53,8 @@ def output_kind(output: Path | str, rows_per_file: int | None = None) -> OutputK
 
 
 def _broken_pipe() -> MixedclfError:
-    # Later writes to the closed pipe (Python's own flush at exit) go nowhere instead of printing a traceback.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return MixedclfError("stdout was closed before every row was written (broken pipe)")
+    silence_stdout()
+    return OutputClosed("stdout was closed before every row was written (broken pipe)")
 
 
 class StdoutSink:

@@ -15,8 +15,14 @@ from mixedclf.models.precision import PrecisionChoice
 from mixedclf.models.spec import ModelSpec
 
 
-def resolve_backend(precision: str, backend: str | None) -> str:
-    """torch unless asked otherwise; int8 runs on onnxruntime, torch's own int8 (torch.ao) being deprecated."""
+def resolve_backend(precision: str, backend: str | None, spec: ModelSpec | None = None) -> str:
+    """torch unless asked otherwise; int8 runs on onnxruntime, torch's own int8 (torch.ao) being deprecated; an
+    ONNX export runs on onnxruntime only."""
+    if spec is not None and spec.kind == "onnx":
+        if backend == "torch":
+            raise ModelError(f"{spec.path} is an ONNX export: it runs on --backend onnxruntime, not torch",
+                             hint="pip install 'mixedclf[torch]' for the torch backend of the default model")
+        return "onnxruntime"
     if backend is None:
         return "onnxruntime" if precision == "int8" else "torch"
     if backend == "torch" and precision == "int8":
@@ -61,7 +67,7 @@ def load_model(spec: ModelSpec, device, precision: str = "auto", backend: str | 
     then takes torch's setting where torch is already imported (serve and Ray set it), else torch's default
     (models.threads), so the option means the same on both backends.
     """
-    backend = resolve_backend(precision, backend)
+    backend = resolve_backend(precision, backend, spec)
     if backend == "onnxruntime":
         model, choice = _load_onnxruntime(spec, device, precision, threads)
     else:
@@ -85,7 +91,13 @@ def _load_onnxruntime(spec: ModelSpec, device, precision: str, threads: int | No
     if precision in ("fp16", "bf16"):
         raise ModelError(f"--backend onnxruntime runs fp32 or int8, not {precision}",
                          hint="use --precision int8, fp32 or auto")
-    if precision == "auto":
+    if spec.kind == "onnx":
+        made = str(spec.head_config.get("precision", "fp32"))
+        if precision not in ("auto", made):
+            raise ModelError(f"{spec.path} is an ONNX export made at {made}, not {precision}",
+                             hint=f"drop --precision, or give --precision {made}")
+        choice = PrecisionChoice(made, f"{made}: the precision of this ONNX export")
+    elif precision == "auto":
         choice = PrecisionChoice("fp32", "fp32: onnxruntime's exact default (int8 with --precision int8)")
     else:
         choice = PrecisionChoice(precision, f"{precision}: asked for (--precision {precision})")

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mixedclf.models.spec import HEAD_CONFIG, HEAD_WEIGHTS, ModelSpec
+from mixedclf.models.spec import HEAD_CONFIG, HEAD_WEIGHTS, ONNX_CONFIG, ModelSpec
 
 # Files that decide a model's outputs; the tokenizer runs in the CPU stages and is not part of a converted graph.
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -46,6 +46,8 @@ def model_files(spec: ModelSpec) -> list[Path]:
         files += sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
     if spec.kind == "head":
         files += [spec.path / HEAD_CONFIG, spec.path / HEAD_WEIGHTS]
+    if spec.kind == "onnx":
+        files += [spec.path / ONNX_CONFIG, spec.path / "model.onnx"]
     return list(dict.fromkeys(files))
 
 

@@ -86,10 +86,11 @@ def write_head(out_dir: Path, tensors: dict[str, torch.Tensor], config: dict) ->
 
     The weights go first: a folder with head.json but no head.safetensors is an error to `resolve_model`.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     weights_tmp = out_dir / (HEAD_WEIGHTS + ".tmp")
-    save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
+    # Written by Python, not by safetensors' save_file, which creates its file 0600 whatever the umask.
+    weights_tmp.write_bytes(save(tensors, metadata={"format": "pt"}))
     weights_tmp.replace(out_dir / HEAD_WEIGHTS)
     config_tmp = out_dir / (HEAD_CONFIG + ".tmp")
     config_tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

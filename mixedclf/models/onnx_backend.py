@@ -39,8 +39,11 @@ def _require_ort():
 
 
 def model_path(spec: ModelSpec, precision: str) -> Path:
-    """The converted model for this spec and precision (fp32 or int8), converting it on first use."""
+    """The converted model for this spec and precision (fp32 or int8), converting it on first use; an ONNX
+    export's own file."""
     ort = _require_ort()
+    if spec.kind == "onnx":
+        return spec.path / "model.onnx"
     from mixedclf.models.cache import cached_folder, content_hash
 
     key = f"{content_hash(spec)}-onnxruntime-{precision}-ort{ort.__version__}-v{CONVERSION_VERSION}"

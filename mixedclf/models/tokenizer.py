@@ -27,7 +27,13 @@ _CACHE_FORMAT = 2
 
 
 def tokenizer_json_and_pad_id(spec: ModelSpec) -> tuple[str, int]:
-    """The fast tokenizer's JSON and the pad token id, from the cache when this tokenizer was built before."""
+    """The fast tokenizer's JSON and the pad token id, from the cache when this tokenizer was built before (an
+    ONNX export carries its own)."""
+    if spec.kind == "onnx":
+        try:
+            return (spec.path / "tokenizer.json").read_text(encoding="utf-8"), int(spec.head_config["pad_token_id"])
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{spec.path}: unreadable tokenizer.json or pad_token_id: {exc}") from exc
     key = _cache_key(spec.encoder_path)
     if key is None:
         return _build(spec.encoder_path)

@@ -189,9 +189,18 @@ def _labels_table(agg: LabelAggregate, rows: int) -> Table:
     return t
 
 
+def model_device_name(m: RunMeasurements) -> str:
+    """What the model ran on, in words that fit it: "GPU" on an accelerator, "CPU (GPU-priced)" on a CPU, whose
+    seconds the cost model bills at the GPU rate."""
+    devices = {s.device.split(":")[0] for s in m.stages if s.name == "inference"}
+    if devices and devices <= {"cpu"}:
+        return "CPU (GPU-priced)"
+    return "MPS" if devices == {"mps"} else "GPU"
+
+
 def _utilization_line(cost: CostBreakdown, m: RunMeasurements) -> str:
     parts = [
-        f"GPU utilization {cost.gpu_utilization * 100:.1f}% "
+        f"{model_device_name(m)} utilization {cost.gpu_utilization * 100:.1f}% "
         f"(inference busy {fmt_s(m.stage_busy('inference'))} s / model load to last batch {fmt_s(m.gpu_held_s)} s)"
     ]
     if cost.cpu_pool_utilization is not None:

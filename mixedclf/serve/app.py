@@ -110,7 +110,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     from mixedclf.models.device import resolve_device
 
     spec = resolve_model(settings.model)
-    device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend))
+    device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend, spec))
     pricing = load_pricing(settings.pricing, settings.profile)
     state = ServerState(settings, spec, device, pricing)
 

@@ -227,7 +227,7 @@ class Infer:
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.spec = resolve_model(model)
-        self.device = resolve_device(device, resolve_backend(precision, backend))
+        self.device = resolve_device(device, resolve_backend(precision, backend, self.spec))
         model = load_model(self.spec, self.device, precision, backend)
         self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id, batch_size=batch_size,
                                       max_batch_tokens=max_batch_tokens, dedup=dedup)
