@@ -73,6 +73,9 @@ class StageMeasurement(BaseModel):
     busy_s: float = Field(default=0.0, ge=0)  # inside the stage function, summed over workers
     wall_s: float = Field(default=0.0, ge=0)  # first start to last end
     workers: int = Field(default=1, ge=0)
+    # CPU seconds of the stage (thread and process CPU clocks, worker processes included); unlike busy seconds
+    # they do not grow while the machine runs other work. None: not measured (the Ray engine, older reports).
+    cpu_s: float | None = Field(default=None, ge=0)
 
 
 class RunMeasurements(BaseModel):
@@ -121,6 +124,7 @@ class StageCost(BaseModel):
     gpu_only_cost: float  # pay-per-use: seconds x GPU rate (0 for provisioned-only stages)
     pay_per_use: bool = True  # False for model_load
     seconds_per_item: float = 0.0
+    cpu_s: float | None = None  # the stage's CPU seconds (see StageMeasurement); None: not measured
 
 
 class CostTotals(BaseModel):
@@ -283,6 +287,7 @@ def price_run(
                 gpu_only_cost=clean(gpu_seconds(s) * g) if ppu else 0.0,
                 pay_per_use=ppu,
                 seconds_per_item=clean(s.busy_s / s.items) if s.items else 0.0,
+                cpu_s=clean(s.cpu_s) if s.cpu_s is not None else None,
             )
         )
     ppu_mixed = sum(r.cost for r in rows)

@@ -26,6 +26,7 @@ from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import CostMeter
+from mixedclf.engines.cpu_time import CpuExcept
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.progress import source_rows
 from mixedclf.engines.result import RunResult, stage_measurement
@@ -153,9 +154,9 @@ class LocalEngine:
             if mixed and not (checkpoint is not None and checkpoint.committed):
                 # The first chunks are read and preprocessed while the model loads.
                 self.feed.fill()
-            load_start = time.monotonic()
+            load_start, load_cpu = time.monotonic(), time.process_time()
             module = load_model(spec, device, o.precision, backend, threads=o.torch_threads)
-            load_end = time.monotonic()
+            load_end, load_cpu = time.monotonic(), time.process_time() - load_cpu
             self._model_run = model_run(module, device, o.precision)
             if checkpoint is not None:
                 checkpoint.verify_model_run(self._model_run, o.output)
@@ -176,7 +177,8 @@ class LocalEngine:
         stats = runner.stats
         last_batch = stats.last if stats.last is not None else load_end
         stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
-                                   busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1)]
+                                   busy_s=load_end - load_start, wall_s=load_end - load_start, workers=1,
+                                   cpu_s=load_cpu)]
         stages += [stage_measurement(c) for c in clocks.values()]
         measurements = RunMeasurements(
             mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t_end - t_start,
@@ -266,6 +268,7 @@ class LocalEngine:
 
         writer_thread = threading.Thread(target=write_loop, name="mixedclf-writer", daemon=True)
         writer_thread.start()
+        device_cpu = CpuExcept(writer_thread)  # the device stage's CPU: this process's, less the writer's
 
         def infer(prep: PreprocessedBatch) -> np.ndarray:
             return runner.logits(prep, *self._batch)
@@ -282,7 +285,7 @@ class LocalEngine:
                                    hint="fix the row, or use --on-error skip")
                 if self._over_budget(len(chunk.texts)):
                     break
-                start = time.monotonic()
+                start, cpu_mark = time.monotonic(), device_cpu.now()
                 self._reported = 0
                 if o.dedup:
                     logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
@@ -291,7 +294,7 @@ class LocalEngine:
                     logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
                                                f"inference on chunk {chunk.index}")
                     hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
-                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
+                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts), device_cpu.now() - cpu_mark)
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
                 counts.dedup_hits += hits
@@ -373,7 +376,7 @@ class LocalEngine:
     def _postprocess_and_write(self, chunk, prep, logits, job: _Run, writer, errors) -> None:
         o = self.opts
         spec, tally, clocks, counts = job.spec, job.tally, job.clocks, job.counts
-        start = time.monotonic()
+        start, cpu0 = time.monotonic(), time.thread_time()
         columns = label_columns(logits, spec.labels, spec.activation, prep, spec.name, o.all_scores)
         table = chunk.passthrough
         if o.keep_text:
@@ -385,11 +388,11 @@ class LocalEngine:
         tally.add(columns)
         ids = python_values(table.column(o.id_field))
         self._id_repeats.add(ids)
-        mid = time.monotonic()
-        clocks["postprocess"].add(start, mid, table.num_rows)
+        mid, cpu1 = time.monotonic(), time.thread_time()
+        clocks["postprocess"].add(start, mid, table.num_rows, cpu1 - cpu0)
         write_rows(writer, table, chunk.source)
         errors.write([p.as_dict() for p in chunk.problems])
-        clocks["write"].add(mid, time.monotonic(), table.num_rows)
+        clocks["write"].add(mid, time.monotonic(), table.num_rows, time.thread_time() - cpu1)
         counts.rows_in += chunk.rows_in
         counts.rows_out += table.num_rows
         counts.rows_errored += len(chunk.problems)

@@ -13,7 +13,8 @@ from mixedclf.models.spec import ModelSpec
 
 def stage_measurement(clock: StageClock) -> StageMeasurement:
     return StageMeasurement(name=clock.name, billing=clock.billing, device=clock.device, items=clock.items,
-                            busy_s=clock.busy_s, wall_s=clock.wall_s, workers=clock.workers)
+                            busy_s=clock.busy_s, wall_s=clock.wall_s, workers=clock.workers,
+                            cpu_s=clock.cpu_s)
 
 
 @dataclass

@@ -158,7 +158,7 @@ class ServerState:
         for attempt in (1, 2):
             pool = self.pool
             try:
-                prep, start, end, _pid = await asyncio.wait_for(
+                prep, start, end, _pid, _cpu = await asyncio.wait_for(
                     loop.run_in_executor(pool, task, texts), timeout
                 )
                 return prep, end - start
