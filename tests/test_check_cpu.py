@@ -110,3 +110,49 @@ def test_a_real_run_records_cpu_seconds_per_stage(tiny_model, tmp_path):
             assert cpu[name] is not None and cpu[name] > 0, (mode, name, cpu)
         # CPU seconds of one process's stages cannot exceed its busy seconds by much (single-threaded stages)
         assert cpu["postprocess"] <= next(s.seconds for s in rep.cost.stages if s.name == "postprocess") + 0.05
+
+
+# ---- issue 25 item 10: verdicts on reports that cannot be compared
+
+
+def _work_report(tmp_path, tiny_model):
+    from mixedclf.core.options import ClassifyOptions
+    from mixedclf.engines.run import classify_file
+
+    opts = ClassifyOptions(input=SAMPLE_JSONL, output=tmp_path / "w.jsonl", model=str(tiny_model), device="cpu",
+                           mode="gpu-only", batch_size=16, report=tmp_path / "w.json")
+    classify_file(opts)
+    return tmp_path / "w.json"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["work"].update(gflop=d["work"]["gflop"] / 2),
+    lambda d: d["work"].update(gflop=0.0),
+    lambda d: d["work"].update(rows=d["work"]["rows"] // 2),
+    lambda d: d["work"].update(rows=0),
+])
+def test_edited_work_counts_are_refused(cli, tmp_path, tiny_model, edit):
+    base = _work_report(tmp_path, tiny_model)
+    data = json.loads(base.read_text())
+    edit(data)
+    cur = tmp_path / "edited.json"
+    cur.write_text(json.dumps(data))
+    res = cli("check", cur, "--baseline", base)
+    assert res.exit_code == 2, res.stdout
+    assert "edited.json" in res.stderr and "contradicts" in res.stderr
+    # --allow-mismatch does not make made-up work comparable
+    assert cli("check", cur, "--baseline", base, "--allow-mismatch").exit_code == 2
+
+
+def test_a_run_that_classified_no_rows_is_not_a_saving(cli, tmp_path):
+    from conftest import write_classify_report
+
+    from mixedclf.costs.examples import mixed_run
+
+    base = write_classify_report(tmp_path / "base.json")
+    run = mixed_run(items=0)
+    run = run.model_copy(update={"stages": [s.model_copy(update={"items": 0}) for s in run.stages]})
+    cur = write_classify_report(tmp_path / "skipped.json", run=run, rows_in=300, rows_out=0, rows_errored=300)
+    res = cli("check", cur, "--baseline", base)
+    assert res.exit_code == 2 and "classified no rows" in res.stderr, res.stdout + res.stderr
+    assert "-100.0%" not in res.stdout

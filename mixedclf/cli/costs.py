@@ -366,8 +366,9 @@ def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, m
         text = check_to_markdown(result)
         _emit(text)
     else:
-        console = _console()
-        render_check(result, console)
+        # rendered first, then written: a closed pipe is then a BrokenPipeError for the CLI's exit-code table,
+        # not rich's silent exit 1 in the middle of a table
+        _emit(_rendered(render_check, result, _console()))
         text = None
     if output is not None:
         if text is None:
@@ -376,6 +377,14 @@ def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, m
             text = buf.export_text()
         _write_text(output, text)
     return result.exit_code
+
+
+def _rendered(render, result, like: Console) -> str:
+    """What `render(result, console)` prints on a console like `like` (its width and colours), as text."""
+    buf = Console(file=io.StringIO(), width=like.width, force_terminal=like.is_terminal,
+                  color_system=like.color_system, soft_wrap=False, highlight=False)  # type: ignore[arg-type]
+    render(result, buf)
+    return buf.file.getvalue()  # type: ignore[attr-defined]
 
 
 class _CheckGroup(HelpGroup):

@@ -38,7 +38,7 @@ from mixedclf.costs.check_metrics import (
     validate_metric,
     work_value,
 )
-from mixedclf.costs.check_mismatch import mismatch_lists
+from mixedclf.costs.check_mismatch import mismatch_lists, unusable
 from mixedclf.costs.check_rows import CompareRow, classify_rows, compare_row, estimate_rows, pct_change, spread
 from mixedclf.costs.fmt import fmt_money, format_pct, format_value
 from mixedclf.costs.monthly import MonthlyProjection, project_monthly
@@ -137,6 +137,9 @@ def compare(
         raise CostInputError("check needs at least one current and one baseline report")
     b_paths = _as_list(baseline_path) if isinstance(baseline_path, list) else [baseline_path] * len(bases)
     c_paths = _as_list(current_path) if isinstance(current_path, list) else [current_path] * len(curs)
+    for path, rep in zip([*b_paths, *c_paths], [*bases, *curs]):
+        if (problem := unusable(rep)) is not None:
+            raise CostInputError(f"{path}: {problem}")
     hard, soft = mismatch_lists(bases, curs)
     if hard and not allow_mismatch:
         more = f" (+{len(hard) - 1} more)" if len(hard) > 1 else ""
