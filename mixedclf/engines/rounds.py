@@ -35,7 +35,9 @@ def _one_run(python: str, side: str, number: int, input_path: str, run_opts: lis
     report = folder / (f"{side}-{number}.json" if keep else f"warmup-{side}-{number}.json")
     output = folder / f"out-{side}.jsonl"
     output.unlink(missing_ok=True)
-    cmd = [python, "-m", "mixedclf", "classify", input_path, "-o", str(output), "--report", str(report), "--quiet",
+    # -P: the working directory is not put on sys.path, so a checkout's mixedclf/ folder there cannot shadow the
+    # version installed in that Python's environment
+    cmd = [python, "-P", "-m", "mixedclf", "classify", input_path, "-o", str(output), "--report", str(report), "--quiet",
            *run_opts]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
