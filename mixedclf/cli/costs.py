@@ -457,8 +457,8 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
         _emit("no advice: nothing in this report points to a cheaper setup.")
         return
     for a in items:
-        line = f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" if fmt == "markdown" else (
-            f"• {a.title} — saves ~{a.saving_text()} ({a.basis})\n  {a.detail}")
+        line = f"- **{a.title}** ({a.claim_text()}): {a.detail}" if fmt == "markdown" else (
+            f"• {a.title} — {a.claim_text()}\n  {a.detail}")
         _emit(line)
 
 

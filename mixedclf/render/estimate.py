@@ -141,7 +141,7 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
-        console.print(f"advice: {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+        console.print(f"advice: {escape(a.title)} — {escape(a.claim_text())}: {escape(a.detail)}")
 
 
 def _advice(r: EstimateReport) -> list:
@@ -172,7 +172,7 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
     out += [f"> note: {n}" for n in r.notes]
     adv = _advice(r) if advice else []
     if adv:
-        out += ["", "### Advice", ""] + [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in adv]
+        out += ["", "### Advice", ""] + [f"- **{a.title}** ({a.claim_text()}): {a.detail}" for a in adv]
     return "\n".join(out).rstrip() + "\n"
 
 

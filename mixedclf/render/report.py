@@ -34,8 +34,9 @@ def gpu_seconds_label(cost: CostBreakdown) -> str | None:
 
 
 def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
-    m = "mixed" + (" (counterfactual)" if cost.mixed_is == "counterfactual" else "")
-    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else "")
+    # every dollar column says whether its seconds were measured or derived (a counterfactual from them)
+    m = "mixed" + (" (derived)" if cost.mixed_is == "counterfactual" else " (measured)")
+    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else " (derived)")
     if cost.inference_on_cpu:
         g += " (CPU s ÷ %g at GPU rate)" % cost.gpu_speedup if cost.gpu_speedup else " (CPU s at GPU rate)"
     return m, g
@@ -275,7 +276,7 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         if items:
             console.print("[bold]Advice[/bold] (largest estimated saving first)")
             for a in items:
-                console.print(f"  • {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+                console.print(f"  • {escape(a.title)} — {escape(a.claim_text())}: {escape(a.detail)}")
 
 
 def render_report(report: AnyReport, console: Console, *, advice: bool = True) -> None:
@@ -373,7 +374,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         items = _advice_for(report)
         if items:
             out += ["", "### Advice", ""]
-            out += [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in items]
+            out += [f"- **{a.title}** ({a.claim_text()}): {a.detail}" for a in items]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -384,19 +385,23 @@ def report_to_markdown(report: AnyReport, *, advice: bool = True) -> str:
 
 
 def summary_line(report: AnyReport) -> str:
-    """One line for --quiet / cron."""
+    """One line for --quiet / cron: each dollar figure names its billing model and whether it was measured."""
     if isinstance(report, EstimateReport):
         return estimate_summary_line(report)
-    m, ppu = report.measurements, report.cost.pay_per_use
+    from mixedclf.costs.summary import labelled_totals
+
+    m = report.measurements
+    ppu, prov = labelled_totals(report.cost, "pay-per-use"), labelled_totals(report.cost, "provisioned")
     rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
     err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
     partial = " PARTIAL (resumed run: cost covers this process's rows only);" if report.resumed else ""
-    if report.cost.savings_claim:
-        claim = f"savings {_savings_pct_text(ppu)}"
+    if ppu.savings_claimed:
+        claim = f"savings {_savings_pct_text(report.cost.pay_per_use)}"
     else:
-        claim = "CPU seconds at the GPU rate, no saving claimed"
+        claim = "no saving claimed"
     return (
         f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s);{partial} "
-        f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} "
-        f"({claim}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
+        f"pay-per-use: mixed {fmt_money(ppu.mixed)} {ppu.mixed_is} ({fmt_money(ppu.mixed_per_1k)}/1k rows) vs "
+        f"GPU-only {fmt_money(ppu.gpu_only)} {ppu.gpu_only_is} ({ppu.gpu_seconds_are}; {claim}); "
+        f"provisioned: mixed {fmt_money(prov.mixed)} {prov.mixed_is} ({fmt_money(prov.mixed_per_1k)}/1k rows)"
     )

@@ -1,0 +1,81 @@
+"""One set of numbers: the JSON summary, the terminal table, the markdown and the --quiet line of one run show the
+same dollar figures, each naming its billing model and whether it was measured or derived; a run whose inference
+ran on a CPU claims no saving in any of them (nor in its advice)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from mixedclf.costs.advice import advise
+from mixedclf.costs.examples import classify_fields, mixed_run, stage
+from mixedclf.costs.fmt import fmt_money
+from mixedclf.costs.report import build_classify_report
+from mixedclf.costs.summary import classify_summary
+from mixedclf.render.report import render_report, report_to_markdown, summary_line
+
+
+def _gpu_report():
+    return build_classify_report(**classify_fields())
+
+
+def _cpu_report():
+    run = mixed_run()
+    run.stages[3] = stage("inference", "gpu", 4.0, device="cpu")
+    return build_classify_report(**classify_fields(run=run, device="cpu"))
+
+
+def _four(report):
+    summary = json.loads(classify_summary(report, Path("out.jsonl"), None, Path("out.errors.jsonl"))
+                         .model_dump_json())
+    console = Console(record=True, width=200, file=io.StringIO())
+    render_report(report, console)
+    return summary, console.export_text(), report_to_markdown(report), summary_line(report)
+
+
+@pytest.mark.parametrize("make", [_gpu_report, _cpu_report])
+def test_every_rendering_shows_the_same_labelled_figures(make):
+    report = make()
+    summary, table, md, quiet = _four(report)
+    for key, basis in (("pay_per_use", "pay-per-use"), ("provisioned", "provisioned")):
+        totals = report.cost.totals(basis)
+        s = summary[key]
+        assert s["billing"] == basis and s["billing_model"]
+        assert (s["mixed"], s["gpu_only"], s["mixed_per_1k"]) == (totals.mixed, totals.gpu_only,
+                                                                  totals.mixed_per_1k)
+        assert s["mixed_is"] == "measured" and s["gpu_only_is"] == "derived"
+        # the same dollars, in the row named after the billing model, under columns saying measured / derived
+        for text in (table, md):
+            row = next(line for line in text.splitlines() if basis in line and fmt_money(totals.mixed) in line)
+            assert fmt_money(totals.mixed_per_1k) in row.replace(fmt_money(totals.mixed), "", 1)
+            assert "mixed (measured)" in text and "GPU-only (derived" in text
+        # --quiet: both billing models named, each figure with measured/derived
+        part = quiet.split(f"{basis}:")[1]
+        assert part.lstrip().startswith(f"mixed {fmt_money(totals.mixed)} measured ({fmt_money(totals.mixed_per_1k)}/1k")
+
+
+def test_a_cpu_run_claims_no_saving_anywhere():
+    report = _cpu_report()
+    summary, table, md, quiet = _four(report)
+    for key in ("pay_per_use", "provisioned"):
+        assert summary[key]["savings_claimed"] is False
+        assert summary[key]["savings"] is None and summary[key]["savings_pct"] is None
+        assert summary[key]["gpu_seconds_are"] == "CPU seconds priced at the GPU rate"
+    assert "no saving claimed" in quiet and "savings" not in quiet
+    for text in (table, md):
+        assert "saves ~" not in text and "mixed saves" not in text
+    items = advise(report)
+    assert items and all(not a.claimed and "no saving claimed" in a.claim_text() for a in items)
+
+
+def test_a_gpu_run_claims_its_measured_saving():
+    report = _gpu_report()
+    summary, _, _, quiet = _four(report)
+    ppu = report.cost.pay_per_use
+    assert summary["pay_per_use"]["savings"] == ppu.savings and summary["pay_per_use"]["savings_claimed"]
+    assert f"savings {ppu.savings_pct:.1f}%" in quiet
+    assert all(a.claimed and "derived" in a.claim_text() for a in advise(report))
