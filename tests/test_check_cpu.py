@@ -156,3 +156,19 @@ def test_a_run_that_classified_no_rows_is_not_a_saving(cli, tmp_path):
     res = cli("check", cur, "--baseline", base)
     assert res.exit_code == 2 and "classified no rows" in res.stderr, res.stdout + res.stderr
     assert "-100.0%" not in res.stdout
+
+
+def test_pr_comment_headline_leads_with_the_measured_figure(tmp_path, tiny_model, cli):
+    """The headline of a work verdict: the measured cost per 1k first, the work-priced one (the verdict) beside."""
+    from mixedclf.costs.check import check_files
+    from mixedclf.render.check import check_to_markdown
+
+    rep = _work_report(tmp_path, tiny_model)
+    r = check_files(rep, rep)
+    headline = check_to_markdown(r).splitlines()[3]
+    measured = next(row for row in r.rows if row.name == "mixed total (measured)")
+    from mixedclf.costs.fmt import format_value
+
+    assert headline.startswith(f"cost per 1,000 items, pay-per-use, measured: {format_value('$ / 1k', measured.baseline)}")
+    assert "work-priced (verdict on counted work" in headline
+    assert headline.index("measured:") < headline.index("work-priced")

@@ -49,10 +49,22 @@ def headline(r: CheckResult) -> str:
     lim = f"; limits: {', '.join(limits)}" if limits else "; no limit set"
     counts = (f"; median of {len(r.baseline_paths)} baseline / {len(r.current_paths)} current reports"
               if len(r.baseline_paths) > 1 or len(r.current_paths) > 1 else "")
-    return (
-        f"{METRIC_LABELS[r.metric]} ({_VERDICT[r.verdict_on].format(basis=r.basis)}): "
-        f"{format_value(r.metric, r.baseline_value)} -> {format_value(r.metric, r.current_value)} ({cp}){lim}{counts}"
-    )
+    verdict = (f"{format_value(r.metric, r.baseline_value)} -> {format_value(r.metric, r.current_value)} ({cp})")
+    measured = _measured_row(r)
+    if r.verdict_on == "work" and measured is not None:
+        # the measured figure leads (what the runs cost); the work-priced one the verdict rests on is beside it
+        return (f"{METRIC_LABELS[r.metric]}, {r.basis}, measured: {_cell(measured.unit, measured.baseline, None)} -> "
+                f"{_cell(measured.unit, measured.current, None)} ({_fmt_diff_pct(measured)}); work-priced "
+                f"({_VERDICT['work']}): {verdict}{lim}{counts}")
+    return f"{METRIC_LABELS[r.metric]} ({_VERDICT[r.verdict_on].format(basis=r.basis)}): {verdict}{lim}{counts}"
+
+
+_MEASURED_ROW = {"cost_per_1k": "mixed total (measured)", "gpu_seconds_per_1k": "GPU seconds per 1k (measured)",
+                 "throughput": "throughput (measured)"}
+
+
+def _measured_row(r: CheckResult) -> CompareRow | None:
+    return next((row for row in r.rows if row.name == _MEASURED_ROW[r.metric]), None)
 
 
 _VERDICT = {
