@@ -25,7 +25,7 @@ from mixedclf.core.run import RunSettings, RunStats
 from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.budget import already_spent_message
-from mixedclf.engines.budget import CostMeter
+from mixedclf.engines.budget import BudgetStop, CostMeter
 from mixedclf.engines.cpu_time import CpuExcept
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.progress import source_rows
@@ -85,6 +85,7 @@ class LocalEngine:
         self.load_started_at: float | None = None  # time.monotonic() when the model load began
         self.duplicate_ids = 0
         self._id_repeats = IdRepeats()
+        self._spend_checkpoint = False  # a budget stop inside a chunk: record the spend in a checkpoint
 
     @property
     def pool_restarts(self) -> int:  # worker pools started again after a worker died
@@ -93,6 +94,8 @@ class LocalEngine:
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
         self.on_rows(rows)
+        if self.meter is not None:
+            self.meter.batch_done(rows)  # raises BudgetStop when finishing the chunk would pass --max-cost
 
     def _fingerprint(self, in_fmt: str, out_fmt: str, spec: ModelSpec) -> str:
         settings = {k: getattr(self.opts, k) for k in OUTPUT_SHAPING}
@@ -287,13 +290,21 @@ class LocalEngine:
                     break
                 start, cpu_mark = time.monotonic(), device_cpu.now()
                 self._reported = 0
-                if o.dedup:
-                    logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer), o.stage_timeout_gpu,
-                                                     f"inference on chunk {chunk.index}")
-                else:
-                    logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
-                                               f"inference on chunk {chunk.index}")
-                    hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
+                if self.meter is not None:
+                    self.meter.chunk_started(len(chunk.texts))
+                try:
+                    if o.dedup:
+                        logits, hits = call_with_timeout(lambda: logits_with_dedup(prep, infer),
+                                                         o.stage_timeout_gpu, f"inference on chunk {chunk.index}")
+                    else:
+                        logits = call_with_timeout(lambda: infer(prep), o.stage_timeout_gpu,
+                                                   f"inference on chunk {chunk.index}")
+                        hits = len(prep) - len(set(prep.cleaned))  # what dedup would have skipped, for the advice
+                except BudgetStop as stop:
+                    # the chunk is dropped unwritten; what the job spent (the probe included) goes in the checkpoint
+                    self.budget_stop = stop.check.message(str(o.output))
+                    self._spend_checkpoint = resumable
+                    break
                 job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts), device_cpu.now() - cpu_mark)
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
@@ -306,6 +317,8 @@ class LocalEngine:
             writer_thread.join()
             if failure:
                 raise failure[0]
+            if self._spend_checkpoint:  # the job's spend so far is kept even when no chunk was completed
+                self._save_checkpoint(writer, errors, tally, counts, fingerprint)
             self.signals.raise_if_stopped(o.output)
             if self.budget_stop is not None:
                 raise Interrupted(self.budget_stop, EXIT_BUDGET)
