@@ -41,6 +41,8 @@ def _pair_mismatches(base, cur, where: str) -> tuple[list[str], list[str]]:
     for label, rep in (("baseline", base), ("current", cur)):
         if rep.resumed is not None:
             hard.append(f"{label} is a partial run{where} ({rep.resumed.describe()})")
+        if getattr(rep, "stopped", None) is not None:
+            hard.append(f"{label} is a partial run{where} (stopped at its cost budget)")
     for key in WORK_SETTINGS:
         b, c = base.settings.get(key), cur.settings.get(key)
         if b != c and not (b is None or c is None):

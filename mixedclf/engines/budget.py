@@ -34,6 +34,8 @@ class CostMeter:
         self.price = dict(idle_timeout_s=idle_timeout_s, gpu_speedup=gpu_speedup)
         self.max_cost = max_cost
         self.spent_before = 0.0  # the job's earlier processes (from the checkpoint)
+        self.seconds_before = 0.0  # their process seconds
+        self.runs_before = 0  # how many they were
         self.rows_before = 0
         self.expected_rows: int | None = None
         self.first_projection: float | None = None  # the whole job, projected after this process's first chunk
@@ -42,8 +44,14 @@ class CostMeter:
         self._chunk_done = 0  # of them, rows through the device so far
         self._last_look = 0.0
 
-    def resumed(self, spent_before: float, rows_before: int) -> None:
+    def resumed(self, spent_before: float, rows_before: int, seconds_before: float = 0.0,
+                runs_before: int = 0) -> None:
         self.spent_before, self.rows_before = spent_before, rows_before
+        self.seconds_before, self.runs_before = seconds_before, runs_before
+
+    def job_seconds(self) -> float:
+        """The job's process seconds so far: earlier processes + this one up to now."""
+        return clean(self.seconds_before + max(0.0, time.monotonic() - self.started_at))
 
     @property
     def budget_spent(self) -> bool:

@@ -131,7 +131,7 @@ class LocalEngine:
         checkpoint = self._load_checkpoint(fingerprint) if self.io.resumable else None
         if self.meter is not None:
             if checkpoint is not None:
-                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in)
+                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs)
             if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
                 raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
                                   EXIT_BUDGET)
@@ -169,9 +169,17 @@ class LocalEngine:
                 self.meter.model_loaded(mode=o.mode, device=dev, load_start=load_start, load_end=load_end,
                                         pool_started=pool_started, workers=workers, inference=clocks["inference"],
                                         pool_released=lambda: self.feed.released)
+            job = _Run(in_fmt, out_fmt, spec, runner, tokenizer, clocks, checkpoint, fingerprint)
+            stopped: Interrupted | None = None
             with self.signals:
-                tally, counts = self._stream(_Run(in_fmt, out_fmt, spec, runner, tokenizer, clocks, checkpoint,
-                                                  fingerprint))
+                try:
+                    tally, counts = self._stream(job)
+                except Interrupted as exc:
+                    if self.budget_stop is None:
+                        raise
+                    # a stop at the budget still reports what was written: the caller writes the report, then
+                    # ends with the stop's exit code
+                    stopped, tally, counts = exc, job.tally, job.counts
             self.first_batch_at = runner.stats.first
         finally:
             self.feed.close()
@@ -222,7 +230,7 @@ class LocalEngine:
             extra.budget = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,
                             "first_projection": self.meter.first_projection}
         return RunResult(spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
-                         settings, extra)
+                         settings, extra, stopped=stopped)
 
     def _load_checkpoint(self, fingerprint: str) -> Checkpoint | None:
         output = self.opts.output
@@ -365,7 +373,9 @@ class LocalEngine:
                    rows_in=counts.rows_in, rows_out=counts.rows_out, rows_errored=counts.rows_errored,
                    output=writer.files(),
                    errors=errors.state(), committed=committed, tally=asdict(tally),
-                   spent_usd=self.meter.job_spent() if self.meter is not None else 0.0).save(self.opts.output)
+                   spent_usd=self.meter.job_spent() if self.meter is not None else 0.0,
+                   spent_s=self.meter.job_seconds() if self.meter is not None else 0.0,
+                   runs=(self.meter.runs_before if self.meter is not None else 0) + 1).save(self.opts.output)
 
     def _over_budget(self, next_rows: int) -> bool:
         """With --max-cost: stop before a chunk that would take the job's bill past the budget (the chunks before

@@ -28,4 +28,5 @@ class RunResult:
     rows_errored: int
     settings: RunSettings
     extra: RunStats
+    stopped: Exception | None = None  # the run stopped early (at --max-cost): raised once the report is written
 

@@ -233,6 +233,10 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     p = report.pricing
     if report.resumed is not None:
         console.print(f"[bold yellow]{escape(report.resumed.describe())}[/bold yellow]")
+    if report.stopped is not None:
+        console.print(f"[bold yellow]partial run: {escape(report.stopped)}[/bold yellow]")
+    if report.job is not None:
+        console.print(escape(report.job.describe()))
     console.print(
         f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
         f"device {escape(report.device)} · engine {escape(report.engine)}"
@@ -296,6 +300,8 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         f"## mixedclf classify: {report.model}",
         "",
         *([f"> **{report.resumed.describe()}**", ""] if report.resumed is not None else []),
+        *([f"> **partial run: {report.stopped}**", ""] if report.stopped is not None else []),
+        *([report.job.describe() + ".", ""] if report.job is not None else []),
         f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
         f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
         "",
@@ -395,6 +401,10 @@ def summary_line(report: AnyReport) -> str:
     rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
     err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
     partial = " PARTIAL (resumed run: cost covers this process's rows only);" if report.resumed else ""
+    if report.stopped:
+        partial += " PARTIAL (stopped at the cost budget: the rows written before the stop);"
+    if report.job is not None:
+        partial += f" {report.job.describe()};"
     if ppu.savings_claimed:
         claim = f"savings {_savings_pct_text(report.cost.pay_per_use)}"
     else:
