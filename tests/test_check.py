@@ -178,9 +178,13 @@ def test_estimate_reports(cli, tmp_path):
 def test_compare_zero_baseline():
     base = build_classify_report(**classify_fields(run=mixed_run(items=0)))
     cur = build_classify_report(**classify_fields())
-    r = compare(base, cur, limits=CheckLimits(max_increase_pct=1000))
-    assert r.exit_code == 1 and r.change_pct is None
-    assert compare(base, base, limits=CheckLimits(max_increase_pct=0)).exit_code == 0
+    # a classify run that classified no rows has no cost per row: refused on either side (was a "regression"
+    # as a baseline, and "-100%, within limits" as a current run)
+    from mixedclf.costs.pricing import CostInputError
+
+    for pair_ in ((base, cur), (cur, base), (base, base)):
+        with pytest.raises(CostInputError, match="classified no rows"):
+            compare(*pair_, limits=CheckLimits(max_increase_pct=1000))
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
