@@ -87,6 +87,8 @@ def test_a_tiny_budget_stops_before_a_full_chunk_and_resume_completes_the_job(tm
     assert not out.exists()
     checkpoint = Checkpoint.load(out)
     assert checkpoint.chunks_done == 0 and checkpoint.rows_out == 0 and checkpoint.spent_usd > 0
+    partial = temp_path_for(out)
+    assert not partial.exists() or partial.stat().st_size == 0
     # a stop at the budget writes its report, flagged partial, with the probe's bill
     from mixedclf.costs.report import load_report
 
