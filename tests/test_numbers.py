@@ -79,3 +79,28 @@ def test_a_gpu_run_claims_its_measured_saving():
     assert summary["pay_per_use"]["savings"] == ppu.savings and summary["pay_per_use"]["savings_claimed"]
     assert f"savings {ppu.savings_pct:.1f}%" in quiet
     assert all(a.claimed and "derived" in a.claim_text() for a in advise(report))
+
+
+def test_gpu_speedup_scales_the_pool_too_and_the_headline_never_contradicts_the_bill():
+    from mixedclf.render.report import headline
+
+    def cpu_run(workers, speedup):
+        run = mixed_run(workers=workers)
+        run.stages[3] = stage("inference", "gpu", 4.0, device="cpu")
+        return build_classify_report(**classify_fields(run=run, device="cpu"), gpu_speedup=speedup)
+
+    plain, fast = cpu_run(4, None), cpu_run(4, 10.0)
+    # a 10x GPU saves 3.6 s of inference: the run, and the pool's hold with it, end that much sooner (9.5 -> 5.9 s,
+    # above the pool's own 20 s / 4 workers), so the pool is billed ceil(5.9 + 5) = 11 s a worker, not 15
+    assert plain.cost.provisioned_parts.billed_cpu_worker_s == [15] * 4
+    assert fast.cost.provisioned_parts.billed_cpu_worker_s == [11] * 4
+    # never below the pool's own work: 16 workers of 20 busy seconds hold at least 1.25 s each
+    many = cpu_run(16, 1000.0)
+    assert min(many.cost.provisioned_parts.billed_cpu_worker_s) >= 7  # ceil(1.25 + 5)
+    # a pool so large that the provisioned bill costs more while pay-per-use saves: the headline says both
+    big = cpu_run(64, 10.0)
+    ppu, prov = big.cost.pay_per_use, big.cost.provisioned
+    assert ppu.savings > 0 > prov.savings
+    line = headline(big)
+    assert "mixed saves" in line and "on the provisioned bill mixed costs more by" in line
+    assert fmt_money(abs(prov.savings)) in line

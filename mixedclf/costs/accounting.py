@@ -302,14 +302,20 @@ def price_run(
     gpu_busy = run.busy_by_billing("gpu") - speedup_saved  # excludes model_load
     host_cpu = 0.0
     if run.mode == "mixed":
-        pool_ws = run.cpu_pool_workers * run.cpu_pool_held_s
-        pool_bills = [billed_seconds(run.cpu_pool_held_s, t)] * run.cpu_pool_workers
+        pool_held = run.cpu_pool_held_s
+        floor = 0.0  # with --gpu-speedup: the run cannot end before the pool has done its own work
+        if speedup_saved and run.cpu_pool_workers:
+            # A faster GPU shortens the run, and the pool's hold with it, down to the pool's own busy seconds.
+            pool_held = max(run.stage_busy("preprocess") / run.cpu_pool_workers, pool_held - speedup_saved)
+            floor = pool_held
+        pool_ws = run.cpu_pool_workers * pool_held
+        pool_bills = [billed_seconds(pool_held, t)] * run.cpu_pool_workers
         if run.process_s is not None:
             # This process drives the GPU: the GPU worker is up from process start to its end.
-            gpu_held = max(0.0, run.process_s - speedup_saved)
+            gpu_held = max(0.0, run.process_s - speedup_saved, (run.startup_s + floor) if floor else 0.0)
             gpu_bills = [billed_seconds(gpu_held, t)]
         else:
-            gpu_held = max(0.0, run.gpu_held_s - speedup_saved)
+            gpu_held = max(0.0, run.gpu_held_s - speedup_saved, floor)
             host_cpu = max(0.0, run.wall_s - run.gpu_held_s)
             gpu_bills = [billed_seconds(gpu_held, t)]
             if host_cpu > 0:

@@ -52,8 +52,16 @@ def headline(report: ClassifyReport) -> str:
                 f"compare with a report measured on a GPU. Cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)}")
     verdict = "saves" if ppu.savings >= 0 else "costs more by"
     scaled = f"; {gpu_seconds_label(cost)}" if cost.inference_on_cpu else ""
+    prov = cost.provisioned
+    # the headline never contradicts the provisioned bill printed under it: where the two billing models
+    # disagree, it says so
+    other = ""
+    if (prov.savings >= 0) != (ppu.savings >= 0):
+        p_verdict = "saves" if prov.savings >= 0 else "costs more by"
+        other = (f"; on the provisioned bill mixed {p_verdict} {fmt_money(abs(prov.savings))} "
+                 f"({_savings_pct_text(prov)})")
     return (f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} (pay-per-use{scaled}): "
-            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
+            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}){other}; "
             f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}")
 
 
