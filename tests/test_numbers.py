@@ -104,3 +104,23 @@ def test_gpu_speedup_scales_the_pool_too_and_the_headline_never_contradicts_the_
     line = headline(big)
     assert "mixed saves" in line and "on the provisioned bill mixed costs more by" in line
     assert fmt_money(abs(prov.savings)) in line
+
+
+def test_estimate_from_a_cpu_report_claims_no_saving(cli, tmp_path):
+    from mixedclf.costs.report import write_report
+
+    cpu = write_report(_cpu_report(), tmp_path / "cpu.json")
+    for fmt in ("table", "markdown"):
+        res = cli("estimate", "--from-report", cpu, "--no-usage", "--format", fmt)
+        assert res.exit_code == 0, res.stdout + res.stderr
+        assert "no saving claimed" in res.stdout and "savings $" not in res.stdout, res.stdout
+        assert "mixed is cheaper" not in res.stdout and "saves ~" not in res.stdout
+    data = json.loads(cli("estimate", "--from-report", cpu, "--no-usage", "--format", "json").stdout)
+    assert data["savings_claim"] is False and any("ran on a CPU" in n for n in data["notes"])
+    # with GPU seconds given, the estimate is the user's: its saving is claimed
+    gpu = json.loads(cli("estimate", "--from-report", cpu, "--gpu-sec", "0.001", "--no-usage", "--format",
+                         "json").stdout)
+    assert gpu["savings_claim"] is True
+    # a report measured on a GPU claims its saving
+    assert json.loads(cli("estimate", "--from-report", write_report(_gpu_report(), tmp_path / "g.json"),
+                          "--no-usage", "--format", "json").stdout)["savings_claim"] is True

@@ -189,6 +189,11 @@ def _estimate_values(
         inputs, prof, sweep_range=sweep_range, sweep_count=sweep_points, model=model,
         source_report=str(from_report) if from_report else None, notes=notes,
     )
+    if from_report is not None and gpu_sec is None and src.cost.inference_on_cpu:
+        # the report's inference ran on a CPU: its seconds priced at the GPU rate are no GPU's, so no saving
+        rep = rep.model_copy(update={"savings_claim": False, "notes": [*rep.notes, (
+            f"inference in {from_report} ran on a CPU: the GPU seconds per request are CPU seconds, so no saving "
+            "is claimed; give --gpu-sec with a GPU's seconds per request to compare")]})
     if plot is not None:
         plot_sweep(rep, plot)
     if report_out is not None:

@@ -47,10 +47,12 @@ class Advice(BaseModel):
 
 def advise(report, limit: int = 4) -> list[Advice]:
     """Advice for a ClassifyReport or an EstimateReport, largest saving first."""
+    if report.kind == "estimate" and not getattr(report, "savings_claim", True):
+        return []  # its GPU seconds are a CPU's: every saving it could advise would be CPU-seconds arithmetic
     items = _advise_estimate(report) if report.kind == "estimate" else _advise_classify(report)
     items = [a for a in items if a.saving > 0 and math.isfinite(a.saving)]
     items.sort(key=lambda a: -a.saving)
-    if report.kind == "classify" and not report.cost.savings_claim:
+    if (not report.cost.savings_claim) if report.kind == "classify" else (not getattr(report, "savings_claim", True)):
         items = [a.model_copy(update={"claimed": False}) for a in items]
     return items[:limit]
 
