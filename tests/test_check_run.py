@@ -3,8 +3,8 @@ identical code passes, at the documented default rounds (slow tier).
 
 The slowdown is real work: tests/slowdown/sitecustomize.py, on the candidate's PYTHONPATH only, makes every forward
 (or every preprocess call) compute half its batch again. The candidate is a wrapper script around this Python, as a
-second installed environment would be. The tries per case default to one (a few minutes on a loaded 2-core
-machine); MIXEDCLF_GATE_TRIES=10 runs the protocol behind the numbers in docs/ci.md (10 tries of each slowdown
+second installed environment would be. The tries per case default to one (three `check run`s: 2-5 minutes each on
+a loaded 2-core machine); MIXEDCLF_GATE_TRIES=10 runs the protocol behind the numbers in docs/ci.md (10 tries of each slowdown
 must fail at least 9 times, 2 x 10 tries of identical code must all pass).
 """
 
@@ -75,5 +75,5 @@ def test_a_real_one_and_a_half_times_slowdown_fails(setup, stage):
 
 
 def test_identical_code_passes(setup):
-    results = [_check_run(setup, "identical", i) for i in range(2 * TRIES)]
+    results = [_check_run(setup, "identical", i) for i in range(2 * TRIES if TRIES > 1 else 1)]
     assert all(r["exit_code"] == 0 for r in results), [r["violations"] for r in results if r["exit_code"]]
