@@ -72,7 +72,9 @@ def test_reports_without_cpu_seconds_keep_the_old_verdict():
     run = mixed_run()
     plain = build_classify_report(**classify_fields(run=run))
     assert cpu_gate([plain] * 3, [plain] * 3, max_increase_pct=10) is None
-    assert compare([plain] * 3, [plain] * 3).cpu is None
+    r = compare([plain] * 3, [plain] * 3)
+    assert r.cpu is None and r.exit_code == 0
+    assert any("CPU-time gate did not run" in w for w in r.warnings)
 
 
 def test_mann_whitney_exact_p():

@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
-from mixedclf.costs.check_cpu import DEFAULT_ALPHA, DEFAULT_MAX_STAGE_INCREASE_PCT, CpuGate, cpu_gate
+from mixedclf.costs.check_cpu import DEFAULT_ALPHA, DEFAULT_MAX_STAGE_INCREASE_PCT, CpuGate, cpu_gate, has_cpu
 from mixedclf.costs.check_metrics import (
     METRIC_LABELS,
     METRIC_UNITS,
@@ -210,6 +210,11 @@ def compare(
         violations += cpu.violations
         if cpu.note:
             warnings.append(cpu.note)
+    elif classify:
+        old = [p for p, r in zip([*b_paths, *c_paths], everyone) if not has_cpu(r)]
+        warnings.append(f"no CPU seconds per stage in {', '.join(dict.fromkeys(old))} (made before they were "
+                        "recorded, or by the Ray engine): the CPU-time gate did not run, so the same work done "
+                        "slower is not seen")
     if verdict == "work" and pct_limit is not None and (cpu is None or cpu.alpha_per_figure is None):
         warnings += _measured_warnings(bases, curs, metric, basis, pct_limit)
 
