@@ -64,32 +64,71 @@ def _ids_and_labels(path):
 
 
 @pytest.mark.slow
-def test_a_tiny_budget_stops_after_the_first_chunk_and_resume_completes_the_job(tmp_path, tiny_model, input_3k):
+def test_a_tiny_budget_stops_before_a_full_chunk_and_resume_completes_the_job(tmp_path, tiny_model, input_3k):
     common = ["--model", tiny_model, "--chunk-rows", "500", "--cpu-workers", "1", "-q"]
     whole = tmp_path / "whole.jsonl"
     done = classify_process(input_3k, "-o", whole, *common)
     assert done.returncode == 0, done.stderr
 
-    out = tmp_path / "out.jsonl"
-    stopped = classify_process(input_3k, "-o", out, "--max-cost", "0.000001", *common)
+    out, report = tmp_path / "out.jsonl", tmp_path / "stop.json"
+    stopped = classify_process(input_3k, "-o", out, "--max-cost", "0.000001", "--report", report, *common)
     assert stopped.returncode == EXIT_BUDGET == 4, stopped.stderr
-    assert "stopped at the cost budget" in stopped.stderr and "--resume" in stopped.stderr
+    assert "stopped at the cost budget before a full chunk ran: a probe of" in stopped.stderr
+    assert "--resume" in stopped.stderr
     assert "Traceback" not in stopped.stderr and len(stopped.stderr.strip().splitlines()) == 1
-    # only the completed chunk is kept: the partial output holds the first 500 rows, the target does not exist
+    # the probe's micro-batch ran, the chunk did not: nothing written, the spend kept in the checkpoint
     assert not out.exists()
     checkpoint = Checkpoint.load(out)
-    assert checkpoint.chunks_done == 1 and checkpoint.rows_out == 500 and checkpoint.spent_usd > 0
-    assert _ids_and_labels(temp_path_for(out)) == _ids_and_labels(whole)[:500]
+    assert checkpoint.chunks_done == 0 and checkpoint.rows_out == 0 and checkpoint.spent_usd > 0
+    partial = temp_path_for(out)
+    assert not partial.exists() or partial.stat().st_size == 0
+    # a stop at the budget writes its report, flagged partial, with the probe's bill
+    from mixedclf.costs.report import load_report
+
+    rep = load_report(report)
+    assert rep.partial and "probe" in rep.stopped and rep.rows_out == 0
+    assert rep.cost.provisioned.mixed == pytest.approx(checkpoint.spent_usd, abs=0.002)
 
     # the budget covers the whole job: resuming with the same budget does nothing and keeps everything
     again = classify_process(input_3k, "-o", out, "--resume", "--max-cost", "0.000001", *common)
     assert again.returncode == EXIT_BUDGET and "already spent" in again.stderr
     assert Checkpoint.load(out) == checkpoint
 
-    resumed = classify_process(input_3k, "-o", out, "--resume", *common)
+    final = tmp_path / "final.json"
+    resumed = classify_process(input_3k, "-o", out, "--resume", "--report", final, *common)
     assert resumed.returncode == 0, resumed.stderr
     assert not checkpoint_path(out).exists()
     assert _ids_and_labels(out) == _ids_and_labels(whole)
+    # the finished job's report carries the whole job: both runs' seconds and dollars, every row
+    job = load_report(final).job
+    assert job is not None and job.runs == 2 and job.rows_out == 3000
+    this_run = load_report(final)
+    assert job.provisioned_usd == pytest.approx(checkpoint.spent_usd + this_run.cost.provisioned.mixed, abs=1e-6)
+    assert job.process_s > this_run.measurements.process_s
+
+
+def test_resume_with_the_same_budget_stays_within_one_probe(tmp_path, tiny_model, input_3k):
+    """A budget between one chunk and the job: each resume with the same budget goes no further than one probe
+    past it, and the checkpoint's spend only grows."""
+    common = ["--model", tiny_model, "--chunk-rows", "500", "--cpu-workers", "1", "-q"]
+    out = tmp_path / "out.jsonl"
+    first = classify_process(input_3k, "-o", out, "--max-cost", "0.05", *common)
+    assert first.returncode in (0, EXIT_BUDGET), first.stderr
+    if first.returncode == 0:
+        pytest.skip("the whole job fitted in the budget on this machine")
+    spent = [Checkpoint.load(out).spent_usd]
+    for _ in range(2):
+        again = classify_process(input_3k, "-o", out, "--resume", "--max-cost", "0.05", *common)
+        assert again.returncode == EXIT_BUDGET, again.stderr
+        spent.append(Checkpoint.load(out).spent_usd)
+    assert spent == sorted(spent)
+    steps = [spent[0]] + [b - a for a, b in zip(spent, spent[1:])]
+    # past the budget by at most what one process spent before it was stopped (its probe, or its last look)
+    assert spent[-1] - 0.05 <= max(steps) + 1e-9
+    # once the budget is spent, a resume with it does nothing
+    for before, after in zip(spent, spent[1:]):
+        if before >= 0.05:
+            assert after == before
 
 
 @pytest.mark.slow

@@ -178,6 +178,34 @@ def test_estimate_reports(cli, tmp_path):
 def test_compare_zero_baseline():
     base = build_classify_report(**classify_fields(run=mixed_run(items=0)))
     cur = build_classify_report(**classify_fields())
-    r = compare(base, cur, limits=CheckLimits(max_increase_pct=1000))
-    assert r.exit_code == 1 and r.change_pct is None
-    assert compare(base, base, limits=CheckLimits(max_increase_pct=0)).exit_code == 0
+    # a classify run that classified no rows has no cost per row: refused on either side (was a "regression"
+    # as a baseline, and "-100%, within limits" as a current run)
+    from mixedclf.costs.pricing import CostInputError
+
+    for pair_ in ((base, cur), (cur, base), (base, base)):
+        with pytest.raises(CostInputError, match="classified no rows"):
+            compare(*pair_, limits=CheckLimits(max_increase_pct=1000))
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_closed_stdout_is_the_broken_pipe_error_not_a_regression(pair, fmt):
+    """`check ... | head -1`: a closed pipe ends through the CLI's exit-code table with its one line on stderr, not
+    rich's silent exit 1 (the regression code)."""
+    import os
+    import subprocess
+    import sys
+
+    from mixedclf.errors import exit_code_and_line
+
+    base, cur = pair
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "mixedclf", "check", str(cur), "--baseline", str(base),
+                               "--format", fmt], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    code, _ = exit_code_and_line(BrokenPipeError(32, "Broken pipe"))
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pipe" in lines[0].lower(), done.stderr

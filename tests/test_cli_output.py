@@ -172,9 +172,12 @@ def test_classify_format_json_prints_one_object_and_nothing_else(tmp_path, tiny_
     assert summary["output"] == str(out) and summary["report"] == str(report)
     assert summary["errors"] == str(out) + ".errors.jsonl" and summary["seconds"] > 0
     saved = json.loads(report.read_text())
-    for basis in ("pay_per_use", "provisioned"):
-        for key in ("mixed", "gpu_only", "savings", "savings_pct"):
+    for basis, name in (("pay_per_use", "pay-per-use"), ("provisioned", "provisioned")):
+        for key in ("mixed", "gpu_only", "mixed_per_1k"):
             assert summary[basis][key] == saved["cost"][basis][key]
+        # a CPU run: its GPU-only figure is CPU seconds at the GPU rate, so no saving is claimed
+        assert summary[basis]["billing"] == name and summary[basis]["savings_claimed"] is False
+        assert summary[basis]["savings"] is None and summary[basis]["savings_pct"] is None
     # stderr holds the one line about the skipped row, and none of the libraries' chatter
     assert proc.stderr.strip().splitlines() == [f"1 rows skipped: see {out}.errors.jsonl"], proc.stderr
 

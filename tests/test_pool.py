@@ -24,7 +24,8 @@ def test_pool_workers_start_at_once_and_preprocess_like_the_parent(tiny_model):
     try:
         assert len(pool._processes) == 2  # both spawned already, not on the first piece of work
         assert all(f.result(timeout=60) for f in ready)
-        batch, start, end, _pid = pool.submit(preprocess_task, texts).result(timeout=60)
+        seqs, start, end, _pid, _cpu = pool.submit(preprocess_task, texts).result(timeout=60)
+        batch = seqs.batch
     finally:
         pool.shutdown()
     local = preprocess_texts(texts, make_tokenizer(tokenizer_json, spec.max_length))

@@ -16,6 +16,7 @@ from rich.console import Console
 from typer.core import TyperCommand
 
 from mixedclf.cli import options as opt
+from mixedclf.cli.help import HelpGroup
 from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
 
 FORMATS = ("table", "json", "markdown")
@@ -259,6 +260,11 @@ def _estimate_values(
         inputs, prof, sweep_range=sweep_range, sweep_count=sweep_points, model=model,
         source_report=str(from_report) if from_report else None, notes=notes,
     )
+    if from_report is not None and gpu_sec is None and src.cost.inference_on_cpu:
+        # the report's inference ran on a CPU: its seconds priced at the GPU rate are no GPU's, so no saving
+        rep = rep.model_copy(update={"savings_claim": False, "notes": [*rep.notes, (
+            f"inference in {from_report} ran on a CPU: the GPU seconds per request are CPU seconds, so no saving "
+            "is claimed; give --gpu-sec with a GPU's seconds per request to compare")]})
     if plot is not None:
         plot_sweep(rep, plot)
     if report_out is not None:
@@ -298,43 +304,112 @@ class _GreedyBaseline(TyperCommand):
         return super().parse_args(ctx, out)
 
 
+_MAX_INCREASE_PCT = typer.Option(
+    10.0, "--max-increase-pct", help="Fail above this % increase of cost per 1,000 items (the default gate: 10).")
+_MAX_STAGE_INCREASE_PCT = typer.Option(
+    25.0, "--max-stage-increase-pct",
+    help="Fail when any stage's CPU seconds per 1,000 items rose more than this % (significant over the runs).")
+_ALPHA = typer.Option(0.05, "--alpha", help="Significance of the CPU-time gate, split over the figures it tests.")
+_MAX_INCREASE_ABS = typer.Option(
+    None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost).")
+_BUDGET_PER_1K = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this.")
+_WARN_PCT = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase.")
+_METRIC = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput")
+_BASIS = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures).")
+_FMT = typer.Option("table", "--format", "-f", help="table | markdown | json")
+_ALLOW_MISMATCH = typer.Option(
+    False, "--allow-mismatch",
+    help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.")
+_OUTPUT = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE.")
+_USAGE = typer.Option(None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated).")
+_NO_USAGE = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml.")
+
+
 def check_cmd(
     current: list[Path] = typer.Argument(..., help="The new report(s) (classify or estimate JSON); several: median."),
     baseline: list[Path] = typer.Option(
         ..., "--baseline", "-b", help="The report(s) to compare against: --baseline a.json b.json c.json."
     ),
-    max_increase_pct: float = typer.Option(
-        10.0, "--max-increase-pct", help="Fail above this % increase (the default gate: 10)."
-    ),
-    max_increase_abs: Optional[float] = typer.Option(
-        None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost)."
-    ),
-    budget_per_1k: Optional[float] = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this."),
-    warn_pct: Optional[float] = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase."),
-    metric: str = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput"),
-    basis: str = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | markdown | json"),
-    allow_mismatch: bool = typer.Option(
-        False, "--allow-mismatch",
-        help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.",
-    ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE."),
-    usage: Optional[Path] = typer.Option(
-        None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated)."),
-    no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
+    max_increase_pct: float = _MAX_INCREASE_PCT,
+    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
+    alpha: float = _ALPHA,
+    max_increase_abs: Optional[float] = _MAX_INCREASE_ABS,
+    budget_per_1k: Optional[float] = _BUDGET_PER_1K,
+    warn_pct: Optional[float] = _WARN_PCT,
+    metric: str = _METRIC,
+    basis: str = _BASIS,
+    fmt: str = _FMT,
+    allow_mismatch: bool = _ALLOW_MISMATCH,
+    output: Optional[Path] = _OUTPUT,
+    usage: Optional[Path] = _USAGE,
+    no_usage: bool = _NO_USAGE,
 ) -> None:
     """Compare reports with baselines: exit 0 within limits, 1 on a regression, 2 on unusable input.
 
-    The verdict rests on counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate; measured
-    seconds are shown beside it. Several reports per side are compared by their medians. With a usage file, each
-    side's $/month under the team's traffic is printed beside the verdict.
+    Two gates: counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate; and, with three or
+    more reports per side (`mixedclf check run` makes them), each stage's CPU seconds per 1,000 rows compared with
+    a rank test. Several reports per side are compared by their medians. With a usage file, each side's $/month
+    under the team's traffic is printed beside the verdict. `mixedclf check CUR... --baseline BASE...` is short
+    for `mixedclf check compare ...`.
     """
     code = _check(**locals())
     raise typer.Exit(code)
 
 
-def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k, warn_pct, metric, basis, fmt,
-           allow_mismatch, output, usage, no_usage) -> int:
+def check_run_cmd(
+    input_path: str = typer.Argument(..., metavar="INPUT", help="The input both sides classify (a file or folder)."),
+    baseline_python: str = typer.Option(
+        ..., "--baseline-python", help="Python of the environment with the baseline's mixedclf installed."),
+    candidate_python: str = typer.Option(
+        sys.executable, "--candidate-python", help="Python of the candidate's environment [default: this one]."),
+    rounds: int = typer.Option(6, "--rounds", help="Measured rounds; each runs both sides once, interleaved."),
+    warmup: int = typer.Option(1, "--warmup", help="Rounds run first and discarded (caches, page cache)."),
+    run_opts: str = typer.Option(
+        "", "--run-opts", help="classify options for every run, one string (e.g. \"--device cpu --cpu-workers 1\")."),
+    reports_dir: Optional[Path] = typer.Option(
+        None, "--reports-dir", help="Keep the reports here (baseline-N.json, current-N.json) [default: a temp folder]."),
+    max_increase_pct: float = _MAX_INCREASE_PCT,
+    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
+    alpha: float = _ALPHA,
+    max_increase_abs: Optional[float] = _MAX_INCREASE_ABS,
+    budget_per_1k: Optional[float] = _BUDGET_PER_1K,
+    warn_pct: Optional[float] = _WARN_PCT,
+    metric: str = _METRIC,
+    basis: str = _BASIS,
+    fmt: str = _FMT,
+    allow_mismatch: bool = _ALLOW_MISMATCH,
+    output: Optional[Path] = _OUTPUT,
+    usage: Optional[Path] = _USAGE,
+    no_usage: bool = _NO_USAGE,
+) -> None:
+    """Classify INPUT with the baseline's and the candidate's mixedclf, interleaved, for CI; then check.
+
+    Each round runs both sides once (alternating which goes first); the reports are compared as `check` does.
+    Exit codes as `check`: 0 within limits, 1 a regression, 2 unusable input or a run that failed.
+    """
+    import shutil
+    import tempfile
+
+    from mixedclf.engines.rounds import run_rounds
+
+    _choice(fmt, FORMATS, "--format")
+    keep = reports_dir is not None
+    folder = reports_dir if keep else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
+    err = Console(stderr=True, highlight=False)
+    try:
+        res = run_rounds(input_path, baseline_python, candidate_python, rounds=rounds, warmup=warmup,
+                         run_opts=run_opts, reports_dir=folder,
+                         on_round=lambda i, n: err.print(f"check run: round {i}/{n} done"))
+        code = _check(res.current, res.baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs,
+                      budget_per_1k, warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    raise typer.Exit(code)
+
+
+def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs, budget_per_1k,
+           warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage) -> int:
     from mixedclf.costs.check import CheckLimits, check_files
     from mixedclf.costs.check_metrics import BASES, METRICS
     from mixedclf.render.check import check_to_json, check_to_markdown, render_check
@@ -356,6 +431,8 @@ def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k,
             max_increase_abs=max_increase_abs,
             budget_per_1k=budget_per_1k,
             warn_pct=warn_pct,
+            max_stage_increase_pct=max_stage_increase_pct,
+            alpha=alpha,
         ),
     )
     if fmt == "json":
@@ -365,8 +442,9 @@ def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k,
         text = check_to_markdown(result)
         _emit(text)
     else:
-        console = _console()
-        render_check(result, console)
+        # rendered first, then written: a closed pipe is then a BrokenPipeError for the CLI's exit-code table,
+        # not rich's silent exit 1 in the middle of a table
+        _emit(_rendered(render_check, result, _console()))
         text = None
     if output is not None:
         if text is None:
@@ -375,6 +453,30 @@ def _check(current, baseline, max_increase_pct, max_increase_abs, budget_per_1k,
             text = buf.export_text()
         _write_text(output, text)
     return result.exit_code
+
+
+def _rendered(render, result, like: Console) -> str:
+    """What `render(result, console)` prints on a console like `like` (its width and colours), as text."""
+    buf = Console(file=io.StringIO(), width=like.width, force_terminal=like.is_terminal,
+                  color_system=like.color_system, soft_wrap=False, highlight=False)  # type: ignore[arg-type]
+    render(result, buf)
+    return buf.file.getvalue()  # type: ignore[attr-defined]
+
+
+class _CheckGroup(HelpGroup):
+    """`check`: `compare` (the default: `check CUR... --baseline BASE...`) and `run` (the interleaved rounds)."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["compare", *args]
+        return super().parse_args(ctx, args)
+
+
+check_app = typer.Typer(cls=_CheckGroup, no_args_is_help=True, add_completion=False,
+                        help="Cost gate for CI: compare reports (`check CUR... --baseline BASE...`), or run both "
+                             "versions interleaved and compare (`check run`).")
+check_app.command("compare", cls=_GreedyBaseline)(check_cmd)
+check_app.command("run")(check_run_cmd)
 
 
 # --------------------------------------------------------------------------------------- report
@@ -431,8 +533,8 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
         _emit("no advice: nothing in this report points to a cheaper setup.")
         return
     for a in items:
-        line = f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" if fmt == "markdown" else (
-            f"• {a.title} — saves ~{a.saving_text()} ({a.basis})\n  {a.detail}")
+        line = f"- **{a.title}** ({a.claim_text()}): {a.detail}" if fmt == "markdown" else (
+            f"• {a.title} — {a.claim_text()}\n  {a.detail}")
         _emit(line)
 
 
@@ -561,6 +663,6 @@ def _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers
 def register(app: typer.Typer) -> None:
     """Add `estimate`, `check` and the `report` group to the main typer app."""
     app.command("estimate")(estimate_cmd)
-    app.command("check", cls=_GreedyBaseline)(check_cmd)
+    app.add_typer(check_app, name="check")
     app.command("plan")(plan_cmd)
     app.add_typer(report_app, name="report")

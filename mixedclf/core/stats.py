@@ -13,11 +13,15 @@ class Clock:
     stages, the device runner, the server's batcher)."""
 
     busy_s: float = 0.0
+    # CPU seconds the work took (thread or process CPU clocks, worker processes included); None: not measured
+    cpu_s: float | None = None
     first: float | None = None
     last: float | None = None
 
-    def time(self, start: float, end: float) -> None:
+    def time(self, start: float, end: float, cpu_s: float | None = None) -> None:
         self.busy_s += end - start
+        if cpu_s is not None:
+            self.cpu_s = (self.cpu_s or 0.0) + max(0.0, cpu_s)
         self.first = start if self.first is None else min(self.first, start)
         self.last = end if self.last is None else max(self.last, end)
 
@@ -36,8 +40,8 @@ class StageClock(Clock):
     workers: int = 1
     items: int = 0
 
-    def add(self, start: float, end: float, items: int) -> None:
-        self.time(start, end)
+    def add(self, start: float, end: float, items: int, cpu_s: float | None = None) -> None:
+        self.time(start, end, cpu_s)
         self.items += items
 
 

@@ -73,6 +73,9 @@ class StageMeasurement(BaseModel):
     busy_s: float = Field(default=0.0, ge=0)  # inside the stage function, summed over workers
     wall_s: float = Field(default=0.0, ge=0)  # first start to last end
     workers: int = Field(default=1, ge=0)
+    # CPU seconds of the stage (thread and process CPU clocks, worker processes included); unlike busy seconds
+    # they do not grow while the machine runs other work. None: not measured (the Ray engine, older reports).
+    cpu_s: float | None = Field(default=None, ge=0)
 
 
 class RunMeasurements(BaseModel):
@@ -121,6 +124,7 @@ class StageCost(BaseModel):
     gpu_only_cost: float  # pay-per-use: seconds x GPU rate (0 for provisioned-only stages)
     pay_per_use: bool = True  # False for model_load
     seconds_per_item: float = 0.0
+    cpu_s: float | None = None  # the stage's CPU seconds (see StageMeasurement); None: not measured
 
 
 class CostTotals(BaseModel):
@@ -283,6 +287,7 @@ def price_run(
                 gpu_only_cost=clean(gpu_seconds(s) * g) if ppu else 0.0,
                 pay_per_use=ppu,
                 seconds_per_item=clean(s.busy_s / s.items) if s.items else 0.0,
+                cpu_s=clean(s.cpu_s) if s.cpu_s is not None else None,
             )
         )
     ppu_mixed = sum(r.cost for r in rows)
@@ -297,14 +302,20 @@ def price_run(
     gpu_busy = run.busy_by_billing("gpu") - speedup_saved  # excludes model_load
     host_cpu = 0.0
     if run.mode == "mixed":
-        pool_ws = run.cpu_pool_workers * run.cpu_pool_held_s
-        pool_bills = [billed_seconds(run.cpu_pool_held_s, t)] * run.cpu_pool_workers
+        pool_held = run.cpu_pool_held_s
+        floor = 0.0  # with --gpu-speedup: the run cannot end before the pool has done its own work
+        if speedup_saved and run.cpu_pool_workers:
+            # A faster GPU shortens the run, and the pool's hold with it, down to the pool's own busy seconds.
+            pool_held = max(run.stage_busy("preprocess") / run.cpu_pool_workers, pool_held - speedup_saved)
+            floor = pool_held
+        pool_ws = run.cpu_pool_workers * pool_held
+        pool_bills = [billed_seconds(pool_held, t)] * run.cpu_pool_workers
         if run.process_s is not None:
             # This process drives the GPU: the GPU worker is up from process start to its end.
-            gpu_held = max(0.0, run.process_s - speedup_saved)
+            gpu_held = max(0.0, run.process_s - speedup_saved, (run.startup_s + floor) if floor else 0.0)
             gpu_bills = [billed_seconds(gpu_held, t)]
         else:
-            gpu_held = max(0.0, run.gpu_held_s - speedup_saved)
+            gpu_held = max(0.0, run.gpu_held_s - speedup_saved, floor)
             host_cpu = max(0.0, run.wall_s - run.gpu_held_s)
             gpu_bills = [billed_seconds(gpu_held, t)]
             if host_cpu > 0:

@@ -31,16 +31,29 @@ class Advice(BaseModel):
     saving: float  # dollars, in the unit below
     per: str  # "per 1,000 rows" | "per month"
     basis: str  # "provisioned" | "pay-per-use" | "runpod"
+    # False when the saving would rest on CPU seconds priced as GPU seconds (inference ran on a CPU, no
+    # --gpu-speedup): the advice stands, no dollar figure is claimed for it
+    claimed: bool = True
 
     def saving_text(self) -> str:
         return f"{fmt_money(self.saving)} {self.per}"
 
+    def claim_text(self) -> str:
+        """"saves ~$0.0012 per 1,000 rows (pay-per-use, derived)", or why no saving is claimed."""
+        if not self.claimed:
+            return "no saving claimed: inference ran on a CPU, so its seconds are not a GPU's"
+        return f"saves ~{self.saving_text()} ({self.basis}, derived)"
+
 
 def advise(report, limit: int = 4) -> list[Advice]:
     """Advice for a ClassifyReport or an EstimateReport, largest saving first."""
+    if report.kind == "estimate" and not getattr(report, "savings_claim", True):
+        return []  # its GPU seconds are a CPU's: every saving it could advise would be CPU-seconds arithmetic
     items = _advise_estimate(report) if report.kind == "estimate" else _advise_classify(report)
     items = [a for a in items if a.saving > 0 and math.isfinite(a.saving)]
     items.sort(key=lambda a: -a.saving)
+    if (not report.cost.savings_claim) if report.kind == "classify" else (not getattr(report, "savings_claim", True)):
+        items = [a.model_copy(update={"claimed": False}) for a in items]
     return items[:limit]
 
 

@@ -48,6 +48,7 @@ class BudgetCheck(BaseModel):
     projected_job: float | None  # the job's bill when every expected row is classified
     expected_rows: int | None  # rows of the whole job (input rows; estimated for a large JSONL/CSV)
     rows_done: int  # rows of the whole job classified so far
+    probe_rows: int | None = None  # set when this look follows the process's first micro-batch (the probe)
 
     @property
     def over(self) -> bool:
@@ -56,6 +57,12 @@ class BudgetCheck(BaseModel):
     def message(self, output: str) -> str:
         """The one line a stop at the budget prints."""
         spent = clean(self.spent_before + self.spent_now)
+        if self.probe_rows is not None:
+            return (f"stopped at the cost budget before a full chunk ran: a probe of {self.probe_rows:,} rows brought "
+                    f"the job's bill to {fmt_money(spent)} of --max-cost ${self.max_cost:g} (provisioned bill, from "
+                    f"process start); the rest of the chunk ({self.next_rows:,} rows) would bring it to "
+                    f"{fmt_money(self.after_next or spent)}; nothing was written: rerun with --resume and a raised "
+                    f"--max-cost (or none) to continue into {output}")
         job = (f"; the whole job ({self.expected_rows:,} rows) is projected at {fmt_money(self.projected_job)}"
                if self.projected_job is not None and self.expected_rows else "")
         return (f"stopped at the cost budget: {fmt_money(spent)} spent of --max-cost ${self.max_cost:g} "
@@ -91,7 +98,7 @@ def bill(snapshot: BillSnapshot, profile: PricingProfile, *, idle_timeout_s: flo
 
 def check_budget(snapshot: BillSnapshot, profile: PricingProfile, *, max_cost: float, spent_before: float,
                  next_rows: int, rows_before: int, expected_rows: int | None, idle_timeout_s: float,
-                 gpu_speedup: float | None) -> BudgetCheck:
+                 gpu_speedup: float | None, probe_rows: int | None = None) -> BudgetCheck:
     """Would the job's bill pass max_cost by the end of the next chunk? Projected from this process's rows so far
     (none yet: no projection, the chunk runs)."""
     price = dict(idle_timeout_s=idle_timeout_s, gpu_speedup=gpu_speedup)
@@ -104,7 +111,7 @@ def check_budget(snapshot: BillSnapshot, profile: PricingProfile, *, max_cost: f
             projected = clean(spent_before + bill(snapshot, profile, more_rows=left, **price))
     return BudgetCheck(max_cost=max_cost, spent_before=spent_before, spent_now=now, next_rows=next_rows,
                        after_next=after, projected_job=projected, expected_rows=expected_rows,
-                       rows_done=rows_before + snapshot.rows)
+                       rows_done=rows_before + snapshot.rows, probe_rows=probe_rows)
 
 
 def budget_line(extra: dict, run_bill: float) -> str | None:

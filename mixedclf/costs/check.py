@@ -10,8 +10,9 @@ Exit codes (documented in docs/ci.md):
       model, mode, pricing profile, work-changing settings or a partial (resumed) run (these are only warnings
       with ``allow_mismatch``)
 
-The verdict rests on counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate when every
-report carries it; measured seconds are shown beside it (see docs/ci.md).
+Two gates, both applied: counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate, which is
+deterministic and sees a bigger model; and each stage's CPU seconds per 1,000 rows over several interleaved runs
+per side, compared with a rank test (check_cpu), which sees the same work done slower (see docs/ci.md).
 
 Pure module: no torch, no pools.
 """
@@ -26,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import SCHEMA_VERSION, clean
+from mixedclf.costs.check_cpu import DEFAULT_ALPHA, DEFAULT_MAX_STAGE_INCREASE_PCT, CpuGate, cpu_gate, has_cpu
 from mixedclf.costs.check_metrics import (
     METRIC_LABELS,
     METRIC_UNITS,
@@ -36,7 +38,7 @@ from mixedclf.costs.check_metrics import (
     validate_metric,
     work_value,
 )
-from mixedclf.costs.check_mismatch import mismatch_lists
+from mixedclf.costs.check_mismatch import mismatch_lists, unusable
 from mixedclf.costs.check_rows import CompareRow, classify_rows, compare_row, estimate_rows, pct_change, spread
 from mixedclf.costs.fmt import fmt_money, format_pct, format_value
 from mixedclf.costs.monthly import MonthlyProjection, project_monthly
@@ -59,6 +61,8 @@ class CheckLimits(BaseModel):
     max_increase_abs: float | None = None
     budget_per_1k: float | None = None
     warn_pct: float | None = None
+    max_stage_increase_pct: float | None = DEFAULT_MAX_STAGE_INCREASE_PCT  # any stage's CPU seconds per 1k
+    alpha: float = DEFAULT_ALPHA  # significance of the CPU-time gate (family-wise)
 
 
 class CheckResult(BaseModel):
@@ -88,6 +92,7 @@ class CheckResult(BaseModel):
     profile: str = ""
     model: str | None = None
     monthly: MonthlyProjection | None = None  # each side's $/month under a usage file (shown, not gated)
+    cpu: CpuGate | None = None  # the CPU-time gate over several interleaved runs per side (classify reports)
 
 
 def _as_list(x) -> list:
@@ -121,15 +126,20 @@ def compare(
     """
     validate_metric(metric, basis)
     limits = limits or CheckLimits()
-    for name in ("max_increase_pct", "max_increase_abs", "budget_per_1k", "warn_pct"):
+    for name in ("max_increase_pct", "max_increase_abs", "budget_per_1k", "warn_pct", "max_stage_increase_pct"):
         v = getattr(limits, name)
         if v is not None and (not math.isfinite(v) or v < 0):
             raise CostInputError(f"--{name.replace('_', '-')} must be a number >= 0")
+    if not (0 < limits.alpha < 1):
+        raise CostInputError("--alpha must be between 0 and 1")
     bases, curs = _as_list(base), _as_list(cur)
     if not bases or not curs:
         raise CostInputError("check needs at least one current and one baseline report")
     b_paths = _as_list(baseline_path) if isinstance(baseline_path, list) else [baseline_path] * len(bases)
     c_paths = _as_list(current_path) if isinstance(current_path, list) else [current_path] * len(curs)
+    for path, rep in zip([*b_paths, *c_paths], [*bases, *curs]):
+        if (problem := unusable(rep)) is not None:
+            raise CostInputError(f"{path}: {problem}")
     hard, soft = mismatch_lists(bases, curs)
     if hard and not allow_mismatch:
         more = f" (+{len(hard) - 1} more)" if len(hard) > 1 else ""
@@ -194,7 +204,18 @@ def compare(
             )
     if not violations and limits.warn_pct is not None and worse_pct is not None and worse_pct > limits.warn_pct + eps:
         warnings.append(f"{label} {direction} {format_pct(worse_pct)} (warning above {limits.warn_pct:g}%)")
-    if verdict == "work" and pct_limit is not None:
+    cpu = cpu_gate(bases, curs, max_increase_pct=pct_limit, max_stage_increase_pct=limits.max_stage_increase_pct,
+                   alpha=limits.alpha) if classify else None
+    if cpu is not None:
+        violations += cpu.violations
+        if cpu.note:
+            warnings.append(cpu.note)
+    elif classify:
+        old = [p for p, r in zip([*b_paths, *c_paths], everyone) if not has_cpu(r)]
+        warnings.append(f"no CPU seconds per stage in {', '.join(dict.fromkeys(old))} (made before they were "
+                        "recorded, or by the Ray engine): the CPU-time gate did not run, so the same work done "
+                        "slower is not seen")
+    if verdict == "work" and pct_limit is not None and (cpu is None or cpu.alpha_per_figure is None):
         warnings += _measured_warnings(bases, curs, metric, basis, pct_limit)
 
     if classify:
@@ -228,6 +249,7 @@ def compare(
         rows=rows,
         profile=curs[0].pricing.name,
         model=getattr(curs[0], "model", None),
+        cpu=cpu,
     )
 
 

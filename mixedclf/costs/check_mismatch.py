@@ -1,10 +1,15 @@
 """When a baseline and a current report are not like for like: the differences `mixedclf check` refuses (kind,
-pricing, model, mode, partial runs, work-changing settings) and those it only warns about (speed settings).
+pricing, model, mode, partial runs, work-changing settings) and those it only warns about (speed settings); and
+reports no comparison can use (no row classified, work counts that contradict the report).
 
 Pure module: no torch, no pools.
 """
 
 from __future__ import annotations
+
+import math
+
+from mixedclf.costs.work import model_flops
 
 #: Settings that change the work itself: reports that differ in one are refused without --allow-mismatch.
 WORK_SETTINGS = ("device", "precision", "chunk_rows", "batch_size", "max_batch_tokens", "dedup", "clean")
@@ -36,6 +41,8 @@ def _pair_mismatches(base, cur, where: str) -> tuple[list[str], list[str]]:
     for label, rep in (("baseline", base), ("current", cur)):
         if rep.resumed is not None:
             hard.append(f"{label} is a partial run{where} ({rep.resumed.describe()})")
+        if getattr(rep, "stopped", None) is not None:
+            hard.append(f"{label} is a partial run{where} (stopped at its cost budget)")
     for key in WORK_SETTINGS:
         b, c = base.settings.get(key), cur.settings.get(key)
         if b != c and not (b is None or c is None):
@@ -67,3 +74,26 @@ def mismatch_lists(bases: list, curs: list) -> tuple[list[str], list[str]]:
 def mismatches(base, cur) -> list[str]:
     """Why two reports are not like for like (empty when they are)."""
     return mismatch_lists([base], [cur])[0]
+
+
+def unusable(report) -> str | None:
+    """Why a report cannot be compared at all, whatever --allow-mismatch says: a classify run that classified no
+    row (every row skipped: its per-1,000 figures are zeros, not a saving), or work counts that contradict the
+    report's own token counts or row count (an edited file: the verdict would rest on made-up work)."""
+    if report.kind != "classify":
+        return None
+    if report.cost.items <= 0:
+        return (f"the run classified no rows ({report.rows_in:,} read, {report.rows_errored:,} errored): there is "
+                "no cost per row to compare")
+    work = getattr(report, "work", None)
+    if work is None:
+        return None
+    if work.rows != report.cost.items:
+        return f"work.rows {work.rows:,} contradicts the {report.cost.items:,} rows the run measured"
+    expected = model_flops(work.shape, work.padded_tokens, work.token_width_sum) / 1e9
+    if not math.isclose(work.gflop, expected, rel_tol=1e-9, abs_tol=1e-12):
+        return (f"work.gflop {work.gflop:.6g} contradicts the report's token counts and model shape "
+                f"({expected:.6g} GFLOP)")
+    if work.real_tokens > work.padded_tokens or work.padded_tokens > work.token_width_sum:
+        return "work token counts contradict each other (real > padded tokens, or padded > the attention sum)"
+    return None

@@ -116,6 +116,9 @@ class EstimateReport(BaseModel):
     model: str | None = None  # the classify report's model, with --from-report
     source_report: str | None = None
     notes: list[str] = []
+    # False: the GPU seconds are CPU seconds (--from-report of a run whose inference ran on a CPU), so the savings
+    # figures are arithmetic, not a saving: every rendering shows none and says why
+    savings_claim: bool = True
 
     @property
     def gpu_seconds_per_1k(self) -> float:

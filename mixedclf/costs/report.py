@@ -24,6 +24,7 @@ from mixedclf.costs.accounting import (
     price_run,
 )
 from mixedclf.costs.estimate import EstimateReport
+from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.pricing import CostInputError, PricingProfile
 from mixedclf.costs.work import Calibration, WorkCounts
 from mixedclf.errors import validation_line
@@ -31,6 +32,7 @@ from mixedclf.errors import validation_line
 __all__ = [
     "SCHEMA_VERSION",
     "ClassifyReport",
+    "JobTotals",
     "EstimateReport",
     "LabelAggregate",
     "ResumeInfo",
@@ -78,6 +80,22 @@ class ResumeInfo(BaseModel):
                 f"{self.rows_this_run:,} rows classified by this process, not the {total:,} rows of the whole job")
 
 
+class JobTotals(BaseModel):
+    """A job classified over several processes (--resume): the whole job's totals, this process included. Rows
+    are the job's; seconds and dollars are each earlier process's up to its last checkpoint, plus this one's."""
+
+    runs: int = Field(ge=1)
+    rows_in: int = Field(ge=0)
+    rows_out: int = Field(ge=0)
+    rows_errored: int = Field(ge=0)
+    process_s: float = Field(ge=0)
+    provisioned_usd: float = Field(ge=0)  # the provisioned bill of the architecture the job ran as (measured)
+
+    def describe(self) -> str:
+        return (f"whole job ({self.runs} runs): {self.rows_out:,} rows out of {self.rows_in:,} in "
+                f"{self.process_s:,.2f} s; provisioned bill {fmt_money(self.provisioned_usd)} (measured, every run)")
+
+
 class ClassifyReport(BaseModel):
     kind: Literal["classify"] = "classify"
     schema_version: int = SCHEMA_VERSION
@@ -103,10 +121,13 @@ class ClassifyReport(BaseModel):
     work: WorkCounts | None = None  # None in version-1 reports and from engines that do not count it (Ray)
     calibration: Calibration | None = None
     resumed: ResumeInfo | None = None  # set: this report is partial (see ResumeInfo)
+    # set (the stop's message): the run stopped early, at its --max-cost; the report covers the rows written
+    stopped: str | None = None
+    job: JobTotals | None = None  # set on a resumed run: the whole job's totals
 
     @property
     def partial(self) -> bool:
-        return self.resumed is not None
+        return self.resumed is not None or self.stopped is not None
 
 
 AnyReport = ClassifyReport | EstimateReport

@@ -13,6 +13,18 @@ from mixedclf.costs.accounting import clean
 from mixedclf.costs.budget import BillSnapshot, BudgetCheck, bill, check_budget
 from mixedclf.costs.pricing import PricingProfile
 
+#: Seconds between two looks at the budget inside a chunk (after the first micro-batch, which is always looked at):
+#: pricing is cheap, but not free next to a GPU's micro-batch.
+IN_CHUNK_CHECK_S = 0.25
+
+
+class BudgetStop(Exception):
+    """Raised from inside a chunk (after a micro-batch) when finishing it would take the job past the budget."""
+
+    def __init__(self, check: BudgetCheck):
+        super().__init__("budget")
+        self.check = check
+
 
 class CostMeter:
     def __init__(self, profile: PricingProfile, *, started_at: float, idle_timeout_s: float,
@@ -22,13 +34,24 @@ class CostMeter:
         self.price = dict(idle_timeout_s=idle_timeout_s, gpu_speedup=gpu_speedup)
         self.max_cost = max_cost
         self.spent_before = 0.0  # the job's earlier processes (from the checkpoint)
+        self.seconds_before = 0.0  # their process seconds
+        self.runs_before = 0  # how many they were
         self.rows_before = 0
         self.expected_rows: int | None = None
         self.first_projection: float | None = None  # the whole job, projected after this process's first chunk
         self._run: dict | None = None
+        self._chunk_rows = 0  # rows of the chunk on the device
+        self._chunk_done = 0  # of them, rows through the device so far
+        self._last_look = 0.0
 
-    def resumed(self, spent_before: float, rows_before: int) -> None:
+    def resumed(self, spent_before: float, rows_before: int, seconds_before: float = 0.0,
+                runs_before: int = 0) -> None:
         self.spent_before, self.rows_before = spent_before, rows_before
+        self.seconds_before, self.runs_before = seconds_before, runs_before
+
+    def job_seconds(self) -> float:
+        """The job's process seconds so far: earlier processes + this one up to now."""
+        return clean(self.seconds_before + max(0.0, time.monotonic() - self.started_at))
 
     @property
     def budget_spent(self) -> bool:
@@ -61,6 +84,33 @@ class CostMeter:
         snap = self.snapshot()
         now = bill(snap, self.profile, **self.price) if snap is not None else 0.0
         return clean(self.spent_before + now)
+
+    def chunk_started(self, rows: int) -> None:
+        self._chunk_rows, self._chunk_done = rows, 0
+
+    def batch_done(self, rows: int) -> None:
+        """After a micro-batch: with a budget, stop the chunk (BudgetStop) when finishing it would pass the budget.
+
+        The first micro-batch of the process is the probe: until it, nothing is known of the seconds per row, so
+        a budget below one chunk stops here, having spent the probe, not the chunk."""
+        if self.max_cost is None:
+            return
+        first = self._chunk_done == 0 and self.snapshot() is not None and self.snapshot().rows == 0
+        self._chunk_done += rows
+        now = time.monotonic()
+        if not first and now - self._last_look < IN_CHUNK_CHECK_S:
+            return
+        self._last_look = now
+        snap = self.snapshot()
+        if snap is None:
+            return
+        snap = snap.model_copy(update={"rows": snap.rows + self._chunk_done})  # the chunk's rows are not yet added
+        left = max(0, self._chunk_rows - self._chunk_done)
+        result = check_budget(snap, self.profile, max_cost=self.max_cost, spent_before=self.spent_before,
+                              next_rows=left, rows_before=self.rows_before, expected_rows=self.expected_rows,
+                              probe_rows=self._chunk_done if first else None, **self.price)
+        if result.over:
+            raise BudgetStop(result)
 
     def check(self, next_rows: int) -> BudgetCheck | None:
         """Before a chunk of next_rows rows: None without a budget, else the projection (see BudgetCheck.over)."""

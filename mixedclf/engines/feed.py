@@ -69,12 +69,12 @@ class ChunkFeed:
 
     def _next_chunk(self) -> InputChunk | None:
         while True:
-            start = time.monotonic()
+            start, cpu0 = time.monotonic(), time.thread_time()
             chunk = next(self._chunks, None)
             if chunk is None or chunk.index >= self._skip_chunks:
                 break
         if chunk is not None:
-            self._read_clock.add(start, time.monotonic(), chunk.rows_in)
+            self._read_clock.add(start, time.monotonic(), chunk.rows_in, time.thread_time() - cpu0)
         return chunk
 
     def fill(self) -> None:
@@ -100,9 +100,9 @@ class ChunkFeed:
             self._open()
         if self._pool_args is None:
             while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
-                start = time.monotonic()
+                start, cpu0 = time.monotonic(), time.thread_time()
                 prep = to_sequences(chunk.texts, tokenizer, o.clean)
-                self._pre_clock.add(start, time.monotonic(), len(chunk.texts))
+                self._pre_clock.add(start, time.monotonic(), len(chunk.texts), time.thread_time() - cpu0)
                 yield chunk, prep
             return
 
@@ -135,8 +135,8 @@ class ChunkFeed:
             else:
                 chunk, _ = in_flight.popleft()
             head_restarts = 0
-            for part, start, end, _pid in results:
-                self._pre_clock.add(start, end, len(part))
+            for part, start, end, _pid, cpu_s in results:
+                self._pre_clock.add(start, end, len(part), cpu_s)
             yield chunk, concat_sequences([r[0] for r in results])
 
     def _restart_pool(self) -> None:

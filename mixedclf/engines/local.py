@@ -25,7 +25,8 @@ from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.preprocess import make_tokenizer
 from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs.budget import already_spent_message
-from mixedclf.engines.budget import CostMeter
+from mixedclf.engines.budget import BudgetStop, CostMeter
+from mixedclf.engines.cpu_time import CpuExcept
 from mixedclf.engines.durable import DurableOutput
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.local_plan import LocalPlan, plan_run
@@ -71,6 +72,7 @@ class LocalEngine:
         self.duplicate_ids = 0
         self._id_repeats = IdRepeats()
         self._runner = None  # the device stage (its per-call counters feed on_work), once the model is loaded
+        self._spend_checkpoint = False  # a budget stop inside a chunk: record the spend in a checkpoint
 
     @property
     def pool_restarts(self) -> int:  # worker pools started again after a worker died
@@ -79,6 +81,8 @@ class LocalEngine:
     def _batch_done(self, rows: int) -> None:
         self._reported += rows
         self.on_rows(rows)
+        if self.meter is not None:
+            self.meter.batch_done(rows)  # raises BudgetStop when finishing the chunk would pass --max-cost
         if self.on_work is not None and self._runner is not None:
             tokens = self._runner.call_stats.real_tokens  # counted before the runner calls this
             self.on_work.computed(rows, tokens - self._tokens_told)
@@ -96,7 +100,7 @@ class LocalEngine:
         checkpoint = plan.checkpoint
         if self.meter is not None:
             if checkpoint is not None:
-                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in)
+                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs)
             if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
                 raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
                                   EXIT_BUDGET)
@@ -114,9 +118,9 @@ class LocalEngine:
             if mixed and not (checkpoint is not None and checkpoint.committed):
                 # The first chunks are read and preprocessed while the model loads.
                 self.feed.fill()
-            load_start = time.monotonic()
+            load_start, load_cpu = time.monotonic(), time.process_time()
             model = load_model(spec, plan.device, o.precision, plan.backend, threads=o.torch_threads)
-            load_end = time.monotonic()
+            load_end, load_cpu = time.monotonic(), time.process_time() - load_cpu
             if checkpoint is not None:
                 checkpoint.verify_model_run(model.run, o.output)
             key = answer_run_key(spec, model, o.clean, tokenizer_json) if self.answers is not None else b""
@@ -131,8 +135,16 @@ class LocalEngine:
                                         load_end=load_end, pool_started=pool_started, workers=workers,
                                         inference=clocks["inference"], pool_released=lambda: self.feed.released)
             job = _Run(plan, pipeline, tokenizer, clocks, model.run)
+            stopped: Interrupted | None = None
             with self.signals:
-                self._stream(job)
+                try:
+                    self._stream(job)
+                except Interrupted as exc:
+                    if self.budget_stop is None:
+                        raise
+                    # a stop at the budget still reports what was written: the caller writes the report, then
+                    # ends with the stop's exit code
+                    stopped = exc
             self.first_batch_at = pipeline.work.device.first
         finally:
             self.feed.close()
@@ -142,9 +154,10 @@ class LocalEngine:
             budget = {"max_cost": self.meter.max_cost, "spent_before": self.meter.spent_before,
                       "first_projection": self.meter.first_projection}
         times = LocalTimes(start=t_start, pool_started=pool_started, load_start=load_start, load_end=load_end,
-                           pool_released=self.feed.released, end=time.monotonic())
+                           pool_released=self.feed.released, end=time.monotonic(), load_cpu_s=load_cpu)
         return local_result(o, plan, model, clocks, pipeline.work, job.tally, job.counts, times,
-                            pool_restarts=self.pool_restarts, duplicate_ids=self.duplicate_ids, budget=budget)
+                            pool_restarts=self.pool_restarts, duplicate_ids=self.duplicate_ids, budget=budget,
+                            stopped=stopped)
 
     def _stream(self, job: _Run) -> None:
         """Every chunk through the stage contract, written and checkpointed by the writer thread, then the
@@ -162,8 +175,11 @@ class LocalEngine:
             finish_commit(checkpoint, o.output)  # every row was written: only the renames into place were left
             self.duplicate_ids = 0
             return
-        spent = self.meter.job_spent if self.meter is not None else (lambda: 0.0)
-        sink = DurableOutput(io, checkpoint, plan.fingerprint, job.model_run, spent)
+        meter = self.meter
+        sink = DurableOutput(io, checkpoint, plan.fingerprint, job.model_run,
+                             spent=meter.job_spent if meter is not None else (lambda: 0.0),
+                             spent_s=meter.job_seconds if meter is not None else (lambda: 0.0),
+                             runs=(meter.runs_before if meter is not None else 0) + 1)
 
         def write(item) -> None:
             chunk, seqs, logits = item
@@ -171,6 +187,7 @@ class LocalEngine:
             sink.save_checkpoint(tally, counts)
 
         writer = WriterThread(write)
+        device_cpu = CpuExcept(writer.thread)  # the device stage's CPU: this process's, less the writer's
         completed = False
         try:
             for chunk, seqs in self.feed.prepared(job.tokenizer):
@@ -182,13 +199,21 @@ class LocalEngine:
                                    hint="fix the row, or use --on-error skip")
                 if self._over_budget(len(chunk.texts)):
                     break
-                start = time.monotonic()
+                start, cpu_mark = time.monotonic(), device_cpu.now()
                 self._reported = self._tokens_told = 0
                 if self.on_work is not None:
                     self.on_work.chunk_started(chunk.rows_in, int(seqs.batch.lengths.sum()))
-                inferred = call_with_timeout(functools.partial(pipeline.infer, seqs), o.stage_timeout_gpu,
-                                             f"inference on chunk {chunk.index}")
-                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts))
+                if self.meter is not None:
+                    self.meter.chunk_started(len(chunk.texts))
+                try:
+                    inferred = call_with_timeout(functools.partial(pipeline.infer, seqs), o.stage_timeout_gpu,
+                                                 f"inference on chunk {chunk.index}")
+                except BudgetStop as stop:
+                    # the chunk is dropped unwritten; what the job spent (the probe included) goes in the checkpoint
+                    self.budget_stop = stop.check.message(str(o.output))
+                    self._spend_checkpoint = io.resumable
+                    break
+                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts), device_cpu.now() - cpu_mark)
                 # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
                 self.on_rows(chunk.rows_in - self._reported)
                 if self.on_work is not None:
@@ -197,6 +222,8 @@ class LocalEngine:
                 if self.signals.signum is not None:
                     break
             writer.close()
+            if self._spend_checkpoint:  # the job's spend so far is kept even when no chunk was completed
+                sink.save_checkpoint(tally, counts)
             self.signals.raise_if_stopped(o.output)
             if self.budget_stop is not None:
                 raise Interrupted(self.budget_stop, EXIT_BUDGET)
@@ -229,15 +256,15 @@ class LocalEngine:
         """The chunk's output rows (the contract's logits -> output rows step), tallied and written."""
         o = self.opts
         tally, clocks, counts = job.tally, job.clocks, job.counts
-        start = time.monotonic()
+        start, cpu0 = time.monotonic(), time.thread_time()
         text = (o.text_field, pa.array(chunk.texts, type=pa.string())) if o.keep_text else None
         table, columns = job.pipeline.output_table(seqs, logits, chunk.passthrough, text)
         tally.add(columns)
         self._id_repeats.add(python_values(table.column(o.id_field)))
-        mid = time.monotonic()
-        clocks["postprocess"].add(start, mid, table.num_rows)
+        mid, cpu1 = time.monotonic(), time.thread_time()
+        clocks["postprocess"].add(start, mid, table.num_rows, cpu1 - cpu0)
         sink.write(table, chunk.source, [p.as_dict() for p in chunk.problems])
-        clocks["write"].add(mid, time.monotonic(), table.num_rows)
+        clocks["write"].add(mid, time.monotonic(), table.num_rows, time.thread_time() - cpu1)
         counts.rows_in += chunk.rows_in
         counts.rows_out += table.num_rows
         counts.rows_errored += len(chunk.problems)

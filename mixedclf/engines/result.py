@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def stage_measurement(clock: StageClock) -> StageMeasurement:
     return StageMeasurement(name=clock.name, billing=clock.billing, device=clock.device, items=clock.items,
-                            busy_s=clock.busy_s, wall_s=clock.wall_s, workers=clock.workers)
+                            busy_s=clock.busy_s, wall_s=clock.wall_s, workers=clock.workers,
+                            cpu_s=clock.cpu_s)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RunResult:
     rows_errored: int
     settings: RunSettings
     extra: RunStats
+    stopped: Exception | None = None  # the run stopped early (at --max-cost): raised once the report is written
 
 
 
@@ -58,17 +60,19 @@ class LocalTimes:
     load_end: float
     pool_released: float | None  # every chunk preprocessed and the pool let go; None without a pool
     end: float
+    load_cpu_s: float | None = None  # this process's CPU seconds during the model load
 
 
 def local_result(opts, plan: LocalPlan, model: LoadedModel, clocks: dict[str, StageClock], work: DeviceWork,
                  tally: LabelTally, counts: RunCounts, times: LocalTimes, *, pool_restarts: int, duplicate_ids: int,
-                 budget: dict[str, Any] | None = None) -> RunResult:
+                 budget: dict[str, Any] | None = None, stopped: Exception | None = None) -> RunResult:
     """A local run's result: its stage measurements (the model load first), settings and statistics."""
     o, dev, t = opts, str(plan.device), times
     device = work.device
     last_batch = device.last if device.last is not None else t.load_end
     stages = [StageMeasurement(name="model_load", billing="gpu", device=dev, items=0,
-                               busy_s=t.load_end - t.load_start, wall_s=t.load_end - t.load_start, workers=1)]
+                               busy_s=t.load_end - t.load_start, wall_s=t.load_end - t.load_start, workers=1,
+                               cpu_s=t.load_cpu_s)]
     stages += [stage_measurement(c) for c in clocks.values()]
     measurements = RunMeasurements(
         mode=o.mode, items=clocks["inference"].items, stages=stages, wall_s=t.end - t.start,
@@ -90,4 +94,4 @@ def local_result(opts, plan: LocalPlan, model: LoadedModel, clocks: dict[str, St
         startup_s=(device.first - t.start) if device.first is not None else None, budget=budget,
     )
     return RunResult(plan.spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
-                     settings, extra)
+                     settings, extra, stopped=stopped)

@@ -11,7 +11,15 @@ from typing import Callable
 
 from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing
-from mixedclf.costs.report import ClassifyReport, LabelAggregate, ResumeInfo, build_classify_report, write_report
+from mixedclf.costs.accounting import clean
+from mixedclf.costs.report import (
+    ClassifyReport,
+    JobTotals,
+    LabelAggregate,
+    ResumeInfo,
+    build_classify_report,
+    write_report,
+)
 from mixedclf.costs.work import ModelShape, WorkCounts, count_work
 from mixedclf.engines.progress import RowProgress, rows_already_done, source_rows
 from mixedclf.errors import InputError
@@ -143,9 +151,18 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         work=_work(run),
         calibration=calibrate(),
         resumed=resumed,
+        stopped=str(run.stopped) if run.stopped is not None else None,
     )
+    if meter is not None and meter.runs_before:
+        bill = report.cost.provisioned.mixed if opts.mode == "mixed" else report.cost.provisioned.gpu_only
+        report.job = JobTotals(runs=meter.runs_before + 1, rows_in=report.rows_in, rows_out=report.rows_out,
+                               rows_errored=report.rows_errored,
+                               process_s=clean(meter.seconds_before + (measurements.process_s or 0.0)),
+                               provisioned_usd=clean(meter.spent_before + bill))
     if opts.report is not None:
         write_report(report, opts.report)
+    if run.stopped is not None:
+        raise run.stopped
     from mixedclf.io.sinks import errors_path, output_kind
 
     kind = output_kind(opts.output, opts.rows_per_file)

@@ -20,8 +20,8 @@ class WriterThread:
         self._handle = handle
         self._queue: queue.Queue = queue.Queue(maxsize=slack)
         self._failure: list[BaseException] = []
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not _DONE:
@@ -44,22 +44,22 @@ class WriterThread:
                 self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
-                if not self._thread.is_alive():
+                if not self.thread.is_alive():
                     raise RuntimeError("writer thread stopped") from None
 
     def close(self) -> None:
         """Wait until every queued item is handled; raises the thread's failure."""
         self._queue.put(_DONE)
-        self._thread.join()
+        self.thread.join()
         self.raise_failure()
 
     def stop(self) -> None:
         """After the producer failed: handle nothing more, let the thread end (waiting at most 30 s)."""
-        if not self._thread.is_alive():
+        if not self.thread.is_alive():
             return
         self._failure.append(RuntimeError("aborted"))
         try:
             self._queue.put(_DONE, timeout=30)  # the thread only drains now: room comes at once
         except queue.Full:
             return
-        self._thread.join(timeout=30)
+        self.thread.join(timeout=30)

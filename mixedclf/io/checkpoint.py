@@ -62,6 +62,8 @@ class Checkpoint(BaseModel):
     committed: bool = False  # every chunk is written and the partial files are sealed: only renames remain
     tally: dict[str, Any]
     spent_usd: float = 0.0  # the job's provisioned bill so far, every process up to its last checkpoint (--max-cost)
+    spent_s: float = 0.0  # the job's process seconds so far, every process up to its last checkpoint
+    runs: int = 1  # processes that worked on the job up to this checkpoint
 
     @property
     def output_bytes(self) -> int:

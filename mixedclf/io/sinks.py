@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError, MixedclfError, OutputClosed, OutputError, silence_stdout
-from mixedclf.io.filestate import FileState, file_state
 from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.partstore import PartsState, PartStore
 from mixedclf.io.writers import (

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mixedclf.costs.check import COMMENT_MARKER, CheckResult
+from mixedclf.costs.check_cpu import CpuGate
 from mixedclf.costs.check_metrics import METRIC_LABELS
 from mixedclf.costs.check_rows import CompareRow
 from mixedclf.costs.fmt import fmt_money, format_value
@@ -49,10 +50,22 @@ def headline(r: CheckResult) -> str:
     lim = f"; limits: {', '.join(limits)}" if limits else "; no limit set"
     counts = (f"; median of {len(r.baseline_paths)} baseline / {len(r.current_paths)} current reports"
               if len(r.baseline_paths) > 1 or len(r.current_paths) > 1 else "")
-    return (
-        f"{METRIC_LABELS[r.metric]} ({_VERDICT[r.verdict_on].format(basis=r.basis)}): "
-        f"{format_value(r.metric, r.baseline_value)} -> {format_value(r.metric, r.current_value)} ({cp}){lim}{counts}"
-    )
+    verdict = (f"{format_value(r.metric, r.baseline_value)} -> {format_value(r.metric, r.current_value)} ({cp})")
+    measured = _measured_row(r)
+    if r.verdict_on == "work" and measured is not None:
+        # the measured figure leads (what the runs cost); the work-priced one the verdict rests on is beside it
+        return (f"{METRIC_LABELS[r.metric]}, {r.basis}, measured: {_cell(measured.unit, measured.baseline, None)} -> "
+                f"{_cell(measured.unit, measured.current, None)} ({_fmt_diff_pct(measured)}); work-priced "
+                f"({_VERDICT['work']}): {verdict}{lim}{counts}")
+    return f"{METRIC_LABELS[r.metric]} ({_VERDICT[r.verdict_on].format(basis=r.basis)}): {verdict}{lim}{counts}"
+
+
+_MEASURED_ROW = {"cost_per_1k": "mixed total (measured)", "gpu_seconds_per_1k": "GPU seconds per 1k (measured)",
+                 "throughput": "throughput (measured)"}
+
+
+def _measured_row(r: CheckResult) -> CompareRow | None:
+    return next((row for row in r.rows if row.name == _MEASURED_ROW[r.metric]), None)
 
 
 _VERDICT = {
@@ -75,6 +88,29 @@ def _table_title(r: CheckResult) -> str:
     return f"({r.basis}; mixed unless named{spread})"
 
 
+def _cpu_title(g: CpuGate) -> str:
+    test = (f"{g.test}, alpha {g.alpha:g} ({g.alpha_per_figure:.2g} per gated figure)"
+            if g.alpha_per_figure is not None else "not tested")
+    return (f"CPU-time gate: median (min–max) of {g.baseline_reports} baseline / {g.current_reports} current runs; "
+            f"{test}")
+
+
+def _cpu_rows(g: CpuGate) -> list[list[str]]:
+    rows = []
+    for f in g.figures:
+        b = _cell(f.unit, f.baseline_median, (min(f.baseline), max(f.baseline)))
+        c = _cell(f.unit, f.current_median, (min(f.current), max(f.current)))
+        change = "—" if f.change_pct is None else f"{f.change_pct:+.1f}%"
+        limit = "not gated" if f.limit_pct is None else f"+{f.limit_pct:g}%"
+        p = "—" if f.p_value is None else f"{f.p_value:.2g}"
+        verdict = "❌" if f.failed else ("✅" if f.p_value is not None and f.limit_pct is not None else "")
+        rows.append([f.name, f.unit, b, c, change, limit, p, verdict])
+    return rows
+
+
+_CPU_COLUMNS = ["figure", "unit", "baseline", "current", "change", "limit", "p", ""]
+
+
 def render_check(r: CheckResult, console: Console) -> None:
     style = {"ok": "green", "warn": "yellow", "regression": "red"}[r.status]
     console.print(f"[bold {style}]{_TITLE[r.status]}[/bold {style}] · {escape(headline(r))}")
@@ -90,6 +126,13 @@ def render_check(r: CheckResult, console: Console) -> None:
         t.add_row(name, row.unit, _cell(row.unit, row.baseline, row.baseline_range),
                   _cell(row.unit, row.current, row.current_range), _fmt_diff(row), _fmt_diff_pct(row))
     print_table(console, t)
+    if r.cpu is not None:
+        ct = Table(title=escape(_cpu_title(r.cpu)), title_justify="left", **TABLE_STYLE)
+        for i, col in enumerate(_CPU_COLUMNS):
+            ct.add_column(col, justify="left" if i < 2 else "right")
+        for row in _cpu_rows(r.cpu):
+            ct.add_row(*(escape(x) for x in row))
+        print_table(console, ct)
     for v in r.violations:
         console.print(f"[red]regression:[/red] {escape(v)}")
     for w in r.warnings:
@@ -112,13 +155,16 @@ def check_to_markdown(r: CheckResult) -> str:
     ]
     out += [md_table([_table_title(r), "unit", "baseline", "current", "diff", "diff %"], rows,
                      ["l", "l", "r", "r", "r", "r"]), ""]
+    if r.cpu is not None:
+        out += [f"**{_cpu_title(r.cpu)}**", "", md_table(_CPU_COLUMNS, _cpu_rows(r.cpu), ["l", "l", "r", "r", "r", "r",
+                                                                                    "r", "l"]), ""]
     out += [f"- ❌ {v}" for v in r.violations]
     out += [f"- ⚠️ {w}" for w in r.warnings]
     if r.violations or r.warnings:
         out.append("")
     model = f", model `{r.model}`" if r.model else ""
-    rate = (f" Work is priced at {r.s_per_gflop:.4g} s/GFLOP (the median calibration of all the reports); measured "
-            "numbers are shown beside it and never fail the check." if r.s_per_gflop is not None else "")
+    rate = (f" Work is priced at {r.s_per_gflop:.4g} s/GFLOP (the median calibration of all the reports)."
+            if r.s_per_gflop is not None else "")
     out.append(
         f"<sub>{r.report_kind} reports, pricing `{r.profile}`{model}; baseline `{r.baseline_path}`, "
         f"current `{r.current_path}`.{rate} Exit codes: 0 ok, 1 regression, 2 unreadable/incompatible.</sub>"

@@ -65,13 +65,22 @@ def _runpod_rows(r: EstimateReport) -> list[list[str]]:
 _RUNPOD_HEADER = ["endpoint", "exec s", "workers", "util", "runs/req", "billed s/req", "wait s mean/p95", "$/day"]
 
 
+#: Where an estimate's GPU seconds are a CPU's (--from-report of a CPU run): no saving is shown or claimed.
+NO_CLAIM = "no saving claimed (the GPU seconds per request are a CPU's: give --gpu-sec)"
+
+
+def _sv(r: EstimateReport, text: str) -> str:
+    return text if r.savings_claim else "—"
+
+
 def _runpod_totals(r: EstimateReport) -> list[list[str]]:
     rp = r.runpod
     assert rp is not None
     return [
-        ["per day", _money(rp.mixed_per_day, 2), _money(rp.gpu_only_per_day, 2), _money(rp.savings_per_day, 2)],
+        ["per day", _money(rp.mixed_per_day, 2), _money(rp.gpu_only_per_day, 2),
+         _sv(r, _money(rp.savings_per_day, 2))],
         [f"per month ({r.inputs.days_per_month} days)", _money(rp.mixed_per_month, 2),
-         _money(rp.gpu_only_per_month, 2), _money(rp.savings_per_month, 2)],
+         _money(rp.gpu_only_per_month, 2), _sv(r, _money(rp.savings_per_month, 2))],
         ["latency s mean/p95", f"{rp.mixed_latency_mean_s:.3f}/{rp.mixed_latency_p95_s:.3f}",
          f"{rp.gpu_only_latency_mean_s:.3f}/{rp.gpu_only_latency_p95_s:.3f}", ""],
     ]
@@ -94,7 +103,8 @@ def runpod_summary_line(r: EstimateReport) -> str:
     if rp.savings_per_day is None or rp.savings_pct is None:
         return text
     verdict = "mixed is cheaper" if rp.savings_per_day > 0 else "mixed is NOT cheaper than GPU-only"
-    return f"{text}: {verdict} ({fmt_pct(rp.savings_pct)})"
+    verdict = f"{verdict} ({fmt_pct(rp.savings_pct)})" if r.savings_claim else NO_CLAIM
+    return f"{text}: {verdict}"
 
 
 def _totals_rows(r: EstimateReport) -> list[list[str]]:
@@ -103,12 +113,12 @@ def _totals_rows(r: EstimateReport) -> list[list[str]]:
 
     return [
         ["per request", _money(r.mixed_per_request), _money(r.gpu_only_per_request),
-         _money(diff(r.gpu_only_per_request, r.mixed_per_request))],
+         _sv(r, _money(diff(r.gpu_only_per_request, r.mixed_per_request)))],
         ["per 1,000 requests", _money(r.mixed_per_1k), _money(r.gpu_only_per_1k),
-         _money(diff(r.gpu_only_per_1k, r.mixed_per_1k))],
-        ["per day", _money(r.mixed_per_day, 2), _money(r.gpu_only_per_day, 2), _money(r.savings_per_day, 2)],
+         _sv(r, _money(diff(r.gpu_only_per_1k, r.mixed_per_1k)))],
+        ["per day", _money(r.mixed_per_day, 2), _money(r.gpu_only_per_day, 2), _sv(r, _money(r.savings_per_day, 2))],
         [f"per month ({r.inputs.days_per_month} days)", _money(r.mixed_per_month, 2),
-         _money(r.gpu_only_per_month, 2), _money(r.savings_per_month, 2)],
+         _money(r.gpu_only_per_month, 2), _sv(r, _money(r.savings_per_month, 2))],
     ]
 
 
@@ -142,7 +152,7 @@ def _sweep_rows(r: EstimateReport) -> list[list[str]]:
     return [
         [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
          _money(s.runpod_mixed_per_month, 2), _money(s.runpod_gpu_only_per_month, 2),
-         fmt_pct(s.savings_pct) if s.savings_pct is not None else NOT_SERVABLE]
+         _sv(r, fmt_pct(s.savings_pct)) if s.savings_pct is not None else NOT_SERVABLE]
         for s in r.sweep
     ]
 
@@ -166,13 +176,15 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
                                                                   "GPU-only"], _line_rows(r), left=2)
     _table(console, f"Mixed vs GPU-only ({r.billing})", ["", "mixed", "GPU-only", "savings"], _totals_rows(r))
     console.print(f"[bold]{escape(estimate_summary_line(r))}[/bold]")
-    console.print(f"break-even: {escape(r.break_even_overhead_note)}; {escape(r.break_even_requests_note)}.")
+    if r.savings_claim:
+        console.print(f"break-even: {escape(r.break_even_overhead_note)}; {escape(r.break_even_requests_note)}.")
     if r.runpod is not None:
         _table(console, "What Runpod would bill (same inputs)", _RUNPOD_HEADER, _runpod_rows(r))
         _table(console, "", ["Runpod", "mixed", "GPU-only", "savings"], _runpod_totals(r))
         console.print(f"[bold]{escape(runpod_summary_line(r))}[/bold]")
         console.print(escape(_runpod_settings(r)))
-        console.print(f"break-even: {escape(r.runpod.break_even_requests_note)}.")
+        if r.savings_claim:
+            console.print(f"break-even: {escape(r.runpod.break_even_requests_note)}.")
         for w in r.runpod.warnings:
             console.print(f"[yellow]warning: {escape(w)}[/yellow]")
     if r.sweep:
@@ -180,7 +192,7 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
-        console.print(f"advice: {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+        console.print(f"advice: {escape(a.title)} — {escape(a.claim_text())}: {escape(a.detail)}")
 
 
 def _advice(r: EstimateReport) -> list:
@@ -198,20 +210,22 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
                      ["l", "l", "r", "r", "r"]), ""]
     out += [md_table(["", "mixed", "GPU-only", "savings"], _totals_rows(r), ["l", "r", "r", "r"]), ""]
     out += [f"**{estimate_summary_line(r)}**", ""]
-    out += [f"Break-even: {r.break_even_overhead_note}; {r.break_even_requests_note}.", ""]
+    if r.savings_claim:
+        out += [f"Break-even: {r.break_even_overhead_note}; {r.break_even_requests_note}.", ""]
     if r.runpod is not None:
         out += ["### What Runpod would bill (same inputs)", ""]
         out += [md_table(_RUNPOD_HEADER, _runpod_rows(r), ["l"] + ["r"] * (len(_RUNPOD_HEADER) - 1)), ""]
         out += [md_table(["Runpod", "mixed", "GPU-only", "savings"], _runpod_totals(r), ["l", "r", "r", "r"]), ""]
         out += [f"**{runpod_summary_line(r)}**", "", _runpod_settings(r), ""]
-        out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
+        if r.savings_claim:
+            out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
         out += [f"> warning: {w}" for w in r.runpod.warnings] + ([""] if r.runpod.warnings else [])
     if r.sweep:
         out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 6), ""]
     out += [f"> note: {n}" for n in r.notes]
     adv = _advice(r) if advice else []
     if adv:
-        out += ["", "### Advice", ""] + [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in adv]
+        out += ["", "### Advice", ""] + [f"- **{a.title}** ({a.claim_text()}): {a.detail}" for a in adv]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -222,6 +236,7 @@ def estimate_summary_line(r: EstimateReport) -> str:
     return (
         f"{fmt_num(r.inputs.requests_per_day)} requests/day ({r.billing} billing): mixed {fmt_money(r.mixed_per_day, 2)}/day "
         f"= {fmt_money(r.mixed_per_month, 2)}/month, GPU-only {fmt_money(r.gpu_only_per_day, 2)}/day "
-        f"= {fmt_money(r.gpu_only_per_month, 2)}/month, savings {fmt_money(r.savings_per_month, 2)}/month "
-        f"({fmt_pct(r.savings_pct)})"
+        f"= {fmt_money(r.gpu_only_per_month, 2)}/month, "
+        + (f"savings {fmt_money(r.savings_per_month, 2)}/month ({fmt_pct(r.savings_pct)})" if r.savings_claim
+           else NO_CLAIM)
     )

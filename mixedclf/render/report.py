@@ -35,8 +35,9 @@ def gpu_seconds_label(cost: CostBreakdown) -> str | None:
 
 
 def _column_titles(cost: CostBreakdown) -> tuple[str, str]:
-    m = "mixed" + (" (counterfactual)" if cost.mixed_is == "counterfactual" else "")
-    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else "")
+    # every dollar column says whether its seconds were measured or derived (a counterfactual from them)
+    m = "mixed" + (" (derived)" if cost.mixed_is == "counterfactual" else " (measured)")
+    g = "GPU-only" + (" (measured)" if cost.gpu_only_is == "measured" else " (derived)")
     if cost.inference_on_cpu:
         g += " (CPU s ÷ %g at GPU rate)" % cost.gpu_speedup if cost.gpu_speedup else " (CPU s at GPU rate)"
     return m, g
@@ -52,8 +53,16 @@ def headline(report: ClassifyReport) -> str:
                 f"compare with a report measured on a GPU. Cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)}")
     verdict = "saves" if ppu.savings >= 0 else "costs more by"
     scaled = f"; {gpu_seconds_label(cost)}" if cost.inference_on_cpu else ""
+    prov = cost.provisioned
+    # the headline never contradicts the provisioned bill printed under it: where the two billing models
+    # disagree, it says so
+    other = ""
+    if (prov.savings >= 0) != (ppu.savings >= 0):
+        p_verdict = "saves" if prov.savings >= 0 else "costs more by"
+        other = (f"; on the provisioned bill mixed {p_verdict} {fmt_money(abs(prov.savings))} "
+                 f"({_savings_pct_text(prov)})")
     return (f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} (pay-per-use{scaled}): "
-            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}); "
+            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}){other}; "
             f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}")
 
 
@@ -242,6 +251,10 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     p = report.pricing
     if report.resumed is not None:
         console.print(f"[bold yellow]{escape(report.resumed.describe())}[/bold yellow]")
+    if report.stopped is not None:
+        console.print(f"[bold yellow]partial run: {escape(report.stopped)}[/bold yellow]")
+    if report.job is not None:
+        console.print(escape(report.job.describe()))
     console.print(
         f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
         f"device {escape(report.device)} · engine {escape(report.engine)}"
@@ -285,7 +298,7 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         if items:
             console.print("[bold]Advice[/bold] (largest estimated saving first)")
             for a in items:
-                console.print(f"  • {escape(a.title)} — saves ~{escape(a.saving_text())}: {escape(a.detail)}")
+                console.print(f"  • {escape(a.title)} — {escape(a.claim_text())}: {escape(a.detail)}")
 
 
 def render_report(report: AnyReport, console: Console, *, advice: bool = True) -> None:
@@ -305,6 +318,8 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         f"## mixedclf classify: {report.model}",
         "",
         *([f"> **{report.resumed.describe()}**", ""] if report.resumed is not None else []),
+        *([f"> **partial run: {report.stopped}**", ""] if report.stopped is not None else []),
+        *([report.job.describe() + ".", ""] if report.job is not None else []),
         f"{report.rows_out:,} rows in {m.wall_s:,.2f} s ({cost.throughput:,.1f} rows/s), mode `{report.mode}`, "
         f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
         "",
@@ -383,7 +398,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         items = _advice_for(report)
         if items:
             out += ["", "### Advice", ""]
-            out += [f"- **{a.title}** (saves ~{a.saving_text()}): {a.detail}" for a in items]
+            out += [f"- **{a.title}** ({a.claim_text()}): {a.detail}" for a in items]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -394,19 +409,27 @@ def report_to_markdown(report: AnyReport, *, advice: bool = True) -> str:
 
 
 def summary_line(report: AnyReport) -> str:
-    """One line for --quiet / cron."""
+    """One line for --quiet / cron: each dollar figure names its billing model and whether it was measured."""
     if isinstance(report, EstimateReport):
         return estimate_summary_line(report)
-    m, ppu = report.measurements, report.cost.pay_per_use
+    from mixedclf.costs.summary import labelled_totals
+
+    m = report.measurements
+    ppu, prov = labelled_totals(report.cost, "pay-per-use"), labelled_totals(report.cost, "provisioned")
     rate = report.rows_out / m.wall_s if m.wall_s > 0 else 0.0
     err = f", {report.rows_errored:,} errored" if report.rows_errored else ""
     partial = " PARTIAL (resumed run: cost covers this process's rows only);" if report.resumed else ""
-    if report.cost.savings_claim:
-        claim = f"savings {_savings_pct_text(ppu)}"
+    if report.stopped:
+        partial += " PARTIAL (stopped at the cost budget: the rows written before the stop);"
+    if report.job is not None:
+        partial += f" {report.job.describe()};"
+    if ppu.savings_claimed:
+        claim = f"savings {_savings_pct_text(report.cost.pay_per_use)}"
     else:
-        claim = "CPU seconds at the GPU rate, no saving claimed"
+        claim = "no saving claimed"
     return (
         f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s);{partial} "
-        f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} "
-        f"({claim}; {fmt_money(ppu.mixed_per_1k)}/1k rows)"
+        f"pay-per-use: mixed {fmt_money(ppu.mixed)} {ppu.mixed_is} ({fmt_money(ppu.mixed_per_1k)}/1k rows) vs "
+        f"GPU-only {fmt_money(ppu.gpu_only)} {ppu.gpu_only_is} ({ppu.gpu_seconds_are}; {claim}); "
+        f"provisioned: mixed {fmt_money(prov.mixed)} {prov.mixed_is} ({fmt_money(prov.mixed_per_1k)}/1k rows)"
     )

@@ -28,14 +28,16 @@ def init_worker(tokenizer_path: str, max_length: int, clean: str, parent_pid: in
     _state["clean"] = clean
 
 
-def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[Sequences, float, float, int]:
-    """The stage contract's rows -> sequences step in a worker: (sequences, start, end, pid): monotonic clock readings are comparable across processes on one machine.
-    `clean` overrides the pool's cleaning mode (the server tokenizes already-cleaned text with "none")."""
+def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[Sequences, float, float, int, float]:
+    """The stage contract's rows -> sequences step in a worker: (sequences, start, end, pid, cpu_s). Monotonic
+    clock readings are comparable across processes on one machine; cpu_s is this worker process's CPU time for the
+    task (all its threads: the tokenizer may run its own). `clean` overrides the pool's cleaning mode (the server
+    tokenizes already-cleaned text with "none")."""
     if _TEST_KILL_ON_TEXT is not None and _TEST_KILL_ON_TEXT in texts:
         os.kill(os.getpid(), signal.SIGKILL)
-    start = time.monotonic()
+    cpu0, start = time.process_time(), time.monotonic()
     seqs = to_sequences(texts, _state["tokenizer"], clean or _state["clean"])
-    return seqs, start, time.monotonic(), os.getpid()
+    return seqs, start, time.monotonic(), os.getpid(), time.process_time() - cpu0
 
 
 def warm_task(_: int) -> int:

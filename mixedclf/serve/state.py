@@ -192,7 +192,7 @@ class ServerState:
         for attempt in (1, 2):
             pool = self.pool
             try:
-                seqs, start, end, _pid = await asyncio.wait_for(
+                seqs, start, end, _pid, _cpu = await asyncio.wait_for(
                     loop.run_in_executor(pool, task, texts), timeout
                 )
                 return seqs, end - start
