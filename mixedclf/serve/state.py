@@ -128,9 +128,7 @@ class ServerState:
     def _warm_postprocess(self, sample, logits) -> None:
         """The routes' postprocess once before "ready": pyarrow imports pandas on its first table, which made the
         first request after "ready" take 0.4 s (1.6 s on a loaded 2-core machine) instead of a millisecond."""
-        from mixedclf.core.postprocess import prediction_rows
-
-        prediction_rows(logits, sample, self.spec.labels, self.spec.activation)
+        self.pipeline.predictions(sample, logits)
 
     async def _start(self) -> None:
         """Load the tokenizer and the model, start and warm the CPU pool, warm the device and the postprocess,
