@@ -181,6 +181,10 @@ def test_planner_writes_the_deploy_spec(cli, tmp_path, monkeypatch):
     infer = spec.endpoints["all" if spec.topology == "single" else "infer"]
     assert infer.kind == "gpu" and infer.gpu_pool == "ADA_24" and infer.execution_timeout_s == 600
     assert f"written to {out}" in res.stdout.replace("\n", "")
+    from mixedclf.cloud.spec import load_spec
+
+    deployable = load_spec(out)  # what `mixedclf deploy plan|apply` reads: the planner writes a spec it accepts
+    assert deployable.topology == spec.topology and deployable.orchestrator == spec.orchestrator
     again = cli(*args)
     assert again.exit_code == 2 and "--force" in again.stderr
     assert cli(*args, "--force").exit_code == 0

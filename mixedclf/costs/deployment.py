@@ -43,9 +43,14 @@ class EndpointPlan(BaseModel):
     idle_timeout_s: int = Field(ge=1, le=3600)
     execution_timeout_s: int = Field(default=DEFAULT_EXECUTION_TIMEOUT_S, ge=5)
     flashboot: bool = True
+    # The image the endpoint runs: `mixedclf deploy render` writes its Dockerfile; the planner names the same
+    # placeholder registry as `mixedclf deploy init`, to be replaced by where the image is pushed.
+    image: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> "EndpointPlan":
+        if not self.image:
+            self.image = placeholder_image("cpu" if self.kind == "cpu" else "gpu")
         if self.kind == "cpu" and (self.instance is None or self.gpu_pool is not None):
             raise ValueError("a cpu endpoint names an instance and no gpu_pool")
         if self.kind == "gpu" and (self.gpu_pool is None or self.instance is not None):
@@ -68,6 +73,12 @@ class EndpointPlan(BaseModel):
     @property
     def vcpus(self) -> int | None:
         return instance_vcpus(self.instance) if self.instance else None
+
+
+def placeholder_image(kind: str) -> str:
+    from mixedclf import __version__
+
+    return f"ghcr.io/your-org/mixedclf-{kind}:{__version__}"
 
 
 ENDPOINT_ORDER = ("pre", "infer", "post", "all", "orchestrator")
