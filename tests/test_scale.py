@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import classify_process
 
 from mixedclf.errors import ResumeError
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, verify_resumable
@@ -196,19 +197,14 @@ print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _peak_rss_kb(tmp_path: Path, model: Path, rows: int) -> int:
-    import os
-    import subprocess
-    import sys
-
     source = tmp_path / f"in-{rows}.jsonl"
     with open(source, "w", encoding="utf-8") as f:
         for start in range(0, rows, 100_000):
             f.write("".join(f'{{"id": "r{k}", "text": "good food {k % 97}"}}\n'
                             for k in range(start, min(rows, start + 100_000))))
     out = tmp_path / f"out-{rows}.parquet"
-    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, "classify", str(source), "-o", str(out), "--model",
-                           str(model), "--device", "cpu", "--mode", "gpu-only", "-q"],
-                          capture_output=True, text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    proc = classify_process(source, "-o", out, "--model", model, "--device", "cpu", "--mode", "gpu-only", "-q",
+                            timeout=900, launcher=("-c", _PEAK_RSS))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert pq.ParquetFile(out).metadata.num_rows == rows
     source.unlink()
