@@ -112,12 +112,14 @@ def cli():
     return invoke
 
 
-def classify_process(*args, wait: bool = True, timeout: float = 300, env: dict | None = None, **popen):
+def classify_process(*args, wait: bool = True, timeout: float = 300, env: dict | None = None,
+                     launcher: tuple[str, ...] = ("-m", "mixedclf"), **popen):
     """`python -m mixedclf classify ARGS` as a real process, offline and unbuffered: the one way the tests start
     one. wait=True: run it to the end (stdout, stderr captured as text) and return the CompletedProcess;
     wait=False: return the Popen (stdout, stderr piped unless `popen` says otherwise), for tests that signal,
-    kill or watch it. `env` adds to the environment."""
-    command = [sys.executable, "-m", "mixedclf", "classify", *map(str, args)]
+    kill or watch it. `env` adds to the environment; `launcher` replaces `-m mixedclf` (`-c CODE`: a wrapper that
+    runs mixedclf with sys.argv[1:] and reports on the run)."""
+    command = [sys.executable, *launcher, "classify", *map(str, args)]
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
     if wait:
         return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout, **popen)

@@ -100,7 +100,7 @@ def test_chain_runs_equal_separate_passes(chain, rate, n, hours, mode, seed):
     runpod.MEMO.clear()
     got = runpod.chain_runs(tuple(chain), load)
     inputs = [arrival_times(rate, hours, n, mode, seed, repeat=k) for k in (1, 2)]
-    for spec, (one, two) in zip(chain, got):
+    for spec, (one, two) in zip(chain, got, strict=True):
         want = [simulate_endpoint(a, spec) for a in inputs]
         assert (one, two) == (want[0], want[1])
         inputs = [sorted(w.departures) for w in want]

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import write_jsonl
+from conftest import classify_process, write_jsonl
 
 from mixedclf.core.inference import InferenceRunner
 from mixedclf.core.preprocess import make_tokenizer, preprocess_texts
@@ -136,7 +136,7 @@ def start_worker_pool(*args, **kwargs):
     return pool, ready
 
 feed.start_worker_pool = start_worker_pool
-sys.argv = ["mixedclf", *{args!r}]
+sys.argv = ["mixedclf", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exc:
@@ -145,9 +145,8 @@ print(json.dumps({{"main": sorted(m for m in HEAVY if m in sys.modules), "worker
 """
 
 
-def _classify(args: list[str], env: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _WRAPPER.format(heavy=HEAVY, args=args)], capture_output=True,
-                          text=True, timeout=300, env=env)
+def _classify_watching_imports(args: list[str], env: dict) -> dict:
+    proc = classify_process(*args, env=env, launcher=("-c", _WRAPPER.format(heavy=HEAVY)))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -156,14 +155,14 @@ def _classify(args: list[str], env: dict) -> dict:
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_classify_on_onnxruntime_imports_no_torch_once_converted(tmp_path, tiny_model, precision):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": t} for i, t in enumerate(TEXTS * 8)])
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MIXEDCLF_CACHE_DIR=str(tmp_path / "cache"))
+    env = {"MIXEDCLF_CACHE_DIR": str(tmp_path / "cache")}
     common = ["--model", str(tiny_model), "--precision", precision, "--cpu-workers", "1", "-q"]
     if precision == "fp32":
         common += ["--backend", "onnxruntime"]
     outputs, reports = [], []
     for run in ("first", "second"):
         out, report = tmp_path / f"{run}.jsonl", tmp_path / f"{run}.json"
-        imported = _classify(["classify", str(source), "-o", str(out), "--report", str(report), *common], env)
+        imported = _classify_watching_imports([source, "-o", out, "--report", report, *common], env)
         outputs.append([json.loads(line) for line in out.read_text().splitlines()])
         reports.append(json.loads(report.read_text()))
         if run == "first":  # the conversion needs torch and transformers, once
