@@ -387,3 +387,19 @@ def test_a_run_failing_with_work_in_flight_leaves_no_pool_thread_behind(tmp_path
     alive = [t for t in process._threads_wakeups if t.is_alive()]
     assert alive == []
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_file_removed_between_listing_and_stat_is_a_change_not_a_missing_path(tmp_path, monkeypatch):
+    from mixedclf.errors import InputChanged
+    from mixedclf.io import sources
+
+    folder = tmp_path / "in"
+    write_jsonl(folder / "a.jsonl", [{"id": 1, "text": "good"}])
+    listed = sources.folder_files
+
+    def then_one_vanishes(root, links):
+        return [*listed(root, links), str(folder / "b.jsonl")]  # listed, then removed before its stat
+
+    monkeypatch.setattr(sources, "folder_files", then_one_vanishes)
+    with pytest.raises(InputChanged, match="removed while the run listed"):
+        sources.resolve_source(str(folder))
