@@ -315,11 +315,12 @@ def test_ray_refuses_a_folder_whose_rows_have_a_path_column(tmp_path, fmt):
 
 # --- 15 (part): closed stdin or stdout, a binary config file, an output URI ---------------------------------------
 
-@pytest.mark.parametrize("args, redirect, words", [
-    (["-", "-o", "{tmp}/out.jsonl"], "<&-", "stdin is closed"),
-    (["{tmp}/in.jsonl", "-o", "-"], ">&-", "stdout is closed"),
+@pytest.mark.parametrize("args, redirect, code, words", [
+    (["-", "-o", "{tmp}/out.jsonl"], "<&-", 2, "stdin is closed"),
+    (["{tmp}/in.jsonl", "-o", "-"], ">&-", 2, "stdout is closed"),
+    (["{tmp}/in.jsonl", "-o", "{tmp}/out.jsonl", "-f", "json"], ">&-", 0, '"rows_out": 1'),  # the summary: stderr
 ])
-def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, args, redirect, words):
+def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, args, redirect, code, words):
     import os
     import shlex
     import subprocess
@@ -331,9 +332,10 @@ def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, a
     argv = [sys.executable, "-m", "mixedclf", "classify", *[a.format(tmp=tmp_path) for a in args], *fast(tiny_model)]
     done = subprocess.run(["bash", "-c", shlex.join(argv) + " " + redirect], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(Path(mixedclf.__file__).parents[1])})
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == code, done.stderr
     assert words in done.stderr and "internal error" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    if code == 2:
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_binary_config_file_is_a_usage_error(tmp_path, tiny_model):
@@ -385,3 +387,19 @@ def test_a_run_failing_with_work_in_flight_leaves_no_pool_thread_behind(tmp_path
     alive = [t for t in process._threads_wakeups if t.is_alive()]
     assert alive == []
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_file_removed_between_listing_and_stat_is_a_change_not_a_missing_path(tmp_path, monkeypatch):
+    from mixedclf.errors import InputChanged
+    from mixedclf.io import sources
+
+    folder = tmp_path / "in"
+    write_jsonl(folder / "a.jsonl", [{"id": 1, "text": "good"}])
+    listed = sources.folder_files
+
+    def then_one_vanishes(root, links):
+        return [*listed(root, links), str(folder / "b.jsonl")]  # listed, then removed before its stat
+
+    monkeypatch.setattr(sources, "folder_files", then_one_vanishes)
+    with pytest.raises(InputChanged, match="removed while the run listed"):
+        sources.resolve_source(str(folder))

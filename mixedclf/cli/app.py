@@ -30,9 +30,11 @@ FORMATS = ("table", "json", "markdown")
 
 
 def _emit(text: str) -> None:
-    """Plain text on stdout, never re-wrapped: what scripts parse (JSON, markdown, the summary line)."""
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
+    """Plain text on stdout, never re-wrapped: what scripts parse (JSON, markdown, the summary line). With stdout
+    closed (`>&-`) it goes to stderr: the run's work is done, and its summary is not lost."""
+    stream = sys.stdout if sys.stdout is not None else sys.stderr
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
 
 
 @app.callback(invoke_without_command=True)

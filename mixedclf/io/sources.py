@@ -238,6 +238,16 @@ def _listing(spec: str, fs: pafs.FileSystem, path: str, recursive: bool) -> list
     return [i for i in infos if i.type == pafs.FileType.File]
 
 
+def _listed(spec: str, fs: pafs.FileSystem, names: list[str]) -> list[pafs.FileInfo]:
+    """The infos of files just listed; one gone already is a change under the run, said as such."""
+    infos = fs.get_file_info(names) if names else []
+    for info in infos:
+        if info.type == pafs.FileType.NotFound:
+            raise InputChanged(f"{_display(spec, fs, info.path)}: the file was removed while the run listed its "
+                               "input", hint=_CHANGED_HINT)
+    return infos
+
+
 def _expand(spec: str, fmt_override: str | None, links: Links | None = None
             ) -> tuple[list[pafs.FileInfo], pafs.FileSystem, bool]:
     """The files one input argument names, sorted; and whether it named more than a single file."""
@@ -247,7 +257,7 @@ def _expand(spec: str, fmt_override: str | None, links: Links | None = None
     if any(c in path for c in _GLOB_CHARS):
         if local:
             names = glob_local(path, links)
-            return (fs.get_file_info(names) if names else []), fs, True
+            return _listed(spec, fs, names), fs, True
         # A glob on an object store: list below the part without wildcards and match the rest.
         base = path
         while any(c in base for c in _GLOB_CHARS):
@@ -261,7 +271,7 @@ def _expand(spec: str, fmt_override: str | None, links: Links | None = None
         return [info], fs, False
     if local:
         names = folder_files(path, links)
-        infos = fs.get_file_info(names) if names else []
+        infos = _listed(spec, fs, names)
     else:
         infos = [i for i in _listing(spec, fs, path, recursive=True)
                  if not _hidden(i.path[len(path.rstrip("/")):])]
