@@ -24,9 +24,10 @@ def test_pool_workers_start_at_once_and_preprocess_like_the_parent(tiny_model):
     try:
         assert len(pool._processes) == 2  # both spawned already, not on the first piece of work
         assert all(f.result(timeout=60) for f in ready)
-        batch, start, end, _pid = pool.submit(preprocess_task, texts).result(timeout=60)
+        seqs, start, end, _pid = pool.submit(preprocess_task, texts).result(timeout=60)
+        batch = seqs.batch  # the stage contract's rows -> sequences step: one sequence per row
     finally:
         pool.shutdown()
     local = preprocess_texts(texts, make_tokenizer(tokenizer_json, spec.max_length))
-    assert end >= start and batch.cleaned == local.cleaned
+    assert end >= start and seqs.row_of_sequence is None and batch.cleaned == local.cleaned
     assert np.array_equal(batch.token_ids, local.token_ids) and batch.truncated.tolist() == local.truncated.tolist()
