@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
+from mixedclf.core.answers import AnswerStore
 from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
@@ -73,8 +74,9 @@ server was started with --api-key.
 """
 
 
-def create_app(settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app for these settings. Raises ModelError / CostInputError before anything starts."""
+def create_app(settings: ServeSettings | None = None, answers: AnswerStore | None = None) -> FastAPI:
+    """The FastAPI app for these settings (`answers`: texts answered without the device, a prediction cache).
+    Raises ModelError / CostInputError before anything starts."""
     settings = settings or ServeSettings()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -84,7 +86,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     spec = resolve_model(settings.model)
     device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend))
     pricing = load_pricing(settings.pricing, settings.profile)
-    state = ServerState(settings, spec, device, pricing)
+    state = ServerState(settings, spec, device, pricing, answers)
     # /docs and /redoc from the Swagger UI and ReDoc files the fastapi-offline package installs, not a CDN:
     # a server without internet access still shows its documentation.
     app = FastAPIOffline(
