@@ -126,3 +126,26 @@ def test_the_local_engine_answers_held_rows_without_the_device(tiny_model, tmp_p
     assert first.extra.micro_batches > 0 and second.extra.micro_batches == 0  # every row held: no forward pass
     assert second.rows_out == first.rows_out and answers.asked == first.rows_out + second.rows_out
     assert (tmp_path / "second.jsonl").read_bytes() == (tmp_path / "first.jsonl").read_bytes()
+
+
+def test_the_server_answers_held_texts_without_the_device(tiny_model):
+    import httpx
+    from serve_helpers import serve_in_thread
+    from test_pipeline import MemoryAnswers
+
+    from mixedclf.serve.app import create_app
+    from mixedclf.serve.settings import ServeSettings
+
+    answers = MemoryAnswers()
+    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, torch_threads=torch.get_num_threads())
+    app = create_app(settings, answers=answers)
+    with serve_in_thread(app) as running:
+        pipeline = app.state.server.pipeline
+        rows_after_warm_up = pipeline.work.device.rows  # the warm-up pass is never answered from the store
+        assert rows_after_warm_up == 1 and not answers.held
+        with httpx.Client(base_url=running.url, trust_env=False, timeout=30) as c:
+            first = c.post("/classify", json={"text": "good food, slow service"}).json()
+            again = c.post("/classify", json={"text": "good food, slow service"}).json()
+        assert pipeline.work.device.rows == rows_after_warm_up + 1  # the repeat never reached the device
+        assert (pipeline.work.answer_hits, pipeline.work.answer_misses) == (1, 1)
+        assert again["label"] == first["label"] and again["scores"] == first["scores"]

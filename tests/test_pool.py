@@ -29,5 +29,5 @@ def test_pool_workers_start_at_once_and_preprocess_like_the_parent(tiny_model):
     finally:
         pool.shutdown()
     local = preprocess_texts(texts, make_tokenizer(tokenizer_json, spec.max_length))
-    assert end >= start and batch.cleaned == local.cleaned
+    assert end >= start and seqs.row_of_sequence is None and batch.cleaned == local.cleaned
     assert np.array_equal(batch.token_ids, local.token_ids) and batch.truncated.tolist() == local.truncated.tolist()

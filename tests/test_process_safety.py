@@ -66,8 +66,8 @@ def test_a_pool_started_by_a_thread_that_ends_keeps_its_workers(tiny_model):
     try:
         time.sleep(0.5)  # the signal, had it been fatal, has landed by now
         assert all(psutil.pid_exists(pid) for pid in box["pids"])
-        batch, *_ = pool.submit(preprocess_task, ["good food"]).result(timeout=60)
-        assert batch.cleaned == ["good food"]
+        seqs, *_ = pool.submit(preprocess_task, ["good food"]).result(timeout=60)
+        assert seqs.batch.cleaned == ["good food"]
     finally:
         pool.shutdown()
 

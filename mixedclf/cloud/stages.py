@@ -161,6 +161,6 @@ def load_stages(stage: str, model: str = "default", precision: str = "auto", cle
             from mixedclf.models.device import resolve_device
 
             device = resolve_device("auto")
-            stages.runner = InferenceRunner(load_model(spec, device, precision), device, len(spec.labels), pad_id)
+            stages.runner = InferenceRunner(load_model(spec, device, precision).module, device, len(spec.labels), pad_id)
             stages.info["device"] = str(device)
     return stages

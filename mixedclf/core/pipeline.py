@@ -173,6 +173,10 @@ class StagePipeline:
             setattr(self.work, name, getattr(self.work, name) + getattr(work, name))
         return Inferred(seqs.reduce(out), work)
 
+    def warm_up(self, seqs: Sequences) -> np.ndarray:
+        """One forward pass for its side effects (allocations, kernels): never answered from the store."""
+        return self.runner.logits(seqs.batch, self.batch_size, self.max_batch_tokens)
+
     # --- logits -> output rows ------------------------------------------------------------------------------
     def output_table(self, seqs: Sequences, logits: np.ndarray, passthrough: pa.Table,
                      text: tuple[str, pa.Array] | None = None) -> tuple[pa.Table, dict[str, pa.Array]]:

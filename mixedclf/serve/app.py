@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 
 from mixedclf import __version__
+from mixedclf.core.answers import AnswerStore
 from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.workers import preprocess_task
@@ -101,8 +102,9 @@ def check_unicode(text: str, loc: list, name: str = "text") -> None:
                            f"{exc.start}, which is not valid Unicode: send the whole pair or leave it out") from None
 
 
-def create_app(settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app for these settings. Raises ModelError / CostInputError before anything starts."""
+def create_app(settings: ServeSettings | None = None, answers: AnswerStore | None = None) -> FastAPI:
+    """The FastAPI app for these settings (`answers`: texts answered without the device, a prediction cache).
+    Raises ModelError / CostInputError before anything starts."""
     settings = settings or ServeSettings()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -112,7 +114,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     spec = resolve_model(settings.model)
     device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend, spec))
     pricing = load_pricing(settings.pricing, settings.profile)
-    state = ServerState(settings, spec, device, pricing)
+    state = ServerState(settings, spec, device, pricing, answers)
 
     def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
         """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""

@@ -23,6 +23,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from mixedclf import __version__
+from mixedclf.core.answers import AnswerStore
 from mixedclf.core.pipeline import StagePipeline
 from mixedclf.core.sequences import Sequences
 from mixedclf.models.spec import ModelSpec
@@ -75,8 +76,9 @@ def default_max_batch_tokens(device_type: str) -> int:
 class ServerState:
     """Model, pool, batcher and metrics of one app; built by create_app, started by the lifespan."""
 
-    def __init__(self, settings: ServeSettings, spec: ModelSpec, device, pricing):
+    def __init__(self, settings: ServeSettings, spec: ModelSpec, device, pricing, answers: AnswerStore | None = None):
         self.settings = settings
+        self.answers = answers  # texts answered without the device (a prediction cache), when given
         self.spec = spec
         self.device = device
         self.pricing = pricing
@@ -135,7 +137,7 @@ class ServerState:
         start the batcher. A failure is one line in the log, status "failed" and `on_start_failed()`."""
         import torch
 
-        from mixedclf.models.backend import load_model
+        from mixedclf.models.backend import answer_run_key, load_model
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
         from mixedclf.serve.device import DeviceStage
 
@@ -147,13 +149,17 @@ class ServerState:
             self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
             self.pool, ready = self._start_pool()
             model = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
+            key = (answer_run_key(self.spec, model, s.clean, self._tokenizer_json) if self.answers is not None
+                   else b"")
             self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
-                                          batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens)
+                                          batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens,
+                                          answers=self.answers, run_key=key)
             stage = DeviceStage(self.pipeline)
             await asyncio.gather(*map(asyncio.wrap_future, ready))
             sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
-            warm = await asyncio.to_thread(stage.run_batch, [sample])  # first forward pass: allocations, kernels
-            await asyncio.to_thread(self._warm_postprocess, sample, warm.results[0].logits)
+            # first forward pass (allocations, kernels), never answered from the store; then the postprocess
+            logits = await asyncio.to_thread(self.pipeline.warm_up, sample)
+            await asyncio.to_thread(self._warm_postprocess, sample, logits)
             self.batcher = MicroBatcher(
                 stage.run_batch,
                 max_batch_size=s.max_batch_size,
