@@ -19,7 +19,7 @@ stamp = $(VENV)/.installed-$(subst $(comma),-,$(1))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-demo demo lint test test-fast default-onnx test-wheel bench bench-memory bench-precision default-head clean
+.PHONY: install install-demo demo lint test test-fast test-slow default-onnx test-wheel bench bench-memory bench-precision default-head clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,15 @@ lint: install
 	$(BIN)/ruff check mixedclf
 	$(BIN)/mypy
 
-# The fast tier: every test not marked slow (subprocess runs, Ray, scale and timing checks); under 2 minutes on
-# 2 cores. .ci/run runs it first, then the full suite.
+# The fast tier: every test not marked slow; the slow tier: subprocess runs, Ray, live servers, scale and timing
+# checks. `make test` runs the fast tier first (the quick verdict), then the slow one, then the built wheel.
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test: install
-	$(BIN)/python -m pytest
+test-slow: install
+	$(BIN)/python -m pytest -m slow -q
+
+test: test-fast test-slow
 	$(MAKE) test-wheel
 
 # The default model exported to ONNX (fp32, ~90 MB), built here rather than kept in git: the wheel carries it,
