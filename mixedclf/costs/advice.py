@@ -226,10 +226,12 @@ def _advise_classify(report) -> list[Advice]:
 
 
 def _advise_estimate(r) -> list[Advice]:
-    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
+    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed); the
+    endpoints a change does not reach come from the report's own simulations (mixedclf.costs.runpod.MEMO). None
+    under ideal billing, which simulates nothing."""
     i, p = r.inputs, r.pricing
-    rp = r.runpod or runpod_bill(i, p, break_even=False)
-    if rp.mixed_per_month is None:
+    rp = r.runpod
+    if rp is None or rp.mixed_per_month is None:
         return []  # not servable: the warnings say what is needed, no saving can be priced
     days = i.days_per_month
     gap = r.mean_gap_s

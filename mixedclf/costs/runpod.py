@@ -10,14 +10,24 @@ the clock at the active rate. Formulas, sources and worked examples: docs/cost-m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple
 
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.fmt import fmt_num
 from mixedclf.costs.pricing import CostInputError
-from mixedclf.costs.runpod_sim import EndpointRun, EndpointSpec, arrival_times, percentile, simulate_endpoint
+from mixedclf.costs.runpod_sim import (
+    EndpointRun,
+    EndpointSpec,
+    arrival_times,
+    percentile,
+    simulate_endpoint,
+    simulate_endpoint_marked,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.costs.per_request import EstimateInputs
@@ -271,22 +281,126 @@ def _bill(st: Stage, one: EndpointRun, two: EndpointRun, i: "EstimateInputs", p:
     )
 
 
-def run_pipeline(arrivals: list[float], stages: list[Stage]) -> tuple[list[EndpointRun], list[float]]:
-    """Each stage's run, and each request's end-to-end latency (in arrival order): a request enters a stage when
-    it leaves the one before, so requests are followed by identity, not by rank."""
-    ids = list(range(len(arrivals)))
-    t_in = arrivals
-    runs = []
-    for st in stages:
-        run = simulate_endpoint(t_in, st.spec)
-        runs.append(run)
-        order = sorted(range(len(run.departures)), key=run.departures.__getitem__)
-        ids = [ids[m] for m in order]
-        t_in = [run.departures[m] for m in order]
+class Load(NamedTuple):
+    """What a chain's arrivals depend on: with the chain's endpoints, the key of a memoized simulation."""
+
+    requests_per_day: float
+    active_hours: float
+    n: int  # requests per pass
+    arrivals: str
+    seed: int
+
+
+class _Memo:
+    """Least recently used results up to a budget of weight (list entries kept), so a long --sim-requests cannot
+    fill memory: a result heavier than the whole budget is computed by the caller and not kept."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.held = budget, 0
+        self.items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        hit = self.items.get(key)
+        if hit is None:
+            return None
+        self.items.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: Hashable, value: Any, weight: int) -> None:
+        if weight > self.budget or key in self.items:
+            return
+        self.items[key] = (value, weight)
+        self.held += weight
+        while self.held > self.budget:
+            self.held -= self.items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.held = 0
+
+
+#: Weights count list entries kept (a chain step keeps about 14 per request of a pass, a float each: ~330 bytes):
+#: 2.5 M is under 100 MB, and the headline bill, the advice's what-ifs and a sweep of one estimate at the default
+#: 10,000 requests a pass fit. The break-even scan's simulations are not kept here (`keep=False`): none of its
+#: rates is another figure's, and the search keeps its own values (break_even_search).
+MEMO = _Memo(budget=2_500_000)
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One endpoint of a chain under a load, simulated over one pass and two (read-only: memoized and shared)."""
+
+    one: EndpointRun
+    two: EndpointRun
+    one_out: list[float]  # the one-pass departures, sorted: the next endpoint's one-pass arrivals
+    two_out: list[float]  # the two-pass departures, sorted
+    ids: list[int]  # the request (arrival index) behind each of two_out: latency follows requests by identity
+
+
+def _arrivals(load: Load) -> list[float]:
+    """The seeded arrivals twice back to back; the first `load.n` are the one-pass arrivals (read-only: shared)."""
+    key = ("arrivals", load)
+    hit = MEMO.get(key)
+    if hit is None:
+        hit = arrival_times(load.requests_per_day, load.active_hours, load.n, load.arrivals,  # type: ignore[arg-type]
+                            load.seed, repeat=2)
+        MEMO.put(key, hit, len(hit))
+    return hit
+
+
+def _passes(spec: EndpointSpec, one_in: list[float], two_in: list[float]) -> tuple[EndpointRun, EndpointRun]:
+    """The endpoint over one pass and over two: one simulation where the one-pass arrivals open the two-pass
+    ones (always at the first endpoint; downstream when no second-pass request leaves before a first-pass one)."""
+    if two_in[: len(one_in)] == one_in:
+        return simulate_endpoint_marked(two_in, spec, len(one_in))
+    return simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec)
+
+
+def chain_runs(chain: tuple[EndpointSpec, ...], load: Load, *, keep: bool = True) -> list[ChainStep]:
+    """Each endpoint of `chain` fed by the one before it (a request enters a stage when it leaves the one before),
+    simulated over one pass and two.
+
+    Memoized per (endpoints up to this one, load) in MEMO: the simulation is deterministic, so a figure that
+    changes one endpoint (an advice's idle timeout) re-simulates only it and those after it, and no figure
+    simulates again what another already did (GPU-only and the unchanged stages of a what-if, a sweep rate).
+    `keep=False` reads the memo but adds nothing to it.
+    """
+    out: list[ChainStep] = []
+    for k, spec in enumerate(chain):
+        key = ("chain", chain[: k + 1], load)
+        step = MEMO.get(key)
+        if step is None:
+            if k == 0:
+                two_in = _arrivals(load) if keep else arrival_times(
+                    load.requests_per_day, load.active_hours, load.n, load.arrivals, load.seed, repeat=2)  # type: ignore[arg-type]
+                one_in, ids = two_in[: load.n], list(range(len(two_in)))
+            else:
+                one_in, two_in, ids = out[-1].one_out, out[-1].two_out, out[-1].ids
+            one, two = _passes(spec, one_in, two_in)
+            order = sorted(range(len(two.departures)), key=two.departures.__getitem__)
+            step = ChainStep(one=one, two=two, one_out=sorted(one.departures),
+                             two_out=[two.departures[m] for m in order], ids=[ids[m] for m in order])
+            if keep:
+                MEMO.put(key, step, 14 * max(load.n, 1))
+        out.append(step)
+    return out
+
+
+def run_pipeline(stages: list[Stage], load: Load, *, keep: bool = True) -> tuple[list[ChainStep], tuple[float, float]]:
+    """Each stage's simulation, and the (mean, p95) end-to-end latency of the two-pass run's second pass (arrival
+    to the last stage's end)."""
+    steps = chain_runs(tuple(st.spec for st in stages), load, keep=keep)
+    n = load.n
+    if not steps or n == 0:
+        return steps, (0.0, 0.0)
+    arrivals = _arrivals(load) if keep else arrival_times(load.requests_per_day, load.active_hours, n, load.arrivals,  # type: ignore[arg-type]
+                                                           load.seed, repeat=2)
+    last = steps[-1]
     done = [0.0] * len(arrivals)
-    for m, rid in enumerate(ids):
-        done[rid] = t_in[m]
-    return runs, [d - a for d, a in zip(done, arrivals)]
+    for m, rid in enumerate(last.ids):
+        done[rid] = last.two_out[m]
+    steady = [done[k] - arrivals[k] for k in range(n, len(arrivals))]
+    return steps, (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
 
 
 class _Sim(BaseModel):
@@ -296,23 +410,24 @@ class _Sim(BaseModel):
     latency: dict[str, tuple[float, float]]  # pipeline -> (mean, p95) seconds
 
 
-def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> _Sim:
+def _load(i: "EstimateInputs", cap: int) -> Load:
     if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
         raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g} (one request in "
                              f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {i.requests_per_day:g}")
-    mixed, go = pipelines(i)
     n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    passes = {k: arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=k) for k in (1, 2)}
+    return Load(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed)
+
+
+def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int, *, keep: bool = True) -> _Sim:
+    mixed, go = pipelines(i)
+    load = _load(i, cap)
     latency = {}
 
     def run(name: str, stages: list[Stage]) -> list[EndpointBill]:
-        one, _ = run_pipeline(passes[1], stages)
-        two, lat = run_pipeline(passes[2], stages)
-        steady = lat[n:]
-        latency[name] = (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
-        return [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
+        steps, latency[name] = run_pipeline(stages, load, keep=keep)
+        return [_bill(st, s.one, s.two, i, p) for st, s in zip(stages, steps)]
 
-    return _Sim(mixed=run("mixed", mixed), gpu_only=run("gpu_only", go), n=n, latency=latency)
+    return _Sim(mixed=run("mixed", mixed), gpu_only=run("gpu_only", go), n=load.n, latency=latency)
 
 
 class PipelineRun(BaseModel):
@@ -331,15 +446,12 @@ def simulate_stages(i: "EstimateInputs", p: "PricingProfile", stages: list[Stage
     """Simulate any chain of endpoints (the planner's candidates) as the estimate simulates its two pipelines."""
     if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
         raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g}")
-    n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    one, _ = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=1), stages)
-    two, lat = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=2), stages)
-    bills = [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
-    steady = lat[n:]
+    steps, (lat_mean, lat_p95) = run_pipeline(stages, _load(i, cap))
+    bills = [_bill(st, s.one, s.two, i, p) for st, s in zip(stages, steps)]
     flex = sum(b.flex_per_day for b in bills)
     active = sum(b.active_per_day for b in bills)
     return PipelineRun(bills=bills, servable=all(b.servable for b in bills), per_day=clean(flex + active),
-                       latency_mean_s=clean(sum(steady) / max(n, 1)), latency_p95_s=clean(percentile(steady, 95)),
+                       latency_mean_s=lat_mean, latency_p95_s=lat_p95,
                        spend_per_hour=clean(flex / i.active_hours + active / 24))
 
 
@@ -348,10 +460,11 @@ def orchestrator_per_day(i: "EstimateInputs", p: "PricingProfile") -> float:
     return clean(i.orchestrator_workers * DAY_S * p.cpu_rate(i.orchestrator_vcpus, active=True))
 
 
-def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS) -> tuple[float, float]:
+def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS, *,
+           keep: bool = True) -> tuple[float, float]:
     """(mixed $/day, GPU-only $/day) as simulated under the runpod model, servable or not (callers check
-    `servable`): what sweeps and break-even scans evaluate."""
-    sim = _simulate(i, p, cap)
+    `servable`): what sweeps, advice what-ifs and break-even scans evaluate (`keep`: chain_runs)."""
+    sim = _simulate(i, p, cap, keep=keep)
     orch = orchestrator_per_day(i, p)
     go_orch = orch if i.orchestrator_for == "both" else 0.0
     return sum(b.per_day for b in sim.mixed) + orch, sum(b.per_day for b in sim.gpu_only) + go_orch
