@@ -107,6 +107,7 @@ class BreakEven(BaseModel):
     spread: tuple[float, float] | None = None  # min and max of per_seed
     scanned: tuple[float, float] = (0.0, 0.0)  # the servable range searched
     points: int = 0  # request rates evaluated per seed
+    full_points: int = 0  # of them, those seen at the full scan (the others' sign settled coarser: BREAK_EVEN_LEVELS)
     saturation: list[Saturation] = []
     note: str = ""
 
@@ -549,6 +550,10 @@ BREAK_EVEN_SEEDS = 3
 BREAK_EVEN_PER_DECADE = 4
 BREAK_EVEN_BISECTIONS = 8
 BREAK_EVEN_RANGE = (0.1, 1e7)
+#: Requests a pass at which the search first looks at a grid point, coarse to fine; the last is the full scan
+#: (SCAN_SIM_REQUESTS). A coarser look settles the point's sign only when every seed agrees with the mean and the
+#: mean is further from 0 than the seeds' spread; crossings are always bracketed and refined at the full scan.
+BREAK_EVEN_LEVELS = (100, 500, SCAN_SIM_REQUESTS)
 
 
 def saturations(i: "EstimateInputs") -> list[Saturation]:
@@ -568,8 +573,10 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
     both pipelines can serve the traffic.
 
     The per-request difference (mixed - GPU-only $/day) / r is simulated at BREAK_EVEN_PER_DECADE log-spaced
-    rates a decade over the servable range, on BREAK_EVEN_SEEDS seeds (i.seed, i.seed + 1, ...); every sign change
-    of the seed mean is a crossing, refined by bisection on the mean; the first one is also refined on each seed's
+    rates a decade over the servable range, on BREAK_EVEN_SEEDS seeds (i.seed, i.seed + 1, ...), coarse to fine
+    (BREAK_EVEN_LEVELS: few requests a pass where that settles the sign, the full scan where it does not and at
+    both ends of every sign change); every sign change of the seed mean is a crossing, refined by bisection on
+    the mean at the full scan; the first one is also refined on each seed's
     own curve, and their min..max is the spread. A pipeline's saturation point is reported as such, never as a
     break-even. docs/cost-model.md, "Break-even".
     """
@@ -583,17 +590,43 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
         be.note = f"no servable request rate above {fmt_num(lo)}/day to compare ({sat_text})"
         return be
 
-    def f(r: float, seed: int) -> float:
-        m, g = totals(i.model_copy(update={"requests_per_day": r, "seed": seed}), p)
-        return (m - g) / r
+    full = BREAK_EVEN_LEVELS[-1]
+    values: dict[tuple[float, int, int], float] = {}  # each (rate, seed, requests a pass) simulated once
 
-    def mean(r: float) -> float:
-        return sum(f(r, s) for s in seeds) / len(seeds)
+    def f(r: float, seed: int, n: int = full) -> float:
+        key = (r, seed, n)
+        if key not in values:
+            m, g = totals(i.model_copy(update={"requests_per_day": r, "seed": seed}), p, cap=n, keep=False)
+            values[key] = (m - g) / r
+        return values[key]
+
+    def mean(r: float, n: int = full) -> float:
+        return sum(f(r, s, n) for s in seeds) / len(seeds)
+
+    def look(r: float, levels: tuple[int, ...] = BREAK_EVEN_LEVELS) -> tuple[float, int]:
+        """(the seed mean at r, the requests a pass it was settled at): coarse to fine."""
+        for n in levels:
+            per = [f(r, s, n) for s in seeds]
+            m = sum(per) / len(per)
+            if n == full or (all((v >= 0) == (m >= 0) for v in per) and abs(m) > max(per) - min(per)):
+                return m, n
+        raise AssertionError("the last level is the full scan")  # pragma: no cover
 
     steps = max(1, math.ceil(math.log10(top / lo) * BREAK_EVEN_PER_DECADE))
     grid = [lo * (top / lo) ** (k / steps) for k in range(steps + 1)]
-    vals = [mean(r) for r in grid]
+    looked = [look(r) for r in grid]
+    # a sign change is a crossing only between two points seen at the full scan: promote both ends until stable
+    changed = True
+    while changed:
+        changed = False
+        for k in range(len(grid) - 1):
+            (v0, n0), (v1, n1) = looked[k], looked[k + 1]
+            if (v0 >= 0) != (v1 >= 0) and (n0 != full or n1 != full):
+                looked[k], looked[k + 1] = (mean(grid[k]), full), (mean(grid[k + 1]), full)
+                changed = True
+    vals = [v for v, _ in looked]
     be.points = len(grid)
+    be.full_points = sum(n == full for _, n in looked)
 
     def bisect(g: Callable[[float], float], a: float, b: float, fa: float) -> float:
         for _ in range(BREAK_EVEN_BISECTIONS):
