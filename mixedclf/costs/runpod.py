@@ -328,24 +328,41 @@ MEMO = _Memo(budget=2_500_000)
 
 
 @dataclass(frozen=True)
-class ChainStep:
-    """One endpoint of a chain under a load, simulated over one pass and two (read-only: memoized and shared)."""
+class Served:
+    """One endpoint simulated over one pass and two (read-only: memoized and shared)."""
 
     one: EndpointRun
     two: EndpointRun
     one_out: list[float]  # the one-pass departures, sorted: the next endpoint's one-pass arrivals
     two_out: list[float]  # the two-pass departures, sorted
-    ids: list[int]  # the request (arrival index) behind each of two_out: latency follows requests by identity
+    order: list[int]  # the two-pass request (index into its arrivals) behind each of two_out
 
 
-def _arrivals(load: Load) -> list[float]:
+@dataclass(frozen=True)
+class ChainStep:
+    """One endpoint of a chain: its simulation, and the request (arrival index) behind each of its departures."""
+
+    served: Served
+    ids: list[int]
+
+    @property
+    def one(self) -> EndpointRun:
+        return self.served.one
+
+    @property
+    def two(self) -> EndpointRun:
+        return self.served.two
+
+
+def _arrivals(load: Load, keep: bool = True) -> list[float]:
     """The seeded arrivals twice back to back; the first `load.n` are the one-pass arrivals (read-only: shared)."""
     key = ("arrivals", load)
     hit = MEMO.get(key)
     if hit is None:
         hit = arrival_times(load.requests_per_day, load.active_hours, load.n, load.arrivals,  # type: ignore[arg-type]
                             load.seed, repeat=2)
-        MEMO.put(key, hit, len(hit))
+        if keep:
+            MEMO.put(key, hit, len(hit))
     return hit
 
 
@@ -357,33 +374,43 @@ def _passes(spec: EndpointSpec, one_in: list[float], two_in: list[float]) -> tup
     return simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec)
 
 
+def _serve(spec: EndpointSpec, key: Hashable, one_in: list[float], two_in: list[float], weight: int,
+           keep: bool) -> Served:
+    hit = MEMO.get(key)
+    if hit is None:
+        one, two = _passes(spec, one_in, two_in)
+        order = sorted(range(len(two.departures)), key=two.departures.__getitem__)
+        hit = Served(one=one, two=two, one_out=sorted(one.departures), two_out=[two.departures[m] for m in order],
+                     order=order)
+        if keep:
+            MEMO.put(key, hit, weight)
+    return hit
+
+
 def chain_runs(chain: tuple[EndpointSpec, ...], load: Load, *, keep: bool = True) -> list[ChainStep]:
     """Each endpoint of `chain` fed by the one before it (a request enters a stage when it leaves the one before),
     simulated over one pass and two.
 
-    Memoized per (endpoints up to this one, load) in MEMO: the simulation is deterministic, so a figure that
-    changes one endpoint (an advice's idle timeout) re-simulates only it and those after it, and no figure
-    simulates again what another already did (GPU-only and the unchanged stages of a what-if, a sweep rate).
-    `keep=False` reads the memo but adds nothing to it.
+    Memoized in MEMO per (endpoint, arrivals): the first endpoint's arrivals named by their load, the others' by
+    their values (the departures before them). The simulation is deterministic, so a figure that changes one
+    endpoint (an advice's idle timeout) re-simulates only it and those after it whose arrivals it changes, and no
+    figure simulates again what another already did (GPU-only and the unchanged stages of a what-if, a sweep
+    rate). `keep=False` reads the memo but adds nothing to it.
     """
     out: list[ChainStep] = []
+    n = max(load.n, 1)
     for k, spec in enumerate(chain):
-        key = ("chain", chain[: k + 1], load)
-        step = MEMO.get(key)
-        if step is None:
-            if k == 0:
-                two_in = _arrivals(load) if keep else arrival_times(
-                    load.requests_per_day, load.active_hours, load.n, load.arrivals, load.seed, repeat=2)  # type: ignore[arg-type]
-                one_in, ids = two_in[: load.n], list(range(len(two_in)))
-            else:
-                one_in, two_in, ids = out[-1].one_out, out[-1].two_out, out[-1].ids
-            one, two = _passes(spec, one_in, two_in)
-            order = sorted(range(len(two.departures)), key=two.departures.__getitem__)
-            step = ChainStep(one=one, two=two, one_out=sorted(one.departures),
-                             two_out=[two.departures[m] for m in order], ids=[ids[m] for m in order])
-            if keep:
-                MEMO.put(key, step, 14 * max(load.n, 1))
-        out.append(step)
+        if k == 0:
+            two_in = _arrivals(load, keep)
+            served = _serve(spec, ("first", spec, load), two_in[: load.n], two_in, 14 * n, keep)
+            ids = served.order
+        else:
+            prev = out[-1]
+            one_in, two_in = prev.served.one_out, prev.served.two_out
+            # the key holds the arrivals it is named by (shared floats: a pointer each)
+            served = _serve(spec, ("after", spec, tuple(one_in), tuple(two_in)), one_in, two_in, 17 * n, keep)
+            ids = [prev.ids[m] for m in served.order]
+        out.append(ChainStep(served=served, ids=ids))
     return out
 
 
@@ -394,12 +421,11 @@ def run_pipeline(stages: list[Stage], load: Load, *, keep: bool = True) -> tuple
     n = load.n
     if not steps or n == 0:
         return steps, (0.0, 0.0)
-    arrivals = _arrivals(load) if keep else arrival_times(load.requests_per_day, load.active_hours, n, load.arrivals,  # type: ignore[arg-type]
-                                                           load.seed, repeat=2)
+    arrivals = _arrivals(load, keep)
     last = steps[-1]
     done = [0.0] * len(arrivals)
     for m, rid in enumerate(last.ids):
-        done[rid] = last.two_out[m]
+        done[rid] = last.served.two_out[m]
     steady = [done[k] - arrivals[k] for k in range(n, len(arrivals))]
     return steps, (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
 
@@ -553,7 +579,7 @@ BREAK_EVEN_RANGE = (0.1, 1e7)
 #: Requests a pass at which the search first looks at a grid point, coarse to fine; the last is the full scan
 #: (SCAN_SIM_REQUESTS). A coarser look settles the point's sign only when every seed agrees with the mean and the
 #: mean is further from 0 than the seeds' spread; crossings are always bracketed and refined at the full scan.
-BREAK_EVEN_LEVELS = (100, 500, SCAN_SIM_REQUESTS)
+BREAK_EVEN_LEVELS = (50, 250, SCAN_SIM_REQUESTS)
 
 
 def saturations(i: "EstimateInputs") -> list[Saturation]:
