@@ -437,10 +437,15 @@ class _Sim(BaseModel):
     latency: dict[str, tuple[float, float]]  # pipeline -> (mean, p95) seconds
 
 
-def _load(i: "EstimateInputs", cap: int) -> Load:
-    if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
+def check_requests_per_day(r: float) -> None:
+    """The slowest traffic an estimate takes (both billing models, so that one input means the same under each)."""
+    if 0 < r < MIN_SIM_REQUESTS_PER_DAY:
         raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g} (one request in "
-                             f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {i.requests_per_day:g}")
+                             f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {r:g}")
+
+
+def _load(i: "EstimateInputs", cap: int) -> Load:
+    check_requests_per_day(i.requests_per_day)
     n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
     return Load(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed)
 
