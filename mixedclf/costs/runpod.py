@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -682,11 +682,14 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
         be.note = (f"no break-even: under Runpod billing mixed is {cheaper} at every servable rate {where} "
                    f"(mean of seeds {seeds[0]}..{seeds[-1]}){tail}")
         return be
+    def curve(seed: int) -> Callable[[float], float]:
+        return lambda r: f(r, seed)
+
     r0, r1, _ = brackets[0]
     per_seed: list[float | None] = []
     for s in seeds:
         a, b = f(r0, s), f(r1, s)
-        per_seed.append(float(f"{bisect(lambda r: f(r, s), r0, r1, a):.3g}") if (a >= 0) != (b >= 0) else None)
+        per_seed.append(float(f"{bisect(curve(s), r0, r1, a):.3g}") if (a >= 0) != (b >= 0) else None)
     be.per_seed = per_seed
     found = [x for x in per_seed if x is not None]
     be.spread = (min(found), max(found)) if found else None

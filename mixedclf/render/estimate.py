@@ -10,7 +10,6 @@ from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import fmt_money, fmt_num, fmt_pct, fmt_rate
 from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
-
 NOT_SERVABLE = "not servable"
 
 
