@@ -106,7 +106,8 @@ def _serve(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[Endpoi
     queue_delays: list[float] = []
     waits: list[float] = []
     departures: list[float] = []
-    ceil = math.ceil
+    add_delay, add_wait, add_departure = queue_delays.append, waits.append, departures.append
+    ceil, inf = math.ceil, math.inf
     marked = None
     for k, t in enumerate(arrivals):
         if k == mark:
@@ -115,10 +116,11 @@ def _serve(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[Endpoi
         wait = 0.0
         # an idle active worker first
         i = -1
-        for j in range(min_workers):
-            if active[j] <= t:
-                i = j
-                break
+        if min_workers:
+            for j in range(min_workers):
+                if active[j] <= t:
+                    i = j
+                    break
         if i >= 0:
             start = t
             active[i] = start + ex
@@ -148,8 +150,8 @@ def _serve(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[Endpoi
                 best[0] = start + ex
                 busy += ex
             else:
-                a_first = min(active) if active else math.inf
-                earliest = min(a_first, first[0] if first is not None else math.inf)
+                a_first = min(active) if min_workers else inf
+                earliest = first[0] if first is not None and first[0] < a_first else a_first
                 if len(flex) < flex_cap and t + cold < earliest:
                     start = t + cold
                     flex.append([start + ex, t])
@@ -166,9 +168,9 @@ def _serve(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[Endpoi
                         busy += ex
                     else:
                         active[active.index(a_first)] = start + ex
-        queue_delays.append(wait)
-        waits.append(start - t)
-        departures.append(start + ex)
+        add_delay(wait)
+        add_wait(start - t)
+        add_departure(start + ex)
     n = len(arrivals)
     if mark == n:
         marked = _closed_at(n, (runs, run_s, billed, busy, cold_waits, cap_waits, peak), queue_delays, waits,
