@@ -15,7 +15,7 @@ import math
 from pydantic import BaseModel
 
 from mixedclf.costs.fmt import fmt_money
-from mixedclf.costs.runpod import runpod_bill, totals
+from mixedclf.costs.runpod import mixed_bill, orchestrator_per_day
 
 #: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
 #: row of their chunk. With ``settings["dedup"]`` true: no advice.
@@ -239,7 +239,8 @@ def _advise_estimate(r) -> list[Advice]:
     per = "per month"
 
     def mixed_month(**update) -> float:
-        return totals(i.model_copy(update=update), p, cap=i.sim_requests)[0] * days
+        alt = i.model_copy(update=update)
+        return (sum(b.per_day for b in mixed_bill(alt, p)[0]) + orchestrator_per_day(alt, p)) * days
 
     now = rp.mixed_per_month
     stages = (("pre", "idle_timeout_pre", i.idle_pre, 0), ("GPU", "idle_timeout_gpu", i.idle_gpu, 1),
@@ -248,11 +249,11 @@ def _advise_estimate(r) -> list[Advice]:
         if gap is None or t <= 3 * gap:
             continue
         new_t = float(max(1, round(gap)))
-        alt = runpod_bill(i.model_copy(update={field: new_t}), p, break_even=False)
-        if alt.mixed_per_month is None:
+        alt_bills, alt_month = mixed_bill(i.model_copy(update={field: new_t}), p)
+        if alt_month is None:
             continue
-        saving = now - alt.mixed_per_month
-        was, then = rp.mixed[k], alt.mixed[k]
+        saving = now - alt_month
+        was, then = rp.mixed[k], alt_bills[k]
         out.append(
             Advice(
                 key=f"idle-timeout-{name.lower()}",

@@ -492,6 +492,17 @@ def orchestrator_per_day(i: "EstimateInputs", p: "PricingProfile") -> float:
     return clean(i.orchestrator_workers * DAY_S * p.cpu_rate(i.orchestrator_vcpus, active=True))
 
 
+def mixed_bill(i: "EstimateInputs", p: "PricingProfile") -> tuple[list[EndpointBill], float | None]:
+    """The mixed endpoints' bills and $/month (None where not servable), as runpod_bill computes them, without
+    GPU-only or latency: what a what-if on the mixed pipeline needs (advice)."""
+    mixed, _ = pipelines(i)
+    steps = chain_runs(tuple(st.spec for st in mixed), _load(i, i.sim_requests))
+    bills = [_bill(st, s.one, s.two, i, p) for st, s in zip(mixed, steps)]
+    if not all(b.servable for b in bills):
+        return bills, None
+    return bills, clean(clean(sum(b.per_day for b in bills) + orchestrator_per_day(i, p)) * i.days_per_month)
+
+
 def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS, *,
            keep: bool = True) -> tuple[float, float]:
     """(mixed $/day, GPU-only $/day) as simulated under the runpod model, servable or not (callers check
