@@ -320,11 +320,12 @@ class _Memo:
         self.held = 0
 
 
-#: Weights count list entries kept (a chain step keeps about 14 per request of a pass, a float each: ~330 bytes):
-#: 2.5 M is under 100 MB, and the headline bill, the advice's what-ifs and a sweep of one estimate at the default
-#: 10,000 requests a pass fit. The break-even scan's simulations are not kept here (`keep=False`): none of its
-#: rates is another figure's, and the search keeps its own values (break_even_search).
-MEMO = _Memo(budget=2_500_000)
+#: Weights count list entries kept (14 to 17 per request of a pass; many share their float, ~21 bytes a weight):
+#: 4 M is under 90 MB, and the headline bill, the advice's what-ifs and a 10-point sweep of one estimate at the
+#: default 10,000 requests a pass (about 2.4 M) fit, so none of them is simulated twice; past the budget the
+#: least recently used goes, and may be simulated again. The break-even scan's simulations are not kept here
+#: (`keep=False`): none of its rates is another figure's, and the search keeps its own values.
+MEMO = _Memo(budget=4_000_000)
 
 
 @dataclass(frozen=True)
