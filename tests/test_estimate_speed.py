@@ -46,8 +46,9 @@ def simulations(monkeypatch):
 def test_ideal_billing_simulates_nothing(simulations):
     r = estimate(EstimateInputs(requests_per_day=1_000_000, idle_timeout_gpu=600), REFERENCE,
                  sweep_range=(1000, 1_000_000))
-    estimate_to_markdown(r)  # the rendering and its advice included
+    md = estimate_to_markdown(r)  # the rendering and its advice included
     assert simulations == [] and r.runpod is None and r.sweep and r.sweep[0].runpod_mixed_per_month is None
+    assert "Runpod mixed / month" not in md and "--billing runpod" in md and "(runpod" not in md  # no Runpod advice
 
 
 def test_runpod_billing_simulates_each_endpoint_once(simulations):
