@@ -145,7 +145,8 @@ def _scan(monkeypatch, i: EstimateInputs) -> tuple[runpod.BreakEven, int]:
 def test_break_even_coarse_to_fine_finds_what_the_full_scan_finds(monkeypatch):
     """Coarse to fine finds the same crossings, per-seed crossings and note as looking at every grid point at the
     full scan, with far fewer simulated requests; and where nothing crosses it says so on a fraction of them."""
-    monkeypatch.setattr(runpod, "BREAK_EVEN_RANGE", (3e4, 1e7))  # the crossing near 400k/day, in a short test
+    monkeypatch.setattr(runpod, "BREAK_EVEN_RANGE", (1e5, 1e7))  # the crossing near 400k/day, in a short test
+    monkeypatch.setattr(runpod, "BREAK_EVEN_BISECTIONS", 3)
     roomy = EstimateInputs(requests_per_day=1000, orchestrator_workers=0, gpu_workers=(0, 50), cpu_workers=(0, 50))
     fast, fast_n = _scan(monkeypatch, roomy)
     monkeypatch.setattr(runpod, "BREAK_EVEN_LEVELS", (runpod.SCAN_SIM_REQUESTS,))
