@@ -46,8 +46,9 @@ def simulations(monkeypatch):
 def test_ideal_billing_simulates_nothing(simulations):
     r = estimate(EstimateInputs(requests_per_day=1_000_000, idle_timeout_gpu=600), REFERENCE,
                  sweep_range=(1000, 1_000_000))
-    estimate_to_markdown(r)  # the rendering and its advice included
+    md = estimate_to_markdown(r)  # the rendering and its advice included
     assert simulations == [] and r.runpod is None and r.sweep and r.sweep[0].runpod_mixed_per_month is None
+    assert "Runpod mixed / month" not in md and "--billing runpod" in md and "(runpod" not in md  # no Runpod advice
 
 
 def test_runpod_billing_simulates_each_endpoint_once(simulations):
@@ -100,9 +101,9 @@ def test_chain_runs_equal_separate_passes(chain, rate, n, hours, mode, seed):
     runpod.MEMO.clear()
     got = runpod.chain_runs(tuple(chain), load)
     inputs = [arrival_times(rate, hours, n, mode, seed, repeat=k) for k in (1, 2)]
-    for spec, (one, two) in zip(chain, got, strict=True):
+    for spec, step in zip(chain, got, strict=True):
         want = [simulate_endpoint(a, spec) for a in inputs]
-        assert (one, two) == (want[0], want[1])
+        assert (step.one, step.two) == (want[0], want[1])
         inputs = [sorted(w.departures) for w in want]
 
 
@@ -113,6 +114,50 @@ def test_marked_run_falls_back_when_the_passes_interleave():
     two_in = sorted(one_in + [rng.uniform(50, 150) for _ in range(50)])
     spec = EndpointSpec("s", 3.0, 1.0, 5.0, 0, 2)
     assert runpod._passes(spec, one_in, two_in) == (simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec))
+
+
+def test_marked_simulation_equals_two_runs():
+    """simulate_endpoint_marked: the first `mark` arrivals alone and all of them, field for field, at any mark."""
+    rng = random.Random(2)
+    arr = arrival_times(50_000, 8, 400, "poisson", 3, repeat=2)
+    for spec in (EndpointSpec("a", 0.3, 2.0, 5.0, 0, 3), EndpointSpec("b", 2.0, 0.0, 1.0, 1, 2),
+                 EndpointSpec("c", 0.05, 10.0, 60.0, 0, 1, start_billed=False)):
+        for mark in (0, 1, rng.randrange(len(arr)), 400, len(arr)):
+            assert runpod.simulate_endpoint_marked(arr, spec, mark) == (
+                simulate_endpoint(arr[:mark], spec), simulate_endpoint(arr, spec))
+
+
+def _scan(monkeypatch, i: EstimateInputs) -> tuple[runpod.BreakEven, int]:
+    """The break-even search on `i`, and the requests it simulated (per pass, summed over its evaluations)."""
+    seen = [0]
+    plain = runpod.totals
+
+    def counting(inputs, p, cap=runpod.SCAN_SIM_REQUESTS, **kw):
+        seen[0] += runpod.sim_size(inputs.requests_per_day, cap)
+        return plain(inputs, p, cap, **kw)
+
+    monkeypatch.setattr(runpod, "totals", counting)
+    be = runpod.break_even_search(i, REFERENCE)
+    monkeypatch.setattr(runpod, "totals", plain)
+    return be, seen[0]
+
+
+def test_break_even_coarse_to_fine_finds_what_the_full_scan_finds(monkeypatch):
+    """Coarse to fine finds the same crossings, per-seed crossings and note as looking at every grid point at the
+    full scan, with far fewer simulated requests; and where nothing crosses it says so on a fraction of them."""
+    monkeypatch.setattr(runpod, "BREAK_EVEN_RANGE", (1e5, 1e7))  # the crossing near 400k/day, in a short test
+    monkeypatch.setattr(runpod, "BREAK_EVEN_BISECTIONS", 3)
+    roomy = EstimateInputs(requests_per_day=1000, orchestrator_workers=0, gpu_workers=(0, 50), cpu_workers=(0, 50))
+    fast, fast_n = _scan(monkeypatch, roomy)
+    monkeypatch.setattr(runpod, "BREAK_EVEN_LEVELS", (runpod.SCAN_SIM_REQUESTS,))
+    full, full_n = _scan(monkeypatch, roomy)
+    assert fast.crossings and fast.model_dump(exclude={"full_points"}) == full.model_dump(exclude={"full_points"})
+    assert fast.full_points < full.full_points == full.points and fast_n < full_n
+    monkeypatch.undo()
+    design = EstimateInputs(requests_per_day=1_000_000)  # the 2x-help case below: nothing crosses
+    be, n = _scan(monkeypatch, design)
+    assert be.requests_per_day is None and "dearer at every servable rate" in be.note
+    assert n < be.points * runpod.BREAK_EVEN_SEEDS * runpod.SCAN_SIM_REQUESTS / 10
 
 
 def _seconds(*args: str) -> float:
@@ -129,4 +174,5 @@ def test_runpod_estimate_takes_at_most_twice_help():
         helps.append(_seconds("--help"))
         estimates.append(_seconds("estimate", "-n", "1000000", "--billing", "runpod", "--no-usage"))
     ratio = statistics.median(estimates) / statistics.median(helps)
+    print(f"estimate -n 1000000 --billing runpod / mixedclf --help = {ratio:.2f} (medians of five, interleaved)")
     assert ratio <= 2.0, f"estimate {statistics.median(estimates):.2f} s vs --help {statistics.median(helps):.2f} s"

@@ -15,7 +15,7 @@ import math
 from pydantic import BaseModel
 
 from mixedclf.costs.fmt import fmt_money
-from mixedclf.costs.runpod import runpod_bill, totals
+from mixedclf.costs.runpod import mixed_bill, orchestrator_per_day
 
 #: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
 #: row of their chunk. With ``settings["dedup"]`` true: no advice.
@@ -226,10 +226,12 @@ def _advise_classify(report) -> list[Advice]:
 
 
 def _advise_estimate(r) -> list[Advice]:
-    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed)."""
+    """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed); the
+    endpoints a change does not reach come from the report's own simulations (mixedclf.costs.runpod.MEMO). None
+    under ideal billing, which simulates nothing."""
     i, p = r.inputs, r.pricing
-    rp = r.runpod or runpod_bill(i, p, break_even=False)
-    if rp.mixed_per_month is None:
+    rp = r.runpod
+    if rp is None or rp.mixed_per_month is None:
         return []  # not servable: the warnings say what is needed, no saving can be priced
     days = i.days_per_month
     gap = r.mean_gap_s
@@ -237,7 +239,8 @@ def _advise_estimate(r) -> list[Advice]:
     per = "per month"
 
     def mixed_month(**update) -> float:
-        return totals(i.model_copy(update=update), p, cap=i.sim_requests)[0] * days
+        alt = i.model_copy(update=update)
+        return (sum(b.per_day for b in mixed_bill(alt, p)[0]) + orchestrator_per_day(alt, p)) * days
 
     now = rp.mixed_per_month
     stages = (("pre", "idle_timeout_pre", i.idle_pre, 0), ("GPU", "idle_timeout_gpu", i.idle_gpu, 1),
@@ -246,11 +249,11 @@ def _advise_estimate(r) -> list[Advice]:
         if gap is None or t <= 3 * gap:
             continue
         new_t = float(max(1, round(gap)))
-        alt = runpod_bill(i.model_copy(update={field: new_t}), p, break_even=False)
-        if alt.mixed_per_month is None:
+        alt_bills, alt_month = mixed_bill(i.model_copy(update={field: new_t}), p)
+        if alt_month is None:
             continue
-        saving = now - alt.mixed_per_month
-        was, then = rp.mixed[k], alt.mixed[k]
+        saving = now - alt_month
+        was, then = rp.mixed[k], alt_bills[k]
         out.append(
             Advice(
                 key=f"idle-timeout-{name.lower()}",

@@ -43,7 +43,7 @@ from mixedclf.costs.per_request import (  # noqa: F401 - estimate is where calle
     compute,
 )
 from mixedclf.costs.pricing import CostInputError, PricingProfile
-from mixedclf.costs.runpod import RunpodBill, runpod_bill
+from mixedclf.costs.runpod import RunpodBill, check_requests_per_day, runpod_bill
 from mixedclf.costs.sweep import sweep, sweep_points
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,6 +200,7 @@ def estimate(
 ) -> EstimateReport:
     """Build an EstimateReport (the JSON of `mixedclf estimate`): both billing models, headline per inputs.billing."""
 
+    check_requests_per_day(inputs.requests_per_day)
     c, g = pricing.cpu_per_sec, pricing.gpu_per_sec
     n = compute(inputs, c, g)
     rp = runpod_bill(inputs, pricing) if inputs.billing == "runpod" else None

@@ -140,7 +140,8 @@ class EstimateLine(BaseModel):
 
 class SweepRow(BaseModel):
     """One request rate: the headline figures under the report's billing model, and both models per month (a
-    Runpod figure is None where that pipeline cannot serve the rate)."""
+    Runpod figure is None where that pipeline cannot serve the rate, and always under ideal billing, which
+    simulates nothing)."""
 
     requests_per_day: float
     mixed_per_day: float | None

@@ -10,14 +10,24 @@ the clock at the active rate. Formulas, sources and worked examples: docs/cost-m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import clean, pct
 from mixedclf.costs.fmt import fmt_num
 from mixedclf.costs.pricing import CostInputError
-from mixedclf.costs.runpod_sim import EndpointRun, EndpointSpec, arrival_times, percentile, simulate_endpoint
+from mixedclf.costs.runpod_sim import (
+    EndpointRun,
+    EndpointSpec,
+    arrival_times,
+    percentile,
+    simulate_endpoint,
+    simulate_endpoint_marked,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixedclf.costs.per_request import EstimateInputs
@@ -97,6 +107,7 @@ class BreakEven(BaseModel):
     spread: tuple[float, float] | None = None  # min and max of per_seed
     scanned: tuple[float, float] = (0.0, 0.0)  # the servable range searched
     points: int = 0  # request rates evaluated per seed
+    full_points: int = 0  # of them, those seen at the full scan (the others' sign settled coarser: BREAK_EVEN_LEVELS)
     saturation: list[Saturation] = []
     note: str = ""
 
@@ -271,22 +282,153 @@ def _bill(st: Stage, one: EndpointRun, two: EndpointRun, i: "EstimateInputs", p:
     )
 
 
-def run_pipeline(arrivals: list[float], stages: list[Stage]) -> tuple[list[EndpointRun], list[float]]:
-    """Each stage's run, and each request's end-to-end latency (in arrival order): a request enters a stage when
-    it leaves the one before, so requests are followed by identity, not by rank."""
-    ids = list(range(len(arrivals)))
-    t_in = arrivals
-    runs = []
-    for st in stages:
-        run = simulate_endpoint(t_in, st.spec)
-        runs.append(run)
-        order = sorted(range(len(run.departures)), key=run.departures.__getitem__)
-        ids = [ids[m] for m in order]
-        t_in = [run.departures[m] for m in order]
+class Load(NamedTuple):
+    """What a chain's arrivals depend on: with the chain's endpoints, the key of a memoized simulation."""
+
+    requests_per_day: float
+    active_hours: float
+    n: int  # requests per pass
+    arrivals: str
+    seed: int
+
+
+class _Memo:
+    """Least recently used results up to a budget of weight (list entries kept), so a long --sim-requests cannot
+    fill memory: a result heavier than the whole budget is computed by the caller and not kept."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.held = budget, 0
+        self.items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        hit = self.items.get(key)
+        if hit is None:
+            return None
+        self.items.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: Hashable, value: Any, weight: int) -> None:
+        if weight > self.budget or key in self.items:
+            return
+        self.items[key] = (value, weight)
+        self.held += weight
+        while self.held > self.budget:
+            self.held -= self.items.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.held = 0
+
+
+#: Weights count list entries kept (14 to 17 per request of a pass; many share their float, ~21 bytes a weight):
+#: 4 M is under 90 MB, and the headline bill, the advice's what-ifs and a 10-point sweep of one estimate at the
+#: default 10,000 requests a pass (about 2.4 M) fit, so none of them is simulated twice; past the budget the
+#: least recently used goes, and may be simulated again. The break-even scan's simulations are not kept here
+#: (`keep=False`): none of its rates is another figure's, and the search keeps its own values.
+MEMO = _Memo(budget=4_000_000)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One endpoint simulated over one pass and two (read-only: memoized and shared)."""
+
+    one: EndpointRun
+    two: EndpointRun
+    one_out: list[float]  # the one-pass departures, sorted: the next endpoint's one-pass arrivals
+    two_out: list[float]  # the two-pass departures, sorted
+    order: list[int]  # the two-pass request (index into its arrivals) behind each of two_out
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One endpoint of a chain: its simulation, and the request (arrival index) behind each of its departures."""
+
+    served: Served
+    ids: list[int]
+
+    @property
+    def one(self) -> EndpointRun:
+        return self.served.one
+
+    @property
+    def two(self) -> EndpointRun:
+        return self.served.two
+
+
+def _arrivals(load: Load, keep: bool = True) -> list[float]:
+    """The seeded arrivals twice back to back; the first `load.n` are the one-pass arrivals (read-only: shared)."""
+    key = ("arrivals", load)
+    hit = MEMO.get(key)
+    if hit is None:
+        hit = arrival_times(load.requests_per_day, load.active_hours, load.n, load.arrivals,  # type: ignore[arg-type]
+                            load.seed, repeat=2)
+        if keep:
+            MEMO.put(key, hit, len(hit))
+    return hit
+
+
+def _passes(spec: EndpointSpec, one_in: list[float], two_in: list[float]) -> tuple[EndpointRun, EndpointRun]:
+    """The endpoint over one pass and over two: one simulation where the one-pass arrivals open the two-pass
+    ones (always at the first endpoint; downstream when no second-pass request leaves before a first-pass one)."""
+    if two_in[: len(one_in)] == one_in:
+        return simulate_endpoint_marked(two_in, spec, len(one_in))
+    return simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec)
+
+
+def _serve(spec: EndpointSpec, key: Hashable, one_in: list[float], two_in: list[float], weight: int,
+           keep: bool) -> Served:
+    hit = MEMO.get(key)
+    if hit is None:
+        one, two = _passes(spec, one_in, two_in)
+        order = sorted(range(len(two.departures)), key=two.departures.__getitem__)
+        hit = Served(one=one, two=two, one_out=sorted(one.departures), two_out=[two.departures[m] for m in order],
+                     order=order)
+        if keep:
+            MEMO.put(key, hit, weight)
+    return hit
+
+
+def chain_runs(chain: tuple[EndpointSpec, ...], load: Load, *, keep: bool = True) -> list[ChainStep]:
+    """Each endpoint of `chain` fed by the one before it (a request enters a stage when it leaves the one before),
+    simulated over one pass and two.
+
+    Memoized in MEMO per (endpoint, arrivals): the first endpoint's arrivals named by their load, the others' by
+    their values (the departures before them). The simulation is deterministic, so a figure that changes one
+    endpoint (an advice's idle timeout) re-simulates only it and those after it whose arrivals it changes, and no
+    figure simulates again what another already did (GPU-only and the unchanged stages of a what-if, a sweep
+    rate). `keep=False` reads the memo but adds nothing to it.
+    """
+    out: list[ChainStep] = []
+    n = max(load.n, 1)
+    for k, spec in enumerate(chain):
+        if k == 0:
+            two_in = _arrivals(load, keep)
+            served = _serve(spec, ("first", spec, load), two_in[: load.n], two_in, 14 * n, keep)
+            ids = served.order
+        else:
+            prev = out[-1]
+            one_in, two_in = prev.served.one_out, prev.served.two_out
+            # the key holds the arrivals it is named by (shared floats: a pointer each)
+            served = _serve(spec, ("after", spec, tuple(one_in), tuple(two_in)), one_in, two_in, 17 * n, keep)
+            ids = [prev.ids[m] for m in served.order]
+        out.append(ChainStep(served=served, ids=ids))
+    return out
+
+
+def run_pipeline(stages: list[Stage], load: Load, *, keep: bool = True) -> tuple[list[ChainStep], tuple[float, float]]:
+    """Each stage's simulation, and the (mean, p95) end-to-end latency of the two-pass run's second pass (arrival
+    to the last stage's end)."""
+    steps = chain_runs(tuple(st.spec for st in stages), load, keep=keep)
+    n = load.n
+    if not steps or n == 0:
+        return steps, (0.0, 0.0)
+    arrivals = _arrivals(load, keep)
+    last = steps[-1]
     done = [0.0] * len(arrivals)
-    for m, rid in enumerate(ids):
-        done[rid] = t_in[m]
-    return runs, [d - a for d, a in zip(done, arrivals)]
+    for m, rid in enumerate(last.ids):
+        done[rid] = last.served.two_out[m]
+    steady = [done[k] - arrivals[k] for k in range(n, len(arrivals))]
+    return steps, (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
 
 
 class _Sim(BaseModel):
@@ -296,23 +438,29 @@ class _Sim(BaseModel):
     latency: dict[str, tuple[float, float]]  # pipeline -> (mean, p95) seconds
 
 
-def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int) -> _Sim:
-    if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
+def check_requests_per_day(r: float) -> None:
+    """The slowest traffic an estimate takes (both billing models, so that one input means the same under each)."""
+    if 0 < r < MIN_SIM_REQUESTS_PER_DAY:
         raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g} (one request in "
-                             f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {i.requests_per_day:g}")
-    mixed, go = pipelines(i)
+                             f"{1 / MIN_SIM_REQUESTS_PER_DAY:,.0f} days), got {r:g}")
+
+
+def _load(i: "EstimateInputs", cap: int) -> Load:
+    check_requests_per_day(i.requests_per_day)
     n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    passes = {k: arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=k) for k in (1, 2)}
+    return Load(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed)
+
+
+def _simulate(i: "EstimateInputs", p: "PricingProfile", cap: int, *, keep: bool = True) -> _Sim:
+    mixed, go = pipelines(i)
+    load = _load(i, cap)
     latency = {}
 
     def run(name: str, stages: list[Stage]) -> list[EndpointBill]:
-        one, _ = run_pipeline(passes[1], stages)
-        two, lat = run_pipeline(passes[2], stages)
-        steady = lat[n:]
-        latency[name] = (clean(sum(steady) / max(n, 1)), clean(percentile(steady, 95)))
-        return [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
+        steps, latency[name] = run_pipeline(stages, load, keep=keep)
+        return [_bill(st, s.one, s.two, i, p) for st, s in zip(stages, steps)]
 
-    return _Sim(mixed=run("mixed", mixed), gpu_only=run("gpu_only", go), n=n, latency=latency)
+    return _Sim(mixed=run("mixed", mixed), gpu_only=run("gpu_only", go), n=load.n, latency=latency)
 
 
 class PipelineRun(BaseModel):
@@ -331,15 +479,12 @@ def simulate_stages(i: "EstimateInputs", p: "PricingProfile", stages: list[Stage
     """Simulate any chain of endpoints (the planner's candidates) as the estimate simulates its two pipelines."""
     if 0 < i.requests_per_day < MIN_SIM_REQUESTS_PER_DAY:
         raise CostInputError(f"requests per day must be 0 or at least {MIN_SIM_REQUESTS_PER_DAY:g}")
-    n = sim_size(i.requests_per_day, cap) if i.requests_per_day > 0 else 0
-    one, _ = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=1), stages)
-    two, lat = run_pipeline(arrival_times(i.requests_per_day, i.active_hours, n, i.arrivals, i.seed, repeat=2), stages)
-    bills = [_bill(st, a, b, i, p) for st, a, b in zip(stages, one, two)]
-    steady = lat[n:]
+    steps, (lat_mean, lat_p95) = run_pipeline(stages, _load(i, cap))
+    bills = [_bill(st, s.one, s.two, i, p) for st, s in zip(stages, steps)]
     flex = sum(b.flex_per_day for b in bills)
     active = sum(b.active_per_day for b in bills)
     return PipelineRun(bills=bills, servable=all(b.servable for b in bills), per_day=clean(flex + active),
-                       latency_mean_s=clean(sum(steady) / max(n, 1)), latency_p95_s=clean(percentile(steady, 95)),
+                       latency_mean_s=lat_mean, latency_p95_s=lat_p95,
                        spend_per_hour=clean(flex / i.active_hours + active / 24))
 
 
@@ -348,10 +493,22 @@ def orchestrator_per_day(i: "EstimateInputs", p: "PricingProfile") -> float:
     return clean(i.orchestrator_workers * DAY_S * p.cpu_rate(i.orchestrator_vcpus, active=True))
 
 
-def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS) -> tuple[float, float]:
+def mixed_bill(i: "EstimateInputs", p: "PricingProfile") -> tuple[list[EndpointBill], float | None]:
+    """The mixed endpoints' bills and $/month (None where not servable), as runpod_bill computes them, without
+    GPU-only or latency: what a what-if on the mixed pipeline needs (advice)."""
+    mixed, _ = pipelines(i)
+    steps = chain_runs(tuple(st.spec for st in mixed), _load(i, i.sim_requests))
+    bills = [_bill(st, s.one, s.two, i, p) for st, s in zip(mixed, steps)]
+    if not all(b.servable for b in bills):
+        return bills, None
+    return bills, clean(clean(sum(b.per_day for b in bills) + orchestrator_per_day(i, p)) * i.days_per_month)
+
+
+def totals(i: "EstimateInputs", p: "PricingProfile", cap: int = SCAN_SIM_REQUESTS, *,
+           keep: bool = True) -> tuple[float, float]:
     """(mixed $/day, GPU-only $/day) as simulated under the runpod model, servable or not (callers check
-    `servable`): what sweeps and break-even scans evaluate."""
-    sim = _simulate(i, p, cap)
+    `servable`): what sweeps, advice what-ifs and break-even scans evaluate (`keep`: chain_runs)."""
+    sim = _simulate(i, p, cap, keep=keep)
     orch = orchestrator_per_day(i, p)
     go_orch = orch if i.orchestrator_for == "both" else 0.0
     return sum(b.per_day for b in sim.mixed) + orch, sum(b.per_day for b in sim.gpu_only) + go_orch
@@ -436,6 +593,10 @@ BREAK_EVEN_SEEDS = 3
 BREAK_EVEN_PER_DECADE = 4
 BREAK_EVEN_BISECTIONS = 8
 BREAK_EVEN_RANGE = (0.1, 1e7)
+#: Requests a pass at which the search first looks at a grid point, coarse to fine; the last is the full scan
+#: (SCAN_SIM_REQUESTS). A coarser look settles the point's sign only when every seed agrees with the mean and the
+#: mean is further from 0 than the seeds' spread; crossings are always bracketed and refined at the full scan.
+BREAK_EVEN_LEVELS = (50, 250, SCAN_SIM_REQUESTS)
 
 
 def saturations(i: "EstimateInputs") -> list[Saturation]:
@@ -455,8 +616,10 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
     both pipelines can serve the traffic.
 
     The per-request difference (mixed - GPU-only $/day) / r is simulated at BREAK_EVEN_PER_DECADE log-spaced
-    rates a decade over the servable range, on BREAK_EVEN_SEEDS seeds (i.seed, i.seed + 1, ...); every sign change
-    of the seed mean is a crossing, refined by bisection on the mean; the first one is also refined on each seed's
+    rates a decade over the servable range, on BREAK_EVEN_SEEDS seeds (i.seed, i.seed + 1, ...), coarse to fine
+    (BREAK_EVEN_LEVELS: few requests a pass where that settles the sign, the full scan where it does not and at
+    both ends of every sign change); every sign change of the seed mean is a crossing, refined by bisection on
+    the mean at the full scan; the first one is also refined on each seed's
     own curve, and their min..max is the spread. A pipeline's saturation point is reported as such, never as a
     break-even. docs/cost-model.md, "Break-even".
     """
@@ -470,17 +633,43 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
         be.note = f"no servable request rate above {fmt_num(lo)}/day to compare ({sat_text})"
         return be
 
-    def f(r: float, seed: int) -> float:
-        m, g = totals(i.model_copy(update={"requests_per_day": r, "seed": seed}), p)
-        return (m - g) / r
+    full = BREAK_EVEN_LEVELS[-1]
+    values: dict[tuple[float, int, int], float] = {}  # each (rate, seed, requests a pass) simulated once
 
-    def mean(r: float) -> float:
-        return sum(f(r, s) for s in seeds) / len(seeds)
+    def f(r: float, seed: int, n: int = full) -> float:
+        key = (r, seed, n)
+        if key not in values:
+            m, g = totals(i.model_copy(update={"requests_per_day": r, "seed": seed}), p, cap=n, keep=False)
+            values[key] = (m - g) / r
+        return values[key]
+
+    def mean(r: float, n: int = full) -> float:
+        return sum(f(r, s, n) for s in seeds) / len(seeds)
+
+    def look(r: float, levels: tuple[int, ...] = BREAK_EVEN_LEVELS) -> tuple[float, int]:
+        """(the seed mean at r, the requests a pass it was settled at): coarse to fine."""
+        for n in levels:
+            per = [f(r, s, n) for s in seeds]
+            m = sum(per) / len(per)
+            if n == full or (all((v >= 0) == (m >= 0) for v in per) and abs(m) > max(per) - min(per)):
+                return m, n
+        raise AssertionError("the last level is the full scan")  # pragma: no cover
 
     steps = max(1, math.ceil(math.log10(top / lo) * BREAK_EVEN_PER_DECADE))
     grid = [lo * (top / lo) ** (k / steps) for k in range(steps + 1)]
-    vals = [mean(r) for r in grid]
+    looked = [look(r) for r in grid]
+    # a sign change is a crossing only between two points seen at the full scan: promote both ends until stable
+    changed = True
+    while changed:
+        changed = False
+        for k in range(len(grid) - 1):
+            (v0, n0), (v1, n1) = looked[k], looked[k + 1]
+            if (v0 >= 0) != (v1 >= 0) and (n0 != full or n1 != full):
+                looked[k], looked[k + 1] = (mean(grid[k]), full), (mean(grid[k + 1]), full)
+                changed = True
+    vals = [v for v, _ in looked]
     be.points = len(grid)
+    be.full_points = sum(n == full for _, n in looked)
 
     def bisect(g: Callable[[float], float], a: float, b: float, fa: float) -> float:
         for _ in range(BREAK_EVEN_BISECTIONS):
@@ -505,11 +694,14 @@ def break_even_search(i: "EstimateInputs", p: "PricingProfile") -> BreakEven:
         be.note = (f"no break-even: under Runpod billing mixed is {cheaper} at every servable rate {where} "
                    f"(mean of seeds {seeds[0]}..{seeds[-1]}){tail}")
         return be
+    def curve(seed: int) -> Callable[[float], float]:
+        return lambda r: f(r, seed)
+
     r0, r1, _ = brackets[0]
     per_seed: list[float | None] = []
     for s in seeds:
         a, b = f(r0, s), f(r1, s)
-        per_seed.append(float(f"{bisect(lambda r: f(r, s), r0, r1, a):.3g}") if (a >= 0) != (b >= 0) else None)
+        per_seed.append(float(f"{bisect(curve(s), r0, r1, a):.3g}") if (a >= 0) != (b >= 0) else None)
     be.per_seed = per_seed
     found = [x for x in per_seed if x is not None]
     be.spread = (min(found), max(found)) if found else None

@@ -74,29 +74,53 @@ def billed_seconds(run_length: float) -> int:
 
 def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
     """Serve `arrivals` (sorted seconds) on one endpoint; see the module docstring for the rules."""
+    return _serve(arrivals, spec, -1)[1]
+
+
+def simulate_endpoint_marked(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[EndpointRun, EndpointRun]:
+    """(the run of the first `mark` arrivals alone, the run of all of them) from one simulation.
+
+    Exact, field for field: a request's service depends only on the requests before it, so the first `mark`
+    requests are served as they would be alone; the run alone then ends by closing its running flex workers,
+    in the same order and with the same sums as simulate_endpoint's end.
+    """
+    if not 0 <= mark <= len(arrivals):
+        raise ValueError(f"{spec.name}: mark {mark} outside 0..{len(arrivals)}")
+    first, whole = _serve(arrivals, spec, mark)
+    assert first is not None
+    return first, whole
+
+
+def _serve(arrivals: list[float], spec: EndpointSpec, mark: int) -> tuple[EndpointRun | None, EndpointRun]:
+    """The simulation loop (counters in locals: it is the hot path of every Runpod figure); with 0 <= mark, also
+    the run of the first `mark` arrivals alone."""
     if spec.max_workers < 1 or not 0 <= spec.min_workers <= spec.max_workers:
         raise ValueError(f"{spec.name}: workers must satisfy 0 <= min <= max and max >= 1")
     ex, cold, idle = spec.exec_s, spec.cold_start_s, spec.idle_timeout_s
-    flex_cap = spec.max_workers - spec.min_workers
-    active = [-math.inf] * spec.min_workers  # free_at of each active worker
+    trim = 0.0 if spec.start_billed else cold  # a run's billed length leaves its start out when the start is free
+    min_workers = spec.min_workers
+    flex_cap = spec.max_workers - min_workers
+    active = [-math.inf] * min_workers  # free_at of each active worker
     flex: list[list[float]] = []  # [free_at, run_start] of each running flex worker
-    out = EndpointRun(requests=len(arrivals))
-
-    def close(w: list[float]) -> None:
-        length = w[0] + idle - w[1] - (0.0 if spec.start_billed else cold)
-        out.runs += 1
-        out.run_seconds += length
-        out.billed_seconds += billed_seconds(length)
-
-    queue_delays, departures, waits = out.queue_delays, out.departures, out.waits
-    for t in arrivals:
+    runs, run_s, billed, busy, cold_waits, cap_waits, peak = 0, 0.0, 0, 0.0, 0, 0, 0
+    queue_delays: list[float] = []
+    waits: list[float] = []
+    departures: list[float] = []
+    add_delay, add_wait, add_departure = queue_delays.append, waits.append, departures.append
+    ceil, inf = math.ceil, math.inf
+    marked = None
+    for k, t in enumerate(arrivals):
+        if k == mark:
+            marked = _closed_at(k, (runs, run_s, billed, busy, cold_waits, cap_waits, peak), queue_delays, waits,
+                                departures, flex, idle, trim, min_workers)
         wait = 0.0
         # an idle active worker first
         i = -1
-        for k in range(len(active)):
-            if active[k] <= t:
-                i = k
-                break
+        if min_workers:
+            for j in range(min_workers):
+                if active[j] <= t:
+                    i = j
+                    break
         if i >= 0:
             start = t
             active[i] = start + ex
@@ -108,7 +132,11 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
             for w in flex:
                 f = w[0]
                 if f + idle < t:
-                    close(w)
+                    length = f + idle - w[1] - trim
+                    runs += 1
+                    run_s += length
+                    b = ceil(length - 1e-9)
+                    billed += b if b > 0 else 0
                     stopped = True
                 elif f <= t:
                     if best is None or f > best[0]:
@@ -120,33 +148,53 @@ def simulate_endpoint(arrivals: list[float], spec: EndpointSpec) -> EndpointRun:
             if best is not None:
                 start = t
                 best[0] = start + ex
-                out.busy_flex_seconds += ex
+                busy += ex
             else:
-                a_first = min(active) if active else math.inf
-                earliest = min(a_first, first[0] if first is not None else math.inf)
+                a_first = min(active) if min_workers else inf
+                earliest = first[0] if first is not None and first[0] < a_first else a_first
                 if len(flex) < flex_cap and t + cold < earliest:
                     start = t + cold
                     flex.append([start + ex, t])
-                    out.cold_waits += 1
-                    out.busy_flex_seconds += ex
-                    if len(flex) + spec.min_workers > out.peak_workers:
-                        out.peak_workers = len(flex) + spec.min_workers
+                    cold_waits += 1
+                    busy += ex
+                    if len(flex) + min_workers > peak:
+                        peak = len(flex) + min_workers
                 else:  # every worker busy or starting: queue for the first one free
                     start = earliest
                     wait = start - t
-                    out.cap_waits += len(flex) >= flex_cap
+                    cap_waits += len(flex) >= flex_cap
                     if first is not None and first[0] == earliest:
                         first[0] = start + ex
-                        out.busy_flex_seconds += ex
+                        busy += ex
                     else:
                         active[active.index(a_first)] = start + ex
-        queue_delays.append(wait)
-        waits.append(start - t)
-        departures.append(start + ex)
+        add_delay(wait)
+        add_wait(start - t)
+        add_departure(start + ex)
+    n = len(arrivals)
+    if mark == n:
+        marked = _closed_at(n, (runs, run_s, billed, busy, cold_waits, cap_waits, peak), queue_delays, waits,
+                            departures, flex, idle, trim, min_workers)
+    whole = _closed_at(n, (runs, run_s, billed, busy, cold_waits, cap_waits, peak), queue_delays, waits, departures,
+                       flex, idle, trim, min_workers, copy=False)
+    return marked, whole
+
+
+def _closed_at(n: int, counters: tuple, queue_delays: list[float], waits: list[float], departures: list[float],
+               flex: list[list[float]], idle: float, trim: float, min_workers: int, copy: bool = True) -> EndpointRun:
+    """The run of the first `n` requests, its running flex workers closed in order (the end of a run)."""
+    runs, run_s, billed, busy, cold_waits, cap_waits, peak = counters
     for w in flex:
-        close(w)
-    out.peak_workers = max(out.peak_workers, spec.min_workers)
-    return out
+        length = w[0] + idle - w[1] - trim
+        runs += 1
+        run_s += length
+        billed += billed_seconds(length)
+    return EndpointRun(
+        requests=n, runs=runs, run_seconds=run_s, billed_seconds=billed, busy_flex_seconds=busy,
+        queue_delays=queue_delays[:n] if copy else queue_delays, waits=waits[:n] if copy else waits,
+        cold_waits=cold_waits, cap_waits=cap_waits, departures=departures[:n] if copy else departures,
+        peak_workers=max(peak, min_workers),
+    )
 
 
 def arrival_times(requests_per_day: float, active_hours: float, n: int, mode: Arrivals = "poisson",

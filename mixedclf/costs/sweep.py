@@ -1,6 +1,7 @@
 """Sweeps of `mixedclf estimate` over request rates: the --sweep option, the rates, the rows, and --plot.
 
-Every row carries both billing models; --plot draws the four lines and marks where mixed and GPU-only cross.
+Every row carries the ideal model, and the runpod one under runpod billing (ideal billing simulates nothing);
+--plot draws their lines and marks where mixed and GPU-only cross.
 matplotlib is imported only when a plot is drawn, so the cost package stays light.
 """
 
@@ -52,30 +53,30 @@ def sweep_points(a: float, b: float, points: int = 10) -> list[float]:
 
 
 def sweep_row(inputs: EstimateInputs, p: PricingProfile, r: float) -> SweepRow:
-    """Both billing models at r requests/day; the headline fields follow inputs.billing."""
+    """The ideal model at r requests/day and, under runpod billing only, the runpod one (ideal billing simulates
+    nothing: its Runpod columns are None); the headline fields follow inputs.billing."""
     i = inputs.model_copy(update={"requests_per_day": r})
     ideal = compute(i, p.cpu_per_sec, p.gpu_per_sec)
-    rp_m, rp_g = totals(i, p)
-    mixed, go = pipelines(i)
-    m_ok, g_ok = servable(mixed, i.arrival_rate), servable(go, i.arrival_rate)
     days = i.days_per_month
-    rp_m_day = clean(rp_m) if m_ok else None
-    rp_g_day = clean(rp_g) if g_ok else None
-    if i.billing == "runpod":
-        m_day, g_day = rp_m_day, rp_g_day
-    else:
-        m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
 
     def month(x: float | None) -> float | None:
         return None if x is None else clean(x * days)
 
+    if i.billing == "runpod":
+        rp_m, rp_g = totals(i, p)
+        mixed, go = pipelines(i)
+        m_day = clean(rp_m) if servable(mixed, i.arrival_rate) else None
+        g_day = clean(rp_g) if servable(go, i.arrival_rate) else None
+        runpod = dict(runpod_mixed_per_month=month(m_day), runpod_gpu_only_per_month=month(g_day))
+    else:
+        m_day, g_day = ideal.mixed_per_day, ideal.gpu_only_per_day
+        runpod = dict(runpod_mixed_per_month=None, runpod_gpu_only_per_month=None)
     return SweepRow(
         requests_per_day=r, mixed_per_day=m_day, gpu_only_per_day=g_day, mixed_per_month=month(m_day),
         gpu_only_per_month=month(g_day),
         savings_per_month=clean((g_day - m_day) * days) if g_day is not None and m_day is not None else None,
         savings_pct=pct(g_day - m_day, g_day) if g_day is not None and m_day is not None else None,
-        ideal_mixed_per_month=ideal.mixed_per_month, ideal_gpu_only_per_month=ideal.gpu_only_per_month,
-        runpod_mixed_per_month=month(rp_m_day), runpod_gpu_only_per_month=month(rp_g_day),
+        ideal_mixed_per_month=ideal.mixed_per_month, ideal_gpu_only_per_month=ideal.gpu_only_per_month, **runpod,
     )
 
 
@@ -125,9 +126,11 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
     lines = {
         "ideal: mixed": [s.ideal_mixed_per_month for s in curve],
         "ideal: GPU-only": [s.ideal_gpu_only_per_month for s in curve],
-        "Runpod: mixed": [_nan(s.runpod_mixed_per_month) for s in curve],  # a gap where not servable
-        "Runpod: GPU-only": [_nan(s.runpod_gpu_only_per_month) for s in curve],
     }
+    models = ("ideal", "Runpod") if r.billing == "runpod" else ("ideal",)
+    if r.billing == "runpod":
+        lines["Runpod: mixed"] = [_nan(s.runpod_mixed_per_month) for s in curve]  # a gap where not servable
+        lines["Runpod: GPU-only"] = [_nan(s.runpod_gpu_only_per_month) for s in curve]
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     try:
         styles = {"ideal": ("--", 1.2), "Runpod": ("-", 1.8)}
@@ -139,7 +142,7 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
         ax.set_xscale("log")
         if all(y > 0 or math.isnan(y) for ys in lines.values() for y in ys):
             ax.set_yscale("log")
-        for model in ("ideal", "Runpod"):
+        for model in models:
             m, g = lines[f"{model}: mixed"], lines[f"{model}: GPU-only"]
             for x in crossings(xs, m, g):
                 ax.axvline(x, color="grey", linestyle=":", linewidth=1)
@@ -147,7 +150,8 @@ def plot_sweep(r: EstimateReport, path: str | Path) -> Path:
                             fontsize=7, rotation=90, va="bottom", ha="right")
         ax.set_xlabel("requests per day")
         ax.set_ylabel(f"$ per month ({r.inputs.days_per_month} days)")
-        ax.set_title(f"mixedclf estimate · ideal vs Runpod billing · pricing {r.pricing.name}")
+        title = "ideal vs Runpod" if r.billing == "runpod" else "ideal"
+        ax.set_title(f"mixedclf estimate · {title} billing · pricing {r.pricing.name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()

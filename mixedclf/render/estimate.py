@@ -10,7 +10,6 @@ from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import fmt_money, fmt_num, fmt_pct, fmt_rate
 from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
-
 NOT_SERVABLE = "not servable"
 
 
@@ -149,9 +148,10 @@ def _header(r: EstimateReport) -> str:
 
 
 def _sweep_rows(r: EstimateReport) -> list[list[str]]:
+    runpod = r.billing == "runpod"
     return [
         [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
-         _money(s.runpod_mixed_per_month, 2), _money(s.runpod_gpu_only_per_month, 2),
+         *([_money(s.runpod_mixed_per_month, 2), _money(s.runpod_gpu_only_per_month, 2)] if runpod else []),
          _sv(r, fmt_pct(s.savings_pct)) if s.savings_pct is not None else NOT_SERVABLE]
         for s in r.sweep
     ]
@@ -159,6 +159,18 @@ def _sweep_rows(r: EstimateReport) -> list[list[str]]:
 
 _SWEEP_HEADER = ["requests/day", "ideal mixed / month", "ideal GPU-only / month", "Runpod mixed / month",
                  "Runpod GPU-only / month", "savings % (headline)"]
+
+
+def _sweep_header(r: EstimateReport) -> list[str]:
+    """Runpod's columns only where something was simulated (runpod billing)."""
+    return _SWEEP_HEADER if r.billing == "runpod" else [h for h in _SWEEP_HEADER if not h.startswith("Runpod")]
+
+
+def _sweep_title(r: EstimateReport) -> str:
+    return "Sweep over request rates (" + ("both billing models" if r.billing == "runpod" else "ideal billing") + ")"
+
+
+NOT_SIMULATED = "Runpod billing not simulated under ideal billing: pass --billing runpod to see what Runpod would bill."
 
 
 def _table(console: Console, title: str, header: list[str], rows: list[list[str]], left: int = 1) -> None:
@@ -187,8 +199,10 @@ def render_estimate(r: EstimateReport, console: Console, *, advice: bool = True)
             console.print(f"break-even: {escape(r.runpod.break_even_requests_note)}.")
         for w in r.runpod.warnings:
             console.print(f"[yellow]warning: {escape(w)}[/yellow]")
+    else:
+        console.print(escape(NOT_SIMULATED))
     if r.sweep:
-        _table(console, "Sweep over request rates (both billing models)", _SWEEP_HEADER, _sweep_rows(r), left=0)
+        _table(console, _sweep_title(r), _sweep_header(r), _sweep_rows(r), left=0)
     for note in r.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     for a in _advice(r) if advice else []:
@@ -220,8 +234,11 @@ def estimate_to_markdown(r: EstimateReport, *, advice: bool = True) -> str:
         if r.savings_claim:
             out += [f"Break-even: {r.runpod.break_even_requests_note}.", ""]
         out += [f"> warning: {w}" for w in r.runpod.warnings] + ([""] if r.runpod.warnings else [])
+    else:
+        out += [NOT_SIMULATED, ""]
     if r.sweep:
-        out += [md_table(_SWEEP_HEADER, _sweep_rows(r), ["r"] * 6), ""]
+        header = _sweep_header(r)
+        out += [md_table(header, _sweep_rows(r), ["r"] * len(header)), ""]
     out += [f"> note: {n}" for n in r.notes]
     adv = _advice(r) if advice else []
     if adv:
