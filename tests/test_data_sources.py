@@ -343,5 +343,10 @@ def test_progress_totals_cover_every_file(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(jsonl_bytes(rows("a", 3)))
     (tmp_path / "b.jsonl").write_bytes(jsonl_bytes(rows("b", 4)))
     assert source_rows(resolve_source(str(tmp_path / "*.jsonl"))) == (7, True)
+    # A compressed file that decompresses within one sample is counted exactly (issue 24: a larger one gets a
+    # sampled-ratio estimate marked "~", pinned by test_cli_output's compressed-input test).
     (tmp_path / "c.jsonl.gz").write_bytes(gzip.compress(jsonl_bytes(rows("c", 4))))
-    assert source_rows(resolve_source(str(tmp_path / "c.jsonl.gz"))).rows is None  # unknown: no made-up total
+    assert source_rows(resolve_source(str(tmp_path / "c.jsonl.gz"))) == (4, True)
+    assert source_rows(resolve_source([str(tmp_path / "a.jsonl"), str(tmp_path / "c.jsonl.gz")])) == (7, True)
+    # Where nothing tells the rows (stdin) the bar has no total: none is made up.
+    assert source_rows(resolve_source("-", stdin=StdinInput())).rows is None

@@ -261,7 +261,7 @@ def test_resume_of_a_folder_refuses_a_file_edited_with_the_same_size_and_mtime(t
         write_jsonl(folder / f"{name}.jsonl", [{"id": f"{name}{i}", "text": WORDS[i % 6]} for i in range(40)])
     out = tmp_path / "out.jsonl"
     args = [folder, "-o", out, "--chunk-rows", "20", "--first-chunk-rows", "20", *fast(tiny_model)]
-    real = LocalEngine._postprocess_and_write
+    real = LocalEngine._write_chunk  # the stage contract's output step, on the writer thread
 
     def write_then_stop(self, chunk, *rest):
         real(self, chunk, *rest)
@@ -269,7 +269,7 @@ def test_resume_of_a_folder_refuses_a_file_edited_with_the_same_size_and_mtime(t
             self.signals.signum = signal.SIGINT
 
     with monkeypatch.context() as m:
-        m.setattr(LocalEngine, "_postprocess_and_write", write_then_stop)
+        m.setattr(LocalEngine, "_write_chunk", write_then_stop)
         assert classify(*args).exit_code == 130
     edited = folder / "b.jsonl"
     data, times = edited.read_bytes(), edited.stat()

@@ -162,8 +162,11 @@ def test_id_repeats_hold_a_bounded_buffer():
 
 
 def test_device_statistics_stay_the_same_size():
-    """Per-micro-batch entries are bounded; the totals keep counting."""
-    from mixedclf.core.inference import RECENT_BATCHES, InferenceRunner
+    """The running total keeps counting and holds no per-pass list; per-pass sizes live in call_stats for one
+    call only (the stage contract's per-call figures), so neither grows with the calls or micro-batches."""
+    from dataclasses import fields
+
+    from mixedclf.core.inference import InferenceRunner, InferenceStats
     from mixedclf.core.preprocess import PreprocessedBatch
     from mixedclf.models.device import CPU
 
@@ -173,15 +176,26 @@ def test_device_statistics_stay_the_same_size():
         def __call__(self, input_ids, attention_mask):
             return np.zeros((input_ids.shape[0], 2), dtype=np.float32)
 
-    rows = RECENT_BATCHES + 500
-    ones = np.ones(rows, dtype=np.int32)
-    batch = PreprocessedBatch(cleaned=["x"] * rows, token_ids=np.full(rows * 3, 7, dtype=np.int32),
-                              lengths=ones * 3, truncated=np.zeros(rows, dtype=bool), word_count=ones,
-                              sentence_count=ones, char_count=ones)
+    def batch(rows: int) -> PreprocessedBatch:
+        ones = np.ones(rows, dtype=np.int32)
+        return PreprocessedBatch(cleaned=["x"] * rows, token_ids=np.full(rows * 3, 7, dtype=np.int32),
+                                 lengths=ones * 3, truncated=np.zeros(rows, dtype=bool), word_count=ones,
+                                 sentence_count=ones, char_count=ones)
+
+    # Only batch_sizes is a container: every other figure is one number whatever the run's length.
+    blank = InferenceStats()
+    assert [f.name for f in fields(blank) if not isinstance(getattr(blank, f.name), (int, float, type(None)))] \
+        == ["batch_sizes"]
     runner = InferenceRunner(Echo(), CPU, 2)
-    runner.logits(batch, 1, 64)
-    assert runner.stats.batches == rows and runner.stats.rows == rows
-    assert len(runner.stats.batch_sizes) == RECENT_BATCHES
+    per_call, calls = 300, 40  # one row per micro-batch: 12,000 passes in all
+    for _ in range(calls):
+        runner.logits(batch(per_call), 1, 64)
+        assert runner.call_stats.batch_sizes == [1] * per_call  # this call's passes, none of the earlier ones
+        assert runner.stats.batch_sizes == []  # the running total keeps no per-pass list
+    assert runner.stats.batches == runner.stats.rows == per_call * calls  # ... and still counts every pass
+    runner.logits(batch(7), 1, 64)  # a smaller call after many: its own figures only
+    assert runner.call_stats.batches == len(runner.call_stats.batch_sizes) == 7
+    assert runner.stats.batches == per_call * calls + 7 and runner.stats.batch_sizes == []
 
 
 _PEAK_RSS = """

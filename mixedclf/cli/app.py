@@ -16,7 +16,7 @@ from mixedclf.cli.errors import AppGroup, err, fail
 from mixedclf.engines import process_clock  # first: its import time is the fallback process start
 from mixedclf.errors import EXIT_OK, EXIT_ROWS_SKIPPED, InputError
 from mixedclf.models.quiet import quiet_libraries
-from mixedclf.render.console import stderr_console, stdout_console
+from mixedclf.render.console import stderr_console, stdout_console, stdout_stream
 
 app = typer.Typer(
     name="mixedclf",
@@ -32,7 +32,7 @@ FORMATS = ("table", "json", "markdown")
 def _emit(text: str) -> None:
     """Plain text on stdout, never re-wrapped: what scripts parse (JSON, markdown, the summary line). With stdout
     closed (`>&-`) it goes to stderr: the run's work is done, and its summary is not lost."""
-    stream = sys.stdout if sys.stdout is not None else sys.stderr
+    stream = stdout_stream()
     stream.write(text if text.endswith("\n") else text + "\n")
     stream.flush()
 
@@ -225,9 +225,10 @@ def main() -> None:
     except SystemExit as done:
         # What a command printed may still sit in stdout's buffer: a reader gone by now (`| head`) is seen here,
         # through the same table as an error raised inside the command, not as Python's "Exception ignored".
+        # Any failure of the flush goes through that table too: no traceback, whatever stdout is (or closed).
         try:
-            sys.stdout.flush()
-        except BrokenPipeError as exc:
+            stdout_stream().flush()
+        except Exception as exc:  # noqa: BLE001 - mapped through the one exit-code table
             raise SystemExit(fail(exc).exit_code) from None
         raise done
 

@@ -39,8 +39,16 @@ def log_width(stream: IO[str]) -> int | None:
     return LOG_WIDTH
 
 
+def stdout_stream() -> IO[str]:
+    """Where a command's stdout text goes: stdout, or stderr when the process started with stdout closed
+    (`>&-`, sys.stdout is None), so a summary printed after the work is done is not lost. (`-o -`, whose rows
+    need stdout, is refused before the run by io.runio.)"""
+    return sys.stdout if sys.stdout is not None else sys.stderr
+
+
 def stdout_console() -> Console:
-    return CliConsole(highlight=False, width=log_width(sys.stdout))
+    stream = stdout_stream()
+    return CliConsole(file=stream, highlight=False, width=log_width(stream))
 
 
 def stderr_console() -> Console:
