@@ -56,7 +56,8 @@ def _runpod_totals(r: EstimateReport) -> list[list[str]]:
     rp = r.runpod
     assert rp is not None
     return [
-        ["per day", fmt_money(rp.mixed_per_day, 2), fmt_money(rp.gpu_only_per_day, 2), _sv(r, fmt_money(rp.savings_per_day, 2))],
+        ["per day", fmt_money(rp.mixed_per_day, 2), fmt_money(rp.gpu_only_per_day, 2),
+         _sv(r, fmt_money(rp.savings_per_day, 2))],
         [f"per month ({r.inputs.days_per_month} days)", fmt_money(rp.mixed_per_month, 2),
          fmt_money(rp.gpu_only_per_month, 2), _sv(r, fmt_money(rp.savings_per_month, 2))],
     ]
@@ -79,7 +80,8 @@ def _totals_rows(r: EstimateReport) -> list[list[str]]:
          _sv(r, fmt_money(r.gpu_only_per_request - r.mixed_per_request))],
         ["per 1,000 requests", fmt_money(r.mixed_per_1k), fmt_money(r.gpu_only_per_1k),
          _sv(r, fmt_money(r.gpu_only_per_1k - r.mixed_per_1k))],
-        ["per day", fmt_money(r.mixed_per_day, 2), fmt_money(r.gpu_only_per_day, 2), _sv(r, fmt_money(r.savings_per_day, 2))],
+        ["per day", fmt_money(r.mixed_per_day, 2), fmt_money(r.gpu_only_per_day, 2),
+         _sv(r, fmt_money(r.savings_per_day, 2))],
         [f"per month ({r.inputs.days_per_month} days)", fmt_money(r.mixed_per_month, 2),
          fmt_money(r.gpu_only_per_month, 2), _sv(r, fmt_money(r.savings_per_month, 2))],
     ]
@@ -111,7 +113,8 @@ def _header(r: EstimateReport) -> str:
 def _sweep_rows(r: EstimateReport) -> list[list[str]]:
     return [
         [fmt_num(s.requests_per_day), fmt_money(s.ideal_mixed_per_month, 2), fmt_money(s.ideal_gpu_only_per_month, 2),
-         fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2), _sv(r, fmt_pct(s.savings_pct))]
+         fmt_money(s.runpod_mixed_per_month, 2), fmt_money(s.runpod_gpu_only_per_month, 2),
+         _sv(r, fmt_pct(s.savings_pct))]
         for s in r.sweep
     ]
 
