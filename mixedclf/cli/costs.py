@@ -189,7 +189,7 @@ def _estimate_values(
         inputs, prof, sweep_range=sweep_range, sweep_count=sweep_points, model=model,
         source_report=str(from_report) if from_report else None, notes=notes,
     )
-    if from_report is not None and gpu_sec is None and src.cost.inference_on_cpu:
+    if from_report is not None and gpu_sec is None and isinstance(src, ClassifyReport) and src.cost.inference_on_cpu:
         # the report's inference ran on a CPU: its seconds priced at the GPU rate are no GPU's, so no saving
         rep = rep.model_copy(update={"savings_claim": False, "notes": [*rep.notes, (
             f"inference in {from_report} ran on a CPU: the GPU seconds per request are CPU seconds, so no saving "
@@ -324,7 +324,7 @@ def check_run_cmd(
 
     _choice(fmt, FORMATS, "--format")
     keep = reports_dir is not None
-    folder = reports_dir if keep else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
+    folder = reports_dir if reports_dir is not None else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
     err = Console(stderr=True, highlight=False)
     try:
         res = run_rounds(input_path, baseline_python, candidate_python or sys.executable, rounds=rounds,
