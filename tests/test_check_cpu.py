@@ -171,6 +171,7 @@ def test_pr_comment_headline_leads_with_the_measured_figure(tmp_path, tiny_model
     measured = next(row for row in r.rows if row.name == "mixed total (measured)")
     from mixedclf.costs.fmt import format_value
 
-    assert headline.startswith(f"cost per 1,000 items, pay-per-use, measured: {format_value('$ / 1k', measured.baseline)}")
+    lead = f"cost per 1,000 items, pay-per-use, measured: {format_value('$ / 1k', measured.baseline)}"
+    assert headline.startswith(lead)
     assert "work-priced (verdict on counted work" in headline
     assert headline.index("measured:") < headline.index("work-priced")

@@ -260,7 +260,7 @@ def _estimate_values(
         inputs, prof, sweep_range=sweep_range, sweep_count=sweep_points, model=model,
         source_report=str(from_report) if from_report else None, notes=notes,
     )
-    if from_report is not None and gpu_sec is None and src.cost.inference_on_cpu:
+    if from_report is not None and gpu_sec is None and isinstance(src, ClassifyReport) and src.cost.inference_on_cpu:
         # the report's inference ran on a CPU: its seconds priced at the GPU rate are no GPU's, so no saving
         rep = rep.model_copy(update={"savings_claim": False, "notes": [*rep.notes, (
             f"inference in {from_report} ran on a CPU: the GPU seconds per request are CPU seconds, so no saving "
@@ -360,14 +360,15 @@ def check_run_cmd(
     input_path: str = typer.Argument(..., metavar="INPUT", help="The input both sides classify (a file or folder)."),
     baseline_python: str = typer.Option(
         ..., "--baseline-python", help="Python of the environment with the baseline's mixedclf installed."),
-    candidate_python: str = typer.Option(
-        sys.executable, "--candidate-python", help="Python of the candidate's environment [default: this one]."),
+    candidate_python: Optional[str] = typer.Option(
+        None, "--candidate-python", help="Python of the candidate's environment [default: the one running this]."),
     rounds: int = typer.Option(6, "--rounds", help="Measured rounds; each runs both sides once, interleaved."),
     warmup: int = typer.Option(1, "--warmup", help="Rounds run first and discarded (caches, page cache)."),
     run_opts: str = typer.Option(
         "", "--run-opts", help="classify options for every run, one string (e.g. \"--device cpu --cpu-workers 1\")."),
     reports_dir: Optional[Path] = typer.Option(
-        None, "--reports-dir", help="Keep the reports here (baseline-N.json, current-N.json) [default: a temp folder]."),
+        None, "--reports-dir",
+        help="Keep the reports here (baseline-N.json, current-N.json) [default: a temp folder]."),
     max_increase_pct: float = _MAX_INCREASE_PCT,
     max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
     alpha: float = _ALPHA,
@@ -394,11 +395,11 @@ def check_run_cmd(
 
     _choice(fmt, FORMATS, "--format")
     keep = reports_dir is not None
-    folder = reports_dir if keep else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
+    folder = reports_dir if reports_dir is not None else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
     err = Console(stderr=True, highlight=False)
     try:
-        res = run_rounds(input_path, baseline_python, candidate_python, rounds=rounds, warmup=warmup,
-                         run_opts=run_opts, reports_dir=folder,
+        res = run_rounds(input_path, baseline_python, candidate_python or sys.executable, rounds=rounds,
+                         warmup=warmup, run_opts=run_opts, reports_dir=folder,
                          on_round=lambda i, n: err.print(f"check run: round {i}/{n} done"))
         code = _check(res.current, res.baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs,
                       budget_per_1k, warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage)

@@ -89,10 +89,11 @@ class CostMeter:
         self._chunk_rows, self._chunk_done = rows, 0
 
     def batch_done(self, rows: int) -> None:
-        """After a micro-batch: with a budget, stop the chunk (BudgetStop) when finishing it would pass the budget.
+        """After a micro-batch, with a budget: BudgetStop when the chunk must stop.
 
         The first micro-batch of the process is the probe: until it, nothing is known of the seconds per row, so
-        a budget below one chunk stops here, having spent the probe, not the chunk."""
+        a budget below one chunk stops here (the chunk would pass it), having spent the probe, not the chunk. After
+        it, a chunk stops only once the job's bill is past the budget (a projection that went wrong)."""
         if self.max_cost is None:
             return
         first = self._chunk_done == 0 and self.snapshot() is not None and self.snapshot().rows == 0
@@ -109,7 +110,9 @@ class CostMeter:
         result = check_budget(snap, self.profile, max_cost=self.max_cost, spent_before=self.spent_before,
                               next_rows=left, rows_before=self.rows_before, expected_rows=self.expected_rows,
                               probe_rows=self._chunk_done if first else None, **self.price)
-        if result.over:
+        # The probe stops on the projection (the chunk would pass the budget); later looks only once the bill is
+        # already past it: stopping a chunk on a projection would throw away rows that are paid for.
+        if result.over if first else result.spent_before + result.spent_now > self.max_cost:
             raise BudgetStop(result)
 
     def check(self, next_rows: int) -> BudgetCheck | None:

@@ -37,8 +37,8 @@ def _one_run(python: str, side: str, number: int, input_path: str, run_opts: lis
     output.unlink(missing_ok=True)
     # -P: the working directory is not put on sys.path, so a checkout's mixedclf/ folder there cannot shadow the
     # version installed in that Python's environment
-    cmd = [python, "-P", "-m", "mixedclf", "classify", input_path, "-o", str(output), "--report", str(report), "--quiet",
-           *run_opts]
+    cmd = [python, "-P", "-m", "mixedclf", "classify", input_path, "-o", str(output), "--report", str(report),
+           "--quiet", *run_opts]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, timeout=RUN_TIMEOUT_S)
