@@ -57,6 +57,13 @@ def _check_length(path: Path) -> None:
         raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
 
 
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    """SQLite could not open or create the file (permissions, a read-only file system), as opposed to a file it
+    opened and found damaged."""
+    message = str(exc).lower()
+    return "unable to open" in message or "readonly" in message or "read-only" in message
+
+
 def _stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -91,6 +98,11 @@ class PredictionCache:
     def _open(self) -> None:
         try:
             self._db = self._connect()
+        except sqlite3.OperationalError as exc:
+            if _cannot_open(exc):  # a folder or file it may not write: nothing to rebuild
+                self._disable(f"cannot open {self.path}: {exc}")
+            else:
+                self._rebuild(f"{exc}")
         except sqlite3.DatabaseError as exc:  # not a database, a damaged header, a foreign schema
             self._rebuild(f"{exc}")
         except OSError as exc:
