@@ -238,3 +238,50 @@ def test_a_cache_problem_never_changes_the_exit_code(tmp_path, tiny_model):
     assert broken.stderr.count("prediction cache") == 1, broken.stderr
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "p.jsonl").read_bytes()
 
+
+
+def test_serve_answers_a_repeated_text_from_the_cache_with_the_same_result(tmp_path, tiny_model):
+    import httpx
+    import torch
+    from serve_helpers import serve_in_thread
+
+    from mixedclf.serve.app import create_app
+    from mixedclf.serve.settings import ServeSettings
+
+    settings = ServeSettings(model=str(tiny_model), device="cpu", cpu_workers=1, torch_threads=torch.get_num_threads(),
+                             cache=tmp_path / "serve.sqlite3")
+    app = create_app(settings)
+    with serve_in_thread(app) as running, httpx.Client(base_url=running.url, trust_env=False, timeout=30) as c:
+        first = c.post("/classify", json={"text": "the staff was happy"}).json()
+        again = c.post("/classify", json={"text": "the staff was happy"}).json()
+        health = c.get("/health").json()
+    assert again["scores"] == first["scores"] and again["label"] == first["label"]
+    cache = health["cache"]
+    assert cache["path"] == str(tmp_path / "serve.sqlite3") and cache["hits"] == 1 and cache["enabled"]
+    assert app.state.server.cache.enabled is False  # closed at shutdown
+
+
+def test_cache_options_reach_classify_and_serve(monkeypatch, tmp_path, tiny_model):
+    from typer.testing import CliRunner
+
+    import mixedclf.serve.app as serve_app
+    from mixedclf.cli.app import app
+
+    seen = {}
+    monkeypatch.setattr(serve_app, "run_server", lambda s: seen.setdefault("settings", s))
+    monkeypatch.delenv("MIXEDCLF_NO_CACHE")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["serve", "--model", str(tiny_model), "--cache", str(tmp_path / "s.db"),
+                             "--cache-max-bytes", "1000000"])
+    assert ok.exit_code == 0, ok.output
+    s = seen.pop("settings")
+    assert (s.cache, s.no_cache, s.cache_max_bytes) == (tmp_path / "s.db", False, 1_000_000)
+    assert runner.invoke(app, ["serve", "--model", str(tiny_model), "--no-cache"]).exit_code == 0
+    assert seen.pop("settings").no_cache is True
+    monkeypatch.setenv("MIXEDCLF_NO_CACHE", "1")
+    assert runner.invoke(app, ["serve", "--model", str(tiny_model)]).exit_code == 0
+    assert seen.pop("settings").no_cache is True
+    small = runner.invoke(app, ["serve", "--model", str(tiny_model), "--cache-max-bytes", "10"])
+    assert small.exit_code == 2 and "cache" in small.output
+    help_text = runner.invoke(app, ["classify", "--help"], terminal_width=200).output
+    assert "--cache" in help_text and "--no-cache" in help_text and "--cache-max-bytes" in help_text

@@ -133,7 +133,7 @@ class ServerState:
         first request after "ready" take 0.4 s (1.6 s on a loaded 2-core machine) instead of a millisecond."""
         from mixedclf.core.postprocess import prediction_rows
 
-        prediction_rows(logits, sample, self.spec.labels, self.spec.activation)
+        prediction_rows(logits, sample.rows(), self.spec.labels, self.spec.activation)
 
     async def _start(self) -> None:
         """Load the tokenizer and the model, start and warm the CPU pool, warm the device and the postprocess,
