@@ -38,9 +38,9 @@ def _run(tmp_path, model, out, *, cache=None, rows=None, **options):
 
 
 def test_default_cache_follows_the_cache_dir_setting():
-    from mixedclf.io.prediction_cache import default_cache_path
+    from mixedclf.models.cache import prediction_cache_path
 
-    assert str(default_cache_path()).startswith(os.environ["MIXEDCLF_CACHE_DIR"])
+    assert str(prediction_cache_path()).startswith(os.environ["MIXEDCLF_CACHE_DIR"])
 
 
 def test_the_cache_is_on_by_default(monkeypatch):

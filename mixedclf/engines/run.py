@@ -82,9 +82,10 @@ def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
     if opts.engine != "local":
         warn("the prediction cache is not used with --engine ray: every row runs on the device (docs/cache.md)")
         return None
-    from mixedclf.io.prediction_cache import PredictionCache, default_cache_path
+    from mixedclf.io.prediction_cache import PredictionCache
+    from mixedclf.models.cache import prediction_cache_path
 
-    return PredictionCache(opts.cache or default_cache_path(), opts.cache_max_bytes, warn=warn)
+    return PredictionCache(opts.cache or prediction_cache_path(), opts.cache_max_bytes, warn=warn)
 
 
 def _cache_savings(cache, run, pricing, cost):

@@ -154,10 +154,11 @@ class ServerState:
             model = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
             key = b""
             if not s.no_cache:
-                from mixedclf.io.prediction_cache import PredictionCache, default_cache_path
+                from mixedclf.io.prediction_cache import PredictionCache
                 from mixedclf.models.backend import answer_run_key
+                from mixedclf.models.cache import prediction_cache_path
 
-                self.cache = PredictionCache(s.cache or default_cache_path(), s.cache_max_bytes,
+                self.cache = PredictionCache(s.cache or prediction_cache_path(), s.cache_max_bytes,
                                              warn=lambda line: log.warning("mixedclf serve: %s", line))
                 key = answer_run_key(self.spec, model, s.clean, self._tokenizer_json)
             self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
