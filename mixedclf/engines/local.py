@@ -57,16 +57,16 @@ class _Run:
 class _MeteredAnswers:
     """An AnswerStore that tells the cost meter how many rows of the chunk it answered."""
 
-    store_: AnswerStore
+    inner: AnswerStore
     meter: CostMeter
 
     def lookup(self, keys):
-        held = self.store_.lookup(keys)
+        held = self.inner.lookup(keys)
         self.meter.answered(len(held))
         return held
 
     def store(self, keys, logits) -> None:
-        self.store_.store(keys, logits)
+        self.inner.store(keys, logits)
 
 
 class LocalEngine:
