@@ -203,6 +203,7 @@ def test_ray_runs_without_the_cache_and_says_so(tmp_path):
     assert len(said) == 1 and "--engine ray" in said[0]
 
 
+@pytest.mark.slow
 def test_two_runs_share_one_cache_at_once(tmp_path, tiny_model):
     """Two processes fill and read one cache file together: both succeed with the output of a run without it."""
     rows = _rows(300)
@@ -225,6 +226,7 @@ def test_two_runs_share_one_cache_at_once(tmp_path, tiny_model):
     assert json.loads((tmp_path / "3.json").read_text())["cache"]["hits"] == 300
 
 
+@pytest.mark.slow
 def test_a_cache_problem_never_changes_the_exit_code(tmp_path, tiny_model):
     """A run that skips a bad row ends 3 with or without a broken cache; one without bad rows ends 0."""
     source = write_jsonl(tmp_path / "in.jsonl", _rows(5) + [{"id": 99}])
