@@ -287,3 +287,13 @@ def test_cache_options_reach_classify_and_serve(monkeypatch, tmp_path, tiny_mode
     assert small.exit_code == 2 and "cache" in small.output
     help_text = runner.invoke(app, ["classify", "--help"], terminal_width=200).output
     assert "--cache" in help_text and "--no-cache" in help_text and "--cache-max-bytes" in help_text
+
+
+def test_cache_max_bytes_caps_the_file_in_a_real_run(tmp_path, tiny_model):
+    cache, cap = tmp_path / "c.sqlite3", 64 * 4096
+    rows = [{"id": i, "text": f"row {i} was fine"} for i in range(3000)]
+    report, _ = _run(tmp_path, tiny_model, tmp_path / "o.jsonl", cache=cache, rows=rows, cache_max_bytes=cap,
+                     chunk_rows=1000)
+    assert report.cache.stored > 0 and report.cache.evicted > 0
+    on_disk = sum(p.stat().st_size for p in (cache, tmp_path / "c.sqlite3-wal") if p.exists())
+    assert on_disk <= cap
