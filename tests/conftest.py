@@ -15,6 +15,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Converted models and calibrations go to a folder of this test session, never to the user's cache.
 os.environ["MIXEDCLF_CACHE_DIR"] = tempfile.mkdtemp(prefix="mixedclf-test-cache-")
+# The prediction cache is off unless a test turns it on (tests/test_cache_runs.py): one session-wide cache would
+# answer a test's rows from an earlier test's run and change the device figures that test checks.
+os.environ["MIXEDCLF_NO_CACHE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_JSONL = REPO / "sample_data" / "reviews.jsonl"

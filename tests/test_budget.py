@@ -156,3 +156,27 @@ def test_max_cost_is_refused_with_the_ray_engine_and_must_be_positive(tmp_path, 
                           (["--max-cost", "0"], "--max-cost")):
         result = CliRunner().invoke(app, ["classify", str(input_3k), "-o", str(tmp_path / "o.jsonl"), *extra])
         assert result.exit_code == 2 and needle in result.output, result.output
+
+
+def test_rows_the_cache_answers_are_not_projected_as_rows_left_to_run():
+    """--max-cost counts only what runs: the in-chunk projection drops the rows the prediction cache answered."""
+    import time
+
+    import numpy as np
+
+    from mixedclf.engines.budget import CostMeter
+    from mixedclf.engines.local import _MeteredAnswers
+
+    class Held:
+        def lookup(self, keys):
+            return {i: np.zeros(2, np.float32) for i in range(len(keys)) if i % 10}  # 9 of every 10 held
+
+        def store(self, keys, logits):
+            pass
+
+    meter = CostMeter(load_pricing(None, "reference"), started_at=time.monotonic(), idle_timeout_s=5.0,
+                      gpu_speedup=None)
+    meter.chunk_started(1000)
+    held = _MeteredAnswers(Held(), meter).lookup([bytes([i % 256, i // 256]) for i in range(1000)])
+    assert len(held) == 900
+    assert meter._chunk_rows == 100  # the rows the device will run, what the projection counts as left

@@ -209,3 +209,26 @@ def test_closed_stdout_is_the_broken_pipe_error_not_a_regression(pair, fmt):
     assert done.returncode == code, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pipe" in lines[0].lower(), done.stderr
+
+
+def _with_cache(path, hit_rate: float, items: int = 1000):
+    from mixedclf.costs.cache import CacheSavings
+    from mixedclf.costs.report import load_report
+
+    report = load_report(path)
+    hits = round(hit_rate * items)
+    report.cache = CacheSavings(path="c", hits=hits, misses=items - hits, hit_rate=hit_rate, stored=0, evicted=0)
+    write_report(report, path)
+    return path
+
+
+def test_a_different_cache_hit_rate_is_a_mismatch(cli, tmp_path):
+    """Rows the prediction cache answers skip the device: the hit rate is part of the work compared."""
+    base = write_classify_report(tmp_path / "base.json")
+    cached = _with_cache(write_classify_report(tmp_path / "cached.json"), 0.9)
+    res = cli("check", cached, "--baseline", base)
+    assert res.exit_code == 2 and "prediction cache hit rates differ" in res.stderr, res.stderr
+    assert "baseline 0.0%, current 90.0%" in res.stderr
+    assert cli("check", cached, "--baseline", base, "--allow-mismatch").exit_code == 0
+    near = _with_cache(write_classify_report(tmp_path / "near.json"), 0.895)
+    assert cli("check", near, "--baseline", cached).exit_code == 0  # within one percentage point

@@ -69,3 +69,20 @@ def test_check_run_compares_what_it_ran(tmp_path, cli):
               "--rounds", 3, "--warmup", 0, "--reports-dir", tmp_path / "kept", "--format", "json")
     assert res.exit_code == 0, res.stdout + res.stderr
     assert len(os.listdir(tmp_path / "kept")) == 6
+
+
+def test_every_round_runs_without_the_prediction_cache(tmp_path, monkeypatch):
+    """A cached round would skip the device: each run gets MIXEDCLF_NO_CACHE (a setting an older baseline ignores,
+    where an unknown --no-cache would fail it)."""
+    monkeypatch.delenv("MIXEDCLF_NO_CACHE", raising=False)  # conftest sets it for the suite
+    report, log = write_classify_report(tmp_path / "r.json"), tmp_path / "log.txt"
+    script = tmp_path / "python-env"
+    script.write_text("#!/bin/sh\n"
+                      f'echo "cache=$MIXEDCLF_NO_CACHE" >> "{log}"\n'
+                      'while [ $# -gt 0 ]; do if [ "$1" = "--report" ]; then cp "' + str(report) + '" "$2"; fi; '
+                      "shift; done\n")
+    script.chmod(0o755)
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "x"}\n')
+    run_rounds(str(data), str(script), str(script), rounds=1, warmup=0, run_opts="", reports_dir=tmp_path / "r")
+    assert log.read_text().splitlines() == ["cache=1", "cache=1"]

@@ -297,3 +297,32 @@ def test_estimate_advice_on_long_idle_timeout():
     adv = advise(r)
     assert adv and adv[0].key == "idle-timeout-gpu" and adv[0].saving > 0 and adv[0].per == "per month"
 
+
+
+def test_cache_hit_rate_scales_the_gpu_seconds_per_request(cli):
+    """Half the requests answered by the prediction cache: the model's 0.2 s becomes 0.1 s in both pipelines, the
+    CPU stages stay (a hit is still cleaned and tokenized for its key)."""
+    res = cli("estimate", "--requests-per-day", 10000, "--cache-hit-rate", 0.5, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["inputs"]["gpu_sec"] == 0.1 and data["inputs"]["cache_hit_rate"] == 0.5
+    assert data["mixed_per_day"] == 1.66 and data["gpu_only_per_day"] == 2.7
+    assert any("hit rate 0.5" in n for n in data["notes"])
+    assert "cache hit rate 0.5" in cli("estimate", "--cache-hit-rate", 0.5).stdout
+    bad = cli("estimate", "--cache-hit-rate", 1.5)
+    assert bad.exit_code == 2 and "between 0 and 1" in bad.stderr
+
+
+def test_from_report_leaves_out_the_rows_the_cache_answered(cli, tmp_path):
+    """A report whose run the cache answered in part: its inference seconds are spread over the rows that ran."""
+    from mixedclf.costs.cache import CacheSavings
+    from mixedclf.costs.report import load_report, write_report
+
+    path = write_classify_report(tmp_path / "r.json")
+    report = load_report(path)
+    items, busy = report.measurements.items, report.measurements.stage_busy("inference")
+    hits = items // 2
+    report.cache = CacheSavings(path="c", hits=hits, misses=items - hits, hit_rate=hits / items, stored=0, evicted=0)
+    write_report(report, path)
+    data = json.loads(cli("estimate", "--from-report", path, "--format", "json").stdout)
+    assert data["inputs"]["gpu_sec"] == pytest.approx(busy / (items - hits), rel=1e-9)

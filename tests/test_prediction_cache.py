@@ -157,3 +157,14 @@ def test_two_runs_share_one_cache_at_once(tmp_path):
         assert p.exitcode == 0
     with _cache(path) as cache:
         assert len(cache.lookup(_keys(4000) + _keys(4000, start=100_000))) == 8000
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder no one can create files in")
+def test_a_cache_that_cannot_be_created_is_one_warning_not_a_rebuild(tmp_path):
+    """SQLite's 'unable to open database file' is a folder it may not write (as a read-only folder is to a user
+    other than root): the cache is off for the run, with one line, and no file is deleted as if it were damaged."""
+    warnings: list[str] = []
+    cache = _cache("/proc/self/mixedclf-cache.sqlite3", warnings)
+    assert not cache.enabled and len(warnings) == 1 and "off for this run" in warnings[0], warnings
+    cache.store(_keys(2), _logits(2))
+    assert cache.lookup(_keys(2)) == {} and cache.stats.misses == 2

@@ -115,6 +115,9 @@ def classify(
         "take the provisioned bill (mixed, or GPU-only with --mode gpu-only; from process start, idle tail and "
         "rounding included; --resume carries the spend) past it."
     ),
+    cache: Optional[Path] = opt.CACHE,
+    no_cache: Optional[bool] = opt.NO_CACHE,
+    cache_max_bytes: Optional[int] = opt.CACHE_MAX_BYTES,
     report: Optional[Path] = typer.Option(None, help="Write the versioned JSON report here."),
     rows_per_file: Optional[int] = typer.Option(
         None, help="Folder output: a part file per this many rows [default: a part per input file]"
@@ -142,6 +145,7 @@ def classify(
     values["resume"] = resume or None
     values["all_scores"] = all_scores or None
     values["keep_text"] = keep_text or None
+    values["no_cache"] = no_cache or None
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)

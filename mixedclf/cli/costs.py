@@ -139,6 +139,9 @@ def estimate_cmd(
     spend_limit: float = typer.Option(80.0, "--spend-limit", help="Runpod: account spend limit, $/hour."),
     active_hours: float = typer.Option(24.0, "--active-hours", help="Hours per day over which requests arrive."),
     days_per_month: int = typer.Option(30, "--days-per-month", help="Days in a billing month."),
+    cache_hit_rate: float = typer.Option(
+        0.0, "--cache-hit-rate", help="Share of requests the prediction cache answers (0..1): GPU seconds per request "
+        "x (1 - R) in both pipelines; docs/cache.md."),
     sweep_spec: Optional[str] = typer.Option(None, "--sweep", help="Table over request rates, e.g. 1000:1000000."),
     sweep_points: int = typer.Option(10, "--sweep-points", help="Rates in the sweep (log-spaced)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw cost/month vs requests/day to FILE.png (matplotlib)."),
@@ -194,7 +197,7 @@ def _estimate_values(
     cold_start_cpu_sec, defaults, start_billed, idle_timeout_cpu, idle_timeout_pre, idle_timeout_gpu, idle_timeout_post,
     gpu_workers, cpu_workers, cpu_instance, orchestrator_workers, orchestrator_instance, orchestrator_for, arrivals,
     seed, sim_requests, spend_limit, active_hours, days_per_month, sweep_spec, sweep_points, plot, fmt, report_out,
-    notes,
+    notes, cache_hit_rate: float = 0.0,
 ) -> None:
     from mixedclf.costs.estimate import BILLINGS, EstimateInputs, estimate, inputs_from_report
     from mixedclf.costs.report import ClassifyReport, load_report, write_report
@@ -252,6 +255,13 @@ def _estimate_values(
         given = {k: v for k, v in stage_secs.items() if v is not None}
         inputs = EstimateInputs(**extras, **given, source="options" if given else "defaults")
         prof = load_pricing(pricing, profile or DEFAULT_PROFILE)
+    from mixedclf.costs.per_request import with_cache_hit_rate
+
+    try:
+        inputs, cache_notes = with_cache_hit_rate(inputs, cache_hit_rate)
+    except ValueError as exc:
+        raise CostInputError(str(exc)) from None
+    notes += cache_notes
     sweep_range = parse_sweep(sweep_spec) if sweep_spec else None
     if plot is not None and sweep_range is None:
         r = max(requests_per_day, 1.0)

@@ -24,7 +24,8 @@ PANELS = {
     "mode": PANEL_MODEL,
     **dict.fromkeys(("engine", "ray_address", "batch_size", "max_batch_tokens", "chunk_rows", "first_chunk_rows",
                      "dedup"), PANEL_SPEED),
-    **dict.fromkeys(("requests_per_day", "idle_timeout", "gpu_speedup", "max_cost"), PANEL_COST),
+    **dict.fromkeys(("requests_per_day", "idle_timeout", "gpu_speedup", "max_cost", "cache", "no_cache",
+                     "cache_max_bytes"), PANEL_COST),
     **dict.fromkeys(("on_error", "resume", "stage_timeout_cpu", "stage_timeout_gpu"), PANEL_RELIABILITY),
 }
 # Commands whose options are grouped by PANELS (the others have few enough for one panel).
@@ -68,3 +69,14 @@ PRICING = typer.Option(
 )
 PROFILE = typer.Option(None, "--profile", envvar="MIXEDCLF_PROFILE", help="Pricing profile [default: reference]",
                        rich_help_panel=PANEL_COST)
+CACHE = typer.Option(
+    None, "--cache", help="Prediction cache file: rows answered before (same model, settings and cleaned text) skip "
+    "the device; see docs/cache.md [default: predictions.sqlite3 in the user cache folder; MIXEDCLF_CACHE]",
+    rich_help_panel=PANEL_COST,
+)
+NO_CACHE = typer.Option(None, "--no-cache", help="Neither read nor write the prediction cache (MIXEDCLF_NO_CACHE=1).",
+                        rich_help_panel=PANEL_COST)
+CACHE_MAX_BYTES = typer.Option(
+    None, help="Size cap of the prediction cache file; the least recently used answers go first [default: 1 GiB]",
+    rich_help_panel=PANEL_COST,
+)

@@ -85,6 +85,9 @@ def register(app: typer.Typer) -> None:
         ),
         pricing: Optional[Path] = opt.PRICING,
         profile: Optional[str] = opt.PROFILE,
+        cache: Optional[Path] = opt.CACHE,
+        no_cache: Optional[bool] = opt.NO_CACHE,
+        cache_max_bytes: Optional[int] = opt.CACHE_MAX_BYTES,
         api_key: Optional[str] = typer.Option(
             None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
             help="Require Authorization: Bearer KEY on every route but /health and /ping (prefer the environment "
@@ -114,6 +117,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the classifier over HTTP (FastAPI + uvicorn) with dynamic micro-batching on the device."""
         values = {k: v for k, v in locals().items() if k != "config"}
+        values["no_cache"] = no_cache or None
         from mixedclf.errors import InputError
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

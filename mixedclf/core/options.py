@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = packaged_config("default.toml")
 ENV_PREFIX = "MIXEDCLF_"
+# The prediction cache's size cap (io/prediction_cache.py holds the same numbers; this module stays free of sqlite).
+DEFAULT_CACHE_MAX_BYTES = 1 << 30
+MIN_CACHE_MAX_BYTES = 64 * 4096
 
 
 class ConfigFileSource(PydanticBaseSettingsSource):
@@ -92,6 +95,10 @@ class ClassifyOptions(LayeredSettings):
     max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
     report: Path | None = None
     rows_per_file: int | None = Field(default=None, ge=1)  # a folder output: one part per N rows
+    # The prediction cache (docs/cache.md): rows answered before skip the device. None: the user cache folder's.
+    cache: Path | None = None
+    no_cache: bool = False
+    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, ge=MIN_CACHE_MAX_BYTES)
 
     @field_validator("output", mode="before")
     @classmethod

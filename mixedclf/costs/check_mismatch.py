@@ -13,6 +13,9 @@ from mixedclf.costs.work import model_flops
 
 #: Settings that change the work itself: reports that differ in one are refused without --allow-mismatch.
 WORK_SETTINGS = ("device", "precision", "chunk_rows", "batch_size", "max_batch_tokens", "dedup", "clean")
+#: How far apart (absolute) two runs' prediction-cache hit rates may be: rows the cache answers skip the device, so
+#: the hit rate is part of the work (docs/ci.md).
+CACHE_HIT_RATE_TOLERANCE = 0.01
 #: Settings that change only how fast the work is done: listed as warnings.
 SPEED_SETTINGS = ("cpu_workers", "torch_threads", "engine")
 
@@ -47,11 +50,21 @@ def _pair_mismatches(base, cur, where: str) -> tuple[list[str], list[str]]:
         b, c = base.settings.get(key), cur.settings.get(key)
         if b != c and not (b is None or c is None):
             hard.append(f"setting {key} differs{where}: baseline {b!r}, current {c!r}")
+    bh, ch = cache_hit_rate(base), cache_hit_rate(cur)
+    if abs(bh - ch) > CACHE_HIT_RATE_TOLERANCE:
+        hard.append(f"prediction cache hit rates differ{where}: baseline {bh:.1%}, current {ch:.1%} (rows the cache "
+                    "answers skip the device; compare runs with --no-cache, or with the same hit rate)")
     for key in SPEED_SETTINGS:
         b, c = base.settings.get(key), cur.settings.get(key)
         if b != c and not (b is None or c is None):
             soft.append(f"setting {key} differs{where}: baseline {b!r}, current {c!r} (changes measured seconds)")
     return hard, soft
+
+
+def cache_hit_rate(report) -> float:
+    """The share of rows a run's prediction cache answered; 0 for a run without one."""
+    cache = getattr(report, "cache", None)
+    return cache.hit_rate if cache is not None else 0.0
 
 
 def mismatch_lists(bases: list, curs: list) -> tuple[list[str], list[str]]:

@@ -250,12 +250,21 @@ def inputs_from_report(report: "ClassifyReport", **overrides: Any) -> tuple[Esti
     if m.items <= 0:
         raise CostInputError("--from-report: the report classified no rows, so it has no per-item seconds")
     pre = m.stage_busy("preprocess") / m.items
-    gpu = m.stage_busy("inference") / m.items
+    # Rows the prediction cache answered took no device time: the GPU seconds per request are those of the rows
+    # that ran, and --cache-hit-rate prices a cache for the traffic (with_cache_hit_rate).
+    hits = report.cache.hits if report.cache is not None else 0
+    if m.items - hits <= 0:
+        raise CostInputError("--from-report: the prediction cache answered every row of the report, so it has no "
+                             "per-request GPU seconds; use a report of a run with --no-cache")
+    gpu = m.stage_busy("inference") / (m.items - hits)
     post = m.stage_busy("postprocess") / m.items
     notes = [
         f"per-request seconds measured over {m.items:,} rows ({report.mode} run on {report.device}): "
         f"pre {pre:.6f} s, inference {gpu:.6f} s (batched), post {post:.6f} s; file read/write excluded."
     ]
+    if hits:
+        notes.append(f"inference seconds per request over the {m.items - hits:,} rows that ran: the {hits:,} the "
+                     "prediction cache answered are left out (give --cache-hit-rate to price a cache)")
     load = m.stage_busy("model_load")
     if m.cold_start_s and not overrides.get("cold_start_sec"):
         notes.append(f"measured start-up {m.cold_start_s:.2f} s (process start to the first micro-batch; model load "

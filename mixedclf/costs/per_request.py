@@ -59,6 +59,8 @@ class EstimateInputs(BaseModel):
     active_hours: float = Field(default=24.0, gt=0, le=24)
     days_per_month: int = Field(default=DAYS_PER_MONTH, gt=0, le=31)
     source: str = "defaults"  # "defaults", "options", or "report:PATH"
+    # Share of requests a prediction cache answers (docs/cache.md); gpu_sec is already scaled by (1 - it).
+    cache_hit_rate: float = Field(default=0.0, ge=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -209,3 +211,16 @@ def _bill(worker: str, rate: float, busy: float, overhead: float) -> WorkerBill:
     return WorkerBill(worker=worker, rate=rate, busy_s=clean(busy), overhead_s=clean(overhead),  # type: ignore[arg-type]
                       billed_s=clean(billed), cost=clean(billed * rate))
 
+
+
+def with_cache_hit_rate(inputs: EstimateInputs, rate: float) -> tuple[EstimateInputs, list[str]]:
+    """`inputs` for traffic a prediction cache answers at `rate`: a hit skips the model (its GPU seconds) but not
+    the cleaning and tokenizing that make its key, nor the postprocess; the same holds in both pipelines."""
+    if not 0 <= rate <= 1 or not math.isfinite(rate):
+        raise ValueError(f"--cache-hit-rate must be between 0 and 1, got {rate}")
+    if rate == 0:
+        return inputs, []
+    scaled = clean(inputs.gpu_sec * (1 - rate))
+    note = (f"prediction cache hit rate {rate:g}: GPU seconds per request {inputs.gpu_sec:g} x (1 - {rate:g}) = "
+            f"{scaled:g} in both pipelines; CPU stages unchanged (a hit is still cleaned and tokenized for its key)")
+    return inputs.model_copy(update={"gpu_sec": scaled, "cache_hit_rate": rate}), [note]

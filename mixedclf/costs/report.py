@@ -23,6 +23,7 @@ from mixedclf.costs.accounting import (
     RunMeasurements,
     price_run,
 )
+from mixedclf.costs.cache import CacheSavings
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.pricing import CostInputError, PricingProfile
@@ -124,6 +125,7 @@ class ClassifyReport(BaseModel):
     # set (the stop's message): the run stopped early, at its --max-cost; the report covers the rows written
     stopped: str | None = None
     job: JobTotals | None = None  # set on a resumed run: the whole job's totals
+    cache: CacheSavings | None = None  # the prediction cache's hits and what they avoided; None: ran without one
 
     @property
     def partial(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from mixedclf.costs.accounting import CostBreakdown, CostTotals
+from mixedclf.costs.cache import CacheSavings
 from mixedclf.costs.report import ClassifyReport
 
 #: What each billing model's dollars are, in words (docs/cost-model.md).
@@ -70,6 +71,7 @@ class ClassifySummary(BaseModel):
     output: str
     report: str | None  # where the full JSON report was written (--report), else None
     errors: str | None  # the skipped rows' file, when rows were skipped
+    cache: CacheSavings | None = None  # the prediction cache's hits, misses and what they avoided; None: no cache
 
 
 def classify_summary(report: ClassifyReport, output: Path, report_path: Path | None,
@@ -90,4 +92,5 @@ def classify_summary(report: ClassifyReport, output: Path, report_path: Path | N
         output=str(output),
         report=str(report_path) if report_path is not None else None,
         errors=str(errors_path) if report.rows_errored else None,
+        cache=report.cache,
     )

@@ -88,6 +88,11 @@ class CostMeter:
     def chunk_started(self, rows: int) -> None:
         self._chunk_rows, self._chunk_done = rows, 0
 
+    def answered(self, rows: int) -> None:
+        """Rows of the chunk on the device answered without it (the prediction cache): they cost no device time,
+        so the in-chunk projection does not count them as rows left to run."""
+        self._chunk_rows = max(self._chunk_done, self._chunk_rows - rows)
+
     def batch_done(self, rows: int) -> None:
         """After a micro-batch, with a budget: BudgetStop when the chunk must stop.
 

@@ -53,13 +53,31 @@ class _Run:
     counts: RunCounts = field(default_factory=RunCounts)
 
 
+@dataclass
+class _MeteredAnswers:
+    """An AnswerStore that tells the cost meter how many rows of the chunk it answered."""
+
+    inner: AnswerStore
+    meter: CostMeter
+
+    def lookup(self, keys):
+        held = self.inner.lookup(keys)
+        self.meter.answered(len(held))
+        return held
+
+    def store(self, keys, logits) -> None:
+        self.inner.store(keys, logits)
+
+
 class LocalEngine:
     def __init__(self, opts, on_rows: Callable[[int], None] | None = None, meter: CostMeter | None = None,
                  answers: AnswerStore | None = None, on_work: WorkListener | None = None):
         self.opts = opts
         self.on_work = on_work  # told each chunk's tokens, each micro-batch's, and the rows answered apart (ETA)
         self._tokens_told = 0  # of the current device call
-        self.answers = answers  # rows answered without the device (a prediction cache), when given
+        # rows answered without the device (a prediction cache), when given; the meter is told how many, so
+        # --max-cost projects only the rows that run
+        self.answers = _MeteredAnswers(answers, meter) if answers is not None and meter is not None else answers
         self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
         self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
         self.on_rows = on_rows or (lambda n: None)

@@ -8,6 +8,7 @@ side runs its own installed code. The reports are then compared by `mixedclf che
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -40,8 +41,10 @@ def _one_run(python: str, side: str, number: int, input_path: str, run_opts: lis
     cmd = [python, "-P", "-m", "mixedclf", "classify", input_path, "-o", str(output), "--report", str(report),
            "--quiet", *run_opts]
     try:
+        # Each round measures the whole run: the prediction cache would answer every round after the first. The
+        # setting, not --no-cache, so a baseline python of a version without the cache still runs.
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, timeout=RUN_TIMEOUT_S)
+                              text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, "MIXEDCLF_NO_CACHE": "1"})
     except FileNotFoundError:
         raise CostInputError(f"{side} python {python!r} was not found") from None
     except subprocess.TimeoutExpired:

@@ -74,6 +74,30 @@ def _warn(line: str) -> None:
     sys.stderr.write(f"warning: {line}\n")
 
 
+def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
+    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and on Ray,
+    whose inference actors are not this process (the run says so in one line)."""
+    if opts.no_cache:
+        return None
+    if opts.engine != "local":
+        warn("the prediction cache is not used with --engine ray: every row runs on the device (docs/cache.md)")
+        return None
+    from mixedclf.io.prediction_cache import PredictionCache
+    from mixedclf.models.cache import prediction_cache_path
+
+    return PredictionCache(opts.cache or prediction_cache_path(), opts.cache_max_bytes, warn=warn)
+
+
+def _cache_savings(cache, run, pricing, cost):
+    from mixedclf.costs.cache import cache_savings
+
+    work = run.extra
+    st = cache.stats
+    return cache_savings(path=str(cache.path), hits=st.hits, misses=st.misses, stored=st.stored, evicted=st.evicted,
+                         disabled=st.disabled, device_busy_s=work.device_busy_s,
+                         computed_rows=round(work.mean_batch_rows * work.micro_batches), pricing=pricing, cost=cost)
+
+
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None,
                   warn: Callable[[str], None] | None = None) -> ClassifyResult:
     """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report.
@@ -108,11 +132,16 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     for line in check_apart(opts).warnings:
         (warn or _warn)(line)
     bar = _progress_bar(opts, meter) if progress else nullcontext()
-    with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
-        on_rows = bar.advance if progress else None
-        local = {"meter": meter, "on_work": bar if progress else None} if meter else {}
-        engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
-        run = engine.run()
+    cache = open_cache(opts, warn or _warn)
+    try:
+        with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
+            on_rows = bar.advance if progress else None
+            local = {"meter": meter, "on_work": bar if progress else None, "answers": cache} if meter else {}
+            engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
+            run = engine.run()
+    finally:
+        if cache is not None:
+            cache.close()
     measurements = run.measurements
     if opts.engine == "local":  # this process is the GPU worker: held from its start to its end
         measurements = measurements.model_copy(update={
@@ -153,6 +182,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         resumed=resumed,
         stopped=str(run.stopped) if run.stopped is not None else None,
     )
+    if cache is not None:
+        report.cache = _cache_savings(cache, run, pricing, report.cost)
     if meter is not None and meter.runs_before:
         bill = report.cost.provisioned.mixed if opts.mode == "mixed" else report.cost.provisioned.gpu_only
         report.job = JobTotals(runs=meter.runs_before + 1, rows_in=report.rows_in, rows_out=report.rows_out,

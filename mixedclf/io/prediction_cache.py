@@ -37,12 +37,6 @@ _FOLD_AT = 1_000_000  # hits kept in the append-only log before they are folded 
 _EVICT_TO = 0.9  # evict down to this share of the cap, so a full cache does not evict on every insert
 
 
-def default_cache_path() -> Path:
-    from mixedclf.models.cache import cache_root
-
-    return cache_root() / "predictions.sqlite3"
-
-
 def _check_length(path: Path) -> None:
     """A truncated file opens cleanly and fails only on the first page it lacks: compare its length with the page
     count its header records at the last checkpoint (bytes 16-17 page size, 28-31 pages; SQLite's file format)."""
@@ -55,6 +49,13 @@ def _check_length(path: Path) -> None:
     pages = int.from_bytes(header[28:32], "big")
     if os.path.getsize(path) < pages * page_size:
         raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
+
+
+def _cannot_open(exc: sqlite3.Error) -> bool:
+    """SQLite could not open or create the file (permissions, a read-only file system), as opposed to a file it
+    opened and found damaged."""
+    message = str(exc).lower()
+    return "unable to open" in message or "readonly" in message or "read-only" in message
 
 
 def _stderr_warning(message: str) -> None:
@@ -91,6 +92,11 @@ class PredictionCache:
     def _open(self) -> None:
         try:
             self._db = self._connect()
+        except sqlite3.OperationalError as exc:
+            if _cannot_open(exc):  # a folder or file it may not write: nothing to rebuild
+                self._disable(f"cannot open {self.path}: {exc}")
+            else:
+                self._rebuild(f"{exc}")
         except sqlite3.DatabaseError as exc:  # not a database, a damaged header, a foreign schema
             self._rebuild(f"{exc}")
         except OSError as exc:

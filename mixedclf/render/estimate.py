@@ -140,6 +140,8 @@ def _header(r: EstimateReport) -> str:
     cpu_flag = " illustrative" if p.illustrative or p.cpu_illustrative else ""
     gpu_flag = " illustrative" if p.illustrative else ""
     whole = " · ILLUSTRATIVE rates, not a price list" if p.illustrative else ""
+    if r.inputs.cache_hit_rate:
+        whole += f" · cache hit rate {r.inputs.cache_hit_rate:g} (GPU s/request x {1 - r.inputs.cache_hit_rate:g})"
     return (
         f"mixedclf estimate · {fmt_num(r.inputs.requests_per_day)} requests/day · billing {r.billing} · "
         f"pricing {p.name} "

@@ -259,6 +259,8 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
         f"[bold]mixedclf classify[/bold] · model {escape(report.model)} · mode {report.mode} · "
         f"device {escape(report.device)} · engine {escape(report.engine)}"
     )
+    if report.cache is not None:
+        console.print(escape(report.cache.describe()))
     if precision_text(report):
         console.print(escape(precision_text(report)), highlight=False, soft_wrap=True)
     console.print(
@@ -324,6 +326,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         f"device `{report.device}`, pricing `{p.name}` (CPU {fmt_rate(p.cpu_per_sec)}, GPU {fmt_rate(p.gpu_per_sec)}).",
         "",
         *([precision_text(report) + ".", ""] if precision_text(report) else []),
+        *([report.cache.describe() + ".", ""] if report.cache is not None else []),
         md_table(
             ["stage", "billed", "device", "workers", "items", "busy s", "wall s", "rate", "cost", "GPU-only"],
             [

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mixedclf.core.options import DEFAULT_CACHE_MAX_BYTES, MIN_CACHE_MAX_BYTES
+
 
 class ServeSettings(BaseModel):
     """Every knob of the server. Field names match the command-line options (underscores become dashes)."""
@@ -49,6 +51,10 @@ class ServeSettings(BaseModel):
     # Cost accounting.
     pricing: Path | None = None
     profile: str = "reference"
+    # The prediction cache (docs/cache.md): texts answered before skip the device. None: the user cache folder's.
+    cache: Path | None = None
+    no_cache: bool = False
+    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, ge=MIN_CACHE_MAX_BYTES)
     # Authentication: a bearer key on every route but /health and /ping. Never printed (repr=False).
     api_key: str | None = Field(default=None, repr=False, description="bearer key clients must send")
     insecure_no_auth: bool = Field(default=False, description="allow a non-loopback host without --api-key")

@@ -102,6 +102,7 @@ class ServerState:
         self.on_start_failed: Callable[[], None] = lambda: None
         self.started_at = time.time()
         self._tokenizer_json = ""
+        self.cache = None  # the prediction cache (io/prediction_cache.py), once the model is loaded, when enabled
         self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -125,6 +126,8 @@ class ServerState:
                 await self.batcher.stop(self.settings.graceful_timeout_s)
             if self.pool is not None:
                 await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
+            if self.cache is not None:
+                self.cache.close()
             log.info("mixedclf serve: stopped")
 
     def _warm_postprocess(self, sample, logits) -> None:
@@ -149,11 +152,17 @@ class ServerState:
             self._tokenizer_json, pad_id = await asyncio.to_thread(tokenizer_json_and_pad_id, self.spec)
             self.pool, ready = self._start_pool()
             model = await asyncio.to_thread(load_model, self.spec, self.device, s.precision, s.backend)
-            key = (answer_run_key(self.spec, model, s.clean, self._tokenizer_json) if self.answers is not None
-                   else b"")
+            store = self.answers  # given by the caller (create_app(answers=...)), else the prediction cache
+            if store is None and not s.no_cache:
+                from mixedclf.io.prediction_cache import PredictionCache
+                from mixedclf.models.cache import prediction_cache_path
+
+                self.cache = store = PredictionCache(s.cache or prediction_cache_path(), s.cache_max_bytes,
+                                                     warn=lambda line: log.warning("mixedclf serve: %s", line))
+            key = answer_run_key(self.spec, model, s.clean, self._tokenizer_json) if store is not None else b""
             self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
                                           batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens,
-                                          answers=self.answers, run_key=key)
+                                          answers=store, run_key=key)
             stage = DeviceStage(self.pipeline)
             await asyncio.gather(*map(asyncio.wrap_future, ready))
             sample, *_ = await loop.run_in_executor(self.pool, preprocess_task, ["Warm-up text for the device."])
@@ -340,4 +349,13 @@ class ServerState:
             "device_batches": b.stats.as_dict() if b else {},
             "jobs": len(self.jobs),
             "uptime_s": round(time.time() - self.started_at, 3),
+            "cache": self._cache_health(),
         }
+
+    def _cache_health(self) -> dict | None:
+        """The prediction cache's counts since start; None when it is off (--no-cache, or not yet opened)."""
+        if self.cache is None:
+            return None
+        st = self.cache.stats
+        return {"path": str(self.cache.path), "enabled": self.cache.enabled, "hits": st.hits, "misses": st.misses,
+                "stored": st.stored, "evicted": st.evicted, "disabled": st.disabled}
