@@ -32,7 +32,8 @@ def _install(stage: str, factor: float) -> None:
         load = backend.load_model
 
         def load_slow_model(*args, **kwargs):
-            module = load(*args, **kwargs)
+            loaded = load(*args, **kwargs)  # a LoadedModel: the torch module runs the forward
+            module = loaded.module
             forward = module.forward
 
             def slow_forward(*f_args, **f_kwargs):
@@ -44,7 +45,7 @@ def _install(stage: str, factor: float) -> None:
                 return out
 
             module.forward = slow_forward
-            return module
+            return loaded
 
         backend.load_model = load_slow_model
     else:
