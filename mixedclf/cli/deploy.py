@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -116,12 +115,14 @@ def register(app: typer.Typer) -> None:
     @app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def worker(
         ctx: typer.Context,
-        stage: Optional[str] = typer.Option(
-            None, envvar="MIXEDCLF_STAGE", help="pre, infer, post, all, or orchestrator (the load-balanced front end)."),
-        model: Optional[str] = typer.Option(None, envvar="MIXEDCLF_MODEL", help="Model name or folder."),
-        precision: Optional[str] = typer.Option(None, envvar="MIXEDCLF_PRECISION", help="Model precision."),
-        jobs_per_worker: Optional[int] = typer.Option(
-            None, envvar="MIXEDCLF_JOBS_PER_WORKER", help="Jobs one worker runs at once [default: 8 for infer and all, else 1]."),
+        stage: str | None = typer.Option(
+            None, envvar="MIXEDCLF_STAGE",
+            help="pre, infer, post, all, or orchestrator (the load-balanced front end)."),
+        model: str | None = typer.Option(None, envvar="MIXEDCLF_MODEL", help="Model name or folder."),
+        precision: str | None = typer.Option(None, envvar="MIXEDCLF_PRECISION", help="Model precision."),
+        jobs_per_worker: int | None = typer.Option(
+            None, envvar="MIXEDCLF_JOBS_PER_WORKER",
+            help="Jobs one worker runs at once [default: 8 for infer and all, else 1]."),
     ) -> None:
         """Run a Runpod queue worker for one stage (runpod's own flags pass through: --test_input,
         --rp_serve_api, --rp_api_port ...)."""

@@ -15,7 +15,6 @@ import typer
 
 from mixedclf.cli import options as opt
 
-
 # The ports a platform hands its container (Runpod load-balanced endpoints: the app on PORT, the /ping probe on
 # PORT_HEALTH). Below --port / MIXEDCLF_PORT, above the config file.
 PLATFORM_PORTS = {"port": "PORT", "health_port": "PORT_HEALTH"}

@@ -13,9 +13,10 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 RETRY_HTTP = (429, 500, 502, 503, 504)

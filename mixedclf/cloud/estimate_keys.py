@@ -19,7 +19,8 @@ def estimate_keys(spec: DeploySpec) -> tuple[dict[str, Any], list[str]]:
     eps = spec.endpoints
     notes: list[str] = []
     keys: dict[str, Any] = {"billing": "runpod",
-                            "orchestrator_workers": eps["orchestrator"].worker_range.min if "orchestrator" in eps else 0}
+                            "orchestrator_workers": (eps["orchestrator"].worker_range.min
+                                                     if "orchestrator" in eps else 0)}
     if spec.topology == "single":
         notes.append("topology single: the estimate still models the split stages; only the GPU endpoint's "
                      "settings were taken")

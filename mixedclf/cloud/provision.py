@@ -98,7 +98,7 @@ def _subset_diff(want: Any, have: Any, where: str) -> list[str]:
                     for key in sorted(set(have) - set(want))]
         return out
     if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
-        return [d for i, (w, h) in enumerate(zip(want, have)) for d in _subset_diff(w, h, f"{where}[{i}]")]
+        return [d for i, (w, h) in enumerate(zip(want, have, strict=True)) for d in _subset_diff(w, h, f"{where}[{i}]")]
     if want != have:
         return [f"{where}: spec {json.dumps(want)}, deployed {json.dumps(have)}"]
     return []
@@ -159,10 +159,8 @@ def apply(spec: DeploySpec, spec_path: Path, plane: ControlPlane, log=print) -> 
 
 
 def _created(request: ApiRequest, answer: Any) -> dict:
-    if request.api == "graphql":
-        made = ((answer or {}).get("data") or {}).get("saveEndpoint") or {}
-    else:
-        made = answer or {}
+    graphql = ((answer or {}).get("data") or {}).get("saveEndpoint") if request.api == "graphql" else None
+    made = (graphql or {}) if request.api == "graphql" else (answer or {})
     if not made.get("id"):
         from mixedclf.cloud.rest import DeployError
 

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mixedclf.cloud.stages import StageInputError, Stages, load_stages
 from mixedclf.errors import InputError
@@ -42,7 +43,7 @@ class DeviceQueue:
                     for _, f in taken:
                         f.set_exception(exc)
                 else:
-                    for (_, f), logits in zip(taken, results):
+                    for (_, f), logits in zip(taken, results, strict=True):
                         f.set_result((logits, len(taken)))
         return future.result()
 

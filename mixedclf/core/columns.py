@@ -5,7 +5,7 @@ clash and the option that renames the classifier's columns."""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pyarrow as pa
 

@@ -19,7 +19,6 @@ from mixedclf.core.preprocess import PreprocessedBatch
 from mixedclf.core.stats import Clock
 
 
-
 @dataclass
 class InferenceStats(Clock):
     """The device stage's clock (busy_s: device time in forward passes; on CUDA GPU time between events around

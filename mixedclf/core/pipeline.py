@@ -216,4 +216,5 @@ class OutputStep:
         return prediction_rows(logits, seqs.rows(), m.labels, m.activation)
 
 
-__all__ = ["Classifier", "DeviceWork", "Inferred", "OutputStep", "Sequences", "StagePipeline", "concat_sequences", "to_sequences"]
+__all__ = ["Classifier", "DeviceWork", "Inferred", "OutputStep", "Sequences", "StagePipeline", "concat_sequences",
+           "to_sequences"]

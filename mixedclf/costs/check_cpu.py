@@ -94,7 +94,7 @@ def cpu_cost_per_1k(report: ClassifyReport) -> float:
 def mann_whitney_greater(baseline: list[float], current: list[float]) -> float:
     """p-value of the one-sided Mann-Whitney U test that the current values are larger (exact for small samples
     without ties, scipy's choice)."""
-    from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
+    from scipy.stats import mannwhitneyu
 
     return float(mannwhitneyu(current, baseline, alternative="greater").pvalue)
 

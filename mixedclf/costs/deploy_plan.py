@@ -143,7 +143,8 @@ def candidates(measured: list[MeasuredStages], limits: PlanLimits) -> list[Candi
 def stages_of(c: Candidate, m: MeasuredStages, base: EstimateInputs) -> list[Stage]:
     cpu: dict[str, Any] = dict(worker="cpu", instance=base.cpu_instance, vcpus=base.cpu_vcpus, min_workers=0,
                cold_start_s=base.cold_start_cpu_sec or 0.0, idle_timeout_s=c.cpu_idle_s, start_billed=base.start_billed)
-    gpu: dict[str, Any] = dict(worker="gpu", cold_start_s=m.cold_start_s, idle_timeout_s=c.gpu_idle_s, min_workers=c.gpu_workers[0],
+    gpu: dict[str, Any] = dict(worker="gpu", cold_start_s=m.cold_start_s, idle_timeout_s=c.gpu_idle_s,
+                               min_workers=c.gpu_workers[0],
                max_workers=c.gpu_workers[1], start_billed=base.start_billed)
     o = base.overhead_sec
     if c.topology == "single":
@@ -224,7 +225,8 @@ def price_notes(profiles: list[PricingProfile]) -> list[str]:
         if p.illustrative:
             out.append(f"pricing profile {p.name!r}: ILLUSTRATIVE rates, not a price list")
         elif p.cpu_illustrative:
-            out.append(f"pricing profile {p.name!r}: its CPU rates are illustrative ({p.cpu_source or 'not published'})")
+            out.append(f"pricing profile {p.name!r}: its CPU rates are illustrative "
+                       f"({p.cpu_source or 'not published'})")
         out += [line for line in (p.staleness(), p.unshown()) if line]
     return out
 

@@ -48,7 +48,7 @@ class EndpointPlan(BaseModel):
     image: str = ""
 
     @model_validator(mode="after")
-    def _check(self) -> "EndpointPlan":
+    def _check(self) -> EndpointPlan:
         if not self.image:
             self.image = placeholder_image("cpu" if self.kind == "cpu" else "gpu")
         if self.kind == "cpu" and (self.instance is None or self.gpu_pool is not None):
@@ -96,7 +96,7 @@ class Deployment(BaseModel):
     endpoints: dict[str, EndpointPlan]
 
     @model_validator(mode="after")
-    def _check(self) -> "Deployment":
+    def _check(self) -> Deployment:
         want = {"pre", "infer", "post"} if self.topology == "split" else {"all"}
         if self.orchestrator == "lb":
             want.add("orchestrator")

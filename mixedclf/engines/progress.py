@@ -85,7 +85,7 @@ def compressed_rows(path: Path, fmt: str, compression: str) -> RowTotal:
             more = bool(stream.read(1))
             # The decompressor reads the file in blocks (up to ~900 kB for bz2): the sample ended somewhere in
             # the last block it read, taken as its middle.
-            consumed = (before + consumed) / 2 if before else consumed
+            consumed = (before + consumed) // 2 if before else consumed
     except (OSError, pa.ArrowException):
         return RowTotal(None, False)
     if not more:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs import CostInputError, load_pricing

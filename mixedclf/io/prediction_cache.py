@@ -13,6 +13,7 @@ recently used entries are evicted before an insert would pass it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -159,10 +160,8 @@ class PredictionCache:
 
     def _close_db(self) -> None:
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
             self._db = None
 
     def _failed(self, exc: sqlite3.Error, writing: bool) -> None:

@@ -426,10 +426,7 @@ def summary_line(report: AnyReport) -> str:
         partial += " PARTIAL (stopped at the cost budget: the rows written before the stop);"
     if report.job is not None:
         partial += f" {report.job.describe()};"
-    if ppu.savings_claimed:
-        claim = f"savings {_savings_pct_text(report.cost.pay_per_use)}"
-    else:
-        claim = "no saving claimed"
+    claim = f"savings {_savings_pct_text(report.cost.pay_per_use)}" if ppu.savings_claimed else "no saving claimed"
     return (
         f"{report.rows_out:,} rows{err} in {m.wall_s:,.2f} s ({rate:,.1f} rows/s);{partial} "
         f"pay-per-use: mixed {fmt_money(ppu.mixed)} {ppu.mixed_is} ({fmt_money(ppu.mixed_per_1k)}/1k rows) vs "

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 # Routes named in metrics (anything else is "other", so a scanner cannot blow up the label set).
 PIPELINE_ROUTES = ("/classify", "/classify/batch", "/cpu_worker/runsync", "/gpu_worker/runsync")
 JOB_ROUTES = ("/cpu_worker/run", "/gpu_worker/run")
-KNOWN_ROUTES = frozenset(PIPELINE_ROUTES + JOB_ROUTES + ("/health", "/ping", "/metrics", "/docs", "/openapi.json", "/redoc"))
+KNOWN_ROUTES = frozenset(PIPELINE_ROUTES + JOB_ROUTES
+                         + ("/health", "/ping", "/metrics", "/docs", "/openapi.json", "/redoc"))
 STATUS_PREFIXES = ("/cpu_worker/status/", "/gpu_worker/status/")  # one label each, whatever the job id
 
 
