@@ -37,12 +37,6 @@ _FOLD_AT = 1_000_000  # hits kept in the append-only log before they are folded 
 _EVICT_TO = 0.9  # evict down to this share of the cap, so a full cache does not evict on every insert
 
 
-def default_cache_path() -> Path:
-    from mixedclf.models.cache import cache_root
-
-    return cache_root() / "predictions.sqlite3"
-
-
 def _check_length(path: Path) -> None:
     """A truncated file opens cleanly and fails only on the first page it lacks: compare its length with the page
     count its header records at the last checkpoint (bytes 16-17 page size, 28-31 pages; SQLite's file format)."""

@@ -80,6 +80,11 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def prediction_cache_path() -> Path:
+    """Where the prediction cache (io/prediction_cache.py) lives unless --cache or MIXEDCLF_CACHE says otherwise."""
+    return cache_root() / "predictions.sqlite3"
+
+
 MARKER = "complete.json"
 _MARKER_FORMAT = 2  # 1 recorded only the key: such entries cannot be checked and are built again
 _OLD_FORMAT = "was written by an older mixedclf"
