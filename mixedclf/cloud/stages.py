@@ -2,19 +2,22 @@
 
 pre: {"texts": [...]} -> sequences; infer: sequences -> scored (logits beside the counts); post: scored ->
 {"results": [...]} in the server's row shape. Each stage's output is the next one's input, so a caller (the
-orchestrator, a batch client) only forwards. These call today's core functions; when the stage contract lands
-in core this is the one file that changes.
+orchestrator, a batch client) only forwards. Each stage is a step of the stage contract (core/pipeline.py,
+core/sequences.py), like every other runtime's: pre is `to_sequences`, infer is a `StagePipeline`'s `infer`, post
+is an `OutputStep`'s `predictions`; this file only turns their inputs and outputs into JSON and back.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mixedclf.core.postprocess import prediction_rows
-from mixedclf.core.preprocess import PreprocessedBatch, concat_batches, make_tokenizer, preprocess_texts
+from mixedclf.core.pipeline import OutputStep, StagePipeline
+from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer
+from mixedclf.core.sequences import Sequences, concat_sequences, sequences_without_tokens, to_sequences
 
 # Runpod's /run takes bodies up to 10 MB: a job of this many texts of the model's length stays well under it.
 MAX_TEXTS_PER_JOB = 4096
@@ -42,7 +45,9 @@ def texts_of(payload: Any) -> list[str]:
     return texts
 
 
-def encode_sequences(prep: PreprocessedBatch) -> dict[str, list]:
+def encode_sequences(seqs: Sequences) -> dict[str, list]:
+    """One sequence per row on the wire (what `to_sequences` makes): a row of several would need its owner list."""
+    prep = seqs.batch
     offsets = prep.offsets
     return {
         "ids": [prep.token_ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(prep))],
@@ -59,8 +64,8 @@ def _column(payload: dict, name: str, rows: int) -> list:
     return values
 
 
-def decode_sequences(payload: Any) -> PreprocessedBatch:
-    """The pre stage's output back into a batch; every column checked against the row count."""
+def decode_sequences(payload: Any) -> Sequences:
+    """The pre stage's output back into the contract's sequences; every column checked against the row count."""
     if not isinstance(payload, dict) or not isinstance(payload.get("ids"), list):
         raise StageInputError('input needs "sequences": {"ids": [[...], ...], ...} (the pre stage\'s output)')
     ids = payload["ids"]
@@ -71,22 +76,22 @@ def decode_sequences(payload: Any) -> PreprocessedBatch:
     except (TypeError, ValueError):
         raise StageInputError("sequences.ids must be lists of token ids (integers)") from None
     cleaned = payload.get("cleaned") or [""] * rows
-    return PreprocessedBatch(
+    return Sequences(PreprocessedBatch(
         list(_column({"cleaned": cleaned}, "cleaned", rows)), flat, lengths,
         np.asarray(_column(payload, "truncated", rows), dtype=bool),
         *(np.asarray(_column(payload, name, rows), dtype=np.int32) for name in _COUNTS),
-    )
+    ))
 
 
 @dataclass
 class Stages:
-    """What the stages of one worker hold: the tokenizer (pre), the runner (infer), the labels (post)."""
+    """What the stages of one worker hold: the tokenizer (pre), the stage pipeline (infer), the output step
+    (post; it needs only the model's labels, so a CPU worker holds it without a model)."""
 
-    labels: tuple[str, ...] = ()
-    activation: str = "softmax"
+    output: OutputStep
     clean: str = "standard"
     tokenizer: Any = None
-    runner: Any = None
+    pipeline: StagePipeline | None = None
     info: dict = field(default_factory=dict)
 
     def pre(self, payload: Any) -> dict:
@@ -95,51 +100,47 @@ class Stages:
         clean = payload.get("clean", self.clean)
         if clean not in ("standard", "none"):
             raise StageInputError(f'input.clean must be "standard" or "none" (got {clean!r})')
-        prep = preprocess_texts(texts, self.tokenizer, clean)
-        return {"sequences": encode_sequences(prep)}
+        return {"sequences": encode_sequences(to_sequences(texts, self.tokenizer, clean))}
 
     @staticmethod
-    def infer_input(payload: Any) -> tuple[dict, PreprocessedBatch]:
+    def infer_input(payload: Any) -> tuple[dict, Sequences]:
         """A job's sequences, checked: a bad job fails alone, before it joins a device batch."""
         sequences = payload.get("sequences") if isinstance(payload, dict) else None
-        batch = decode_sequences(sequences)  # refuses anything but a dict of columns
+        seqs = decode_sequences(sequences)  # refuses anything but a dict of columns
         assert isinstance(sequences, dict)
-        return sequences, batch
+        return sequences, seqs
 
-    def logits_many(self, batches: list[PreprocessedBatch]) -> list[np.ndarray]:
+    def logits_many(self, parts: list[Sequences]) -> list[np.ndarray]:
         """Several jobs' rows in one device call (length-planned micro-batches across all of them)."""
-        merged = concat_batches(batches)
-        logits = self.runner.logits(merged) if len(merged) else np.zeros((0, len(self.labels)), np.float32)
-        out, start = [], 0
-        for batch in batches:
-            out.append(logits[start:start + len(batch)])
-            start += len(batch)
-        return out
+        assert self.pipeline is not None, "the infer stage was not loaded"
+        logits = self.pipeline.infer(concat_sequences(parts)).logits
+        bounds = np.cumsum([0] + [len(p) for p in parts])
+        return [logits[a:b] for a, b in itertools.pairwise(bounds)]
 
     @staticmethod
-    def scored(sequences: dict, batch: PreprocessedBatch, logits: np.ndarray, jobs_in_batch: int) -> dict:
+    def scored(sequences: dict, seqs: Sequences, logits: np.ndarray, jobs_in_batch: int) -> dict:
         scored = {k: v for k, v in sequences.items() if k != "ids"}
-        scored["token_count"] = batch.lengths.tolist()
+        scored["token_count"] = seqs.rows().lengths.tolist()
         scored["logits"] = logits.tolist()
         return {"scored": scored, "device_batch_jobs": jobs_in_batch}
 
     def infer(self, payload: Any) -> dict:
-        sequences, batch = self.infer_input(payload)
-        return self.scored(sequences, batch, self.logits_many([batch])[0], 1)
+        sequences, seqs = self.infer_input(payload)
+        return self.scored(sequences, seqs, self.logits_many([seqs])[0], 1)
 
     def post(self, payload: Any) -> dict:
         scored = payload.get("scored") if isinstance(payload, dict) else None
         if not isinstance(scored, dict) or not isinstance(scored.get("logits"), list):
             raise StageInputError('input needs "scored": {"logits": [[...]], ...} (the infer stage\'s output)')
         rows = len(scored["logits"])
-        logits = np.asarray(scored["logits"], dtype=np.float32).reshape(rows, len(self.labels))
-        lengths = np.asarray(_column(scored, "token_count", rows), dtype=np.int32)
-        prep = PreprocessedBatch(
-            list(scored.get("cleaned") or [""] * rows), np.zeros(int(lengths.sum()), np.int32), lengths,
+        logits = np.asarray(scored["logits"], dtype=np.float32).reshape(rows, len(self.output.model.labels))
+        # the rows' counts, not their tokens: all the output step reads
+        seqs = sequences_without_tokens(
+            np.asarray(_column(scored, "token_count", rows), dtype=np.int32),
             np.asarray(_column(scored, "truncated", rows), dtype=bool),
             *(np.asarray(_column(scored, name, rows), dtype=np.int32) for name in _COUNTS),
         )
-        return {"results": prediction_rows(logits, prep, self.labels, self.activation), "model": self.info}
+        return {"results": self.output.predictions(seqs, logits), "model": self.info}
 
 
 def load_stages(stage: str, model: str = "default", precision: str = "auto", clean: str = "standard") -> Stages:
@@ -147,7 +148,7 @@ def load_stages(stage: str, model: str = "default", precision: str = "auto", cle
     from mixedclf.models.spec import resolve_model
 
     spec = resolve_model(model)
-    stages = Stages(labels=spec.labels, activation=spec.activation, clean=clean,
+    stages = Stages(OutputStep(spec), clean=clean,
                     info={"name": spec.name, "labels": list(spec.labels), "max_length": spec.max_length})
     if stage in ("pre", "infer", "all"):
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
@@ -156,11 +157,10 @@ def load_stages(stage: str, model: str = "default", precision: str = "auto", cle
         if stage in ("pre", "all"):
             stages.tokenizer = make_tokenizer(tokenizer_json, spec.max_length)
         if stage in ("infer", "all"):
-            from mixedclf.core.inference import InferenceRunner
             from mixedclf.models.backend import load_model
             from mixedclf.models.device import resolve_device
 
             device = resolve_device("auto")
-            stages.runner = InferenceRunner(load_model(spec, device, precision).module, device, len(spec.labels), pad_id)
+            stages.pipeline = StagePipeline(load_model(spec, device, precision).module, device, spec, pad_id)
             stages.info["device"] = str(device)
     return stages

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mixedclf.cloud.stages import StageInputError, Stages, load_stages
+from mixedclf.core.sequences import Sequences
 from mixedclf.errors import InputError
 
 STAGES = ("pre", "infer", "post", "all")
@@ -31,9 +32,9 @@ class DeviceQueue:
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._lock = asyncio.Lock()
 
-    async def logits(self, batch) -> tuple[Any, int]:
+    async def logits(self, seqs: Sequences) -> tuple[Any, int]:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, future))
+        self._pending.append((seqs, future))
         async with self._lock:
             if not future.done():
                 taken, self._pending = self._pending, []
@@ -63,9 +64,9 @@ def build_handler(stage: str, stages: Stages) -> Callable:
     async def infer(payload: Any) -> dict:
         nonlocal queue
         queue = queue or DeviceQueue(stages)
-        sequences, batch = stages.infer_input(payload)
-        logits, jobs = await queue.logits(batch)
-        return stages.scored(sequences, batch, logits, jobs)
+        sequences, seqs = stages.infer_input(payload)
+        logits, jobs = await queue.logits(seqs)
+        return stages.scored(sequences, seqs, logits, jobs)
 
     if stage == "infer":
         return _guard_async(infer)
