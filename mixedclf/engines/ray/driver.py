@@ -8,8 +8,8 @@
 The stages are the stage contract every runtime drives (core.pipeline: `to_sequences`, `StagePipeline.infer`,
 `OutputStep.table`; and the reader's `text_problem`); only the orchestration differs. Order: Ray Data runs with
 `preserve_order`, a single actor numbers the rows as they come off the reader, and the merge sorts the parts by
-that number, so the output is in input order whatever the cluster does. Invalid rows travel with the data (a problem column) and end up in
-OUTPUT.errors.jsonl exactly as with the local engine.
+that number, so the output is in input order whatever the cluster does. Invalid rows travel with the data (a
+problem column) and end up in OUTPUT.errors.jsonl exactly as with the local engine.
 
 Timings: each stage callable measures its own busy time and reports it (with its worker and device) to a small
 collector actor; read and write come from Ray Data's per-operator statistics. They map onto the same
