@@ -24,6 +24,7 @@ def classify(tmp_path, source, model, *extra, out_name="out.jsonl"):
     return runner.invoke(app, args), out, report
 
 
+@pytest.mark.slow
 def test_row_level_problems_are_skipped_logged_and_counted(tmp_path, tiny_model):
     lines = [
         b'\xef\xbb\xbf{"id": "bom", "text": "good food"}\r\n',  # BOM and CRLF: a fine row

@@ -107,6 +107,7 @@ def test_a_tiny_budget_stops_before_a_full_chunk_and_resume_completes_the_job(tm
     assert job.process_s > this_run.measurements.process_s
 
 
+@pytest.mark.slow
 def test_resume_with_the_same_budget_stays_within_one_probe(tmp_path, tiny_model, input_3k):
     """A budget between one chunk and the job: each resume with the same budget goes no further than one probe
     past it, and the checkpoint's spend only grows."""

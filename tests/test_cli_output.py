@@ -92,6 +92,7 @@ def test_the_total_is_known_for_parquet_and_estimated_for_jsonl_and_csv(tmp_path
     assert expected_rows(csv, "csv") == (70, True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext, codec", [(".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")])
 def test_a_compressed_input_gets_a_sampled_total_marked_approximate(tmp_path, ext, codec):
     """The nightly .jsonl.gz gets a total (and so an ETA): the rows of a decompressed sample scaled by the
@@ -156,6 +157,7 @@ def test_a_resumed_run_starts_its_bar_at_the_rows_already_done(tmp_path, tiny_mo
 
 
 # --- JSON on stdout -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_classify_format_json_prints_one_object_and_nothing_else(tmp_path, tiny_model):
     inp = write_jsonl(tmp_path / "in.jsonl", reviews(40) + [{"id": 40, "text": None}])
     out, report = tmp_path / "out.parquet", tmp_path / "report.json"
@@ -189,6 +191,7 @@ def _mixedclf(args, tmp_path, **env_over) -> subprocess.CompletedProcess:
                           env=env, timeout=240, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing_on_success_and_the_summary_only_when_asked(tmp_path, tiny_model):
     """Cron mails whatever a job prints: a quiet success prints nothing, on either stream."""
     inp = write_jsonl(tmp_path / "in.jsonl", reviews(30))
@@ -410,6 +413,7 @@ def labeled(tmp_path_factory):
     return data, build_tiny_encoder(folder / "encoder")
 
 
+@pytest.mark.slow
 def test_train_prints_percentages_no_unrun_baseline_and_no_library_chatter(tmp_path, labeled):
     data, encoder = labeled
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXEDCLF_", "TRANSFORMERS_", "HF_HUB_DIS"))}

@@ -213,6 +213,7 @@ def _mixedclf(args, stdin: bytes, env_model) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "120"})
 
 
+@pytest.mark.slow
 def test_stdin_to_stdout_is_a_clean_pipe(tmp_path, tiny_model):
     items = rows("p", 5)
     data = jsonl_bytes(items[:2]) + b'{"id": "bad", "text": ""}\n' + jsonl_bytes(items[2:])
@@ -225,6 +226,7 @@ def test_stdin_to_stdout_is_a_clean_pipe(tmp_path, tiny_model):
     assert not list(tmp_path.iterdir())  # no errors file, checkpoint or partial file anywhere
 
 
+@pytest.mark.slow
 def test_stdin_csv_to_stdout_csv_with_a_json_summary_on_stderr(tiny_model):
     buffer = pa.BufferOutputStream()
     pacsv.write_csv(pa.Table.from_pylist(rows("c", 4)), buffer)
@@ -236,6 +238,7 @@ def test_stdin_csv_to_stdout_csv_with_a_json_summary_on_stderr(tiny_model):
     assert json.loads(done.stderr.decode()[done.stderr.decode().index("{"):])["rows_out"] == 4
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_gets_one_line_not_a_traceback(tmp_path, tiny_model):
     source = tmp_path / "in.jsonl"
     source.write_bytes(jsonl_bytes(rows("h", 20_000)))

@@ -320,6 +320,7 @@ def test_ray_refuses_a_folder_whose_rows_have_a_path_column(tmp_path, fmt):
     (["{tmp}/in.jsonl", "-o", "-"], ">&-", 2, "stdout is closed"),
     (["{tmp}/in.jsonl", "-o", "{tmp}/out.jsonl", "-f", "json"], ">&-", 0, '"rows_out": 1'),  # the summary: stderr
 ])
+@pytest.mark.slow
 def test_a_closed_stdin_or_stdout_is_one_line_and_exit_2(tmp_path, tiny_model, args, redirect, code, words):
     import os
     import shlex

@@ -33,6 +33,7 @@ def _wait_ready(proc, port: int, timeout_s: float = 240) -> None:
     raise AssertionError("deploy local never became ready")
 
 
+@pytest.mark.slow
 def test_deploy_local_answers_the_original_routes_and_stops_every_process(tmp_path):
     from mixedclf.cloud.stages import load_stages
 

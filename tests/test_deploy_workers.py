@@ -24,6 +24,7 @@ def _test_input(stage: str, payload) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out)
 
 
+@pytest.mark.slow
 def test_test_input_runs_a_job_and_a_bad_job_exits_1():
     good = _test_input("pre", {"texts": TEXTS})
     assert good.returncode == 0, good.stdout[-2000:]
@@ -39,6 +40,7 @@ def test_unknown_stage_is_a_usage_error():
     assert proc.returncode == 2 and "--stage must be one of pre, infer, post, all, orchestrator" in out
 
 
+@pytest.mark.slow
 def test_local_api_server_answers_runsync_run_and_status_like_the_in_process_stages():
     from mixedclf.cloud.stages import load_stages
 
@@ -63,6 +65,7 @@ def test_local_api_server_answers_runsync_run_and_status_like_the_in_process_sta
         stop(proc)
 
 
+@pytest.mark.slow
 def test_worker_loop_takes_several_jobs_at_once_and_they_share_device_calls():
     from mixedclf.cloud.stages import load_stages
 

@@ -310,6 +310,7 @@ def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_output_exits_2_and_touches_nothing(tmp_path, tiny_model):
     a_in = write_jsonl(tmp_path / "a.jsonl", 3000, seed=1)
     b_in = write_jsonl(tmp_path / "b.jsonl", 300, seed=2)
@@ -351,6 +352,7 @@ def _tmpfs(folder: Path, size: str) -> str | None:
     return None if done.returncode == 0 else f"mount -t tmpfs failed: {done.stderr.strip()}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["tmpfs", "rlimit-fsize"])
 def test_a_full_disk_is_one_line_and_leaves_the_previous_output(tmp_path, tiny_model, how):
     big = write_jsonl(tmp_path / "big.jsonl", 3000, seed=4)

@@ -99,6 +99,7 @@ def test_ping_answers_503_when_the_start_failed_and_the_server_stops(tiny_model,
     assert isinstance(state.start_error, ModelError)
 
 
+@pytest.mark.slow
 def test_serve_honours_port_and_port_health_and_exits_0_after_sigterm(tiny_model, tmp_path):
     port, health_port = free_port(), free_port()
     env = dict(os.environ, PORT=str(port), PORT_HEALTH=str(health_port), HF_HUB_OFFLINE="1",
@@ -147,6 +148,7 @@ def test_an_invalid_port_variable_is_one_line_and_exit_2(tiny_model):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_the_first_request_after_ready_is_as_fast_as_the_next(tiny_model):
     """Ready means warm: the first postprocess used to import pandas (through pyarrow's first table), so the
     first request took 0.4 s (1.6 s under load) where the next took 1 ms."""

@@ -258,6 +258,7 @@ def tiny_export(tmp_path_factory, tiny_model):
     return export_folder(resolve_model(str(tiny_model)), tmp_path_factory.mktemp("export") / "tiny-onnx")
 
 
+@pytest.mark.slow
 def test_an_onnx_export_classifies_without_torch_like_torch_does(tmp_path, tiny_model, tiny_export):
     assert sorted(p.name for p in tiny_export.iterdir()) == ["config.json", "model.onnx", "onnx.json",
                                                              "tokenizer.json"]
