@@ -11,6 +11,8 @@ torch_from=()
 [ -n "${TORCH_INDEX:-}" ] && torch_from=(--index-url "$TORCH_INDEX")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The installed wheel must run the model itself: rows answered by the user's prediction cache would not show it.
+export MIXEDCLF_NO_CACHE=1
 
 "$builder" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$repo"
 "$python" -m venv "$work/venv"
