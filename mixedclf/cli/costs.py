@@ -1,42 +1,19 @@
-"""Cost commands: `estimate`, `check`, `report show`, `report advice` (thin: parse, call, render).
+"""Cost commands: `estimate`, `report show`, `report advice` (thin: parse, call, render); `check` and `plan` are
+in cli/check.py and cli/plan.py.
 
 mixedclf/cli/app.py calls ``register(app)``. Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
-import io
-import math
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from typer.core import TyperCommand
 
 from mixedclf.cli import options as opt
-from mixedclf.cli.help import HelpGroup
+from mixedclf.cli.common import FORMATS, USAGE_HELP, choice, console, emit
 from mixedclf.costs.pricing import DEFAULT_PROFILE, CostInputError, load_pricing
-
-FORMATS = ("table", "json", "markdown")
-
-
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    if value not in allowed:
-        raise CostInputError(f"{option} must be one of: {', '.join(allowed)} (got {value!r})")
-    return value
-
-
-def _console() -> Console:
-    from mixedclf.render.console import stdout_console
-
-    return stdout_console()
-
-
-def _emit(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
 
 
 def _instance(value: str, option: str) -> None:
@@ -59,11 +36,6 @@ def _check_output_file(path: Path, option: str) -> None:
         raise CostInputError(f"{option} {path}: {parent} is a file, not a folder")
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 # ------------------------------------------------------------------------------------- estimate
 
 
@@ -73,9 +45,6 @@ def _workers(spec, option: str) -> tuple[int, int] | None:
 
     return None if spec is None else parse_workers(spec, option)
 
-
-USAGE_HELP = ("Usage file (traffic and deployment: requests/day, active hours, idle timeouts, cold starts, workers, "
-              "billing, profile) [default: ./mixedclf-usage.toml when present]")
 
 
 def _given(ctx: typer.Context) -> set[str]:
@@ -204,11 +173,11 @@ def _estimate_values(
     from mixedclf.costs.sweep import parse_sweep, plot_sweep
     from mixedclf.render.report import render_report, report_to_markdown
 
-    _choice(fmt, FORMATS, "--format")
-    _choice(billing, BILLINGS, "--billing")
-    _choice(arrivals, ("poisson", "even"), "--arrivals")
-    _choice(defaults, ("console", "flash"), "--defaults")
-    _choice(orchestrator_for, ("mixed", "both"), "--orchestrator-for")
+    choice(fmt, FORMATS, "--format")
+    choice(billing, BILLINGS, "--billing")
+    choice(arrivals, ("poisson", "even"), "--arrivals")
+    choice(defaults, ("console", "flash"), "--defaults")
+    choice(orchestrator_for, ("mixed", "both"), "--orchestrator-for")
     _instance(cpu_instance, "--cpu-instance")
     _instance(orchestrator_instance, "--orchestrator-instance")
     if report_out is not None:
@@ -280,214 +249,13 @@ def _estimate_values(
     if report_out is not None:
         write_report(rep, report_out)
     if fmt == "json":
-        _emit(rep.model_dump_json(indent=2))
+        emit(rep.model_dump_json(indent=2))
     elif fmt == "markdown":
-        _emit(report_to_markdown(rep))
+        emit(report_to_markdown(rep))
     else:
-        render_report(rep, _console())
+        render_report(rep, console())
         if plot is not None:
             typer.echo(f"plot written to {plot}")
-
-
-# ---------------------------------------------------------------------------------------- check
-
-
-class _GreedyBaseline(TyperCommand):
-    """`--baseline a.json b.json c.json`: every path after --baseline up to the next option is a baseline.
-
-    The click parser takes one value per option, so the arguments are rewritten to repeat the option first.
-    """
-
-    def parse_args(self, ctx, args):
-        out: list[str] = []
-        greedy = False
-        for arg in args:
-            if arg in ("--baseline", "-b"):
-                greedy = True
-                out.append("--baseline")
-                continue
-            if greedy and arg.startswith("-"):
-                greedy = False
-            elif greedy and out[-1] != "--baseline":
-                out.append("--baseline")
-            out.append(arg)
-        return super().parse_args(ctx, out)
-
-
-_MAX_INCREASE_PCT = typer.Option(
-    10.0, "--max-increase-pct", help="Fail above this % increase of cost per 1,000 items (the default gate: 10).")
-_MAX_STAGE_INCREASE_PCT = typer.Option(
-    25.0, "--max-stage-increase-pct",
-    help="Fail when any stage's CPU seconds per 1,000 items rose more than this % (significant over the runs).")
-_ALPHA = typer.Option(0.05, "--alpha", help="Significance of the CPU-time gate, split over the figures it tests.")
-_MAX_INCREASE_ABS = typer.Option(
-    None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost).")
-_BUDGET_PER_1K = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this.")
-_WARN_PCT = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase.")
-_METRIC = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput")
-_BASIS = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures).")
-_FMT = typer.Option("table", "--format", "-f", help="table | markdown | json")
-_ALLOW_MISMATCH = typer.Option(
-    False, "--allow-mismatch",
-    help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.")
-_OUTPUT = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE.")
-_USAGE = typer.Option(None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated).")
-_NO_USAGE = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml.")
-
-
-def check_cmd(
-    current: list[Path] = typer.Argument(..., help="The new report(s) (classify or estimate JSON); several: median."),
-    baseline: list[Path] = typer.Option(
-        ..., "--baseline", "-b", help="The report(s) to compare against: --baseline a.json b.json c.json."
-    ),
-    max_increase_pct: float = _MAX_INCREASE_PCT,
-    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
-    alpha: float = _ALPHA,
-    max_increase_abs: Optional[float] = _MAX_INCREASE_ABS,
-    budget_per_1k: Optional[float] = _BUDGET_PER_1K,
-    warn_pct: Optional[float] = _WARN_PCT,
-    metric: str = _METRIC,
-    basis: str = _BASIS,
-    fmt: str = _FMT,
-    allow_mismatch: bool = _ALLOW_MISMATCH,
-    output: Optional[Path] = _OUTPUT,
-    usage: Optional[Path] = _USAGE,
-    no_usage: bool = _NO_USAGE,
-) -> None:
-    """Compare reports with baselines: exit 0 within limits, 1 on a regression, 2 on unusable input.
-
-    Two gates: counted work (tokens, micro-batches, model FLOPs) priced at one calibrated rate; and, with three or
-    more reports per side (`mixedclf check run` makes them), each stage's CPU seconds per 1,000 rows compared with
-    a rank test. Several reports per side are compared by their medians. With a usage file, each side's $/month
-    under the team's traffic is printed beside the verdict. `mixedclf check CUR... --baseline BASE...` is short
-    for `mixedclf check compare ...`.
-    """
-    code = _check(**locals())
-    raise typer.Exit(code)
-
-
-def check_run_cmd(
-    input_path: str = typer.Argument(..., metavar="INPUT", help="The input both sides classify (a file or folder)."),
-    baseline_python: str = typer.Option(
-        ..., "--baseline-python", help="Python of the environment with the baseline's mixedclf installed."),
-    candidate_python: Optional[str] = typer.Option(
-        None, "--candidate-python", help="Python of the candidate's environment [default: the one running this]."),
-    rounds: int = typer.Option(6, "--rounds", help="Measured rounds; each runs both sides once, interleaved."),
-    warmup: int = typer.Option(1, "--warmup", help="Rounds run first and discarded (caches, page cache)."),
-    run_opts: str = typer.Option(
-        "", "--run-opts", help="classify options for every run, one string (e.g. \"--device cpu --cpu-workers 1\")."),
-    reports_dir: Optional[Path] = typer.Option(
-        None, "--reports-dir",
-        help="Keep the reports here (baseline-N.json, current-N.json) [default: a temp folder]."),
-    max_increase_pct: float = _MAX_INCREASE_PCT,
-    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
-    alpha: float = _ALPHA,
-    max_increase_abs: Optional[float] = _MAX_INCREASE_ABS,
-    budget_per_1k: Optional[float] = _BUDGET_PER_1K,
-    warn_pct: Optional[float] = _WARN_PCT,
-    metric: str = _METRIC,
-    basis: str = _BASIS,
-    fmt: str = _FMT,
-    allow_mismatch: bool = _ALLOW_MISMATCH,
-    output: Optional[Path] = _OUTPUT,
-    usage: Optional[Path] = _USAGE,
-    no_usage: bool = _NO_USAGE,
-) -> None:
-    """Classify INPUT with the baseline's and the candidate's mixedclf, interleaved, for CI; then check.
-
-    Each round runs both sides once (alternating which goes first); the reports are compared as `check` does.
-    Exit codes as `check`: 0 within limits, 1 a regression, 2 unusable input or a run that failed.
-    """
-    import shutil
-    import tempfile
-
-    from mixedclf.engines.rounds import run_rounds
-
-    _choice(fmt, FORMATS, "--format")
-    keep = reports_dir is not None
-    folder = reports_dir if reports_dir is not None else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
-    err = Console(stderr=True, highlight=False)
-    try:
-        res = run_rounds(input_path, baseline_python, candidate_python or sys.executable, rounds=rounds,
-                         warmup=warmup, run_opts=run_opts, reports_dir=folder,
-                         on_round=lambda i, n: err.print(f"check run: round {i}/{n} done"))
-        code = _check(res.current, res.baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs,
-                      budget_per_1k, warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage)
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    raise typer.Exit(code)
-
-
-def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs, budget_per_1k,
-           warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage) -> int:
-    from mixedclf.costs.check import CheckLimits, check_files
-    from mixedclf.costs.check_metrics import BASES, METRICS
-    from mixedclf.render.check import check_to_json, check_to_markdown, render_check
-
-    _choice(fmt, FORMATS, "--format")
-    _choice(metric, METRICS, "--metric")
-    _choice(basis, BASES, "--basis")
-    from mixedclf.costs.usage import find_usage
-
-    result = check_files(
-        list(current),
-        list(baseline),
-        usage_file=find_usage(usage, disabled=no_usage),
-        metric=metric,
-        basis=basis,
-        allow_mismatch=allow_mismatch,
-        limits=CheckLimits(
-            max_increase_pct=max_increase_pct,
-            max_increase_abs=max_increase_abs,
-            budget_per_1k=budget_per_1k,
-            warn_pct=warn_pct,
-            max_stage_increase_pct=max_stage_increase_pct,
-            alpha=alpha,
-        ),
-    )
-    if fmt == "json":
-        text = check_to_json(result)
-        _emit(text)
-    elif fmt == "markdown":
-        text = check_to_markdown(result)
-        _emit(text)
-    else:
-        # rendered first, then written: a closed pipe is then a BrokenPipeError for the CLI's exit-code table,
-        # not rich's silent exit 1 in the middle of a table
-        _emit(_rendered(render_check, result, _console()))
-        text = None
-    if output is not None:
-        if text is None:
-            buf = Console(record=True, width=120, file=io.StringIO())
-            render_check(result, buf)
-            text = buf.export_text()
-        _write_text(output, text)
-    return result.exit_code
-
-
-def _rendered(render, result, like: Console) -> str:
-    """What `render(result, console)` prints on a console like `like` (its width and colours), as text."""
-    buf = Console(file=io.StringIO(), width=like.width, force_terminal=like.is_terminal,
-                  color_system=like.color_system, soft_wrap=False, highlight=False)  # type: ignore[arg-type]
-    render(result, buf)
-    return buf.file.getvalue()  # type: ignore[attr-defined]
-
-
-class _CheckGroup(HelpGroup):
-    """`check`: `compare` (the default: `check CUR... --baseline BASE...`) and `run` (the interleaved rounds)."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["compare", *args]
-        return super().parse_args(ctx, args)
-
-
-check_app = typer.Typer(cls=_CheckGroup, no_args_is_help=True, add_completion=False,
-                        help="Cost gate for CI: compare reports (`check CUR... --baseline BASE...`), or run both "
-                             "versions interleaved and compare (`check run`).")
-check_app.command("compare", cls=_GreedyBaseline)(check_cmd)
-check_app.command("run")(check_run_cmd)
 
 
 # --------------------------------------------------------------------------------------- report
@@ -509,14 +277,14 @@ def _report_show(path: Path, fmt: str, advice: bool) -> None:
     from mixedclf.costs.report import load_report
     from mixedclf.render.report import render_report, report_to_markdown
 
-    _choice(fmt, FORMATS, "--format")
+    choice(fmt, FORMATS, "--format")
     rep = load_report(path)
     if fmt == "json":
-        _emit(rep.model_dump_json(indent=2))
+        emit(rep.model_dump_json(indent=2))
     elif fmt == "markdown":
-        _emit(report_to_markdown(rep, advice=advice))
+        emit(report_to_markdown(rep, advice=advice))
     else:
-        render_report(rep, _console(), advice=advice)
+        render_report(rep, console(), advice=advice)
 
 
 @report_app.command("advice")
@@ -535,137 +303,18 @@ def _report_advice(path: Path, fmt: str, limit: int) -> None:
     from mixedclf.costs.advice import advise
     from mixedclf.costs.report import load_report
 
-    _choice(fmt, FORMATS, "--format")
+    choice(fmt, FORMATS, "--format")
     items = advise(load_report(path), limit=limit)
     if fmt == "json":
-        _emit(json.dumps([a.model_dump() for a in items], indent=2))
+        emit(json.dumps([a.model_dump() for a in items], indent=2))
         return
     if not items:
-        _emit("no advice: nothing in this report points to a cheaper setup.")
+        emit("no advice: nothing in this report points to a cheaper setup.")
         return
     for a in items:
         line = f"- **{a.title}** ({a.claim_text()}): {a.detail}" if fmt == "markdown" else (
             f"• {a.title} — {a.claim_text()}\n  {a.detail}")
-        _emit(line)
-
-
-# ------------------------------------------------------------------------------------- plan
-
-
-def plan_cmd(
-    rows: Optional[int] = typer.Option(None, "--rows", help="Batch: rows the job must classify."),
-    requests_per_day: Optional[float] = typer.Option(
-        None, "--requests-per-day", help="Batch: instead of --rows, a day's requests, due within --deadline."),
-    deadline: str = typer.Option("24h", "--deadline", help="Batch: when the job must be done: 90m, 2h, 1d, or seconds."),
-    p95_latency: Optional[str] = typer.Option(
-        None, "--p95-latency", help="Serverless: the p95 end-to-end latency target (e.g. 2s, 500ms): plan the "
-                                    "cheapest Runpod deployment for the usage file's traffic and write it."),
-    from_report: list[str] = typer.Option(
-        [], "--from-report", help="PROFILE=REPORT.json, a classify report measured on that profile's GPU class "
-                                  "(repeat once per class; classes without one are listed as unmeasured)."),
-    pricing: Optional[Path] = opt.PRICING,
-    usage: Optional[Path] = typer.Option(None, "--usage", help=USAGE_HELP),
-    no_usage: bool = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml."),
-    max_workers: int = typer.Option(3, "--max-workers", help="Most workers per endpoint (Runpod console default 3)."),
-    account_workers: int = typer.Option(
-        5, "--account-workers", help="The account's worker limit: max workers summed over endpoints (default 5)."),
-    spend_limit: Optional[float] = typer.Option(
-        None, "--spend-limit", help="Account spend limit, $/hour [default: the usage file's, else 80]."),
-    idle_timeout: float = typer.Option(
-        5.0, "--idle-timeout", help="Batch: seconds each worker stays up (billed) after its last batch."),
-    write: Optional[Path] = typer.Option(
-        None, "--write", help="Serverless: where to write the chosen deployment [default: ./mixedclf-deploy.toml]."),
-    force: bool = typer.Option(False, "--force", help="Serverless: replace an existing --write file."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
-) -> None:
-    """Plan hardware from measured reports: a batch job before a deadline (--rows), or the cheapest Runpod
-    serverless deployment meeting a latency target (--p95-latency, with --usage), written as mixedclf-deploy.toml."""
-    if p95_latency is not None:
-        _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers, account_workers, spend_limit,
-                     write, force, fmt)
-        return
-    _plan(rows, requests_per_day, deadline, from_report, pricing, fmt, max_workers, account_workers,
-          spend_limit if spend_limit is not None else 80.0, idle_timeout)
-
-
-def _measured_reports(from_report: list[str]) -> list:
-    """(profile, path, classify report) for each --from-report PROFILE=REPORT.json."""
-    from mixedclf.costs.report import ClassifyReport, load_report
-
-    out = []
-    for item in from_report:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise CostInputError(f"--from-report {item!r}: expected PROFILE=REPORT.json")
-        report = load_report(path)
-        if not isinstance(report, ClassifyReport):
-            raise CostInputError(f"{path}: an estimate report has no measured throughput; give a classify report")
-        out.append((name, path, report))
-    return out
-
-
-def _plan(rows, requests_per_day, deadline, from_report, pricing, fmt, max_workers, account_workers, spend_limit,
-          idle_timeout) -> None:
-    from mixedclf.costs.plan import BatchLimits, make_plan, measured_throughput, parse_duration
-    from mixedclf.costs.pricing import list_profiles
-    from mixedclf.render.plan import plan_table
-
-    _choice(fmt, ("table", "json"), "--format")
-    if (rows is None) == (requests_per_day is None):
-        raise CostInputError("give exactly one of --rows and --requests-per-day (or --p95-latency with --usage)")
-    if not from_report:
-        raise CostInputError("plan: no measured reports: give --from-report PROFILE=REPORT.json, a classify report "
-                             "measured on that profile's device class")
-    total = rows if rows is not None else math.ceil(requests_per_day)
-    measured = {name: measured_throughput(report, path) for name, path, report in _measured_reports(from_report)}
-    profiles = {name: load_pricing(pricing, name) for name in list_profiles(pricing)}
-    limits = BatchLimits(max_workers=max_workers, account_workers=account_workers, spend_limit_per_hour=spend_limit,
-                         idle_timeout_s=idle_timeout)
-    plan = make_plan(profiles, measured, total, parse_duration(deadline), limits)
-    if fmt == "json":
-        _emit(plan.model_dump_json(indent=2))
-    else:
-        _console().print(plan_table(plan))
-
-
-def _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers, account_workers, spend_limit,
-                 write, force, fmt) -> None:
-    from mixedclf.costs.deploy_plan import PlanLimits, make_deploy_plan, measured_stages
-    from mixedclf.costs.deployment import DEPLOY_FILE_NAME, write_deployment
-    from mixedclf.costs.estimate import EstimateInputs
-    from mixedclf.costs.plan import parse_duration
-    from mixedclf.costs.usage import find_usage
-    from mixedclf.render.plan import deploy_plan_lines
-
-    _choice(fmt, ("table", "json"), "--format")
-    usage_file = find_usage(usage, disabled=no_usage)
-    if usage_file is None:
-        raise CostInputError("plan --p95-latency needs the traffic: give --usage mixedclf-usage.toml "
-                             "(requests_per_day, active_hours, ...)")
-    fields = usage_file.usage.estimate_fields()
-    if "requests_per_day" not in fields:
-        raise CostInputError(f"{usage_file.path}: sets no requests_per_day, which the planner needs")
-    base = EstimateInputs(**fields)
-    reports = _measured_reports(from_report)
-    profiles = {name: load_pricing(pricing or usage_file.usage.pricing, name) for name, _, _ in reports}
-    measured = [measured_stages(report, name, profiles[name], path) for name, path, report in reports]
-    target = parse_duration(p95_latency, "--p95-latency")
-    limits = PlanLimits(p95_latency_s=target, max_workers=max_workers, account_workers=account_workers,
-                        spend_limit_per_hour=spend_limit if spend_limit is not None else base.spend_limit_per_hour)
-    plan = make_deploy_plan(base, profiles, measured, limits)
-    if plan.best is not None:
-        best = plan.ranked[0]
-        header = [f"written by `mixedclf plan` from {usage_file.path} and {', '.join(p for _, p, _ in reports)}",
-                  f"{base.requests_per_day:,.0f} requests/day over {base.active_hours:g} h: ${best.per_month:,.2f}/month "
-                  f"({base.days_per_month} days), p95 latency {best.p95_latency_s:.3f} s (target {target:g} s)"]
-        write_deployment(plan.best, write or Path(DEPLOY_FILE_NAME), header=header, overwrite=force)
-    if fmt == "json":
-        _emit(plan.model_dump_json(indent=2))
-    else:
-        for line in deploy_plan_lines(plan, write or Path(DEPLOY_FILE_NAME)):
-            _emit(line)
-    if plan.best is None:
-        raise CostInputError(plan.note)
+        emit(line)
 
 
 # ------------------------------------------------------------------------------------- register
@@ -674,6 +323,10 @@ def _plan_deploy(p95_latency, from_report, pricing, usage, no_usage, max_workers
 def register(app: typer.Typer) -> None:
     """Add `estimate`, `check` and the `report` group to the main typer app."""
     app.command("estimate")(estimate_cmd)
+    from mixedclf.cli.check import check_app
+
     app.add_typer(check_app, name="check")
+    from mixedclf.cli.plan import plan_cmd
+
     app.command("plan")(plan_cmd)
     app.add_typer(report_app, name="report")
