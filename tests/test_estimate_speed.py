@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedclf.costs import runpod
+from mixedclf.costs import runpod, runpod_chain
 from mixedclf.costs.advice import advise
 from mixedclf.costs.estimate import EstimateInputs, estimate
 from mixedclf.costs.examples import REFERENCE
@@ -25,7 +25,7 @@ from mixedclf.render.estimate import estimate_to_markdown
 def simulations(monkeypatch):
     """Every endpoint simulation `estimate` runs, as (spec, arrivals): the memo starts empty."""
     seen: list[tuple[EndpointSpec, tuple[float, ...]]] = []
-    plain, marked = runpod.simulate_endpoint, runpod.simulate_endpoint_marked
+    plain, marked = runpod_chain.simulate_endpoint, runpod_chain.simulate_endpoint_marked
 
     def record_plain(arrivals, spec):
         seen.append((spec, tuple(arrivals)))
@@ -36,11 +36,11 @@ def simulations(monkeypatch):
         seen.append((spec, tuple(arrivals)))
         return marked(arrivals, spec, mark)
 
-    monkeypatch.setattr(runpod, "simulate_endpoint", record_plain)
-    monkeypatch.setattr(runpod, "simulate_endpoint_marked", record_marked)
-    runpod.MEMO.clear()
+    monkeypatch.setattr(runpod_chain, "simulate_endpoint", record_plain)
+    monkeypatch.setattr(runpod_chain, "simulate_endpoint_marked", record_marked)
+    runpod_chain.MEMO.clear()
     yield seen
-    runpod.MEMO.clear()
+    runpod_chain.MEMO.clear()
 
 
 def test_ideal_billing_simulates_nothing(simulations):
@@ -69,15 +69,15 @@ def test_runpod_billing_simulates_each_endpoint_once(simulations):
 def test_memoized_figures_equal_fresh_ones():
     """The memo answers exactly what a fresh simulation computes."""
     i = EstimateInputs(requests_per_day=50_000, billing="runpod", idle_timeout_gpu=30, cold_start_sec=4)
-    runpod.MEMO.clear()
+    runpod_chain.MEMO.clear()
     fresh = runpod.runpod_bill(i, REFERENCE, break_even=False)
     again = runpod.runpod_bill(i, REFERENCE, break_even=False)
-    runpod.MEMO.clear()
+    runpod_chain.MEMO.clear()
     assert fresh == again == runpod.runpod_bill(i, REFERENCE, break_even=False)
 
 
 def test_memo_is_bounded():
-    memo = runpod._Memo(budget=10)
+    memo = runpod_chain._Memo(budget=10)
     for k in range(5):
         memo.put(k, str(k), weight=4)
     assert memo.held <= 10 and memo.get(0) is None and memo.get(4) == "4"
@@ -97,9 +97,9 @@ _specs = st.builds(
 def test_chain_runs_equal_separate_passes(chain, rate, n, hours, mode, seed):
     """One marked simulation per endpoint, where exact, gives what the two separate passes give, field for field
     (sums in the same order): each endpoint fed the sorted departures of the one before, as before issue 19."""
-    load = runpod.Load(rate, hours, n, mode, seed)
-    runpod.MEMO.clear()
-    got = runpod.chain_runs(tuple(chain), load)
+    load = runpod_chain.Load(rate, hours, n, mode, seed)
+    runpod_chain.MEMO.clear()
+    got = runpod_chain.chain_runs(tuple(chain), load)
     inputs = [arrival_times(rate, hours, n, mode, seed, repeat=k) for k in (1, 2)]
     for spec, step in zip(chain, got, strict=True):
         want = [simulate_endpoint(a, spec) for a in inputs]
@@ -113,7 +113,8 @@ def test_marked_run_falls_back_when_the_passes_interleave():
     one_in = sorted(rng.uniform(0, 100) for _ in range(50))
     two_in = sorted(one_in + [rng.uniform(50, 150) for _ in range(50)])
     spec = EndpointSpec("s", 3.0, 1.0, 5.0, 0, 2)
-    assert runpod._passes(spec, one_in, two_in) == (simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec))
+    want = (simulate_endpoint(one_in, spec), simulate_endpoint(two_in, spec))
+    assert runpod_chain._passes(spec, one_in, two_in) == want
 
 
 def test_marked_simulation_equals_two_runs():
@@ -123,7 +124,7 @@ def test_marked_simulation_equals_two_runs():
     for spec in (EndpointSpec("a", 0.3, 2.0, 5.0, 0, 3), EndpointSpec("b", 2.0, 0.0, 1.0, 1, 2),
                  EndpointSpec("c", 0.05, 10.0, 60.0, 0, 1, start_billed=False)):
         for mark in (0, 1, rng.randrange(len(arr)), 400, len(arr)):
-            assert runpod.simulate_endpoint_marked(arr, spec, mark) == (
+            assert runpod_chain.simulate_endpoint_marked(arr, spec, mark) == (
                 simulate_endpoint(arr[:mark], spec), simulate_endpoint(arr, spec))
 
 

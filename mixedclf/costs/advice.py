@@ -227,7 +227,7 @@ def _advise_classify(report) -> list[Advice]:
 
 def _advise_estimate(r) -> list[Advice]:
     """Serverless advice under the runpod model: each change re-simulated with the same arrivals (same seed); the
-    endpoints a change does not reach come from the report's own simulations (mixedclf.costs.runpod.MEMO). None
+    endpoints a change does not reach come from the report's own simulations (mixedclf.costs.runpod_chain.MEMO). None
     under ideal billing, which simulates nothing."""
     i, p = r.inputs, r.pricing
     rp = r.runpod
