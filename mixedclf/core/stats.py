@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -93,7 +94,7 @@ class IdRepeats:
             self._spill = TemporaryDirectory(prefix="mixedclf-ids-")
         hashes = np.unique(np.concatenate(self._pending))  # repeats within the buffer need no disk
         self._pending, self._pending_rows = [], 0
-        _append_buckets(Path(self._spill.name), hashes, 64 - self.BUCKET_BITS)
+        _append_buckets(self._spill.name, hashes, 64 - self.BUCKET_BITS)
 
     def count(self) -> int:
         import numpy as np
@@ -112,8 +113,9 @@ class IdRepeats:
         return self._rows - distinct
 
 
-def _append_buckets(folder: Path, hashes, shift: int) -> None:
-    """Append int64 hashes to folder/b<k>, k their 8 bits from bit `shift` up."""
+def _append_buckets(folder: Path | str, hashes, shift: int) -> None:
+    """Append int64 hashes to folder/b<k>, k their 8 bits from bit `shift` up. Plain string paths: pathlib interns
+    each name, and growing the interpreter's intern table is a multi-MB allocation at no fixed row."""
     import numpy as np
 
     keys = (hashes.view(np.uint64) >> np.uint64(shift)) & np.uint64(0xFF)
@@ -121,7 +123,7 @@ def _append_buckets(folder: Path, hashes, shift: int) -> None:
     hashes, keys = hashes[order], keys[order]
     bounds = np.searchsorted(keys, np.arange(257, dtype=np.uint64))
     for k in np.flatnonzero(np.diff(bounds)):
-        with open(folder / f"b{k:03d}", "ab") as f:
+        with open(os.path.join(folder, f"b{k:03d}"), "ab") as f:
             hashes[bounds[k] : bounds[k + 1]].tofile(f)
 
 
