@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixedclf.cloud.spec import DeploySpec
+from mixedclf.costs.deployment import DeploySpec
 
 # GPU pool -> pricing profile of configs/pricing.toml (the pool's cheapest-listed card class).
 POOL_PROFILES = {

@@ -25,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
-from mixedclf.cloud.spec import DeploySpec, state_path
+from mixedclf.cloud.spec import state_path
+from mixedclf.costs.deployment import DeploySpec
 from mixedclf.errors import InputError, MixedclfError
 
 READY_TIMEOUT_S = 300.0

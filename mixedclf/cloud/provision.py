@@ -27,7 +27,8 @@ from mixedclf.cloud.rest import (
     needs_graphql,
     update_request,
 )
-from mixedclf.cloud.spec import DeploySpec, state_path
+from mixedclf.cloud.spec import state_path
+from mixedclf.costs.deployment import DeploySpec
 from mixedclf.errors import InputError, MixedclfError
 
 

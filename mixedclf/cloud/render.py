@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from mixedclf import __version__
-from mixedclf.cloud.spec import DeploySpec
+from mixedclf.costs.deployment import DeploySpec
 from mixedclf.errors import InputError
 
 CPU_BASE = "python:3.11.11-slim-bookworm"

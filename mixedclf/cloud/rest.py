@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixedclf.cloud.spec import DeploySpec, parse_instance
+from mixedclf.costs.deployment import DeploySpec, parse_instance
 from mixedclf.errors import InputError, MixedclfError
 
 REST_DEFAULT = "https://api.runpod.io"

@@ -25,14 +25,15 @@ import itertools
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from mixedclf.costs.accounting import clean
-from mixedclf.costs.deployment import Deployment, EndpointPlan, ModelSpec
+from mixedclf.costs.deployment import DeploySpec, EndpointSpec, ModelSection, placeholder_image
 from mixedclf.costs.per_request import EstimateInputs
 from mixedclf.costs.pricing import CostInputError, PricingProfile, instance_vcpus
 from mixedclf.costs.report import ClassifyReport
 from mixedclf.costs.runpod import DAY_S, Stage, simulate_stages, utilization
+from mixedclf.errors import validation_line
 
 #: The search grid: idle timeouts (s) for GPU and CPU endpoints, and GPU active (min) workers.
 GPU_IDLE_GRID = (5, 60, 300)
@@ -100,7 +101,7 @@ class DeployPlan(BaseModel):
     ranked: list[Evaluated]  # feasible first, cheapest first
     considered: int  # candidates in the grid
     simulated: int  # of them, simulated (the rest dropped by the limits or servability)
-    best: Deployment | None = None
+    best: DeploySpec | None = None
     note: str = ""
     notes: list[str] = []  # about the prices used (illustrative, stale, no longer shown)
 
@@ -198,25 +199,33 @@ def rank_key(e: Evaluated) -> tuple:
             c.cpu_idle_s, c.gpu_workers, c.pre_max, c.post_max, c.topology, c.orchestrator, c.profile)
 
 
-def deployment_of(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: PricingProfile) -> Deployment:
+def deployment_of(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: PricingProfile) -> DeploySpec:
+    try:
+        return _deployment_of(c, m, base, p)
+    except ValidationError as exc:  # e.g. a usage file's CPU instance that Runpod's serverless does not offer
+        raise CostInputError(f"the chosen deployment is not a valid deploy spec: {validation_line(exc)}") from None
+
+
+def _deployment_of(c: Candidate, m: MeasuredStages, base: EstimateInputs, p: PricingProfile) -> DeploySpec:
     if not p.gpu_pool:
         raise CostInputError(f"pricing profile {p.name!r} names no gpu_pool: add one to write a deployment")
-    gpu = EndpointPlan(kind="gpu", gpu_pool=p.gpu_pool, workers=f"{c.gpu_workers[0]}:{c.gpu_workers[1]}",
-                       idle_timeout_s=c.gpu_idle_s)
+    gpu = EndpointSpec(kind="gpu", gpu_pool=p.gpu_pool, workers=f"{c.gpu_workers[0]}:{c.gpu_workers[1]}",
+                       idle_timeout_s=c.gpu_idle_s, image=placeholder_image("gpu"))
     if c.topology == "single":
         endpoints = {"all": gpu}
     else:
-        def cpu(mx: int) -> EndpointPlan:
-            return EndpointPlan(kind="cpu", instance=base.cpu_instance, workers=f"0:{mx}", idle_timeout_s=c.cpu_idle_s)
+        def cpu(mx: int) -> EndpointSpec:
+            return EndpointSpec(kind="cpu", instance=base.cpu_instance, workers=f"0:{mx}", idle_timeout_s=c.cpu_idle_s,
+                                image=placeholder_image("cpu"))
 
         endpoints = {"pre": cpu(c.pre_max), "infer": gpu, "post": cpu(c.post_max)}
     if c.orchestrator == "lb":
         instance_vcpus(base.orchestrator_instance)
-        endpoints["orchestrator"] = EndpointPlan(
-            kind="cpu", instance=base.orchestrator_instance, idle_timeout_s=5,
+        endpoints["orchestrator"] = EndpointSpec(
+            kind="cpu", instance=base.orchestrator_instance, idle_timeout_s=5, image=placeholder_image("cpu"),
             workers=f"{ORCHESTRATOR_WORKERS[0]}:{ORCHESTRATOR_WORKERS[1]}")
-    return Deployment(topology=c.topology, orchestrator=c.orchestrator, endpoints=endpoints,
-                      model=ModelSpec(name=m.model, precision=m.precision))
+    return DeploySpec(version=1, topology=c.topology, orchestrator=c.orchestrator, endpoints=endpoints,
+                      model=ModelSection(name=m.model, precision=m.precision))
 
 
 def price_notes(profiles: list[PricingProfile]) -> list[str]:
