@@ -214,7 +214,7 @@ def test_a_closed_pipe_is_its_own_exit_code_with_one_line(tmp_path):
     env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
     report = write_classify_report(tmp_path / "r.json")
     for args in (["estimate", "--requests-per-day", "10000"], ["estimate", "--format", "markdown"],
-                 ["check", report, "--baseline", report]):
+                 ["check", report, "--baseline", report], ["--help"], ["classify", "--help"]):
         proc = subprocess.Popen([sys.executable, "-m", "mixedclf", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, cwd=tmp_path)
         proc.stdout.close()  # before anything is read, as a `| head -0` would

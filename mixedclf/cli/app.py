@@ -227,6 +227,9 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
+        if isinstance(done.__context__, BrokenPipeError):
+            # rich's answer to a closed pipe while typer prints help (`mixedclf --help | head -1`): a silent exit 1
+            raise SystemExit(fail(done.__context__).exit_code) from None
         # What a command printed may still sit in stdout's buffer: a reader gone by now (`| head`) is seen here,
         # through the same table as an error raised inside the command, not as Python's "Exception ignored".
         # Any failure of the flush goes through that table too: no traceback, whatever stdout is (or closed).
