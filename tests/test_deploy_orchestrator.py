@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mixedclf.cloud.dataplane import DataPlane, JobFailed
+from mixedclf.io.runpod_jobs import DataPlane, JobFailed
 from mixedclf.cloud.orchestrator import StageEndpoints, create_app
 
 

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mixedclf.cloud.dataplane import DataPlane, JobFailed
+from mixedclf.io.runpod_jobs import DataPlane, JobFailed
 from mixedclf.errors import InputError
 
 

@@ -4,12 +4,16 @@ run many jobs with a bound on how many are in flight.
 `POST {base}/{endpoint_id}/run` (or /runsync), then `GET {base}/{endpoint_id}/status/{job}` until the job is
 COMPLETED, FAILED, CANCELLED or TIMED_OUT. A job that fails, times out, or cannot be sent (HTTP 429/5xx,
 unreachable) is sent again after 0.5 s, 1 s, 2 s ... up to `retries` times; its last error is then one line.
-Each answer's `delayTime` and `executionTime` (ms, as Runpod reports them) are kept for the bill.
+Each answer's `delayTime` and `executionTime` (ms, as Runpod reports them) are kept for the bill, per worker
+(`workerId`, where the answer names one).
+
+Stdlib only: the orchestrator (cloud/) and the batch engine (engines/runpod.py) both use it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,14 +43,24 @@ class JobTimes:
     delay_ms: float = 0.0
     execution_ms: float = 0.0
     execution_ms_each: list[float] = field(default_factory=list)
+    # workerId -> [jobs, execution ms]: what a per-worker bill needs ("" where the answer names no worker)
+    by_worker: dict[str, list[float]] = field(default_factory=dict)
+    failed: int = 0  # answers that ended FAILED / CANCELLED / TIMED_OUT: their execution is billed too
 
     def add(self, answer: dict, attempts: int) -> None:
-        self.jobs += 1
+        """A final answer (`attempts`: sends it took; 0 for an answer that did not complete)."""
+        if answer.get("status") == "COMPLETED":
+            self.jobs += 1
+        else:
+            self.failed += 1
         self.attempts += attempts
         self.delay_ms += float(answer.get("delayTime") or 0)
         execution = float(answer.get("executionTime") or 0)
         self.execution_ms += execution
         self.execution_ms_each.append(execution)
+        worker = self.by_worker.setdefault(str(answer.get("workerId") or ""), [0, 0.0])
+        worker[0] += 1
+        worker[1] += execution
 
 
 @dataclass
@@ -61,6 +75,7 @@ class DataPlane:
     retry_failed: bool = True  # False: a FAILED job (the handler's own error) is answered at once, not sent again
     sleep: Callable[[float], None] = time.sleep
     times: dict[str, JobTimes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # map() adds times from threads
 
     def _call(self, method: str, url: str, body: Any = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -102,8 +117,10 @@ class DataPlane:
                 if exc.status not in (503, 504):
                     break
                 continue
+            with self._lock:
+                self.times.setdefault(name or endpoint_id, JobTimes()).add(answer, attempt if answer["status"]
+                                                                           == "COMPLETED" else 0)
             if answer["status"] == "COMPLETED":
-                self.times.setdefault(name or endpoint_id, JobTimes()).add(answer, attempt)
                 return answer.get("output") or {}
             last = JobFailed(502, f"{name or endpoint_id}: {answer['status']}: "
                                   f"{answer.get('error') or 'no error given'}")
