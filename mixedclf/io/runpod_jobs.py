@@ -141,3 +141,45 @@ class DataPlane:
         except JobFailed:
             return False
         return True
+
+
+@dataclass(frozen=True)
+class JobEndpoint:
+    """One deployed stage endpoint as a batch client needs it: where it is, and what its workers cost."""
+
+    role: str  # pre | infer | post | all
+    id: str
+    url: str  # {data plane base}/{id}, as the deploy state file holds it
+    worker: str  # cpu | gpu
+    rate_per_s: float  # one worker's flex rate, dollars per second
+    rate_source: str  # the pricing profile the rate comes from
+    idle_timeout_s: float
+    jobs_per_worker: int = 1
+    max_workers: int = 1
+
+
+@dataclass(frozen=True)
+class RunpodTarget:
+    """A deployment a batch run sends its jobs to (built from a deploy spec and its state file by cloud/)."""
+
+    spec: str  # the spec file, for messages
+    target: str  # "runpod" (deploy apply) or "local" (deploy local)
+    model: str
+    precision: str
+    endpoints: dict[str, JobEndpoint]  # pre, infer, post (split) or all (single)
+    key: str = ""  # RUNPOD_API_KEY; never printed
+    in_flight: int = 8  # jobs sent and not yet answered, at most
+    job_timeout_s: float = 600.0
+    backoff_s: float = 0.5  # before a job is sent again: this, then twice as long each time
+
+    @property
+    def chain(self) -> list[str]:
+        """The roles a job goes through, in order."""
+        return ["all"] if "all" in self.endpoints else ["pre", "infer", "post"]
+
+    def base_url(self) -> str:
+        """The data plane's base: every endpoint's url less its id (one base for all, as one deployment has)."""
+        bases = {e.url.rstrip("/").rsplit("/", 1)[0] for e in self.endpoints.values()}
+        if len(bases) != 1:
+            raise ValueError(f"the stage endpoints are on {len(bases)} data planes: {', '.join(sorted(bases))}")
+        return bases.pop()
