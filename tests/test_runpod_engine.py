@@ -16,12 +16,14 @@ from typer.testing import CliRunner
 
 from mixedclf.cli.app import app
 from mixedclf.core.options import ClassifyOptions
+from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.runpod_jobs import worker_bill
 from mixedclf.engines.run import classify_file
 from mixedclf.engines.runpod import RemoteJobError, job_slices
 from mixedclf.errors import EXIT_FAILURE, EXIT_USAGE
 from mixedclf.io.checkpoint import checkpoint_path
 from mixedclf.io.runpod_jobs import JobEndpoint, RunpodTarget
+from mixedclf.render.report import report_to_markdown
 
 LABELS = ("negative", "positive")
 
@@ -136,6 +138,8 @@ def test_every_row_is_written_in_input_order_with_the_local_columns(tmp_path, pl
         assert w.billed_s == math.ceil(1.2 * w.jobs + 5.0)
     assert bill.usd == pytest.approx(sum(w.billed_s for w in endpoint.workers) * 0.001)
     assert "rounded up" in bill.billing_model and bill.estimate_usd == pytest.approx(9 * 1.2 * 0.001)
+    markdown = report_to_markdown(report)
+    assert f"Runpod bill {fmt_money(bill.usd)} (runpod: per worker" in markdown and "| all total |" in markdown
 
 
 def test_a_job_that_fails_once_is_sent_again_and_the_output_is_complete(tmp_path):

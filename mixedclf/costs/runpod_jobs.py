@@ -61,8 +61,8 @@ class RunpodJobBill(BaseModel):
     source: str = SOURCE
     endpoints: list[EndpointJobBill]
     usd: float
-    estimate_usd: float  # the same run's pay-per-use estimate (ideal: busy seconds x rate), for comparison
-    estimate_model: str = "ideal: the stages' executionTime x the profile's rate, no rounding, no idle timeout"
+    estimate_usd: float  # the same jobs priced ideally (busy seconds x rate), for comparison
+    estimate_model: str = "ideal: the jobs' executionTime x the same rates, no idle timeout, no rounding"
 
 
 def worker_bill(worker_id: str, jobs: int, execution_ms: float, idle_timeout_s: float, rate: float) -> WorkerBill:
