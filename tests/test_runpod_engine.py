@@ -209,3 +209,49 @@ def test_a_worker_is_billed_its_execution_and_idle_timeout_rounded_up_to_the_sec
     assert worker_bill("w", 3, 3600.0, 5.0, 0.001).billed_s == 9  # 3 jobs, 3.6 s in all, + 5 -> 9
     assert worker_bill("w", 1, 1000.0, 5.0, 0.5).model_dump()["usd"] == 3.0  # exactly 6 s: not rounded past
     assert worker_bill("w", 0, 0.0, 5.0, 1.0).billed_s == 0
+
+
+def test_the_target_prices_each_endpoint_as_deployed_and_refuses_a_stale_state(tmp_path, monkeypatch):
+    from mixedclf.cloud.batch import runpod_target
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+    from mixedclf.costs import load_pricing
+    from mixedclf.errors import InputError
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    endpoints = {r: DeployedEndpoint(id=f"id-{r}", name=r, api="rest-v2", url=f"https://api.runpod.ai/v2/id-{r}")
+                 for r in ("pre", "infer", "post", "orchestrator")}
+    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="runpod",
+                                  endpoints=endpoints))
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)
+    with pytest.raises(InputError, match="RUNPOD_API_KEY"):
+        runpod_target(spec)
+    monkeypatch.setenv("RUNPOD_API_KEY", "k")
+    target = runpod_target(spec)
+    pricing = load_pricing(None, "runpod-4090-pro")  # the ADA_24 pool's profile
+    assert target.chain == ["pre", "infer", "post"] and target.base_url() == "https://api.runpod.ai/v2"
+    assert target.endpoints["infer"].rate_per_s == pricing.gpu_per_sec
+    assert target.endpoints["pre"].rate_per_s == pricing.cpu_rate(2)  # cpu3c-2-4
+    assert target.endpoints["post"].idle_timeout_s == 3.0 and target.in_flight == 3 * 8  # infer: 0:3 x 8 jobs
+    spec.write_text(INIT_TEMPLATE.replace('precision = "auto"', 'precision = "fp32"'))
+    with pytest.raises(InputError, match="another version"):
+        runpod_target(spec)
+
+
+def test_predictions_sent_as_json_come_back_as_the_same_columns():
+    import numpy as np
+    import pyarrow as pa
+
+    from mixedclf.core.postprocess import columns_from_predictions, label_columns, prediction_rows
+    from mixedclf.core.sequences import sequences_without_tokens
+
+    seqs = sequences_without_tokens(np.array([3, 5], dtype=np.int32), np.array([False, True]),
+                                    *(np.array(v, dtype=np.int32) for v in ([1, 2], [1, 1], [10, 20])))
+    logits = np.array([[0.1, 2.0], [1.5, -0.3]], dtype=np.float32)
+    for all_scores in (False, True):
+        want = label_columns(logits, LABELS, "softmax", seqs.rows(), "m", all_scores)
+        wire = json.loads(json.dumps(prediction_rows(logits, seqs.rows(), LABELS, "softmax")))
+        assert pa.table(columns_from_predictions(wire, LABELS, "m", all_scores)).equals(pa.table(want))
+    with pytest.raises(ValueError, match="lacks a field"):
+        columns_from_predictions([{"label": "x"}], LABELS, "m")
