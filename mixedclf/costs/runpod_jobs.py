@@ -6,7 +6,8 @@ per worker (`workerId`): its jobs' `executionTime` (failed attempts included: th
 idle timeout once after its last job, rounded up to the whole second. What the answers cannot show is named in
 the bill's `excludes`: the cold start inside each `delayTime` (which also holds queue waiting), and any idle gap
 between one worker's jobs. A worker that ran jobs at once (jobs per worker > 1) is counted once per job, so its
-figure is an upper bound there. Numbers only.
+figure is an upper bound there. Jobs whose answers name no worker are counted as one worker's (one idle timeout):
+a lower bound where several ran. Numbers only.
 """
 
 from __future__ import annotations
