@@ -255,3 +255,18 @@ def test_predictions_sent_as_json_come_back_as_the_same_columns():
         assert pa.table(columns_from_predictions(wire, LABELS, "m", all_scores)).equals(pa.table(want))
     with pytest.raises(ValueError, match="lacks a field"):
         columns_from_predictions([{"label": "x"}], LABELS, "m")
+
+
+def test_bad_rows_go_to_the_errors_file_and_stdout_output_works(tmp_path, plane, capsys):
+    src, rows = _input(tmp_path, 30)
+    lines = src.read_text().splitlines()
+    lines[3] = json.dumps({"id": "r003", "text": None, "stars": 1})
+    src.write_text("\n".join(lines) + "\n")
+    result = classify_file(_opts(tmp_path, src), target=plane.target())
+    assert result.report.rows_errored == 1 and result.report.rows_out == 29
+    assert "r003" not in {r["id"] for r in _rows(result.output_path)}
+    assert "text is null" in result.errors_path.read_text()
+    opts = _opts(tmp_path, src).model_copy(update={"output": "-"})
+    classify_file(opts, target=plane.target())
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in out] == [r["id"] for r in rows if r["id"] != "r003"]
