@@ -76,8 +76,8 @@ def test_runpod_engine_on_deploy_local_labels_as_the_local_engine_and_resumes(tm
 
         # interrupted after its first checkpoint, then resumed: the same rows as the uninterrupted run
         cut = tmp_path / "cut.jsonl"
-        args = [SAMPLE, "-o", cut, "--engine", "runpod", "--deploy", spec, "--chunk-rows", "10",
-                "--first-chunk-rows", "10", "--batch-size", "5"]
+        args = [SAMPLE, "-o", cut, "--engine", "runpod", "--deploy", spec, "--chunk-rows", "30",
+                "--first-chunk-rows", "30", "--batch-size", "10"]
         proc = mixedclf("classify", *map(str, args), "--quiet", env=worker_env(), stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120

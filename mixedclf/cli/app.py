@@ -86,7 +86,8 @@ def classify(
         None, help="Most padded tokens per micro-batch [default: 8192 on a CPU, 65536 on CUDA]"
     ),
     chunk_rows: Optional[int] = typer.Option(
-        None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
+        None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray, 4096 with "
+        "--engine runpod]"
     ),
     first_chunk_rows: Optional[int] = typer.Option(
         None, help="Rows in the first chunk; every next one has --chunk-rows, so the device starts "
