@@ -182,6 +182,14 @@ def test_an_unreachable_deployment_is_one_line_and_writes_nothing(tmp_path, plan
     assert not checkpoint_path(opts.output).exists()
 
 
+def test_a_model_other_than_the_deployed_one_is_refused(tmp_path, plane):
+    from mixedclf.errors import InputError
+
+    src, _ = _input(tmp_path, 3)
+    with pytest.raises(InputError, match="deploys model default"):
+        classify_file(_opts(tmp_path, src, model="other"), target=plane.target())
+
+
 def test_the_cli_needs_a_deploy_spec_with_a_state_file(tmp_path):
     from mixedclf.cloud.spec import INIT_TEMPLATE
 

@@ -115,6 +115,9 @@ class RunpodEngine:
     def run(self) -> RunResult:
         o, t = self.opts, self.target
         t_start = time.monotonic()
+        if o.model != t.model:  # the remote model labels the rows: its labels and name must be the ones written
+            raise InputError(f"--model {o.model} but {t.spec} deploys model {t.model}",
+                             hint="leave --model out: the deployed model labels the rows")
         io = resolve_io(o)
         spec = resolve_model(o.model)
         check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
