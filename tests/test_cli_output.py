@@ -366,8 +366,8 @@ def test_classify_help_shows_the_defaults_a_run_actually_uses(tmp_path):
     cpu, cuda = BATCH_DEFAULTS["cpu"], BATCH_DEFAULTS["cuda"]
     assert f"[default: {cpu[0]} on a CPU, {cuda[0]} on CUDA]" in rows["--batch-size"]
     assert f"[default: {cpu[1]} on a CPU, {cuda[1]} on CUDA]" in rows["--max-batch-tokens"]
-    assert f"[default: {DEFAULT_CHUNK_ROWS['local']}; {DEFAULT_CHUNK_ROWS['ray']} with --engine ray]" in rows[
-        "--chunk-rows"]
+    assert (f"[default: {DEFAULT_CHUNK_ROWS['local']}; {DEFAULT_CHUNK_ROWS['ray']} with --engine ray, "
+            f"{DEFAULT_CHUNK_ROWS['runpod']} with --engine runpod]") in rows["--chunk-rows"]
     assert opts.dedup and "[default: dedup]" in rows["--dedup"]
     assert "--no-dedup" in rows["--dedup"]
     estimate = _option_rows(invoke("estimate", "--help").stdout)

@@ -77,7 +77,7 @@ sys.meta_path.insert(0, Absent())
 import mixedclf.cli.app
 from mixedclf.cloud.stages import load_stages
 from mixedclf.cloud.workers import build_handler
-from mixedclf.cloud.dataplane import DataPlane
+from mixedclf.io.runpod_jobs import DataPlane
 from mixedclf.cloud.orchestrator import StageEndpoints, create_app
 pre, post = load_stages('pre'), load_stages('post')
 seq = build_handler('pre', pre)({'input': {'texts': ['fine food']}})

@@ -67,7 +67,13 @@ def classify(
         None, help="mixed (CPU pool + device) or gpu-only (baseline, all in one process) [default: mixed]"
     ),
     clean: Optional[str] = opt.CLEAN,
-    engine: Optional[str] = typer.Option(None, help="local (process pool) or ray (Ray Data) [default: local]"),
+    engine: Optional[str] = typer.Option(
+        None, help="local (process pool), ray (Ray Data) or runpod (jobs on the --deploy endpoints) [default: local]"
+    ),
+    deploy: Optional[Path] = typer.Option(
+        None, help="With --engine runpod: the deploy spec whose endpoints run the stages (its state file, written "
+        "by deploy apply or deploy local, says where they are)."
+    ),
     ray_address: Optional[str] = typer.Option(
         None, envvar="RAY_ADDRESS", help="Ray cluster to join [default: a local one]"
     ),
@@ -80,7 +86,8 @@ def classify(
         None, help="Most padded tokens per micro-batch [default: 8192 on a CPU, 65536 on CUDA]"
     ),
     chunk_rows: Optional[int] = typer.Option(
-        None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray]"
+        None, help="Rows per chunk, the window sorted by length [default: 16384; 1024 with --engine ray, 4096 with "
+        "--engine runpod]"
     ),
     first_chunk_rows: Optional[int] = typer.Option(
         None, help="Rows in the first chunk; every next one has --chunk-rows, so the device starts "
@@ -149,10 +156,15 @@ def classify(
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)
+    target = None
+    if opts.engine == "runpod" or opts.deploy is not None:
+        from mixedclf.cli.deploy import batch_target
+
+        opts, target = batch_target(opts, model_given=model is not None)
     show_progress = not quiet and sys.stderr.isatty()
     result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
                            warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,
-                                                       soft_wrap=True))
+                                                       soft_wrap=True), target=target)
     from mixedclf.render.report import render_report, report_to_markdown
 
     report = result.report

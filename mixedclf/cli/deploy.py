@@ -23,6 +23,22 @@ def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
+def batch_target(opts, model_given: bool):
+    """classify's --engine runpod --deploy SPEC: (the options with the deployed model, the deployment's target).
+    The model is the spec's: a --model naming another one is refused."""
+    from mixedclf.cloud.batch import runpod_target
+
+    if opts.engine != "runpod":
+        raise InputError("--deploy needs --engine runpod")
+    if opts.deploy is None:
+        raise InputError("--engine runpod needs --deploy SPEC", hint="mixedclf deploy init writes one")
+    target = runpod_target(opts.deploy, opts.pricing, opts.profile)
+    if model_given and opts.model != target.model:
+        raise InputError(f"--model {opts.model} but {opts.deploy} deploys model {target.model}",
+                         hint="leave --model out: the deployed model labels the rows")
+    return opts.model_copy(update={"model": target.model, "precision": target.precision}), target
+
+
 def register(app: typer.Typer) -> None:
     deploy = typer.Typer(name="deploy", no_args_is_help=True,
                          help="Deploy the pipeline on Runpod serverless from one spec (mixedclf-deploy.toml).")

@@ -81,8 +81,10 @@ class DataPlaneRouter:
                 req = urllib.request.Request(f"http://{host}:{port}{target}", data=body, method="POST",
                                              headers={"Content-Type": "application/json"})
                 try:
+                    started = time.monotonic()
                     with urllib.request.urlopen(req, timeout=600) as resp:
-                        self._answer(resp.status, resp.read())
+                        status, answer = resp.status, resp.read()
+                    self._answer(status, router.timed(parts[1], action, answer, started))
                 except urllib.error.HTTPError as exc:
                     self._answer(exc.code, exc.read())
                 except OSError as exc:
@@ -97,9 +99,31 @@ class DataPlaneRouter:
 
             do_GET = do_POST = _route
 
+        self._sent: dict[str, float] = {}  # job id -> when /run queued it
+        self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, 0), Handler)
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="mixedclf-router")
+
+    def timed(self, endpoint_id: str, action: str, body: bytes, started: float) -> bytes:
+        """The worker's answer with what Runpod's data plane adds and its local API server does not:
+        `delayTime` (queued: /run to the /status that runs the job; the local server runs a /run job only when
+        polled), `executionTime` (ms) and `workerId` (one worker process per stage here)."""
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(answer, dict) or "id" not in answer:
+            return body
+        now = time.monotonic()
+        with self._lock:
+            if action == "run":
+                self._sent[str(answer["id"])] = now
+                return body
+            queued = self._sent.pop(str(answer["id"]), started)
+        answer.update(delayTime=round(1000 * max(0.0, started - queued)),
+                      executionTime=round(1000 * (now - started)), workerId=f"{endpoint_id}-worker")
+        return json.dumps(answer).encode()
 
     def start(self) -> None:
         self._thread.start()

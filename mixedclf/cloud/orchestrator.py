@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mixedclf.cloud.dataplane import DataPlane, JobFailed
 from mixedclf.errors import InputError
+from mixedclf.io.runpod_jobs import DataPlane, JobFailed
 
 
 @dataclass

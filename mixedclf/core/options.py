@@ -70,7 +70,8 @@ class ClassifyOptions(LayeredSettings):
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
     backend: Literal["torch", "onnxruntime"] | None = None  # None: torch, or onnxruntime for int8
     mode: Literal["mixed", "gpu-only"] = "mixed"
-    engine: Literal["local", "ray"] = "local"
+    engine: Literal["local", "ray", "runpod"] = "local"
+    deploy: Path | None = None  # --engine runpod: the deploy spec whose endpoints run the stages
     ray_address: str | None = None
     clean: Literal["standard", "none"] = "standard"
     cpu_workers: int | None = Field(default=None, ge=1)
@@ -131,14 +132,15 @@ class ClassifyOptions(LayeredSettings):
 
 # Rows per chunk when not set. Locally a chunk is the window sorted by length, so bigger means less padding
 # (5,000 review texts: 1,024-row windows pad 13.7%, 4,096 6.6%, one 5,000 window 3.0%); on Ray it is also the unit
-# handed to one inference actor, so smaller keeps every actor busy.
-DEFAULT_CHUNK_ROWS = {"local": 16384, "ray": 1024}
+# handed to one inference actor, so smaller keeps every actor busy. On Runpod a chunk is what a checkpoint records;
+# its jobs (engines/runpod.py JOB_ROWS rows each) are what is sent.
+DEFAULT_CHUNK_ROWS = {"local": 16384, "ray": 1024, "runpod": 4096}
 
 
 # Rows in the first chunk when not set; every next chunk has chunk_rows. The device starts once the first
 # chunk is read and preprocessed: 1,024 review texts take one worker ~0.1 s, 16,384 over a second. On Ray every
 # chunk already is 1,024 rows and feeds its own actor, so the first is no smaller there.
-DEFAULT_FIRST_CHUNK_ROWS = {"local": 1024, "ray": None}
+DEFAULT_FIRST_CHUNK_ROWS = {"local": 1024, "ray": None, "runpod": 1024}
 
 
 def chunk_rows_for(opts: ClassifyOptions) -> int:

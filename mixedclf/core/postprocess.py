@@ -74,6 +74,33 @@ def prediction_rows(
     return rows
 
 
+PREDICTION_COUNTS = ("word_count", "sentence_count", "char_count", "token_count")
+
+
+def columns_from_predictions(rows: list[dict], labels: tuple[str, ...], model_name: str,
+                             all_scores: bool = False) -> dict[str, pa.Array]:
+    """prediction_rows' dicts (a remote stage's answer) back into label_columns' columns, same names, types and
+    order, so rows labelled elsewhere are written exactly as rows labelled here. ValueError names the first
+    field that is missing or of the wrong kind."""
+    try:
+        columns: dict[str, pa.Array] = {
+            "label": pa.array([r["label"] for r in rows], type=pa.string()),
+            "score": pa.array([r["score"] for r in rows], type=pa.float64()),
+            "confidence": pa.array([r["confidence"] for r in rows], type=pa.string()),
+        }
+        if all_scores:
+            for name in labels:
+                columns[f"score_{name}"] = pa.array([r["scores"][name] for r in rows], type=pa.float64())
+        for name in PREDICTION_COUNTS:
+            columns[name] = pa.array([r[name] for r in rows], type=pa.int32())
+        columns["truncated"] = pa.array([r["truncated"] for r in rows], type=pa.bool_())
+    except (KeyError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(f"a prediction lacks a field or has one of the wrong type ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    columns["model"] = pa.array([model_name] * len(rows), type=pa.string())
+    return columns
+
+
 @dataclass
 class LabelTally:
     """Running aggregate over all labelled rows: counts per label and bucket, mean confidence."""

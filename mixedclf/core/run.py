@@ -27,7 +27,7 @@ class RunSettings(BaseModel):
     input_format: str
     output_format: str
     # Ray only: where the job ran and how the inference pool was sized.
-    engine: Literal["local", "ray"] = "local"
+    engine: Literal["local", "ray", "runpod"] = "local"
     ray_address: str | None = None
     inference_workers: int | None = None
     inference_worker_cpus: float | None = None

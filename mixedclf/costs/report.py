@@ -27,6 +27,7 @@ from mixedclf.costs.cache import CacheSavings
 from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import fmt_money
 from mixedclf.costs.pricing import CostInputError, PricingProfile
+from mixedclf.costs.runpod_jobs import RunpodJobBill
 from mixedclf.costs.work import Calibration, WorkCounts
 from mixedclf.errors import validation_line
 
@@ -126,6 +127,7 @@ class ClassifyReport(BaseModel):
     stopped: str | None = None
     job: JobTotals | None = None  # set on a resumed run: the whole job's totals
     cache: CacheSavings | None = None  # the prediction cache's hits and what they avoided; None: ran without one
+    runpod: RunpodJobBill | None = None  # --engine runpod: what Runpod bills for the run's jobs, per worker
 
     @property
     def partial(self) -> bool:

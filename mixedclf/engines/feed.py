@@ -92,6 +92,13 @@ class ChunkFeed:
             if entry[1] is None:
                 entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
 
+    def chunks(self) -> Iterator[InputChunk]:
+        """The chunks as read, not preprocessed (an engine whose stages run elsewhere sends their texts)."""
+        if self._in_flight is None:
+            self._open()
+        while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
+            yield chunk
+
     def prepared(self, tokenizer: Any = None) -> Iterator[tuple[InputChunk, Sequences]]:
         """(chunk, its sequences) in input order. With a pool, keeps a few chunks in flight ahead; without
         one, `tokenizer` (this process's) preprocesses each chunk here."""

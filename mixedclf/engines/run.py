@@ -52,6 +52,10 @@ def engine_class(name: str):
         from mixedclf.engines.ray.driver import RayEngine
 
         return RayEngine
+    if name == "runpod":
+        from mixedclf.engines.runpod import RunpodEngine
+
+        return RunpodEngine
     from mixedclf.engines.local import LocalEngine
 
     return LocalEngine
@@ -80,7 +84,8 @@ def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
     if opts.no_cache:
         return None
     if opts.engine != "local":
-        warn("the prediction cache is not used with --engine ray: every row runs on the device (docs/cache.md)")
+        warn(f"the prediction cache is not used with --engine {opts.engine}: every row runs on the device "
+             "(docs/cache.md)")
         return None
     from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.models.cache import prediction_cache_path
@@ -99,10 +104,12 @@ def _cache_savings(cache, run, pricing, cost):
 
 
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None,
-                  warn: Callable[[str], None] | None = None) -> ClassifyResult:
+                  warn: Callable[[str], None] | None = None, target=None) -> ClassifyResult:
     """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report.
 
     ``warn``: where a line about the input that does not stop the run goes (links passed over) [stderr].
+    ``target``: with --engine runpod, the deployment the jobs go to (io.runpod_jobs.RunpodTarget; the CLI builds
+    it from --deploy with cloud.batch.runpod_target).
     ``started_at``: the time.monotonic() reading at which the process started (the command line passes it, so the
     bill covers interpreter start and imports); a library call is billed from this call.
     """
@@ -121,7 +128,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         meter = CostMeter(pricing, started_at=started_at, idle_timeout_s=opts.idle_timeout,
                           gpu_speedup=opts.gpu_speedup, max_cost=opts.max_cost)
     elif opts.max_cost is not None:
-        raise InputError("--max-cost needs --engine local", hint="the Ray engine's workers are not this process")
+        raise InputError("--max-cost needs --engine local",
+                         hint=f"the {opts.engine} engine's workers are not this process")
     from mixedclf.io.sinks import output_kind
 
     kind = output_kind(opts.output, opts.rows_per_file)
@@ -137,6 +145,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
             on_rows = bar.advance if progress else None
             local = {"meter": meter, "on_work": bar if progress else None, "answers": cache} if meter else {}
+            if opts.engine == "runpod":
+                local = {"target": target}
             engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
             run = engine.run()
     finally:
@@ -177,11 +187,13 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         requests_per_day=opts.requests_per_day,
         idle_timeout_s=opts.idle_timeout,
         gpu_speedup=opts.gpu_speedup,
-        work=_work(run),
+        work=_work(run) if opts.engine != "runpod" else None,  # the remote workers count no tokens here
         calibration=calibrate(),
         resumed=resumed,
         stopped=str(run.stopped) if run.stopped is not None else None,
     )
+    if getattr(engine, "bill", None) is not None:
+        report.runpod = engine.bill
     if cache is not None:
         report.cache = _cache_savings(cache, run, pricing, report.cost)
     if meter is not None and meter.runs_before:

@@ -12,6 +12,7 @@ from mixedclf.costs.estimate import EstimateReport
 from mixedclf.costs.fmt import fmt_money, fmt_pct, fmt_rate, fmt_s, money_digits
 from mixedclf.costs.report import AnyReport, ClassifyReport, LabelAggregate
 from mixedclf.render.estimate import estimate_summary_line, estimate_to_markdown, render_estimate
+from mixedclf.render.runpod_bill import bill_lines, bill_markdown, bill_table
 from mixedclf.render.tables import TABLE_STYLE, md_table, print_table
 
 
@@ -286,6 +287,10 @@ def render_classify(report: ClassifyReport, console: Console, *, advice: bool = 
     if projection:
         console.print(projection)
     console.print(_utilization_line(cost, report.measurements))
+    if report.runpod is not None:
+        print_table(console, bill_table(report.runpod))
+        for line in bill_lines(report.runpod):
+            console.print(escape(line), highlight=False, soft_wrap=True)
     if report.aggregate.label_counts:
         print_table(console, _labels_table(report.aggregate, report.rows_out))
     if report.aggregate.label_counts or report.aggregate.bucket_counts:
@@ -327,6 +332,7 @@ def classify_to_markdown(report: ClassifyReport, *, advice: bool = True) -> str:
         "",
         *([precision_text(report) + ".", ""] if precision_text(report) else []),
         *([report.cache.describe() + ".", ""] if report.cache is not None else []),
+        *(bill_markdown(report.runpod) if report.runpod is not None else []),
         md_table(
             ["stage", "billed", "device", "workers", "items", "busy s", "wall s", "rate", "cost", "GPU-only"],
             [

@@ -4,12 +4,16 @@ run many jobs with a bound on how many are in flight.
 `POST {base}/{endpoint_id}/run` (or /runsync), then `GET {base}/{endpoint_id}/status/{job}` until the job is
 COMPLETED, FAILED, CANCELLED or TIMED_OUT. A job that fails, times out, or cannot be sent (HTTP 429/5xx,
 unreachable) is sent again after 0.5 s, 1 s, 2 s ... up to `retries` times; its last error is then one line.
-Each answer's `delayTime` and `executionTime` (ms, as Runpod reports them) are kept for the bill.
+Each answer's `delayTime` and `executionTime` (ms, as Runpod reports them) are kept for the bill, per worker
+(`workerId`, where the answer names one).
+
+Stdlib only: the orchestrator (cloud/) and the batch engine (engines/runpod.py) both use it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,14 +43,24 @@ class JobTimes:
     delay_ms: float = 0.0
     execution_ms: float = 0.0
     execution_ms_each: list[float] = field(default_factory=list)
+    # workerId -> [jobs, execution ms]: what a per-worker bill needs ("" where the answer names no worker)
+    by_worker: dict[str, list[float]] = field(default_factory=dict)
+    failed: int = 0  # answers that ended FAILED / CANCELLED / TIMED_OUT: their execution is billed too
 
     def add(self, answer: dict, attempts: int) -> None:
-        self.jobs += 1
+        """A final answer (`attempts`: sends it took; 0 for an answer that did not complete)."""
+        if answer.get("status") == "COMPLETED":
+            self.jobs += 1
+        else:
+            self.failed += 1
         self.attempts += attempts
         self.delay_ms += float(answer.get("delayTime") or 0)
         execution = float(answer.get("executionTime") or 0)
         self.execution_ms += execution
         self.execution_ms_each.append(execution)
+        worker = self.by_worker.setdefault(str(answer.get("workerId") or ""), [0, 0.0])
+        worker[0] += 1
+        worker[1] += execution
 
 
 @dataclass
@@ -61,6 +75,7 @@ class DataPlane:
     retry_failed: bool = True  # False: a FAILED job (the handler's own error) is answered at once, not sent again
     sleep: Callable[[float], None] = time.sleep
     times: dict[str, JobTimes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # map() adds times from threads
 
     def _call(self, method: str, url: str, body: Any = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -102,8 +117,10 @@ class DataPlane:
                 if exc.status not in (503, 504):
                     break
                 continue
+            with self._lock:
+                self.times.setdefault(name or endpoint_id, JobTimes()).add(answer, attempt if answer["status"]
+                                                                           == "COMPLETED" else 0)
             if answer["status"] == "COMPLETED":
-                self.times.setdefault(name or endpoint_id, JobTimes()).add(answer, attempt)
                 return answer.get("output") or {}
             last = JobFailed(502, f"{name or endpoint_id}: {answer['status']}: "
                                   f"{answer.get('error') or 'no error given'}")
@@ -124,3 +141,45 @@ class DataPlane:
         except JobFailed:
             return False
         return True
+
+
+@dataclass(frozen=True)
+class JobEndpoint:
+    """One deployed stage endpoint as a batch client needs it: where it is, and what its workers cost."""
+
+    role: str  # pre | infer | post | all
+    id: str
+    url: str  # {data plane base}/{id}, as the deploy state file holds it
+    worker: str  # cpu | gpu
+    rate_per_s: float  # one worker's flex rate, dollars per second
+    rate_source: str  # the pricing profile the rate comes from
+    idle_timeout_s: float
+    jobs_per_worker: int = 1
+    max_workers: int = 1
+
+
+@dataclass(frozen=True)
+class RunpodTarget:
+    """A deployment a batch run sends its jobs to (built from a deploy spec and its state file by cloud/)."""
+
+    spec: str  # the spec file, for messages
+    target: str  # "runpod" (deploy apply) or "local" (deploy local)
+    model: str
+    precision: str
+    endpoints: dict[str, JobEndpoint]  # pre, infer, post (split) or all (single)
+    key: str = ""  # RUNPOD_API_KEY; never printed
+    in_flight: int = 8  # jobs sent and not yet answered, at most
+    job_timeout_s: float = 600.0
+    backoff_s: float = 0.5  # before a job is sent again: this, then twice as long each time
+
+    @property
+    def chain(self) -> list[str]:
+        """The roles a job goes through, in order."""
+        return ["all"] if "all" in self.endpoints else ["pre", "infer", "post"]
+
+    def base_url(self) -> str:
+        """The data plane's base: every endpoint's url less its id (one base for all, as one deployment has)."""
+        bases = {e.url.rstrip("/").rsplit("/", 1)[0] for e in self.endpoints.values()}
+        if len(bases) != 1:
+            raise ValueError(f"the stage endpoints are on {len(bases)} data planes: {', '.join(sorted(bases))}")
+        return bases.pop()
