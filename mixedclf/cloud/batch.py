@@ -12,8 +12,9 @@ from pathlib import Path
 
 from mixedclf.cloud.estimate_keys import POOL_PROFILES
 from mixedclf.cloud.provision import read_state, spec_digest
-from mixedclf.cloud.spec import DeploySpec, load_spec, state_path
+from mixedclf.cloud.spec import load_spec, state_path
 from mixedclf.costs import CostInputError, load_pricing
+from mixedclf.costs.deployment import DeploySpec
 from mixedclf.errors import InputError
 from mixedclf.io.runpod_jobs import JobEndpoint, RunpodTarget
 
