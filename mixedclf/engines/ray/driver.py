@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Callable
 
 import pyarrow as pa
 
@@ -41,7 +41,7 @@ from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
 from mixedclf.engines.ray.merge import merge_parts
 from mixedclf.engines.ray.report import RayRun, Timeline, ray_result
-from mixedclf.engines.ray.sizing import size_pools
+from mixedclf.engines.ray.sizing import PoolPlan, size_pools
 from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
 from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
@@ -98,7 +98,7 @@ class RayEngine:
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{first.name}: cannot read as {self.io.in_fmt}: {first_line(exc)}") from exc
 
-    def _plan(self) -> dict[str, Any]:
+    def _plan(self) -> PoolPlan:
         import ray
 
         o = self.opts
@@ -118,7 +118,7 @@ class RayEngine:
         names = self._header().names if format_spec(fmt).header_lines else None
         return format_spec(fmt).ray_read(ray_data, path, names, **common)
 
-    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: dict, collector):
+    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: PoolPlan, collector):
         from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
         o = self.opts
@@ -131,23 +131,23 @@ class RayEngine:
         ds = ds.map_batches(
             Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field,
                        format_spec(fmt).first_line, o.on_error, self.io.source.spec, o.keep_text, o.dedup, collector),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=rows,
+            compute=TaskPoolStrategy(size=plan.cpu_workers), num_cpus=plan.task_cpus, batch_size=rows,
             batch_format="pyarrow",
         )
         ds = ds.map_batches(
             Infer,
-            fn_constructor_kwargs={"model": o.model, "device": plan["device"], "precision": o.precision,
+            fn_constructor_kwargs={"model": o.model, "device": plan.device, "precision": o.precision,
                                    "backend": o.backend,
-                                   "torch_threads": plan["torch_threads"], "pad_id": pad_id,
+                                   "torch_threads": plan.torch_threads, "pad_id": pad_id,
                                    "batch_size": o.batch_size, "max_batch_tokens": o.max_batch_tokens,
                                    "dedup": o.dedup, "collector": collector},
-            compute=ActorPoolStrategy(size=plan["actors"], max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
-            num_gpus=1 if plan["use_gpu"] else None, num_cpus=plan["actor_cpus"], memory=INFERENCE_ACTOR_MEMORY,
+            compute=ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
+            num_gpus=plan.actor_gpus or None, num_cpus=plan.actor_cpus, memory=INFERENCE_ACTOR_MEMORY,
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
             Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector, o.output_prefix),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
+            compute=TaskPoolStrategy(size=plan.cpu_workers), num_cpus=plan.task_cpus, batch_size=None,
             batch_format="pyarrow",
         )
         return ds
