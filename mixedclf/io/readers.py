@@ -4,8 +4,8 @@ whole file in memory. How each format is read is its entry in io.formats."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 

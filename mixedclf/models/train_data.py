@@ -43,7 +43,8 @@ def split_indices(
     )
     if len(names) < 2:
         raise TrainingDataError("a split by group needs at least two groups")
-    chosen, total = [], 0
+    chosen: list[int] = []
+    total = 0
     for g in rng.permutation(len(names)):
         if total >= target or len(chosen) == len(names) - 1:
             break
