@@ -12,13 +12,7 @@ import pyarrow as pa
 from mixedclf.core.batching import ChunkSizes
 from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.errors import InputError
-from mixedclf.io.chunks import (  # noqa: F401 (the chunk types, read from here by the engines)
-    ChunkBuilder,
-    InputChunk,
-    Position,
-    RowProblem,
-    text_problem,
-)
+from mixedclf.io.chunks import InputChunk, Position, RowProblem, text_problem  # noqa: F401 (read from here too)
 from mixedclf.io.formats import spec
 from mixedclf.io.sources import Source, SourceFile, is_uri, resolve_source
 
