@@ -42,6 +42,10 @@ class InputError(MixedclfError):
     exit_code = EXIT_USAGE
 
 
+class TrainingDataError(InputError, ValueError):
+    """Labeled data or training options that cannot be used (a ValueError, and exit code 2 in the CLI)."""
+
+
 class ModelError(MixedclfError):
     """The model folder cannot be loaded."""
 

@@ -116,12 +116,24 @@ def cli():
 
 
 def classify_process(*args, wait: bool = True, timeout: float = 300, env: dict | None = None,
-                     launcher: tuple[str, ...] = ("-m", "mixedclf"), **popen):
+                     launcher: tuple[str, ...] = ("-m", "mixedclf"), in_process: bool = False, **popen):
     """`python -m mixedclf classify ARGS` as a real process, offline and unbuffered: the one way the tests start
     one. wait=True: run it to the end (stdout, stderr captured as text) and return the CompletedProcess;
     wait=False: return the Popen (stdout, stderr piped unless `popen` says otherwise), for tests that signal,
     kill or watch it. `env` adds to the environment; `launcher` replaces `-m mixedclf` (`-c CODE`: a wrapper that
-    runs mixedclf with sys.argv[1:] and reports on the run)."""
+    runs mixedclf with sys.argv[1:] and reports on the run). in_process=True: the same command through the typer
+    app in this process (no interpreter start or torch import to pay: what the fast tier can afford), returned as
+    a CompletedProcess too."""
+    if in_process:
+        from typer.testing import CliRunner
+
+        from mixedclf.cli.app import app
+
+        argv = ["classify", *map(str, args)]
+        result = CliRunner().invoke(app, argv, env={"HF_HUB_OFFLINE": "1", **(env or {})})
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(["mixedclf", *argv], result.exit_code, result.stdout, result.stderr)
     command = [sys.executable, *launcher, "classify", *map(str, args)]
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
     if wait:

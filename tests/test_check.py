@@ -232,3 +232,21 @@ def test_a_different_cache_hit_rate_is_a_mismatch(cli, tmp_path):
     assert cli("check", cached, "--baseline", base, "--allow-mismatch").exit_code == 0
     near = _with_cache(write_classify_report(tmp_path / "near.json"), 0.895)
     assert cli("check", near, "--baseline", cached).exit_code == 0  # within one percentage point
+
+
+def test_compare_and_run_take_the_gate_options_declared_once():
+    from dataclasses import fields
+
+    import typer.main
+
+    from mixedclf.cli.check import GateOptions, check_app
+
+    names = [f.name for f in fields(GateOptions)]
+    commands = typer.main.get_command(check_app).commands  # type: ignore[attr-defined]
+
+    def gate(command: str) -> list[tuple]:
+        return [(p.name, tuple(p.opts), p.default, getattr(p, "help", None))
+                for p in commands[command].params if p.name in names]
+
+    assert [p[0] for p in gate("compare")] == names
+    assert gate("compare") == gate("run")

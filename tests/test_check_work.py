@@ -7,35 +7,28 @@ import json
 import math
 
 import pytest
-from conftest import SAMPLE_JSONL, build_tiny_classifier
+from conftest import SAMPLE_JSONL, build_tiny_classifier, classify_process
 
-from mixedclf.core.options import ClassifyOptions
 from mixedclf.costs.check import CheckLimits, compare
 from mixedclf.costs.report import ResumeInfo, load_report, write_report
 from mixedclf.costs.work import ModelShape, model_flops
-from mixedclf.engines.run import classify_file
 
 ROWS = 48
-
-
-def _classify(model, tmp, name, **over):
-    small = tmp / "in.jsonl"
-    if not small.exists():
-        small.write_text("".join(SAMPLE_JSONL.read_text(encoding="utf-8").splitlines(keepends=True)[:ROWS]))
-    opts = ClassifyOptions(input=small, output=tmp / f"{name}.jsonl", model=str(model), device="cpu",
-                           mode="gpu-only", batch_size=16, report=tmp / f"{name}.json", **over)
-    classify_file(opts)
-    return tmp / f"{name}.json"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("gate")
-    same = [_classify(tiny_model, tmp, f"same{i}") for i in range(3)]
+    small = tmp / "in.jsonl"
+    small.write_text("".join(SAMPLE_JSONL.read_text(encoding="utf-8").splitlines(keepends=True)[:ROWS]))
     # Twice the layers, in a folder of the same name: a pull request that swaps the model behind one path.
     deeper_model = build_tiny_classifier(tmp / "deeper" / tiny_model.name, layers=4)
-    deeper = _classify(deeper_model, tmp, "deeper")
-    return same, deeper
+    for name, model in [("same0", tiny_model), ("same1", tiny_model), ("same2", tiny_model), ("deeper", deeper_model)]:
+        done = classify_process(small, "-o", tmp / f"{name}.jsonl", "--model", model, "--device", "cpu",
+                                "--mode", "gpu-only", "--batch-size", 16, "--report", tmp / f"{name}.json",
+                                "--quiet", in_process=True)
+        assert done.returncode == 0, done.stderr
+    return [tmp / f"same{i}.json" for i in range(3)], tmp / "deeper.json"
 
 
 def test_identical_runs_never_fail(runs):

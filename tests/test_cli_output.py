@@ -434,7 +434,7 @@ def test_train_prints_percentages_no_unrun_baseline_and_no_library_chatter(tmp_p
 
 def test_train_names_the_baseline_when_it_ran_one(tmp_path, labeled):
     from mixedclf.models.train import train_head
-    from mixedclf.models.train_data import load_labeled
+    from mixedclf.io.labeled import load_labeled
 
     data, encoder = labeled
     loaded = load_labeled(data, "text", "label", "movie")

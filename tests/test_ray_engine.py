@@ -221,23 +221,6 @@ def test_unreachable_cluster_fails_fast():
     check_reachable("auto")  # resolved by check_auto first
 
 
-def test_pool_sizing_leaves_cpus_for_reads_and_gives_each_gpu_an_actor():
-    from mixedclf.engines.ray.sizing import size_pools
-
-    def node(cpus):
-        return {"Resources": {"CPU": cpus}}
-
-    laptop = size_pools({"CPU": 2}, [node(2)])
-    assert (laptop["actors"], laptop["actor_cpus"], laptop["cpu_workers"], laptop["use_gpu"]) == (1, 1, 1, False)
-    gpu_box = size_pools({"CPU": 16, "GPU": 2}, [node(16)])
-    assert (gpu_box["actors"], gpu_box["actor_cpus"], gpu_box["cpu_workers"], gpu_box["use_gpu"]) == (2, 1, 14, True)
-    cpu_cluster = size_pools({"CPU": 24}, [node(8)] * 3)
-    assert cpu_cluster["actor_cpus"] <= 7  # never a whole node
-    assert cpu_cluster["actors"] * cpu_cluster["actor_cpus"] + cpu_cluster["cpu_workers"] < 24
-    assert size_pools({"CPU": 16, "GPU": 1}, [node(16)], device="cpu")["use_gpu"] is False
-    assert size_pools({"CPU": 1}, [node(1)])["actor_cpus"] == 0.5
-
-
 def test_a_folder_in_a_folder_out_laid_out_as_the_local_engine_does(local_ray, tiny_model, tmp_path):
     import gzip
 

@@ -14,7 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mixedclf.models.train import train_head  # noqa: E402
-from mixedclf.models.train_data import TrainingDataError, load_labeled, split_indices  # noqa: E402
+from mixedclf.io.labeled import load_labeled  # noqa: E402
+from mixedclf.models.train_data import TrainingDataError, split_indices  # noqa: E402
 
 POSITIVE = ["good", "great", "love", "wonderful", "excellent"]
 NEGATIVE = ["bad", "awful", "hate", "terrible", "boring"]

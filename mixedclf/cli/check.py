@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -37,45 +42,80 @@ class _GreedyBaseline(TyperCommand):
         return super().parse_args(ctx, out)
 
 
-_MAX_INCREASE_PCT = typer.Option(
-    10.0, "--max-increase-pct", help="Fail above this % increase of cost per 1,000 items (the default gate: 10).")
-_MAX_STAGE_INCREASE_PCT = typer.Option(
-    25.0, "--max-stage-increase-pct",
-    help="Fail when any stage's CPU seconds per 1,000 items rose more than this % (significant over the runs).")
-_ALPHA = typer.Option(0.05, "--alpha", help="Significance of the CPU-time gate, split over the figures it tests.")
-_MAX_INCREASE_ABS = typer.Option(
-    None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost).")
-_BUDGET_PER_1K = typer.Option(None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this.")
-_WARN_PCT = typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase.")
-_METRIC = typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput")
-_BASIS = typer.Option("pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures).")
-_FMT = typer.Option("table", "--format", "-f", help="table | markdown | json")
-_ALLOW_MISMATCH = typer.Option(
-    False, "--allow-mismatch",
-    help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.")
-_OUTPUT = typer.Option(None, "--output", "-o", help="Also write the rendering to FILE.")
-_USAGE = typer.Option(None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated).")
-_NO_USAGE = typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml.")
+@dataclass(frozen=True)
+class GateOptions:
+    """The gate's options, which `check compare` and `check run` both take: declared once, here (see with_gate)."""
+
+    max_increase_pct: float
+    max_stage_increase_pct: float
+    alpha: float
+    max_increase_abs: float | None
+    budget_per_1k: float | None
+    warn_pct: float | None
+    metric: str
+    basis: str
+    fmt: str
+    allow_mismatch: bool
+    output: Path | None
+    usage: Path | None
+    no_usage: bool
 
 
+# GateOptions field -> (its type as typer reads it, its typer option).
+_GATE_PARAMS: dict[str, tuple[Any, Any]] = {
+    "max_increase_pct": (float, typer.Option(
+        10.0, "--max-increase-pct", help="Fail above this % increase of cost per 1,000 items (the default gate: 10).")),
+    "max_stage_increase_pct": (float, typer.Option(
+        25.0, "--max-stage-increase-pct",
+        help="Fail when any stage's CPU seconds per 1,000 items rose more than this % (significant over the runs).")),
+    "alpha": (float, typer.Option(
+        0.05, "--alpha", help="Significance of the CPU-time gate, split over the figures it tests.")),
+    "max_increase_abs": (float | None, typer.Option(
+        None, "--max-increase-abs", help="Fail above this absolute increase (in the metric's unit; $ for cost).")),
+    "budget_per_1k": (float | None, typer.Option(
+        None, "--budget-per-1k", help="Fail when cost per 1,000 items exceeds this.")),
+    "warn_pct": (float | None, typer.Option(None, "--warn-pct", help="Warn (exit 0) above this % increase.")),
+    "metric": (str, typer.Option("cost_per_1k", "--metric", help="cost_per_1k | gpu_seconds_per_1k | throughput")),
+    "basis": (str, typer.Option(
+        "pay-per-use", "--basis", help="pay-per-use | provisioned (the measured figures).")),
+    "fmt": (str, typer.Option("table", "--format", "-f", help="table | markdown | json")),
+    "allow_mismatch": (bool, typer.Option(
+        False, "--allow-mismatch",
+        help="Compare reports of different models, modes, kinds, pricing, work settings or partial runs.")),
+    "output": (Path | None, typer.Option(None, "--output", "-o", help="Also write the rendering to FILE.")),
+    "usage": (Path | None, typer.Option(
+        None, "--usage", help=USAGE_HELP + ": adds each side's projected $/month under it (not gated).")),
+    "no_usage": (bool, typer.Option(False, "--no-usage", help="Ignore ./mixedclf-usage.toml.")),
+}
+assert list(_GATE_PARAMS) == [f.name for f in fields(GateOptions)]
+
+
+def with_gate(command: Callable[..., None]) -> Callable[..., None]:
+    """command(..., gate: GateOptions) as typer sees it: its own parameters, then the gate's options (after them,
+    in GateOptions' order); the wrapper packs their values into the GateOptions it passes on."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "gate"]
+    gate = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+            for name, (kind, option) in _GATE_PARAMS.items()]
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        options = GateOptions(**{name: values.pop(name) for name in _GATE_PARAMS})
+        command(**values, gate=options)
+
+    parameters = own + gate
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
+@with_gate
 def check_cmd(
     current: list[Path] = typer.Argument(..., help="The new report(s) (classify or estimate JSON); several: median."),
     baseline: list[Path] = typer.Option(
         ..., "--baseline", "-b", help="The report(s) to compare against: --baseline a.json b.json c.json."
     ),
-    max_increase_pct: float = _MAX_INCREASE_PCT,
-    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
-    alpha: float = _ALPHA,
-    max_increase_abs: float | None = _MAX_INCREASE_ABS,
-    budget_per_1k: float | None = _BUDGET_PER_1K,
-    warn_pct: float | None = _WARN_PCT,
-    metric: str = _METRIC,
-    basis: str = _BASIS,
-    fmt: str = _FMT,
-    allow_mismatch: bool = _ALLOW_MISMATCH,
-    output: Path | None = _OUTPUT,
-    usage: Path | None = _USAGE,
-    no_usage: bool = _NO_USAGE,
+    *,
+    gate: GateOptions,
 ) -> None:
     """Compare reports with baselines: exit 0 within limits, 1 on a regression, 2 on unusable input.
 
@@ -85,10 +125,11 @@ def check_cmd(
     under the team's traffic is printed beside the verdict. `mixedclf check CUR... --baseline BASE...` is short
     for `mixedclf check compare ...`.
     """
-    code = _check(**locals())
+    code = _check(current, baseline, gate)
     raise typer.Exit(code)
 
 
+@with_gate
 def check_run_cmd(
     input_path: str = typer.Argument(..., metavar="INPUT", help="The input both sides classify (a file or folder)."),
     baseline_python: str = typer.Option(
@@ -102,19 +143,8 @@ def check_run_cmd(
     reports_dir: Path | None = typer.Option(
         None, "--reports-dir",
         help="Keep the reports here (baseline-N.json, current-N.json) [default: a temp folder]."),
-    max_increase_pct: float = _MAX_INCREASE_PCT,
-    max_stage_increase_pct: float = _MAX_STAGE_INCREASE_PCT,
-    alpha: float = _ALPHA,
-    max_increase_abs: float | None = _MAX_INCREASE_ABS,
-    budget_per_1k: float | None = _BUDGET_PER_1K,
-    warn_pct: float | None = _WARN_PCT,
-    metric: str = _METRIC,
-    basis: str = _BASIS,
-    fmt: str = _FMT,
-    allow_mismatch: bool = _ALLOW_MISMATCH,
-    output: Path | None = _OUTPUT,
-    usage: Path | None = _USAGE,
-    no_usage: bool = _NO_USAGE,
+    *,
+    gate: GateOptions,
 ) -> None:
     """Classify INPUT with the baseline's and the candidate's mixedclf, interleaved, for CI; then check.
 
@@ -126,7 +156,7 @@ def check_run_cmd(
 
     from mixedclf.engines.rounds import run_rounds
 
-    choice(fmt, FORMATS, "--format")
+    choice(gate.fmt, FORMATS, "--format")
     keep = reports_dir is not None
     folder = reports_dir if reports_dir is not None else Path(tempfile.mkdtemp(prefix="mixedclf-check-run-"))
     err = Console(stderr=True, highlight=False)
@@ -134,39 +164,38 @@ def check_run_cmd(
         res = run_rounds(input_path, baseline_python, candidate_python or sys.executable, rounds=rounds,
                          warmup=warmup, run_opts=run_opts, reports_dir=folder,
                          on_round=lambda i, n: err.print(f"check run: round {i}/{n} done"))
-        code = _check(res.current, res.baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs,
-                      budget_per_1k, warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage)
+        code = _check(res.current, res.baseline, gate)
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     raise typer.Exit(code)
 
 
-def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, max_increase_abs, budget_per_1k,
-           warn_pct, metric, basis, fmt, allow_mismatch, output, usage, no_usage) -> int:
+def _check(current: list[Path], baseline: list[Path], gate: GateOptions) -> int:
     from mixedclf.costs.check import CheckLimits, check_files
     from mixedclf.costs.check_metrics import BASES, METRICS
     from mixedclf.render.check import check_to_json, check_to_markdown, render_check
 
-    choice(fmt, FORMATS, "--format")
-    choice(metric, METRICS, "--metric")
-    choice(basis, BASES, "--basis")
+    g = gate
+    fmt = choice(g.fmt, FORMATS, "--format")
+    choice(g.metric, METRICS, "--metric")
+    choice(g.basis, BASES, "--basis")
     from mixedclf.costs.usage import find_usage
 
     result = check_files(
         list(current),
         list(baseline),
-        usage_file=find_usage(usage, disabled=no_usage),
-        metric=metric,
-        basis=basis,
-        allow_mismatch=allow_mismatch,
+        usage_file=find_usage(g.usage, disabled=g.no_usage),
+        metric=g.metric,
+        basis=g.basis,
+        allow_mismatch=g.allow_mismatch,
         limits=CheckLimits(
-            max_increase_pct=max_increase_pct,
-            max_increase_abs=max_increase_abs,
-            budget_per_1k=budget_per_1k,
-            warn_pct=warn_pct,
-            max_stage_increase_pct=max_stage_increase_pct,
-            alpha=alpha,
+            max_increase_pct=g.max_increase_pct,
+            max_increase_abs=g.max_increase_abs,
+            budget_per_1k=g.budget_per_1k,
+            warn_pct=g.warn_pct,
+            max_stage_increase_pct=g.max_stage_increase_pct,
+            alpha=g.alpha,
         ),
     )
     if fmt == "json":
@@ -180,12 +209,12 @@ def _check(current, baseline, max_increase_pct, max_stage_increase_pct, alpha, m
         # not rich's silent exit 1 in the middle of a table
         emit(_rendered(render_check, result, console()))
         text = None
-    if output is not None:
+    if g.output is not None:
         if text is None:
             buf = Console(record=True, width=120, file=io.StringIO())
             render_check(result, buf)
             text = buf.export_text()
-        write_text(output, text)
+        write_text(g.output, text)
     return result.exit_code
 
 

@@ -63,8 +63,8 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the one-line result."),
 ) -> None:
     """Fit a classification head on a sentence encoder; use it with `--model DIR`."""
+    from mixedclf.io.labeled import load_labeled
     from mixedclf.models.train import train_head
-    from mixedclf.models.train_data import load_labeled
 
     def log(message: str) -> None:
         if not quiet:

@@ -8,7 +8,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Callable, TypeVar
 
-from mixedclf.io.readers import InputChunk, RowProblem
+from mixedclf.io.chunks import InputChunk, RowProblem
 
 WORKER_DIED = "the preprocessing worker died on this row"
 # Pool restarts one chunk gets as a whole before it is split: a worker killed from outside (the OOM killer under

@@ -36,8 +36,10 @@ def _count_lines(data: bytes) -> int:
 def expected_rows(path: Path, fmt: str) -> RowTotal:
     """Rows the input holds: exact for Parquet (footer metadata) and for a JSONL/CSV file that fits in one
     sample; otherwise the file size over the mean line length of its first megabyte."""
+    from mixedclf.io.formats import spec
+
     try:
-        if fmt == "parquet":
+        if spec(fmt).row_count is not None:
             from mixedclf.io.readers import count_rows_hint
 
             rows = count_rows_hint(path, fmt)
@@ -47,7 +49,7 @@ def expected_rows(path: Path, fmt: str) -> RowTotal:
             head = handle.read(SAMPLE_BYTES)
     except OSError:
         return RowTotal(None, False)
-    header = 1 if fmt == "csv" else 0
+    header = spec(fmt).header_lines
     if len(head) >= size:
         return RowTotal(max(_count_lines(head) - header, 0), True)
     cut = head.rfind(b"\n") + 1  # whole lines only, so the mean line length is not skewed by a cut line
@@ -67,7 +69,9 @@ def compressed_rows(path: Path, fmt: str, compression: str) -> RowTotal:
     reads ahead a little, so this errs low by a few percent; the bar grows its total when rows outrun it)."""
     import pyarrow as pa
 
-    header = 1 if fmt == "csv" else 0
+    from mixedclf.io.formats import spec
+
+    header = spec(fmt).header_lines
     try:
         size = path.stat().st_size
         with pa.OSFile(str(path)) as raw:
@@ -101,12 +105,14 @@ def source_rows(source) -> RowTotal:
     """expected_rows over every file of an input (io.sources.Source), in the files' order; a compressed local
     file through its sampled compression ratio. Unknown (no total, the bar still counts) for stdin and for remote
     JSONL/CSV, whose stored size says little about their rows."""
+    from mixedclf.io.formats import spec
+
     total, exact = 0, True
     for file in source.files:
-        if source.fmt == "parquet":
+        if spec(source.fmt).row_count is not None:
             from mixedclf.io.readers import count_rows_hint
 
-            rows = count_rows_hint(file, "parquet")
+            rows = count_rows_hint(file, source.fmt)
             found = RowTotal(rows, rows is not None)
         elif file.local is not None and file.compression is None:
             found = expected_rows(file.local, source.fmt)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mixedclf.errors import InputError
 from mixedclf.io.checkpoint import checkpoint_path
-from mixedclf.io.formats import FORMATS, detect_format
+from mixedclf.io.formats import FOLDER_DEFAULT, STREAM_DEFAULT, checked, detect_format, spec, streamed_titles
 from mixedclf.io.lock import lock_path_for
 from mixedclf.io.sinks import OutputKind, check_folder_target, output_kind
 from mixedclf.io.sources import Source, resolve_source
@@ -32,16 +32,15 @@ class RunIO:
 
 
 def _output_format(output: Path, kind: OutputKind, override: str | None) -> str:
-    if override is not None and override not in FORMATS:
-        raise InputError(f"unknown output format {override!r}", hint=f"use one of {', '.join(FORMATS)}")
+    checked(override, "output")
     if kind == "stdout":
-        fmt = override or "jsonl"
-        if fmt == "parquet":
-            raise InputError("Parquet cannot be written to stdout (its footer is written last)",
-                             hint="write JSONL or CSV to stdout, or Parquet to a file or folder")
-        return fmt
+        fmt = spec(override or STREAM_DEFAULT)
+        if not fmt.text:
+            raise InputError(f"{fmt.title} cannot be written to stdout (its footer is written last)",
+                             hint=f"write {streamed_titles()} to stdout, or {fmt.title} to a file or folder")
+        return fmt.name
     if kind == "folder":
-        return override or "parquet"
+        return override or FOLDER_DEFAULT
     return detect_format(output, override, "output")
 
 

@@ -20,22 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError, MixedclfError, OutputClosed, OutputError, silence_stdout
+from mixedclf.io.formats import REGISTRY, extensions_text, spec
 from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.partstore import PartsState, PartStore
-from mixedclf.io.writers import (
-    ChunkWriter,
-    ErrorLog,
-    _csv_cells,
-    _jsonl_lines,
-    _merged_schema,
-    _with_columns,
-    write_conformed,
-    write_csv_conformed,
-)
+from mixedclf.io.tables import merged_schema, with_columns
+from mixedclf.io.writers import ChunkWriter, ErrorLog
 
 STDOUT = "-"
-_PART = re.compile(r"part-\d{5,}\.(jsonl|parquet|csv)")
-EXTENSIONS = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv"}
+_PART = re.compile(r"part-\d{5,}\.(" + "|".join(re.escape(f.extension[1:]) for f in REGISTRY.values()) + ")")
 OutputKind = Literal["file", "folder", "stdout"]
 
 
@@ -63,7 +55,7 @@ class StdoutSink:
     position = 0
 
     def __init__(self, fmt: str, stream: BinaryIO | None = None):
-        self.fmt = fmt
+        self.fmt, self.spec = fmt, spec(fmt)
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.rows = 0
         self.schema: pa.Schema | None = None
@@ -71,35 +63,25 @@ class StdoutSink:
 
     def write(self, table: pa.Table, source: int = 0) -> None:
         self.rows += table.num_rows
-        if self.fmt == "jsonl":
+        if not self.spec.header_lines:
             if table.num_rows:
-                self._emit(_jsonl_lines(table))
+                self._emit(self.spec.encoded(table))
             return
-        table = _csv_cells(table)
         if self.schema is None:
             if not table.num_rows:
                 self._empty_schema = table.schema
                 return
             self.schema = table.schema
-            self._write_csv(table, header=True)
+            self._emit(self.spec.encoded(table, True))
         else:
             late = [name for name in table.column_names if name not in self.schema.names] if table.num_rows else []
             if late:
                 # The header is on its way down the pipe: the column cannot be added, and dropping it loses data.
                 raise OutputError(f"column {late[0]!r} appears after the first {self.rows - table.num_rows:,} rows, "
-                                  "whose CSV header is already written to stdout without it",
-                                  hint="write CSV to a file (-o out.csv: its header holds every column) or JSONL "
-                                       "to stdout")
-            self._write_csv(_with_columns(table, self.schema.names), header=False)
-
-    def _write_csv(self, table: pa.Table, header: bool) -> None:
-        import io
-
-        import pyarrow.csv as pacsv
-
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=header))
-        self._emit(buffer.getvalue())
+                                  f"whose {self.spec.title} header is already written to stdout without it",
+                                  hint=f"write {self.spec.title} to a file (-o out{self.spec.extension}: its header "
+                                       "holds every column) or JSONL to stdout")
+            self._emit(self.spec.encoded(with_columns(table, self.schema.names)))
 
     def _emit(self, data: bytes) -> None:
         try:
@@ -115,8 +97,8 @@ class StdoutSink:
             raise _broken_pipe() from None
 
     def commit(self) -> None:
-        if self.fmt == "csv" and self.schema is None and self._empty_schema is not None:
-            self._write_csv(_csv_cells(self._empty_schema.empty_table()), header=True)  # no valid row: the header
+        if self.spec.header_lines and self.schema is None and self._empty_schema is not None:
+            self._emit(self.spec.encoded(self._empty_schema.empty_table(), True))  # no valid row: the header
         self.flush()
 
     suspend = seal = flush
@@ -162,7 +144,7 @@ def check_folder_target(target: Path) -> None:
         raise InputError(f"{target}: not writable", hint="check permissions or pick another -o path")
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: is a file, and an output without an extension is a folder",
-                         hint="give the output file an extension (.jsonl, .parquet, .csv)")
+                         hint=f"give the output file an extension ({extensions_text(',')})")
     if target.is_dir():
         # Only what a run writes there: a part-… folder, a link or part-9.txt is the user's, and stays.
         others = [p.name for p in target.iterdir() if not (_PART.fullmatch(p.name) and p.is_file()
@@ -211,7 +193,7 @@ class FolderSink:
         for path in self._store.paths():
             source = int(path.stem.rsplit("-", 1)[1])
             chunks.append((path, source, pq.ParquetFile(path).metadata.num_rows))
-        ext = EXTENSIONS[self.fmt]
+        ext = spec(self.fmt).extension
         groups: dict[str, list[tuple[Path, int, int]]] = {}
         if self.rows_per_file is None:
             for path, source, rows in chunks:
@@ -237,7 +219,7 @@ class FolderSink:
                 table = pq.read_table(path)
                 yield table if (offset, rows) == (0, table.num_rows) else table.slice(offset, rows)
 
-        if self.fmt == "jsonl":
+        if not spec(self.fmt).staged:
             writer = ChunkWriter(self.stage / name, self.fmt)
             try:
                 for table in tables():
@@ -248,9 +230,9 @@ class FolderSink:
                 raise
             return
         # Parts written chunk by chunk may disagree on a column's type: one schema for the file, as ChunkWriter.
-        schema = _merged_schema([pq.read_schema(path) for path, _, _ in pieces])
+        schema = merged_schema([pq.read_schema(path) for path, _, _ in pieces])
         temp = self.stage / f".{name}.tmp"
-        (write_conformed if self.fmt == "parquet" else write_csv_conformed)(temp, schema, tables())
+        spec(self.fmt).assembled(temp, schema, tables())
         os.replace(temp, self.stage / name)
 
     def commit(self) -> None:

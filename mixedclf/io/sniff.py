@@ -4,6 +4,7 @@ reason (compressed, UTF-16, binary, whitespace only) is refused before the model
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mixedclf.errors import InputError
 
@@ -71,3 +72,14 @@ def check_text_sample(path: Path | str, sample: bytes, whole: bool, fmt: str) ->
         raise InputError(f"{path}: looks like binary data, not {fmt} text", hint=f"pass a {fmt} file")
     if whole and not sample.strip():
         raise InputError(f"{path}: the file is empty (whitespace only)", hint="nothing to classify")
+
+
+def text_sample(file: Any, fmt: str) -> tuple[bytes, bool]:
+    """The first SAMPLE_BYTES of a text input that is not a plain local file (an io.sources.SourceFile: compressed,
+    remote or stdin), checked by check_text_sample; and whether that is all of it."""
+    sample = file.sample()
+    if not sample:
+        raise InputError(f"{file.name}: the {'input' if file.stdin else 'file'} is empty", hint="nothing to classify")
+    whole = len(sample) < SAMPLE_BYTES
+    check_text_sample(file.name, sample, whole, fmt)
+    return sample, whole

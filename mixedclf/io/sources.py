@@ -22,7 +22,8 @@ import pyarrow.fs as pafs
 
 from mixedclf.errors import InputChanged, InputError
 from mixedclf.io.filestate import sample_sha256
-from mixedclf.io.formats import FORMATS, format_of_name
+from mixedclf.io.formats import STREAM_DEFAULT, checked, extensions_text, format_of_name, streamed_titles
+from mixedclf.io.formats import spec as format_spec
 from mixedclf.io.localfiles import Links, folder_files, glob_local
 
 STDIN = "-"
@@ -278,7 +279,7 @@ def _expand(spec: str, fmt_override: str | None, links: Links | None = None
     if fmt_override is None:  # a folder's data files are those it can read; a README beside them is not data
         infos = [i for i in infos if format_of_name(split_compression(i.base_name)[0]) is not None]
     if not infos:
-        raise InputError(f"{spec}: the folder holds no .jsonl, .parquet or .csv files",
+        raise InputError(f"{spec}: the folder holds no {extensions_text()} files",
                          hint="point at the data files, or pass --input-format")
     return sorted(infos, key=lambda i: i.path), fs, True
 
@@ -289,17 +290,16 @@ def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
     stdin: where `-` reads from (the process's stdin unless given)."""
     specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     specs = [os.fspath(s) for s in specs]
-    if fmt_override is not None and fmt_override not in FORMATS:
-        raise InputError(f"unknown input format {fmt_override!r}", hint=f"use one of {', '.join(FORMATS)}")
+    checked(fmt_override, "input")
     if STDIN in specs:
         if len(specs) > 1:
             raise InputError("`-` (stdin) cannot be combined with other inputs")
-        fmt = fmt_override or "jsonl"
-        if fmt == "parquet":
-            raise InputError("Parquet cannot be read from stdin (its footer comes last)",
-                             hint="write it to a file first, or pipe JSONL or CSV")
-        return Source("<stdin>", (SourceFile("<stdin>", None, STDIN, None, stdin=stdin or StdinInput()),), fmt,
-                      stdin=True)
+        piped = format_spec(fmt_override or STREAM_DEFAULT)
+        if not piped.text:
+            raise InputError(f"{piped.title} cannot be read from stdin (its footer comes last)",
+                             hint=f"write it to a file first, or pipe {streamed_titles()}")
+        return Source("<stdin>", (SourceFile("<stdin>", None, STDIN, None, stdin=stdin or StdinInput()),),
+                      piped.name, stdin=True)
     if not specs:
         raise InputError("no input given")
     files: list[SourceFile] = []
@@ -323,10 +323,11 @@ def resolve_source(spec: str | Sequence[str], fmt_override: str | None = None,
             files.append(SourceFile(name, fs, info.path, compression, info.size,
                                     info.mtime_ns if info.mtime is not None else None, inode=inode))
     fmt = fmt_override or _common_format(files)
-    if fmt == "parquet" and any(f.compression for f in files):
+    if not format_spec(fmt).text and any(f.compression for f in files):
         bad = next(f for f in files if f.compression)
-        raise InputError(f"{bad.name}: a compressed Parquet file cannot be read",
-                         hint="Parquet compresses inside the file: decompress it first")
+        title = format_spec(fmt).title
+        raise InputError(f"{bad.name}: a compressed {title} file cannot be read",
+                         hint=f"{title} compresses inside the file: decompress it first")
     spec_text = specs[0] if len(specs) == 1 else " ".join(specs)
     return Source(spec_text, tuple(files), fmt, many=many, warnings=tuple(warnings))
 
@@ -339,7 +340,7 @@ def _common_format(files: list[SourceFile]) -> str:
         if fmt is None:
             suffix = Path(plain).suffix
             raise InputError(f"{f.name}: unsupported extension {suffix or '(none)'!r}",
-                             hint="use .jsonl, .parquet or .csv (optionally .gz, .bz2, .zst), or pass "
+                             hint=f"use {extensions_text()} (optionally {', '.join(COMPRESSIONS)}), or pass "
                                   "--input-format")
         formats.setdefault(fmt, f.name)
     if len(formats) > 1:

@@ -9,7 +9,6 @@ must be in the header, with empty cells in the rows before it."""
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shutil
 import stat
@@ -18,15 +17,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mixedclf.errors import InputError, OutputError
 from mixedclf.io.filestate import FileState, RunningHash
-from mixedclf.io.jsonvalues import JSON, dumps, is_json, json_to_cells, json_to_python, to_json_column
+from mixedclf.io.formats import spec
+from mixedclf.io.jsonvalues import dumps
 from mixedclf.io.partstore import PartsState, PartStore
-
-PARQUET_ROW_GROUP = 65_536
+from mixedclf.io.tables import merged_schema
 
 
 def temp_path_for(target: Path) -> Path:
@@ -87,15 +85,6 @@ def check_writable(target: Path) -> None:
         raise InputError(f"{target}: not writable", hint="check permissions or pick another -o path")
 
 
-def _jsonl_lines(table: pa.Table) -> bytes:
-    """The rows as strict JSON lines; JSON columns give back the values they were read as."""
-    rows = table.to_pylist()
-    for name in [f.name for f in table.schema if is_json(f.type)]:
-        for row, value in zip(rows, json_to_python(table.column(name))):
-            row[name] = value
-    return ("\n".join(dumps(row) for row in rows) + "\n").encode("utf-8")
-
-
 @contextmanager
 def writing(target: Path) -> Iterator[None]:
     """An OSError while writing (disk full, I/O error) becomes one line naming the output."""
@@ -115,92 +104,13 @@ def _create(path: Path, mode: str = "w+b"):
     return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666), mode)
 
 
-def _csv_cells(table: pa.Table) -> pa.Table:
-    """CSV has no nested types: lists and structs travel as JSON text, JSON values as their plain text."""
-    for i, f in enumerate(table.schema):
-        if is_json(f.type):
-            table = table.set_column(i, f.name, json_to_cells(table.column(i)))
-        elif pa.types.is_nested(f.type):
-            values = [None if v is None else dumps(v) for v in table.column(i).to_pylist()]
-            table = table.set_column(i, f.name, pa.array(values, type=pa.string()))
-    return table
-
-
-def _with_columns(table: pa.Table, names: list[str]) -> pa.Table:
-    """The table with exactly these columns, in this order (nulls where a chunk lacks one), types untouched:
-    a CSV file holds text, so a column may change type from chunk to chunk."""
-    if table.column_names == names:
-        return table
-    columns = [table.column(n) if n in table.column_names else pa.nulls(table.num_rows) for n in names]
-    return pa.Table.from_arrays(columns, names=names)
-
-
-def _merged_schema(schemas: list[pa.Schema]) -> pa.Schema:
-    """One schema for Parquet parts written chunk by chunk: every column seen, in first-seen order; a column
-    whose type differs between parts (beyond all-null parts) becomes JSON, which holds each value unchanged."""
-    kinds: dict[str, list[pa.DataType]] = {}
-    for schema in schemas:
-        for f in schema:
-            kinds.setdefault(f.name, [])
-            if not pa.types.is_null(f.type) and f.type not in kinds[f.name]:
-                kinds[f.name].append(f.type)
-    return pa.schema([pa.field(name, types[0] if len(types) == 1 else (pa.null() if not types else JSON))
-                      for name, types in kinds.items()])
-
-
-def _conform_part(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    if table.schema.equals(schema):
-        return table
-    columns = []
-    for f in schema:
-        if f.name not in table.column_names:
-            columns.append(pa.nulls(table.num_rows, f.type))
-            continue
-        col = table.column(f.name)
-        if col.type.equals(f.type):
-            columns.append(col)
-        elif is_json(f.type):
-            columns.append(to_json_column(col))
-        else:
-            columns.append(col.cast(f.type))  # only all-null columns get here
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def write_conformed(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
-    """One Parquet file of `schema` from tables whose types may differ (each conformed), in row groups."""
-    with pq.ParquetWriter(path, schema) as out:
-        pending, rows = [], 0
-        for table in tables:
-            pending.append(_conform_part(table, schema))
-            rows += table.num_rows
-            if rows >= PARQUET_ROW_GROUP:
-                out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
-                pending, rows = [], 0
-        if pending:
-            out.write_table(pa.concat_tables(pending), row_group_size=PARQUET_ROW_GROUP)
-
-
-def write_csv_conformed(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
-    """One CSV file whose header is every column of `schema` (the merged schema of all parts), from tables that
-    may lack some of them (empty cells there) or type them differently (each conformed, then made CSV cells)."""
-    with open(path, "wb") as out:
-        header = True
-        for table in tables:
-            table = _csv_cells(_conform_part(table, schema))
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, write_options=pacsv.WriteOptions(include_header=header))
-            out.write(buffer.getvalue())
-            header = False
-        if header:  # no part at all: the header alone
-            pacsv.write_csv(_csv_cells(schema.empty_table()), out)
-
 
 class ChunkWriter:
     """Appends tables to the partial output; commit() makes it the target in one rename."""
 
     def __init__(self, target: Path, fmt: str, resume_at: int | None = None):
         """resume_at: keep that many bytes (JSONL/CSV) or parts (Parquet) of an earlier partial output."""
-        self.target, self.fmt = target, fmt
+        self.target, self.fmt, self.spec = target, fmt, spec(fmt)
         self.temp = temp_path_for(target)
         self.parts = parts_dir_for(target)
         self.schema: pa.Schema | None = None
@@ -217,7 +127,7 @@ class ChunkWriter:
     @property
     def staged(self) -> bool:
         """Chunks go to Parquet parts, assembled into the file at seal() (see the module docstring)."""
-        return self.fmt in ("parquet", "csv")
+        return self.spec.staged
 
     def _open_stream(self, resume_at: int | None) -> None:
         if resume_at is None or not self.temp.exists():
@@ -256,11 +166,11 @@ class ChunkWriter:
 
     def _write(self, table: pa.Table) -> None:
         self.rows += table.num_rows
-        if self.fmt == "jsonl":
+        if not self.staged:
             if table.num_rows:
-                self._handle.write(_jsonl_lines(table))
+                self._handle.write(self.spec.encoded(table))
             return
-        # Each part keeps its own types and columns; seal() merges them into one schema (see _merged_schema).
+        # Each part keeps its own types and columns; seal() merges them into one schema (see io.tables.merged_schema).
         if self.schema is None:
             self.schema = table.schema
         self._store.add(table)
@@ -281,10 +191,9 @@ class ChunkWriter:
     def _merge_parts(self) -> None:
         parts = self._store.paths()
         # No valid row at all: still a readable (empty) file.
-        schema = _merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
+        schema = merged_schema([pq.read_schema(p) for p in parts]) if parts else (self.schema or pa.schema([]))
         self.temp.unlink(missing_ok=True)
-        write = write_conformed if self.fmt == "parquet" else write_csv_conformed
-        write(self.temp, schema, (pq.read_table(part) for part in parts))
+        self.spec.assembled(self.temp, schema, (pq.read_table(part) for part in parts))
 
     def seal(self) -> None:
         """Finish the partial file (Parquet: merge the parts into it), durably, ready for the rename."""

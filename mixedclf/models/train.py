@@ -1,7 +1,7 @@
 """`mixedclf train`: fit a classification head (optionally with the top encoder layers) on a sentence encoder.
 
 What is written is a head folder that `resolve_model` / `build_module` load (format: mixedclf.models.head_io).
-Reading the labeled file and the held-out split: mixedclf.models.train_data; the frozen encoder pass:
+Reading the labeled file: mixedclf.io.labeled; the held-out split: mixedclf.models.train_data; the frozen encoder pass:
 mixedclf.models.train_encode; the fitting: mixedclf.models.train_fit. This module is the entry point, `train_head`.
 
 How it trains, cheaply on a CPU:

@@ -31,10 +31,9 @@ import shutil
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Callable
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from mixedclf.core.columns import check_option_names
 from mixedclf.core.options import chunk_rows_for
@@ -42,16 +41,15 @@ from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
 from mixedclf.engines.ray.merge import merge_parts
 from mixedclf.engines.ray.report import RayRun, Timeline, ray_result
-from mixedclf.engines.ray.sizing import size_pools
+from mixedclf.engines.ray.sizing import PoolPlan, size_pools
 from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preprocess, RowNumberer
 from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
+from mixedclf.io.formats import spec as format_spec
 from mixedclf.io.readers import column_in_file
 from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
 
-# 1-based line of data row r: JSONL line r+1, CSV line r+2 (after the header); Parquet as the local reader says.
-LINE_OFFSET = {"jsonl": 1, "csv": 2, "parquet": 0}
 RAY_PATH = "path"  # the column Ray Data fills with each row's file when it reads with include_paths
 # Blocks queued per inference actor: the next batches are fetched while the current one runs, so the device
 # does not wait on the object store between batches.
@@ -91,16 +89,16 @@ class RayEngine:
                                      "row's file path when it reads several files", hint="use --engine local")
         return self.io.in_fmt, self.io.out_fmt
 
-    def _csv_header(self) -> pa.Schema:
-        from mixedclf.io.readers import _csv_names
+    def _header(self) -> pa.Schema:
+        from mixedclf.io.format_csv import column_names
 
         first = self.io.source.files[0]
         try:
-            return pa.schema([pa.field(n, pa.string()) for n in _csv_names(first)])
+            return pa.schema([pa.field(n, pa.string()) for n in column_names(first)])
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{first.name}: cannot read as csv: {first_line(exc)}") from exc
+            raise InputError(f"{first.name}: cannot read as {self.io.in_fmt}: {first_line(exc)}") from exc
 
-    def _plan(self) -> dict[str, Any]:
+    def _plan(self) -> PoolPlan:
         import ray
 
         o = self.opts
@@ -115,25 +113,12 @@ class RayEngine:
         path = [f.path for f in source.files]
         common = {"partitioning": None, "file_extensions": None, "filesystem": source.files[0].fs,
                   "include_paths": source.many}
-        if fmt == "jsonl":
-            # pyarrow's JSON reader reads JSON lines with stable types ("0001" stays a string); Ray's lines=True
-            # path goes through pandas, which turns such strings into numbers.
-            return ray_data.read_json(path, **common)
-        if fmt == "parquet":
-            return ray_data.read_parquet(path, **common)
-        header = self._csv_header()
-        # Every column as the text it holds, as the local reader reads it (a type guessed from the first block
-        # fails a later block that disagrees).
-        types = {name: pa.string() for name in header.names}
-        return ray_data.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=4 << 20),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            **common,
-        )
+        # A format with a header is read with every column as the text it holds, as the local reader reads it (a
+        # type guessed from the first block fails a later block that disagrees).
+        names = self._header().names if format_spec(fmt).header_lines else None
+        return format_spec(fmt).ray_read(ray_data, path, names, **common)
 
-    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: dict, collector):
+    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: PoolPlan, collector):
         from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
         o = self.opts
@@ -144,25 +129,25 @@ class RayEngine:
                             compute=ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
                             num_cpus=0, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
         ds = ds.map_batches(
-            Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field, LINE_OFFSET[fmt],
-                        o.on_error, self.io.source.spec, o.keep_text, o.dedup, collector),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=rows,
+            Preprocess(tokenizer_json, spec.max_length, o.clean, o.text_field, o.id_field,
+                       format_spec(fmt).first_line, o.on_error, self.io.source.spec, o.keep_text, o.dedup, collector),
+            compute=TaskPoolStrategy(size=plan.cpu_workers), num_cpus=plan.task_cpus, batch_size=rows,
             batch_format="pyarrow",
         )
         ds = ds.map_batches(
             Infer,
-            fn_constructor_kwargs={"model": o.model, "device": plan["device"], "precision": o.precision,
+            fn_constructor_kwargs={"model": o.model, "device": plan.device, "precision": o.precision,
                                    "backend": o.backend,
-                                   "torch_threads": plan["torch_threads"], "pad_id": pad_id,
+                                   "torch_threads": plan.torch_threads, "pad_id": pad_id,
                                    "batch_size": o.batch_size, "max_batch_tokens": o.max_batch_tokens,
                                    "dedup": o.dedup, "collector": collector},
-            compute=ActorPoolStrategy(size=plan["actors"], max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
-            num_gpus=1 if plan["use_gpu"] else None, num_cpus=plan["actor_cpus"], memory=INFERENCE_ACTOR_MEMORY,
+            compute=ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
+            num_gpus=plan.actor_gpus or None, num_cpus=plan.actor_cpus, memory=INFERENCE_ACTOR_MEMORY,
             batch_size=rows, batch_format="pyarrow",
         )
         ds = ds.map_batches(
             Postprocess(spec, o.text_field, o.id_field, o.keep_text, o.all_scores, collector, o.output_prefix),
-            compute=TaskPoolStrategy(size=plan["cpu_workers"]), num_cpus=plan["task_cpus"], batch_size=None,
+            compute=TaskPoolStrategy(size=plan.cpu_workers), num_cpus=plan.task_cpus, batch_size=None,
             batch_format="pyarrow",
         )
         return ds
@@ -237,7 +222,8 @@ class RayEngine:
             tally, counts, n_parts = merge_parts(parts, o.output, out_fmt, o.id_field,
                                                  snap["stages"].get("number", {}).get("rows_in", 0),
                                                  kind=self.io.out_kind, rows_per_file=self.io.rows_per_file,
-                                                 file_starts=self._file_ranges(snap), line_offset=LINE_OFFSET[in_fmt])
+                                                 file_starts=self._file_ranges(snap),
+                                                 line_offset=format_spec(in_fmt).first_line)
             merge_end = time.time()
         finally:
             stop.set()

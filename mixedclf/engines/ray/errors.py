@@ -8,6 +8,7 @@ import re
 import pyarrow as pa
 
 from mixedclf.errors import InputError, MixedclfError
+from mixedclf.io.formats import spec
 
 
 def find_cause(exc: BaseException, kind: type) -> BaseException | None:
@@ -58,8 +59,8 @@ def user_error(exc: BaseException, source: object, fmt: str) -> BaseException:
                           hint="on a cluster, input and output must be on storage every node mounts at one path")
     parse = find_cause(exc, pa.ArrowInvalid) or find_cause(exc, json.JSONDecodeError)
     if parse is not None:
-        hint = ("the local engine reads JSONL line by line and skips malformed rows: --engine local"
-                if fmt == "jsonl" else "check the file, or try --engine local")
+        hint = (f"the local engine reads {spec(fmt).title} line by line and skips malformed rows: --engine local"
+                if spec(fmt).line_tolerant else "check the file, or try --engine local")
         return InputError(f"{source}: Ray Data cannot read it as {fmt}: {first_line(parse)}", hint=hint)
     root = root_cause(exc)
     return MixedclfError(f"the Ray job failed: {type(root).__name__}: {first_line(root)}",

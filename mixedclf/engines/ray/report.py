@@ -13,6 +13,7 @@ from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
+from mixedclf.engines.ray.sizing import PoolPlan
 from mixedclf.engines.ray.stats import operator_stats
 from mixedclf.engines.result import RunResult, run_stats, stage_measurement
 from mixedclf.models.spec import ModelSpec
@@ -24,7 +25,7 @@ class RayRun:
     statistics, the merge's counts."""
 
     spec: ModelSpec
-    plan: dict[str, Any]
+    plan: PoolPlan
     snap: dict[str, Any]
     summary: Any  # Ray Data's DatasetStatsSummary
     tally: LabelTally
@@ -57,7 +58,7 @@ def ray_result(opts: ClassifyOptions, job: RayRun, times: Timeline) -> RunResult
     duplicate_ids = counts["duplicate_ids"]
     stages = snap["stages"]
     actors = snap["actors"]
-    device = ", ".join(sorted({a["device"] for a in actors.values()})) or plan["device"]
+    device = ", ".join(sorted({a["device"] for a in actors.values()})) or plan.device
     ops = operator_stats(summary)
 
     def clock(name: str, billing: str, dev: str, workers: int) -> StageMeasurement:
@@ -88,7 +89,7 @@ def ray_result(opts: ClassifyOptions, job: RayRun, times: Timeline) -> RunResult
         name="write", billing="cpu", device="cpu", items=rows_out, busy_s=write_busy + merge_s,
         wall_s=((write_last - write_first) if write_first and write_last else write_busy) + merge_s, workers=1,
     )
-    cpu_workers = plan["cpu_workers"]
+    cpu_workers = plan.cpu_workers
     def processes(stage: str) -> int:  # distinct worker processes that ran the stage
         return max(1, len(stages.get(stage, {}).get("workers", [])))
 
@@ -108,22 +109,22 @@ def ray_result(opts: ClassifyOptions, job: RayRun, times: Timeline) -> RunResult
     def resolved(key: str, fallback: str) -> str:  # every actor's own choice; several only on mixed hardware
         return ", ".join(sorted({a.get(key) or fallback for a in actors.values()})) or fallback
 
-    batch = batch_limits("cuda" if plan["use_gpu"] else "cpu", o.batch_size, o.max_batch_tokens)
+    batch = batch_limits("cuda" if plan.use_gpu else "cpu", o.batch_size, o.max_batch_tokens)
     settings = RunSettings(
         mode=o.mode, device=device, precision=resolved("precision", o.precision),
         precision_reason=resolved("precision_reason", ""), cpu_workers=cpu_workers,
         backend=resolved("backend", o.backend or ("onnxruntime" if o.precision == "int8" else "torch")),
-        torch_threads=plan["torch_threads"], batch_size=batch[0], max_batch_tokens=batch[1],
+        torch_threads=plan.torch_threads, batch_size=batch[0], max_batch_tokens=batch[1],
         chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_rows_for(o),  # Ray: every chunk full size
         clean=o.clean, dedup=o.dedup, input_format=in_fmt, output_format=out_fmt, engine="ray",
-        ray_address=o.ray_address, inference_workers=plan["actors"],
-        inference_worker_cpus=plan["actor_cpus"], inference_worker_gpus=1 if plan["use_gpu"] else 0,
+        ray_address=o.ray_address, inference_workers=plan.actors,
+        inference_worker_cpus=plan.actor_cpus, inference_worker_gpus=plan.actor_gpus,
     )
     extra = run_stats(
         DeviceWork.from_totals(st), tally,  # every actor's stage-contract figures, summed
         duplicate_ids=duplicate_ids,
         startup_s=(first_inference - t_start) if first_inference else None,
-        ray_nodes=plan["nodes"], ray_cluster_cpus=plan["total_cpus"], ray_cluster_gpus=plan["gpus"],
+        ray_nodes=plan.nodes, ray_cluster_cpus=plan.total_cpus, ray_cluster_gpus=plan.gpus,
         ray_parts=n_parts, ray_merge_s=merge_s, ray_execution_s=exec_end - exec_start,
         ray_operators=[{k: op[k] for k in ("name", "tasks", "busy_s", "wall_s", "rows")} for op in ops],
         inference_devices=sorted({a["device"] for a in actors.values()}),

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from mixedclf.errors import ModelError
 
 
+@dataclass(frozen=True)
+class PoolPlan:
+    """How a Ray job lays its stages on the cluster, computed once by size_pools."""
+
+    use_gpu: bool  # inference actors each hold a GPU
+    device: str  # what the inference actors run on: cuda, cpu, or the --device asked for
+    gpus: int  # in the cluster
+    total_cpus: int  # in the cluster
+    nodes: int  # alive
+    cpu_workers: int  # preprocessing and postprocessing tasks at once
+    actors: int  # inference actors
+    actor_cpus: float  # CPUs each inference actor reserves
+    task_cpus: float  # CPUs each preprocessing or postprocessing task reserves
+    torch_threads: int | None  # each inference actor's; None: torch's own choice (on a GPU)
+
+    @property
+    def actor_gpus(self) -> int:
+        """GPUs each inference actor reserves."""
+        return 1 if self.use_gpu else 0
+
+
 def size_pools(resources: dict, nodes: list[dict], device: str = "auto", cpu_workers: int | None = None,
-               torch_threads: int | None = None) -> dict[str, Any]:
+               torch_threads: int | None = None) -> PoolPlan:
     """Pool sizes from what the cluster has (ray.cluster_resources(), alive ray.nodes()); docs/ray.md explains.
 
     GPUs: one inference actor per GPU (num_gpus=1 and one CPU to feed it); every other CPU preprocesses.
@@ -39,6 +60,6 @@ def size_pools(resources: dict, nodes: list[dict], device: str = "auto", cpu_wor
     # Ray's CPU counts are for scheduling. On a CPU the model also runs on the CPU it leaves free, as the local
     # engine's model shares the cores with its pool: reading and tokenizing take ~1% of the model's time.
     threads = torch_threads or (None if use_gpu else max(1, min(node_cpus, int(actor_cpus) + 1)))
-    return {"use_gpu": use_gpu, "device": device, "gpus": gpus, "total_cpus": total_cpus, "nodes": len(nodes),
-            "cpu_workers": cpu_workers, "actors": actors, "actor_cpus": actor_cpus, "task_cpus": task_cpus,
-            "torch_threads": threads}
+    return PoolPlan(use_gpu=use_gpu, device=device, gpus=gpus, total_cpus=total_cpus, nodes=len(nodes),
+                    cpu_workers=cpu_workers, actors=actors, actor_cpus=actor_cpus, task_cpus=task_cpus,
+                    torch_threads=threads)
