@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mixedclf.core.option_registry import output_shaping
+from mixedclf.core.options import ClassifyOptions
 from mixedclf.core.stats import StageClock
 from mixedclf.engines.plan import RunPlan
 from mixedclf.errors import InputError
@@ -14,10 +16,9 @@ from mixedclf.io.runio import RunIO
 from mixedclf.models.spec import ModelSpec
 from mixedclf.runtime.device import default_cpu_workers
 
-# Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
-OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
-                  "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
-                  "output_format", "input_format", "output_prefix")
+# Options that change the bytes of the output (declared so: core.option_registry): a checkpoint only resumes a
+# run that had the same ones.
+OUTPUT_SHAPING = output_shaping(ClassifyOptions)
 
 
 @dataclass
