@@ -13,7 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -71,6 +71,9 @@ def output_shaping(model: type[BaseModel]) -> tuple[str, ...]:
 
 class SharedOptions(BaseModel):
     """The options `classify` and `serve` share: the model and how it runs, pricing, the prediction cache."""
+
+    # Every command line imports these declarations to build its options: the validators are built on first use.
+    model_config = ConfigDict(defer_build=True)
 
     model: str = option("default", "'default' or a local model folder [default: default]", flags=("--model", "-m"),
                         panel=PANEL_MODEL, shapes_output=True)
