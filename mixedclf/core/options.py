@@ -59,6 +59,9 @@ class LayeredSettings(BaseSettings):
 class ClassifyOptions(LayeredSettings, ClassifyFields):
     """A classify run's options, each from the first layer that sets it (see the module docstring)."""
 
+    # The settings' configuration (pydantic merges in the fields' own, defer_build, from the other base).
+    model_config = LayeredSettings.model_config
+
 
 # Rows per chunk when not set. Locally a chunk is the window sorted by length, so bigger means less padding
 # (5,000 review texts: 1,024-row windows pad 13.7%, 4,096 6.6%, one 5,000 window 3.0%); on Ray it is also the unit
