@@ -112,7 +112,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
                           gpu_speedup=opts.gpu_speedup, max_cost=opts.max_cost)
     elif opts.max_cost is not None:
         raise InputError("--max-cost needs --engine local",
-                         hint=f"the {opts.engine} engine's workers are not this process")
+                         hint=f"the {opts.engine.capitalize()} engine's workers are not this process")
     plan = plan_classify(opts, warn or _warn)
     opts = plan.opts
     bar = _progress_bar(plan, meter) if progress else nullcontext()
