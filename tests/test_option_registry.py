@@ -134,3 +134,23 @@ def test_serve_settings_go_through_the_layered_settings(tmp_path, monkeypatch):
     settings = serve_settings({"max_wait_ms": 7.0}, config)
     assert (settings.max_wait_ms, settings.model, settings.max_queue) == (7.0, "from-env", 2000)
     assert type(settings) is ServeSettings
+
+
+def test_the_platform_ports_are_one_more_layer(tmp_path, monkeypatch):
+    """PORT / PORT_HEALTH (Runpod's) sit below --port and MIXEDCLF_PORT and above the config file, as a source of
+    the same layered settings; a bad one is a one-line error only where it would be used."""
+    from mixedclf.cli.serve import build_settings as serve_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text("[serve]\nport = 8000\nhealth_port = 8001\n")
+    assert (serve_settings({}, config).port, serve_settings({}, config).health_port) == (8000, 8001)
+    monkeypatch.setenv("PORT", "7000")
+    monkeypatch.setenv("PORT_HEALTH", "7001")
+    assert (serve_settings({}, config).port, serve_settings({}, config).health_port) == (7000, 7001)
+    monkeypatch.setenv("MIXEDCLF_PORT", "9000")
+    assert serve_settings({}, config).port == 9000 and serve_settings({"port": 5}, config).port == 5
+    monkeypatch.setenv("PORT", "http")
+    assert serve_settings({}, config).port == 9000  # MIXEDCLF_PORT set: PORT is not read
+    monkeypatch.delenv("MIXEDCLF_PORT")
+    with pytest.raises(InputError, match="invalid PORT: 'http' is not a port number"):
+        serve_settings({}, config)

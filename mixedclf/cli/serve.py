@@ -20,33 +20,48 @@ from mixedclf.cli import options as opt
 PLATFORM_PORTS = {"port": "PORT", "health_port": "PORT_HEALTH"}
 
 
-def platform_ports(values: dict) -> dict:
-    """`values` with the PORT / PORT_HEALTH variables filled in where neither the option nor MIXEDCLF_* gave one."""
+def _check_port(variable: str, raw: str) -> int:
     from mixedclf.errors import InputError
 
-    values = dict(values)
-    for field, variable in PLATFORM_PORTS.items():
-        raw = os.environ.get(variable, "").strip()
-        if values.get(field) is not None or os.environ.get(f"MIXEDCLF_{field.upper()}") or not raw:
-            continue
-        if not raw.isdigit() or int(raw) > 65535:
-            raise InputError(f"invalid {variable}: {raw!r} is not a port number (0-65535)",
-                             hint="fix or unset the environment variable")
-        values[field] = int(raw)
-    return values
+    if not raw.isdigit() or int(raw) > 65535:
+        raise InputError(f"invalid {variable}: {raw!r} is not a port number (0-65535)",
+                         hint="fix or unset the environment variable")
+    return int(raw)
 
 
 def build_settings(values: dict, config: Optional[Path] = None):
     """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then PORT / PORT_HEALTH,
-    then the [serve] table of the --config file and of the packaged defaults."""
-    from mixedclf.core.options import LayeredSettings
+    then the [serve] table of the --config file and of the packaged defaults: the layered settings' sources
+    (core/options.py), with the platform's ports as one more source."""
+    from pydantic_settings import PydanticBaseSettingsSource
+
+    from mixedclf.core.options import ConfigFileSource, LayeredSettings
     from mixedclf.core.options import build_settings as build_layered
     from mixedclf.serve.settings import ServeSettings
+
+    class PlatformPorts(PydanticBaseSettingsSource):
+        """PORT / PORT_HEALTH, for the fields no higher source (command line, MIXEDCLF_*) set."""
+
+        def get_field_value(self, field, field_name):  # the variables are read at once by __call__
+            return None, field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            found = {}
+            for field, variable in PLATFORM_PORTS.items():
+                raw = os.environ.get(variable, "").strip()
+                if raw and self.current_state.get(field) is None:
+                    found[field] = _check_port(variable, raw)
+            return found
 
     class ServeOptions(ServeSettings, LayeredSettings):
         config_section = "serve"
 
-    layered = build_layered(ServeOptions, platform_ports(values), config)
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                       file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, PlatformPorts(settings_cls), ConfigFileSource(settings_cls)
+
+    layered = build_layered(ServeOptions, values, config)
     return ServeSettings(**layered.model_dump(exclude={"config"}))  # the server takes plain, picklable settings
 
 
