@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
@@ -194,6 +192,9 @@ class ClassifyFields(SharedOptions):
         if not (scheme.isalnum() and len(scheme) > 1):
             return value
         if scheme.lower() == "file":
+            from urllib.parse import urlparse
+            from urllib.request import url2pathname  # http.client, email, ssl: not for every command line
+
             parsed = urlparse(value)
             if parsed.netloc not in ("", "localhost"):
                 raise ValueError(f"{value}: a file:// output must be on this machine (file:///path)")
