@@ -27,15 +27,15 @@ def batch_target(opts, model_given: bool):
     """classify's --engine runpod --deploy SPEC: (the options with the deployed model, the deployment's target).
     The model is the spec's: a --model naming another one is refused."""
     from mixedclf.cloud.batch import runpod_target
+    from mixedclf.engines.registry import engine_class
 
-    if opts.engine != "runpod":
+    if not engine_class(opts.engine).deployed:
         raise InputError("--deploy needs --engine runpod")
     if opts.deploy is None:
         raise InputError("--engine runpod needs --deploy SPEC", hint="mixedclf deploy init writes one")
     target = runpod_target(opts.deploy, opts.pricing, opts.profile)
-    if model_given and opts.model != target.model:
-        raise InputError(f"--model {opts.model} but {opts.deploy} deploys model {target.model}",
-                         hint="leave --model out: the deployed model labels the rows")
+    if model_given:
+        target.check_model(opts.model)
     return opts.model_copy(update={"model": target.model, "precision": target.precision}), target
 
 

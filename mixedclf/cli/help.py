@@ -3,8 +3,8 @@ bracketed default such as "[default: text]" and prints a flag as `--dedup <bool>
 
 HelpGroup tidies every command below it once, before arguments are parsed (so before any help is printed):
 option help is escaped (brackets print as written), flags show no type, an option whose help states its own
-default shows only that one, options are put in their panels (cli.options.PANELS) and each command gets its
-examples (cli.examples) as its epilog. Commands are known by their path ("deploy plan"), not their name: two
+default shows only that one, and each command gets its examples (cli.examples) as its epilog (options name their
+own panels: core.option_registry). Commands are known by their path ("deploy plan"), not their name: two
 groups may hold commands of the same name (`plan` and `deploy plan`) that take different options.
 """
 
@@ -26,16 +26,12 @@ def tidy_help(command: Any, ctx: Any, path: tuple[str, ...] | None = None) -> No
         return
     setattr(command, _DONE, True)
     from mixedclf.cli.examples import epilog
-    from mixedclf.cli.options import PANELLED_COMMANDS, PANELS
 
     path = command_path(ctx) if path is None else path
     examples = epilog(" ".join(path))
     if examples and not getattr(command, "epilog", None):
         command.epilog = escape(examples)
-    panelled = " ".join(path) in PANELLED_COMMANDS
     for param in command.get_params(ctx):  # includes --help, which click builds on first use
-        if panelled and param.name in PANELS and not getattr(param, "rich_help_panel", None):
-            param.rich_help_panel = PANELS[param.name]
         _tidy_param(param)
     for name, sub in (getattr(command, "commands", None) or {}).items():
         tidy_help(sub, ctx, (*path, name))

@@ -1,35 +1,22 @@
-"""Options shared by several commands, defined once so their names, defaults and help never drift apart; the
-help panels options are grouped in; the values shells complete for the options that take one of a few."""
+"""Command-line options generated from the one declaration of each setting (core.options.option(): the pydantic
+field's type, default and constraints, its help, flags, panel and completions), so a setting's flag, its
+MIXEDCLF_* variable, its config-file key and its checks never drift apart. A command lists the fields it takes;
+`with_options` puts them, in that order, before the command's own parameters."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Optional, get_args, get_origin
+
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-# `--help` groups options in these panels, in this order of first use.
-PANEL_IO = "Input and output"
-PANEL_MODEL = "Model"
-PANEL_SPEED = "Speed"
-PANEL_COST = "Cost"
-PANEL_RELIABILITY = "Reliability"
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-BACKENDS = ("torch", "onnxruntime")
-
-
-# Panels of the options declared with their command (the shared ones above name their own), by parameter name.
-PANELS = {
-    **dict.fromkeys(("output", "input_format", "output_format", "text_field", "id_field", "all_scores",
-                     "keep_text", "report", "rows_per_file", "fmt", "quiet", "config"), PANEL_IO),
-    "mode": PANEL_MODEL,
-    **dict.fromkeys(("engine", "ray_address", "batch_size", "max_batch_tokens", "chunk_rows", "first_chunk_rows",
-                     "dedup"), PANEL_SPEED),
-    **dict.fromkeys(("requests_per_day", "idle_timeout", "gpu_speedup", "max_cost", "cache", "no_cache",
-                     "cache_max_bytes"), PANEL_COST),
-    **dict.fromkeys(("on_error", "resume", "stage_timeout_cpu", "stage_timeout_gpu"), PANEL_RELIABILITY),
-}
-# Commands whose options are grouped by PANELS (the others have few enough for one panel).
-PANELLED_COMMANDS = ("classify",)
+from mixedclf.core.option_registry import PANEL_IO, SharedOptions, cli_meta
 
 
 def completer(choices: tuple[str, ...]):
@@ -42,41 +29,66 @@ def completer(choices: tuple[str, ...]):
     return complete
 
 
-MODEL = typer.Option(None, "--model", "-m", help="'default' or a local model folder [default: default]",
-                     rich_help_panel=PANEL_MODEL)
-DEVICE = typer.Option(None, help="auto, cuda, mps or cpu [default: auto]", autocompletion=completer(DEVICES),
-                      rich_help_panel=PANEL_MODEL)
-PRECISION = typer.Option(
-    None, help="auto: fp16 on CUDA; bf16 on a CPU that computes it natively (AVX512_BF16 or AMX flag) and measured "
-    ">= 1.2x fp32 on this model (cached once); else fp32. The report says which and why. "
-    "Or fp32, fp16, bf16, int8 (CPU, onnxruntime) [default: auto]", autocompletion=completer(PRECISIONS),
-    rich_help_panel=PANEL_MODEL,
-)
-BACKEND = typer.Option(
-    None, help="torch or onnxruntime (CPU, fp32 or int8; pip install 'mixedclf[onnx]'), converted once per model "
-    "into the user cache; --precision int8 implies onnxruntime [default: torch]", autocompletion=completer(BACKENDS),
-    rich_help_panel=PANEL_MODEL,
-)
-CLEAN = typer.Option(None, help="standard (normalize + clean) or none [default: standard]",
-                     autocompletion=completer(("standard", "none")), rich_help_panel=PANEL_MODEL)
-CPU_WORKERS = typer.Option(None, help="Preprocessing processes [default: from the cores and the device]",
-                           rich_help_panel=PANEL_SPEED)
-TORCH_THREADS = typer.Option(None, help="Intra-op threads of the model: torch's, or the onnxruntime session's.",
-                             rich_help_panel=PANEL_SPEED)
-PRICING = typer.Option(
-    None, "--pricing", envvar="MIXEDCLF_PRICING", help="Pricing TOML [default: the packaged configs/pricing.toml]",
-    rich_help_panel=PANEL_COST,
-)
-PROFILE = typer.Option(None, "--profile", envvar="MIXEDCLF_PROFILE", help="Pricing profile [default: reference]",
-                       rich_help_panel=PANEL_COST)
-CACHE = typer.Option(
-    None, "--cache", help="Prediction cache file: rows answered before (same model, settings and cleaned text) skip "
-    "the device; see docs/cache.md [default: predictions.sqlite3 in the user cache folder; MIXEDCLF_CACHE]",
-    rich_help_panel=PANEL_COST,
-)
-NO_CACHE = typer.Option(None, "--no-cache", help="Neither read nor write the prediction cache (MIXEDCLF_NO_CACHE=1).",
-                        rich_help_panel=PANEL_COST)
-CACHE_MAX_BYTES = typer.Option(
-    None, help="Size cap of the prediction cache file; the least recently used answers go first [default: 1 GiB]",
-    rich_help_panel=PANEL_COST,
-)
+def _cli_type(field: FieldInfo) -> Any:
+    """The type typer parses: the field's, less None; a choice (Literal) as text, validated by the settings."""
+    kind = field.annotation
+    if get_origin(kind) in (typing.Union, types.UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if get_origin(kind) is Literal:
+        return str
+    return kind
+
+
+def typer_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
+    """The typer parameter of one declared setting. Every option defaults to None (not given), so a value
+    given nowhere on the command line comes from the environment, the config files or the field's default."""
+    meta = cli_meta(field)
+    help_text = field.description
+    if meta.get("argument"):
+        return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str],
+                                 default=typer.Argument(..., help=help_text, show_default=False))
+    kwargs: dict[str, Any] = {"help": help_text}
+    for key, arg in (("envvar", "envvar"), ("panel", "rich_help_panel"), ("show_default", "show_default")):
+        if key in meta:
+            kwargs[arg] = meta[key]
+    if meta.get("complete"):
+        kwargs["autocompletion"] = completer(tuple(meta["complete"]))
+    required = field.is_required()
+    kind = str if meta.get("as_text") else _cli_type(field)
+    annotation = kind if required else Optional[kind]  # noqa: UP045 - the type typer was always given
+    default = typer.Option(... if required else None, *meta.get("flags", ()), **kwargs)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def typer_parameters(model: type[BaseModel], names: Sequence[str]) -> list[inspect.Parameter]:
+    fields = model.model_fields
+    return [typer_parameter(name, fields[name]) for name in names]
+
+
+def with_options(model: type[BaseModel], names: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command whose parameters are `names` of `model`, generated, then its own (declared in its signature,
+    beside **values, which receives the generated ones)."""
+
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        generated = typer_parameters(model, names)
+        positional = [p for p in generated if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        keyword = [p for p in generated if p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        params = positional + keyword + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(command)
+        def run(*args: Any, **values: Any) -> Any:
+            return command(*args, **values)
+
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return wrap
+
+
+# The pricing options of the cost commands (estimate, plan, ...), as classify and serve take them.
+PRICING = typer_parameter("pricing", SharedOptions.model_fields["pricing"]).default
+PROFILE = typer_parameter("profile", SharedOptions.model_fields["profile"]).default
+__all__ = ["PANEL_IO", "PRICING", "PROFILE", "completer", "typer_parameter", "typer_parameters", "with_options"]

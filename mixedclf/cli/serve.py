@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -20,103 +20,74 @@ from mixedclf.cli import options as opt
 PLATFORM_PORTS = {"port": "PORT", "health_port": "PORT_HEALTH"}
 
 
-def platform_ports(values: dict) -> dict:
-    """`values` with the PORT / PORT_HEALTH variables filled in where neither the option nor MIXEDCLF_* gave one."""
+def _check_port(variable: str, raw: str) -> int:
     from mixedclf.errors import InputError
 
-    values = dict(values)
-    for field, variable in PLATFORM_PORTS.items():
-        raw = os.environ.get(variable, "").strip()
-        if values.get(field) is not None or os.environ.get(f"MIXEDCLF_{field.upper()}") or not raw:
-            continue
-        if not raw.isdigit() or int(raw) > 65535:
-            raise InputError(f"invalid {variable}: {raw!r} is not a port number (0-65535)",
-                             hint="fix or unset the environment variable")
-        values[field] = int(raw)
-    return values
+    if not raw.isdigit() or int(raw) > 65535:
+        raise InputError(f"invalid {variable}: {raw!r} is not a port number (0-65535)",
+                         hint="fix or unset the environment variable")
+    return int(raw)
 
 
 def build_settings(values: dict, config: Optional[Path] = None):
     """ServeSettings from every option given (not None), then MIXEDCLF_* variables, then PORT / PORT_HEALTH,
-    then the [serve] table of the --config file and of the packaged defaults."""
-    from mixedclf.core.options import LayeredSettings
+    then the [serve] table of the --config file and of the packaged defaults: the layered settings' sources
+    (core/options.py), with the platform's ports as one more source."""
+    from pydantic_settings import PydanticBaseSettingsSource
+
+    from mixedclf.core.options import ConfigFileSource, LayeredSettings
     from mixedclf.core.options import build_settings as build_layered
     from mixedclf.serve.settings import ServeSettings
+
+    class PlatformPorts(PydanticBaseSettingsSource):
+        """PORT / PORT_HEALTH, for the fields no higher source (command line, MIXEDCLF_*) set."""
+
+        def get_field_value(self, field, field_name):  # the variables are read at once by __call__
+            return None, field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            found = {}
+            for field, variable in PLATFORM_PORTS.items():
+                raw = os.environ.get(variable, "").strip()
+                if raw and self.current_state.get(field) is None:
+                    found[field] = _check_port(variable, raw)
+            return found
 
     class ServeOptions(ServeSettings, LayeredSettings):
         config_section = "serve"
 
-    layered = build_layered(ServeOptions, platform_ports(values), config)
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                       file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, PlatformPorts(settings_cls), ConfigFileSource(settings_cls)
+
+    layered = build_layered(ServeOptions, values, config)
     return ServeSettings(**layered.model_dump(exclude={"config"}))  # the server takes plain, picklable settings
 
 
+# serve's options, in --help's order; each is declared once (serve.settings.ServeSettings, or core.option_registry
+# .SharedOptions for those classify takes too)
+SERVE_OPTIONS = (
+    "host", "port", "health_port", "model", "device", "precision", "backend", "clean", "cpu_workers", "torch_threads",
+    "max_batch_size", "max_wait_ms", "max_batch_tokens", "max_queue", "max_text_chars", "max_batch_texts",
+    "max_request_items", "stage_timeout_cpu", "stage_timeout_gpu", "pricing", "profile", "cache", "no_cache",
+    "cache_max_bytes", "api_key", "insecure_no_auth", "header_timeout", "body_timeout", "keep_alive_timeout",
+    "max_jobs", "job_ttl", "log_level", "access_log",
+)
+
+
 def register(app: typer.Typer) -> None:
+    from mixedclf.serve.settings import ServeSettings  # pure pydantic: no FastAPI, no torch
+
     @app.command()
+    @opt.with_options(ServeSettings, SERVE_OPTIONS)
     def serve(
-        host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
-        port: Optional[int] = typer.Option(None, help="Port to listen on (default 8888; or $PORT)."),
-        health_port: Optional[int] = typer.Option(
-            None, help="A second port serving the same app, for a load balancer's GET /ping (or $PORT_HEALTH)."
-        ),
-        model: Optional[str] = opt.MODEL,
-        device: Optional[str] = opt.DEVICE,
-        precision: Optional[str] = opt.PRECISION,
-        backend: Optional[str] = opt.BACKEND,
-        clean: Optional[str] = opt.CLEAN,
-        cpu_workers: Optional[int] = opt.CPU_WORKERS,
-        torch_threads: Optional[int] = opt.TORCH_THREADS,
-        max_batch_size: Optional[int] = typer.Option(None, help="Most texts in one device batch (default 32)."),
-        max_wait_ms: Optional[float] = typer.Option(None, help="Longest a text waits for company (default 5)."),
-        max_batch_tokens: Optional[int] = typer.Option(None, help="Most padded tokens per forward (8192; CPU 2048)."),
-        max_queue: Optional[int] = typer.Option(
-            None, help="Most texts in flight; more get 503 + Retry-After (default 1024)."
-        ),
-        max_text_chars: Optional[int] = typer.Option(None, help="Longest text accepted (default 10000 chars)."),
-        max_batch_texts: Optional[int] = typer.Option(None, help="Most texts per /classify/batch (default 256)."),
-        max_request_items: Optional[int] = typer.Option(
-            None, help="Most JSON values in one request body, counted before parsing; more get 413 (default 10000)."
-        ),
-        stage_timeout_cpu: Optional[float] = typer.Option(
-            None, help="Seconds preprocessing may take, then 504 (default 10)."
-        ),
-        stage_timeout_gpu: Optional[float] = typer.Option(
-            None, help="Seconds queue + device batch may take, then 504 (default 30)."
-        ),
-        pricing: Optional[Path] = opt.PRICING,
-        profile: Optional[str] = opt.PROFILE,
-        cache: Optional[Path] = opt.CACHE,
-        no_cache: Optional[bool] = opt.NO_CACHE,
-        cache_max_bytes: Optional[int] = opt.CACHE_MAX_BYTES,
-        api_key: Optional[str] = typer.Option(
-            None, envvar="MIXEDCLF_API_KEY", show_envvar=True, show_default=False,
-            help="Require Authorization: Bearer KEY on every route but /health and /ping (prefer the environment "
-                 "variable: options show in ps).",
-        ),
-        insecure_no_auth: Optional[bool] = typer.Option(
-            None, "--insecure-no-auth", help="Serve a non-loopback --host without an API key."
-        ),
-        header_timeout: Optional[float] = typer.Option(
-            None, help="Seconds a client has to send a request's line and headers, then 408 (default 10)."
-        ),
-        body_timeout: Optional[float] = typer.Option(
-            None, help="Seconds a client has to send a request's whole body, then 408 (default 30)."
-        ),
-        keep_alive_timeout: Optional[float] = typer.Option(
-            None, help="Seconds an idle keep-alive connection stays open (default 5)."
-        ),
-        max_jobs: Optional[int] = typer.Option(None, help="Most async /run jobs held at once (default 1024)."),
-        job_ttl: Optional[float] = typer.Option(
-            None, help="Seconds a finished async job's result is kept for /status (default 1800)."
-        ),
-        log_level: Optional[str] = typer.Option(None, help="critical, error, warning, info, debug (default info)."),
-        access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="Log every request."),
         config: Optional[Path] = typer.Option(
             None, help="Defaults TOML; its serve table is read (default configs/default.toml)."
         ),
+        **values: Any,
     ) -> None:
         """Serve the classifier over HTTP (FastAPI + uvicorn) with dynamic micro-batching on the device."""
-        values = {k: v for k, v in locals().items() if k != "config"}
-        values["no_cache"] = no_cache or None
         from mixedclf.errors import InputError
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

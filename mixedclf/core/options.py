@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mixedclf.configs import packaged_config, read_toml
+from mixedclf.core.option_registry import (  # noqa: F401 - the cache caps, where they were always imported from
+    DEFAULT_CACHE_MAX_BYTES,
+    MIN_CACHE_MAX_BYTES,
+    ClassifyFields,
+)
 from mixedclf.errors import InputError
 
 if TYPE_CHECKING:
@@ -21,9 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG = packaged_config("default.toml")
 ENV_PREFIX = "MIXEDCLF_"
-# The prediction cache's size cap (io/prediction_cache.py holds the same numbers; this module stays free of sqlite).
-DEFAULT_CACHE_MAX_BYTES = 1 << 30
-MIN_CACHE_MAX_BYTES = 64 * 4096
 
 
 class ConfigFileSource(PydanticBaseSettingsSource):
@@ -56,78 +56,11 @@ class LayeredSettings(BaseSettings):
         return init_settings, env_settings, ConfigFileSource(settings_cls)
 
 
-class ClassifyOptions(LayeredSettings):
-    # A string, never a Path: a Path turns s3://bucket/key into s3:/bucket/key. One or more files, folders, globs
-    # or URIs; `-` for stdin.
-    input: str | list[str]
-    output: Path  # a file, a folder (no extension, or --rows-per-file), or `-` for stdout
-    input_format: str | None = None
-    output_format: str | None = None
-    text_field: str = "text"
-    id_field: str = "id"
-    model: str = "default"
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
-    backend: Literal["torch", "onnxruntime"] | None = None  # None: torch, or onnxruntime for int8
-    mode: Literal["mixed", "gpu-only"] = "mixed"
-    engine: Literal["local", "ray", "runpod"] = "local"
-    deploy: Path | None = None  # --engine runpod: the deploy spec whose endpoints run the stages
-    ray_address: str | None = None
-    clean: Literal["standard", "none"] = "standard"
-    cpu_workers: int | None = Field(default=None, ge=1)
-    torch_threads: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)  # None: the device's own (batching.BATCH_DEFAULTS)
-    max_batch_tokens: int | None = Field(default=None, ge=1)
-    chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_rows_for)
-    first_chunk_rows: int | None = Field(default=None, ge=1)  # None: the engine's own (see chunk_sizes_for)
-    all_scores: bool = False
-    keep_text: bool = False
-    output_prefix: str = ""  # put before each classifier column's name (label -> pred_label): see core/columns.py
-    dedup: bool = True
-    on_error: Literal["skip", "fail"] = "skip"
-    resume: bool = False
-    stage_timeout_cpu: float | None = Field(default=None, gt=0)
-    stage_timeout_gpu: float | None = Field(default=None, gt=0)
-    pricing: Path | None = None
-    profile: str = "reference"
-    requests_per_day: float | None = Field(default=None, gt=0)
-    idle_timeout: float = Field(default=5.0, ge=0)  # seconds each provisioned worker stays billed after its work
-    gpu_speedup: float | None = Field(default=None, gt=0)  # a CPU run's inference seconds / this, GPU-priced
-    max_cost: float | None = Field(default=None, gt=0)  # dollars the whole job may cost (provisioned bill)
-    report: Path | None = None
-    rows_per_file: int | None = Field(default=None, ge=1)  # a folder output: one part per N rows
-    # The prediction cache (docs/cache.md): rows answered before skip the device. None: the user cache folder's.
-    cache: Path | None = None
-    no_cache: bool = False
-    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, ge=MIN_CACHE_MAX_BYTES)
+class ClassifyOptions(LayeredSettings, ClassifyFields):
+    """A classify run's options, each from the first layer that sets it (see the module docstring)."""
 
-    @field_validator("output", mode="before")
-    @classmethod
-    def _output_path(cls, value: Any) -> Any:
-        """file:// names a local path; any other URI is refused (outputs are renamed into place, which an
-        object store cannot do atomically)."""
-        if not isinstance(value, str) or "://" not in value:
-            return value
-        scheme = value.split("://", 1)[0]
-        if not (scheme.isalnum() and len(scheme) > 1):
-            return value
-        if scheme.lower() == "file":
-            parsed = urlparse(value)
-            if parsed.netloc not in ("", "localhost"):
-                raise ValueError(f"{value}: a file:// output must be on this machine (file:///path)")
-            return url2pathname(parsed.path)
-        raise ValueError(f"{value}: output URIs ({scheme}://) are not supported: write to a local or mounted path "
-                         "(or file:///path), then copy it")
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _input_as_text(cls, value: Any) -> Any:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, (list, tuple)):
-            values = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
-            return values[0] if len(values) == 1 else values
-        return value
+    # The settings' configuration (pydantic merges in the fields' own, defer_build, from the other base).
+    model_config = LayeredSettings.model_config
 
 
 # Rows per chunk when not set. Locally a chunk is the window sorted by length, so bigger means less padding

@@ -34,8 +34,9 @@ class RunSettings(BaseModel):
     inference_worker_gpus: int | None = None
 
     def as_report(self) -> dict:
-        """The report's settings table: what was set (the engine is a field of the report itself)."""
-        return self.model_dump(exclude_none=True, exclude={"engine"} if self.engine == "local" else set())
+        """The report's settings table: what was set (the engine is a field of the report itself; the table names
+        it only where the engine set it, as Ray does)."""
+        return self.model_dump(exclude_none=True, exclude=set() if "engine" in self.model_fields_set else {"engine"})
 
 
 class RunStats(BaseModel):

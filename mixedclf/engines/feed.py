@@ -15,10 +15,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from mixedclf.core.options import chunk_sizes_for
 from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
 from mixedclf.core.stats import StageClock
+from mixedclf.engines.plan import RunPlan
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
 from mixedclf.errors import StageTimeout
 from mixedclf.io.readers import InputChunk, iter_chunks
@@ -34,9 +34,9 @@ class ChunkFeed:
     """One run's chunks, from chunk `skip_chunks` on (those before it are in the checkpoint: read past, not
     classified again), each with its preprocessed batch. Stops early once `signals` holds a signal."""
 
-    def __init__(self, opts, source, in_fmt: str, clocks: dict[str, StageClock], signals: StopSignals,
-                 skip_chunks: int = 0):
-        self.opts, self.source, self.in_fmt, self.signals = opts, source, in_fmt, signals
+    def __init__(self, run: RunPlan, clocks: dict[str, StageClock], signals: StopSignals, skip_chunks: int = 0):
+        self.opts, self.source, self.in_fmt, self.signals = run.opts, run.io.source, run.io.in_fmt, signals
+        self.chunk_sizes = run.chunks
         self._read_clock, self._pre_clock = clocks["read"], clocks["preprocess"]
         self._skip_chunks, self._exhausted = skip_chunks, False
         self._chunks: Iterator[InputChunk] | None = None  # the reader, once the feed is open
@@ -62,7 +62,7 @@ class ChunkFeed:
     def _open(self) -> None:
         o = self.opts
         # --keep-text writes each text back whole, so only then does the reader hand over huge texts whole.
-        self._chunks = iter_chunks(self.source, self.in_fmt, o.text_field, o.id_field, chunk_sizes_for(o),
+        self._chunks = iter_chunks(self.source, self.in_fmt, o.text_field, o.id_field, self.chunk_sizes,
                                    max_text_chars=None if o.keep_text else MAX_TEXT_CHARS,
                                    text_as_read=o.keep_text or o.clean == "none")
         self._in_flight = deque()

@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -29,8 +29,10 @@ from mixedclf.engines.budget import BudgetStop, CostMeter
 from mixedclf.engines.cpu_time import CpuExcept
 from mixedclf.engines.durable import DurableOutput
 from mixedclf.engines.feed import ChunkFeed
-from mixedclf.engines.local_plan import LocalPlan, plan_run
-from mixedclf.engines.progress import WorkListener, source_rows
+from mixedclf.engines.local_plan import LocalPlan, plan_local
+from mixedclf.engines.plan import RunPlan, plan_classify
+from mixedclf.engines.progress import WorkListener
+from mixedclf.engines.registry import RunHooks
 from mixedclf.engines.result import LocalTimes, RunResult, local_result
 from mixedclf.engines.writer_thread import WriterThread
 from mixedclf.errors import EXIT_BUDGET, Interrupted, RowError
@@ -106,14 +108,15 @@ class LocalEngine:
             self.on_work.computed(rows, tokens - self._tokens_told)
             self._tokens_told = tokens
 
-    def run(self) -> RunResult:
+    def run(self, run_plan: RunPlan | None = None) -> RunResult:
+        """run_plan: the run resolved from self.opts (plan_classify), resolved here when not given."""
         # torch is imported by the model load, and only on the torch backend: the pool starts before it.
         from mixedclf.models.backend import answer_run_key, load_model
         from mixedclf.models.tokenizer import tokenizer_json_and_pad_id
 
-        o = self.opts
         t_start = time.monotonic()
-        plan = plan_run(o)
+        plan = plan_local(run_plan if run_plan is not None else plan_classify(self.opts))
+        o = self.opts = plan.run.opts
         self.io = plan.io
         checkpoint = plan.checkpoint
         if self.meter is not None:
@@ -123,12 +126,11 @@ class LocalEngine:
                 raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
                                   EXIT_BUDGET)
             if self.meter.max_cost is not None:  # the stop message projects the whole job
-                self.meter.expected_rows = source_rows(plan.io.source).rows
+                self.meter.expected_rows = plan.run.input_rows.rows
         spec, mixed, workers = plan.spec, plan.mixed, plan.workers
         clocks = plan.clocks()
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-        self.feed = ChunkFeed(o, plan.io.source, plan.io.in_fmt, clocks, self.signals,
-                              skip_chunks=checkpoint.chunks_done if checkpoint else 0)
+        self.feed = ChunkFeed(plan.run, clocks, self.signals, skip_chunks=checkpoint.chunks_done if checkpoint else 0)
         if mixed:
             self.feed.start_pool(workers, tokenizer_json, spec.max_length)  # workers start while the model loads
         pool_started = time.monotonic()
@@ -287,3 +289,15 @@ class LocalEngine:
         counts.rows_out += table.num_rows
         counts.rows_errored += len(chunk.problems)
         counts.chunks_done = chunk.index + 1
+
+
+class LocalRunner:
+    """The local engine behind the Engine protocol (engines/registry.py): the device stage is this process."""
+
+    in_process: ClassVar[bool] = True
+    deployed: ClassVar[bool] = False
+
+    def run(self, plan: RunPlan, hooks: RunHooks) -> RunResult:
+        engine = LocalEngine(plan.opts, on_rows=hooks.on_rows, meter=hooks.meter, answers=hooks.answers,
+                             on_work=hooks.on_work)
+        return engine.run(plan)

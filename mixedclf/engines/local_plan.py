@@ -1,4 +1,4 @@
-"""The local engine's set-up: everything a run resolves before the model loads (input and output, model, backend,
+"""The local engine's set-up: what it adds to the run plan (engines/plan.py) before the model loads (backend,
 device, micro-batch caps, CPU workers, the checkpoint it resumes), checked once, so a run that cannot start fails
 before anything expensive happens."""
 
@@ -6,28 +6,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixedclf.core.batching import batch_limits
-from mixedclf.core.columns import check_option_names
-from mixedclf.core.options import chunk_sizes_for
+from mixedclf.core.option_registry import output_shaping
+from mixedclf.core.options import ClassifyOptions
 from mixedclf.core.stats import StageClock
+from mixedclf.engines.plan import RunPlan
 from mixedclf.errors import InputError
 from mixedclf.io.checkpoint import Checkpoint, checkpoint_path, remove_checkpoint, run_fingerprint, verify_resumable
-from mixedclf.io.runio import RunIO, resolve_io
-from mixedclf.models.spec import ModelSpec, resolve_model
+from mixedclf.io.runio import RunIO
+from mixedclf.models.spec import ModelSpec
 from mixedclf.runtime.device import default_cpu_workers
 
-# Options that change the bytes of the output: a checkpoint only resumes a run that had the same ones.
-OUTPUT_SHAPING = ("model", "clean", "text_field", "id_field", "chunk_rows", "first_chunk_rows", "batch_size",
-                  "max_batch_tokens", "all_scores", "keep_text", "dedup", "on_error", "precision", "backend",
-                  "output_format", "input_format", "output_prefix")
+# Options that change the bytes of the output (declared so: core.option_registry): a checkpoint only resumes a
+# run that had the same ones.
+OUTPUT_SHAPING = output_shaping(ClassifyOptions)
 
 
 @dataclass
 class LocalPlan:
-    """What one local run works with, resolved from its options."""
+    """What one local run works with: the run plan and what the local engine resolves from it."""
 
-    io: RunIO
-    spec: ModelSpec
+    run: RunPlan
     backend: str
     device: object  # models.device.Device
     batch: tuple[int, int]  # micro-batch caps: (rows, padded tokens)
@@ -35,6 +33,14 @@ class LocalPlan:
     workers: int  # CPU workers (0 in gpu-only mode)
     fingerprint: str  # what a checkpoint of this run must match ("" when the output cannot be resumed)
     checkpoint: Checkpoint | None  # the one this run resumes
+
+    @property
+    def io(self) -> RunIO:
+        return self.run.io
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.run.spec
 
     def clocks(self) -> dict[str, StageClock]:
         """A fresh clock per stage, billed as the mode runs it."""
@@ -48,31 +54,29 @@ class LocalPlan:
         }
 
 
-def plan_run(opts) -> LocalPlan:
+def plan_local(run: RunPlan) -> LocalPlan:
     # torch is imported by the model load, and only on the torch backend (or by asking torch which device `auto`
     # means where an accelerator driver is present): nothing here loads it otherwise.
     from mixedclf.models.backend import resolve_backend
     from mixedclf.models.device import resolve_device
 
-    o = opts
-    io = resolve_io(o)
-    spec = resolve_model(o.model)
-    check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
-    backend = resolve_backend(o.precision, o.backend, spec)
+    o, io = run.opts, run.io
+    backend = resolve_backend(o.precision, o.backend, run.spec)
     device = resolve_device(o.device, backend)
-    batch = batch_limits(device.type, o.batch_size, o.max_batch_tokens)
-    fingerprint = run_fingerprint_of(o, io, spec, batch) if io.resumable else ""
+    batch = run.batch.limits(device.type)
+    fingerprint = run_fingerprint_of(run, batch) if io.resumable else ""
     checkpoint = load_checkpoint(o, fingerprint) if io.resumable else None
     mixed = o.mode == "mixed"
     workers = (o.cpu_workers or default_cpu_workers(device.type)) if mixed else 0
-    return LocalPlan(io, spec, backend, device, batch, mixed, workers, fingerprint, checkpoint)
+    return LocalPlan(run, backend, device, batch, mixed, workers, fingerprint, checkpoint)
 
 
-def run_fingerprint_of(opts, io: RunIO, spec: ModelSpec, batch: tuple[int, int]) -> str:
+def run_fingerprint_of(run: RunPlan, batch: tuple[int, int]) -> str:
+    opts, io, sizes = run.opts, run.io, run.chunks
     settings = {k: getattr(opts, k) for k in OUTPUT_SHAPING}
-    sizes = chunk_sizes_for(opts)  # the chunk boundaries: a resumed run must cut the input the same way
+    # the chunk boundaries: a resumed run must cut the input the same way
     settings.update(chunk_rows=sizes.most, first_chunk_rows=sizes.first, chunk_schedule=sizes.SCHEDULE,
-                    input_format=io.in_fmt, output_format=io.out_fmt, model=str(spec.path), batch_size=batch[0],
+                    input_format=io.in_fmt, output_format=io.out_fmt, model=str(run.spec.path), batch_size=batch[0],
                     max_batch_tokens=batch[1])
     source = io.source
     (only,) = source.files if len(source.files) == 1 else (None,)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mixedclf.core.options import chunk_rows_for, chunk_sizes_for
 from mixedclf.core.pipeline import DeviceWork
 from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.run import RunSettings, RunStats
@@ -15,6 +14,7 @@ from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.models.spec import ModelSpec
 
 if TYPE_CHECKING:
+    from mixedclf.costs.runpod_jobs import RunpodJobBill
     from mixedclf.engines.local_plan import LocalPlan
     from mixedclf.models.backend import LoadedModel
 
@@ -37,7 +37,12 @@ class RunResult:
     settings: RunSettings
     extra: RunStats
     stopped: Exception | None = None  # the run stopped early (at --max-cost): raised once the report is written
-
+    # time.monotonic() moments in this process, from an in-process engine (registry.Engine.in_process): the model
+    # load's start, and the first micro-batch reaching the device (None: none did)
+    load_started_at: float | None = None
+    first_batch_at: float | None = None
+    work_counted: bool = True  # False: the device stage ran on remote workers, which count no tokens here
+    runpod_bill: RunpodJobBill | None = None  # --engine runpod: what Runpod bills for the run's jobs
 
 
 def run_stats(work: DeviceWork, tally: LabelTally, *, duplicate_ids: int, startup_s: float | None,
@@ -83,7 +88,7 @@ def local_result(opts, plan: LocalPlan, model: LoadedModel, clocks: dict[str, St
     settings = RunSettings(
         mode=o.mode, device=dev, precision=model.precision.name, precision_reason=model.precision.reason,
         backend=model.backend, cpu_workers=plan.workers, torch_threads=model.threads, batch_size=plan.batch[0],
-        max_batch_tokens=plan.batch[1], chunk_rows=chunk_rows_for(o), first_chunk_rows=chunk_sizes_for(o).first,
+        max_batch_tokens=plan.batch[1], chunk_rows=plan.run.chunks.most, first_chunk_rows=plan.run.chunks.first,
         clean=o.clean, dedup=o.dedup, input_format=plan.io.in_fmt, output_format=plan.io.out_fmt,
     )
     checkpoint = plan.checkpoint
@@ -94,4 +99,4 @@ def local_result(opts, plan: LocalPlan, model: LoadedModel, clocks: dict[str, St
         startup_s=(device.first - t.start) if device.first is not None else None, budget=budget,
     )
     return RunResult(plan.spec, dev, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
-                     settings, extra, stopped=stopped)
+                     settings, extra, stopped=stopped, load_started_at=t.load_start, first_batch_at=device.first)

@@ -21,11 +21,12 @@ from mixedclf.costs.report import (
     write_report,
 )
 from mixedclf.costs.work import ModelShape, WorkCounts, count_work
-from mixedclf.engines.progress import RowProgress, rows_already_done, source_rows
+from mixedclf.engines.plan import RunPlan, plan_classify
+from mixedclf.engines.progress import RowProgress, rows_already_done
+from mixedclf.engines.registry import RunHooks, engine_class
 from mixedclf.errors import InputError
 from mixedclf.io.lock import output_lock
-from mixedclf.io.runio import check_apart
-from mixedclf.io.writers import check_writable, resolve_output
+from mixedclf.io.runpod_jobs import RunpodTarget
 
 
 @dataclass
@@ -35,30 +36,14 @@ class ClassifyResult:
     errors_path: Path | str  # "<stderr>" when the output is stdout
 
 
-def _progress_bar(opts: ClassifyOptions, meter) -> RowProgress:
-    from mixedclf.io.sources import resolve_source
-
-    total = source_rows(resolve_source(opts.input, opts.input_format))
-    return RowProgress(total, initial=rows_already_done(opts.output, opts.resume),
+def _progress_bar(plan: RunPlan, meter) -> RowProgress:
+    opts = plan.opts
+    return RowProgress(plan.input_rows, initial=rows_already_done(opts.output, opts.resume),
                        spent=meter.job_spent if meter is not None else None, max_cost=opts.max_cost)
 
 
 def _input_text(opts: ClassifyOptions) -> str:
     return opts.input if isinstance(opts.input, str) else " ".join(opts.input)
-
-
-def engine_class(name: str):
-    if name == "ray":
-        from mixedclf.engines.ray.driver import RayEngine
-
-        return RayEngine
-    if name == "runpod":
-        from mixedclf.engines.runpod import RunpodEngine
-
-        return RunpodEngine
-    from mixedclf.engines.local import LocalEngine
-
-    return LocalEngine
 
 
 def _work(run) -> WorkCounts | None:
@@ -79,11 +64,11 @@ def _warn(line: str) -> None:
 
 
 def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
-    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and on Ray,
-    whose inference actors are not this process (the run says so in one line)."""
+    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and with an
+    engine whose inference workers are not this process, such as Ray's (the run says so in one line)."""
     if opts.no_cache:
         return None
-    if opts.engine != "local":
+    if not engine_class(opts.engine).in_process:
         warn(f"the prediction cache is not used with --engine {opts.engine}: every row runs on the device "
              "(docs/cache.md)")
         return None
@@ -104,7 +89,7 @@ def _cache_savings(cache, run, pricing, cost):
 
 
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None,
-                  warn: Callable[[str], None] | None = None, target=None) -> ClassifyResult:
+                  warn: Callable[[str], None] | None = None, target: RunpodTarget | None = None) -> ClassifyResult:
     """Run the pipeline on opts.input; write opts.output (and opts.report); return the priced report.
 
     ``warn``: where a line about the input that does not stop the run goes (links passed over) [stderr].
@@ -121,44 +106,36 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         raise InputError(str(exc)) from None
     if opts.report is not None and not opts.report.parent.is_dir():
         raise InputError(f"{opts.report}: folder {opts.report.parent} does not exist")
+    engine = engine_class(opts.engine)
+    if target is not None:
+        target.check_model(opts.model)
     meter = None
-    if opts.engine == "local":
+    if engine.in_process:
         from mixedclf.engines.budget import CostMeter
 
         meter = CostMeter(pricing, started_at=started_at, idle_timeout_s=opts.idle_timeout,
                           gpu_speedup=opts.gpu_speedup, max_cost=opts.max_cost)
     elif opts.max_cost is not None:
         raise InputError("--max-cost needs --engine local",
-                         hint=f"the {opts.engine} engine's workers are not this process")
-    from mixedclf.io.sinks import output_kind
-
-    kind = output_kind(opts.output, opts.rows_per_file)
-    if kind != "stdout":  # stdout is written through, never renamed over; a folder is checked by the engine
-        opts = opts.model_copy(update={"output": resolve_output(opts.output)})
-        if kind == "file":
-            check_writable(opts.output)
-    for line in check_apart(opts).warnings:
-        (warn or _warn)(line)
-    bar = _progress_bar(opts, meter) if progress else nullcontext()
+                         hint=f"the {opts.engine.capitalize()} engine's workers are not this process")
+    plan = plan_classify(opts, warn or _warn)
+    opts = plan.opts
+    bar = _progress_bar(plan, meter) if progress else nullcontext()
     cache = open_cache(opts, warn or _warn)
     try:
-        with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
-            on_rows = bar.advance if progress else None
-            local = {"meter": meter, "on_work": bar if progress else None, "answers": cache} if meter else {}
-            if opts.engine == "runpod":
-                local = {"target": target}
-            engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
-            run = engine.run()
+        with (output_lock(opts.output) if plan.io.out_kind != "stdout" else nullcontext()), bar:
+            hooks = RunHooks(on_rows=bar.advance if progress else None, meter=meter, answers=cache,
+                             on_work=bar if progress else None, target=target)
+            run = engine().run(plan, hooks)
     finally:
         if cache is not None:
             cache.close()
     measurements = run.measurements
-    if opts.engine == "local":  # this process is the GPU worker: held from its start to its end
+    if engine.in_process:  # this process is the GPU worker: held from its start to its end
         measurements = measurements.model_copy(update={
             "process_s": time.monotonic() - started_at,
-            "startup_s": max(0.0, engine.load_started_at - started_at),
-            "cold_start_s": (max(0.0, engine.first_batch_at - started_at)
-                             if engine.first_batch_at is not None else None),
+            "startup_s": max(0.0, (run.load_started_at or started_at) - started_at),
+            "cold_start_s": (max(0.0, run.first_batch_at - started_at) if run.first_batch_at is not None else None),
         })
     from mixedclf.engines.calibrate import calibrate
 
@@ -187,13 +164,12 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         requests_per_day=opts.requests_per_day,
         idle_timeout_s=opts.idle_timeout,
         gpu_speedup=opts.gpu_speedup,
-        work=_work(run) if opts.engine != "runpod" else None,  # the remote workers count no tokens here
+        work=_work(run) if run.work_counted else None,
         calibration=calibrate(),
         resumed=resumed,
         stopped=str(run.stopped) if run.stopped is not None else None,
     )
-    if getattr(engine, "bill", None) is not None:
-        report.runpod = engine.bill
+    report.runpod = run.runpod_bill
     if cache is not None:
         report.cache = _cache_savings(cache, run, pricing, report.cost)
     if meter is not None and meter.runs_before:
@@ -206,8 +182,8 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
         write_report(report, opts.report)
     if run.stopped is not None:
         raise run.stopped
-    from mixedclf.io.sinks import errors_path, output_kind
+    from mixedclf.io.sinks import errors_path
 
-    kind = output_kind(opts.output, opts.rows_per_file)
+    kind = plan.io.out_kind
     errors = errors_path(opts.output, kind)
     return ClassifyResult(report, opts.output, errors if kind == "stdout" else Path(errors))

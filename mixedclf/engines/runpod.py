@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pyarrow as pa
 
@@ -32,15 +32,15 @@ from mixedclf.costs.runpod_jobs import EndpointRate, RunpodJobBill, endpoint_bil
 from mixedclf.engines.durable import DurableOutput
 from mixedclf.engines.feed import ChunkFeed
 from mixedclf.engines.local_plan import load_checkpoint, run_fingerprint_of
+from mixedclf.engines.plan import RunPlan
+from mixedclf.engines.registry import RunHooks
 from mixedclf.engines.result import RunResult, run_stats, stage_measurement
 from mixedclf.engines.writer_thread import WriterThread
 from mixedclf.errors import InputError, Interrupted, MixedclfError, RowError
 from mixedclf.io.checkpoint import finish_commit
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk
-from mixedclf.io.runio import resolve_io
 from mixedclf.io.runpod_jobs import DataPlane, JobFailed, RunpodTarget
-from mixedclf.models.spec import resolve_model
 from mixedclf.runtime.control import StopSignals
 
 # Rows per job unless --batch-size says otherwise: one /run body (Runpod takes up to 10 MB) and one device
@@ -112,17 +112,13 @@ class RunpodEngine:
                                  hint="is deploy local running, or deploy apply done? nothing was written")
 
     # --- the run ------------------------------------------------------------------------------------------
-    def run(self) -> RunResult:
+    def run(self, plan: RunPlan) -> RunResult:
         o, t = self.opts, self.target
         t_start = time.monotonic()
-        if o.model != t.model:  # the remote model labels the rows: its labels and name must be the ones written
-            raise InputError(f"--model {o.model} but {t.spec} deploys model {t.model}",
-                             hint="leave --model out: the deployed model labels the rows")
-        io = resolve_io(o)
-        spec = resolve_model(o.model)
+        io, spec = plan.io, plan.spec
         check_option_names(o.id_field, o.text_field, o.keep_text, spec.labels, o.all_scores, o.output_prefix)
         rows = o.batch_size or JOB_ROWS
-        fingerprint = run_fingerprint_of(o, io, spec, (rows, 0)) if io.resumable else ""
+        fingerprint = run_fingerprint_of(plan, (rows, 0)) if io.resumable else ""
         checkpoint = load_checkpoint(o, fingerprint) if io.resumable else None
         self._check_reachable()
         clocks = {"read": StageClock("read", "cpu", "cpu"), "preprocess": StageClock("preprocess", "cpu", "cpu"),
@@ -135,7 +131,7 @@ class RunpodEngine:
         model_run = f"runpod:{t.model}:{t.precision}"
         if checkpoint is not None:
             checkpoint.verify_model_run(model_run, o.output)
-        feed = ChunkFeed(o, io.source, io.in_fmt, clocks, self.signals,
+        feed = ChunkFeed(plan, clocks, self.signals,
                          skip_chunks=checkpoint.chunks_done if checkpoint else 0)
         ids = IdRepeats()
 
@@ -273,4 +269,14 @@ class RunpodEngine:
                           resumed_from_chunk=checkpoint.chunks_done if checkpoint else 0,
                           rows_before_resume=checkpoint.rows_in if checkpoint else 0)
         return RunResult(spec, device, measurements, tally, counts.rows_in, counts.rows_out, counts.rows_errored,
-                         settings, extra)
+                         settings, extra, work_counted=False, runpod_bill=self.bill)
+
+
+class RunpodRunner:
+    """The Runpod engine behind the Engine protocol (engines/registry.py): its workers are the deployed endpoints'."""
+
+    in_process: ClassVar[bool] = False
+    deployed: ClassVar[bool] = True
+
+    def run(self, plan: RunPlan, hooks: RunHooks) -> RunResult:
+        return RunpodEngine(plan.opts, on_rows=hooks.on_rows, target=hooks.target).run(plan)

@@ -44,15 +44,17 @@ def _output_format(output: Path, kind: OutputKind, override: str | None) -> str:
     return detect_format(output, override, "output")
 
 
-def resolve_io(opts, stdin=None) -> RunIO:
-    """Every file-level check of a classify run: the input readable, the output creatable, the two apart."""
+def resolve_io(opts, stdin=None, source: Source | None = None) -> RunIO:
+    """Every file-level check of a classify run: the input readable, the output creatable, the two apart.
+    source: the input already resolved from opts (by check_apart), so it is not resolved again."""
     from mixedclf.io.readers import check_source
     from mixedclf.io.writers import check_writable
 
     rows_per_file = getattr(opts, "rows_per_file", None)
     output = Path(opts.output)
     kind = output_kind(opts.output, rows_per_file)
-    source = resolve_source(opts.input, opts.input_format, stdin=stdin)
+    if source is None:
+        source = resolve_source(opts.input, opts.input_format, stdin=stdin)
     out_fmt = _output_format(output, kind, opts.output_format)
     if opts.resume and source.stdin:
         raise InputError("--resume cannot continue a run that read stdin", hint="read from a file to resume")

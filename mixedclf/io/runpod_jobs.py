@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixedclf.errors import InputError
+
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 RETRY_HTTP = (429, 500, 502, 503, 504)
 
@@ -171,6 +173,12 @@ class RunpodTarget:
     in_flight: int = 8  # jobs sent and not yet answered, at most
     job_timeout_s: float = 600.0
     backoff_s: float = 0.5  # before a job is sent again: this, then twice as long each time
+
+    def check_model(self, model: str) -> None:
+        """The deployed model labels the rows: its labels and name are the ones written, so --model must name it."""
+        if model != self.model:
+            raise InputError(f"--model {model} but {self.spec} deploys model {self.model}",
+                             hint="leave --model out: the deployed model labels the rows")
 
     @property
     def chain(self) -> list[str]:

@@ -6,68 +6,60 @@ Pure pydantic (no FastAPI, no torch), so the CLI can validate options before imp
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from mixedclf.core.options import DEFAULT_CACHE_MAX_BYTES, MIN_CACHE_MAX_BYTES
+from mixedclf.core.option_registry import SharedOptions, option
 
 
-class ServeSettings(BaseModel):
-    """Every knob of the server. Field names match the command-line options (underscores become dashes)."""
+class ServeSettings(SharedOptions):
+    """Every knob of the server. Field names match the command-line options (underscores become dashes); each
+    option is declared here or, when `classify` takes it too, in core.option_registry.SharedOptions."""
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8888, ge=0, le=65535)
+    host: str = option("127.0.0.1", "Address to listen on (default 127.0.0.1).")
+    port: int = option(8888, "Port to listen on (default 8888; or $PORT).", ge=0, le=65535)
     # A second port serving the same app, for a load balancer's /ping (Runpod's PORT_HEALTH); None: only `port`.
-    health_port: int | None = Field(default=None, ge=0, le=65535)
-    model: str = "default"
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
-    backend: Literal["torch", "onnxruntime"] | None = None  # None: torch, or onnxruntime for int8
-    clean: Literal["standard", "none"] = "standard"
-    cpu_workers: int | None = Field(default=None, ge=1, description="preprocessing processes [from cores, device]")
-    torch_threads: int | None = Field(default=None, ge=1)
+    health_port: int | None = option(
+        None, "A second port serving the same app, for a load balancer's GET /ping (or $PORT_HEALTH).", ge=0,
+        le=65535)
     # Dynamic micro-batching on the device.
-    max_batch_size: int = Field(default=32, ge=1, description="most texts in one device batch")
-    max_wait_ms: float = Field(default=5.0, ge=0, description="longest a text waits for company before it runs")
-    max_batch_tokens: int | None = Field(
-        default=None, ge=1, description="most padded tokens in one forward pass [8192; 2048 on a CPU device]"
-    )
-    max_queue: int = Field(default=1024, ge=1, description="most texts admitted and not yet answered")
+    max_batch_size: int = option(32, "Most texts in one device batch (default 32).", ge=1)
+    max_wait_ms: float = option(5.0, "Longest a text waits for company (default 5).", ge=0)
+    max_batch_tokens: int | None = option(None, "Most padded tokens per forward (8192; CPU 2048).", ge=1)
+    max_queue: int = option(1024, "Most texts in flight; more get 503 + Retry-After (default 1024).", ge=1)
     # Validation limits, checked before any work is queued.
-    max_text_chars: int = Field(default=10_000, ge=1)
-    max_batch_texts: int = Field(default=256, ge=1)
+    max_text_chars: int = option(10_000, "Longest text accepted (default 10000 chars).", ge=1)
+    max_batch_texts: int = option(256, "Most texts per /classify/batch (default 256).", ge=1)
     # Counted in the raw body before it is parsed: a 14 MB array of 7 million numbers would otherwise become
     # gigabytes of Python objects and validation errors, and stall every other request meanwhile.
-    max_request_items: int = Field(
-        default=10_000, ge=1, description="most JSON values (array items, object members) in one request body"
-    )
+    max_request_items: int = option(
+        10_000, "Most JSON values in one request body, counted before parsing; more get 413 (default 10000).", ge=1)
     # Per-stage timeouts (seconds) -> 504.
-    stage_timeout_cpu: float = Field(default=10.0, gt=0, description="preprocessing of one request")
-    stage_timeout_gpu: float = Field(default=30.0, gt=0, description="waiting for and running the device batch")
-    # Cost accounting.
-    pricing: Path | None = None
-    profile: str = "reference"
-    # The prediction cache (docs/cache.md): texts answered before skip the device. None: the user cache folder's.
-    cache: Path | None = None
-    no_cache: bool = False
-    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, ge=MIN_CACHE_MAX_BYTES)
+    stage_timeout_cpu: float = option(10.0, "Seconds preprocessing may take, then 504 (default 10).", gt=0)
+    stage_timeout_gpu: float = option(30.0, "Seconds queue + device batch may take, then 504 (default 30).", gt=0)
     # Authentication: a bearer key on every route but /health and /ping. Never printed (repr=False).
-    api_key: str | None = Field(default=None, repr=False, description="bearer key clients must send")
-    insecure_no_auth: bool = Field(default=False, description="allow a non-loopback host without --api-key")
+    api_key: str | None = option(
+        None, "Require Authorization: Bearer KEY on every route but /health and /ping (prefer the environment "
+        "variable: options show in ps).", envvar="MIXEDCLF_API_KEY", show_default=False, repr=False)
+    insecure_no_auth: bool = option(False, "Serve a non-loopback --host without an API key.",
+                                    flags=("--insecure-no-auth",))
     # Slow or hostile clients: how long one may hold a connection without finishing its request.
-    header_timeout: float = Field(default=10.0, gt=0, description="seconds to send a request's head")
-    body_timeout: float = Field(default=30.0, gt=0, description="seconds to send a request's whole body")
-    keep_alive_timeout: float = Field(default=5.0, gt=0, description="idle seconds before a connection closes")
+    header_timeout: float = option(
+        10.0, "Seconds a client has to send a request's line and headers, then 408 (default 10).", gt=0)
+    body_timeout: float = option(30.0, "Seconds a client has to send a request's whole body, then 408 (default 30).",
+                                 gt=0)
+    keep_alive_timeout: float = option(5.0, "Seconds an idle keep-alive connection stays open (default 5).", gt=0)
     # Async jobs (Runpod's /run + /status).
-    max_jobs: int = Field(default=1024, ge=1, description="most async jobs held (queued, running or finished)")
-    job_ttl: float = Field(default=1800.0, gt=0, description="seconds a finished job's result is kept")
+    max_jobs: int = option(1024, "Most async /run jobs held at once (default 1024).", ge=1)
+    job_ttl: float = option(1800.0, "Seconds a finished async job's result is kept for /status (default 1800).",
+                            gt=0)
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = option(
+        "info", "critical, error, warning, info, debug (default info).")
+    access_log: bool = option(False, "Log every request.", flags=("--access-log/--no-access-log",))
     # Server behaviour.
-    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
-    access_log: bool = False
     graceful_timeout_s: float = Field(default=10.0, gt=0, description="how long shutdown waits for requests")
 
     def max_body_bytes(self) -> int:
