@@ -110,6 +110,11 @@ def register(app: typer.Typer) -> None:
         ),
         log_level: Optional[str] = typer.Option(None, help="critical, error, warning, info, debug (default info)."),
         access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="Log every request."),
+        stages_from_env: Optional[bool] = typer.Option(
+            None, "--stages-from-env",
+            help="Run no stage here: call the stage endpoints MIXEDCLF_ENDPOINT_PRE/_INFER/_POST (or _ALL) name, "
+                 "on RUNPOD_ENDPOINT_BASE_URL with RUNPOD_API_KEY (the Runpod orchestrator; docs/runpod.md).",
+        ),
         config: Optional[Path] = typer.Option(
             None, help="Defaults TOML; its serve table is read (default configs/default.toml)."
         ),
@@ -117,13 +122,26 @@ def register(app: typer.Typer) -> None:
         """Serve the classifier over HTTP (FastAPI + uvicorn) with dynamic micro-batching on the device."""
         values = {k: v for k, v in locals().items() if k != "config"}
         values["no_cache"] = no_cache or None
-        from mixedclf.errors import InputError
+        values["stages_from_env"] = stages_from_env or None
+        start_server(build_settings(values, config))
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        settings = build_settings(values, config)
-        try:
-            from mixedclf.serve.app import run_server
-        except ImportError as exc:
-            raise InputError(f"serving needs FastAPI and uvicorn ({exc.name} is missing)",
-                             hint="pip install 'mixedclf[serve]'") from None
-        run_server(settings)
+
+def orchestrator_values() -> dict:
+    """`mixedclf worker --stage orchestrator` (what a deployed orchestrator's image runs): `serve
+    --stages-from-env` on every interface, as Runpod's load balancer reaches it (its proxy takes the account's
+    key; MIXEDCLF_API_KEY adds one of the server's own)."""
+    return {"stages_from_env": True, "host": os.environ.get("MIXEDCLF_HOST") or "0.0.0.0",
+            "insecure_no_auth": not os.environ.get("MIXEDCLF_API_KEY"),
+            "api_key": os.environ.get("MIXEDCLF_API_KEY") or None}
+
+
+def start_server(settings) -> None:
+    from mixedclf.errors import InputError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from mixedclf.serve.app import run_server
+    except ImportError as exc:
+        raise InputError(f"serving needs FastAPI and uvicorn ({exc.name} is missing)",
+                         hint="pip install 'mixedclf[serve]'") from None
+    run_server(settings)

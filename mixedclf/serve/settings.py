@@ -65,6 +65,8 @@ class ServeSettings(BaseModel):
     # Async jobs (Runpod's /run + /status).
     max_jobs: int = Field(default=1024, ge=1, description="most async jobs held (queued, running or finished)")
     job_ttl: float = Field(default=1800.0, gt=0, description="seconds a finished job's result is kept")
+    # Every stage on a deployed endpoint (the Runpod orchestrator): MIXEDCLF_ENDPOINT_PRE/_INFER/_POST or _ALL.
+    stages_from_env: bool = Field(default=False, description="call the stage endpoints the environment names")
     # Server behaviour.
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     access_log: bool = False
