@@ -65,7 +65,7 @@ class StagePlane:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def roles(self) -> list[str]:
         return [endpoint.removeprefix("ep-") for endpoint, _, _ in self.jobs]
@@ -200,6 +200,26 @@ def test_requests_arriving_together_share_one_infer_job(monkeypatch, stages, tin
     assert plane.roles().count("post") == 4
 
 
+def test_many_requests_wait_on_their_pre_jobs_at_once(monkeypatch, stages, tiny_model):
+    """Waiting on a stage job holds a thread: more than asyncio's default few (min(32, cores + 4)) are in flight
+    together, or the orchestrator's 1-vCPU instance would serve 5 requests at a time."""
+    from fastapi.testclient import TestClient
+
+    wanted = 12
+    together = threading.Barrier(wanted, timeout=20)
+    plane = StagePlane(stages)
+    original = stages.pre
+    monkeypatch.setattr(stages, "pre", lambda payload: (together.wait(), original(payload))[1])
+    try:
+        with TestClient(orchestrator(monkeypatch, plane, tiny_model)) as client:
+            wait_ready(client, plane)
+            with ThreadPoolExecutor(wanted) as pool:
+                answers = list(pool.map(lambda i: client.post("/classify", json={"text": f"t {i}"}), range(wanted)))
+    finally:
+        plane.close()
+    assert [a.status_code for a in answers] == [200] * wanted, answers[0].text
+
+
 def test_single_topology_sends_one_all_job_and_has_no_pre_route(monkeypatch, plane, tiny_model, stages):
     from fastapi.testclient import TestClient
 
@@ -309,7 +329,7 @@ class FakeDataPlane:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self):
         self.server.shutdown()
@@ -391,7 +411,7 @@ class FlakyQueue:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self):
         self.server.shutdown()

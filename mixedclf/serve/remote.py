@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,10 @@ from mixedclf.serve.batcher import BatchOutcome
 from mixedclf.serve.device import DeviceShare, share_batch
 
 SPLIT = ("pre", "infer", "post")
+# Threads waiting on pre and post jobs at once. asyncio's default executor has min(32, cores + 4): 5 on the
+# orchestrator's 1-vCPU instance, which would hold the whole server to 5 requests in flight; the waits are idle
+# sockets, and admission (--max-queue) bounds them anyway.
+STAGE_CALLS = 64
 ENDPOINT_VARIABLE = "MIXEDCLF_ENDPOINT_{}"
 
 
@@ -48,6 +53,8 @@ class RemoteStages:
     ids: dict[str, str]  # pre, infer, post; or all
     labels: int = 2  # the model's label count: the width of the logits infer answers
     clean: str = "standard"  # what a request's texts get unless a route says otherwise
+    calls: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(STAGE_CALLS, thread_name_prefix="mixedclf-stage-call"))
     _answered: set[str] = field(default_factory=set)
 
     @classmethod

@@ -140,6 +140,8 @@ class ServerState:
                 await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
             if self.cache is not None:
                 self.cache.close()
+            if self.remote is not None:
+                self.remote.calls.shutdown(wait=False, cancel_futures=True)
             log.info("mixedclf serve: stopped")
 
     def _warm_postprocess(self, sample, logits) -> None:
@@ -279,8 +281,10 @@ class ServerState:
         """A stage job from the event loop: its HTTP status on failure, 504 past the timeout."""
         from mixedclf.io.runpod_jobs import JobFailed
 
+        assert self.remote is not None
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), timeout)
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(loop.run_in_executor(self.remote.calls, call), timeout)
         except (asyncio.TimeoutError, TimeoutError):
             raise ServeError(504, f"{what} took longer than {timeout:g} s ({option})", reason) from None
         except JobFailed as exc:
