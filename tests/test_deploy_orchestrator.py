@@ -293,6 +293,12 @@ def test_worker_stage_orchestrator_is_serve_from_env(monkeypatch):
     (settings,) = started
     assert (settings.stages_from_env, settings.host, settings.port, settings.insecure_no_auth) == (
         True, "0.0.0.0", 8123, True)
+    # a cold stage worker may take minutes: not the local stages' 10 / 30 s, unless told
+    assert (settings.stage_timeout_cpu, settings.stage_timeout_gpu) == (300.0, 300.0)
+    started.clear()
+    monkeypatch.setenv("MIXEDCLF_STAGE_TIMEOUT_GPU", "45")
+    assert CliRunner().invoke(cli_app.app, ["serve", "--stages-from-env", "--stage-timeout-cpu", "20"]).exit_code == 0
+    assert (started[0].stage_timeout_cpu, started[0].stage_timeout_gpu, started[0].host) == (20.0, 45.0, "127.0.0.1")
 
 
 # --- the data-plane client --------------------------------------------------------------------------------------

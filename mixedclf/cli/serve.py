@@ -123,7 +123,23 @@ def register(app: typer.Typer) -> None:
         values = {k: v for k, v in locals().items() if k != "config"}
         values["no_cache"] = no_cache or None
         values["stages_from_env"] = stages_from_env or None
-        start_server(build_settings(values, config))
+        start_server(build_settings(remote_timeouts(values), config))
+
+
+# A stage job may wait for a cold worker (image pull, model load): minutes, not the 10 / 30 s a local stage gets.
+# Runpod's load balancer gives a request 5.5 minutes of processing.
+REMOTE_STAGE_TIMEOUT_S = 300.0
+
+
+def remote_timeouts(values: dict) -> dict:
+    """With --stages-from-env, the stage timeouts neither the option nor MIXEDCLF_* gave are REMOTE_STAGE_TIMEOUT_S."""
+    if not values.get("stages_from_env"):
+        return values
+    values = dict(values)
+    for name in ("stage_timeout_cpu", "stage_timeout_gpu"):
+        if values.get(name) is None and not os.environ.get(f"MIXEDCLF_{name.upper()}"):
+            values[name] = REMOTE_STAGE_TIMEOUT_S
+    return values
 
 
 def orchestrator_values() -> dict:
