@@ -4,7 +4,8 @@
 start the CPU worker pool and the batcher, and stop them in reverse on shutdown. Between the two it runs the
 stage contract's steps for the routes (core.pipeline: rows -> sequences on the pool with a timeout and one pool
 restart, sequences -> logits through the batcher with a timeout, logits -> the response's rows), accounts each
-request's cost, validates texts, and reports health.
+request's cost, validates texts, and reports health. With `remote` (serve --stages-from-env, serve/remote.py) the
+same steps are jobs on deployed stage endpoints, and nothing is loaded here.
 """
 
 from __future__ import annotations
@@ -203,12 +204,15 @@ class ServerState:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
-            from mixedclf.errors import exit_code_and_line
+            self._start_failed(exc)
 
-            self.status = "failed"
-            self.start_error = exc
-            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
-            self.on_start_failed()
+    def _start_failed(self, exc: BaseException) -> None:
+        from mixedclf.errors import exit_code_and_line
+
+        self.status = "failed"
+        self.start_error = exc
+        log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
+        self.on_start_failed()
 
     async def _start_remote(self) -> None:
         """Start the batcher (its batches are jobs on the stage endpoints), then wait until every stage endpoint
@@ -229,12 +233,7 @@ class ServerState:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
-            from mixedclf.errors import exit_code_and_line
-
-            self.status = "failed"
-            self.start_error = exc
-            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
-            self.on_start_failed()
+            self._start_failed(exc)
 
     # --- stages ---------------------------------------------------------------------------------------------
     async def preprocess(self, texts: list[str], clean: str | None = None) -> tuple[Sequences, float]:
