@@ -187,6 +187,7 @@ def test_requests_arriving_together_share_one_infer_job(monkeypatch, stages, tin
     plane = StagePlane(stages, hold_infer=hold)
     try:
         apps.append(orchestrator(monkeypatch, plane, tiny_model, max_wait_ms=0))
+        apps[0].state.server.remote.infer_in_flight = 1
         with TestClient(apps[0]) as client:
             wait_ready(client, plane)
             with ThreadPoolExecutor(4) as pool:
@@ -198,6 +199,32 @@ def test_requests_arriving_together_share_one_infer_job(monkeypatch, stages, tin
     assert len(infer_rows) == 2 and sum(infer_rows) == 4, infer_rows
     assert sorted(a["batch_size"] for a in answers) == sorted(n for n in infer_rows for _ in range(n))
     assert plane.roles().count("post") == 4
+
+
+def test_several_infer_jobs_are_out_at_once(monkeypatch, stages, tiny_model):
+    """An infer worker merges the jobs it takes together into one device call: the orchestrator does not wait for
+    one micro-batch's job before it sends the next (up to infer_in_flight)."""
+    from fastapi.testclient import TestClient
+
+    both = threading.Barrier(2, timeout=20)
+    plane = StagePlane(stages, hold_infer=lambda job: both.wait())
+    try:
+        app = orchestrator(monkeypatch, plane, tiny_model, max_wait_ms=0)
+        assert app.state.server.remote.infer_in_flight == 8
+        with TestClient(app) as client:
+            wait_ready(client, plane)
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(client.post, "/classify", json={"text": "first"})
+                deadline = time.monotonic() + 20
+                while "infer" not in plane.roles():  # the first job is out (and held): then the second request
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                second = pool.submit(client.post, "/classify", json={"text": "second"})
+                answers = [first.result(), second.result()]
+    finally:
+        plane.close()
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert plane.roles().count("infer") == 2
 
 
 def test_many_requests_wait_on_their_pre_jobs_at_once(monkeypatch, stages, tiny_model):

@@ -31,6 +31,9 @@ SPLIT = ("pre", "infer", "post")
 # orchestrator's 1-vCPU instance, which would hold the whole server to 5 requests in flight; the waits are idle
 # sockets, and admission (--max-queue) bounds them anyway.
 STAGE_CALLS = 64
+# infer jobs out at once (each one micro-batch): as many as an infer worker takes together by default
+# (cloud/workers.py DEFAULT_DEVICE_JOBS), so its device call merges them; past that, requests batch here.
+INFER_JOBS_IN_FLIGHT = 8
 ENDPOINT_VARIABLE = "MIXEDCLF_ENDPOINT_{}"
 
 
@@ -53,6 +56,7 @@ class RemoteStages:
     ids: dict[str, str]  # pre, infer, post; or all
     labels: int = 2  # the model's label count: the width of the logits infer answers
     clean: str = "standard"  # what a request's texts get unless a route says otherwise
+    infer_in_flight: int = INFER_JOBS_IN_FLIGHT
     calls: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(STAGE_CALLS, thread_name_prefix="mixedclf-stage-call"))
     _answered: set[str] = field(default_factory=set)

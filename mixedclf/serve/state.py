@@ -221,7 +221,8 @@ class ServerState:
         assert remote is not None
         try:
             self.batcher = MicroBatcher(remote.run_batch, max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms,
-                                        max_queue=s.max_queue, observer=self.metrics, thread_name="mixedclf-remote")
+                                        max_queue=s.max_queue, observer=self.metrics, thread_name="mixedclf-remote",
+                                        max_in_flight=remote.infer_in_flight)
             await self.batcher.start()
             await self.jobs.start()
             log.info("mixedclf serve: waiting for the stage endpoints (%s)", remote.describe())
