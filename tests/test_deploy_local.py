@@ -55,7 +55,8 @@ def test_deploy_local_answers_the_original_routes_and_stops_every_process(tmp_pa
         expected = stages.post(stages.infer(stages.pre({"texts": [text]})))["results"][0]
         assert one["label"] == expected["label"] and one["score"] == pytest.approx(expected["score"], abs=1e-5)
         assert one["word_count"] == 7 and one["model"] == "default"
-        assert set(one["timings_ms"]) == {"preprocess", "inference", "postprocess", "total"}
+        assert set(one["timings_ms"]) == {"preprocess", "queue", "inference", "postprocess", "total"}
+        assert one["batch_size"] == 1 and one["cost_usd"] > 0  # the local server's body
 
         _, batch = post_json(f"{base}/classify/batch", {"texts": ["Loved it.", "Never again!"]})
         assert batch["count"] == 2 and len(batch["results"]) == 2

@@ -78,7 +78,9 @@ import mixedclf.cli.app
 from mixedclf.cloud.stages import load_stages
 from mixedclf.cloud.workers import build_handler
 from mixedclf.io.runpod_jobs import DataPlane
-from mixedclf.cloud.orchestrator import StageEndpoints, create_app
+import os
+from mixedclf.serve.app import create_app
+from mixedclf.serve.settings import ServeSettings
 pre, post = load_stages('pre'), load_stages('post')
 seq = build_handler('pre', pre)({'input': {'texts': ['fine food']}})
 assert 'sequences' in seq, seq
@@ -86,7 +88,8 @@ scored = {'scored': {**{k: v for k, v in seq['sequences'].items() if k != 'ids'}
                      'logits': [[0.0, 1.0]]}}
 out = build_handler('post', post)({'input': scored})
 assert out['results'][0]['label'] == 'positive', out
-create_app(StageEndpoints(DataPlane('http://127.0.0.1:9/v2'), {'all': 'x'}))
+os.environ['MIXEDCLF_ENDPOINT_ALL'] = 'x'
+assert create_app(ServeSettings(stages_from_env=True)).state.server.remote.single
 print('torch-free ok')
 """
     from runpod_helpers import worker_env

@@ -108,6 +108,42 @@ def test_batcher_runs_a_lone_request_at_once_instead_of_waiting():
     assert elapsed < 1.0  # nothing else was admitted, so it did not sit out max_wait_ms (2 s)
 
 
+def test_batcher_with_batches_in_flight_sends_the_next_without_waiting_for_them():
+    """max_in_flight 2 (a remote stage): a lone request runs in the free slot at once while the first batch is still
+    out; that batch's rows are running, not on their way, so they are no reason to wait out max_wait_ms."""
+    release = threading.Event()
+    ran: list[int] = []
+
+    def device(payloads):
+        ran.extend(payloads)
+        if payloads == [1]:
+            assert release.wait(30)
+        return BatchOutcome([p * 2 for p in payloads], micro_batches=[len(payloads)])
+
+    async def main():
+        batcher = MicroBatcher(device, max_batch_size=8, max_wait_ms=2000, max_queue=10, max_in_flight=2)
+        await batcher.start()
+
+        async def one(value: int):
+            with batcher.admit(1):
+                return await batcher.submit(value, 1)
+
+        first = asyncio.ensure_future(one(1))
+        while ran != [1]:
+            await asyncio.sleep(0.01)
+        start = time.monotonic()
+        second = await one(2)
+        elapsed = time.monotonic() - start
+        release.set()
+        await first
+        await batcher.stop()
+        return second, elapsed, first.result()
+
+    second, elapsed, first = run_async(main())
+    assert (second.result, first.result, second.batch_rows) == (4, 2, 1)
+    assert elapsed < 1.0  # not max_wait_ms (2 s), and not after the first batch
+
+
 def test_batcher_refuses_past_max_queue_with_retry_after():
     async def main():
         batcher = MicroBatcher(FakeDevice(), max_batch_size=4, max_wait_ms=1, max_queue=3)

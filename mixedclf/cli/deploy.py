@@ -142,6 +142,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a Runpod queue worker for one stage (runpod's own flags pass through: --test_input,
         --rp_serve_api, --rp_api_port ...)."""
-        from mixedclf.cloud.workers import start_worker
+        from mixedclf.cloud.workers import start_worker, watch_parent
 
+        if stage == "orchestrator":  # not a queue worker: the load-balanced server, `serve --stages-from-env`
+            from mixedclf.cli.serve import build_settings, orchestrator_values, remote_timeouts, start_server
+
+            watch_parent()
+            values = {**orchestrator_values(), "model": model, "precision": precision}
+            start_server(build_settings(remote_timeouts(values)))
+            return
         start_worker(stage or "", model or "default", precision or "auto", jobs_per_worker, ctx.args)

@@ -72,7 +72,7 @@ SERVE_OPTIONS = (
     "max_batch_size", "max_wait_ms", "max_batch_tokens", "max_queue", "max_text_chars", "max_batch_texts",
     "max_request_items", "stage_timeout_cpu", "stage_timeout_gpu", "pricing", "profile", "cache", "no_cache",
     "cache_max_bytes", "api_key", "insecure_no_auth", "header_timeout", "body_timeout", "keep_alive_timeout",
-    "max_jobs", "job_ttl", "log_level", "access_log",
+    "max_jobs", "job_ttl", "log_level", "access_log", "stages_from_env",
 )
 
 
@@ -88,13 +88,41 @@ def register(app: typer.Typer) -> None:
         **values: Any,
     ) -> None:
         """Serve the classifier over HTTP (FastAPI + uvicorn) with dynamic micro-batching on the device."""
-        from mixedclf.errors import InputError
+        start_server(build_settings(remote_timeouts(values), config))
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        settings = build_settings(values, config)
-        try:
-            from mixedclf.serve.app import run_server
-        except ImportError as exc:
-            raise InputError(f"serving needs FastAPI and uvicorn ({exc.name} is missing)",
-                             hint="pip install 'mixedclf[serve]'") from None
-        run_server(settings)
+
+# A stage job may wait for a cold worker (image pull, model load): minutes, not the 10 / 30 s a local stage gets.
+# Runpod's load balancer gives a request 5.5 minutes of processing.
+REMOTE_STAGE_TIMEOUT_S = 300.0
+
+
+def remote_timeouts(values: dict) -> dict:
+    """With --stages-from-env, the stage timeouts neither the option nor MIXEDCLF_* gave are REMOTE_STAGE_TIMEOUT_S."""
+    if not values.get("stages_from_env"):
+        return values
+    values = dict(values)
+    for name in ("stage_timeout_cpu", "stage_timeout_gpu"):
+        if values.get(name) is None and not os.environ.get(f"MIXEDCLF_{name.upper()}"):
+            values[name] = REMOTE_STAGE_TIMEOUT_S
+    return values
+
+
+def orchestrator_values() -> dict:
+    """`mixedclf worker --stage orchestrator` (what a deployed orchestrator's image runs): `serve
+    --stages-from-env` on every interface, as Runpod's load balancer reaches it (its proxy takes the account's
+    key; MIXEDCLF_API_KEY adds one of the server's own)."""
+    return {"stages_from_env": True, "host": os.environ.get("MIXEDCLF_HOST") or "0.0.0.0",
+            "insecure_no_auth": not os.environ.get("MIXEDCLF_API_KEY"),
+            "api_key": os.environ.get("MIXEDCLF_API_KEY") or None}
+
+
+def start_server(settings) -> None:
+    from mixedclf.errors import InputError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from mixedclf.serve.app import run_server
+    except ImportError as exc:
+        raise InputError(f"serving needs FastAPI and uvicorn ({exc.name} is missing)",
+                         hint="pip install 'mixedclf[serve]'") from None
+    run_server(settings)

@@ -2,8 +2,9 @@
 
 Each stage is a real runpod worker under its local API server (`mixedclf worker --stage X --rp_serve_api`); a
 small data-plane router in this process answers `/v2/{endpoint_id}/run|runsync|status|health` by forwarding to
-the stage's port; the orchestrator (`mixedclf worker --stage orchestrator`) serves the original routes on
---port and calls the stages through the router, exactly as it calls Runpod's data plane. The state file is
+the stage's port; the orchestrator (`mixedclf worker --stage orchestrator`: `mixedclf serve --stages-from-env`)
+serves the original routes on --port and calls the stages through the router, exactly as it calls Runpod's data
+plane. The state file is
 written with the local URLs while it runs. SIGTERM or Ctrl-C stops every process started here (by pid); a
 killed parent takes them too (each child ends with its parent, runtime.parent_watch).
 """

@@ -60,7 +60,8 @@ def dockerfile(kind: str, spec: DeploySpec) -> str:
         "    && mkdir -p /opt/mixedclf/cache && chown worker /opt/mixedclf/cache",
         "USER 10001",
         f'RUN python -c "{WARM_TOKENIZER.format(model=spec.model.name)}"',
-        "# MIXEDCLF_STAGE (pre, infer, post, all or orchestrator) is set per endpoint by mixedclf deploy apply.",
+        "# MIXEDCLF_STAGE (pre, infer, post, all, or orchestrator: mixedclf serve --stages-from-env) is set per "
+        "endpoint by mixedclf deploy apply.",
         'CMD ["mixedclf", "worker"]',
     ]
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ pre: {"texts": [...]} -> sequences; infer: sequences -> scored (logits beside th
 {"results": [...]} in the server's row shape. Each stage's output is the next one's input, so a caller (the
 orchestrator, a batch client) only forwards. Each stage is a step of the stage contract (core/pipeline.py,
 core/sequences.py), like every other runtime's: pre is `to_sequences`, infer is a `StagePipeline`'s `infer`, post
-is an `OutputStep`'s `predictions`; this file only turns their inputs and outputs into JSON and back.
+is an `OutputStep`'s `predictions`; their JSON form is core/wire.py's (`mixedclf serve` reads the same).
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ from typing import Any
 import numpy as np
 
 from mixedclf.core.pipeline import OutputStep, StagePipeline
-from mixedclf.core.preprocess import PreprocessedBatch, make_tokenizer
-from mixedclf.core.sequences import Sequences, concat_sequences, sequences_without_tokens, to_sequences
+from mixedclf.core.preprocess import make_tokenizer
+from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
+from mixedclf.core.wire import StageInputError, decode_scored, decode_sequences, encode_scored, encode_sequences
 
 # Runpod's /run takes bodies up to 10 MB: a job of this many texts of the model's length stays well under it.
 MAX_TEXTS_PER_JOB = 4096
-_COUNTS = ("word_count", "sentence_count", "char_count")
-
-
-class StageInputError(ValueError):
-    """A job's input is not what the stage takes: the job fails with this one line, the worker lives on."""
 
 
 def texts_of(payload: Any) -> list[str]:
@@ -43,44 +39,6 @@ def texts_of(payload: Any) -> list[str]:
     if len(texts) > MAX_TEXTS_PER_JOB:
         raise StageInputError(f"input.texts has {len(texts)} texts; a job takes at most {MAX_TEXTS_PER_JOB}")
     return texts
-
-
-def encode_sequences(seqs: Sequences) -> dict[str, list]:
-    """One sequence per row on the wire (what `to_sequences` makes): a row of several would need its owner list."""
-    prep = seqs.batch
-    offsets = prep.offsets
-    return {
-        "ids": [prep.token_ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(prep))],
-        "cleaned": list(prep.cleaned),
-        "truncated": prep.truncated.tolist(),
-        **{name: getattr(prep, name).tolist() for name in _COUNTS},
-    }
-
-
-def _column(payload: dict, name: str, rows: int) -> list:
-    values = payload.get(name)
-    if not isinstance(values, list) or len(values) != rows:
-        raise StageInputError(f"sequences.{name} must be a list of {rows} values")
-    return values
-
-
-def decode_sequences(payload: Any) -> Sequences:
-    """The pre stage's output back into the contract's sequences; every column checked against the row count."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("ids"), list):
-        raise StageInputError('input needs "sequences": {"ids": [[...], ...], ...} (the pre stage\'s output)')
-    ids = payload["ids"]
-    rows = len(ids)
-    try:
-        lengths = np.fromiter((len(r) for r in ids), dtype=np.int32, count=rows)
-        flat = np.fromiter((int(t) for r in ids for t in r), dtype=np.int32, count=int(lengths.sum()))
-    except (TypeError, ValueError):
-        raise StageInputError("sequences.ids must be lists of token ids (integers)") from None
-    cleaned = payload.get("cleaned") or [""] * rows
-    return Sequences(PreprocessedBatch(
-        list(_column({"cleaned": cleaned}, "cleaned", rows)), flat, lengths,
-        np.asarray(_column(payload, "truncated", rows), dtype=bool),
-        *(np.asarray(_column(payload, name, rows), dtype=np.int32) for name in _COUNTS),
-    ))
 
 
 @dataclass
@@ -103,12 +61,9 @@ class Stages:
         return {"sequences": encode_sequences(to_sequences(texts, self.tokenizer, clean))}
 
     @staticmethod
-    def infer_input(payload: Any) -> tuple[dict, Sequences]:
+    def infer_input(payload: Any) -> Sequences:
         """A job's sequences, checked: a bad job fails alone, before it joins a device batch."""
-        sequences = payload.get("sequences") if isinstance(payload, dict) else None
-        seqs = decode_sequences(sequences)  # refuses anything but a dict of columns
-        assert isinstance(sequences, dict)
-        return sequences, seqs
+        return decode_sequences(payload.get("sequences") if isinstance(payload, dict) else None)
 
     def logits_many(self, parts: list[Sequences]) -> list[np.ndarray]:
         """Several jobs' rows in one device call (length-planned micro-batches across all of them)."""
@@ -118,28 +73,16 @@ class Stages:
         return [logits[a:b] for a, b in itertools.pairwise(bounds)]
 
     @staticmethod
-    def scored(sequences: dict, seqs: Sequences, logits: np.ndarray, jobs_in_batch: int) -> dict:
-        scored = {k: v for k, v in sequences.items() if k != "ids"}
-        scored["token_count"] = seqs.rows().lengths.tolist()
-        scored["logits"] = logits.tolist()
-        return {"scored": scored, "device_batch_jobs": jobs_in_batch}
+    def scored(seqs: Sequences, logits: np.ndarray, jobs_in_batch: int) -> dict:
+        return {"scored": encode_scored(seqs, logits), "device_batch_jobs": jobs_in_batch}
 
     def infer(self, payload: Any) -> dict:
-        sequences, seqs = self.infer_input(payload)
-        return self.scored(sequences, seqs, self.logits_many([seqs])[0], 1)
+        seqs = self.infer_input(payload)
+        return self.scored(seqs, self.logits_many([seqs])[0], 1)
 
     def post(self, payload: Any) -> dict:
         scored = payload.get("scored") if isinstance(payload, dict) else None
-        if not isinstance(scored, dict) or not isinstance(scored.get("logits"), list):
-            raise StageInputError('input needs "scored": {"logits": [[...]], ...} (the infer stage\'s output)')
-        rows = len(scored["logits"])
-        logits = np.asarray(scored["logits"], dtype=np.float32).reshape(rows, len(self.output.model.labels))
-        # the rows' counts, not their tokens: all the output step reads
-        seqs = sequences_without_tokens(
-            np.asarray(_column(scored, "token_count", rows), dtype=np.int32),
-            np.asarray(_column(scored, "truncated", rows), dtype=bool),
-            *(np.asarray(_column(scored, name, rows), dtype=np.int32) for name in _COUNTS),
-        )
+        seqs, logits = decode_scored(scored, len(self.output.model.labels))
         return {"results": self.output.predictions(seqs, logits), "model": self.info}
 
 

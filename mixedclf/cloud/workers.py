@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mixedclf.cloud.stages import StageInputError, Stages, load_stages
+from mixedclf.cloud.stages import Stages, load_stages
 from mixedclf.core.sequences import Sequences
+from mixedclf.core.wire import StageInputError
 from mixedclf.errors import InputError
 
 STAGES = ("pre", "infer", "post", "all")
@@ -64,9 +65,9 @@ def build_handler(stage: str, stages: Stages) -> Callable:
     async def infer(payload: Any) -> dict:
         nonlocal queue
         queue = queue or DeviceQueue(stages)
-        sequences, seqs = stages.infer_input(payload)
+        seqs = stages.infer_input(payload)
         logits, jobs = await queue.logits(seqs)
-        return stages.scored(sequences, seqs, logits, jobs)
+        return stages.scored(seqs, logits, jobs)
 
     if stage == "infer":
         return _guard_async(infer)
@@ -115,19 +116,20 @@ def jobs_at_once(stage: str, jobs_per_worker: int | None) -> int:
     return DEFAULT_DEVICE_JOBS if stage in ("infer", "all") else 1
 
 
-def start_worker(stage: str, model: str, precision: str, jobs_per_worker: int | None, runpod_args: list[str]) -> None:
-    """Load the stage, then hand the process to runpod (it exits when runpod's loop or local test ends)."""
-    if stage not in (*STAGES, "orchestrator"):
-        raise InputError(f"--stage must be one of {', '.join(STAGES)}, orchestrator (got {stage!r})")
-    if os.environ.get("MIXEDCLF_PARENT_PID", "").isdigit():  # started by deploy local: end with it
+def watch_parent() -> None:
+    """Started by deploy local (MIXEDCLF_PARENT_PID): end with it, however it ends."""
+    if os.environ.get("MIXEDCLF_PARENT_PID", "").isdigit():
         from mixedclf.runtime.parent_watch import exit_with_parent
 
         exit_with_parent(int(os.environ["MIXEDCLF_PARENT_PID"]))
-    if stage == "orchestrator":
-        from mixedclf.cloud.orchestrator import serve_orchestrator
 
-        serve_orchestrator()
-        return
+
+def start_worker(stage: str, model: str, precision: str, jobs_per_worker: int | None, runpod_args: list[str]) -> None:
+    """Load the stage, then hand the process to runpod (it exits when runpod's loop or local test ends). The
+    orchestrator is no queue worker: `mixedclf worker --stage orchestrator` is `serve --stages-from-env`."""
+    if stage not in STAGES:
+        raise InputError(f"--stage must be one of {', '.join(STAGES)}, orchestrator (got {stage!r})")
+    watch_parent()
     concurrency = jobs_at_once(stage, jobs_per_worker)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one job per CPU worker process: no thread fan-out
     try:

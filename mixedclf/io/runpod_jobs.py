@@ -7,7 +7,7 @@ unreachable) is sent again after 0.5 s, 1 s, 2 s ... up to `retries` times; its 
 Each answer's `delayTime` and `executionTime` (ms, as Runpod reports them) are kept for the bill, per worker
 (`workerId`, where the answer names one).
 
-Stdlib only: the orchestrator (cloud/) and the batch engine (engines/runpod.py) both use it.
+Stdlib only: the orchestrator (`mixedclf serve --stages-from-env`) and the batch engine (engines/runpod.py) both use it.
 """
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ class DataPlane:
 
     def run(self, endpoint_id: str, payload: dict, name: str | None = None) -> dict:
         """The job's output; JobFailed with the last error once every retry is spent."""
+        return self.run_answer(endpoint_id, payload, name).get("output") or {}
+
+    def run_answer(self, endpoint_id: str, payload: dict, name: str | None = None) -> dict:
+        """The COMPLETED job's whole answer (output, delayTime, executionTime); JobFailed as `run`."""
         last: JobFailed | None = None
         for attempt in range(1, self.retries + 2):
             if attempt > 1:
@@ -123,7 +127,7 @@ class DataPlane:
                 self.times.setdefault(name or endpoint_id, JobTimes()).add(answer, attempt if answer["status"]
                                                                            == "COMPLETED" else 0)
             if answer["status"] == "COMPLETED":
-                return answer.get("output") or {}
+                return answer
             last = JobFailed(502, f"{name or endpoint_id}: {answer['status']}: "
                                   f"{answer.get('error') or 'no error given'}")
             if answer["status"] == "FAILED" and not self.retry_failed:

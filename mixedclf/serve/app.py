@@ -20,7 +20,6 @@ bearer key, the body's size and deadline), `strict_json` (bodies are RFC 8259 JS
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 import threading
@@ -37,7 +36,6 @@ from mixedclf import __version__
 from mixedclf.core.answers import AnswerStore
 from mixedclf.costs import load_pricing
 from mixedclf.models.spec import resolve_model
-from mixedclf.runtime.workers import preprocess_task
 from mixedclf.serve.batcher import QueueFull, ShuttingDown
 from mixedclf.serve.errors import ServeError, invalid, public_errors
 from mixedclf.serve.guards import BearerAuth, BodyGuard
@@ -112,9 +110,17 @@ def create_app(settings: ServeSettings | None = None, answers: AnswerStore | Non
     from mixedclf.models.device import resolve_device
 
     spec = resolve_model(settings.model)
-    device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend, spec))
     pricing = load_pricing(settings.pricing, settings.profile)
-    state = ServerState(settings, spec, device, pricing, answers)
+    remote = None
+    if settings.stages_from_env:  # every stage on a deployed endpoint: no model, no pool here
+        from mixedclf.models.device import Device
+        from mixedclf.serve.remote import RemoteStages
+
+        remote = RemoteStages.from_env(labels=len(spec.labels), clean=settings.clean)
+        device = Device("remote")
+    else:
+        device = resolve_device(settings.device, resolve_backend(settings.precision, settings.backend, spec))
+    state = ServerState(settings, spec, device, pricing, answers, remote)
 
     def check(text: str, loc: list, name: str = "text", as_sent: bool = False) -> None:
         """The text limits, and valid Unicode where the text reaches the tokenizer uncleaned."""
@@ -182,7 +188,7 @@ def create_app(settings: ServeSettings | None = None, answers: AnswerStore | Non
         check(body.text, ["text"])
         outcome = await state.run_pipeline([body.text])
         post_start = time.monotonic()
-        row = state.predictions(outcome)[0]
+        row = (await state.predictions(outcome))[0]
         headers = state.finish(outcome, post_start, request_start)
         row.update(model=spec.name, timings_ms=outcome.timings_ms, batch_size=outcome.delivery.batch_rows,
                    cost_usd=outcome.cost_usd)
@@ -200,7 +206,7 @@ def create_app(settings: ServeSettings | None = None, answers: AnswerStore | Non
                 check_unicode(text, ["texts", i], f"texts[{i}]")
         outcome = await state.run_pipeline(body.texts)
         post_start = time.monotonic()
-        rows = state.predictions(outcome)
+        rows = await state.predictions(outcome)
         headers = state.finish(outcome, post_start, request_start)
         state.metrics.texts.labels("/classify/batch").inc(len(rows))
         return JSONResponse(
@@ -215,7 +221,7 @@ def create_app(settings: ServeSettings | None = None, answers: AnswerStore | Non
             raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
         try:
             with state.batcher.admit(1):
-                seqs, busy = await state.preprocess([text], preprocess_task)
+                seqs, busy = await state.preprocess([text])
                 prep = seqs.rows()
         except QueueFull as exc:
             raise ServeError(503, str(exc), "queue_full", {"Retry-After": str(exc.retry_after_s)}) from None
@@ -242,9 +248,9 @@ def create_app(settings: ServeSettings | None = None, answers: AnswerStore | Non
 
     async def gpu_job(job: CleanedIn, request_start: float) -> tuple[dict, dict[str, str], PipelineOutcome]:
         """The GPU worker's work on one validated cleaned text: (output, headers, the pipeline's outcome)."""
-        outcome = await state.run_pipeline([job.cleaned_text], functools.partial(preprocess_task, clean="none"))
+        outcome = await state.run_pipeline([job.cleaned_text], clean="none")
         post_start = time.monotonic()
-        row = state.predictions(outcome)[0]
+        row = (await state.predictions(outcome))[0]
         headers = state.finish(outcome, post_start, request_start)
         output = {
             "label": row["label"],

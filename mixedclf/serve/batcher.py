@@ -4,7 +4,8 @@ Requests are admitted against one bound (`max_queue`: texts in the server and no
 in a queue for the device. One asyncio task collects them into a batch: it takes the first waiting request,
 then keeps adding requests until the batch holds `max_batch_size` texts or `max_wait_ms` has passed since the
 first one arrived (it waits only while admitted texts are still being preprocessed: a lone request does not
-idle), and hands the batch to ONE worker thread that owns the device. The event loop never runs
+idle), and hands the batch to ONE worker thread that owns the device (or, with `max_in_flight` > 1, to one of that
+many threads: a batch that is a job on a remote endpoint). The event loop never runs
 the model, so it keeps accepting, validating and preprocessing requests while the device works; requests that
 arrive during a forward pass form the next batch.
 
@@ -124,14 +125,20 @@ class MicroBatcher:
         max_queue: int,
         observer: BatchObserver | None = None,
         thread_name: str = "mixedclf-device",
+        max_in_flight: int = 1,
     ):
-        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_ms >= 0")
+        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0 or max_in_flight < 1:
+            raise ValueError("max_batch_size, max_queue and max_in_flight must be >= 1, max_wait_ms >= 0")
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.observer = observer
+        # Batches run at once: 1 for a local device (one thread owns it); more where a batch is a job on a remote
+        # endpoint, whose workers take several at a time (the next batch forms while earlier ones are out).
+        self.max_in_flight = max_in_flight
+        self._running: set[asyncio.Task] = set()
+        self._running_rows = 0
         self.stats = BatcherStats()
         self._thread_name = thread_name
         self._queue: deque[_Pending] = deque()
@@ -149,7 +156,7 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+        self._executor = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix=self._thread_name)
         self._task = asyncio.get_running_loop().create_task(self._collect_forever(), name="mixedclf-batcher")
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
@@ -163,6 +170,9 @@ class MicroBatcher:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        for running in list(self._running):
+            running.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         while self._queue:
             item = self._queue.popleft()
             if not item.future.done():
@@ -266,7 +276,7 @@ class MicroBatcher:
         """
         if self._inflight_rows == 0:
             return True
-        return self._inflight_rows - rows_taken - self._queued_rows > 0
+        return self._inflight_rows - rows_taken - self._queued_rows - self._running_rows > 0
 
     def _take(self, item: _Pending, batch: list[_Pending]) -> None:
         self._queue.popleft()
@@ -300,13 +310,28 @@ class MicroBatcher:
 
     async def _collect_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.max_in_flight)
         while True:
-            batch = await self._collect()
-            self._idle.clear()
+            await slots.acquire()  # the next batch forms while every slot is busy
             try:
-                await self._execute(loop, batch)
-            finally:
-                self._idle.set()
+                batch = await self._collect()
+            except BaseException:
+                slots.release()
+                raise
+            self._idle.clear()
+            rows = sum(p.rows for p in batch)
+            self._running_rows += rows
+            task = loop.create_task(self._execute(loop, batch), name="mixedclf-batch")
+            self._running.add(task)
+
+            def done(finished: asyncio.Task, rows: int = rows) -> None:
+                self._running.discard(finished)
+                self._running_rows -= rows
+                if not self._running:
+                    self._idle.set()
+                slots.release()
+
+            task.add_done_callback(done)
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         rows = sum(p.rows for p in batch)

@@ -24,6 +24,7 @@ class DeviceShare:
 
     logits: np.ndarray  # (rows, labels) float32
     busy_s: float  # its share of the batch's device busy seconds
+    rows: list[dict] | None = None  # its output rows, where the device stage made them too (a remote `all` stage)
 
 
 class DeviceStage:
@@ -35,11 +36,16 @@ class DeviceStage:
     def run_batch(self, parts: list[Sequences]) -> BatchOutcome:
         inferred = self.pipeline.infer(concat_sequences(parts))
         device = inferred.work.device  # this call's figures: the pipeline keeps the running totals
-        tokens = [max(int(p.batch.lengths.sum()), len(p)) for p in parts]
-        total = sum(tokens) or 1
-        results, start = [], 0
-        for part, tok in zip(parts, tokens):
-            n = len(part)
-            results.append(DeviceShare(inferred.logits[start : start + n], device.busy_s * tok / total))
-            start += n
-        return BatchOutcome(results, device.busy_s, list(device.batch_sizes))
+        return share_batch(parts, inferred.logits, device.busy_s, list(device.batch_sizes))
+
+
+def share_batch(parts: list[Sequences], logits: np.ndarray, busy_s: float, micro_batches: list[int]) -> BatchOutcome:
+    """A batch's logits split back per request, each with its share of the device seconds by its tokens."""
+    tokens = [max(int(p.batch.lengths.sum()), len(p)) for p in parts]
+    total = sum(tokens) or 1
+    results, start = [], 0
+    for part, tok in zip(parts, tokens):
+        n = len(part)
+        results.append(DeviceShare(logits[start : start + n], busy_s * tok / total))
+        start += n
+    return BatchOutcome(results, busy_s, micro_batches)

@@ -59,6 +59,11 @@ class ServeSettings(SharedOptions):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = option(
         "info", "critical, error, warning, info, debug (default info).")
     access_log: bool = option(False, "Log every request.", flags=("--access-log/--no-access-log",))
+    # Every stage on a deployed endpoint (the Runpod orchestrator): MIXEDCLF_ENDPOINT_PRE/_INFER/_POST or _ALL.
+    stages_from_env: bool = option(
+        False, "Run no stage here: call the stage endpoints MIXEDCLF_ENDPOINT_PRE/_INFER/_POST (or _ALL) name, on "
+        "RUNPOD_ENDPOINT_BASE_URL with RUNPOD_API_KEY (the Runpod orchestrator; docs/runpod.md).",
+        flags=("--stages-from-env",))
     # Server behaviour.
     graceful_timeout_s: float = Field(default=10.0, gt=0, description="how long shutdown waits for requests")
 

@@ -4,12 +4,14 @@
 start the CPU worker pool and the batcher, and stop them in reverse on shutdown. Between the two it runs the
 stage contract's steps for the routes (core.pipeline: rows -> sequences on the pool with a timeout and one pool
 restart, sequences -> logits through the batcher with a timeout, logits -> the response's rows), accounts each
-request's cost, validates texts, and reports health.
+request's cost, validates texts, and reports health. With `remote` (serve --stages-from-env, serve/remote.py) the
+same steps are jobs on deployed stage endpoints, and nothing is loaded here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -17,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from fastapi import FastAPI
@@ -35,17 +37,22 @@ from mixedclf.serve.jobs import JobStore
 from mixedclf.serve.metrics import ServeMetrics
 from mixedclf.serve.settings import ServeSettings
 
+if TYPE_CHECKING:
+    from mixedclf.serve.remote import RemoteStages
+
 log = logging.getLogger("uvicorn.error")
 
 
 @dataclass
 class PipelineOutcome:
-    seqs: Sequences
+    seqs: Any  # Sequences; a remote `all` stage's TextsPart
     logits: np.ndarray
     delivery: Delivery
     timings_ms: dict[str, float]
     cost_usd: float
     gpu_only_cost_usd: float
+    rows: list[dict] | None = None  # the output rows, once made (a remote `all` stage makes them with the logits)
+    post_busy_s: float | None = None  # billed seconds of the postprocess where not this process's (a `post` job)
 
 
 def _ms(seconds: float) -> float:
@@ -76,20 +83,25 @@ def default_max_batch_tokens(device_type: str) -> int:
 class ServerState:
     """Model, pool, batcher and metrics of one app; built by create_app, started by the lifespan."""
 
-    def __init__(self, settings: ServeSettings, spec: ModelSpec, device, pricing, answers: AnswerStore | None = None):
+    def __init__(self, settings: ServeSettings, spec: ModelSpec, device, pricing, answers: AnswerStore | None = None,
+                 remote: RemoteStages | None = None):
         self.settings = settings
+        self.remote = remote  # the stage endpoints every stage runs on (--stages-from-env); None: this process
         self.answers = answers  # texts answered without the device (a prediction cache), when given
         self.spec = spec
         self.device = device
         self.pricing = pricing
         self.metrics = ServeMetrics(pricing.cpu_per_sec, pricing.gpu_per_sec)
-        if settings.cpu_workers:
+        if remote is not None:
+            self.cpu_workers = 0  # nothing runs here but the routes: the stages are remote
+        elif settings.cpu_workers:
             self.cpu_workers = settings.cpu_workers
         else:
             from mixedclf.runtime.device import default_cpu_workers
 
             self.cpu_workers = default_cpu_workers(device.type)
-        self.torch_threads = settings.torch_threads or default_torch_threads(device.type, self.cpu_workers)
+        self.torch_threads = 0 if remote is not None else (
+            settings.torch_threads or default_torch_threads(device.type, self.cpu_workers))
         self.max_batch_tokens = settings.max_batch_tokens or default_max_batch_tokens(device.type)
         self.pool: ProcessPoolExecutor | None = None
         self.pipeline: StagePipeline | None = None  # the stage contract, once the model is loaded
@@ -114,7 +126,8 @@ class ServerState:
         """Serve at once and start in the background: the socket answers while the model loads (/ping 204, then
         200 once ready: Runpod's load-balancer health contract), pipeline routes answer 503 + Retry-After until
         then. A start that fails sets status "failed" and calls `on_start_failed` (run_server stops uvicorn)."""
-        starting = asyncio.create_task(self._start(), name="mixedclf-start")
+        start = self._start() if self.remote is None else self._start_remote()
+        starting = asyncio.create_task(start, name="mixedclf-start")
         try:
             yield
         finally:
@@ -128,6 +141,8 @@ class ServerState:
                 await asyncio.to_thread(self.pool.shutdown, True, cancel_futures=True)
             if self.cache is not None:
                 self.cache.close()
+            if self.remote is not None:
+                self.remote.calls.shutdown(wait=False, cancel_futures=True)
             log.info("mixedclf serve: stopped")
 
     def _warm_postprocess(self, sample, logits) -> None:
@@ -189,19 +204,47 @@ class ServerState:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
-            from mixedclf.errors import exit_code_and_line
+            self._start_failed(exc)
 
-            self.status = "failed"
-            self.start_error = exc
-            log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
-            self.on_start_failed()
+    def _start_failed(self, exc: BaseException) -> None:
+        from mixedclf.errors import exit_code_and_line
+
+        self.status = "failed"
+        self.start_error = exc
+        log.error("mixedclf serve: start failed: %s", exit_code_and_line(exc)[1])
+        self.on_start_failed()
+
+    async def _start_remote(self) -> None:
+        """Start the batcher (its batches are jobs on the stage endpoints), then wait until every stage endpoint
+        has answered /health once: /ping answers 204 until then, 200 after."""
+        s, remote = self.settings, self.remote
+        assert remote is not None
+        try:
+            self.batcher = MicroBatcher(remote.run_batch, max_batch_size=s.max_batch_size, max_wait_ms=s.max_wait_ms,
+                                        max_queue=s.max_queue, observer=self.metrics, thread_name="mixedclf-remote",
+                                        max_in_flight=remote.infer_in_flight)
+            await self.batcher.start()
+            await self.jobs.start()
+            log.info("mixedclf serve: waiting for the stage endpoints (%s)", remote.describe())
+            while not await asyncio.to_thread(remote.healthy):
+                await asyncio.sleep(1.0)
+            self.status = "ok"
+            log.info("mixedclf serve: model %s on the stage endpoints %s; batches of <= %d texts / %.1f ms",
+                     self.spec.name, remote.describe(), s.max_batch_size, s.max_wait_ms)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - one line in the log, then the server stops
+            self._start_failed(exc)
 
     # --- stages ---------------------------------------------------------------------------------------------
-    async def preprocess(self, texts: list[str], task: Callable) -> tuple[Sequences, float]:
-        """The rows -> sequences step on the CPU pool; returns the sequences and the worker's busy seconds. 504 past
-        the timeout."""
+    async def preprocess(self, texts: list[str], clean: str | None = None) -> tuple[Sequences, float]:
+        """The rows -> sequences step on the CPU pool (or a `pre` job); returns the sequences and the worker's busy
+        seconds. `clean`: the route's cleaning mode, None for the server's. 504 past the timeout."""
+        if self.remote is not None:
+            return await self._remote_preprocess(texts, clean)
         loop = asyncio.get_running_loop()
         timeout = self.settings.stage_timeout_cpu
+        task = functools.partial(preprocess_task, clean=clean) if clean else preprocess_task
         for attempt in (1, 2):
             pool = self.pool
             try:
@@ -225,7 +268,29 @@ class ServerState:
                     log.warning("mixedclf serve: a CPU worker died; pool restarted")
         raise AssertionError("unreachable")
 
-    async def infer(self, seqs: Sequences) -> Delivery:
+    async def _remote_preprocess(self, texts: list[str], clean: str | None) -> tuple[Sequences, float]:
+        remote = self.remote
+        assert remote is not None
+        if remote.single:
+            raise ServeError(404, "this deployment has no separate pre stage (topology single: its one endpoint "
+                                  "runs the whole pipeline)", "no_stage")
+        return await self._remote(lambda: remote.pre(texts, clean), self.settings.stage_timeout_cpu,
+                                  "the pre stage", "--stage-timeout-cpu", "timeout_preprocess")
+
+    async def _remote(self, call: Callable, timeout: float, what: str, option: str, reason: str):
+        """A stage job from the event loop: its HTTP status on failure, 504 past the timeout."""
+        from mixedclf.io.runpod_jobs import JobFailed
+
+        assert self.remote is not None
+        try:
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(loop.run_in_executor(self.remote.calls, call), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ServeError(504, f"{what} took longer than {timeout:g} s ({option})", reason) from None
+        except JobFailed as exc:
+            raise ServeError(exc.status, str(exc), "stage_failed") from None
+
+    async def infer(self, seqs: Any) -> Delivery:
         timeout = self.settings.stage_timeout_gpu
         try:
             return await asyncio.wait_for(self.batcher.submit(seqs, len(seqs)), timeout)
@@ -235,14 +300,20 @@ class ServerState:
                 "timeout_inference",
             ) from None
 
-    async def run_pipeline(self, texts: list[str], task: Callable = preprocess_task) -> PipelineOutcome:
-        """Admit, preprocess on the pool, batch on the device; the caller postprocesses (`predictions`)."""
+    async def run_pipeline(self, texts: list[str], clean: str | None = None) -> PipelineOutcome:
+        """Admit, preprocess on the pool, batch on the device; the caller postprocesses (`predictions`).
+        `clean`: the route's cleaning mode (None: the server's)."""
         if self.batcher is None or self.status != "ok":
             raise ServeError(503, "the server is not ready", "shutting_down", {"Retry-After": "1"})
         try:
             with self.batcher.admit(len(texts)):
                 t0 = time.monotonic()
-                seqs, cpu_busy = await self.preprocess(texts, task)
+                if self.remote is not None and self.remote.single:
+                    from mixedclf.serve.remote import TextsPart
+
+                    seqs, cpu_busy = TextsPart(texts, clean or self.settings.clean), 0.0
+                else:
+                    seqs, cpu_busy = await self.preprocess(texts, clean)
                 t1 = time.monotonic()
                 delivery = await self.infer(seqs)
                 t2 = time.monotonic()
@@ -253,6 +324,10 @@ class ServerState:
         except ServeError:
             raise
         except Exception as exc:  # noqa: BLE001 - a device failure: one line for the client, the trace in the log
+            from mixedclf.io.runpod_jobs import JobFailed
+
+            if isinstance(exc, JobFailed):  # a stage endpoint's answer: its status, its one line
+                raise ServeError(exc.status, str(exc), "stage_failed") from None
             log.exception("mixedclf serve: inference failed")
             raise ServeError(500, f"inference failed: {type(exc).__name__}: {exc}", "error") from None
         share = delivery.result
@@ -270,19 +345,30 @@ class ServerState:
         }
         cost = cpu_busy * self.pricing.cpu_per_sec + share.busy_s * self.pricing.gpu_per_sec
         gpu_only = (cpu_busy + share.busy_s) * self.pricing.gpu_per_sec
-        return PipelineOutcome(seqs, share.logits, delivery, timings, cost, gpu_only)
+        return PipelineOutcome(seqs, share.logits, delivery, timings, cost, gpu_only, rows=share.rows)
 
-    def predictions(self, outcome: PipelineOutcome) -> list[dict]:
-        """The logits -> output rows step: one dict per text, in order."""
-        return self.pipeline.predictions(outcome.seqs, outcome.logits)
+    async def predictions(self, outcome: PipelineOutcome) -> list[dict]:
+        """The logits -> output rows step: one dict per text, in order (a `post` job where the stages are
+        remote; made already where a remote `all` stage ran the whole pipeline)."""
+        if outcome.rows is not None:
+            outcome.post_busy_s = 0.0  # billed with the `all` job
+            return outcome.rows
+        remote = self.remote
+        if remote is None:
+            return self.pipeline.predictions(outcome.seqs, outcome.logits)
+        rows, outcome.post_busy_s = await self._remote(lambda: remote.post(outcome.seqs, outcome.logits),
+                                                       self.settings.stage_timeout_cpu, "the post stage",
+                                                       "--stage-timeout-cpu", "timeout_postprocess")
+        return rows
 
     def finish(self, outcome: PipelineOutcome, post_start: float, request_start: float) -> dict[str, str]:
         """Bill the postprocess stage, complete the timings, and make the response headers."""
         post = time.monotonic() - post_start
+        busy = post if outcome.post_busy_s is None else outcome.post_busy_s
         self.metrics.stage("postprocess", post)
-        self.metrics.bill("postprocess", "cpu", post)
-        outcome.cost_usd += post * self.pricing.cpu_per_sec
-        outcome.gpu_only_cost_usd += post * self.pricing.gpu_per_sec
+        self.metrics.bill("postprocess", "cpu", busy)
+        outcome.cost_usd += busy * self.pricing.cpu_per_sec
+        outcome.gpu_only_cost_usd += busy * self.pricing.gpu_per_sec
         t = outcome.timings_ms
         t["postprocess"] = _ms(post)
         t["total"] = _ms(time.monotonic() - request_start)
@@ -350,6 +436,7 @@ class ServerState:
             "jobs": len(self.jobs),
             "uptime_s": round(time.time() - self.started_at, 3),
             "cache": self._cache_health(),
+            "stages": dict(self.remote.ids) if self.remote is not None else None,
         }
 
     def _cache_health(self) -> dict | None:
