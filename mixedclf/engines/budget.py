@@ -1,7 +1,8 @@
 """The local engine's cost meter: its bill chunk by chunk, priced as the report prices it (mixedclf.costs.budget).
 
 Every checkpoint records what the job has spent so far, so a resumed job knows it; with --max-cost the meter is
-asked before each chunk whether the job's bill would pass the budget by the end of that chunk.
+asked before each chunk whether the job's bill would pass the budget by the end of that chunk, and if so how many
+of its rows the budget still covers (the engine then runs the chunk in pieces, each cut from a fresh measurement).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 
 from mixedclf.core.stats import StageClock
 from mixedclf.costs.accounting import clean
-from mixedclf.costs.budget import BillSnapshot, BudgetCheck, bill, check_budget
+from mixedclf.costs.budget import BillSnapshot, BudgetCheck, bill, check_budget, next_piece, rows_within_budget
 from mixedclf.costs.pricing import PricingProfile
 
 #: Seconds between two looks at the budget inside a chunk (after the first micro-batch, which is always looked at):
@@ -116,9 +117,11 @@ class CostMeter:
                               next_rows=left, rows_before=self.rows_before, expected_rows=self.expected_rows,
                               probe_rows=self._chunk_done if first else None, **self.price)
         # The probe stops on the projection (the chunk would pass the budget); later looks only once the bill is
-        # already past it: stopping a chunk on a projection would throw away rows that are paid for.
-        if result.over if first else result.spent_before + result.spent_now > self.max_cost:
-            raise BudgetStop(result)
+        # already past it, and never after the chunk's last micro-batch: stopping a chunk on a projection, or with
+        # nothing left to run, would throw away rows that are paid for.
+        if result.over if first else (left and result.spent_before + result.spent_now > self.max_cost):
+            # the chunk's rows so far are dropped with it: the rows saved are those before it
+            raise BudgetStop(result.model_copy(update={"rows_done": result.rows_done - self._chunk_done}))
 
     def check(self, next_rows: int) -> BudgetCheck | None:
         """Before a chunk of next_rows rows: None without a budget, else the projection (see BudgetCheck.over)."""
@@ -131,3 +134,13 @@ class CostMeter:
         if self.first_projection is None and result.projected_job is not None:
             self.first_projection = result.projected_job
         return result
+
+    def piece_rows(self, rows_left: int, min_rows: int) -> int:
+        """Rows of the chunk's next piece that the budget lets run (rows_left: none is over it; 0: stop), after
+        check() said the whole rest would pass it (see costs.budget.next_piece)."""
+        snap = self.snapshot()
+        if self.max_cost is None or snap is None:
+            return rows_left
+        fit = rows_within_budget(snap, self.profile, max_cost=self.max_cost, spent_before=self.spent_before,
+                                 max_rows=rows_left, **self.price)
+        return next_piece(fit, rows_left, min_rows)

@@ -50,7 +50,8 @@ class DurableOutput:
         self.writer.flush()
         self.errors.flush()
         Checkpoint(fingerprint=self.fingerprint, model_run=self.model_run, chunks_done=counts.chunks_done,
-                   rows_in=counts.rows_in, rows_out=counts.rows_out, rows_errored=counts.rows_errored,
+                   chunk_rows_done=counts.chunk_rows_done, rows_in=counts.rows_in, rows_out=counts.rows_out,
+                   rows_errored=counts.rows_errored,
                    output=self.writer.files(), errors=self.errors.state(), committed=committed,
                    tally=asdict(tally), spent_usd=self.spent(), spent_s=self.spent_s(),
                    runs=self.runs).save(self.output)

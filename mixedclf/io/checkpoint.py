@@ -25,7 +25,9 @@ from mixedclf.io.partstore import PartsState, parts_mismatch
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
 # 5: staged Parquet parts (Parquet and CSV output) as one PartsState record; folder inputs fingerprinted by content
-CHECKPOINT_VERSION = 5
+# 6: chunk_rows_done, the written rows of a chunk cut in pieces near a --max-cost budget (a 5 would resume
+#    after the whole chunk and lose its rest)
+CHECKPOINT_VERSION = 6
 START_OVER = "rerun without --resume to start over"
 
 
@@ -53,6 +55,9 @@ class Checkpoint(BaseModel):
     # calibration), so the options alone cannot promise a resumed run computes the rows the same way.
     model_run: str
     chunks_done: int
+    # rows of chunk `chunks_done` already written (its first pieces, cut near a --max-cost budget): a resume
+    # starts inside that chunk, after them; the reader's chunk boundaries never move
+    chunk_rows_done: int = 0
     rows_in: int
     rows_out: int
     rows_errored: int
