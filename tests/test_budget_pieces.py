@@ -202,18 +202,27 @@ def test_half_the_budget_runs_about_half_the_rows_and_every_resume_is_exact(tmp_
     report = load_report(tmp_path / "stop.json")
     assert report.partial and report.rows_in == rows_done and "stopped at the cost budget" in report.stopped
 
-    # resume with the same budget: no further than one probe past it
-    stopped_at = checkpoint.spent_usd
+    # resume with the same budget: what is left is less than a process spends to its first micro-batch (the
+    # checkpoint keeps the last one's), so it stops before the model loads, spending nothing more
+    assert checkpoint.probe_usd == pytest.approx(_virtual_bill(BATCH))
     with pytest.raises(Interrupted) as again:
         _classify(tmp_path, source, out, tiny_model, max_cost=budget, resume=True)
-    assert again.value.exit_code == EXIT_BUDGET
-    probe = _virtual_bill(BATCH)
-    assert stopped_at <= Checkpoint.load(out).spent_usd <= budget + probe
-    assert Checkpoint.load(out).rows_in == rows_done  # the probe's micro-batch is not written
+    assert again.value.exit_code == EXIT_BUDGET and "less than the $" in str(again.value)
+    assert Checkpoint.load(out) == checkpoint
+    # with a little more budget (less than a probe's bill past the spend) the resumed process runs its probe and
+    # stops there: past the budget by at most one probe's bill, its micro-batch not written
+    more = checkpoint.spent_usd + checkpoint.probe_usd
+    with pytest.raises(Interrupted) as probed:
+        _classify(tmp_path, source, out, tiny_model, max_cost=more, resume=True)
+    assert probed.value.exit_code == EXIT_BUDGET
+    after = Checkpoint.load(out)
+    assert checkpoint.spent_usd < after.spent_usd <= more + _virtual_bill(BATCH)
+    assert after.rows_in == rows_done and after.runs == 2
 
-    # a resume from each state (the last one is the stop itself) finishes the job exactly
+    # a resume from the first piece's checkpoint, one in the shrunk tail and the stop's own finishes the job
+    # exactly (a kill between two checkpoints leaves the earlier one: the writer resumes at its bytes)
     expected = _rows(whole)
-    for state in states:
+    for state in (states[1], states[len(states) // 2 + 1], states[-1]):
         shutil.rmtree(out.parent)
         shutil.copytree(state, out.parent)
         kept = Checkpoint.load(out)

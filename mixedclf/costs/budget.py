@@ -162,7 +162,11 @@ def budget_line(extra: dict, run_bill: float) -> str | None:
             f"{projected}")
 
 
-def already_spent_message(spent: float, max_cost: float, output: str) -> str:
+def already_spent_message(spent: float, max_cost: float, output: str, probe: float = 0.0) -> str:
+    left = ""
+    if spent < max_cost:  # what is left is less than a process spends before it can write a row
+        left = (f", and the {fmt_money(clean(max_cost - spent))} left is less than the {fmt_money(probe)} its last "
+                f"run spent up to its first micro-batch (start-up, model load, one micro-batch)")
     return (f"stopped at the cost budget: this job has already spent {fmt_money(spent)} of --max-cost "
-            f"${max_cost:g} (provisioned bill of its earlier runs, from the checkpoint); nothing was done: "
+            f"${max_cost:g} (provisioned bill of its earlier runs, from the checkpoint){left}; nothing was done: "
             f"rerun with --resume and a raised --max-cost (or none) to continue into {output}")

@@ -37,6 +37,8 @@ class CostMeter:
         self.spent_before = 0.0  # the job's earlier processes (from the checkpoint)
         self.seconds_before = 0.0  # their process seconds
         self.runs_before = 0  # how many they were
+        self.probe_before = 0.0  # the last earlier process's bill at its first micro-batch
+        self.probe_usd = 0.0  # this process's bill at its first micro-batch (0 until then)
         self.rows_before = 0
         self.expected_rows: int | None = None
         self.first_projection: float | None = None  # the whole job, projected after this process's first chunk
@@ -46,9 +48,13 @@ class CostMeter:
         self._last_look = 0.0
 
     def resumed(self, spent_before: float, rows_before: int, seconds_before: float = 0.0,
-                runs_before: int = 0) -> None:
+                runs_before: int = 0, probe_before: float = 0.0) -> None:
         self.spent_before, self.rows_before = spent_before, rows_before
-        self.seconds_before, self.runs_before = seconds_before, runs_before
+        self.seconds_before, self.runs_before, self.probe_before = seconds_before, runs_before, probe_before
+
+    def probe_cost(self) -> float:
+        """The bill at the first micro-batch of this process, else of the last earlier one (0: none known)."""
+        return self.probe_usd or self.probe_before
 
     def job_seconds(self) -> float:
         """The job's process seconds so far: earlier processes + this one up to now."""
@@ -56,8 +62,10 @@ class CostMeter:
 
     @property
     def budget_spent(self) -> bool:
-        """The job's earlier processes already spent the whole budget: do nothing."""
-        return self.max_cost is not None and self.spent_before >= self.max_cost
+        """The job's earlier processes already spent the whole budget, or left less of it than the last of them
+        spent to its first micro-batch (a process would pass the budget before it wrote a row): do nothing."""
+        return self.max_cost is not None and (self.spent_before >= self.max_cost or
+                                              clean(self.spent_before + self.probe_before) > self.max_cost)
 
     def model_loaded(self, *, mode: str, device: str, load_start: float, load_end: float, pool_started: float,
                      workers: int, inference: StageClock, pool_released) -> None:
@@ -112,6 +120,8 @@ class CostMeter:
         if snap is None:
             return
         snap = snap.model_copy(update={"rows": snap.rows + self._chunk_done})  # the chunk's rows are not yet added
+        if first:
+            self.probe_usd = bill(snap, self.profile, **self.price)
         left = max(0, self._chunk_rows - self._chunk_done)
         result = check_budget(snap, self.profile, max_cost=self.max_cost, spent_before=self.spent_before,
                               next_rows=left, rows_before=self.rows_before, expected_rows=self.expected_rows,

@@ -120,10 +120,11 @@ class LocalEngine:
         checkpoint = plan.checkpoint
         if self.meter is not None:
             if checkpoint is not None:
-                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs)
+                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs,
+                                   checkpoint.probe_usd)
             if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
-                raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
-                                  EXIT_BUDGET)
+                raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output),
+                                                        self.meter.probe_before), EXIT_BUDGET)
             if self.meter.max_cost is not None:  # the stop message projects the whole job
                 self.meter.expected_rows = source_rows(plan.io.source).rows
         spec, mixed, workers = plan.spec, plan.mixed, plan.workers
@@ -200,7 +201,8 @@ class LocalEngine:
         sink = DurableOutput(io, checkpoint, plan.fingerprint, job.model_run,
                              spent=meter.job_spent if meter is not None else (lambda: 0.0),
                              spent_s=meter.job_seconds if meter is not None else (lambda: 0.0),
-                             runs=(meter.runs_before if meter is not None else 0) + 1)
+                             runs=(meter.runs_before if meter is not None else 0) + 1,
+                             probe=meter.probe_cost if meter is not None else (lambda: 0.0))
 
         def write(item) -> None:
             chunk, seqs, logits = item

@@ -69,6 +69,9 @@ class Checkpoint(BaseModel):
     spent_usd: float = 0.0  # the job's provisioned bill so far, every process up to its last checkpoint (--max-cost)
     spent_s: float = 0.0  # the job's process seconds so far, every process up to its last checkpoint
     runs: int = 1  # processes that worked on the job up to this checkpoint
+    # what the last process's bill was at its first micro-batch (start-up, model load and that micro-batch): what
+    # a resumed process is expected to spend before it can write a row (--max-cost)
+    probe_usd: float = 0.0
 
     @property
     def output_bytes(self) -> int:
