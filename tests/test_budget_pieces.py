@@ -97,6 +97,7 @@ def test_next_piece_halves_the_rows_the_budget_covers_down_to_one_micro_batch():
 # ---- the engine, on a virtual clock
 
 LOAD_S, PER_ROW_S, BATCH = 2.0, 0.05, 64
+ROWS, FIRST = 2000, 100  # the first chunk 5% of the input, the second (16,384 rows by default) the rest
 
 
 def _virtual_meter_class():
@@ -146,7 +147,7 @@ def _classify(tmp_path, source, out, tiny_model, **over):
     from mixedclf.engines.run import classify_file
 
     opts = ClassifyOptions(input=source, output=out, model=str(tiny_model), device="cpu", mode="gpu-only",
-                           first_chunk_rows=150, batch_size=BATCH, no_cache=True, idle_timeout=0.0, **over)
+                           first_chunk_rows=FIRST, batch_size=BATCH, no_cache=True, idle_timeout=0.0, **over)
     return classify_file(opts)
 
 
@@ -157,14 +158,14 @@ def _rows(path):
 @pytest.mark.slow
 def test_half_the_budget_runs_about_half_the_rows_and_every_resume_is_exact(tmp_path, tiny_model, virtual_clock,
                                                                             monkeypatch):
-    """3,000 rows in chunks of 150 (5%) and 2,850 (the default 16,384 cut by the input's end): half the job's
+    """2,000 rows in chunks of 100 (5%) and 1,900 (the default 16,384 cut by the input's end): half the job's
     budget used to stop after the first chunk. Now the second runs in pieces until the budget covers less than a
     micro-batch, each piece written and checkpointed; a resume from any of those checkpoints (an interrupt inside
     the shrunk tail) finishes the job with every row once, as an uninterrupted run writes it."""
-    source = write_jsonl(tmp_path / "in.jsonl", 3000, seed=11)
+    source = write_jsonl(tmp_path / "in.jsonl", ROWS, seed=11)
     whole = tmp_path / "whole.jsonl"
     _classify(tmp_path, source, whole, tiny_model)
-    budget = _virtual_bill(3000) / 2
+    budget = _virtual_bill(ROWS) / 2
 
     # every checkpoint the stopped run writes, kept aside: the states an interrupt could leave
     from mixedclf.engines.durable import DurableOutput
@@ -191,10 +192,10 @@ def test_half_the_budget_runs_about_half_the_rows_and_every_resume_is_exact(tmp_
     micro_batch = BATCH * PER_ROW_S * 0.0015
     assert checkpoint.spent_usd <= budget
     assert budget - checkpoint.spent_usd <= micro_batch + 0.0015
-    assert 0.4 * 3000 < rows_done < 0.5 * 3000  # about half the job, not the first chunk's 5%
+    assert 0.4 * ROWS < rows_done < 0.5 * ROWS  # about half the job, not the first chunk's 5%
     # the second chunk was cut in pieces, several of them written: the checkpoint is inside it
-    assert checkpoint.chunks_done == 1 and 0 < checkpoint.chunk_rows_done < 2850
-    assert rows_done == 150 + checkpoint.chunk_rows_done
+    assert checkpoint.chunks_done == 1 and 0 < checkpoint.chunk_rows_done < ROWS - FIRST
+    assert rows_done == FIRST + checkpoint.chunk_rows_done
     assert len(states) >= 3
     # the partial report carries the job so far
     from mixedclf.costs.report import load_report
@@ -209,9 +210,9 @@ def test_half_the_budget_runs_about_half_the_rows_and_every_resume_is_exact(tmp_
         _classify(tmp_path, source, out, tiny_model, max_cost=budget, resume=True)
     assert again.value.exit_code == EXIT_BUDGET and "less than the $" in str(again.value)
     assert Checkpoint.load(out) == checkpoint
-    # with a little more budget (less than a probe's bill past the spend) the resumed process runs its probe and
-    # stops there: past the budget by at most one probe's bill, its micro-batch not written
-    more = checkpoint.spent_usd + checkpoint.probe_usd
+    # with a little more budget (a probe's bill and less than a second more) the resumed process runs its probe
+    # and stops there: past the budget by at most one probe's bill, its micro-batch not written
+    more = checkpoint.spent_usd + checkpoint.probe_usd + 0.001
     with pytest.raises(Interrupted) as probed:
         _classify(tmp_path, source, out, tiny_model, max_cost=more, resume=True)
     assert probed.value.exit_code == EXIT_BUDGET
