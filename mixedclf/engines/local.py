@@ -260,8 +260,8 @@ class LocalEngine:
         or 0 (budget_stop set) where not even one micro-batch's worth fits. What was run before is written and
         checkpointed as on SIGINT."""
         left = chunk.rows_in - done
-        texts = chunk.texts[slice(*valid_range(chunk, done, chunk.rows_in))]
-        check = self.meter.check(len(texts)) if self.meter is not None else None
+        first, last = valid_range(chunk, done, chunk.rows_in)  # the rows of them the device runs
+        check = self.meter.check(last - first) if self.meter is not None else None
         if check is None or not check.over:
             return left
         # Rows with problems cost no device time: counting them as rows to run keeps the piece within the budget.
