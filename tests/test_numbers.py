@@ -104,6 +104,9 @@ def test_gpu_speedup_scales_the_pool_too_and_the_headline_never_contradicts_the_
     line = headline(big)
     assert "mixed saves" in line and "on the provisioned bill mixed costs more by" in line
     assert fmt_money(abs(prov.savings)) in line
+    # the verb carries the sign: "costs more by $X (11.1%)", never "(-11.1%)"
+    assert f"costs more by {fmt_money(abs(prov.savings))} ({abs(prov.savings_pct):.1f}%)" in line
+    assert f"({prov.savings_pct:.1f}%)" not in line
 
 
 def test_estimate_from_a_cpu_report_claims_no_saving(cli, tmp_path):

@@ -75,6 +75,20 @@ def concat_sequences(parts: list[Sequences]) -> Sequences:
     return Sequences(batch, np.concatenate(owners).astype(np.int64))
 
 
+def slice_rows(seqs: Sequences, start: int, stop: int) -> Sequences:
+    """Rows start..stop of seqs (a contiguous range, in order), with their sequences: a piece of a chunk."""
+    if start == 0 and stop == len(seqs):
+        return seqs
+    b, owner = seqs.batch, seqs.row_of_sequence
+    first, last = (start, stop) if owner is None else (int(np.searchsorted(owner, start, "left")),
+                                                       int(np.searchsorted(owner, stop, "left")))
+    offsets = b.offsets
+    batch = PreprocessedBatch(b.cleaned[first:last], b.token_ids[offsets[first]:offsets[last]],
+                              b.lengths[first:last], b.truncated[first:last], b.word_count[first:last],
+                              b.sentence_count[first:last], b.char_count[first:last])
+    return Sequences(batch, None if owner is None else (owner[first:last] - start).astype(np.int64))
+
+
 def sequences_without_tokens(lengths: np.ndarray, truncated: np.ndarray, words: np.ndarray,
                              sentences: np.ndarray, chars: np.ndarray) -> Sequences:
     """Rows known only by their counts (a stage that received the counts, not the token ids): enough for the

@@ -52,6 +52,7 @@ class RunCounts:
     rows_out: int = 0
     rows_errored: int = 0
     chunks_done: int = 0
+    chunk_rows_done: int = 0  # rows of chunk `chunks_done` written as its first pieces (io.checkpoint)
 
 
 class IdRepeats:

@@ -14,7 +14,8 @@ import math
 
 from pydantic import BaseModel
 
-from mixedclf.costs.fmt import fmt_money
+from mixedclf.costs.check import DEFAULT_MAX_INCREASE_PCT
+from mixedclf.costs.fmt import fmt_money, format_pct
 from mixedclf.costs.runpod import mixed_bill, orchestrator_per_day
 
 #: ``extra`` key of a classify report for the dedup rule: the fraction 0..1 of rows whose text repeats an earlier
@@ -22,6 +23,38 @@ from mixedclf.costs.runpod import mixed_bill, orchestrator_per_day
 DUPLICATE_KEY = "duplicate_fraction"
 #: ``extra`` key: share of the padded tokens the device computed that were padding (0..1).
 PADDING_KEY = "padding_fraction"
+
+
+class GateEffect(BaseModel):
+    """What `mixedclf check` would see after a classify advice is followed, in the figures it compares: the
+    measured cost per 1,000 rows, and the work-priced one its verdict rests on when the reports count work
+    (costs/check.py). An advice whose measured change is below what check resolves, or whose work-priced change
+    differs from it by as much (cutting padding cuts counted FLOPs more than seconds), says its effect must be
+    measured with `mixedclf check run`: the one comparison of measured CPU seconds over interleaved runs."""
+
+    basis: str  # the billing model of the measured figure (the advice's own)
+    per_1k_now: float  # the run's measured cost per 1,000 rows, of the architecture it ran
+    change_pct: float  # its predicted change (negative: cheaper)
+    work_per_1k_now: float | None = None  # the work-priced cost per 1,000 rows; None: the report counts no work
+    work_change_pct: float | None = None  # its predicted change (an upper bound where the saving is one)
+    resolves_pct: float = DEFAULT_MAX_INCREASE_PCT  # the smallest change check tells from noise: its threshold
+    check_run: bool = False  # the effect must be measured with `mixedclf check run`
+
+    def text(self) -> str:
+        measured = (f"measured cost per 1,000 rows {format_pct(self.change_pct)} (from {fmt_money(self.per_1k_now)}, "
+                    f"{self.basis})")
+        work = ""
+        if self.work_per_1k_now is not None and self.work_change_pct is not None:
+            moved = "unchanged" if self.work_change_pct == 0 else format_pct(self.work_change_pct)
+            work = f", work-priced {moved} (from {fmt_money(self.work_per_1k_now)}; the verdict rests on it)"
+        line = f"check would see: {measured}{work}"
+        if not self.check_run:
+            return line
+        if abs(self.change_pct) < self.resolves_pct:
+            why = f"below the {self.resolves_pct:g}% that check resolves"
+        else:
+            why = "the work-priced verdict would not match the seconds it saves"
+        return f"{line}; {why}: measure its effect with `mixedclf check run`"
 
 
 class Advice(BaseModel):
@@ -34,15 +67,19 @@ class Advice(BaseModel):
     # False when the saving would rest on CPU seconds priced as GPU seconds (inference ran on a CPU, no
     # --gpu-speedup): the advice stands, no dollar figure is claimed for it
     claimed: bool = True
+    gate: GateEffect | None = None  # classify advice: the effect in the figures `mixedclf check` compares
 
     def saving_text(self) -> str:
         return f"{fmt_money(self.saving)} {self.per}"
 
     def claim_text(self) -> str:
-        """"saves ~$0.0012 per 1,000 rows (pay-per-use, derived)", or why no saving is claimed."""
+        """"saves ~$0.0012 per 1,000 rows (pay-per-use, derived); check would see: ...", or why no saving is
+        claimed."""
         if not self.claimed:
-            return "no saving claimed: inference ran on a CPU, so its seconds are not a GPU's"
-        return f"saves ~{self.saving_text()} ({self.basis}, derived)"
+            text = "no saving claimed: inference ran on a CPU, so its seconds are not a GPU's"
+            return text + ("; measure its effect with `mixedclf check run`" if self.gate is not None else "")
+        text = f"saves ~{self.saving_text()} ({self.basis}, derived)"
+        return text if self.gate is None else f"{text}; {self.gate.text()}"
 
 
 def advise(report, limit: int = 4) -> list[Advice]:
@@ -51,6 +88,8 @@ def advise(report, limit: int = 4) -> list[Advice]:
         return []  # its GPU seconds are a CPU's: every saving it could advise would be CPU-seconds arithmetic
     items = _advise_estimate(report) if report.kind == "estimate" else _advise_classify(report)
     items = [a for a in items if a.saving > 0 and math.isfinite(a.saving)]
+    if report.kind == "classify":
+        items = [a.model_copy(update={"gate": gate_effect(report, a)}) for a in items]
     items.sort(key=lambda a: -a.saving)
     if (not report.cost.savings_claim) if report.kind == "classify" else (not getattr(report, "savings_claim", True)):
         items = [a.model_copy(update={"claimed": False}) for a in items]
@@ -58,6 +97,35 @@ def advise(report, limit: int = 4) -> list[Advice]:
 
 
 # ------------------------------------------------------------------------------------- classify
+
+def _work_change(report, key: str) -> float:
+    """How a classify rule changes the counted work per 1,000 rows (what check's work verdict compares), as a
+    fraction of it: rules not named here leave it as it is (the same rows through the same model, only elsewhere
+    or with other workers). The padding and dedup figures are upper bounds, as their savings are."""
+    if key == "deduplicate":
+        return -float(report.extra.get(DUPLICATE_KEY) or 0.0)
+    if key == "cut-padding":
+        return -float(report.extra.get(PADDING_KEY) or 0.0)
+    return 0.0
+
+
+def gate_effect(report, advice: Advice) -> GateEffect:
+    """The advice's expected effect in the figures `mixedclf check` compares (see GateEffect)."""
+    from mixedclf.costs.check_metrics import has_work, work_value
+
+    t = report.cost.totals(advice.basis)
+    now = t.mixed_per_1k if report.mode == "mixed" else t.gpu_only_per_1k
+    change = -advice.saving / now * 100 if now > 0 else 0.0
+    work_now = work_change = None
+    if has_work(report):
+        work_now = work_value(report, "cost_per_1k", report.calibration.s_per_gflop)
+        work_change = _work_change(report, advice.key) * 100
+    effect = GateEffect(basis=advice.basis, per_1k_now=now, change_pct=change, work_per_1k_now=work_now,
+                        work_change_pct=work_change)
+    unresolved = abs(change) < effect.resolves_pct
+    # the work-priced verdict would show a change the seconds do not (or hide one they do)
+    misjudged = work_change is not None and work_change != 0 and abs(work_change - change) >= effect.resolves_pct
+    return effect.model_copy(update={"check_run": unresolved or misjudged or not report.cost.savings_claim})
 
 
 def _advise_classify(report) -> list[Advice]:

@@ -114,6 +114,40 @@ def check_budget(snapshot: BillSnapshot, profile: PricingProfile, *, max_cost: f
                        rows_done=rows_before + snapshot.rows, probe_rows=probe_rows)
 
 
+def rows_within_budget(snapshot: BillSnapshot, profile: PricingProfile, *, max_cost: float, spent_before: float,
+                       max_rows: int, idle_timeout_s: float, gpu_speedup: float | None) -> int:
+    """The most rows, up to max_rows, that this process can still classify with the job's bill at or below
+    max_cost, at the seconds per row measured so far (0 before any: nothing to project from). The bill only
+    grows with rows (rounded up to whole seconds), so a bisection finds it."""
+    if snapshot.rows == 0:
+        return 0
+    price = dict(idle_timeout_s=idle_timeout_s, gpu_speedup=gpu_speedup)
+
+    def fits(rows: int) -> bool:
+        return clean(spent_before + bill(snapshot, profile, more_rows=rows, **price)) <= max_cost
+
+    if not fits(0):
+        return 0
+    lo, hi = 0, max_rows  # fits(lo) holds; the answer is in lo..hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def next_piece(fit: int, rows_left: int, min_rows: int) -> int:
+    """Rows of the next piece of a chunk near the budget (0: stop here), given `fit` rows the budget still covers
+    at the measured rate. Half of them: the rate a smaller piece runs at is only projected, so each piece
+    leaves room for the projection to be wrong, and the next one is cut from a fresh measurement; the gap to the
+    budget halves with each piece, down to one micro-batch (min_rows), where a stop lands within one micro-batch's
+    cost of the budget."""
+    if fit >= rows_left:
+        return rows_left
+    if fit < min_rows:
+        return 0
+    return min(rows_left, max(min_rows, fit // 2))
+
+
 def budget_line(extra: dict, run_bill: float) -> str | None:
     """The report's budget line: the budget, what the job cost in all, and the projection after the first chunk."""
     budget = extra.get("budget")
@@ -128,7 +162,11 @@ def budget_line(extra: dict, run_bill: float) -> str | None:
             f"{projected}")
 
 
-def already_spent_message(spent: float, max_cost: float, output: str) -> str:
+def already_spent_message(spent: float, max_cost: float, output: str, probe: float = 0.0) -> str:
+    left = ""
+    if spent < max_cost:  # what is left is less than a process spends before it can write a row
+        left = (f", and the {fmt_money(clean(max_cost - spent))} left is less than the {fmt_money(probe)} its last "
+                f"run spent up to its first micro-batch (start-up, model load, one micro-batch)")
     return (f"stopped at the cost budget: this job has already spent {fmt_money(spent)} of --max-cost "
-            f"${max_cost:g} (provisioned bill of its earlier runs, from the checkpoint); nothing was done: "
+            f"${max_cost:g} (provisioned bill of its earlier runs, from the checkpoint){left}; nothing was done: "
             f"rerun with --resume and a raised --max-cost (or none) to continue into {output}")

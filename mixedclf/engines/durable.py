@@ -29,10 +29,11 @@ class DurableOutput:
 
     def __init__(self, io: RunIO, checkpoint: Checkpoint | None, fingerprint: str, model_run: str,
                  spent: Callable[[], float] = lambda: 0.0, spent_s: Callable[[], float] = lambda: 0.0,
-                 runs: int = 1):
+                 runs: int = 1, probe: Callable[[], float] = lambda: 0.0):
         self.io, self.output = io, io.output
         self.fingerprint, self.model_run, self.spent = fingerprint, model_run, spent
         self.spent_s, self.runs = spent_s, runs  # the job's process seconds so far; processes that worked on it
+        self.probe = probe  # a process's bill at its first micro-batch (Checkpoint.probe_usd)
         self.writer = open_writer(io.output, io.out_fmt, io.out_kind, io.rows_per_file,
                                   resume_at=checkpoint.output_bytes if checkpoint else None)
         self.errors = open_error_log(io.output, io.out_kind,
@@ -50,10 +51,11 @@ class DurableOutput:
         self.writer.flush()
         self.errors.flush()
         Checkpoint(fingerprint=self.fingerprint, model_run=self.model_run, chunks_done=counts.chunks_done,
-                   rows_in=counts.rows_in, rows_out=counts.rows_out, rows_errored=counts.rows_errored,
+                   chunk_rows_done=counts.chunk_rows_done, rows_in=counts.rows_in, rows_out=counts.rows_out,
+                   rows_errored=counts.rows_errored,
                    output=self.writer.files(), errors=self.errors.state(), committed=committed,
                    tally=asdict(tally), spent_usd=self.spent(), spent_s=self.spent_s(),
-                   runs=self.runs).save(self.output)
+                   runs=self.runs, probe_usd=self.probe()).save(self.output)
 
     def commit(self, tally: LabelTally, counts: RunCounts) -> None:
         """Seal, record the seal, rename into place, drop the checkpoint."""

@@ -21,7 +21,8 @@ from mixedclf.core.stats import StageClock
 from mixedclf.engines.plan import RunPlan
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
 from mixedclf.errors import StageTimeout
-from mixedclf.io.readers import InputChunk, iter_chunks
+from mixedclf.io.chunks import InputChunk, chunk_piece
+from mixedclf.io.readers import iter_chunks
 from mixedclf.runtime.control import StopSignals
 from mixedclf.runtime.pool import slices, start_worker_pool, stop_pool
 from mixedclf.runtime.workers import preprocess_task
@@ -32,13 +33,15 @@ CHUNKS_AHEAD = 2
 
 class ChunkFeed:
     """One run's chunks, from chunk `skip_chunks` on (those before it are in the checkpoint: read past, not
-    classified again), each with its preprocessed batch. Stops early once `signals` holds a signal."""
+    classified again; of chunk `skip_chunks` itself, the first `skip_rows` rows, written as pieces), each with
+    its preprocessed batch. Stops early once `signals` holds a signal."""
 
-    def __init__(self, run: RunPlan, clocks: dict[str, StageClock], signals: StopSignals, skip_chunks: int = 0):
+    def __init__(self, run: RunPlan, clocks: dict[str, StageClock], signals: StopSignals, skip_chunks: int = 0,
+                 skip_rows: int = 0):
         self.opts, self.source, self.in_fmt, self.signals = run.opts, run.io.source, run.io.in_fmt, signals
         self.chunk_sizes = run.chunks
         self._read_clock, self._pre_clock = clocks["read"], clocks["preprocess"]
-        self._skip_chunks, self._exhausted = skip_chunks, False
+        self._skip_chunks, self._skip_rows, self._exhausted = skip_chunks, skip_rows, False
         self._chunks: Iterator[InputChunk] | None = None  # the reader, once the feed is open
         self._in_flight: deque | None = None  # [chunk, futures of its slices, or None until submitted]
         self._pool: ProcessPoolExecutor | None = None
@@ -73,6 +76,8 @@ class ChunkFeed:
             chunk = next(self._chunks, None)
             if chunk is None or chunk.index >= self._skip_chunks:
                 break
+        if chunk is not None and chunk.index == self._skip_chunks and self._skip_rows:
+            chunk = chunk_piece(chunk, self._skip_rows, chunk.rows_in)  # the rest of a chunk cut in pieces
         if chunk is not None:
             self._read_clock.add(start, time.monotonic(), chunk.rows_in, time.thread_time() - cpu0)
         return chunk

@@ -23,6 +23,7 @@ from mixedclf.core.answers import AnswerStore
 from mixedclf.core.pipeline import StagePipeline
 from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.preprocess import make_tokenizer
+from mixedclf.core.sequences import slice_rows
 from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import BudgetStop, CostMeter
@@ -37,6 +38,7 @@ from mixedclf.engines.result import LocalTimes, RunResult, local_result
 from mixedclf.engines.writer_thread import WriterThread
 from mixedclf.errors import EXIT_BUDGET, Interrupted, RowError
 from mixedclf.io.checkpoint import finish_commit
+from mixedclf.io.chunks import chunk_piece, valid_range
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.runio import RunIO
 from mixedclf.runtime.control import StopSignals, call_with_timeout
@@ -121,16 +123,18 @@ class LocalEngine:
         checkpoint = plan.checkpoint
         if self.meter is not None:
             if checkpoint is not None:
-                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs)
+                self.meter.resumed(checkpoint.spent_usd, checkpoint.rows_in, checkpoint.spent_s, checkpoint.runs,
+                                   checkpoint.probe_usd)
             if self.meter.budget_spent:  # before the model loads: nothing is spent on a run that cannot start
-                raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output)),
-                                  EXIT_BUDGET)
+                raise Interrupted(already_spent_message(self.meter.spent_before, self.meter.max_cost, str(o.output),
+                                                        self.meter.probe_before), EXIT_BUDGET)
             if self.meter.max_cost is not None:  # the stop message projects the whole job
                 self.meter.expected_rows = plan.run.input_rows.rows
         spec, mixed, workers = plan.spec, plan.mixed, plan.workers
         clocks = plan.clocks()
         tokenizer_json, pad_id = tokenizer_json_and_pad_id(spec)
-        self.feed = ChunkFeed(plan.run, clocks, self.signals, skip_chunks=checkpoint.chunks_done if checkpoint else 0)
+        self.feed = ChunkFeed(plan.run, clocks, self.signals, skip_chunks=checkpoint.chunks_done if checkpoint else 0,
+                              skip_rows=checkpoint.chunk_rows_done if checkpoint else 0)
         if mixed:
             self.feed.start_pool(workers, tokenizer_json, spec.max_length)  # workers start while the model loads
         pool_started = time.monotonic()
@@ -184,11 +188,11 @@ class LocalEngine:
         commit."""
         o = self.opts
         plan = job.plan
-        io, checkpoint, pipeline = plan.io, plan.checkpoint, job.pipeline
+        io, checkpoint = plan.io, plan.checkpoint
         if checkpoint:
             job.tally = LabelTally(**checkpoint.tally)
             job.counts = RunCounts(checkpoint.rows_in, checkpoint.rows_out, checkpoint.rows_errored,
-                                   checkpoint.chunks_done)
+                                   checkpoint.chunks_done, checkpoint.chunk_rows_done)
         tally, counts = job.tally, job.counts
         self._id_repeats = IdRepeats()
         if checkpoint is not None and checkpoint.committed:
@@ -199,7 +203,8 @@ class LocalEngine:
         sink = DurableOutput(io, checkpoint, plan.fingerprint, job.model_run,
                              spent=meter.job_spent if meter is not None else (lambda: 0.0),
                              spent_s=meter.job_seconds if meter is not None else (lambda: 0.0),
-                             runs=(meter.runs_before if meter is not None else 0) + 1)
+                             runs=(meter.runs_before if meter is not None else 0) + 1,
+                             probe=meter.probe_cost if meter is not None else (lambda: 0.0))
 
         def write(item) -> None:
             chunk, seqs, logits = item
@@ -217,29 +222,17 @@ class LocalEngine:
                     where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
                     raise RowError(f"{p.file or io.source.spec}: {where}: {p.reason}",
                                    hint="fix the row, or use --on-error skip")
-                if self._over_budget(len(chunk.texts)):
-                    break
-                start, cpu_mark = time.monotonic(), device_cpu.now()
-                self._reported = self._tokens_told = 0
-                if self.on_work is not None:
-                    self.on_work.chunk_started(chunk.rows_in, int(seqs.batch.lengths.sum()))
-                if self.meter is not None:
-                    self.meter.chunk_started(len(chunk.texts))
-                try:
-                    inferred = call_with_timeout(functools.partial(pipeline.infer, seqs), o.stage_timeout_gpu,
-                                                 f"inference on chunk {chunk.index}")
-                except BudgetStop as stop:
-                    # the chunk is dropped unwritten; what the job spent (the probe included) goes in the checkpoint
-                    self.budget_stop = stop.check.message(str(o.output))
-                    self._spend_checkpoint = io.resumable
-                    break
-                job.clocks["inference"].add(start, time.monotonic(), len(chunk.texts), device_cpu.now() - cpu_mark)
-                # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
-                self.on_rows(chunk.rows_in - self._reported)
-                if self.on_work is not None:
-                    self.on_work.answered(chunk.rows_in - self._reported)
-                writer.put((chunk, seqs, inferred.logits))
-                if self.signals.signum is not None:
+                done = 0  # input rows of the chunk run so far: a chunk near the budget runs in pieces
+                while done < chunk.rows_in and self.signals.signum is None:
+                    rows = self._piece_rows(chunk, done, plan.batch[0])
+                    if rows == 0:
+                        break
+                    piece = chunk_piece(chunk, done, done + rows)
+                    if not self._run_piece(piece, slice_rows(seqs, *valid_range(chunk, done, done + rows)), job,
+                                           writer, device_cpu):
+                        break
+                    done += rows
+                if self.budget_stop is not None or self.signals.signum is not None:
                     break
             writer.close()
             if self._spend_checkpoint:  # the job's spend so far is kept even when no chunk was completed
@@ -263,13 +256,46 @@ class LocalEngine:
                 sink.abort()
         self.duplicate_ids = self._id_repeats.count()
 
-    def _over_budget(self, next_rows: int) -> bool:
-        """With --max-cost: stop before a chunk that would take the job's bill past the budget (the chunks before
-        it are written and checkpointed as on SIGINT)."""
-        check = self.meter.check(next_rows) if self.meter is not None else None
+    def _piece_rows(self, chunk, done: int, min_rows: int) -> int:
+        """With --max-cost: the input rows of the chunk to run next, from row `done` on: all that are left unless
+        they would take the job's bill past the budget; then a piece the budget covers (costs.budget.next_piece),
+        or 0 (budget_stop set) where not even one micro-batch's worth fits. What was run before is written and
+        checkpointed as on SIGINT."""
+        left = chunk.rows_in - done
+        first, last = valid_range(chunk, done, chunk.rows_in)  # the rows of them the device runs
+        check = self.meter.check(last - first) if self.meter is not None else None
         if check is None or not check.over:
+            return left
+        # Rows with problems cost no device time: counting them as rows to run keeps the piece within the budget.
+        rows = self.meter.piece_rows(left, min_rows)
+        if rows == 0:
+            self.budget_stop = check.message(str(self.opts.output))
+        return rows
+
+    def _run_piece(self, piece, seqs, job: _Run, writer: WriterThread, device_cpu: CpuExcept) -> bool:
+        """One chunk, or a piece of one, through the device and on to the writer thread. False when the budget
+        stopped it inside (nothing of it written)."""
+        o = self.opts
+        start, cpu_mark = time.monotonic(), device_cpu.now()
+        self._reported = self._tokens_told = 0
+        if self.on_work is not None:
+            self.on_work.chunk_started(piece.rows_in, int(seqs.batch.lengths.sum()))
+        if self.meter is not None:
+            self.meter.chunk_started(len(piece.texts))
+        try:
+            inferred = call_with_timeout(functools.partial(job.pipeline.infer, seqs), o.stage_timeout_gpu,
+                                         f"inference on chunk {piece.index}")
+        except BudgetStop as stop:
+            # the piece is dropped unwritten; what the job spent (the probe included) goes in the checkpoint
+            self.budget_stop = stop.check.message(str(o.output))
+            self._spend_checkpoint = job.plan.io.resumable
             return False
-        self.budget_stop = check.message(str(self.opts.output))
+        job.clocks["inference"].add(start, time.monotonic(), len(piece.texts), device_cpu.now() - cpu_mark)
+        # Rows no micro-batch carried (repeats answered by dedup, rows with problems) count here.
+        self.on_rows(piece.rows_in - self._reported)
+        if self.on_work is not None:
+            self.on_work.answered(piece.rows_in - self._reported)
+        writer.put((piece, seqs, inferred.logits))
         return True
 
     def _write_chunk(self, chunk, seqs, logits, job: _Run, sink: DurableOutput) -> None:
@@ -288,7 +314,9 @@ class LocalEngine:
         counts.rows_in += chunk.rows_in
         counts.rows_out += table.num_rows
         counts.rows_errored += len(chunk.problems)
-        counts.chunks_done = chunk.index + 1
+        # a piece that ends its chunk completes it; an earlier piece leaves the resume inside the chunk
+        counts.chunks_done = chunk.index + 1 if chunk.ends_chunk else chunk.index
+        counts.chunk_rows_done = 0 if chunk.ends_chunk else chunk.offset + chunk.rows_in
 
 
 class LocalRunner:

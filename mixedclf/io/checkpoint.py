@@ -25,7 +25,9 @@ from mixedclf.io.partstore import PartsState, parts_mismatch
 from mixedclf.io.writers import errors_path_for, parts_dir_for, temp_path_for, writing
 
 # 5: staged Parquet parts (Parquet and CSV output) as one PartsState record; folder inputs fingerprinted by content
-CHECKPOINT_VERSION = 5
+# 6: chunk_rows_done, the written rows of a chunk cut in pieces near a --max-cost budget (a 5 would resume
+#    after the whole chunk and lose its rest)
+CHECKPOINT_VERSION = 6
 START_OVER = "rerun without --resume to start over"
 
 
@@ -53,6 +55,9 @@ class Checkpoint(BaseModel):
     # calibration), so the options alone cannot promise a resumed run computes the rows the same way.
     model_run: str
     chunks_done: int
+    # rows of chunk `chunks_done` already written (its first pieces, cut near a --max-cost budget): a resume
+    # starts inside that chunk, after them; the reader's chunk boundaries never move
+    chunk_rows_done: int = 0
     rows_in: int
     rows_out: int
     rows_errored: int
@@ -64,6 +69,9 @@ class Checkpoint(BaseModel):
     spent_usd: float = 0.0  # the job's provisioned bill so far, every process up to its last checkpoint (--max-cost)
     spent_s: float = 0.0  # the job's process seconds so far, every process up to its last checkpoint
     runs: int = 1  # processes that worked on the job up to this checkpoint
+    # what the last process's bill was at its first micro-batch (start-up, model load and that micro-batch): what
+    # a resumed process is expected to spend before it can write a row (--max-cost)
+    probe_usd: float = 0.0
 
     @property
     def output_bytes(self) -> int:

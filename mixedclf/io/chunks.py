@@ -3,8 +3,9 @@ and the problems found among them. The format modules (io.format_*) feed rows or
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,32 @@ class InputChunk:
     passthrough: pa.Table  # id column first, then every other input column but the text, valid rows only
     problems: list[RowProblem] = field(default_factory=list)
     source: int = 0  # which file of the input the rows come from (a chunk never spans two)
+    # A piece of chunk `index` (cut near a --max-cost budget, or its rest on --resume): rows of the chunk before
+    # these, and whether these run to its end. Chunk boundaries stay those of the reader; pieces are inside them.
+    offset: int = 0
+    ends_chunk: bool = True
+
+
+def valid_range(chunk: InputChunk, start: int, stop: int) -> tuple[int, int]:
+    """Input rows start..stop of the chunk as a range of its valid rows (its texts, its sequences)."""
+    # The valid rows are the chunk's rows that are not problems, in order: count those before each end.
+    problem_rows = sorted(p.row for p in chunk.problems)
+    return (start - bisect.bisect_left(problem_rows, chunk.first_row + start),
+            stop - bisect.bisect_left(problem_rows, chunk.first_row + stop))
+
+
+def chunk_piece(chunk: InputChunk, start: int, stop: int) -> InputChunk:
+    """Rows start..stop (counted among the chunk's input rows, valid or not, from its first) of the chunk, in
+    order: its texts, passthrough and problems in that range."""
+    start, stop = max(0, start), min(chunk.rows_in, stop)
+    if start == 0 and stop == chunk.rows_in:
+        return chunk
+    lo, hi = chunk.first_row + start, chunk.first_row + stop
+    before_lo, before_hi = valid_range(chunk, start, stop)
+    return replace(chunk, first_row=lo, rows_in=stop - start, texts=chunk.texts[before_lo:before_hi],
+                   passthrough=chunk.passthrough.slice(before_lo, before_hi - before_lo),
+                   problems=[p for p in chunk.problems if lo <= p.row < hi], offset=chunk.offset + start,
+                   ends_chunk=chunk.ends_chunk and stop == chunk.rows_in)
 
 
 def text_problem(value: Any) -> str | None:

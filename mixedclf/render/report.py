@@ -22,6 +22,11 @@ def _savings_pct_text(t: CostTotals, cost: CostBreakdown | None = None) -> str:
     return fmt_pct(t.savings_pct) if t.gpu_only > 0 else "—"
 
 
+def _verdict_pct(t: CostTotals) -> str:
+    """The size of a "saves" / "costs more by" verdict, of the GPU-only cost: the verb carries the sign."""
+    return fmt_pct(abs(t.savings_pct)) if t.gpu_only > 0 else "—"
+
+
 def _savings_text(t: CostTotals, cost: CostBreakdown, digits: int | None = None) -> str:
     return fmt_money(t.savings, digits) if cost.savings_claim else "—"
 
@@ -61,9 +66,9 @@ def headline(report: ClassifyReport) -> str:
     if (prov.savings >= 0) != (ppu.savings >= 0):
         p_verdict = "saves" if prov.savings >= 0 else "costs more by"
         other = (f"; on the provisioned bill mixed {p_verdict} {fmt_money(abs(prov.savings))} "
-                 f"({_savings_pct_text(prov)})")
+                 f"({_verdict_pct(prov)})")
     return (f"mixed {fmt_money(ppu.mixed)} vs GPU-only {fmt_money(ppu.gpu_only)} (pay-per-use{scaled}): "
-            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_savings_pct_text(ppu)}){other}; "
+            f"mixed {verdict} {fmt_money(abs(ppu.savings))} ({_verdict_pct(ppu)}){other}; "
             f"cost per 1,000 rows {fmt_money(ppu.mixed_per_1k)} vs {fmt_money(ppu.gpu_only_per_1k)}")
 
 
