@@ -75,13 +75,20 @@ def _warn(line: str) -> None:
 
 
 def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
-    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and on Ray,
-    whose inference actors are not this process (the run says so in one line)."""
+    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and with a Ray
+    Client address, whose driver runs on the cluster, away from this machine's cache (the run says so in one line).
+    """
     if opts.no_cache:
         return None
-    if opts.engine != "local":
-        warn("the prediction cache is not used with --engine ray: every row runs on the device (docs/cache.md)")
-        return None
+    if opts.engine == "ray":
+        import os
+
+        from mixedclf.engines.ray.cache import is_ray_client
+
+        if is_ray_client(opts.ray_address or os.environ.get("RAY_ADDRESS")):
+            warn("the prediction cache is not used through Ray Client (ray://): the cache is the driver's, and this "
+                 "driver runs on the cluster; every row runs on the device (docs/cache.md)")
+            return None
     from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.models.cache import prediction_cache_path
 
@@ -136,8 +143,9 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     try:
         with (output_lock(opts.output) if kind != "stdout" else nullcontext()), bar:
             on_rows = bar.advance if progress else None
-            local = {"meter": meter, "on_work": bar if progress else None, "answers": cache} if meter else {}
-            engine = engine_class(opts.engine)(opts, on_rows=on_rows, **local)
+            extra = ({"meter": meter, "on_work": bar if progress else None, "answers": cache} if meter
+                     else {"answers": cache, "warn": warn or _warn})
+            engine = engine_class(opts.engine)(opts, on_rows=on_rows, **extra)
             run = engine.run()
     finally:
         if cache is not None:
