@@ -43,9 +43,13 @@ def _classify(source: Path, folder: Path, name: str, model: str, cache: Path | N
     wall = time.perf_counter() - start
     data = json.loads(report.read_text(encoding="utf-8"))
     cache_part = data.get("cache") or {}
-    return {"run": name, "rows": data["rows_in"], "device_s": data["extra"]["device_busy_s"], "wall_s": wall,
-            "hits": cache_part.get("hits", 0), "misses": cache_part.get("misses", data["rows_in"]),
-            "avoided_usd": cache_part.get("avoided_usd")}
+    result = {"run": name, "rows": data["rows_in"], "device_s": data["extra"]["device_busy_s"], "wall_s": wall,
+              "hits": cache_part.get("hits", 0), "misses": cache_part.get("misses", data["rows_in"]),
+              "avoided_usd": cache_part.get("avoided_usd")}
+    # As each run ends: a long case on a shared machine is worth reading before it is over.
+    print(f"  {name}: {result['rows']:,} rows, {result['hits']:,} hits, device {result['device_s']:.2f} s, "
+          f"wall {wall:.2f} s, load average now {_load():.1f}", flush=True)
+    return result
 
 
 def _compare(a: Path, b: Path) -> tuple[bool, bool, float]:
