@@ -95,3 +95,33 @@ def print_machine() -> str:
     line = machine()
     print(f"machine: {line}", flush=True)
     return line
+
+
+TINY_WORDS = [
+    "good", "great", "excellent", "love", "wonderful", "perfect", "happy", "fine", "best", "amazing", "bad", "awful",
+    "terrible", "hate", "broken", "poor", "worst", "boring", "slow", "refund", "the", "a", "it", "was", "is", "and",
+    "but", "not", "very", "really", "phone", "food", "movie", "room", "app", "service", "staff",
+]
+
+
+def tiny_classifier(folder: Path) -> Path:
+    """The tests' tiny model (tests/conftest.py build_tiny_classifier, same vocabulary, shape and seed): a randomly
+    initialised 2-layer BERT, hidden size 32, max length 64, with a real fast tokenizer. Its device time per row is
+    a small fraction of its host time, so runs of a million rows fit on a small CPU; its labels mean nothing."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = specials + sorted(set(TINY_WORDS)) + list("abcdefghijklmnopqrstuvwxyz")
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64).save_pretrained(folder)
+    torch.manual_seed(0)
+    labels = ("NEGATIVE", "POSITIVE")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    return folder

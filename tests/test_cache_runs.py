@@ -194,13 +194,19 @@ def test_a_cache_it_cannot_write_leaves_the_run_going_and_says_so(tmp_path, tiny
     assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
 
 
-def test_ray_runs_without_the_cache_and_says_so(tmp_path):
+def test_ray_opens_the_drivers_cache_but_not_through_ray_client(tmp_path, monkeypatch):
     from mixedclf.engines.run import open_cache
 
     said: list[str] = []
-    opts = build_options(dict(input="x.jsonl", output=str(tmp_path / "o.jsonl"), engine="ray", no_cache=False))
-    assert open_cache(opts, said.append) is None
-    assert len(said) == 1 and "--engine ray" in said[0]
+    values = dict(input="x.jsonl", output=str(tmp_path / "o.jsonl"), engine="ray", no_cache=False,
+                  cache=str(tmp_path / "c.sqlite3"))
+    cache = open_cache(build_options(values), said.append)
+    assert cache is not None and cache.enabled and not said
+    cache.close()
+    assert open_cache(build_options({**values, "ray_address": "ray://head:10001"}), said.append) is None
+    assert len(said) == 1 and "Ray Client" in said[0]
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert open_cache(build_options(values), said.append) is None and len(said) == 2
 
 
 @pytest.mark.slow

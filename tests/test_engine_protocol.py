@@ -41,7 +41,8 @@ def test_every_registered_engine_has_the_protocol(name):
     module, attr = registry.ENGINES[name].split(":")
     cls = getattr(importlib.import_module(module), attr)
     assert registry.engine_class(name) is cls
-    assert isinstance(cls.in_process, bool)
+    assert isinstance(cls.in_process, bool) and isinstance(cls.deployed, bool)
+    assert list(inspect.signature(cls.cache_refusal).parameters) == ["opts"]
     assert list(inspect.signature(cls.run).parameters) == ["self", "plan", "hooks"]
 
 
@@ -90,11 +91,16 @@ def test_classify_hands_the_registered_engine_one_plan_resolved_once(tmp_path, t
 
 
 def test_an_engine_elsewhere_gets_no_meter_and_no_cache(tmp_path, tiny_model, monkeypatch):
-    """What an engine is (in this process or not) decides the cost meter and the cache, not its name."""
+    """What an engine is (in this process or not; whether it takes the cache) decides the cost meter and the
+    cache, not its name."""
     seen = []
 
     class Elsewhere:
         in_process = False
+
+        @classmethod
+        def cache_refusal(cls, opts):
+            return f"the prediction cache is not used with --engine {opts.engine}"
 
         def run(self, plan, hooks):
             seen.append(hooks)
@@ -113,8 +119,7 @@ def test_an_engine_elsewhere_gets_no_meter_and_no_cache(tmp_path, tiny_model, mo
                       warn=warned.append)
     (hooks,) = seen
     assert hooks.meter is None and hooks.answers is None
-    assert warned == ["the prediction cache is not used with --engine local: every row runs on the device "
-                      "(docs/cache.md)"]
+    assert warned == ["the prediction cache is not used with --engine local"]
 
 
 def test_the_plan_checks_the_run_before_any_engine(tmp_path, tiny_model):

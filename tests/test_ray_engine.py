@@ -22,7 +22,9 @@ from mixedclf.errors import InputError, RowError  # noqa: E402
 
 pytestmark = pytest.mark.slow  # starts a Ray node
 
-LIGHT = {"chunk_rows": 64, "batch_size": 16}  # several blocks, parts and micro-batches out of 300 rows
+# Several blocks, parts and micro-batches out of 300 rows. No prediction cache: one shared by the module's runs
+# would answer a run's rows from an earlier one (the cache's own tests below name theirs).
+LIGHT = {"chunk_rows": 64, "batch_size": 16, "no_cache": True}
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +246,58 @@ def test_a_folder_in_a_folder_out_laid_out_as_the_local_engine_does(local_ray, t
     assert error["row"] == 74 and error["line"] == 5 and error["file"].endswith("b.jsonl.gz")
     run("ray", folder, tmp_path / "ray", tiny_model, rows_per_file=64, output_format="jsonl")
     assert [len(rows_of(tmp_path / "ray" / f"part-0000{i}.jsonl")) for i in range(4)] == [64, 64, 64, 7]
+
+
+# The prediction cache on Ray (engines/ray/cache.py): looked up before the device, filled by what it computes.
+
+def _cached(engine: str, inp: Path, out: Path, model: Path, cache: Path, warnings: list | None = None, **kw):
+    opts = ClassifyOptions(input=inp, output=out, model=str(model), engine=engine, device="cpu", precision="fp32",
+                           **{**LIGHT, "no_cache": False, "cache": cache, **kw})
+    return classify_file(opts, warn=(warnings if warnings is not None else []).append).report
+
+
+@pytest.mark.timeout(600)  # three Ray runs
+def test_a_ray_rerun_is_answered_by_the_cache_with_the_same_bytes(local_ray, tiny_model, tmp_path):
+    cache = tmp_path / "c.sqlite3"
+    run("ray", SAMPLE_JSONL, tmp_path / "plain.jsonl", tiny_model, precision="fp32")
+    first = _cached("ray", SAMPLE_JSONL, tmp_path / "first.jsonl", tiny_model, cache)
+    again = _cached("ray", SAMPLE_JSONL, tmp_path / "again.jsonl", tiny_model, cache)
+    assert (first.cache.hits, first.cache.misses, first.cache.stored) == (0, 300, 300)
+    assert first.extra["micro_batches"] > 0 and first.cache.device_s_per_row > 0
+    assert (again.cache.hits, again.cache.misses, again.cache.stored) == (300, 0, 0)
+    assert again.extra["micro_batches"] == 0 and again.extra["device_busy_s"] == 0  # nothing reached the device
+    assert again.engine == "ray" and again.rows_out == 300
+    plain = (tmp_path / "plain.jsonl").read_bytes()
+    assert (tmp_path / "first.jsonl").read_bytes() == plain
+    assert (tmp_path / "again.jsonl").read_bytes() == plain
+
+
+@pytest.mark.timeout(600)
+def test_ray_finds_what_the_local_engine_stored_and_computes_only_a_new_row(local_ray, tiny_model, tmp_path):
+    cache = tmp_path / "c.sqlite3"
+    local = _cached("local", SAMPLE_JSONL, tmp_path / "local.jsonl", tiny_model, cache)
+    assert (local.cache.hits, local.cache.stored) == (0, 300)
+    lines = SAMPLE_JSONL.read_text(encoding="utf-8").splitlines()
+    grown = tmp_path / "grown.jsonl"
+    new = {"id": "new", "text": "a brand new review, never seen", "source": "product", "stars": 5}
+    grown.write_text("\n".join([*lines, json.dumps(new)]) + "\n", encoding="utf-8")
+    report = _cached("ray", grown, tmp_path / "ray.jsonl", tiny_model, cache)
+    c = report.cache
+    assert (c.hits, c.misses, c.stored) == (300, 1, 1)  # the actors key rows as the local engine does
+    assert report.extra["micro_batches"] == 1
+    assert c.avoided_device_s == pytest.approx(300 * report.extra["device_busy_s"], rel=1e-9)
+    ray_lines = (tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()
+    assert ray_lines[:300] == (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(ray_lines[300])["id"] == "new"
+
+
+@pytest.mark.timeout(600)
+def test_a_ray_run_on_a_corrupt_cache_warns_once_and_writes_the_right_rows(local_ray, tiny_model, tmp_path):
+    cache = tmp_path / "c.sqlite3"
+    cache.write_bytes(b"not a database at all" * 500)
+    run("ray", SAMPLE_JSONL, tmp_path / "plain.jsonl", tiny_model, precision="fp32")
+    warnings: list[str] = []
+    report = _cached("ray", SAMPLE_JSONL, tmp_path / "out.jsonl", tiny_model, cache, warnings)
+    assert len(warnings) == 1 and "unusable" in warnings[0] and "starting it anew" in warnings[0]
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
+    assert report.cache.stored == 300 and report.cache.disabled is None

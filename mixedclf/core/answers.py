@@ -3,7 +3,8 @@
 The stage contract asks an `AnswerStore` for the logits of rows it has answered before and hands it the logits it
 computes, so a row found there never reaches the device. A key decides the answer: it digests the run key (every
 setting that changes a row's logits: model content, head overlay, backend, precision, clean mode, tokenizer,
-max length) with the cleaned text the tokenizer saw.
+max length) with the cleaned text the tokenizer saw, through that text's `text_digest`: a stage that has only the
+digest (the Ray engine ships it instead of the text) makes the same key as one that has the text.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ def run_key(**settings: object) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=32).digest()
 
 
-def answer_keys(key: bytes, cleaned: Sequence[str]) -> list[bytes]:
-    """One key per cleaned text under the run key `key`."""
+def text_digest(text: str) -> bytes:
+    """A 128-bit digest of a cleaned text: what dedup compares and the answer key is made of, without the text."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest()
+
+
+def answer_keys(key: bytes, cleaned: Sequence[str | bytes]) -> list[bytes]:
+    """One key per row under the run key `key`: of its cleaned text, or of that text's `text_digest` (bytes)."""
     return [
-        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES, key=key).digest()
-        for text in cleaned
+        hashlib.blake2b(t if isinstance(t, bytes) else text_digest(t), digest_size=KEY_BYTES, key=key).digest()
+        for t in cleaned
     ]

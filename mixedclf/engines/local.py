@@ -325,6 +325,10 @@ class LocalRunner:
     in_process: ClassVar[bool] = True
     deployed: ClassVar[bool] = False
 
+    @classmethod
+    def cache_refusal(cls, opts) -> str | None:
+        return None
+
     def run(self, plan: RunPlan, hooks: RunHooks) -> RunResult:
         engine = LocalEngine(plan.opts, on_rows=hooks.on_rows, meter=hooks.meter, answers=hooks.answers,
                              on_work=hooks.on_work)

@@ -12,22 +12,25 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from mixedclf.errors import InputError
 
 if TYPE_CHECKING:
-    from mixedclf.core.answers import AnswerStore
+    from mixedclf.core.options import ClassifyOptions
     from mixedclf.engines.budget import CostMeter
     from mixedclf.engines.plan import RunPlan
     from mixedclf.engines.progress import WorkListener
     from mixedclf.engines.result import RunResult
+    from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.io.runpod_jobs import RunpodTarget
 
 
 @dataclass(frozen=True)
 class RunHooks:
-    """What the caller lends a run. meter and answers reach only an in-process engine (see Engine)."""
+    """What the caller lends a run. meter reaches only an in-process engine, answers only one that takes the
+    prediction cache (see Engine)."""
 
     on_rows: Callable[[int], None] | None = None  # told each batch of rows written (the progress bar)
     meter: CostMeter | None = None  # prices the run chunk by chunk (--max-cost, the checkpoint's spend)
-    answers: AnswerStore | None = None  # rows answered without the device (the prediction cache)
+    answers: PredictionCache | None = None  # rows answered without the device (the prediction cache)
     on_work: WorkListener | None = None  # told each chunk's and micro-batch's tokens (the bar's ETA)
+    warn: Callable[[str], None] | None = None  # told a line about the run that does not stop it
     target: RunpodTarget | None = None  # the deployed endpoints an engine sends its jobs to (--engine runpod)
 
 
@@ -37,6 +40,10 @@ class Engine(Protocol):
     in_process: ClassVar[bool]
     # True: its workers are a deployment's endpoints (--deploy SPEC), which the caller resolves into hooks.target.
     deployed: ClassVar[bool]
+
+    @classmethod
+    def cache_refusal(cls, opts: ClassifyOptions) -> str | None:
+        """Why this run cannot use the prediction cache, in one line; None when it can."""
 
     def run(self, plan: RunPlan, hooks: RunHooks) -> RunResult: ...
 

@@ -64,13 +64,13 @@ def _warn(line: str) -> None:
 
 
 def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
-    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and with an
-    engine whose inference workers are not this process, such as Ray's (the run says so in one line)."""
+    """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and when the
+    engine cannot use it (the run says why in one line)."""
     if opts.no_cache:
         return None
-    if not engine_class(opts.engine).in_process:
-        warn(f"the prediction cache is not used with --engine {opts.engine}: every row runs on the device "
-             "(docs/cache.md)")
+    refusal = engine_class(opts.engine).cache_refusal(opts)
+    if refusal is not None:
+        warn(refusal)
         return None
     from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.models.cache import prediction_cache_path
@@ -125,7 +125,7 @@ def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: flo
     try:
         with (output_lock(opts.output) if plan.io.out_kind != "stdout" else nullcontext()), bar:
             hooks = RunHooks(on_rows=bar.advance if progress else None, meter=meter, answers=cache,
-                             on_work=bar if progress else None, target=target)
+                             on_work=bar if progress else None, warn=warn or _warn, target=target)
             run = engine().run(plan, hooks)
     finally:
         if cache is not None:

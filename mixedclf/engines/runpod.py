@@ -278,5 +278,10 @@ class RunpodRunner:
     in_process: ClassVar[bool] = False
     deployed: ClassVar[bool] = True
 
+    @classmethod
+    def cache_refusal(cls, opts) -> str | None:
+        return ("the prediction cache is not used with --engine runpod: every row runs on the deployed endpoints "
+                "(docs/cache.md)")
+
     def run(self, plan: RunPlan, hooks: RunHooks) -> RunResult:
         return RunpodEngine(plan.opts, on_rows=hooks.on_rows, target=hooks.target).run(plan)

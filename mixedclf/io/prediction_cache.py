@@ -26,7 +26,7 @@ import numpy as np
 
 # "mxcl": tells this project's cache from any other SQLite file at the same path.
 APPLICATION_ID = 0x6D78636C
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: keys digest the cleaned text's digest (core.answers.text_digest)
 DEFAULT_MAX_BYTES = 1 << 30
 BUSY_TIMEOUT_MS = 5000
 _SQL_VARIABLES = 900  # under SQLite's oldest default limit of 999 host parameters per statement

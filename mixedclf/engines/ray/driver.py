@@ -21,7 +21,8 @@ whole node, so read and write tasks always find a CPU.
 
 The parts live beside this module: connect (joining the cluster), stages (the stage callables and their collector),
 sizing (pool sizes), merge (the ordered merge of the parts), report (the RunResult from the job's statistics) and
-stats (Ray Data's operator statistics for the report).
+stats (Ray Data's operator statistics for the report) and cache (the prediction cache: one actor on the driver's
+node holds the file, the inference actors ask it before their device sees a row).
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import shutil
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import pyarrow as pa
 
 from mixedclf.core.columns import check_option_names
 from mixedclf.core.options import chunk_rows_for
+from mixedclf.engines.ray.cache import finish_keeper, start_keeper
 from mixedclf.engines.ray.connect import connect
 from mixedclf.engines.ray.errors import first_line, user_error
 from mixedclf.engines.ray.merge import merge_parts
@@ -46,6 +48,7 @@ from mixedclf.engines.ray.stages import Collector, Infer, Postprocess, Preproces
 from mixedclf.engines.result import RunResult
 from mixedclf.errors import InputError
 from mixedclf.io.formats import spec as format_spec
+from mixedclf.io.prediction_cache import PredictionCache
 from mixedclf.io.readers import column_in_file
 from mixedclf.io.runio import resolve_io
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -64,9 +67,12 @@ INFERENCE_ACTOR_MEMORY = 512 * 1024**2
 class RayEngine:
     """Runs a classify job on a Ray cluster (or a Ray it starts on this machine); returns the local RunResult."""
 
-    def __init__(self, opts, on_rows: Callable[[int], None] | None = None):
+    def __init__(self, opts, on_rows: Callable[[int], None] | None = None, answers: PredictionCache | None = None,
+                 warn: Callable[[str], None] | None = None):
         self.opts = opts
         self.on_rows = on_rows or (lambda n: None)
+        self.answers = answers  # the prediction cache the driver opened; its counts are this run's when it ends
+        self.warn = warn or (lambda line: None)
 
     # --- set-up -------------------------------------------------------------------------------------------
     def _check(self) -> tuple[str, str]:
@@ -118,7 +124,8 @@ class RayEngine:
         names = self._header().names if format_spec(fmt).header_lines else None
         return format_spec(fmt).ray_read(ray_data, path, names, **common)
 
-    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: PoolPlan, collector):
+    def _build(self, ray_data, fmt: str, spec: ModelSpec, tokenizer_json: str, pad_id: int, plan: PoolPlan, collector,
+               keeper=None):
         from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
         o = self.opts
@@ -140,7 +147,8 @@ class RayEngine:
                                    "backend": o.backend,
                                    "torch_threads": plan.torch_threads, "pad_id": pad_id,
                                    "batch_size": o.batch_size, "max_batch_tokens": o.max_batch_tokens,
-                                   "dedup": o.dedup, "collector": collector},
+                                   "dedup": o.dedup, "collector": collector, "keeper": keeper, "clean": o.clean,
+                                   "tokenizer_json": tokenizer_json if keeper is not None else ""},
             compute=ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR),
             num_gpus=plan.actor_gpus or None, num_cpus=plan.actor_cpus, memory=INFERENCE_ACTOR_MEMORY,
             batch_size=rows, batch_format="pyarrow",
@@ -189,6 +197,8 @@ class RayEngine:
         saved_level = data_logger.level
         stop = threading.Event()
         poller = threading.Thread(target=self._poll_progress, args=(collector, stop), daemon=True)
+        keeper = start_keeper(self.answers, self.warn) if self.answers is not None else None
+        snap: dict[str, Any] | None = None
         try:
             ctx.execution_options.preserve_order = True
             ctx.enable_progress_bars = False
@@ -200,7 +210,7 @@ class RayEngine:
                 ctx.raise_original_map_exception = True  # our errors (RowError) reach the driver as themselves
             # Our progress bar, report and one-line errors replace Ray Data's own messages and tracebacks.
             data_logger.setLevel(logging.CRITICAL)
-            ds = self._build(ray_data, in_fmt, spec, tokenizer_json, pad_id, plan, collector)
+            ds = self._build(ray_data, in_fmt, spec, tokenizer_json, pad_id, plan, collector, keeper)
             poller.start()
             exec_start = time.time()
             try:
@@ -232,6 +242,8 @@ class RayEngine:
                 setattr(ctx, name, value)
             data_logger.setLevel(saved_level)
             shutil.rmtree(parts, ignore_errors=True)
+            if self.answers is not None:
+                self._finish_cache(keeper, snap)
             try:
                 ray.kill(collector)
             except Exception:  # noqa: BLE001
@@ -239,6 +251,20 @@ class RayEngine:
         t_end = time.time()
         return ray_result(o, RayRun(spec, plan, snap, summary, tally, counts, n_parts, in_fmt, out_fmt),
                           Timeline(t_start, exec_start, exec_end, merge_start, merge_end, t_end))
+
+    def _finish_cache(self, keeper, snap: dict | None) -> None:
+        """The run's cache counts, from every inference actor's figures (none when the job failed) and the keeper's.
+        A cache that served no part of the run (it could not be opened) missed every row, as on the local engine."""
+        assert self.answers is not None
+        totals: dict[str, float] = {}
+        for actor in (snap or {}).get("actors", {}).values():
+            for name in ("answer_hits", "answer_misses", "sequences"):
+                totals[name] = totals.get(name, 0) + actor["stats"].get(name, 0)
+        if keeper is None:
+            self.answers.stats.misses = int(totals.get("sequences", 0))
+            return
+        finish_keeper(keeper, self.answers, int(totals.get("answer_hits", 0)), int(totals.get("answer_misses", 0)),
+                      (snap or {}).get("cache_lost"), self.warn)
 
     def _file_ranges(self, snap: dict) -> list[tuple[int, int, str]] | None:
         """(first row, source index, file name) for each run of rows the numberer saw from one file."""

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mixedclf.core.answers import text_digest
 from mixedclf.core.pipeline import DeviceWork, OutputStep, StagePipeline
 from mixedclf.core.preprocess import make_tokenizer
 from mixedclf.core.sequences import keyed_sequences, sequences_without_tokens, to_sequences
+from mixedclf.engines.ray.cache import KeeperAnswers
 from mixedclf.errors import RowError
 from mixedclf.io.readers import text_problem
 from mixedclf.models.spec import ModelSpec, resolve_model
@@ -38,7 +40,7 @@ WORDS = "__mixedclf_words"
 SENTENCES = "__mixedclf_sentences"
 CHARS = "__mixedclf_chars"
 LOGITS = "__mixedclf_logits"
-TEXT_KEY = "__mixedclf_text_key"  # 64-bit digest of the cleaned text: what dedup compares, without the text
+TEXT_KEY = "__mixedclf_text_key"  # core.answers.text_digest of the cleaned text: dedup and the cache key, no text
 INTERNAL = (ROW, PROBLEM, TOKENS, LENGTH, TRUNCATED, WORDS, SENTENCES, CHARS, LOGITS, TEXT_KEY)
 
 
@@ -54,6 +56,7 @@ class Collector:
         self.actors: dict[str, dict[str, Any]] = {}
         self.rows_done = 0
         self.files: list[tuple[str, int]] = []  # (file path, first row) of each run of rows from one input file
+        self.cache_lost: str | None = None  # why an inference actor stopped asking the prediction cache, if one did
 
     def add(self, stage: str, start: float, end: float, items: int, worker: str, rows_in: int = 0,
             device: str | None = None, stats: dict | None = None) -> None:
@@ -84,13 +87,17 @@ class Collector:
         self.actors[worker] = {"device": device, "load_start": start, "load_end": end, "last_end": None, "stats": {},
                                "precision": precision, "precision_reason": precision_reason, "backend": backend}
 
+    def lost_cache(self, why: str) -> None:
+        self.cache_lost = self.cache_lost or why
+
     def progress(self) -> int:
         return self.rows_done
 
     def snapshot(self) -> dict:
         stages = {k: {**v, "workers": sorted(v["workers"]), "devices": sorted(v["devices"])}
                   for k, v in self.stages.items()}
-        return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done, "files": self.files}
+        return {"stages": stages, "actors": self.actors, "rows_done": self.rows_done, "files": self.files,
+                "cache_lost": self.cache_lost}
 
 
 class RowNumberer:
@@ -198,10 +205,11 @@ class Preprocess:
         ):
             out = out.append_column(name, array)
         # Always: the inference stage counts repeated texts (the report's duplicate_fraction) even without dedup.
-        keys = np.zeros(n, dtype=np.int64)
-        keys[keep_idx] = [int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8)
-                                         .digest(), "little", signed=True) for t in prep.cleaned]
-        out = out.append_column(TEXT_KEY, pa.array(keys, pa.int64()))
+        # With the prediction cache, the inference actor makes each row's key of it (core.answers.answer_keys).
+        keys = [b""] * n
+        for i, digest in zip(keep, map(text_digest, prep.cleaned), strict=True):
+            keys[i] = digest
+        out = out.append_column(TEXT_KEY, pa.array(keys, pa.binary()))
         ray.get(self.collector.add.remote("preprocess", start, time.time(), len(keep), _worker_name(), rows_in=n))
         return out
 
@@ -212,15 +220,18 @@ def _valid_rows(table: pa.Table) -> np.ndarray:
 
 class Infer:
     """Device stage, one per actor: the model is loaded once in __init__, then the contract's
-    `StagePipeline.infer` (dedup scoped to each batch, as the local engine scopes it to a chunk)."""
+    `StagePipeline.infer` (dedup scoped to each batch, as the local engine scopes it to a chunk). With `keeper`
+    (engines/ray/cache.py) rows the prediction cache holds never reach the device, as on the local engine: the
+    run key is this actor's own (the precision it resolved, its device type), made with `clean` and the tokenizer."""
 
     def __init__(self, model: str, device: str, precision: str, torch_threads: int | None, pad_id: int,
-                 batch_size: int, max_batch_tokens: int, dedup: bool, collector, backend: str | None = None) -> None:
+                 batch_size: int, max_batch_tokens: int, dedup: bool, collector, backend: str | None = None,
+                 keeper=None, clean: str = "standard", tokenizer_json: str = "") -> None:
         start = time.time()  # the model-load stage includes importing torch, as a fresh GPU worker would
         import ray
         import torch
 
-        from mixedclf.models.backend import load_model, resolve_backend
+        from mixedclf.models.backend import answer_run_key, load_model, resolve_backend
         from mixedclf.models.device import resolve_device
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,8 +240,12 @@ class Infer:
         self.spec = resolve_model(model)
         self.device = resolve_device(device, resolve_backend(precision, backend, self.spec))
         model = load_model(self.spec, self.device, precision, backend)
+        self.answers = KeeperAnswers(keeper) if keeper is not None else None
+        key = answer_run_key(self.spec, model, clean, tokenizer_json) if self.answers is not None else b""
         self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id, batch_size=batch_size,
-                                      max_batch_tokens=max_batch_tokens, dedup=dedup)
+                                      max_batch_tokens=max_batch_tokens, dedup=dedup, answers=self.answers,
+                                      run_key=key)
+        self.lost_told = False
         self.collector = collector
         self.worker = _worker_name()
         self.device_name = str(self.device) if self.device.type != "cuda" else f"cuda:{torch.cuda.current_device()}"
@@ -262,6 +277,9 @@ class Infer:
         out = table.drop_columns([c for c in (TOKENS, TEXT_KEY) if c in table.column_names]).append_column(
             LOGITS, pa.FixedSizeListArray.from_arrays(pa.array(full.ravel(), pa.float32()), labels)
         )
+        if self.answers is not None and self.answers.lost is not None and not self.lost_told:
+            self.lost_told = True
+            ray.get(self.collector.lost_cache.remote(self.answers.lost))
         ray.get(self.collector.add.remote("inference", start, end, len(idx), self.worker, rows_in=n,
                                           device=self.device_name, stats=work.totals()))
         return out
