@@ -278,3 +278,34 @@ def test_bad_rows_go_to_the_errors_file_and_stdout_output_works(tmp_path, plane,
     classify_file(opts, target=plane.target())
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in out] == [r["id"] for r in rows if r["id"] != "r003"]
+
+
+def test_a_command_line_engine_overrides_a_config_or_env_deploy(tmp_path, monkeypatch, tiny_model):
+    """A --config (or MIXEDCLF_*) that runs on Runpod is overridden by `--engine local` on the command line: the
+    deploy spec it names goes with its engine instead of refusing the run. A --deploy at the engine's layer or
+    above still needs --engine runpod."""
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+
+    for name in ("MIXEDCLF_ENGINE", "MIXEDCLF_DEPLOY"):
+        monkeypatch.delenv(name, raising=False)
+    src, _ = _input(tmp_path, 3)
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[classify]\nengine = "runpod"\ndeploy = "{spec}"\n')
+    runner = CliRunner()
+    out = tmp_path / "o.jsonl"
+    base = ["classify", str(src), "-o", str(out), "--config", str(cfg), "--model", str(tiny_model), "-q",
+            "--cpu-workers", "1", "--torch-threads", "1", "--no-cache"]
+    res = runner.invoke(app, [*base, "--engine", "local"])
+    assert res.exit_code == 0, res.output
+    assert len(out.read_text().splitlines()) == 3
+    monkeypatch.setenv("MIXEDCLF_ENGINE", "local")
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o2.jsonl")])
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("MIXEDCLF_DEPLOY", str(spec))  # now deploy sits at the engine's layer: a contradiction
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o3.jsonl")])
+    assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
+    monkeypatch.delenv("MIXEDCLF_DEPLOY")
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o4.jsonl"), "--engine", "local", "--deploy", str(spec)])
+    assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
