@@ -133,3 +133,31 @@ def test_deploy_local_never_replaces_the_state_of_applied_or_running_endpoints(t
         assert state_path(spec).read_text() == before
     finally:
         server.shutdown()
+
+
+def test_deploy_local_port_0_picks_a_free_port_the_orchestrator_and_the_state_file_share(tmp_path, monkeypatch):
+    """--port 0 used to reach the orchestrator as PORT=0 (it took a port of its own) while deploy local pinged
+    and recorded port 0: never ready, a state file naming :0."""
+    import sys
+    import threading
+
+    import mixedclf.cloud.local as local
+    from mixedclf.cloud.spec import load_spec
+
+    spawned: dict[str, dict] = {}
+    states: list = []
+
+    def spawn(role, args, env, logs):
+        spawned[role] = env
+        return local.Child(role, subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]),
+                           logs / f"{role}.log")
+
+    monkeypatch.setattr(local, "_spawn", spawn)
+    monkeypatch.setattr(local, "write_state", lambda path, state: states.append(state))
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    stopped = threading.Event()
+    stopped.set()  # start, record, stop at once
+    local.run_local(load_spec(spec), spec, port=0, log=lambda line: None, stop_event=stopped)
+    port = int(spawned["orchestrator"]["PORT"])
+    assert port > 0 and states[0].endpoints["orchestrator"].url == f"http://127.0.0.1:{port}"

@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
     @deploy.command("local")
     def local_cmd(
         spec: Path = SPEC_ARG,
-        port: int = typer.Option(8888, help="Port of the orchestrator (/classify, /ping, /docs)."),
+        port: int = typer.Option(8888, help="Port of the orchestrator (/classify, /ping, /docs); 0: a free one."),
         host: str = typer.Option("127.0.0.1", help="Address every process listens on."),
     ) -> None:
         """Run the spec's whole topology here as separate processes until Ctrl-C or SIGTERM."""

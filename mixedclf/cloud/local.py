@@ -211,6 +211,7 @@ def run_local(spec: DeploySpec, spec_path: Path, host: str = "127.0.0.1", port: 
     except ImportError:
         raise InputError("deploy local runs runpod workers", hint="pip install 'mixedclf[runpod]'") from None
     _refuse_a_live_state(state_path(spec_path))
+    port = port or free_port(host)  # 0: chosen here, so the orchestrator, the ready check and the state agree
     stop_event = stop_event or threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop_event.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     logs = Path(tempfile.mkdtemp(prefix="mixedclf-local-"))
