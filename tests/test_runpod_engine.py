@@ -309,3 +309,26 @@ def test_a_command_line_engine_overrides_a_config_or_env_deploy(tmp_path, monkey
     monkeypatch.delenv("MIXEDCLF_DEPLOY")
     res = runner.invoke(app, [*base, "-o", str(tmp_path / "o4.jsonl"), "--engine", "local", "--deploy", str(spec)])
     assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
+
+
+@pytest.mark.parametrize("flag, value", [("--precision", "fp16"), ("--device", "cuda"), ("--backend", "onnxruntime")])
+def test_options_the_deployment_decides_are_refused_not_ignored(tmp_path, monkeypatch, flag, value):
+    """The deployed workers run the spec's model at its precision on their device: a --precision, --device or
+    --backend on the command line used to be dropped without a word (the run said `precision auto`)."""
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    endpoints = {r: DeployedEndpoint(id=f"id-{r}", name=r, api="local", url=f"http://127.0.0.1:9/v2/id-{r}")
+                 for r in ("pre", "infer", "post")}
+    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="local",
+                                  endpoints=endpoints))
+    src, _ = _input(tmp_path, 3)
+    out = tmp_path / "o.jsonl"
+    base = ["classify", str(src), "-o", str(out), "--engine", "runpod", "--deploy", str(spec)]
+    res = CliRunner().invoke(app, [*base, flag, value])
+    assert res.exit_code == EXIT_USAGE and flag in res.output and str(spec) in res.output, res.output
+    assert not out.exists()
+    res = CliRunner().invoke(app, [*base, "--precision", "auto"])  # the deployed one: nothing to refuse
+    assert res.exit_code != EXIT_USAGE and "do not answer" in res.output, res.output

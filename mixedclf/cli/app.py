@@ -92,7 +92,7 @@ def classify(
     if engine_class(opts.engine).deployed or opts.deploy is not None:
         from mixedclf.cli.deploy import batch_target
 
-        opts, target = batch_target(opts, model_given=values.get("model") is not None)
+        opts, target = batch_target(opts, values)
     show_progress = not quiet and sys.stderr.isatty()
     result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
                            warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,
