@@ -311,10 +311,12 @@ def test_a_command_line_engine_overrides_a_config_or_env_deploy(tmp_path, monkey
     assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
 
 
-@pytest.mark.parametrize("flag, value", [("--precision", "fp16"), ("--device", "cuda"), ("--backend", "onnxruntime")])
+@pytest.mark.parametrize("flag, value", [("--precision", "fp16"), ("--device", "cuda"), ("--backend", "onnxruntime"),
+                                         ("--mode", "gpu-only")])
 def test_options_the_deployment_decides_are_refused_not_ignored(tmp_path, monkeypatch, flag, value):
-    """The deployed workers run the spec's model at its precision on their device: a --precision, --device or
-    --backend on the command line used to be dropped without a word (the run said `precision auto`)."""
+    """The deployed workers run the spec's model at its precision on their device, in the spec's topology: a
+    --precision, --device or --backend on the command line used to be dropped without a word (the run said
+    `precision auto`), and --mode gpu-only priced the split stages' seconds as one GPU's."""
     from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
     from mixedclf.cloud.spec import INIT_TEMPLATE
 

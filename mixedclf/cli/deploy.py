@@ -24,13 +24,13 @@ def _say(text: str) -> None:
 
 
 # What the deployed workers decide: a command line asking for another one is refused, never dropped unsaid.
-DEPLOYED_SETTINGS = ("device", "backend")
+DEPLOYED_SETTINGS = ("device", "backend", "mode")  # mode: the spec's topology
 
 
 def batch_target(opts, given: dict):
     """classify's --engine runpod --deploy SPEC: (the options with the deployed model, the deployment's target).
     The model and precision are the spec's: a --model or --precision naming others is refused, as is any
-    --device or --backend (`given`: the command line's values)."""
+    --device, --backend or --mode (`given`: the command line's values)."""
     from mixedclf.cloud.batch import runpod_target
     from mixedclf.engines.registry import engine_class
 
@@ -46,7 +46,7 @@ def batch_target(opts, given: dict):
                          hint="leave --precision out: the deployed workers run the spec's")
     for name in DEPLOYED_SETTINGS:
         if given.get(name) is not None:
-            raise InputError(f"--{name} with --engine runpod: the workers of {target.spec} decide it",
+            raise InputError(f"--{name} with --engine runpod: the deployment {target.spec} decides it",
                              hint=f"leave --{name} out")
     return opts.model_copy(update={"model": target.model, "precision": target.precision}), target
 
