@@ -84,3 +84,80 @@ def test_deploy_local_answers_the_original_routes_and_stops_every_process(tmp_pa
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.pid for p in alive]
     assert not (tmp_path / "mixedclf-deploy.state.json").exists()
+
+
+def _state(spec, target: str, url: str) -> str:
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+
+    endpoints = {role: DeployedEndpoint(id=f"id-{role}", name=f"mixedclf-{role}", api="rest",
+                                        url=f"{url}/v2/id-{role}") for role in ("pre", "infer", "post")}
+    path = write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=1.0,
+                                         target=target, endpoints=endpoints))
+    return path.read_text()
+
+
+def test_deploy_local_never_replaces_the_state_of_applied_or_running_endpoints(tmp_path):
+    """deploy apply's state file holds the ids `deploy destroy` needs, and a running deploy local's is what
+    classify --engine runpod reads: a deploy local on the same spec refuses to start and leaves it as it was
+    (it used to overwrite it, then delete it on stop)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mixedclf.cloud.local import run_local
+    from mixedclf.cloud.spec import load_spec, state_path
+    from mixedclf.errors import InputError
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    stopped = threading.Event()
+    stopped.set()  # were it to start anyway, it stops at once
+    before = _state(spec, "runpod", "https://api.runpod.ai")
+    with pytest.raises(InputError, match="deploy apply"):
+        run_local(load_spec(spec), spec, port=free_port(), log=lambda line: None, stop_event=stopped)
+    assert state_path(spec).read_text() == before
+
+    class Up(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = _state(spec, "local", f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(InputError, match="already running"):
+            run_local(load_spec(spec), spec, port=free_port(), log=lambda line: None, stop_event=stopped)
+        assert state_path(spec).read_text() == before
+    finally:
+        server.shutdown()
+
+
+def test_deploy_local_port_0_picks_a_free_port_the_orchestrator_and_the_state_file_share(tmp_path, monkeypatch):
+    """--port 0 used to reach the orchestrator as PORT=0 (it took a port of its own) while deploy local pinged
+    and recorded port 0: never ready, a state file naming :0."""
+    import sys
+    import threading
+
+    import mixedclf.cloud.local as local
+    from mixedclf.cloud.spec import load_spec
+
+    spawned: dict[str, dict] = {}
+    states: list = []
+
+    def spawn(role, args, env, logs):
+        spawned[role] = env
+        return local.Child(role, subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]),
+                           logs / f"{role}.log")
+
+    monkeypatch.setattr(local, "_spawn", spawn)
+    monkeypatch.setattr(local, "write_state", lambda path, state: states.append(state))
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    stopped = threading.Event()
+    stopped.set()  # start, record, stop at once
+    local.run_local(load_spec(spec), spec, port=0, log=lambda line: None, stop_event=stopped)
+    port = int(spawned["orchestrator"]["PORT"])
+    assert port > 0 and states[0].endpoints["orchestrator"].url == f"http://127.0.0.1:{port}"

@@ -125,3 +125,21 @@ def test_single_topology_with_a_client_orchestrator_is_one_gpu_endpoint():
         ("all", "rest-v2", "mixedclf-all", "QUEUE")]
     assert requests[0].body["gpu"] == {"pools": ["ADA_24"], "count": 1}
     assert requests[0].body["env"]["MIXEDCLF_STAGE"] == "all"
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("folder", "is a directory"),
+    ("binary", "not UTF-8 text"),
+])
+def test_a_spec_that_is_a_folder_or_binary_is_one_line_exit_2(tmp_path, kind, message):
+    path = tmp_path / "spec.toml"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"PAR1\x15\x04\x98\xff\x00")
+    with pytest.raises(InputError) as caught:
+        load_spec(path)
+    line = str(caught.value)
+    assert message in line and "\n" not in line and line.startswith(str(path))
+    result = runner.invoke(app, ["deploy", "plan", str(path)])
+    assert result.exit_code == 2 and message in result.output

@@ -154,3 +154,16 @@ def test_the_platform_ports_are_one_more_layer(tmp_path, monkeypatch):
     monkeypatch.delenv("MIXEDCLF_PORT")
     with pytest.raises(InputError, match="invalid PORT: 'http' is not a port number"):
         serve_settings({}, config)
+
+
+def test_a_bad_config_value_names_the_config_file_and_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("MIXEDCLF_ENGINE", raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[classify]\nengine = "nope"\n')
+    with pytest.raises(InputError) as caught:
+        build_settings(ClassifyOptions, {"input": "in.jsonl", "output": "out.jsonl"}, cfg)
+    assert str(caught.value).startswith(f"{cfg}: [classify] engine: ") and "--engine" not in str(caught.value)
+    cfg.write_text('[classify]\nengin = "runpod"\n')
+    with pytest.raises(InputError) as caught:
+        build_settings(ClassifyOptions, {"input": "in.jsonl", "output": "out.jsonl"}, cfg)
+    assert str(caught.value).startswith(f"{cfg}: [classify] engin: ")

@@ -278,3 +278,59 @@ def test_bad_rows_go_to_the_errors_file_and_stdout_output_works(tmp_path, plane,
     classify_file(opts, target=plane.target())
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in out] == [r["id"] for r in rows if r["id"] != "r003"]
+
+
+def test_a_command_line_engine_overrides_a_config_or_env_deploy(tmp_path, monkeypatch, tiny_model):
+    """A --config (or MIXEDCLF_*) that runs on Runpod is overridden by `--engine local` on the command line: the
+    deploy spec it names goes with its engine instead of refusing the run. A --deploy at the engine's layer or
+    above still needs --engine runpod."""
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+
+    for name in ("MIXEDCLF_ENGINE", "MIXEDCLF_DEPLOY"):
+        monkeypatch.delenv(name, raising=False)
+    src, _ = _input(tmp_path, 3)
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[classify]\nengine = "runpod"\ndeploy = "{spec}"\n')
+    runner = CliRunner()
+    out = tmp_path / "o.jsonl"
+    base = ["classify", str(src), "-o", str(out), "--config", str(cfg), "--model", str(tiny_model), "-q",
+            "--cpu-workers", "1", "--torch-threads", "1", "--no-cache"]
+    res = runner.invoke(app, [*base, "--engine", "local"])
+    assert res.exit_code == 0, res.output
+    assert len(out.read_text().splitlines()) == 3
+    monkeypatch.setenv("MIXEDCLF_ENGINE", "local")
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o2.jsonl")])
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("MIXEDCLF_DEPLOY", str(spec))  # now deploy sits at the engine's layer: a contradiction
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o3.jsonl")])
+    assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
+    monkeypatch.delenv("MIXEDCLF_DEPLOY")
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "o4.jsonl"), "--engine", "local", "--deploy", str(spec)])
+    assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
+
+
+@pytest.mark.parametrize("flag, value", [("--precision", "fp16"), ("--device", "cuda"), ("--backend", "onnxruntime"),
+                                         ("--mode", "gpu-only")])
+def test_options_the_deployment_decides_are_refused_not_ignored(tmp_path, monkeypatch, flag, value):
+    """The deployed workers run the spec's model at its precision on their device, in the spec's topology: a
+    --precision, --device or --backend on the command line used to be dropped without a word (the run said
+    `precision auto`), and --mode gpu-only priced the split stages' seconds as one GPU's."""
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE)
+    endpoints = {r: DeployedEndpoint(id=f"id-{r}", name=r, api="local", url=f"http://127.0.0.1:9/v2/id-{r}")
+                 for r in ("pre", "infer", "post")}
+    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="local",
+                                  endpoints=endpoints))
+    src, _ = _input(tmp_path, 3)
+    out = tmp_path / "o.jsonl"
+    base = ["classify", str(src), "-o", str(out), "--engine", "runpod", "--deploy", str(spec)]
+    res = CliRunner().invoke(app, [*base, flag, value])
+    assert res.exit_code == EXIT_USAGE and flag in res.output and str(spec) in res.output, res.output
+    assert not out.exists()
+    res = CliRunner().invoke(app, [*base, "--precision", "auto"])  # the deployed one: nothing to refuse
+    assert res.exit_code != EXIT_USAGE and "do not answer" in res.output, res.output

@@ -77,18 +77,22 @@ def classify(
     Options not given come from MIXEDCLF_<OPTION> environment variables, then the --config file, then the
     packaged defaults.
     """
-    from mixedclf.core.options import build_options
+    from mixedclf.core.options import build_options, option_layer
     from mixedclf.engines.registry import engine_class
     from mixedclf.engines.run import classify_file
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)
+    if (opts.deploy is not None and not engine_class(opts.engine).deployed
+            and option_layer("deploy", values) < option_layer("engine", values)):
+        # A config's (or MIXEDCLF_DEPLOY's) spec belongs to the engine a higher layer has just replaced.
+        opts = opts.model_copy(update={"deploy": None})
     target = None
     if engine_class(opts.engine).deployed or opts.deploy is not None:
         from mixedclf.cli.deploy import batch_target
 
-        opts, target = batch_target(opts, model_given=values.get("model") is not None)
+        opts, target = batch_target(opts, values)
     show_progress = not quiet and sys.stderr.isatty()
     result = classify_file(opts, progress=show_progress, started_at=process_clock.process_start(),
                            warn=lambda line: err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False,

@@ -23,9 +23,14 @@ def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def batch_target(opts, model_given: bool):
+# What the deployed workers decide: a command line asking for another one is refused, never dropped unsaid.
+DEPLOYED_SETTINGS = ("device", "backend", "mode")  # mode: the spec's topology
+
+
+def batch_target(opts, given: dict):
     """classify's --engine runpod --deploy SPEC: (the options with the deployed model, the deployment's target).
-    The model is the spec's: a --model naming another one is refused."""
+    The model and precision are the spec's: a --model or --precision naming others is refused, as is any
+    --device, --backend or --mode (`given`: the command line's values)."""
     from mixedclf.cloud.batch import runpod_target
     from mixedclf.engines.registry import engine_class
 
@@ -34,8 +39,15 @@ def batch_target(opts, model_given: bool):
     if opts.deploy is None:
         raise InputError("--engine runpod needs --deploy SPEC", hint="mixedclf deploy init writes one")
     target = runpod_target(opts.deploy, opts.pricing, opts.profile)
-    if model_given:
+    if given.get("model") is not None:
         target.check_model(opts.model)
+    if given.get("precision") not in (None, target.precision):
+        raise InputError(f"--precision {given['precision']} but {target.spec} deploys precision {target.precision}",
+                         hint="leave --precision out: the deployed workers run the spec's")
+    for name in DEPLOYED_SETTINGS:
+        if given.get(name) is not None:
+            raise InputError(f"--{name} with --engine runpod: the deployment {target.spec} decides it",
+                             hint=f"leave --{name} out")
     return opts.model_copy(update={"model": target.model, "precision": target.precision}), target
 
 
@@ -119,7 +131,7 @@ def register(app: typer.Typer) -> None:
     @deploy.command("local")
     def local_cmd(
         spec: Path = SPEC_ARG,
-        port: int = typer.Option(8888, help="Port of the orchestrator (/classify, /ping, /docs)."),
+        port: int = typer.Option(8888, help="Port of the orchestrator (/classify, /ping, /docs); 0: a free one."),
         host: str = typer.Option("127.0.0.1", help="Address every process listens on."),
     ) -> None:
         """Run the spec's whole topology here as separate processes until Ctrl-C or SIGTERM."""

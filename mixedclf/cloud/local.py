@@ -184,12 +184,34 @@ def _ping(url: str) -> int | None:
         return None
 
 
+def _refuse_a_live_state(state_file: Path) -> None:
+    """The state file beside the spec is replaced only when it is a stopped deploy local's (one killed with
+    SIGKILL leaves it): deploy apply's holds the ids deploy destroy needs, a running deploy local's is what
+    classify --engine runpod reads."""
+    if not state_file.exists():
+        return
+    try:
+        state = json.loads(state_file.read_text())
+        target, urls = state.get("target"), [e["url"] for e in state.get("endpoints", {}).values()]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return  # not a state file anyone could use
+    if target != "local":
+        raise InputError(f"{state_file} holds the endpoints deploy apply made: deploy local would replace it",
+                         hint="mixedclf deploy destroy them first, or copy the spec to another name")
+    for url in urls:
+        if _ping(f"{url}/health" if "/v2/" in url else f"{url}/ping") is not None:
+            raise InputError(f"deploy local is already running for this spec ({url}, state {state_file})",
+                             hint="stop it first, or copy the spec to another name")
+
+
 def run_local(spec: DeploySpec, spec_path: Path, host: str = "127.0.0.1", port: int = 8888, log=print,
               stop_event: threading.Event | None = None) -> None:
     try:
         import runpod  # noqa: F401 - the stage workers are runpod workers
     except ImportError:
         raise InputError("deploy local runs runpod workers", hint="pip install 'mixedclf[runpod]'") from None
+    _refuse_a_live_state(state_path(spec_path))
+    port = port or free_port(host)  # 0: chosen here, so the orchestrator, the ready check and the state agree
     stop_event = stop_event or threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop_event.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     logs = Path(tempfile.mkdtemp(prefix="mixedclf-local-"))
@@ -202,6 +224,7 @@ def run_local(spec: DeploySpec, spec_path: Path, host: str = "127.0.0.1", port: 
     ports = {ids[role]: free_port(host) for role in spec.stage_roles()}
     router = DataPlaneRouter(host, ports)
     state_file = state_path(spec_path)
+    applied_at = None
     try:
         router.start()
         for role in spec.stage_roles():
@@ -218,8 +241,9 @@ def run_local(spec: DeploySpec, spec_path: Path, host: str = "127.0.0.1", port: 
             children.append(_spawn("orchestrator", [], env, logs))
             endpoints["orchestrator"] = DeployedEndpoint(id="local-orchestrator", name=spec.endpoint_name(
                 "orchestrator"), api="local", url=f"http://{host}:{port}")
+        applied_at = time.time()
         write_state(spec_path, DeployState(spec=spec_path.name, spec_sha256=spec_digest(spec_path),
-                                           applied_at=time.time(), target="local", endpoints=endpoints))
+                                           applied_at=applied_at, target="local", endpoints=endpoints))
         log(f"deploy local: {len(children)} processes starting (logs in {logs}); state: {state_file}")
         _wait_ready(spec, children, router, ids, host, port, stop_event, log)
         while not stop_event.wait(0.5):
@@ -228,8 +252,8 @@ def run_local(spec: DeploySpec, spec_path: Path, host: str = "127.0.0.1", port: 
     finally:
         stop_children(children)
         router.stop()
-        if state_file.exists() and json.loads(state_file.read_text()).get("target") == "local":
-            state_file.unlink()
+        if state_file.exists() and json.loads(state_file.read_text()).get("applied_at") == applied_at:
+            state_file.unlink()  # ours: another one's is left as it is
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -20,8 +20,14 @@ def load_spec(path: Path) -> DeploySpec:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such deploy spec", hint="mixedclf deploy init writes one") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a deploy spec") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the deploy spec: {exc.strerror or exc}") from None
     if data.get("version") != SPEC_VERSION:
         raise InputError(f"{path}: version = {SPEC_VERSION} expected (got {data.get('version')!r})")
     try:

@@ -110,10 +110,21 @@ def build_settings(cls: type[LayeredSettings], cli_values: dict[str, Any], confi
         if name and name not in given and f"{ENV_PREFIX}{name.upper()}" in os.environ:
             raise InputError(f"invalid {ENV_PREFIX}{name.upper()}: {message}",
                              hint="fix or unset the environment variable") from None
+        config_file = given.get("config") or os.environ.get(f"{ENV_PREFIX}CONFIG")
+        if name and name not in given and config_file and name in load_defaults(Path(config_file), cls.config_section):
+            raise InputError(f"{config_file}: [{cls.config_section}] {name}: {message}") from None
         where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
         raise InputError(f"invalid option --{where}: {message}" if where else f"invalid options: {message}") from None
     except SettingsError as exc:
         raise InputError(f"invalid {ENV_PREFIX}* setting: {exc}") from None
+
+
+def option_layer(name: str, cli_values: dict[str, Any]) -> int:
+    """The layer that sets option `name`: 3 the command line, 2 its MIXEDCLF_* variable, 1 a config file or the
+    defaults (the order build_settings reads them in)."""
+    if cli_values.get(name) is not None:
+        return 3
+    return 2 if os.environ.get(f"{ENV_PREFIX}{name.upper()}") else 1
 
 
 def build_options(cli_values: dict[str, Any], config: Path | None = None) -> ClassifyOptions:
