@@ -120,6 +120,11 @@ def test_an_engine_elsewhere_gets_no_meter_and_no_cache(tmp_path, tiny_model, mo
     (hooks,) = seen
     assert hooks.meter is None and hooks.answers is None
     assert warned == ["the prediction cache is not used with --engine local"]
+    # the default cache (none named) is off for such an engine without a word: a -q cron run stays silent
+    seen.clear()
+    with pytest.raises(InputError, match="stop here"):
+        classify_file(build_options({**values, "no_cache": False}), warn=warned.append)
+    assert seen[0].answers is None and len(warned) == 1
 
 
 def test_the_plan_checks_the_run_before_any_engine(tmp_path, tiny_model):

@@ -65,12 +65,14 @@ def _warn(line: str) -> None:
 
 def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
     """The prediction cache this run reads and fills (io/prediction_cache.py); None with --no-cache, and when the
-    engine cannot use it (the run says why in one line)."""
+    engine cannot use it: the run says why in one line when a cache was named (--cache, MIXEDCLF_CACHE), and
+    stays quiet about the default one (a cron job's -q run of such an engine would otherwise mail it daily)."""
     if opts.no_cache:
         return None
     refusal = engine_class(opts.engine).cache_refusal(opts)
     if refusal is not None:
-        warn(refusal)
+        if opts.cache is not None:
+            warn(refusal)
         return None
     from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.models.cache import prediction_cache_path
