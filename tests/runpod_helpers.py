@@ -63,6 +63,23 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, 
     raise AssertionError(f"{url} did not answer in {timeout_s} s")
 
 
+
+def wait_ping_200(proc: subprocess.Popen, port: int, timeout_s: float = 240) -> None:
+    """Until `deploy local`'s orchestrator answers /ping with 200 (204 while its stages come up)."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"deploy local exited {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("deploy local never became ready")
+
 def post_json(url: str, body, timeout_s: float = 60.0):
     import urllib.request
 

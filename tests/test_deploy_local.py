@@ -6,31 +6,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 
 import pytest
-from runpod_helpers import free_port, mixedclf, post_json, stop, worker_env
+from runpod_helpers import free_port, mixedclf, post_json, stop, wait_ping_200, worker_env
 
 from mixedclf.cloud.spec import INIT_TEMPLATE
 
 psutil = pytest.importorskip("psutil")
 pytest.importorskip("runpod")
-
-
-def _wait_ready(proc, port: int, timeout_s: float = 240) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"deploy local exited {proc.returncode}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("deploy local never became ready")
 
 
 @pytest.mark.slow
@@ -43,7 +26,7 @@ def test_deploy_local_answers_the_original_routes_and_stops_every_process(tmp_pa
     proc = mixedclf("deploy", "local", str(spec), "--port", str(port), env=worker_env(),
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_ready(proc, port)
+        wait_ping_200(proc, port)
         base = f"http://127.0.0.1:{port}"
         state = json.loads((tmp_path / "mixedclf-deploy.state.json").read_text())
         assert state["target"] == "local" and set(state["endpoints"]) == {"pre", "infer", "post", "orchestrator"}

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from runpod_helpers import REPO, free_port, mixedclf, stop, worker_env
+from runpod_helpers import REPO, free_port, mixedclf, stop, wait_ping_200, worker_env
 
 from mixedclf.cloud.spec import INIT_TEMPLATE
 from mixedclf.errors import EXIT_OK, EXIT_SIGINT, EXIT_USAGE
@@ -18,22 +18,6 @@ from mixedclf.io.checkpoint import checkpoint_path
 
 pytest.importorskip("runpod")
 SAMPLE = REPO / "sample_data" / "reviews.jsonl"
-
-
-def _ready(proc, port: int, timeout_s: float = 240) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"deploy local exited {proc.returncode}: {proc.stderr.read()}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("deploy local never became ready")
 
 
 def _classify(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -58,7 +42,7 @@ def test_runpod_engine_on_deploy_local_labels_as_the_local_engine_and_resumes(tm
     topology = mixedclf("deploy", "local", str(spec), "--port", str(port), env=worker_env(),
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _ready(topology, port)
+        wait_ping_200(topology, port)
         remote, report = tmp_path / "remote.jsonl", tmp_path / "report.json"
         done = _classify(SAMPLE, "-o", remote, "--engine", "runpod", "--deploy", spec, "--report", report)
         assert done.returncode == EXIT_OK, done.stderr
