@@ -18,6 +18,21 @@ from mixedclf.io.runpod_jobs import DataPlane, JobFailed
 fastapi = pytest.importorskip("fastapi")
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet handler that answers JSON: what every fake endpoint below shares."""
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class StagePlane:
     """Runpod's queue data plane with stage endpoints behind it: /v2/{id}/runsync runs the real stage code
     (cloud/stages.py) on the tiny model, /v2/{id}/health answers 200 once `healthy`. Records every job."""
@@ -31,18 +46,7 @@ class StagePlane:
         self.lock = threading.Lock()
         plane = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 endpoint, action = self.path.split("/")[2:4]
                 if action == "health":
@@ -336,18 +340,7 @@ class FakeDataPlane:
         self.seen: list[tuple[str, str, str | None]] = []
         plane = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 plane.seen.append(("GET", self.path, self.headers.get("Authorization")))
                 _, _, endpoint, action, *rest = self.path.split("/")
@@ -410,18 +403,7 @@ class FlakyQueue:
         self.lock = threading.Lock()
         queue = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 n = body["input"]["n"]
