@@ -73,6 +73,23 @@ def test_a_cached_rerun_writes_the_same_bytes_as_a_run_without_the_cache(tmp_pat
     assert (tmp_path / f"again.{ext}").read_bytes() == plain
 
 
+def test_a_rerun_tokenizes_only_the_rows_the_cache_cannot_report(tmp_path, tiny_model):
+    long_rows = [{"id": 40 + i, "text": " ".join(["long"] * 200) + f" {i}"} for i in range(4)]  # over max length
+    rows = _rows(40)[:20] + long_rows + _rows(40)[20:]
+    cache, small_chunks = tmp_path / "c.sqlite3", dict(mode="mixed", cpu_workers=1, chunk_rows=4, first_chunk_rows=4)
+    _run(tmp_path, tiny_model, tmp_path / "plain.jsonl", rows=rows, **small_chunks)
+    _run(tmp_path, tiny_model, tmp_path / "first.jsonl", cache=cache, **small_chunks)
+    again, _ = _run(tmp_path, tiny_model, tmp_path / "again.jsonl", cache=cache, **small_chunks)
+    assert (again.cache.hits, again.cache.misses) == (44, 0)
+    # The first two chunks go to the workers while the model loads, before the run key is known; of the rest every
+    # row is answered before tokenizing except the truncated ones, whose token counts the cache does not keep.
+    assert again.cache.untokenized == 44 - 2 * 4 - len(long_rows)
+    assert f"{again.cache.untokenized:,} hits not tokenized" in again.cache.describe()
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
+    lines = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert sum(row["truncated"] for row in lines) == len(long_rows)
+
+
 def test_a_grown_file_computes_only_its_new_rows_and_prices_the_hits(tmp_path, tiny_model):
     cache = tmp_path / "c.sqlite3"
     _run(tmp_path, tiny_model, tmp_path / "a.jsonl", cache=cache, rows=_rows(40))

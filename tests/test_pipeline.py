@@ -10,29 +10,61 @@ import pyarrow.csv as pacsv
 import pytest
 import torch
 
-from mixedclf.core.answers import answer_keys, run_key
+from mixedclf.core.answers import HeldAnswers, answer_keys, run_key
 from mixedclf.core.pipeline import DeviceWork, StagePipeline
-from mixedclf.core.preprocess import make_tokenizer
-from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
+from mixedclf.core.preprocess import make_tokenizer, select_rows
+from mixedclf.core.sequences import Sequences, concat_sequences, slice_rows, to_sequences
 
 TEXTS = ["good food", "bad service, never again", "good food", "it was fine. staff was happy", "meh", "ok"]
 CPU = torch.device("cpu")
 
 
 class MemoryAnswers:
-    """The smallest AnswerStore: a dict, counting what it is asked."""
+    """The smallest AnswerStore: a dict, counting what it is asked; `reader(key)` reads it as a CPU worker would."""
 
     def __init__(self):
         self.held: dict[bytes, np.ndarray] = {}
+        self.tokens: dict[bytes, int] = {}
         self.asked = 0
+        self.recorded = 0
 
     def lookup(self, keys):
         self.asked += len(keys)
         return {i: self.held[k] for i, k in enumerate(keys) if k in self.held}
 
-    def store(self, keys, logits):
-        for k, row in zip(keys, logits):
+    def store(self, keys, logits, tokens=None):
+        for i, (k, row) in enumerate(zip(keys, logits)):
             self.held[k] = np.array(row, dtype=np.float32)
+            if tokens is not None and tokens[i] >= 0:
+                self.tokens[k] = int(tokens[i])
+
+    def record_hits(self, keys):
+        self.recorded += len(keys)
+
+    def reader(self, key):
+        store = self
+
+        class Reader:
+            def read(self, cleaned):
+                keys = answer_keys(key, cleaned)
+                rows = [i for i, k in enumerate(keys) if k in store.tokens]
+                if not rows:
+                    return None
+                return HeldAnswers(np.asarray(rows), np.stack([store.held[keys[i]] for i in rows]),
+                                   np.asarray([store.tokens[keys[i]] for i in rows], np.int32))
+
+        return Reader()
+
+
+class CountingTokenizer:
+    """A tokenizer that remembers every text it was given."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, []
+
+    def encode_batch(self, texts):
+        self.seen.extend(texts)
+        return self.inner.encode_batch(texts)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +130,52 @@ def test_only_the_misses_reach_the_device_once_each(model):
     np.testing.assert_allclose(got.logits, reference, atol=1e-5)
     np.testing.assert_array_equal(got.logits[held], reference[held])
     assert len(answers.held) == 5  # the 3 computed were stored
+
+
+def test_rows_the_reader_answers_are_neither_tokenized_nor_computed_and_their_output_is_byte_identical(model):
+    spec, _loaded, tokenizer, _pad = model
+    long_text = " ".join(["word"] * 500)  # truncated at the model's max length: its count is not kept
+    texts = TEXTS + [long_text, "a new text never seen"]
+    key = run_key(model=str(spec.path))
+    answers = MemoryAnswers()
+    first = _pipeline(model, answers=answers, run_key=key, dedup=True)
+    seen_before = to_sequences(texts[:-1], tokenizer)
+    first_out = first.infer(seen_before)
+    assert len(answers.tokens) == len(set(TEXTS))  # every distinct untruncated text, not the truncated one
+
+    counting = CountingTokenizer(tokenizer)
+    seqs = to_sequences(texts, counting, reader=answers.reader(key))
+    assert counting.seen == [long_text, "a new text never seen"]  # the truncated row and the new one only
+    assert seqs.batch.held.tolist() == [True] * len(TEXTS) + [False, False]
+    reference = to_sequences(texts, tokenizer)
+    for name in ("lengths", "truncated", "word_count", "sentence_count", "char_count"):
+        np.testing.assert_array_equal(getattr(seqs.batch, name), getattr(reference.batch, name))
+
+    second = _pipeline(model, answers=answers, run_key=key, dedup=True)
+    got = second.infer(seqs)
+    assert (got.work.answer_hits, got.work.answer_misses) == (len(texts) - 1, 1)  # the long row: the store's
+    assert answers.recorded == len(TEXTS) and got.work.device.rows == 1
+    expected_logits = np.concatenate([first_out.logits, second.infer(reference).logits[-1:]])
+    np.testing.assert_array_equal(got.logits, expected_logits)
+    assert _output_bytes(second, seqs, got.logits) == _output_bytes(second, reference, expected_logits)
+
+
+def test_a_batch_with_held_rows_slices_selects_and_concatenates_by_its_own_ids(model):
+    spec, _loaded, tokenizer, _pad = model
+    key = run_key(model=str(spec.path))
+    answers = MemoryAnswers()
+    _pipeline(model, answers=answers, run_key=key).infer(to_sequences(TEXTS[:3], tokenizer))
+    parts = [to_sequences(TEXTS[:4], tokenizer, reader=answers.reader(key)), to_sequences(TEXTS[4:], tokenizer)]
+    whole = concat_sequences(parts)
+    plain = to_sequences(TEXTS, tokenizer).batch
+    assert whole.batch.held.tolist() == [True, True, True, False, False, False]
+    for row in range(3, len(TEXTS)):  # rows with ids find their own
+        np.testing.assert_array_equal(whole.batch.row_ids(row), plain.row_ids(row))
+    picked = select_rows(whole.batch, np.asarray([5, 3]))
+    np.testing.assert_array_equal(picked.token_ids, np.concatenate([plain.row_ids(5), plain.row_ids(3)]))
+    piece = slice_rows(whole, 2, 5).batch
+    assert piece.held.tolist() == [True, False, False]
+    np.testing.assert_array_equal(piece.token_ids, np.concatenate([plain.row_ids(3), plain.row_ids(4)]))
 
 
 def test_an_answer_store_needs_a_run_key(model):

@@ -168,3 +168,40 @@ def test_a_cache_that_cannot_be_created_is_one_warning_not_a_rebuild(tmp_path):
     assert not cache.enabled and len(warnings) == 1 and "off for this run" in warnings[0], warnings
     cache.store(_keys(2), _logits(2))
     assert cache.lookup(_keys(2)) == {} and cache.stats.misses == 2
+
+
+def test_a_reader_answers_rows_with_their_token_counts_and_skips_truncated_ones(tmp_path):
+    import pickle
+
+    texts = [f"row {i}" for i in range(6)]
+    logits = _logits(6)
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        # row 1 was truncated (-1: its count is not kept); row 5 was never stored
+        cache.store(_keys(5), logits[:5], np.asarray([3, -1, 4, 5, 6], np.int32))
+        reader = pickle.loads(pickle.dumps(cache.reader(KEY)))  # as a worker receives it: no connection travels
+        found = reader.read(texts + ["row 0"])
+        order = np.argsort(found.rows)  # in whatever order SQLite returns them
+        assert found.rows[order].tolist() == [0, 2, 3, 4, 6] and found.tokens[order].tolist() == [3, 4, 5, 6, 3]
+        np.testing.assert_array_equal(found.logits[order], logits[[0, 2, 3, 4, 0]])
+        assert reader.read(["row 5"]) is None
+        cache.record_hits(_keys(2))
+        assert (cache.stats.hits, cache.stats.untokenized) == (2, 2)
+        assert cache.reader(run_key(model="other")).read(texts) is None  # another run key reads nothing
+
+
+def test_a_reader_of_a_file_it_cannot_read_answers_nothing_and_does_not_raise(tmp_path):
+    from mixedclf.io.prediction_cache import CacheReader
+
+    assert CacheReader(str(tmp_path / "missing.sqlite3"), KEY).read(["row 0"]) is None
+    assert not (tmp_path / "missing.sqlite3").exists()  # read-only: nothing is created
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"not a database" * 100)
+    reader = CacheReader(str(garbage), KEY)
+    assert reader.read(["row 0"]) is None and reader.read(["row 0"]) is None
+
+
+def test_a_cache_that_stopped_serving_gives_no_reader(tmp_path):
+    cache = _cache(tmp_path / "c.sqlite3")
+    assert cache.reader(KEY) is not None
+    cache.close()
+    assert cache.reader(KEY) is None

@@ -5,12 +5,16 @@ computes, so a row found there never reaches the device. A key decides the answe
 setting that changes a row's logits: model content, head overlay, backend, precision, clean mode, tokenizer,
 max length) with the cleaned text the tokenizer saw, through that text's `text_digest`: a stage that has only the
 digest (the Ray engine ships it instead of the text) makes the same key as one that has the text.
+
+A store also keeps each row's token count, so that an `AnswerReader` in a CPU worker can answer a row before it is
+tokenized: a cron job's rerun then pays neither the device nor the tokenizer for the rows it has seen.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -23,8 +27,32 @@ class AnswerStore(Protocol):
         """The stored logits (float32, one vector per hit) by position in `keys`, for the keys held."""
         ...
 
-    def store(self, keys: Sequence[bytes], logits: np.ndarray) -> None:
-        """Remember `logits[i]` as the answer for `keys[i]`."""
+    def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
+        """Remember `logits[i]` as the answer for `keys[i]`, and `tokens[i]` as its token count (-1: unknown, or
+        truncated, so a reader must tokenize the row again to report it)."""
+        ...
+
+    def record_hits(self, keys: Sequence[bytes]) -> None:
+        """Rows an `AnswerReader` of this store answered before they got here: counted and their use recorded as a
+        look-up's hits are."""
+        ...
+
+
+@dataclass
+class HeldAnswers:
+    """Rows of a batch answered before, found by a reader: positions in the batch, their logits (float32, one
+    vector per row) and token counts."""
+
+    rows: np.ndarray
+    logits: np.ndarray
+    tokens: np.ndarray
+
+
+class AnswerReader(Protocol):
+    """Read-only access to an AnswerStore's answers under one run key, for the rows -> sequences step (a CPU
+    worker): rows it answers skip the tokenizer. Never fails: a reader that cannot read answers nothing."""
+
+    def read(self, cleaned: Sequence[str]) -> HeldAnswers | None:
         ...
 
 

@@ -144,11 +144,17 @@ class StagePipeline:
         keys: list[bytes] = []
         if self.answers is not None and n:
             keys = answer_keys(self.run_key, batch.cleaned)
-            held = self.answers.lookup(keys)
-            for i, logits in held.items():
-                out[i] = logits
-            todo = np.asarray([i for i in range(n) if i not in held], dtype=np.int64)
-            work.answer_hits, work.answer_misses = len(held), n - len(held)
+            answered = np.zeros(n, dtype=bool)
+            if batch.held is not None and batch.held_logits is not None:  # the store's reader answered these
+                answered[batch.held] = True
+                out[batch.held] = batch.held_logits[batch.held]
+                self.answers.record_hits([keys[i] for i in np.flatnonzero(batch.held)])
+            asked = np.flatnonzero(~answered)
+            for k, logits in self.answers.lookup([keys[i] for i in asked]).items():
+                out[asked[k]] = logits
+                answered[asked[k]] = True
+            todo = np.flatnonzero(~answered)
+            work.answer_hits, work.answer_misses = n - len(todo), len(todo)
         computed_rows = todo
         if self.dedup and len(todo):
             first_of: dict[Any, int] = {}
@@ -168,7 +174,9 @@ class StagePipeline:
             work.device = self.runner.call_stats
             out[todo] = logits[slot] if len(computed_rows) < len(todo) else logits
             if self.answers is not None:
-                self.answers.store([keys[i] for i in computed_rows], logits)
+                rows = computed_rows
+                self.answers.store([keys[i] for i in rows], logits,
+                                   np.where(batch.truncated[rows], -1, batch.lengths[rows]))
         for name in DeviceWork.COUNTS:  # the device figures reached the total through the runner
             setattr(self.work, name, getattr(self.work, name) + getattr(work, name))
         return Inferred(seqs.reduce(out), work)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixedclf.core.answers import AnswerReader, HeldAnswers
+
 URL_TOKEN = "[URL]"
 # A text is cut to its first MAX_TEXT_CHARS characters before it is cleaned, counted and tokenized (and the row
 # flagged truncated): the model sees a few hundred tokens, and a 50 MB line must not cost gigabytes of copies.
@@ -85,6 +87,10 @@ class PreprocessedBatch:
     word_count: np.ndarray  # int32
     sentence_count: np.ndarray  # int32
     char_count: np.ndarray  # int32
+    # Rows an AnswerReader answered carry no token ids (their counts came with the answer): the mask, and their
+    # logits (float32, rows x labels; zeros for rows not held). None: every row was tokenized.
+    held: np.ndarray | None = None
+    held_logits: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -95,7 +101,9 @@ class PreprocessedBatch:
 
     @property
     def offsets(self) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(self.lengths, dtype=np.int64)))
+        """Where each row's ids start in token_ids (a held row has none)."""
+        lengths = self.lengths if self.held is None else np.where(self.held, 0, self.lengths)
+        return np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
 
 
 def make_tokenizer(tokenizer_json: str, max_length: int):
@@ -119,26 +127,52 @@ def tokenize(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     return flat, lengths, truncated
 
 
-def preprocess_texts(texts: list[str], tokenizer, clean: str = "standard") -> PreprocessedBatch:
-    """The whole CPU stage for a batch. With clean="none" texts reach the tokenizer untouched (counts still made)."""
+def preprocess_texts(texts: list[str], tokenizer, clean: str = "standard",
+                     reader: AnswerReader | None = None) -> PreprocessedBatch:
+    """The whole CPU stage for a batch. With clean="none" texts reach the tokenizer untouched (counts still made).
+    With `reader`, rows it has answers for are not tokenized (a row cut to MAX_TEXT_CHARS always is: the answer
+    does not know the cut)."""
     cut = np.fromiter((len(t) > MAX_TEXT_CHARS for t in texts), dtype=bool, count=len(texts))
     if cut.any():
         texts = [t[:MAX_TEXT_CHARS] for t in texts]
     cleaned = [clean_text(t) for t in texts] if clean == "standard" else list(texts)
     counts = np.array([count_text(t) for t in cleaned], dtype=np.int32).reshape(-1, 3)
-    flat, lengths, truncated = tokenize(tokenizer, cleaned)
-    return PreprocessedBatch(cleaned, flat, lengths, truncated | cut, counts[:, 0], counts[:, 1], counts[:, 2])
+    found = reader.read(cleaned) if reader is not None and cleaned else None
+    if found is not None:
+        keep = ~cut[found.rows]
+        found = HeldAnswers(found.rows[keep], found.logits[keep], found.tokens[keep])
+    if found is None or not len(found.rows):
+        flat, lengths, truncated = tokenize(tokenizer, cleaned)
+        return PreprocessedBatch(cleaned, flat, lengths, truncated | cut, counts[:, 0], counts[:, 1], counts[:, 2])
+    held = np.zeros(len(cleaned), dtype=bool)
+    held[found.rows] = True
+    todo = np.flatnonzero(~held)
+    flat, todo_lengths, todo_truncated = tokenize(tokenizer, [cleaned[i] for i in todo])
+    lengths = np.empty(len(cleaned), dtype=np.int32)
+    lengths[todo], lengths[found.rows] = todo_lengths, found.tokens
+    truncated = np.zeros(len(cleaned), dtype=bool)  # a store keeps the token count of untruncated rows only
+    truncated[todo] = todo_truncated
+    held_logits = np.zeros((len(cleaned), found.logits.shape[1]), dtype=np.float32)
+    held_logits[found.rows] = found.logits
+    return PreprocessedBatch(cleaned, flat, lengths, truncated | cut, counts[:, 0], counts[:, 1], counts[:, 2],
+                             held, held_logits)
 
 
 def concat_batches(batches: list[PreprocessedBatch]) -> PreprocessedBatch:
     """One batch holding the rows of several, in order (slices of a chunk preprocessed by different workers)."""
     if len(batches) == 1:
         return batches[0]
-    return PreprocessedBatch(
-        [text for b in batches for text in b.cleaned],
-        *(np.concatenate([getattr(b, name) for b in batches])
-          for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count")),
-    )
+    held = held_logits = None
+    some = next((b.held_logits for b in batches if b.held_logits is not None), None)
+    if some is not None:
+        held = np.concatenate([b.held if b.held is not None else np.zeros(len(b), bool) for b in batches])
+        held_logits = np.concatenate([b.held_logits if b.held_logits is not None
+                                      else np.zeros((len(b), some.shape[1]), np.float32) for b in batches])
+    ids, lengths, truncated, words, sentences, chars = (
+        np.concatenate([getattr(b, name) for b in batches])
+        for name in ("token_ids", "lengths", "truncated", "word_count", "sentence_count", "char_count"))
+    return PreprocessedBatch([text for b in batches for text in b.cleaned], ids, lengths, truncated, words, sentences,
+                             chars, held, held_logits)
 
 
 def select_rows(batch: PreprocessedBatch, rows: np.ndarray) -> PreprocessedBatch:
@@ -153,4 +187,6 @@ def select_rows(batch: PreprocessedBatch, rows: np.ndarray) -> PreprocessedBatch
         batch.word_count[rows],
         batch.sentence_count[rows],
         batch.char_count[rows],
+        None if batch.held is None else batch.held[rows],
+        None if batch.held_logits is None else batch.held_logits[rows],
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mixedclf.core.answers import AnswerReader
 from mixedclf.core.preprocess import PreprocessedBatch, concat_batches, preprocess_texts
 
 
@@ -54,9 +55,10 @@ class Sequences:
         return (sums / np.bincount(owner, minlength=n)[:, None]).astype(np.float32)
 
 
-def to_sequences(texts: list[str], tokenizer, clean: str = "standard") -> Sequences:
-    """The rows -> sequences step for a batch of texts: one sequence per row."""
-    return Sequences(preprocess_texts(texts, tokenizer, clean))
+def to_sequences(texts: list[str], tokenizer, clean: str = "standard", reader: AnswerReader | None = None
+                 ) -> Sequences:
+    """The rows -> sequences step for a batch of texts: one sequence per row (rows `reader` answers untokenized)."""
+    return Sequences(preprocess_texts(texts, tokenizer, clean, reader))
 
 
 def concat_sequences(parts: list[Sequences]) -> Sequences:
@@ -85,7 +87,9 @@ def slice_rows(seqs: Sequences, start: int, stop: int) -> Sequences:
     offsets = b.offsets
     batch = PreprocessedBatch(b.cleaned[first:last], b.token_ids[offsets[first]:offsets[last]],
                               b.lengths[first:last], b.truncated[first:last], b.word_count[first:last],
-                              b.sentence_count[first:last], b.char_count[first:last])
+                              b.sentence_count[first:last], b.char_count[first:last],
+                              None if b.held is None else b.held[first:last],
+                              None if b.held_logits is None else b.held_logits[first:last])
     return Sequences(batch, None if owner is None else (owner[first:last] - start).astype(np.int64))
 
 
@@ -97,9 +101,10 @@ def sequences_without_tokens(lengths: np.ndarray, truncated: np.ndarray, words: 
                                        sentences, chars))
 
 
-def keyed_sequences(keys: Sequence[Any], token_ids: np.ndarray, lengths: np.ndarray) -> Sequences:
-    """Rows known only by their token ids and a comparable key each (a digest of the cleaned text): enough for
-    the sequences -> logits step, whose dedup compares the keys."""
+def keyed_sequences(keys: Sequence[Any], token_ids: np.ndarray, lengths: np.ndarray, truncated: np.ndarray
+                    ) -> Sequences:
+    """Rows known only by their token ids, truncation and a comparable key each (a digest of the cleaned text):
+    enough for the sequences -> logits step, whose dedup compares the keys and whose answer store keeps the
+    token counts of untruncated rows."""
     zeros = np.zeros(len(lengths), np.int32)
-    return Sequences(PreprocessedBatch(list(keys), token_ids, lengths, np.zeros(len(lengths), bool), zeros, zeros,
-                                       zeros))
+    return Sequences(PreprocessedBatch(list(keys), token_ids, lengths, truncated.astype(bool), zeros, zeros, zeros))

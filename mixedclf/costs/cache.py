@@ -21,6 +21,7 @@ class CacheSavings(BaseModel):
 
     path: str
     hits: int = Field(ge=0)
+    untokenized: int = Field(0, ge=0)  # of the hits, those answered before tokenizing (not tokenized at all)
     misses: int = Field(ge=0)
     hit_rate: float = Field(ge=0, le=1)
     stored: int = Field(ge=0)
@@ -33,6 +34,8 @@ class CacheSavings(BaseModel):
 
     def describe(self) -> str:
         line = f"prediction cache: {self.hits:,} hits, {self.misses:,} misses ({self.hit_rate:.1%})"
+        if self.untokenized:
+            line += f"; {self.untokenized:,} hits not tokenized"
         if self.avoided_device_s is not None and self.avoided_usd is not None:
             line += f"; avoided {self.avoided_device_s:,.2f} device s, ${self.avoided_usd:.6f} ({self.priced_as})"
         elif self.hits:
@@ -44,7 +47,7 @@ class CacheSavings(BaseModel):
 
 def cache_savings(*, path: str, hits: int, misses: int, stored: int, evicted: int, disabled: str | None,
                   device_busy_s: float, computed_rows: int, pricing: PricingProfile,
-                  cost: CostBreakdown) -> CacheSavings:
+                  cost: CostBreakdown, untokenized: int = 0) -> CacheSavings:
     asked = hits + misses
     per_row = device_busy_s / computed_rows if computed_rows else None
     avoided_s = usd = None
@@ -60,6 +63,6 @@ def cache_savings(*, path: str, hits: int, misses: int, stored: int, evicted: in
             else:
                 priced_as = "CPU seconds priced at the GPU rate"
         usd = clean(billed_s * pricing.gpu_per_sec)
-    return CacheSavings(path=path, hits=hits, misses=misses, hit_rate=hits / asked if asked else 0.0, stored=stored,
+    return CacheSavings(path=path, hits=hits, untokenized=untokenized, misses=misses, hit_rate=hits / asked if asked else 0.0, stored=stored,
                         evicted=evicted, disabled=disabled, device_s_per_row=per_row, avoided_device_s=avoided_s,
                         avoided_usd=usd, priced_as=priced_as)

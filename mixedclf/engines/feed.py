@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from mixedclf.core.answers import AnswerReader
 from mixedclf.core.preprocess import MAX_TEXT_CHARS
 from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
 from mixedclf.core.stats import StageClock
@@ -48,6 +49,9 @@ class ChunkFeed:
         self._pool_args: tuple | None = None  # (workers, tokenizer JSON, max length); None in gpu-only mode
         self.restarts = 0  # pools started again after a worker died
         self.released: float | None = None  # time.monotonic() when the pool was let go, every chunk prepared
+        # Rows it answers are not tokenized (a prediction cache's reader, set once the model's run key is known);
+        # a callable, asked at each chunk, so a cache that stops serving the run stops being read.
+        self.reader: Callable[[], AnswerReader | None] = lambda: None
 
     def start_pool(self, workers: int, tokenizer_json: str, max_length: int) -> None:
         """Start the CPU workers (they come up while the model loads); without this the feed works in process."""
@@ -95,7 +99,9 @@ class ChunkFeed:
                 self._in_flight.append([chunk, None])
         for entry in self._in_flight:
             if entry[1] is None:
-                entry[1] = [self._pool.submit(preprocess_task, part) for part in slices(entry[0].texts, workers)]
+                reader = self.reader()
+                entry[1] = [self._pool.submit(preprocess_task, part, None, reader)
+                            for part in slices(entry[0].texts, workers)]
 
     def chunks(self) -> Iterator[InputChunk]:
         """The chunks as read, not preprocessed (an engine whose stages run elsewhere sends their texts)."""
@@ -113,7 +119,7 @@ class ChunkFeed:
         if self._pool_args is None:
             while self.signals.signum is None and (chunk := self._next_chunk()) is not None:
                 start, cpu0 = time.monotonic(), time.thread_time()
-                prep = to_sequences(chunk.texts, tokenizer, o.clean)
+                prep = to_sequences(chunk.texts, tokenizer, o.clean, self.reader())
                 self._pre_clock.add(start, time.monotonic(), len(chunk.texts), time.thread_time() - cpu0)
                 yield chunk, prep
             return

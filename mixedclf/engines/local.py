@@ -40,6 +40,7 @@ from mixedclf.errors import EXIT_BUDGET, Interrupted, RowError
 from mixedclf.io.checkpoint import finish_commit
 from mixedclf.io.chunks import chunk_piece, valid_range
 from mixedclf.io.jsonvalues import python_values
+from mixedclf.io.prediction_cache import PredictionCache
 from mixedclf.io.runio import RunIO
 from mixedclf.runtime.control import StopSignals, call_with_timeout
 
@@ -69,8 +70,12 @@ class _MeteredAnswers:
         self.meter.answered(len(held))
         return held
 
-    def store(self, keys, logits) -> None:
-        self.inner.store(keys, logits)
+    def store(self, keys, logits, tokens=None) -> None:
+        self.inner.store(keys, logits, tokens)
+
+    def record_hits(self, keys) -> None:
+        self.inner.record_hits(keys)
+        self.meter.answered(len(keys))
 
 
 class LocalEngine:
@@ -82,6 +87,7 @@ class LocalEngine:
         # rows answered without the device (a prediction cache), when given; the meter is told how many, so
         # --max-cost projects only the rows that run
         self.answers = _MeteredAnswers(answers, meter) if answers is not None and meter is not None else answers
+        self.cache = answers
         self.meter = meter  # prices the run chunk by chunk: the checkpoint's spend and --max-cost
         self.budget_stop: str | None = None  # set when --max-cost stops the run before a chunk
         self.on_rows = on_rows or (lambda n: None)
@@ -148,6 +154,9 @@ class LocalEngine:
             if checkpoint is not None:
                 checkpoint.verify_model_run(model.run, o.output)
             key = answer_run_key(spec, model, o.clean, tokenizer_json) if self.answers is not None else b""
+            if isinstance(self.cache, PredictionCache):
+                cache = self.cache
+                self.feed.reader = lambda: cache.reader(key)  # rows it answered are not tokenized
             pipeline = StagePipeline(model.module, plan.device, spec, pad_id, batch_size=plan.batch[0],
                                      max_batch_tokens=plan.batch[1], dedup=o.dedup, all_scores=o.all_scores,
                                      answers=self.answers, run_key=key, output_prefix=o.output_prefix,

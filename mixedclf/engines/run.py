@@ -87,7 +87,8 @@ def _cache_savings(cache, run, pricing, cost):
     st = cache.stats
     return cache_savings(path=str(cache.path), hits=st.hits, misses=st.misses, stored=st.stored, evicted=st.evicted,
                          disabled=st.disabled, device_busy_s=work.device_busy_s,
-                         computed_rows=round(work.mean_batch_rows * work.micro_batches), pricing=pricing, cost=cost)
+                         computed_rows=round(work.mean_batch_rows * work.micro_batches), pricing=pricing, cost=cost,
+                         untokenized=st.untokenized)
 
 
 def classify_file(opts: ClassifyOptions, progress: bool = False, started_at: float | None = None,

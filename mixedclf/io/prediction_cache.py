@@ -3,7 +3,8 @@
 An `AnswerStore` (core/answers.py) on one SQLite file in WAL mode, so several runs can share it at once (readers never
 wait for a writer; writers wait up to BUSY_TIMEOUT_MS for each other). A row's key digests every setting that decides
 its logits with its cleaned text; the value is the logits as float32 bytes, so a cached answer goes through the same
-postprocess as a computed one and gives the same output bytes.
+postprocess as a computed one and gives the same output bytes, and the row's token count (NULL for a truncated
+row), so a `CacheReader` in a CPU worker can answer the row before it is tokenized.
 
 The cache never decides a run's outcome: a file that is corrupt, truncated or not a cache is set aside and built
 anew, and a cache that cannot be written (read-only, disk full, locked too long) is dropped for the rest of the run.
@@ -24,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mixedclf.core.answers import HeldAnswers, answer_keys
+
 # "mxcl": tells this project's cache from any other SQLite file at the same path.
 APPLICATION_ID = 0x6D78636C
-SCHEMA_VERSION = 2  # 2: keys digest the cleaned text's digest (core.answers.text_digest)
+SCHEMA_VERSION = 3  # 2: keys digest the cleaned text's digest (core.answers.text_digest); 3: token counts
 DEFAULT_MAX_BYTES = 1 << 30
 BUSY_TIMEOUT_MS = 5000
 _SQL_VARIABLES = 900  # under SQLite's oldest default limit of 999 host parameters per statement
@@ -67,6 +70,7 @@ def _stderr_warning(message: str) -> None:
 class CacheStats:
     hits: int = 0
     misses: int = 0
+    untokenized: int = 0  # of the hits, those a CacheReader answered before the tokenizer ran
     stored: int = 0
     evicted: int = 0
     disabled: str | None = None  # why the cache stopped serving this run, if it did
@@ -86,6 +90,7 @@ class PredictionCache:
         self._db: sqlite3.Connection | None = None
         self._tick = time.time_ns()  # the use order, advanced by every store: the oldest use is evicted first
         self._touched: list[bytes] = []
+        self.generation = 0  # counts the file's rebuilds: a reader of an earlier generation reads a file now gone
         self._open()
 
     # -- opening, and what to do with a file that is not a healthy cache
@@ -134,7 +139,7 @@ class PredictionCache:
         db.execute("PRAGMA auto_vacuum = NONE")
         db.execute("BEGIN IMMEDIATE")
         db.execute("CREATE TABLE IF NOT EXISTS answers (key BLOB PRIMARY KEY, logits BLOB NOT NULL, "
-                   "used INTEGER NOT NULL) WITHOUT ROWID")
+                   "used INTEGER NOT NULL, tokens INTEGER) WITHOUT ROWID")
         # Hits are appended here and folded into answers.used before an eviction: an append costs a fraction of
         # rewriting the hit row in place, and the use order is only read when evicting.
         db.execute("CREATE TABLE IF NOT EXISTS touched (key BLOB NOT NULL, used INTEGER NOT NULL)")
@@ -148,6 +153,7 @@ class PredictionCache:
         try:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self.generation += 1
             self._db = self._connect()
         except (sqlite3.Error, OSError) as exc:
             self._disable(f"cannot rebuild {self.path}: {exc}")
@@ -208,19 +214,30 @@ class PredictionCache:
         self.stats.misses += len(keys) - len(found)
         return found
 
-    def store(self, keys: Sequence[bytes], logits: np.ndarray) -> None:
+    def record_hits(self, keys: Sequence[bytes]) -> None:
+        self._touched.extend(keys)
+        self.stats.hits += len(keys)
+        self.stats.untokenized += len(keys)
+
+    def reader(self, run_key: bytes) -> CacheReader | None:
+        """What a CPU worker reads of this cache under `run_key`; None while the cache does not serve the run."""
+        return CacheReader(str(self.path), run_key, self.generation) if self._db is not None else None
+
+    def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
         if self._db is None:
             return
         values = np.ascontiguousarray(logits, dtype=np.float32)
+        counts = [None if tokens is None or tokens[i] < 0 else int(tokens[i]) for i in range(len(keys))]
         self._tick = max(self._tick + 1, time.time_ns())
-        rows = [(key, values[i].tobytes(), self._tick) for i, key in enumerate(keys)]
-        entry = len(rows[0][0]) + len(rows[0][1]) + _ROW_OVERHEAD_BYTES if rows else 0
+        rows = [(key, values[i].tobytes(), self._tick, counts[i]) for i, key in enumerate(keys)]
+        entry = len(rows[0][0]) + len(rows[0][1]) + 8 + _ROW_OVERHEAD_BYTES if rows else 0
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._touch()
                 if self._make_room(entry * len(rows)):
-                    self._db.executemany("INSERT OR REPLACE INTO answers (key, logits, used) VALUES (?, ?, ?)", rows)
+                    self._db.executemany("INSERT OR REPLACE INTO answers (key, logits, used, tokens) "
+                                         "VALUES (?, ?, ?, ?)", rows)
                 else:  # a batch too large for the cap is not stored: rows are recomputed next time
                     rows = []
                 self._db.execute("COMMIT")
@@ -296,3 +313,63 @@ class PredictionCache:
                              "OFFSET ?)", (rows - keep - 1,))
             self.stats.evicted += rows - keep
         return True
+
+
+class CacheReader:
+    """A `core.answers.AnswerReader` on the cache file, for a CPU worker: the rows answered before under one run
+    key, with their token counts, so they are not tokenized. Its own read-only connection, opened on first use
+    (it travels to the worker by pickle, without one); any error ends its reading, and the main process's look-up
+    answers those rows instead, so a reader never changes an answer or fails a run."""
+
+    def __init__(self, path: str, run_key: bytes, generation: int = 0):
+        self.path, self.run_key, self.generation = path, run_key, generation
+        self._db: sqlite3.Connection | None = None
+        self._failed = False
+
+    @property
+    def identity(self) -> tuple[str, bytes, int]:
+        return self.path, self.run_key, self.generation
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "run_key": self.run_key, "generation": self.generation}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.run_key, self.generation = state["path"], state["run_key"], state["generation"]
+        self._db, self._failed = None, False
+
+    def read(self, cleaned: Sequence[str]) -> HeldAnswers | None:
+        if self._failed or not cleaned:
+            return None
+        keys = answer_keys(self.run_key, cleaned)
+        position: dict[bytes, list[int]] = {}
+        for i, key in enumerate(keys):
+            position.setdefault(key, []).append(i)
+        unique = list(position)
+        rows: list[int] = []
+        logits: list[bytes] = []
+        tokens: list[int] = []
+        try:
+            if self._db is None:
+                self._db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                           timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            for start in range(0, len(unique), _SQL_VARIABLES):
+                part = unique[start : start + _SQL_VARIABLES]
+                marks = ",".join("?" * len(part))
+                for key, value, count in self._db.execute(
+                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND tokens IS NOT NULL", part):
+                    for i in position[key]:
+                        rows.append(i)
+                        logits.append(value)
+                        tokens.append(count)
+        except (sqlite3.Error, OSError):
+            self._failed = True
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
+            return None
+        if not rows:
+            return None
+        return HeldAnswers(np.asarray(rows, dtype=np.int64),
+                           np.frombuffer(b"".join(logits), dtype=np.float32).reshape(len(rows), -1),
+                           np.asarray(tokens, dtype=np.int32))

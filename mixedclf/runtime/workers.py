@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+from mixedclf.core.answers import AnswerReader
 from mixedclf.core.preprocess import make_tokenizer
 from mixedclf.core.sequences import Sequences, to_sequences
 from mixedclf.runtime.parent_watch import exit_with_parent
@@ -28,15 +29,18 @@ def init_worker(tokenizer_path: str, max_length: int, clean: str, parent_pid: in
     _state["clean"] = clean
 
 
-def preprocess_task(texts: list[str], clean: str | None = None) -> tuple[Sequences, float, float, int, float]:
+def preprocess_task(texts: list[str], clean: str | None = None, reader: AnswerReader | None = None
+                    ) -> tuple[Sequences, float, float, int, float]:
     """The stage contract's rows -> sequences step in a worker: (sequences, start, end, pid, cpu_s). Monotonic
     clock readings are comparable across processes on one machine; cpu_s is this worker process's CPU time for the
     task (all its threads: the tokenizer may run its own). `clean` overrides the pool's cleaning mode (the server
-    tokenizes already-cleaned text with "none")."""
+    tokenizes already-cleaned text with "none"); rows `reader` (a prediction cache's) answers are not tokenized."""
     if _TEST_KILL_ON_TEXT is not None and _TEST_KILL_ON_TEXT in texts:
         os.kill(os.getpid(), signal.SIGKILL)
     cpu0, start = time.process_time(), time.monotonic()
-    seqs = to_sequences(texts, _state["tokenizer"], clean or _state["clean"])
+    if reader is not None:  # one connection per worker: the reader that came with the first task is kept
+        reader = _state.setdefault("readers", {}).setdefault(getattr(reader, "identity", id(reader)), reader)
+    seqs = to_sequences(texts, _state["tokenizer"], clean or _state["clean"], reader)
     return seqs, start, time.monotonic(), os.getpid(), time.process_time() - cpu0
 
 

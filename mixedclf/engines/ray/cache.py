@@ -55,8 +55,11 @@ class CacheKeeper:
         positions = sorted(found)
         return positions, np.stack([found[i] for i in positions])
 
-    def store(self, keys: list[bytes], logits: np.ndarray) -> None:
-        self.cache.store(keys, logits)
+    def store(self, keys: list[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
+        self.cache.store(keys, logits, tokens)
+
+    def record_hits(self, keys: list[bytes]) -> None:
+        self.cache.record_hits(keys)
 
     def close(self) -> tuple[dict[str, Any], list[str]]:
         """Close the file; this run's counts and the warnings since `ready`."""
@@ -90,9 +93,13 @@ class KeeperAnswers:
         positions, logits = answer
         return {i: logits[k] for k, i in enumerate(positions)}
 
-    def store(self, keys: Sequence[bytes], logits: np.ndarray) -> None:
+    def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
         if len(keys):
-            self._call(self.keeper.store, list(keys), np.ascontiguousarray(logits, dtype=np.float32))
+            self._call(self.keeper.store, list(keys), np.ascontiguousarray(logits, dtype=np.float32), tokens)
+
+    def record_hits(self, keys: Sequence[bytes]) -> None:
+        if len(keys):
+            self._call(self.keeper.record_hits, list(keys))
 
 
 def start_keeper(cache: PredictionCache, warn):

@@ -263,7 +263,8 @@ class Infer:
             tokens = tokens.take(pa.array(idx))
         lengths = _column_numpy(table, LENGTH)[idx].astype(np.int32)
         seqs = keyed_sequences(_column_numpy(table, TEXT_KEY)[idx].tolist(),
-                               tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False), lengths)
+                               tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False), lengths,
+                               _column_numpy(table, TRUNCATED)[idx])
         start = time.time()
         logits, work = None, DeviceWork()
         if len(idx):
