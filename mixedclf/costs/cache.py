@@ -63,6 +63,6 @@ def cache_savings(*, path: str, hits: int, misses: int, stored: int, evicted: in
             else:
                 priced_as = "CPU seconds priced at the GPU rate"
         usd = clean(billed_s * pricing.gpu_per_sec)
-    return CacheSavings(path=path, hits=hits, untokenized=untokenized, misses=misses, hit_rate=hits / asked if asked else 0.0, stored=stored,
-                        evicted=evicted, disabled=disabled, device_s_per_row=per_row, avoided_device_s=avoided_s,
-                        avoided_usd=usd, priced_as=priced_as)
+    return CacheSavings(path=path, hits=hits, untokenized=untokenized, misses=misses,
+                        hit_rate=hits / asked if asked else 0.0, stored=stored, evicted=evicted, disabled=disabled,
+                        device_s_per_row=per_row, avoided_device_s=avoided_s, avoided_usd=usd, priced_as=priced_as)
