@@ -7,7 +7,7 @@ side.
     python benchmarks/cache_rerun.py --case tiny:1000000 --case default:20000   # both sizes, one table
 
 `--case MODEL:ROWS` (repeatable): MODEL is `default`, `tiny` (the tests' 2-layer, hidden-32 BERT: a million rows fit
-on a small CPU) or a model path. Each run is the real command line (`python -m mixedclf classify ... --report`), as a
+on a small CPU), `bert-tiny` (the smallest published BERT's shape, hidden 128, random weights) or a model path. Each run is the real command line (`python -m mixedclf classify ... --report`), as a
 cron job starts it. Every text is unique (a row number is appended), so the new rows are misses and the others hits.
 """
 
@@ -72,7 +72,8 @@ def _load() -> float:
 def run_case(model: str, rows: int, new_share: float, model_dir: Path) -> dict:
     """The three runs of one case and their ratios."""
     new = max(1, round(rows * new_share))
-    model_arg = str(tiny_classifier(model_dir / "tiny-bert")) if model == "tiny" else model
+    synthetic = model in ("tiny", "bert-tiny")
+    model_arg = str(tiny_classifier(model_dir / model, shape=model)) if synthetic else model
     load_start = _load()
     with tempfile.TemporaryDirectory(prefix="mixedclf-cache-rerun-") as tmp:
         folder = Path(tmp)

@@ -104,10 +104,15 @@ TINY_WORDS = [
 ]
 
 
-def tiny_classifier(folder: Path) -> Path:
-    """The tests' tiny model (tests/conftest.py build_tiny_classifier, same vocabulary, shape and seed): a randomly
-    initialised 2-layer BERT, hidden size 32, max length 64, with a real fast tokenizer. Its device time per row is
-    a small fraction of its host time, so runs of a million rows fit on a small CPU; its labels mean nothing."""
+def tiny_classifier(folder: Path, shape: str = "tiny") -> Path:
+    """A randomly initialised 2-layer BERT, max length 64, with a real fast tokenizer; its labels mean nothing.
+
+    shape "tiny": the tests' model (tests/conftest.py build_tiny_classifier, same vocabulary, shape and seed), hidden
+    size 32: its device time per row is a small fraction of its host time, so runs of a million rows fit on a small
+    CPU. "bert-tiny": the shape of the smallest published BERT (google/bert_uncased_L-2_H-128_A-2: hidden 128, 2
+    heads, intermediate 512), the least a real classifier computes per token; how long a forward pass takes does
+    not depend on the weights' values."""
+    hidden, heads, intermediate = {"tiny": (32, 2, 37), "bert-tiny": (128, 2, 512)}[shape]
     if (folder / "config.json").exists():
         return folder
     import torch
@@ -120,8 +125,8 @@ def tiny_classifier(folder: Path) -> Path:
     BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True, model_max_length=64).save_pretrained(folder)
     torch.manual_seed(0)
     labels = ("NEGATIVE", "POSITIVE")
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=64, num_labels=len(labels),
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
+                        intermediate_size=intermediate, max_position_embeddings=64, num_labels=len(labels),
                         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
     BertForSequenceClassification(config).eval().save_pretrained(folder)
     return folder
