@@ -121,3 +121,54 @@ def test_tiny_model_tokenizer_knows_its_words(tokenizer):
     """Guards the fixture itself: a tokenizer that maps every word to [UNK] would make other tests hollow."""
     ids = tokenizer.encode("good food").ids
     assert len(set(ids[1:-1])) == 2 and 1 not in ids  # 1 is [UNK]
+
+
+# The cleaning and counting before their fast paths (a URL scan only where a URL can be, whitespace collapsed by
+# str.split, the end punctuation read from the end): the fast ones must give the very same strings and counts.
+_URL_PATTERN = __import__("re").compile(r"(?:https?://|ftp://|www\.)[^\s<>\"']+", __import__("re").IGNORECASE)
+
+
+def _reference_clean(text: str) -> str:
+    import html
+    import re
+
+    from mixedclf.core import preprocess
+
+    text = normalize_text(text)
+    if "<" in text:
+        text = preprocess._TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = _URL_PATTERN.sub(f" {URL_TOKEN} ", text)
+    text = preprocess._drop_controls(text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _reference_count(text: str) -> tuple[int, int, int]:
+    import re
+
+    from mixedclf.core import preprocess
+
+    words = len(preprocess._WORD.findall(text))
+    if not words:
+        return 0, 0, len(text)
+    sentences = len(preprocess._SENTENCE_END.findall(text))
+    if not re.search(r"[.!?…]+[\W_]*$", text):
+        sentences += 1
+    return words, sentences, len(text)
+
+
+_TRICKY = st.sampled_from(
+    ["a", "Z", "é", "ß", "İ", "K", "_", "1", "٣", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x1c", "\x1f", "\x85", "\xa0",
+     "\u2000", "\u2028", "\u3000", "\u200b", "\x00", "\x07", ".", "!", "?", "…", "...", "?!", ")", "\"", "'", "’", "-",
+     ":", "//", "://", "http", "HTTPS", "Ftp", "www", "WWW.", "wWw.", "ｗｗｗ.", "<b>", "</p>", "<!-- x -->", "&amp;",
+     "&lt;", "&#119;", "&#x77;ww.", "http://x.y/z?q=1", "www.example.org", "ﬁ", "Ａ"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_TRICKY, max_size=40).map("".join))
+def test_cleaning_and_counting_match_their_reference_patterns(text):
+    assert clean_text(text) == _reference_clean(text)
+    assert count_text(text) == _reference_count(text)
+    cleaned = clean_text(text)
+    assert count_text(cleaned) == _reference_count(cleaned)

@@ -215,12 +215,14 @@ def _bill(worker: str, rate: float, busy: float, overhead: float) -> WorkerBill:
 
 def with_cache_hit_rate(inputs: EstimateInputs, rate: float) -> tuple[EstimateInputs, list[str]]:
     """`inputs` for traffic a prediction cache answers at `rate`: a hit skips the model (its GPU seconds) but not
-    the cleaning and tokenizing that make its key, nor the postprocess; the same holds in both pipelines."""
+    the cleaning that makes its key (nor, served, the tokenizing), nor the postprocess; the same holds in both
+    pipelines. A classify run's CPU workers skip the tokenizer for hits as well, which this leaves in: it errs high."""
     if not 0 <= rate <= 1 or not math.isfinite(rate):
         raise ValueError(f"--cache-hit-rate must be between 0 and 1, got {rate}")
     if rate == 0:
         return inputs, []
     scaled = clean(inputs.gpu_sec * (1 - rate))
     note = (f"prediction cache hit rate {rate:g}: GPU seconds per request {inputs.gpu_sec:g} x (1 - {rate:g}) = "
-            f"{scaled:g} in both pipelines; CPU stages unchanged (a hit is still cleaned and tokenized for its key)")
+            f"{scaled:g} in both pipelines; CPU stages unchanged (a hit is still cleaned for its key, and tokenized "
+            "when served; a classify run's workers skip the tokenizer for it, so there this errs high)")
     return inputs.model_copy(update={"gpu_sec": scaled, "cache_hit_rate": rate}), [note]

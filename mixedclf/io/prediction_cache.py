@@ -62,6 +62,11 @@ def _cannot_open(exc: sqlite3.Error) -> bool:
     return "unable to open" in message or "readonly" in message or "read-only" in message
 
 
+def _locked(exc: sqlite3.Error) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
 def _stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -97,10 +102,12 @@ class PredictionCache:
 
     def _open(self) -> None:
         try:
-            self._db = self._connect()
+            self._db = self._connect_when_free()
         except sqlite3.OperationalError as exc:
             if _cannot_open(exc):  # a folder or file it may not write: nothing to rebuild
                 self._disable(f"cannot open {self.path}: {exc}")
+            elif _locked(exc):  # another run holds it: never a reason to rebuild the file under it
+                self._disable(f"{self.path} stayed locked by another run: {exc}")
             else:
                 self._rebuild(f"{exc}")
         except sqlite3.DatabaseError as exc:  # not a database, a damaged header, a foreign schema
@@ -108,20 +115,40 @@ class PredictionCache:
         except OSError as exc:
             self._disable(f"cannot open {self.path}: {exc}")
 
+    def _connect_when_free(self) -> sqlite3.Connection:
+        """_connect, tried again while another run holds the file: a switch to write-ahead logging can find it
+        busy at once, without waiting out the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                              check_same_thread=False)
         try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if app_id == 0 and not tables:
-                self._create(db)
-            elif app_id != APPLICATION_ID:
-                raise sqlite3.DatabaseError("the file is not a mixedclf prediction cache")
-            elif db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError("the cache was written by another version of mixedclf")
+            # One opener at a time reads what the file is and creates it if new: two runs starting on a new file
+            # at once would otherwise see it half made (tables, not yet its application id) and rebuild it.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                app_id = db.execute("PRAGMA application_id").fetchone()[0]
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if app_id == 0 and not tables:
+                    self._create(db)
+                elif app_id != APPLICATION_ID:
+                    raise sqlite3.DatabaseError("the file is not a mixedclf prediction cache")
+                elif db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    raise sqlite3.DatabaseError("the cache was written by another version of mixedclf")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise sqlite3.DatabaseError("the cache cannot use write-ahead logging")
             db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent on a crash; only the last commits may go
@@ -135,9 +162,9 @@ class PredictionCache:
         return db
 
     def _create(self, db: sqlite3.Connection) -> None:
+        """The tables of a new file, inside the caller's transaction."""
         db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
         db.execute("PRAGMA auto_vacuum = NONE")
-        db.execute("BEGIN IMMEDIATE")
         db.execute("CREATE TABLE IF NOT EXISTS answers (key BLOB PRIMARY KEY, logits BLOB NOT NULL, "
                    "used INTEGER NOT NULL, tokens INTEGER) WITHOUT ROWID")
         # Hits are appended here and folded into answers.used before an eviction: an append costs a fraction of
@@ -145,7 +172,6 @@ class PredictionCache:
         db.execute("CREATE TABLE IF NOT EXISTS touched (key BLOB NOT NULL, used INTEGER NOT NULL)")
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
 
     def _rebuild(self, why: str) -> None:
         self._close_db()
@@ -173,7 +199,7 @@ class PredictionCache:
     def _failed(self, exc: sqlite3.Error, writing: bool) -> None:
         message = str(exc)
         lowered = message.lower()
-        if "locked" in lowered or "busy" in lowered:
+        if _locked(exc):
             return  # another run held the lock past the timeout: these rows wait for a later run
         damaged = not isinstance(exc, sqlite3.OperationalError) or "malformed" in lowered or "not a database" in lowered
         if damaged:
