@@ -5,6 +5,10 @@ side.
 
     python benchmarks/cache_rerun.py                                   # 10,000 rows, the default model
     python benchmarks/cache_rerun.py --case tiny:1000000 --case default:20000   # both sizes, one table
+    python benchmarks/cache_rerun.py --case tiny:200000 --baseline /path/to/other/checkout --rounds 3
+
+`--baseline DIR` runs another checkout of mixedclf beside this one (its own cache), the reruns interleaved round by
+round, and prints each round's rerun wall time of this code over the baseline's.
 
 `--case MODEL:ROWS` (repeatable): MODEL is `default`, `tiny` (the tests' 2-layer, hidden-32 BERT: a million rows fit
 on a small CPU), `bert-tiny` (the smallest published BERT's shape, hidden 128, random weights) or a model path. Each run is the real command line (`python -m mixedclf classify ... --report`), as a
@@ -32,12 +36,15 @@ def _write(path: Path, n: int, start: int = 0, seed: int = 7) -> None:
             out.write(json.dumps({"id": i, "text": f"{text} (#{i})"}) + "\n")
 
 
-def _classify(source: Path, folder: Path, name: str, model: str, cache: Path | None) -> dict:
+def _classify(source: Path, folder: Path, name: str, model: str, cache: Path | None, code: Path | None = None
+              ) -> dict:
     report = folder / f"{name}.json"
     cmd = [sys.executable, "-m", "mixedclf", "classify", str(source), "-o", str(folder / f"{name}.jsonl"),
            "--model", model, "--report", str(report), "--quiet"]
     cmd += ["--cache", str(cache)] if cache is not None else ["--no-cache"]
     env = {k: v for k, v in os.environ.items() if k != "MIXEDCLF_NO_CACHE"}  # common.py turns it off
+    if code is not None:  # another checkout's mixedclf first on the path
+        env["PYTHONPATH"] = str(code)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - start
@@ -110,6 +117,35 @@ def run_case(model: str, rows: int, new_share: float, model_dir: Path) -> dict:
     return case
 
 
+def run_against_baseline(model: str, rows: int, new_share: float, model_dir: Path, baseline: Path,
+                         rounds: int) -> None:
+    """This code and `baseline`'s, each with its own cache: both first runs, then the reruns with the cache
+    interleaved (baseline, this) `rounds` times; the rerun wall ratio of each round."""
+    new = max(1, round(rows * new_share))
+    synthetic = model in ("tiny", "bert-tiny")
+    model_arg = str(tiny_classifier(model_dir / model, shape=model)) if synthetic else model
+    with tempfile.TemporaryDirectory(prefix="mixedclf-cache-rerun-") as tmp:
+        folder = Path(tmp)
+        first, grown = folder / "night1.jsonl", folder / "night2.jsonl"
+        _write(first, rows)
+        _write(folder / "new.jsonl", new, start=rows, seed=8)
+        grown.write_bytes(first.read_bytes() + (folder / "new.jsonl").read_bytes())
+        codes = {"baseline": baseline, "this": None}
+        firsts = {v: _classify(first, folder, f"{v} first run", model_arg, folder / f"{v}.sqlite3", code)
+                  for v, code in codes.items()}
+        ratios = []
+        for r in range(rounds):
+            walls = {v: _classify(grown, folder, f"{v} rerun {r + 1}", model_arg, folder / f"{v}.sqlite3", code)
+                     ["wall_s"] for v, code in codes.items()}
+            ratios.append(walls["this"] / walls["baseline"])
+            print(f"round {r + 1}: rerun wall this / baseline = {ratios[-1]:.3f} ({walls['this']:.2f} s / "
+                  f"{walls['baseline']:.2f} s); rerun / first run: this {walls['this'] / firsts['this']['wall_s']:.1%}"
+                  f", baseline {walls['baseline'] / firsts['baseline']['wall_s']:.1%}", flush=True)
+    print(f"\n{model}, {rows:,} rows (+{new:,}): rerun wall this / baseline {min(ratios):.3f}-{max(ratios):.3f} over "
+          f"{rounds} interleaved rounds; first runs: this {firsts['this']['wall_s']:.2f} s, baseline "
+          f"{firsts['baseline']['wall_s']:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the first night's file (without --case)")
@@ -118,9 +154,17 @@ def main() -> None:
                         help="a model and a size; repeat to compare several in one table")
     parser.add_argument("--new", type=float, default=0.01, help="the file grows by this share of new rows")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--baseline", type=Path, help="another checkout of mixedclf to interleave with this one")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved reruns with --baseline")
     args = parser.parse_args()
     cases = [(c.rsplit(":", 1)[0], int(c.rsplit(":", 1)[1])) for c in args.case] or [(args.model, args.rows)]
     machine = print_machine()
+    if args.baseline is not None:
+        with tempfile.TemporaryDirectory(prefix="mixedclf-cache-model-") as model_dir:
+            for model, rows in cases:
+                run_against_baseline(model, rows, args.new, Path(model_dir), args.baseline.resolve(), args.rounds)
+        print(f"machine: {machine}")
+        return
     with tempfile.TemporaryDirectory(prefix="mixedclf-cache-model-") as model_dir:
         done = [run_case(model, rows, args.new, Path(model_dir)) for model, rows in cases]
     print(f"\nmachine: {machine}")
