@@ -11,8 +11,9 @@ side.
 round, and prints each round's rerun wall time of this code over the baseline's.
 
 `--case MODEL:ROWS` (repeatable): MODEL is `default`, `tiny` (the tests' 2-layer, hidden-32 BERT: a million rows fit
-on a small CPU), `bert-tiny` (the smallest published BERT's shape, hidden 128, random weights) or a model path. Each run is the real command line (`python -m mixedclf classify ... --report`), as a
-cron job starts it. Every text is unique (a row number is appended), so the new rows are misses and the others hits.
+on a small CPU), `bert-tiny` (the smallest published BERT's shape, hidden 128, random weights) or a model path.
+Each run is the real command line (`python -m mixedclf classify ... --report`), as a cron job starts it. Every
+text is unique (a row number is appended), so the new rows are misses and the others hits.
 """
 
 from __future__ import annotations
