@@ -96,6 +96,7 @@ class PredictionCache:
         self._tick = time.time_ns()  # the use order, advanced by every store: the oldest use is evicted first
         self._touched: list[bytes] = []
         self.generation = 0  # counts the file's rebuilds: a reader of an earlier generation reads a file now gone
+        self._reader: CacheReader | None = None
         self._open()
 
     # -- opening, and what to do with a file that is not a healthy cache
@@ -246,8 +247,13 @@ class PredictionCache:
         self.stats.untokenized += len(keys)
 
     def reader(self, run_key: bytes) -> CacheReader | None:
-        """What a CPU worker reads of this cache under `run_key`; None while the cache does not serve the run."""
-        return CacheReader(str(self.path), run_key, self.generation) if self._db is not None else None
+        """What a CPU worker reads of this cache under `run_key` (one object while the file stays the same, so a
+        reader in this process keeps its connection); None while the cache does not serve the run."""
+        if self._db is None:
+            return None
+        if self._reader is None or self._reader.identity != (str(self.path), run_key, self.generation):
+            self._reader = CacheReader(str(self.path), run_key, self.generation)
+        return self._reader
 
     def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
         if self._db is None:
@@ -276,6 +282,8 @@ class PredictionCache:
         self.stats.stored += len(rows)
 
     def close(self) -> None:
+        if self._reader is not None:  # this process's own reader (a run without CPU workers)
+            self._reader.close()
         if self._db is not None and self._touched:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -389,13 +397,16 @@ class CacheReader:
                         tokens.append(count)
         except (sqlite3.Error, OSError):
             self._failed = True
-            if self._db is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.close()
-                self._db = None
+            self.close()
             return None
         if not rows:
             return None
         return HeldAnswers(np.asarray(rows, dtype=np.int64),
                            np.frombuffer(b"".join(logits), dtype=np.float32).reshape(len(rows), -1),
                            np.asarray(tokens, dtype=np.int32))
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
