@@ -115,6 +115,7 @@ class ServerState:
         self.started_at = time.time()
         self._tokenizer_json = ""
         self.cache = None  # the prediction cache (io/prediction_cache.py), once the model is loaded, when enabled
+        self.reader = lambda: None  # the cache's reader for the CPU workers: texts it answers are not tokenized
         self.metrics.info.labels(spec.name, str(device), pricing.name, str(self.cpu_workers)).set(1)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -175,6 +176,9 @@ class ServerState:
                 self.cache = store = PredictionCache(s.cache or prediction_cache_path(), s.cache_max_bytes,
                                                      warn=lambda line: log.warning("mixedclf serve: %s", line))
             key = answer_run_key(self.spec, model, s.clean, self._tokenizer_json) if store is not None else b""
+            if self.cache is not None:
+                cache = self.cache
+                self.reader = lambda: cache.reader(key)
             self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
                                           batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens,
                                           answers=store, run_key=key)
@@ -244,7 +248,9 @@ class ServerState:
             return await self._remote_preprocess(texts, clean)
         loop = asyncio.get_running_loop()
         timeout = self.settings.stage_timeout_cpu
-        task = functools.partial(preprocess_task, clean=clean) if clean else preprocess_task
+        # The reader's answers are filed under the server's cleaning mode: a route cleaning otherwise tokenizes all.
+        reader = self.reader() if clean in (None, self.settings.clean) else None
+        task = functools.partial(preprocess_task, clean=clean, reader=reader)
         for attempt in (1, 2):
             pool = self.pool
             try:
@@ -444,5 +450,6 @@ class ServerState:
         if self.cache is None:
             return None
         st = self.cache.stats
-        return {"path": str(self.cache.path), "enabled": self.cache.enabled, "hits": st.hits, "misses": st.misses,
-                "stored": st.stored, "evicted": st.evicted, "disabled": st.disabled}
+        return {"path": str(self.cache.path), "enabled": self.cache.enabled, "hits": st.hits,
+                "untokenized": st.untokenized, "misses": st.misses, "stored": st.stored, "evicted": st.evicted,
+                "disabled": st.disabled}
