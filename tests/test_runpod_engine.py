@@ -311,21 +311,33 @@ def test_a_command_line_engine_overrides_a_config_or_env_deploy(tmp_path, monkey
     assert res.exit_code == EXIT_USAGE and "--engine runpod" in res.output
 
 
+def _local_deployment(tmp_path, precision="auto"):
+    """A spec deploying `precision` and a `deploy local` state file whose endpoints do not answer: a run the
+    options let through stops at the health check ("do not answer", exit 1), one they refuse exits 2 first."""
+    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
+    from mixedclf.cloud.spec import INIT_TEMPLATE
+
+    spec = tmp_path / "mixedclf-deploy.toml"
+    spec.write_text(INIT_TEMPLATE.replace('precision = "auto"', f'precision = "{precision}"'))
+    endpoints = {r: DeployedEndpoint(id=f"id-{r}", name=r, api="local", url=f"http://127.0.0.1:9/v2/id-{r}")
+                 for r in ("pre", "infer", "post")}
+    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="local",
+                                  endpoints=endpoints))
+    return spec
+
+
+DEPLOYED_NAMES = ("MODEL", "PRECISION", "DEVICE", "BACKEND", "MODE", "CONFIG")
+
+
 @pytest.mark.parametrize("flag, value", [("--precision", "fp16"), ("--device", "cuda"), ("--backend", "onnxruntime"),
                                          ("--mode", "gpu-only")])
 def test_options_the_deployment_decides_are_refused_not_ignored(tmp_path, monkeypatch, flag, value):
     """The deployed workers run the spec's model at its precision on their device, in the spec's topology: a
     --precision, --device or --backend on the command line used to be dropped without a word (the run said
     `precision auto`), and --mode gpu-only priced the split stages' seconds as one GPU's."""
-    from mixedclf.cloud.provision import DeployedEndpoint, DeployState, spec_digest, write_state
-    from mixedclf.cloud.spec import INIT_TEMPLATE
-
-    spec = tmp_path / "mixedclf-deploy.toml"
-    spec.write_text(INIT_TEMPLATE)
-    endpoints = {r: DeployedEndpoint(id=f"id-{r}", name=r, api="local", url=f"http://127.0.0.1:9/v2/id-{r}")
-                 for r in ("pre", "infer", "post")}
-    write_state(spec, DeployState(spec=spec.name, spec_sha256=spec_digest(spec), applied_at=0.0, target="local",
-                                  endpoints=endpoints))
+    for name in DEPLOYED_NAMES:
+        monkeypatch.delenv(f"MIXEDCLF_{name}", raising=False)
+    spec = _local_deployment(tmp_path)
     src, _ = _input(tmp_path, 3)
     out = tmp_path / "o.jsonl"
     base = ["classify", str(src), "-o", str(out), "--engine", "runpod", "--deploy", str(spec)]
@@ -333,4 +345,70 @@ def test_options_the_deployment_decides_are_refused_not_ignored(tmp_path, monkey
     assert res.exit_code == EXIT_USAGE and flag in res.output and str(spec) in res.output, res.output
     assert not out.exists()
     res = CliRunner().invoke(app, [*base, "--precision", "auto"])  # the deployed one: nothing to refuse
+    assert res.exit_code != EXIT_USAGE and "do not answer" in res.output, res.output
+
+
+@pytest.mark.parametrize("layer", ["command line", "environment", "config file"])
+@pytest.mark.parametrize("name, value", [("precision", "fp32"), ("model", "other"), ("device", "cpu"),
+                                         ("backend", "torch"), ("mode", "gpu-only")])
+def test_a_deployed_setting_from_any_layer_is_refused_naming_where_it_was_set(tmp_path, monkeypatch, layer, name,
+                                                                            value):
+    """A MIXEDCLF_PRECISION=fp32 set for every cron job, or a --config file's [classify] precision, used to be
+    replaced by the deployment's without a word: the user believed the run was fp32. Each layer is refused as the
+    command line is, and the line names the variable, the file and key, or the flag."""
+    for var in DEPLOYED_NAMES:
+        monkeypatch.delenv(f"MIXEDCLF_{var}", raising=False)
+    spec = _local_deployment(tmp_path, precision="bf16")
+    src, _ = _input(tmp_path, 3)
+    out = tmp_path / "o.jsonl"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[classify]\n")
+    args = ["classify", str(src), "-o", str(out), "--engine", "runpod", "--deploy", str(spec), "--config", str(cfg)]
+    flag = f"--{name}"
+    if layer == "command line":
+        args += [flag, value]
+        where, fix = flag, f"leave {flag} out"
+    elif layer == "environment":
+        monkeypatch.setenv(f"MIXEDCLF_{name.upper()}", value)
+        where = fix = f"MIXEDCLF_{name.upper()}"
+    else:
+        cfg.write_text(f'[classify]\n{name} = "{value}"\n')
+        where, fix = f"{cfg} [classify] {name}", f"remove {name} from [classify] in {cfg}"
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == EXIT_USAGE, res.output
+    line = " ".join(res.output.split())  # as one line, whatever width the terminal wraps it at
+    assert f"{name} {value} (from {where})" in line and fix in line and str(spec) in line, line
+    if name == "precision":
+        assert "deploys precision bf16" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("layer", ["command line", "environment", "config file"])
+def test_a_deployed_setting_equal_to_the_deployments_and_the_defaults_are_accepted(tmp_path, monkeypatch, layer):
+    """The spec's own model and precision, from any layer, ask for nothing else; so does `auto` (the device and
+    precision left to the deployment) and mode mixed (what a Runpod run is reported as). The packaged defaults set
+    every one of them and are never refused: a copy of configs/default.toml as --config neither."""
+    from mixedclf.core.options import DEFAULT_CONFIG
+
+    for var in DEPLOYED_NAMES:
+        monkeypatch.delenv(f"MIXEDCLF_{var}", raising=False)
+    spec = _local_deployment(tmp_path, precision="bf16")
+    src, _ = _input(tmp_path, 3)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(DEFAULT_CONFIG.read_text())
+    base = ["classify", str(src), "-o", str(tmp_path / "o.jsonl"), "--engine", "runpod", "--deploy", str(spec)]
+    runner = CliRunner()
+    res = runner.invoke(app, base)  # every deployed setting from the defaults
+    assert res.exit_code != EXIT_USAGE and "do not answer" in res.output, res.output
+    settings = {"precision": "bf16", "model": "default", "device": "auto", "mode": "mixed"}
+    if layer == "command line":
+        extra = [a for k, v in settings.items() for a in (f"--{k}", v)]
+    elif layer == "environment":
+        extra = []
+        for k, v in settings.items():
+            monkeypatch.setenv(f"MIXEDCLF_{k.upper()}", v)
+    else:
+        extra = ["--config", str(cfg)]
+        cfg.write_text(cfg.read_text().replace('precision = "auto"', 'precision = "bf16"'))
+    res = runner.invoke(app, [*base, *extra])
     assert res.exit_code != EXIT_USAGE and "do not answer" in res.output, res.output

@@ -77,15 +77,15 @@ def classify(
     Options not given come from MIXEDCLF_<OPTION> environment variables, then the --config file, then the
     packaged defaults.
     """
-    from mixedclf.core.options import build_options, option_layer
+    from mixedclf.core.options import build_options, option_source
     from mixedclf.engines.registry import engine_class
     from mixedclf.engines.run import classify_file
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of: {', '.join(FORMATS)} (got {fmt!r})")
     opts = build_options(values, config)
-    if (opts.deploy is not None and not engine_class(opts.engine).deployed
-            and option_layer("deploy", values) < option_layer("engine", values)):
+    layer = {name: option_source(name, values, opts.config).rank for name in ("deploy", "engine")}
+    if opts.deploy is not None and not engine_class(opts.engine).deployed and layer["deploy"] < layer["engine"]:
         # A config's (or MIXEDCLF_DEPLOY's) spec belongs to the engine a higher layer has just replaced.
         opts = opts.model_copy(update={"deploy": None})
     target = None

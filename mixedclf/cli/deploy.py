@@ -23,15 +23,21 @@ def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-# What the deployed workers decide: a command line asking for another one is refused, never dropped unsaid.
-DEPLOYED_SETTINGS = ("device", "backend", "mode")  # mode: the spec's topology
+def deployed_settings(target) -> dict[str, tuple[str, ...]]:
+    """What the deployed workers decide, with the values a run may set without asking for anything else: the
+    spec's model and precision; `auto` (the device's and the precision's default) leaves the choice to the
+    deployment; a Runpod run is reported as mode mixed (`gpu-only` would price the split stages as one GPU's);
+    no backend is the workers' own to name."""
+    return {"model": (target.model,), "precision": (target.precision, "auto"), "device": ("auto",),
+            "backend": (), "mode": ("mixed",)}
 
 
 def batch_target(opts, given: dict):
     """classify's --engine runpod --deploy SPEC: (the options with the deployed model, the deployment's target).
-    The model and precision are the spec's: a --model or --precision naming others is refused, as is any
-    --device, --backend or --mode (`given`: the command line's values)."""
+    A setting the deployment decides (deployed_settings) that the command line, a MIXEDCLF_* variable or the
+    config file sets to another value is refused, naming where it was set; defaults are never refused."""
     from mixedclf.cloud.batch import runpod_target
+    from mixedclf.core.options import option_source
     from mixedclf.engines.registry import engine_class
 
     if not engine_class(opts.engine).deployed:
@@ -39,15 +45,17 @@ def batch_target(opts, given: dict):
     if opts.deploy is None:
         raise InputError("--engine runpod needs --deploy SPEC", hint="mixedclf deploy init writes one")
     target = runpod_target(opts.deploy, opts.pricing, opts.profile)
-    if given.get("model") is not None:
-        target.check_model(opts.model)
-    if given.get("precision") not in (None, target.precision):
-        raise InputError(f"--precision {given['precision']} but {target.spec} deploys precision {target.precision}",
-                         hint="leave --precision out: the deployed workers run the spec's")
-    for name in DEPLOYED_SETTINGS:
-        if given.get(name) is not None:
-            raise InputError(f"--{name} with --engine runpod: the deployment {target.spec} decides it",
-                             hint=f"leave --{name} out")
+    for name, accepted in deployed_settings(target).items():
+        value = getattr(opts, name)
+        source = option_source(name, given, opts.config)
+        if not source.explicit or value in accepted:
+            continue
+        if name in ("model", "precision"):
+            deployed = getattr(target, name)
+            raise InputError(f"{name} {value} (from {source.where}) but {target.spec} deploys {name} {deployed}",
+                             hint=f"{source.undo()}, or set it to {deployed}: the deployed workers run the spec's")
+        raise InputError(f"{name} {value} (from {source.where}) but the deployment {target.spec} decides the {name}",
+                         hint=source.undo())
     return opts.model_copy(update={"model": target.model, "precision": target.precision}), target
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mixedclf.configs import packaged_config, read_toml
@@ -16,6 +16,7 @@ from mixedclf.core.option_registry import (  # noqa: F401 - the cache caps, wher
     DEFAULT_CACHE_MAX_BYTES,
     MIN_CACHE_MAX_BYTES,
     ClassifyFields,
+    cli_meta,
 )
 from mixedclf.errors import InputError
 
@@ -107,24 +108,92 @@ def build_settings(cls: type[LayeredSettings], cli_values: dict[str, Any], confi
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""
         message = str(first["msg"]).removeprefix("Value error, ")
-        if name and name not in given and f"{ENV_PREFIX}{name.upper()}" in os.environ:
-            raise InputError(f"invalid {ENV_PREFIX}{name.upper()}: {message}",
+        source = option_source(name, given, given.get("config"), cls.config_section, cls) if name else None
+        if source is not None and source.layer == "environment":
+            raise InputError(f"invalid {source.where}: {message}",
                              hint="fix or unset the environment variable") from None
-        config_file = given.get("config") or os.environ.get(f"{ENV_PREFIX}CONFIG")
-        if name and name not in given and config_file and name in load_defaults(Path(config_file), cls.config_section):
-            raise InputError(f"{config_file}: [{cls.config_section}] {name}: {message}") from None
+        if source is not None and source.layer == "config file":
+            raise InputError(f"{source.config}: [{source.section}] {name}: {message}") from None
         where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
         raise InputError(f"invalid option --{where}: {message}" if where else f"invalid options: {message}") from None
     except SettingsError as exc:
         raise InputError(f"invalid {ENV_PREFIX}* setting: {exc}") from None
 
 
-def option_layer(name: str, cli_values: dict[str, Any]) -> int:
-    """The layer that sets option `name`: 3 the command line, 2 its MIXEDCLF_* variable, 1 a config file or the
-    defaults (the order build_settings reads them in)."""
+Layer = Literal["command line", "environment", "config file", "default"]
+# Higher wins: the order build_settings reads the layers in (the packaged defaults.toml is a default).
+LAYER_RANK: dict[str, int] = {"default": 0, "config file": 1, "environment": 2, "command line": 3}
+
+
+class OptionSource(BaseModel):
+    """Where a setting's value came from: `where` names it as a user would look for it (--precision,
+    MIXEDCLF_PRECISION, `c.toml [classify] precision`, or the default)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    layer: Layer
+    where: str
+    config: Path | None = None  # the config file, for the config file layer
+    section: str = "classify"
+
+    @property
+    def rank(self) -> int:
+        return LAYER_RANK[self.layer]
+
+    @property
+    def explicit(self) -> bool:
+        """Set by the user (command line, environment or config file), not a default."""
+        return self.layer != "default"
+
+    def undo(self) -> str:
+        """How to stop setting it, in the words of its layer."""
+        if self.layer == "command line":
+            return f"leave {self.where} out"
+        if self.layer == "environment":
+            return f"unset {self.where}"
+        if self.layer == "config file":
+            return f"remove {self.name} from [{self.section}] in {self.config}"
+        return "nothing to undo: it is the default"
+
+
+def _flag(name: str, cls: type[BaseModel]) -> str:
+    field = cls.model_fields.get(name)
+    flags = [f for f in cli_meta(field).get("flags", ()) if f.startswith("--")] if field is not None else []
+    return flags[0].split("/", 1)[0] if flags else f"--{name.replace('_', '-')}"
+
+
+def _env_name(name: str) -> str | None:
+    """The MIXEDCLF_<NAME> variable that sets `name`, as pydantic-settings reads them (any case; empty ignored)."""
+    key = f"{ENV_PREFIX}{name}".lower()
+    found = [k for k, v in os.environ.items() if k.lower() == key and v]
+    return found[-1] if found else None
+
+
+def config_path(config: Path | str | None) -> Path | None:
+    """The config file the settings read: --config, else MIXEDCLF_CONFIG (what ConfigFileSource is handed)."""
+    if config is None:
+        variable = _env_name("config")
+        config = os.environ[variable] if variable else None
+    return Path(config) if config is not None else None
+
+
+def option_source(name: str, cli_values: dict[str, Any], config: Path | str | None = None,
+                  section: str = "classify", cls: type[BaseModel] = ClassifyFields) -> OptionSource:
+    """The layer that sets option `name` and how to name it: the command line (a value in `cli_values`), its
+    MIXEDCLF_* variable, the config file (`config`, else MIXEDCLF_CONFIG) or a default (the packaged defaults or
+    the field's). The one copy of the order build_settings reads the layers in, for messages that name a value's
+    source."""
     if cli_values.get(name) is not None:
-        return 3
-    return 2 if os.environ.get(f"{ENV_PREFIX}{name.upper()}") else 1
+        return OptionSource(name=name, layer="command line", where=_flag(name, cls))
+    variable = _env_name(name)
+    if variable is not None:
+        return OptionSource(name=name, layer="environment", where=variable)
+    path = config_path(config)
+    if path is not None and name in load_defaults(path, section):
+        return OptionSource(name=name, layer="config file", where=f"{path} [{section}] {name}", config=path,
+                            section=section)
+    return OptionSource(name=name, layer="default", where="the default")
 
 
 def build_options(cli_values: dict[str, Any], config: Path | None = None) -> ClassifyOptions:

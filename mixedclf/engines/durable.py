@@ -3,18 +3,22 @@ recorded in the checkpoint (when the output can be resumed), and the commit prot
 
 The commit seals both files, records that in the checkpoint, then renames them into place: a kill at any point
 leaves either a checkpoint that resumes the chunks, or one that --resume finishes by renaming (never a shorter
-output). A stop (a signal, the budget) suspends what is staged for --resume; a failure throws it away.
+output). A stop (a signal, the budget, a remote job that failed after its retries) suspends what is staged for
+--resume; a failure throws it away (`ending`, around each engine's stream of chunks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import pyarrow as pa
 
 from mixedclf.core.postprocess import LabelTally
 from mixedclf.core.stats import RunCounts
+from mixedclf.engines.writer_thread import WriterThread
+from mixedclf.errors import Interrupted, MixedclfError
 from mixedclf.io.checkpoint import Checkpoint, remove_checkpoint
 from mixedclf.io.runio import RunIO
 from mixedclf.io.sinks import open_error_log, open_writer, write_rows
@@ -79,3 +83,37 @@ class DurableOutput:
         self.errors.abort()
         if self.io.resumable:
             remove_checkpoint(self.output)
+
+
+def not_resumable(stop: MixedclfError) -> MixedclfError:
+    """The stop's line for a run that read stdin or wrote stdout: no --resume can continue it."""
+    line = str(stop).split(";")[0] + "; the run read stdin or wrote stdout, so it cannot be resumed"
+    return Interrupted(line, stop.exit_code) if isinstance(stop, Interrupted) else type(stop)(line)
+
+
+@contextmanager
+def ending(sink: DurableOutput, writer: WriterThread, kept: Callable[[], bool],
+           stops: tuple[type[MixedclfError], ...] = (Interrupted,)) -> Iterator[None]:
+    """How a stream of chunks into `sink` (through `writer`) ends when it raises; the body commits when it does
+    not. A stop (`stops`): the chunks handed to the writer before it are written and checkpointed, then what is
+    staged is suspended for --resume, or thrown away where the run cannot be resumed (its line says so). Any other
+    failure stops the writer and throws away what is staged, unless `kept()` (a stop came first: a second signal,
+    the budget), which leaves it for --resume."""
+    try:
+        yield
+    except stops as stop:
+        try:
+            writer.close()
+        except BaseException:
+            sink.abort()
+            raise
+        if sink.io.resumable:
+            sink.suspend()
+            raise
+        sink.abort()
+        raise not_resumable(stop) from None
+    except BaseException:
+        writer.stop()
+        if not kept():
+            sink.abort()
+        raise

@@ -21,7 +21,7 @@ from mixedclf.core.sequences import Sequences, concat_sequences, to_sequences
 from mixedclf.core.stats import StageClock
 from mixedclf.engines.plan import RunPlan
 from mixedclf.engines.poison import RESTARTS_BEFORE_SPLIT, isolate, set_aside
-from mixedclf.errors import StageTimeout
+from mixedclf.errors import RowError, StageTimeout
 from mixedclf.io.chunks import InputChunk, chunk_piece
 from mixedclf.io.readers import iter_chunks
 from mixedclf.runtime.control import StopSignals
@@ -30,6 +30,15 @@ from mixedclf.runtime.workers import preprocess_task
 
 # Chunks read and handed to the pool ahead of the one on the device.
 CHUNKS_AHEAD = 2
+
+
+def refuse_bad_rows(chunk: InputChunk, on_error: str, source: str) -> None:
+    """With --on-error fail, a chunk's first bad row ends the run (RowError, one line); with skip they go to the
+    errors file as the chunk is written."""
+    if chunk.problems and on_error == "fail":
+        p = chunk.problems[0]
+        where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
+        raise RowError(f"{p.file or source}: {where}: {p.reason}", hint="fix the row, or use --on-error skip")
 
 
 class ChunkFeed:

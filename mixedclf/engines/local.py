@@ -28,15 +28,15 @@ from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs.budget import already_spent_message
 from mixedclf.engines.budget import BudgetStop, CostMeter
 from mixedclf.engines.cpu_time import CpuExcept
-from mixedclf.engines.durable import DurableOutput
-from mixedclf.engines.feed import ChunkFeed
+from mixedclf.engines.durable import DurableOutput, ending
+from mixedclf.engines.feed import ChunkFeed, refuse_bad_rows
 from mixedclf.engines.local_plan import LocalPlan, plan_local
 from mixedclf.engines.plan import RunPlan, plan_classify
 from mixedclf.engines.progress import WorkListener
 from mixedclf.engines.registry import RunHooks
 from mixedclf.engines.result import LocalTimes, RunResult, local_result
 from mixedclf.engines.writer_thread import WriterThread
-from mixedclf.errors import EXIT_BUDGET, Interrupted, RowError
+from mixedclf.errors import EXIT_BUDGET, Interrupted
 from mixedclf.io.checkpoint import finish_commit
 from mixedclf.io.chunks import chunk_piece, valid_range
 from mixedclf.io.jsonvalues import python_values
@@ -222,15 +222,10 @@ class LocalEngine:
 
         writer = WriterThread(write)
         device_cpu = CpuExcept(writer.thread)  # the device stage's CPU: this process's, less the writer's
-        completed = False
-        try:
+        with ending(sink, writer, kept=lambda: self.signals.signum is not None or self.budget_stop is not None):
             for chunk, seqs in self.feed.prepared(job.tokenizer):
                 writer.raise_failure()
-                if chunk.problems and o.on_error == "fail":
-                    p = chunk.problems[0]
-                    where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
-                    raise RowError(f"{p.file or io.source.spec}: {where}: {p.reason}",
-                                   hint="fix the row, or use --on-error skip")
+                refuse_bad_rows(chunk, o.on_error, io.source.spec)
                 done = 0  # input rows of the chunk run so far: a chunk near the budget runs in pieces
                 while done < chunk.rows_in and self.signals.signum is None:
                     rows = self._piece_rows(chunk, done, plan.batch[0])
@@ -250,19 +245,6 @@ class LocalEngine:
             if self.budget_stop is not None:
                 raise Interrupted(self.budget_stop, EXIT_BUDGET)
             sink.commit(tally, counts)
-            completed = True
-        except Interrupted as exc:
-            if not io.resumable:  # a pipe cannot be continued: what was staged for a file output goes
-                sink.abort()
-                raise Interrupted(str(exc).split(";")[0] + "; the run read stdin or wrote stdout, so it cannot "
-                                  "be resumed", exc.exit_code) from None
-            sink.suspend()
-            raise
-        finally:
-            if not completed:
-                writer.stop()
-            if not completed and self.signals.signum is None and self.budget_stop is None:
-                sink.abort()
         self.duplicate_ids = self._id_repeats.count()
 
     def _piece_rows(self, chunk, done: int, min_rows: int) -> int:

@@ -29,14 +29,14 @@ from mixedclf.core.run import RunSettings
 from mixedclf.core.stats import IdRepeats, RunCounts, StageClock
 from mixedclf.costs import RunMeasurements, StageMeasurement
 from mixedclf.costs.runpod_jobs import EndpointRate, RunpodJobBill, endpoint_bill, job_bill
-from mixedclf.engines.durable import DurableOutput
-from mixedclf.engines.feed import ChunkFeed
+from mixedclf.engines.durable import DurableOutput, ending
+from mixedclf.engines.feed import ChunkFeed, refuse_bad_rows
 from mixedclf.engines.local_plan import load_checkpoint, run_fingerprint_of
 from mixedclf.engines.plan import RunPlan
 from mixedclf.engines.registry import RunHooks
 from mixedclf.engines.result import RunResult, run_stats, stage_measurement
 from mixedclf.engines.writer_thread import WriterThread
-from mixedclf.errors import InputError, Interrupted, MixedclfError, RowError
+from mixedclf.errors import InputError, Interrupted, MixedclfError
 from mixedclf.io.checkpoint import finish_commit
 from mixedclf.io.jsonvalues import python_values
 from mixedclf.io.readers import InputChunk
@@ -168,14 +168,10 @@ class RunpodEngine:
         o = self.opts
         pool = ThreadPoolExecutor(self.target.in_flight, thread_name_prefix="mixedclf-job")
         sent: deque[_Sent] = deque()
-        try:
+        with ending(sink, writer, kept=lambda: self.signals.signum is not None, stops=(Interrupted, RemoteJobError)):
             try:
                 for chunk in chunks:
-                    if chunk.problems and o.on_error == "fail":
-                        p = chunk.problems[0]
-                        where = f"row {p.row}" + (f" (line {p.line})" if p.line else "")
-                        raise RowError(f"{p.file or sink.io.source.spec}: {where}: {p.reason}",
-                                       hint="fix the row, or use --on-error skip")
+                    refuse_bad_rows(chunk, o.on_error, sink.io.source.spec)
                     sent.append(self._send(pool, chunk, rows))
                     if len(sent) > 1:  # the next chunk's jobs are out while this one's are written
                         self._collect(sent.popleft(), writer, spec)
@@ -191,25 +187,6 @@ class RunpodEngine:
             writer.close()
             self.signals.raise_if_stopped(o.output)
             sink.commit(tally, counts)
-        except (Interrupted, RemoteJobError) as exc:
-            try:
-                writer.close()  # the chunks answered before the stop are written and checkpointed
-            except BaseException:
-                sink.abort()
-                raise
-            if sink.io.resumable:
-                sink.suspend()
-                raise
-            sink.abort()  # a pipe cannot be continued: what was staged goes
-            line = str(exc).split(";")[0] + "; the run read stdin or wrote stdout, so it cannot be resumed"
-            if isinstance(exc, Interrupted):
-                raise Interrupted(line, exc.exit_code) from None
-            raise RemoteJobError(line) from None
-        except BaseException:
-            writer.stop()
-            if self.signals.signum is None:  # a second signal: what is staged is kept for --resume
-                sink.abort()
-            raise
 
     def _collect(self, sent: _Sent, writer: WriterThread, spec) -> None:
         results: list[dict] = []
