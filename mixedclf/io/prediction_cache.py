@@ -245,9 +245,10 @@ class PredictionCache:
         self.stats.hits += len(keys)
         self.stats.untokenized += len(keys)
 
-    def reader(self, run_key: bytes) -> CacheReader | None:
-        """What a CPU worker reads of this cache under `run_key`; None while the cache does not serve the run."""
-        return CacheReader(str(self.path), run_key, self.generation) if self._db is not None else None
+    def reader(self, run_key: bytes, width: int) -> CacheReader | None:
+        """What a CPU worker reads of this cache under `run_key` for a model with `width` labels; None while the
+        cache does not serve the run."""
+        return CacheReader(str(self.path), run_key, width, self.generation) if self._db is not None else None
 
     def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
         if self._db is None:
@@ -347,20 +348,22 @@ class CacheReader:
     (it travels to the worker by pickle, without one); any error ends its reading, and the main process's look-up
     answers those rows instead, so a reader never changes an answer or fails a run."""
 
-    def __init__(self, path: str, run_key: bytes, generation: int = 0):
-        self.path, self.run_key, self.generation = path, run_key, generation
+    def __init__(self, path: str, run_key: bytes, width: int, generation: int = 0):
+        # width: labels per answer; a blob of another size (a damaged or hand-filled file) is not read
+        self.path, self.run_key, self.width, self.generation = path, run_key, width, generation
         self._db: sqlite3.Connection | None = None
         self._failed = False
 
     @property
-    def identity(self) -> tuple[str, bytes, int]:
-        return self.path, self.run_key, self.generation
+    def identity(self) -> tuple[str, bytes, int, int]:
+        return self.path, self.run_key, self.width, self.generation
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "run_key": self.run_key, "generation": self.generation}
+        return {"path": self.path, "run_key": self.run_key, "width": self.width, "generation": self.generation}
 
     def __setstate__(self, state: dict) -> None:
-        self.path, self.run_key, self.generation = state["path"], state["run_key"], state["generation"]
+        self.path, self.run_key, self.width = state["path"], state["run_key"], state["width"]
+        self.generation = state["generation"]
         self._db, self._failed = None, False
 
     def read(self, cleaned: Sequence[str]) -> HeldAnswers | None:
@@ -382,7 +385,8 @@ class CacheReader:
                 part = unique[start : start + _SQL_VARIABLES]
                 marks = ",".join("?" * len(part))
                 for key, value, count in self._db.execute(
-                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND tokens IS NOT NULL", part):
+                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND tokens IS NOT NULL "
+                        "AND length(logits) = ?", [*part, 4 * self.width]):
                     for i in position[key]:
                         rows.append(i)
                         logits.append(value)
