@@ -254,3 +254,20 @@ def test_a_reader_skips_answers_of_another_width_and_does_not_raise(tmp_path):
         assert found.rows[order].tolist() == [0, 2, 3]
         np.testing.assert_array_equal(found.logits[order], logits[[0, 2, 3]])
         assert cache.reader(KEY, 2).read(texts) is None  # a model with two labels finds none of these
+
+
+def test_a_reader_skips_token_counts_that_are_not_counts(tmp_path):
+    """A hand-edited file's token count may be text, negative or past int32: that row is tokenized again (its
+    count is written to the output), never a crash of the run nor a wrong count."""
+    texts = [f"row {i}" for i in range(5)]
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        cache.store(_keys(5), _logits(5), np.asarray([3, 4, 5, 6, 7], np.int32))
+    db = sqlite3.connect(tmp_path / "c.sqlite3")
+    for key, value in zip(_keys(4)[1:], ("abc", -7, 1 << 40), strict=True):
+        db.execute("UPDATE answers SET tokens = ? WHERE key = ?", (value, key))
+    db.commit()
+    db.close()
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        found = cache.reader(KEY, 3).read(texts)
+        order = np.argsort(found.rows)
+        assert found.rows[order].tolist() == [0, 4] and found.tokens[order].tolist() == [3, 7]

@@ -385,8 +385,9 @@ class CacheReader:
                 part = unique[start : start + _SQL_VARIABLES]
                 marks = ",".join("?" * len(part))
                 for key, value, count in self._db.execute(
-                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND tokens IS NOT NULL "
-                        "AND length(logits) = ?", [*part, 4 * self.width]):
+                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND length(logits) = ? "
+                        "AND typeof(tokens) = 'integer' AND tokens BETWEEN 0 AND 2147483647",  # not NULL: untruncated
+                        [*part, 4 * self.width]):
                     for i in position[key]:
                         rows.append(i)
                         logits.append(value)
