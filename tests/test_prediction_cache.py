@@ -271,3 +271,39 @@ def test_a_reader_skips_token_counts_that_are_not_counts(tmp_path):
         found = cache.reader(KEY, 3).read(texts)
         order = np.argsort(found.rows)
         assert found.rows[order].tolist() == [0, 4] and found.tokens[order].tolist() == [3, 7]
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign"])
+def test_a_file_that_is_not_a_cache_is_moved_aside_never_deleted(tmp_path, kind):
+    """`--cache` naming a user's file by mistake (their input, another SQLite database) must not lose it: the file
+    is moved aside, byte for byte, and a cache is built in its place."""
+    path = tmp_path / "reviews.jsonl"
+    if kind == "text":
+        path.write_text('{"text": "a review"}\n' * 200, encoding="utf-8")
+    else:
+        with sqlite3.connect(path) as other:
+            other.execute("CREATE TABLE notes (body TEXT)")
+            other.execute("INSERT INTO notes VALUES ('keep me')")
+        other.close()
+    before = path.read_bytes()
+    warnings: list[str] = []
+    with _cache(path, warnings) as cache:
+        assert cache.enabled
+    aside = tmp_path / "reviews.jsonl.unusable"
+    assert aside.read_bytes() == before
+    assert len(warnings) == 1 and "starting it anew" in warnings[0] and str(aside) in warnings[0], warnings
+    path.write_text("not a cache either", encoding="utf-8")
+    with _cache(path, warnings) as cache:  # an earlier file moved aside is not overwritten
+        assert cache.enabled
+    assert aside.read_bytes() == before and (tmp_path / "reviews.jsonl.unusable.1").read_text() == "not a cache either"
+
+
+def test_a_damaged_cache_of_its_own_is_deleted_not_kept(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    with _cache(path) as cache:
+        cache.store(_keys(3000), _logits(3000))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # its header says it is a mixedclf cache: nothing to keep
+    with _cache(path) as cache:
+        assert cache.enabled
+    assert [p.name for p in tmp_path.iterdir() if "unusable" in p.name] == []

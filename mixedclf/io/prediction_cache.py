@@ -55,6 +55,27 @@ def _check_length(path: Path) -> None:
         raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
 
 
+def _is_own_cache(path: Path) -> bool:
+    """Whether the file's header says it is a mixedclf prediction cache (or it is empty): a damaged one holds
+    nothing worth keeping. Anything else named as the cache (an input file, another database) is only moved."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(72)
+    except FileNotFoundError:
+        return True
+    return not header or (header[:16] == b"SQLite format 3\x00" and len(header) == 72
+                          and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.1`, `path.2`, ...: the first name no file has."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{path}.{n}")
+    return candidate
+
+
 def _cannot_open(exc: sqlite3.Error) -> bool:
     """SQLite could not open or create the file (permissions, a read-only file system), as opposed to a file it
     opened and found damaged."""
@@ -175,10 +196,16 @@ class PredictionCache:
 
     def _rebuild(self, why: str) -> None:
         self._close_db()
-        self._warn(f"prediction cache {self.path} is unusable ({why}); starting it anew")
         try:
+            aside = None if _is_own_cache(self.path) else _free_name(Path(f"{self.path}.unusable"))
+            self._warn(f"prediction cache {self.path} is unusable ({why}); starting it anew"
+                       + (f" (the file is moved to {aside})" if aside is not None else ""))
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                part = Path(f"{self.path}{suffix}")
+                if aside is not None and part.exists():  # not a cache of ours: perhaps the user's data
+                    part.rename(f"{aside}{suffix}")
+                else:
+                    part.unlink(missing_ok=True)
             self.generation += 1
             self._db = self._connect()
         except (sqlite3.Error, OSError) as exc:
