@@ -61,7 +61,7 @@ def main() -> None:
     tokens = np.full(BATCH, 24, dtype=np.int32)
 
     with PredictionCache(path, max_bytes=16 << 30) as cache:
-        reader = cache.reader(key)
+        reader = cache.reader(key, LABELS)
         reader_cpu = main_cpu = 0.0
         wall0 = time.perf_counter()
         for start in range(0, args.rows, BATCH):

@@ -323,3 +323,16 @@ def test_cache_max_bytes_caps_the_file_in_a_real_run(tmp_path, tiny_model):
     assert report.cache.stored > 0 and report.cache.evicted > 0
     on_disk = sum(p.stat().st_size for p in (cache, tmp_path / "c.sqlite3-wal") if p.exists())
     assert on_disk <= cap
+
+
+def test_a_cache_named_as_the_input_is_off_for_the_run_and_the_input_is_untouched(tmp_path, tiny_model):
+    """`--cache` naming the run's own input (a slip of the shell) is one warning: the input is read, not turned
+    into a cache, and the output is a run without the cache's."""
+    _run(tmp_path, tiny_model, tmp_path / "plain.jsonl")
+    source = tmp_path / "in.jsonl"
+    before = source.read_bytes()
+    report, warnings = _run(tmp_path, tiny_model, tmp_path / "out.jsonl", cache=source)
+    assert source.read_bytes() == before and not (tmp_path / "in.jsonl.unusable").exists()
+    assert len(warnings) == 1 and "off for this run" in warnings[0], warnings
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
+    assert report.cache is None or report.cache.hits == 0

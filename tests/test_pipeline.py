@@ -132,6 +132,23 @@ def test_only_the_misses_reach_the_device_once_each(model):
     assert len(answers.held) == 5  # the 3 computed were stored
 
 
+def test_a_stored_answer_of_another_width_is_a_miss_not_an_answer(model):
+    """A damaged store may hand back a vector that is not one logit per label: the row is computed, never
+    answered with a broadcast or a crash."""
+    spec, _loaded, tokenizer, _pad = model
+    key = run_key(model=str(spec.path))
+    answers = MemoryAnswers()
+    seqs = to_sequences(TEXTS, tokenizer)
+    reference = _pipeline(model).infer(seqs).logits
+    keys = answer_keys(key, seqs.batch.cleaned)
+    answers.store([keys[1], keys[3]], np.zeros((2, 1), np.float32))  # one float where the model has two labels
+    answers.held[keys[4]] = np.zeros(3, np.float32)
+    got = _pipeline(model, answers=answers, run_key=key).infer(seqs)
+    assert (got.work.answer_hits, got.work.answer_misses) == (0, len(TEXTS))
+    np.testing.assert_array_equal(got.logits, reference)
+    assert answers.held[keys[1]].shape == (len(spec.labels),)  # computed and stored again, right this time
+
+
 def test_rows_the_reader_answers_are_neither_tokenized_nor_computed_and_their_output_is_byte_identical(model):
     spec, _loaded, tokenizer, _pad = model
     long_text = " ".join(["word"] * 500)  # truncated at the model's max length: its count is not kept

@@ -208,7 +208,7 @@ def test_a_reader_answers_rows_with_their_token_counts_and_skips_truncated_ones(
     with _cache(tmp_path / "c.sqlite3") as cache:
         # row 1 was truncated (-1: its count is not kept); row 5 was never stored
         cache.store(_keys(5), logits[:5], np.asarray([3, -1, 4, 5, 6], np.int32))
-        reader = pickle.loads(pickle.dumps(cache.reader(KEY)))  # as a worker receives it: no connection travels
+        reader = pickle.loads(pickle.dumps(cache.reader(KEY, 3)))  # as a worker receives it: no connection travels
         found = reader.read(texts + ["row 0"])
         order = np.argsort(found.rows)  # in whatever order SQLite returns them
         assert found.rows[order].tolist() == [0, 2, 3, 4, 6] and found.tokens[order].tolist() == [3, 4, 5, 6, 3]
@@ -216,22 +216,94 @@ def test_a_reader_answers_rows_with_their_token_counts_and_skips_truncated_ones(
         assert reader.read(["row 5"]) is None
         cache.record_hits(_keys(2))
         assert (cache.stats.hits, cache.stats.untokenized) == (2, 2)
-        assert cache.reader(run_key(model="other")).read(texts) is None  # another run key reads nothing
+        assert cache.reader(run_key(model="other"), 3).read(texts) is None  # another run key reads nothing
 
 
 def test_a_reader_of_a_file_it_cannot_read_answers_nothing_and_does_not_raise(tmp_path):
     from mixedclf.io.prediction_cache import CacheReader
 
-    assert CacheReader(str(tmp_path / "missing.sqlite3"), KEY).read(["row 0"]) is None
+    assert CacheReader(str(tmp_path / "missing.sqlite3"), KEY, 3).read(["row 0"]) is None
     assert not (tmp_path / "missing.sqlite3").exists()  # read-only: nothing is created
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"not a database" * 100)
-    reader = CacheReader(str(garbage), KEY)
+    reader = CacheReader(str(garbage), KEY, 3)
     assert reader.read(["row 0"]) is None and reader.read(["row 0"]) is None
 
 
 def test_a_cache_that_stopped_serving_gives_no_reader(tmp_path):
     cache = _cache(tmp_path / "c.sqlite3")
-    assert cache.reader(KEY) is not None
+    assert cache.reader(KEY, 3) is not None
     cache.close()
-    assert cache.reader(KEY) is None
+    assert cache.reader(KEY, 3) is None
+
+
+def test_a_reader_skips_answers_of_another_width_and_does_not_raise(tmp_path):
+    """A file damaged or filled by hand may hold a blob that is not `width` float32s: that row is read as a miss
+    (tokenized and looked up as usual), never a crash of the run nor a wrong answer."""
+    texts = [f"row {i}" for i in range(4)]
+    logits = _logits(4)
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        cache.store(_keys(4), logits, np.asarray([3, 4, 5, 6], np.int32))
+    db = sqlite3.connect(tmp_path / "c.sqlite3")
+    db.execute("UPDATE answers SET logits = x'00000000' WHERE key = ?", (_keys(4)[1],))
+    db.commit()
+    db.close()
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        found = cache.reader(KEY, 3).read(texts)
+        order = np.argsort(found.rows)
+        assert found.rows[order].tolist() == [0, 2, 3]
+        np.testing.assert_array_equal(found.logits[order], logits[[0, 2, 3]])
+        assert cache.reader(KEY, 2).read(texts) is None  # a model with two labels finds none of these
+
+
+def test_a_reader_skips_token_counts_that_are_not_counts(tmp_path):
+    """A hand-edited file's token count may be text, negative or past int32: that row is tokenized again (its
+    count is written to the output), never a crash of the run nor a wrong count."""
+    texts = [f"row {i}" for i in range(5)]
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        cache.store(_keys(5), _logits(5), np.asarray([3, 4, 5, 6, 7], np.int32))
+    db = sqlite3.connect(tmp_path / "c.sqlite3")
+    for key, value in zip(_keys(4)[1:], ("abc", -7, 1 << 40), strict=True):
+        db.execute("UPDATE answers SET tokens = ? WHERE key = ?", (value, key))
+    db.commit()
+    db.close()
+    with _cache(tmp_path / "c.sqlite3") as cache:
+        found = cache.reader(KEY, 3).read(texts)
+        order = np.argsort(found.rows)
+        assert found.rows[order].tolist() == [0, 4] and found.tokens[order].tolist() == [3, 7]
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign"])
+def test_a_file_that_is_not_a_cache_is_moved_aside_never_deleted(tmp_path, kind):
+    """`--cache` naming a user's file by mistake (their input, another SQLite database) must not lose it: the file
+    is moved aside, byte for byte, and a cache is built in its place."""
+    path = tmp_path / "reviews.jsonl"
+    if kind == "text":
+        path.write_text('{"text": "a review"}\n' * 200, encoding="utf-8")
+    else:
+        with sqlite3.connect(path) as other:
+            other.execute("CREATE TABLE notes (body TEXT)")
+            other.execute("INSERT INTO notes VALUES ('keep me')")
+        other.close()
+    before = path.read_bytes()
+    warnings: list[str] = []
+    with _cache(path, warnings) as cache:
+        assert cache.enabled
+    aside = tmp_path / "reviews.jsonl.unusable"
+    assert aside.read_bytes() == before
+    assert len(warnings) == 1 and "starting it anew" in warnings[0] and str(aside) in warnings[0], warnings
+    path.write_text("not a cache either", encoding="utf-8")
+    with _cache(path, warnings) as cache:  # an earlier file moved aside is not overwritten
+        assert cache.enabled
+    assert aside.read_bytes() == before and (tmp_path / "reviews.jsonl.unusable.1").read_text() == "not a cache either"
+
+
+def test_a_damaged_cache_of_its_own_is_deleted_not_kept(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    with _cache(path) as cache:
+        cache.store(_keys(3000), _logits(3000))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # its header says it is a mixedclf cache: nothing to keep
+    with _cache(path) as cache:
+        assert cache.enabled
+    assert [p.name for p in tmp_path.iterdir() if "unusable" in p.name] == []

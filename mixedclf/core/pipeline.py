@@ -151,6 +151,8 @@ class StagePipeline:
                 self.answers.record_hits([keys[i] for i in np.flatnonzero(batch.held)])
             asked = np.flatnonzero(~answered)
             for k, logits in self.answers.lookup([keys[i] for i in asked]).items():
+                if logits.shape != (labels,):  # a damaged store's blob: computed (and stored) again
+                    continue
                 out[asked[k]] = logits
                 answered[asked[k]] = True
             todo = np.flatnonzero(~answered)

@@ -156,7 +156,7 @@ class LocalEngine:
             key = answer_run_key(spec, model, o.clean, tokenizer_json) if self.answers is not None else b""
             if isinstance(self.cache, PredictionCache):
                 cache = self.cache
-                self.feed.reader = lambda: cache.reader(key)  # rows it answered are not tokenized
+                self.feed.reader = lambda: cache.reader(key, len(spec.labels))  # rows it answered are not tokenized
             pipeline = StagePipeline(model.module, plan.device, spec, pad_id, batch_size=plan.batch[0],
                                      max_batch_tokens=plan.batch[1], dedup=o.dedup, all_scores=o.all_scores,
                                      answers=self.answers, run_key=key, output_prefix=o.output_prefix,

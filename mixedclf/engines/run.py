@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -77,7 +78,19 @@ def open_cache(opts: ClassifyOptions, warn: Callable[[str], None]):
     from mixedclf.io.prediction_cache import PredictionCache
     from mixedclf.models.cache import prediction_cache_path
 
-    return PredictionCache(opts.cache or prediction_cache_path(), opts.cache_max_bytes, warn=warn)
+    path = opts.cache or prediction_cache_path()
+    for named in ([opts.input] if isinstance(opts.input, str) else list(opts.input)) + [opts.output]:
+        if _same_file(path, named):  # a cache opened there would set the user's file aside as "not a cache"
+            warn(f"prediction cache off for this run: --cache {path} is this run's input or output file")
+            return None
+    return PredictionCache(path, opts.cache_max_bytes, warn=warn)
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either not an existing local file (a URI, "-", a new output)
+        return False
 
 
 def _cache_savings(cache, run, pricing, cost):

@@ -55,6 +55,27 @@ def _check_length(path: Path) -> None:
         raise sqlite3.DatabaseError("the file is shorter than its header says (truncated)")
 
 
+def _is_own_cache(path: Path) -> bool:
+    """Whether the file's header says it is a mixedclf prediction cache (or it is empty): a damaged one holds
+    nothing worth keeping. Anything else named as the cache (an input file, another database) is only moved."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(72)
+    except FileNotFoundError:
+        return True
+    return not header or (header[:16] == b"SQLite format 3\x00" and len(header) == 72
+                          and int.from_bytes(header[68:72], "big") == APPLICATION_ID)
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.1`, `path.2`, ...: the first name no file has."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{path}.{n}")
+    return candidate
+
+
 def _cannot_open(exc: sqlite3.Error) -> bool:
     """SQLite could not open or create the file (permissions, a read-only file system), as opposed to a file it
     opened and found damaged."""
@@ -176,10 +197,16 @@ class PredictionCache:
 
     def _rebuild(self, why: str) -> None:
         self._close_db()
-        self._warn(f"prediction cache {self.path} is unusable ({why}); starting it anew")
         try:
+            aside = None if _is_own_cache(self.path) else _free_name(Path(f"{self.path}.unusable"))
+            self._warn(f"prediction cache {self.path} is unusable ({why}); starting it anew"
+                       + (f" (the file is moved to {aside})" if aside is not None else ""))
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                part = Path(f"{self.path}{suffix}")
+                if aside is not None and part.exists():  # not a cache of ours: perhaps the user's data
+                    part.rename(f"{aside}{suffix}")
+                else:
+                    part.unlink(missing_ok=True)
             self.generation += 1
             self._db = self._connect()
         except (sqlite3.Error, OSError) as exc:
@@ -246,13 +273,14 @@ class PredictionCache:
         self.stats.hits += len(keys)
         self.stats.untokenized += len(keys)
 
-    def reader(self, run_key: bytes) -> CacheReader | None:
-        """What a CPU worker reads of this cache under `run_key` (one object while the file stays the same, so a
-        reader in this process keeps its connection); None while the cache does not serve the run."""
+    def reader(self, run_key: bytes, width: int) -> CacheReader | None:
+        """What a CPU worker reads of this cache under `run_key` for a model with `width` labels (one object while
+        the file stays the same, so a reader in this process keeps its connection); None while the cache does not
+        serve the run."""
         if self._db is None:
             return None
-        if self._reader is None or self._reader.identity != (str(self.path), run_key, self.generation):
-            self._reader = CacheReader(str(self.path), run_key, self.generation)
+        if self._reader is None or self._reader.identity != (str(self.path), run_key, width, self.generation):
+            self._reader = CacheReader(str(self.path), run_key, width, self.generation)
         return self._reader
 
     def store(self, keys: Sequence[bytes], logits: np.ndarray, tokens: np.ndarray | None = None) -> None:
@@ -355,20 +383,22 @@ class CacheReader:
     (it travels to the worker by pickle, without one); any error ends its reading, and the main process's look-up
     answers those rows instead, so a reader never changes an answer or fails a run."""
 
-    def __init__(self, path: str, run_key: bytes, generation: int = 0):
-        self.path, self.run_key, self.generation = path, run_key, generation
+    def __init__(self, path: str, run_key: bytes, width: int, generation: int = 0):
+        # width: labels per answer; a blob of another size (a damaged or hand-filled file) is not read
+        self.path, self.run_key, self.width, self.generation = path, run_key, width, generation
         self._db: sqlite3.Connection | None = None
         self._failed = False
 
     @property
-    def identity(self) -> tuple[str, bytes, int]:
-        return self.path, self.run_key, self.generation
+    def identity(self) -> tuple[str, bytes, int, int]:
+        return self.path, self.run_key, self.width, self.generation
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "run_key": self.run_key, "generation": self.generation}
+        return {"path": self.path, "run_key": self.run_key, "width": self.width, "generation": self.generation}
 
     def __setstate__(self, state: dict) -> None:
-        self.path, self.run_key, self.generation = state["path"], state["run_key"], state["generation"]
+        self.path, self.run_key, self.width = state["path"], state["run_key"], state["width"]
+        self.generation = state["generation"]
         self._db, self._failed = None, False
 
     def read(self, cleaned: Sequence[str]) -> HeldAnswers | None:
@@ -390,7 +420,9 @@ class CacheReader:
                 part = unique[start : start + _SQL_VARIABLES]
                 marks = ",".join("?" * len(part))
                 for key, value, count in self._db.execute(
-                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND tokens IS NOT NULL", part):
+                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND length(logits) = ? "
+                        "AND typeof(tokens) = 'integer' AND tokens BETWEEN 0 AND 2147483647",  # not NULL: untruncated
+                        [*part, 4 * self.width]):
                     for i in position[key]:
                         rows.append(i)
                         logits.append(value)

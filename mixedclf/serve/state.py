@@ -178,7 +178,7 @@ class ServerState:
             key = answer_run_key(self.spec, model, s.clean, self._tokenizer_json) if store is not None else b""
             if self.cache is not None:
                 cache = self.cache
-                self.reader = lambda: cache.reader(key)
+                self.reader = lambda: cache.reader(key, len(self.spec.labels))
             self.pipeline = StagePipeline(model.module, self.device, self.spec, pad_id,
                                           batch_size=s.max_batch_size, max_batch_tokens=self.max_batch_tokens,
                                           answers=store, run_key=key)
