@@ -37,6 +37,16 @@ def test_init_writes_the_original_design_and_refuses_to_overwrite(tmp_path):
     assert path.read_text() == "# mine\n"
 
 
+def _assert_one_line_exit_2(path, message):
+    """Loading the spec is one InputError line naming the file, and `deploy plan` on it exits 2 saying so."""
+    with pytest.raises(InputError) as caught:
+        load_spec(path)
+    line = str(caught.value)
+    assert message in line and "\n" not in line and line.startswith(str(path))
+    result = runner.invoke(app, ["deploy", "plan", str(path)])
+    assert result.exit_code == 2 and message in result.output
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["endpoints"]["pre"].update(bogus=1), "Extra inputs are not permitted"),
     (lambda d: d.update(colour="red"), "Extra inputs are not permitted"),
@@ -56,12 +66,7 @@ def test_bad_specs_are_one_clear_line(tmp_path, change, message):
     data = _spec_dict()
     change(data)
     path = _write(tmp_path, data)
-    with pytest.raises(InputError) as caught:
-        load_spec(path)
-    line = str(caught.value)
-    assert message in line and "\n" not in line and line.startswith(str(path))
-    result = runner.invoke(app, ["deploy", "plan", str(path)])
-    assert result.exit_code == 2 and message in result.output
+    _assert_one_line_exit_2(path, message)
 
 
 def test_the_written_template_round_trips_through_the_test_writer(tmp_path):
@@ -137,9 +142,4 @@ def test_a_spec_that_is_a_folder_or_binary_is_one_line_exit_2(tmp_path, kind, me
         path.mkdir()
     else:
         path.write_bytes(b"PAR1\x15\x04\x98\xff\x00")
-    with pytest.raises(InputError) as caught:
-        load_spec(path)
-    line = str(caught.value)
-    assert message in line and "\n" not in line and line.startswith(str(path))
-    result = runner.invoke(app, ["deploy", "plan", str(path)])
-    assert result.exit_code == 2 and message in result.output
+    _assert_one_line_exit_2(path, message)

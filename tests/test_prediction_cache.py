@@ -220,7 +220,7 @@ def test_a_reader_answers_rows_with_their_token_counts_and_skips_truncated_ones(
 
 
 def test_a_reader_of_a_file_it_cannot_read_answers_nothing_and_does_not_raise(tmp_path):
-    from mixedclf.io.prediction_cache import CacheReader
+    from mixedclf.io.cache_reader import CacheReader
 
     assert CacheReader(str(tmp_path / "missing.sqlite3"), KEY, 3).read(["row 0"]) is None
     assert not (tmp_path / "missing.sqlite3").exists()  # read-only: nothing is created

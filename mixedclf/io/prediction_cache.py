@@ -25,14 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mixedclf.core.answers import HeldAnswers, answer_keys
+from mixedclf.io.cache_reader import BUSY_TIMEOUT_MS, CacheReader, rows_by_key
 
 # "mxcl": tells this project's cache from any other SQLite file at the same path.
 APPLICATION_ID = 0x6D78636C
 SCHEMA_VERSION = 3  # 2: keys digest the cleaned text's digest (core.answers.text_digest); 3: token counts
 DEFAULT_MAX_BYTES = 1 << 30
-BUSY_TIMEOUT_MS = 5000
-_SQL_VARIABLES = 900  # under SQLite's oldest default limit of 999 host parameters per statement
 _PAGE_SIZE = 4096
 # Per stored row besides its key and logits: the b-tree cell and page slack (an estimate for the first insert; the
 # cap itself is enforced from the pages in use).
@@ -247,13 +245,9 @@ class PredictionCache:
             self.stats.misses += len(keys)
             return found
         position = {key: i for i, key in enumerate(keys)}
-        unique = list(position)
         try:
-            for start in range(0, len(unique), _SQL_VARIABLES):
-                part = unique[start : start + _SQL_VARIABLES]
-                marks = ",".join("?" * len(part))
-                for key, logits in self._db.execute(f"SELECT key, logits FROM answers WHERE key IN ({marks})", part):
-                    found[position[key]] = np.frombuffer(logits, dtype=np.float32)
+            for key, logits in rows_by_key(self._db, "logits", list(position)):
+                found[position[key]] = np.frombuffer(logits, dtype=np.float32)
         except sqlite3.Error as exc:
             self._failed(exc, writing=False)
             self.stats.misses += len(keys)
@@ -375,70 +369,3 @@ class PredictionCache:
                              "OFFSET ?)", (rows - keep - 1,))
             self.stats.evicted += rows - keep
         return True
-
-
-class CacheReader:
-    """A `core.answers.AnswerReader` on the cache file, for a CPU worker: the rows answered before under one run
-    key, with their token counts, so they are not tokenized. Its own read-only connection, opened on first use
-    (it travels to the worker by pickle, without one); any error ends its reading, and the main process's look-up
-    answers those rows instead, so a reader never changes an answer or fails a run."""
-
-    def __init__(self, path: str, run_key: bytes, width: int, generation: int = 0):
-        # width: labels per answer; a blob of another size (a damaged or hand-filled file) is not read
-        self.path, self.run_key, self.width, self.generation = path, run_key, width, generation
-        self._db: sqlite3.Connection | None = None
-        self._failed = False
-
-    @property
-    def identity(self) -> tuple[str, bytes, int, int]:
-        return self.path, self.run_key, self.width, self.generation
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "run_key": self.run_key, "width": self.width, "generation": self.generation}
-
-    def __setstate__(self, state: dict) -> None:
-        self.path, self.run_key, self.width = state["path"], state["run_key"], state["width"]
-        self.generation = state["generation"]
-        self._db, self._failed = None, False
-
-    def read(self, cleaned: Sequence[str]) -> HeldAnswers | None:
-        if self._failed or not cleaned:
-            return None
-        keys = answer_keys(self.run_key, cleaned)
-        position: dict[bytes, list[int]] = {}
-        for i, key in enumerate(keys):
-            position.setdefault(key, []).append(i)
-        unique = list(position)
-        rows: list[int] = []
-        logits: list[bytes] = []
-        tokens: list[int] = []
-        try:
-            if self._db is None:
-                self._db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
-                                           timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            for start in range(0, len(unique), _SQL_VARIABLES):
-                part = unique[start : start + _SQL_VARIABLES]
-                marks = ",".join("?" * len(part))
-                for key, value, count in self._db.execute(
-                        f"SELECT key, logits, tokens FROM answers WHERE key IN ({marks}) AND length(logits) = ? "
-                        "AND typeof(tokens) = 'integer' AND tokens BETWEEN 0 AND 2147483647",  # not NULL: untruncated
-                        [*part, 4 * self.width]):
-                    for i in position[key]:
-                        rows.append(i)
-                        logits.append(value)
-                        tokens.append(count)
-        except (sqlite3.Error, OSError):
-            self._failed = True
-            self.close()
-            return None
-        if not rows:
-            return None
-        return HeldAnswers(np.asarray(rows, dtype=np.int64),
-                           np.frombuffer(b"".join(logits), dtype=np.float32).reshape(len(rows), -1),
-                           np.asarray(tokens, dtype=np.int32))
-
-    def close(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            self._db = None
